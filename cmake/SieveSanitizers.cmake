@@ -1,0 +1,17 @@
+# Sanitizers apply to every target of the build (tests run under them in CI).
+set(_san "")
+if(SIEVE_SANITIZE_ADDRESS)
+  list(APPEND _san address)
+endif()
+if(SIEVE_SANITIZE_UNDEFINED)
+  list(APPEND _san undefined)
+endif()
+if(SIEVE_SANITIZE_THREAD)
+  list(APPEND _san thread)
+endif()
+if(_san)
+  list(JOIN _san "," _san_list)
+  add_compile_options($<$<COMPILE_LANGUAGE:CXX,C>:-fsanitize=${_san_list}> $<$<COMPILE_LANGUAGE:CXX,C>:-fno-omit-frame-pointer>
+                      $<$<COMPILE_LANGUAGE:CXX,C>:-fno-sanitize-recover=undefined>)
+  add_link_options(-fsanitize=${_san_list})
+endif()

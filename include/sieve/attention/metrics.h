@@ -1,0 +1,36 @@
+// Quality and cost metrics of a pattern against exact dense attention.
+//
+// recall: for each query row, the fraction of its true softmax mass (dense, causal) that falls
+// inside the pattern; reported per head as mean, min and 1st percentile, and overall.
+// rel_error = ||O_sparse - O_dense||_2 / ||O_dense||_2 over the whole output; cosine likewise.
+#pragma once
+
+#include "sieve/attention/params.h"
+#include "sieve/attention/sparse_pattern.h"
+
+#include <vector>
+
+namespace sieve::attention {
+
+struct HeadRecall {
+  double mean = 0, min = 0, p01 = 0;
+};
+
+struct PatternMetrics {
+  double block_density = 0;  // selected tiles / causal tiles
+  double token_density = 0;  // kept causal pairs / causal pairs
+  double recall_mean = 0, recall_min = 0, recall_p01 = 0;
+  std::vector<HeadRecall> per_head;  // per query head
+  double rel_error = 0, cosine = 0;
+};
+
+/// Recall of `pattern` against the exact softmax of q, k (f64 scores, computed here).
+/// `row_stride` > 1 evaluates every row_stride-th query row only (documented approximation for
+/// very long inputs; 1 = exact over all rows).
+PatternMetrics pattern_recall(const TensorView& q, const TensorView& k, const SparsePattern& pattern,
+                              const AttentionOptions& opts, int64_t row_stride = 1);
+
+/// Fills rel_error and cosine of `approx` against `exact` (same shape, any dtypes).
+void output_error(const TensorView& approx, const TensorView& exact, PatternMetrics& m);
+
+}  // namespace sieve::attention

@@ -1,0 +1,48 @@
+// Deterministic synthetic Q/K/V with planted attention structure.
+//
+// Each head gets a mixture of: attention sink (key 0..sink_tokens), local band, vertical stripes
+// (a few key positions every query attends), slash lines (fixed relative offsets), needles (a key
+// matched by a few late queries) and diffuse background. The same (config, seed) always gives the
+// same tensors. `planted_mask` returns the ground-truth structure for recall-of-planted-mass tests.
+#pragma once
+
+#include "sieve/attention/params.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace sieve::attention {
+
+struct SyntheticConfig {
+  int64_t num_heads_q = 8, num_heads_kv = 2, seq_len = 4096, head_dim = 128;
+  DType dtype = DType::kBF16;
+  uint64_t seed = 0;
+  int64_t sink_tokens = 4;
+  int64_t local_window = 256;
+  int num_stripes = 8;
+  int num_slashes = 4;
+  int num_needles = 4;
+  /// Strength (logit boost) of planted structure over background.
+  float strength = 8.0f;
+};
+
+struct PlantedStructure {
+  std::vector<int64_t> stripe_keys;      // per KV head concatenated, see stripe_indptr
+  std::vector<int64_t> stripe_indptr;    // [num_heads_kv + 1]
+  std::vector<int64_t> slash_offsets;    // per KV head, same indptr scheme
+  std::vector<int64_t> slash_indptr;
+  struct Needle { int64_t head_kv, key, query_begin, query_end; };
+  std::vector<Needle> needles;
+  std::vector<std::string> head_kind;    // per query head: "local", "stripes", "slash", "needle", "mixed", "diffuse"
+};
+
+struct SyntheticWorkload {
+  Tensor q, k, v;  // [Hq, L, D], [Hkv, L, D], [Hkv, L, D]
+  PlantedStructure planted;
+};
+
+/// @throws sieve::Error for inconsistent sizes (GQA divisibility, non-positive lengths)
+SyntheticWorkload make_synthetic(const SyntheticConfig& config);
+
+}  // namespace sieve::attention

@@ -1,0 +1,21 @@
+// Wall-clock timer (steady_clock) for selector/executor timings and progress reports.
+#pragma once
+
+#include <chrono>
+
+namespace sieve {
+
+class Timer {
+ public:
+  Timer() : start_(std::chrono::steady_clock::now()) {}
+  void reset() { start_ = std::chrono::steady_clock::now(); }
+  double seconds() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  }
+  double ms() const { return seconds() * 1e3; }
+
+ private:
+  std::chrono::steady_clock::time_point start_;
+};
+
+}  // namespace sieve

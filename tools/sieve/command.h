@@ -1,0 +1,30 @@
+// Subcommand registration for the `sieve` tool.
+//
+// Each cmd_<name>.cpp defines a function that adds a CLI11 subcommand and registers it with a
+// static SIEVE_REGISTER_COMMAND(fn). The callback runs the command; errors are thrown as
+// sieve::Error (or std::exception) and main() prints one line and exits non-zero.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <vector>
+
+namespace sieve::tool {
+
+using CommandSetup = void (*)(CLI::App& app);
+
+std::vector<CommandSetup>& command_registry();
+
+struct CommandRegistrar {
+  explicit CommandRegistrar(CommandSetup fn) { command_registry().push_back(fn); }
+};
+
+/// Exit code a command sets through set_exit_code() (default 0).
+void set_exit_code(int code);
+int exit_code();
+
+}  // namespace sieve::tool
+
+#define SIEVE_REGISTER_COMMAND(fn) \
+  static ::sieve::tool::CommandRegistrar sieve_command_registrar_##fn(&fn)
