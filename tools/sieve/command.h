@@ -15,9 +15,15 @@ namespace sieve::tool {
 using CommandSetup = void (*)(CLI::App& app);
 
 std::vector<CommandSetup>& command_registry();
+/// Setups for subcommands of `sieve attn` (e.g. `sieve attn eval`); cmd_attn.cpp calls each with
+/// the `attn` CLI::App after creating it.
+std::vector<CommandSetup>& attn_subcommand_registry();
 
 struct CommandRegistrar {
   explicit CommandRegistrar(CommandSetup fn) { command_registry().push_back(fn); }
+};
+struct AttnSubcommandRegistrar {
+  explicit AttnSubcommandRegistrar(CommandSetup fn) { attn_subcommand_registry().push_back(fn); }
 };
 
 /// Exit code a command sets through set_exit_code() (default 0).
@@ -28,3 +34,6 @@ int exit_code();
 
 #define SIEVE_REGISTER_COMMAND(fn) \
   static ::sieve::tool::CommandRegistrar sieve_command_registrar_##fn(&fn)
+
+#define SIEVE_REGISTER_ATTN_SUBCOMMAND(fn) \
+  static ::sieve::tool::AttnSubcommandRegistrar sieve_attn_subcommand_registrar_##fn(&fn)

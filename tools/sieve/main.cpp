@@ -12,6 +12,11 @@ std::vector<CommandSetup>& command_registry() {
   return registry;
 }
 
+std::vector<CommandSetup>& attn_subcommand_registry() {
+  static std::vector<CommandSetup> registry;
+  return registry;
+}
+
 namespace {
 int g_exit_code = 0;
 }
