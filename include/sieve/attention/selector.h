@@ -60,4 +60,10 @@ std::unique_ptr<PatternSelector> make_selector(std::string_view name,
 /// Registered names in a stable order.
 std::vector<std::string> selector_names();
 
+/// Setting parsers shared by every selector's set(): the whole value must parse, otherwise
+/// sieve::Error "selector 'NAME': setting 'KEY' needs ..., got 'VALUE'".
+int64_t parse_setting_int(std::string_view selector, std::string_view key, std::string_view value);
+/// true/false, 1/0, yes/no, on/off.
+bool parse_setting_bool(std::string_view selector, std::string_view key, std::string_view value);
+
 }  // namespace sieve::attention

@@ -1,0 +1,55 @@
+// Name -> factory table of every selector. Adding a selector is one include and one line here;
+// the order of the table is the order of selector_names() and of `sieve attn --method all`.
+#include "sieve/attention/selector.h"
+#include "sieve/attention/selectors/dense.h"
+#include "sieve/attention/selectors/streaming.h"
+#include "sieve/core/error.h"
+
+namespace sieve::attention {
+
+namespace {
+
+template <class T>
+std::unique_ptr<PatternSelector> make() {
+  return std::make_unique<T>();
+}
+
+struct Entry {
+  const char* name;
+  std::unique_ptr<PatternSelector> (*make)();
+};
+
+constexpr Entry kSelectors[] = {
+    {"dense", &make<DenseSelector>},
+    {"streaming", &make<StreamingSelector>},
+};
+
+}  // namespace
+
+std::vector<std::string> selector_names() {
+  std::vector<std::string> names;
+  for (const Entry& e : kSelectors) names.emplace_back(e.name);
+  return names;
+}
+
+std::unique_ptr<PatternSelector> make_selector(std::string_view name) {
+  for (const Entry& e : kSelectors)
+    if (name == e.name) return e.make();
+  std::string known;
+  for (const Entry& e : kSelectors) known += std::string(known.empty() ? "" : ", ") + e.name;
+  SIEVE_FAIL("unknown attention method '{}' (known: {})", name, known);
+}
+
+std::unique_ptr<PatternSelector> make_selector(std::string_view name,
+                                               const std::vector<std::string>& settings) {
+  auto s = make_selector(name);
+  for (const std::string& kv : settings) {
+    const size_t eq = kv.find('=');
+    SIEVE_CHECK(eq != std::string::npos && eq > 0,
+                "selector '{}': setting '{}' must look like key=value", name, kv);
+    s->set(std::string_view(kv).substr(0, eq), std::string_view(kv).substr(eq + 1));
+  }
+  return s;
+}
+
+}  // namespace sieve::attention
