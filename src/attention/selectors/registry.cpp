@@ -2,7 +2,13 @@
 // the order of the table is the order of selector_names() and of `sieve attn --method all`.
 #include "sieve/attention/selector.h"
 #include "sieve/attention/selectors/dense.h"
+#include "sieve/attention/selectors/flex_prefill.h"
+#include "sieve/attention/selectors/rr_attention.h"
+#include "sieve/attention/selectors/sample_attention.h"
 #include "sieve/attention/selectors/streaming.h"
+#include "sieve/attention/selectors/unisparse.h"
+#include "sieve/attention/selectors/vertical_slash.h"
+#include "sieve/attention/selectors/xattention.h"
 #include "sieve/core/error.h"
 
 namespace sieve::attention {
@@ -22,6 +28,12 @@ struct Entry {
 constexpr Entry kSelectors[] = {
     {"dense", &make<DenseSelector>},
     {"streaming", &make<StreamingSelector>},
+    {"sample", &make<SampleAttentionSelector>},
+    {"rr", &make<RRSelector>},
+    {"unisparse", &make<UniSparseSelector>},
+    {"xattn", &make<XAttentionSelector>},
+    {"vslash", &make<VerticalSlashSelector>},
+    {"flexprefill", &make<FlexPrefillSelector>},
 };
 
 }  // namespace

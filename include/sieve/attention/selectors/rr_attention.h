@@ -1,0 +1,51 @@
+// RRAttention (Liu et al., arXiv 2602.05853): dynamic block-sparse attention via per-head
+// round-robin shifts. Confirmed: round-robin query sampling inside each stride S with the sampling
+// offset rotating across heads, stride-level aggregation, O(L^2/S^2) estimation, adaptive Top-tau
+// block selection, query independence. Reconstructed (named parameters, see
+// docs/methods/attention-selectors.md): the offset function, the key aggregation operator and the
+// Top-tau rule (XAttention's cumulative rule). Input q [Hq, Lq, D], k [Hkv, Lk, D]; output a block
+// pattern of block_q x block_k tiles with the sink and diagonal blocks always kept.
+#pragma once
+
+#include "sieve/attention/selector.h"
+
+namespace sieve::attention {
+
+struct RRConfig {
+  /// Stride S: one sampled query per S query rows, one aggregated key per S key rows. Must divide
+  /// block_q and block_k. Estimation costs ~1/(2 S^2) of dense causal attention.
+  int stride = 16;
+  /// Top-tau: per (head, query block) keep the fewest key blocks whose estimated mass reaches
+  /// tau of the row total (sink and diagonal counted first). In (0, 1]; 1 keeps every block.
+  double tau = 0.95;
+  /// Sampling offset inside stride t for head h: kRotate r = (h + t) mod S (the offset moves
+  /// along the sequence and across heads), kHead r = h mod S (fixed per head).
+  enum class Offset { kRotate, kHead } offset = Offset::kRotate;
+  /// Key aggregation per stride: kMean averages the keys, kSample takes the key at the head's
+  /// round-robin offset. Each representative's exp(score) is weighted by the number of keys it
+  /// stands for; the query's own (partially visible) stride is scored exactly.
+  enum class KeyAgg { kMean, kSample } key_agg = KeyAgg::kMean;
+  /// kMean only: the `outliers` keys of each stride farthest from the stride mean are kept as
+  /// their own representatives (weight 1) next to the mean of the others, so that single-token
+  /// stripes and sinks are not diluted by 1/S. Cost grows by (1 + outliers); still O(L^2/S^2).
+  int outliers = 1;
+};
+
+class RRSelector final : public PatternSelector {
+ public:
+  explicit RRSelector(RRConfig config = {});
+  std::string name() const override { return "rr"; }
+  void set(std::string_view key, std::string_view value) override;
+  std::map<std::string, std::string> settings() const override;
+  void validate_config() const override;
+  const RRConfig& config() const { return config_; }
+
+ protected:
+  SparsePattern estimate(const TensorView& q, const TensorView& k, const AttentionOptions& opts,
+                         const AttentionShape& shape) const override;
+
+ private:
+  RRConfig config_;
+};
+
+}  // namespace sieve::attention

@@ -1,0 +1,46 @@
+// SampleAttention (Zhu et al., arXiv 2406.15486, MLSys 2025): adaptive structured sparse attention.
+// Confirmed: a local window covering a fixed percentage of the length plus head-specific column
+// stripes found by two-stage query-guided KV filtering: (1) exact attention of sampled query rows
+// (chunked sampling), accumulated per key column; (2) the minimal column set whose cumulative
+// residual attention (CRA) reaches alpha. Reconstructed (named parameters): the window ratio, the
+// sampling ratio and chunk layout, alpha, and that CRA also credits the always-kept sink and
+// diagonal blocks. Input q [Hq, Lq, D], k [Hkv, Lk, D]; output per head token columns + a band
+// (window) + the sink and diagonal blocks.
+#pragma once
+
+#include "sieve/attention/selector.h"
+
+#include <cstdint>
+
+namespace sieve::attention {
+
+struct SampleAttentionConfig {
+  /// CRA threshold alpha in (0, 1]: the kept columns plus window cover alpha of the sampled rows'
+  /// attention mass.
+  double alpha = 0.95;
+  /// Local window as a share of the key length (band = ceil(window_ratio * Lk) tokens).
+  double window_ratio = 0.08;
+  /// Share of query rows sampled in stage 1, in (0, 1].
+  double sample_ratio = 0.05;
+  /// Rows per sampled chunk; chunks are spread evenly and the last chunk ends at the last row.
+  int64_t chunk = 64;
+};
+
+class SampleAttentionSelector final : public PatternSelector {
+ public:
+  explicit SampleAttentionSelector(SampleAttentionConfig config = {});
+  std::string name() const override { return "sample"; }
+  void set(std::string_view key, std::string_view value) override;
+  std::map<std::string, std::string> settings() const override;
+  void validate_config() const override;
+  const SampleAttentionConfig& config() const { return config_; }
+
+ protected:
+  SparsePattern estimate(const TensorView& q, const TensorView& k, const AttentionOptions& opts,
+                         const AttentionShape& shape) const override;
+
+ private:
+  SampleAttentionConfig config_;
+};
+
+}  // namespace sieve::attention

@@ -1,0 +1,221 @@
+// RRAttention selector (CPU). Estimation, per query head h:
+//   1. in every stride t of S query rows take the one query at offset r_h(t) (round robin);
+//   2. one representative key per stride of S keys (mean, or the key at the head's offset);
+//   3. row softmax of (sampled query) x (stride keys) at stride resolution, causal by stride, with
+//      the query's own stride reduced to its visible keys;
+//   4. block scores = sums of that softmax over the (block_q/S) x (block_k/S) sub-grid;
+//   5. Top-tau per (head, query block), sink and diagonal first.
+// Cost: (Lq/S) * (Lk/S) * D / 2 multiply-adds per head, plus one O(Lk D) pass over K.
+// Every step for a query block reads only queries of that block: the pattern of a block does not
+// depend on other queries (query independence).
+#include "sieve/attention/selectors/rr_attention.h"
+
+#include "estimation.h"
+#include "sieve/core/error.h"
+#include "sieve/core/threading.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+namespace sieve::attention {
+
+namespace est = estimation;
+
+RRSelector::RRSelector(RRConfig config) : config_(config) {
+  common_.block_q = 128;
+  common_.block_k = 128;
+  common_.dense_below = 4096;
+}
+
+void RRSelector::set(std::string_view key, std::string_view value) {
+  if (key == "stride" || key == "S") {
+    config_.stride = int(parse_setting_int(name(), key, value));
+  } else if (key == "tau") {
+    config_.tau = est::parse_double(name(), key, value);
+  } else if (key == "offset") {
+    if (value == "rotate") config_.offset = RRConfig::Offset::kRotate;
+    else if (value == "head") config_.offset = RRConfig::Offset::kHead;
+    else SIEVE_FAIL("selector 'rr': offset must be 'rotate' or 'head', got '{}'", value);
+  } else if (key == "outliers") {
+    config_.outliers = int(parse_setting_int(name(), key, value));
+  } else if (key == "key_agg") {
+    if (value == "mean") config_.key_agg = RRConfig::KeyAgg::kMean;
+    else if (value == "sample") config_.key_agg = RRConfig::KeyAgg::kSample;
+    else SIEVE_FAIL("selector 'rr': key_agg must be 'mean' or 'sample', got '{}'", value);
+  } else {
+    PatternSelector::set(key, value);
+    return;
+  }
+  validate_config();
+}
+
+std::map<std::string, std::string> RRSelector::settings() const {
+  auto s = PatternSelector::settings();
+  s["stride"] = std::to_string(config_.stride);
+  s["tau"] = est::format_double(config_.tau);
+  s["offset"] = config_.offset == RRConfig::Offset::kRotate ? "rotate" : "head";
+  s["key_agg"] = config_.key_agg == RRConfig::KeyAgg::kMean ? "mean" : "sample";
+  s["outliers"] = std::to_string(config_.outliers);
+  return s;
+}
+
+void RRSelector::validate_config() const {
+  PatternSelector::validate_config();
+  est::check_open_closed(name(), "tau", config_.tau, 0.0, 1.0);
+  SIEVE_CHECK(config_.stride >= 1 && config_.stride <= 256,
+              "selector 'rr': stride must be in [1, 256], got {}", config_.stride);
+  SIEVE_CHECK(config_.outliers >= 0 && config_.outliers < config_.stride,
+              "selector 'rr': outliers must be in [0, stride), got {}", config_.outliers);
+  SIEVE_CHECK(common_.block_q % config_.stride == 0 && common_.block_k % config_.stride == 0,
+              "selector 'rr': stride {} must divide block_q {} and block_k {}", config_.stride,
+              common_.block_q, common_.block_k);
+}
+
+namespace {
+
+// Representatives of one stride of `count` keys (rows of `keys`, f32, ld = dim) in mean mode:
+// slot 0 is the mean of the keys that are not outliers, slots 1..m the m keys farthest from the
+// stride mean (squared distance, ties: earlier key). log_w gets each slot's log weight (how many
+// keys it stands for; -inf for an unused slot).
+void stride_representatives(const float* keys, int64_t count, int64_t dim, int64_t m, float* reps,
+                            float* log_w, std::vector<float>& mean, std::vector<int64_t>& order) {
+  const float ninf = -std::numeric_limits<float>::infinity();
+  const int64_t outl = std::min(m, count);
+  std::fill(log_w, log_w + 1 + m, ninf);
+  std::fill(reps, reps + (1 + m) * dim, 0.0f);
+  if (outl > 0) {
+    mean.resize(size_t(dim));
+    est::mean_rows(keys, count, dim, mean.data());
+    std::vector<float> dist(static_cast<size_t>(count));
+    for (int64_t j = 0; j < count; ++j) {
+      float d2 = 0;
+      for (int64_t d = 0; d < dim; ++d) {
+        const float x = keys[j * dim + d] - mean[size_t(d)];
+        d2 += x * x;
+      }
+      dist[size_t(j)] = d2;
+    }
+    order.resize(size_t(count));
+    std::iota(order.begin(), order.end(), 0);
+    std::partial_sort(order.begin(), order.begin() + outl, order.end(), [&](int64_t a, int64_t b) {
+      return dist[size_t(a)] > dist[size_t(b)] || (dist[size_t(a)] == dist[size_t(b)] && a < b);
+    });
+    for (int64_t t = 0; t < outl; ++t) {
+      std::copy_n(keys + order[size_t(t)] * dim, dim, reps + (1 + t) * dim);
+      log_w[1 + t] = 0.0f;
+    }
+  }
+  if (count > outl) {
+    // mean of the remaining keys
+    for (int64_t j = 0; j < count; ++j) {
+      bool is_outlier = false;
+      for (int64_t t = 0; t < outl; ++t) is_outlier |= order[size_t(t)] == j;
+      if (is_outlier) continue;
+      for (int64_t d = 0; d < dim; ++d) reps[d] += keys[j * dim + d];
+    }
+    const float inv = 1.0f / float(count - outl);
+    for (int64_t d = 0; d < dim; ++d) reps[d] *= inv;
+    log_w[0] = float(std::log(double(count - outl)));
+  }
+}
+
+}  // namespace
+
+SparsePattern RRSelector::estimate(const TensorView& q, const TensorView& k,
+                                   const AttentionOptions& opts, const AttentionShape& shape) const {
+  const int64_t S = config_.stride;
+  const est::BlockGeometry geo(shape, common_.block_q, common_.block_k, opts.causal);
+  const int64_t D = shape.head_dim, Lq = shape.seq_len_q, Lk = shape.seq_len_k;
+  const int64_t group = shape.group_size();
+  const float scale = effective_scale(opts, D);
+  const int64_t nks = (Lk + S - 1) / S;  // key strides
+  const int64_t nqs = (Lq + S - 1) / S;  // query strides
+  const bool mean_keys = config_.key_agg == RRConfig::KeyAgg::kMean;
+  const int64_t m = mean_keys ? std::min<int64_t>(config_.outliers, S - 1) : 0;
+  const int64_t R = 1 + m;  // representatives per stride
+  const int nt = num_threads();
+  const float ninf = -std::numeric_limits<float>::infinity();
+  const auto offset_of = [&](int64_t h, int64_t t) -> int64_t {
+    return config_.offset == RRConfig::Offset::kRotate ? (h + t) % S : h % S;
+  };
+
+  est::PatternBuilder builder(geo, int(shape.num_heads_q));
+  std::vector<float> reps(static_cast<size_t>(nks * R * D));  // stride representatives
+  std::vector<float> log_w(static_cast<size_t>(nks * R));     // their log weights
+  std::vector<float> sampled(static_cast<size_t>(nqs * D));   // one query per stride
+  std::vector<int64_t> rows(static_cast<size_t>(nqs));
+  int64_t staged_kv = -1;
+
+  for (int64_t h = 0; h < shape.num_heads_q; ++h) {
+    const int64_t hk = h / group;
+    // Stride representatives: in mean mode once per KV head; sampled keys per query head (their
+    // offsets depend on h). One O(Lk D) pass either way.
+    if (!mean_keys || hk != staged_kv) {
+#pragma omp parallel num_threads(nt)
+      {
+        std::vector<float> buf(static_cast<size_t>(S * D)), mean;
+        std::vector<int64_t> order;
+#pragma omp for schedule(static)
+        for (int64_t u = 0; u < nks; ++u) {
+          const int64_t r0 = u * S, r1 = std::min(r0 + S, Lk);
+          if (mean_keys) {
+            est::load_rows_f32(k, hk, r0, r1, buf.data());
+            stride_representatives(buf.data(), r1 - r0, D, m, &reps[size_t(u * R * D)],
+                                   &log_w[size_t(u * R)], mean, order);
+          } else {
+            est::load_row_f32(k, hk, std::min(r0 + offset_of(h, u), r1 - 1),
+                              &reps[size_t(u * D)]);
+            log_w[size_t(u)] = float(std::log(double(r1 - r0)));
+          }
+        }
+      }
+      staged_kv = hk;
+    }
+    // Round-robin query sampling: stride t contributes row t*S + r_h(t) (clipped to the stride).
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t t = 0; t < nqs; ++t) {
+      rows[size_t(t)] = std::min(t * S + offset_of(h, t), std::min(t * S + S, Lq) - 1);
+      est::load_row_f32(q, h, rows[size_t(t)], &sampled[size_t(t * D)]);
+    }
+
+    const auto visible = [&](int64_t t) -> int64_t {
+      return opts.causal ? std::clamp<int64_t>(geo.pos(rows[size_t(t)]) / S + 1, 0, nks) : nks;
+    };
+    const auto fix = [&](int64_t t, float* row, int64_t units) {
+      for (int64_t e = 0; e < units * R; ++e) row[e] += log_w[size_t(e)];
+      if (!opts.causal) return;
+      // The query's own stride holds keys up to its position only: its exact log-sum-exp over
+      // the visible keys (S dot products) replaces the representatives.
+      thread_local std::vector<float> buf;
+      const int64_t ud = units - 1, k0 = ud * S, k1 = std::min(geo.pos(rows[size_t(t)]) + 1, Lk);
+      buf.resize(static_cast<size_t>(S * D));
+      est::load_rows_f32(k, hk, k0, k1, buf.data());
+      const float* qr = &sampled[size_t(t * D)];
+      float mx = ninf;
+      float s[256];
+      const int64_t cnt = std::min<int64_t>(k1 - k0, 256);
+      for (int64_t j = 0; j < cnt; ++j) {
+        float dot = 0.0f;
+        for (int64_t d = 0; d < D; ++d) dot += qr[d] * buf[size_t(j * D + d)];
+        s[j] = scale * dot;
+        mx = std::max(mx, s[j]);
+      }
+      double sum = 0;
+      for (int64_t j = 0; j < cnt; ++j) sum += std::exp(double(s[j] - mx));
+      row[ud * R] = mx + float(std::log(sum));
+      for (int64_t e = ud * R + 1; e < units * R; ++e) row[e] = ninf;
+    };
+    const auto emit = [&](int64_t qb, const float* scores, int64_t nvis) {
+      std::vector<int32_t> sel;
+      est::select_cumulative(scores, nvis, config_.tau, geo.forced_blocks(qb), sel);
+      builder.set_row(int(h), qb, std::move(sel));
+    };
+    est::stride_block_scores(geo, sampled.data(), nqs, S, reps.data(), nks, S, R, D, scale,
+                             visible, fix, emit);
+  }
+  return builder.finish();
+}
+
+}  // namespace sieve::attention
