@@ -22,6 +22,9 @@ inline constexpr double kAttnF32MaxRel = 1e-5;
 inline constexpr double kAttnBf16OutElemRel = 0x1p-8;
 /// Output rounded to f16 (11-bit significand): one f16 ulp relative, 2^-11.
 inline constexpr double kAttnF16OutElemRel = 0x1p-11;
+/// Large logits: f32 scores carry a rounding error proportional to their size, and softmax passes
+/// it on. Extra max_rel allowed per unit of max |scale * q.k|: 8 f32 ulps (8 * 2^-24).
+inline constexpr double kAttnPerLogitRel = 8 * 0x1p-24;
 /// Natural-log log-sum-exp: |got - want| <= kAttnLseTol * (1 + |want|).
 inline constexpr double kAttnLseTol = 1e-5;
 

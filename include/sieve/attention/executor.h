@@ -9,6 +9,8 @@
 #include "sieve/attention/params.h"
 #include "sieve/attention/sparse_pattern.h"
 
+#include <string_view>
+
 namespace sieve::attention {
 
 /// @param q   [num_heads_q, seq_len_q, head_dim]
@@ -28,5 +30,11 @@ void block_sparse_attention(const TensorView& q, const TensorView& k, const Tens
 
 /// Name of the SIMD path chosen at run time ("avx512", "avx2" or "scalar").
 const char* cpu_kernel_isa();
+
+/// Forces the SIMD path of later calls: "auto" (the best the CPU has), "avx512", "avx2",
+/// "scalar", or "avx2-wide" (the AVX-512 16-lane tiling and bf16 pair layout emulated with AVX2,
+/// a test aid for machines without AVX-512). For tests and benchmarks; not thread-safe with
+/// concurrent attention calls. @throws sieve::Error for unknown names or ISAs the CPU lacks
+void set_cpu_kernel_isa(std::string_view isa);
 
 }  // namespace sieve::attention
