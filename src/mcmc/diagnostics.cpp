@@ -60,7 +60,10 @@ void fft(std::vector<std::complex<double>>& a, bool inverse) {
     const std::size_t half = len / 2, step = n / len;
     for (std::size_t i = 0; i < n; i += len) {
       for (std::size_t k = 0; k < half; ++k) {
-        const std::complex<double> u = a[i + k], v = a[i + k + half] * w[k * step];
+        // Written out: std::complex's operator* goes through the NaN-safe __muldc3 call.
+        const std::complex<double> u = a[i + k], b = a[i + k + half], t = w[k * step];
+        const std::complex<double> v(b.real() * t.real() - b.imag() * t.imag(),
+                                     b.real() * t.imag() + b.imag() * t.real());
         a[i + k] = u + v;
         a[i + k + half] = u - v;
       }
@@ -229,7 +232,7 @@ std::vector<double> autocovariance(std::span<const double> x) {
   std::vector<std::complex<double>> a(m, 0.0);
   for (std::size_t i = 0; i < n; ++i) a[i] = x[i] - mu;
   fft(a, false);
-  for (auto& v : a) v = std::norm(v);
+  for (auto& v : a) v = v.real() * v.real() + v.imag() * v.imag();
   fft(a, true);
   std::vector<double> out(n);
   // Inverse FFT without the 1/m factor, then the biased 1/n normalisation.
