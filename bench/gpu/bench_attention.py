@@ -1,0 +1,230 @@
+#!/usr/bin/env python3
+"""Peers of sieve's CUDA attention, timed in the same job on the same GPU, merged with sieve's rows.
+
+Runs torch SDPA (FlashAttention-2 and cuDNN backends) and FlexAttention on the identical block mask
+(keep_mask below is the rule of bench_attention_cuda.cu: keep_block), measures the bf16 GEMM and
+device-copy ceilings, reads sieve's CSV (bench_attention_cuda --csv), writes every row to
+OUT/gpu_attention.csv and prints a short table last.
+
+    python3 bench/gpu/bench_attention.py --sieve-csv FILE --out DIR \
+        [--dense 8192,32768,65536,131072] [--sparse 32768,131072] [--densities 1,0.5,0.2,0.1]
+
+Shape: 32 query heads, 8 KV heads, head dim 128, bf16, causal. Times: CUDA events, warm-up, median.
+"""
+import argparse
+import csv
+import math
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+H, HKV, D = 32, 8, 128
+DEV = "cuda"
+
+
+def median_ms(fn, iters, warm=1):
+    for _ in range(warm):
+        fn()
+    torch.cuda.synchronize()
+    ts = []
+    for _ in range(iters):
+        a = torch.cuda.Event(enable_timing=True)
+        b = torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        torch.cuda.synchronize()
+        ts.append(a.elapsed_time(b))
+    ts.sort()
+    return ts[len(ts) // 2]
+
+
+def iters_for(length):
+    return 3 if length >= 131072 else 5 if length >= 65536 else 10
+
+
+def causal_flops(length):
+    return 4.0 * H * D * length * (length + 1) / 2.0
+
+
+def keep_mask(nb, density, seed=1):
+    """[H, nb, nb] bool: the block rule of bench_attention_cuda.cu (keep_block), causal."""
+    h = torch.arange(H, device=DEV, dtype=torch.int64).view(H, 1, 1)
+    i = torch.arange(nb, device=DEV, dtype=torch.int64).view(1, nb, 1)
+    j = torch.arange(nb, device=DEV, dtype=torch.int64).view(1, 1, nb)
+    x = (h * 1000003 + i * 7919 + j * 104729 + seed * 15485863) % 2147483647
+    x = (x * 48271) % 2147483647
+    x = (x * 48271) % 2147483647
+    keep = (x.double() / 2147483647.0) < density
+    keep = keep | (j == i) | (j == 0)
+    return keep & (j <= i)
+
+
+def rows_ceilings():
+    out = []
+    a = torch.randn(8192, 8192, device=DEV, dtype=torch.bfloat16)
+    b = torch.randn(8192, 8192, device=DEV, dtype=torch.bfloat16)
+    ms = median_ms(lambda: a @ b, 10, 3)
+    out.append(dict(bench="ceiling", impl="torch_gemm_bf16_8192", len=8192, density=1.0, ms=ms,
+                    tflops=2 * 8192**3 / ms * 1e-9, note="random data"))
+    x = torch.empty(2**31, device=DEV, dtype=torch.uint8)
+    y = torch.empty_like(x)
+    ms = median_ms(lambda: y.copy_(x), 10, 3)
+    out.append(dict(bench="ceiling", impl="torch_copy", len=0, density=1.0, ms=ms, tflops=0.0,
+                    note=f"{2 * 2**31 / ms * 1e-9:.2f} TB/s"))
+    del a, b, x, y
+    return out
+
+
+def rows_sdpa(lengths):
+    out = []
+    for length in lengths:
+        q = torch.randn(1, H, length, D, device=DEV, dtype=torch.bfloat16)
+        k = torch.randn(1, HKV, length, D, device=DEV, dtype=torch.bfloat16)
+        v = torch.randn(1, HKV, length, D, device=DEV, dtype=torch.bfloat16)
+        for name, be in [("torch_sdpa_flash", SDPBackend.FLASH_ATTENTION),
+                         ("torch_sdpa_cudnn", SDPBackend.CUDNN_ATTENTION)]:
+            try:
+                with sdpa_kernel(be):
+                    f = lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+                    ms = median_ms(f, iters_for(length))
+                out.append(dict(bench="dense", impl=name, len=length, density=1.0, ms=ms,
+                                tflops=causal_flops(length) / ms * 1e-9, note=""))
+            except Exception as ex:  # a backend missing on this torch build is reported, not fatal
+                out.append(dict(bench="dense", impl=name, len=length, density=1.0, ms=float("nan"),
+                                tflops=float("nan"), note="failed: " + str(ex)[:120].replace(",", ";")))
+            print(out[-1], flush=True)
+        del q, k, v
+        torch.cuda.empty_cache()
+    return out
+
+
+def rows_flex(lengths, densities):
+    from torch.nn.attention.flex_attention import BlockMask, flex_attention
+    flex = torch.compile(flex_attention, dynamic=False)
+    out = []
+
+    def causal(b, h, qi, ki):
+        return qi >= ki
+
+    for length in lengths:
+        q = torch.randn(1, H, length, D, device=DEV, dtype=torch.bfloat16)
+        k = torch.randn(1, HKV, length, D, device=DEV, dtype=torch.bfloat16)
+        v = torch.randn(1, HKV, length, D, device=DEV, dtype=torch.bfloat16)
+        nb = length // 128
+        for dens in densities:
+            keep = keep_mask(nb, dens)
+            eye = torch.eye(nb, dtype=torch.bool, device=DEV).view(1, nb, nb)
+            full = (keep & ~eye).unsqueeze(0)  # off-diagonal kept blocks: no mask_mod needed
+            full_num = full.sum(-1).to(torch.int32)
+            full_idx = torch.argsort(full.to(torch.int8), dim=-1, descending=True, stable=True).to(torch.int32)
+            part_num = torch.ones(1, H, nb, dtype=torch.int32, device=DEV)  # the diagonal block
+            part_idx = torch.arange(nb, dtype=torch.int32, device=DEV).view(1, 1, nb, 1).expand(1, H, nb, nb).contiguous()
+            bm = BlockMask.from_kv_blocks(part_num, part_idx, full_num, full_idx, BLOCK_SIZE=128,
+                                          mask_mod=causal, seq_lengths=(length, length))
+            blocks = int(keep.sum().item())
+            density = blocks / (H * nb * (nb + 1) / 2)
+            pairs = (blocks - H * nb) * 128.0 * 128.0 + H * nb * 128.0 * 129.0 / 2.0
+            f = lambda: flex(q, k, v, block_mask=bm, enable_gqa=True)
+            ms = median_ms(f, iters_for(length), warm=2)
+            out.append(dict(bench="sparse", impl="torch_flex", len=length, density=density, ms=ms,
+                            tflops=4.0 * D * pairs / ms * 1e-9, note=f"blocks={blocks}"))
+            print(out[-1], flush=True)
+        del q, k, v
+        torch.cuda.empty_cache()
+    return out
+
+
+def read_csv(path):
+    rows = []
+    if path and os.path.exists(path):
+        with open(path) as f:
+            for r in csv.DictReader(f):
+                for key in ("len",):
+                    r[key] = int(r[key])
+                for key in ("density", "ms", "tflops"):
+                    r[key] = float(r[key])
+                rows.append(r)
+    return rows
+
+
+def lens(s):
+    return [int(x) for x in s.split(",") if x]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sieve-csv", default="")
+    ap.add_argument("--out", default=os.environ.get("OUT", "."))
+    ap.add_argument("--dense", default="8192,32768,65536,131072")
+    ap.add_argument("--sparse", default="32768,131072")
+    ap.add_argument("--densities", default="1,0.5,0.2,0.1")
+    ap.add_argument("--skip-flex", action="store_true")
+    a = ap.parse_args()
+    print(torch.__version__, torch.cuda.get_device_name(), flush=True)
+    rows = rows_ceilings()
+    rows += rows_sdpa(lens(a.dense))
+    if not a.skip_flex:
+        try:
+            rows += rows_flex(lens(a.sparse), [float(x) for x in a.densities.split(",")])
+        except Exception as ex:
+            print("flex failed:", ex, file=sys.stderr)
+    rows += read_csv(a.sieve_csv)
+    os.makedirs(a.out, exist_ok=True)
+    path = os.path.join(a.out, "gpu_attention.csv")
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["bench", "impl", "len", "density", "ms", "tflops", "note"])
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: r.get(k, "") for k in w.fieldnames})
+    print_tables(rows)
+    print("full CSV:", path)
+
+
+def print_tables(rows):
+    gemm = next((r["tflops"] for r in rows if r["impl"] == "torch_gemm_bf16_8192"), float("nan"))
+    by = {}
+    for r in rows:
+        by.setdefault((r["bench"], r["impl"], r["len"], round(r["density"], 2)), r)
+    print(f"\n== dense causal bf16, H=32/8, D=128 (GEMM ceiling {gemm:.0f} TFLOP/s) ==")
+    print(f"{'L':>7} {'sieve ms':>9} {'TF/s':>6} {'%gemm':>6} {'flash ms':>9} {'cudnn ms':>9} {'vs flash':>8} {'vs cudnn':>8}")
+    for length in sorted({r["len"] for r in rows if r["bench"] == "dense"}):
+        s = by.get(("dense", "sieve_mma", length, 1.0))
+        fl = by.get(("dense", "torch_sdpa_flash", length, 1.0))
+        cd = by.get(("dense", "torch_sdpa_cudnn", length, 1.0))
+        sm = s["ms"] if s else float("nan")
+        print(f"{length:>7} {sm:>9.2f} {s['tflops'] if s else float('nan'):>6.0f} "
+              f"{100 * (s['tflops'] if s else float('nan')) / gemm:>5.0f}% "
+              f"{fl['ms'] if fl else float('nan'):>9.2f} {cd['ms'] if cd else float('nan'):>9.2f} "
+              f"{(fl['ms'] / sm) if fl and s else float('nan'):>7.2f}x {(cd['ms'] / sm) if cd and s else float('nan'):>7.2f}x")
+    sparse = [r for r in rows if r["bench"] == "sparse"]
+    if sparse:
+        print("\n== block-sparse, identical 128x128 block mask (speed-up = flex ms / sieve ms) ==")
+        print(f"{'L':>7} {'density':>7} {'sieve ms':>9} {'flex ms':>9} {'speed-up':>8} {'sieve/dense':>11}")
+        for length in sorted({r["len"] for r in sparse}):
+            dense = next((r for r in sparse if r["len"] == length and r["impl"] == "sieve_dense"), None)
+            ours = sorted((r for r in sparse if r["len"] == length and r["impl"] == "sieve_mma"),
+                          key=lambda r: -r["density"])
+            flex = [r for r in sparse if r["len"] == length and r["impl"] == "torch_flex"]
+            for r in ours:
+                fx = min(flex, key=lambda f: abs(f["density"] - r["density"]), default=None)
+                ratio = r["ms"] / dense["ms"] if dense else float("nan")
+                print(f"{length:>7} {r['density']:>7.3f} {r['ms']:>9.2f} {fx['ms'] if fx else float('nan'):>9.2f} "
+                      f"{(fx['ms'] / r['ms']) if fx else float('nan'):>7.2f}x {ratio:>6.2f} (x{r['density']:.2f})")
+    var = [r for r in rows if r["bench"] == "variant"]
+    if var:
+        print("\n== tile-shape sweep (dense bf16 d=128) ==")
+        for r in var:
+            print(f"{r['impl']:>20} L={r['len']:>7} {r['ms']:>9.2f} ms {r['tflops']:>6.0f} TF/s {r['note']}")
+    e2e = [r for r in rows if r["bench"] == "e2e"]
+    if e2e:
+        print("\n== end-to-end selector + executor ==")
+        for r in e2e:
+            print(f"{r['impl']:>24} L={r['len']:>7} density={r['density']:.3f} {r['ms']:>9.2f} ms {r['note']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,249 @@
+// Times sieve's CUDA attention kernels on one GPU and writes CSV rows (merged with the torch peers by
+// bench_attention.py, which runs in the same job on the same GPU).
+//
+//   bench_attention_cuda --csv FILE [--dense 8192,32768] [--sparse 32768,131072]
+//                        [--densities 1,0.5,0.2,0.1] [--variants 8192,32768] [--heads 32 --kv-heads 8]
+//
+// Shape: 32 query heads, 8 KV heads, head dim 128, bf16, causal (the anchors of DESIGN.md). Times are
+// CUDA-event medians after warm-up. Sparse masks follow the rule shared with bench_attention.py
+// (keep_block below): each causal 128x128 block kept with probability `density` by a fixed integer
+// hash, plus the diagonal and key block 0, so FlexAttention gets the identical block mask.
+#include "sieve/attention/cuda/api.h"
+#include "sieve/attention/cuda/check.h"
+#include "sieve/attention/cuda/device_tensor.h"
+#include "sieve/attention/cuda/flash_params.h"
+#include "sieve/attention/sparse_pattern.h"
+
+#include "bench_kernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <numbers>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace cu = sieve::attention::cuda;
+using sieve::DType;
+using sieve::TensorView;
+
+// ---- inputs -------------------------------------------------------------------------------------
+
+cu::DeviceTensor random_device(int64_t h, int64_t l, int64_t d, uint64_t seed, float sigma) {
+  cu::DeviceTensor t(DType::kBF16, {h, l, d});
+  sieve::bench::fill_random_bf16(t.view().data, t.view().numel(), seed, sigma);
+  SIEVE_CUDA_CHECK(cudaGetLastError());
+  return t;
+}
+
+// ---- timing ---------------------------------------------------------------------------------------
+
+double median_ms(const std::function<void()>& fn, int warm, int iters) {
+  for (int i = 0; i < warm; ++i) fn();
+  SIEVE_CUDA_CHECK(cudaDeviceSynchronize());
+  std::vector<double> ts;
+  cudaEvent_t a, b;
+  SIEVE_CUDA_CHECK(cudaEventCreate(&a));
+  SIEVE_CUDA_CHECK(cudaEventCreate(&b));
+  for (int i = 0; i < iters; ++i) {
+    SIEVE_CUDA_CHECK(cudaEventRecord(a));
+    fn();
+    SIEVE_CUDA_CHECK(cudaEventRecord(b));
+    SIEVE_CUDA_CHECK(cudaEventSynchronize(b));
+    float ms = 0;
+    SIEVE_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+    ts.push_back(ms);
+  }
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  std::sort(ts.begin(), ts.end());
+  return ts[ts.size() / 2];
+}
+int iters_for(int64_t l) { return l >= 131072 ? 3 : l >= 65536 ? 5 : 10; }
+
+struct Row {
+  std::string bench, impl;
+  int64_t len = 0;
+  double density = 1, ms = 0, tflops = 0;
+  std::string note;
+};
+std::vector<Row> g_rows;
+void emit(const Row& r) {
+  g_rows.push_back(r);
+  std::printf("%-8s %-22s L=%-7ld density=%.3f  %9.3f ms  %7.1f TFLOP/s  %s\n", r.bench.c_str(),
+              r.impl.c_str(), long(r.len), r.density, r.ms, r.tflops, r.note.c_str());
+  std::fflush(stdout);
+}
+
+struct Shape {
+  int64_t hq = 32, hkv = 8, d = 128;
+};
+
+// Causal pairs of one head: L(L+1)/2; FLOPs = 4 * D * pairs (QK^T and PV).
+double causal_flops(const Shape& s, int64_t l) { return 4.0 * double(s.hq) * double(s.d) * double(l) * double(l + 1) / 2.0; }
+
+// ---- the shared block-mask rule (keep in sync with bench_attention.py: keep_mask) ----------------
+bool keep_block(int64_t h, int64_t i, int64_t j, double density, int64_t seed) {
+  if (j == i || j == 0) return true;
+  int64_t x = (h * 1000003 + i * 7919 + j * 104729 + seed * 15485863) % 2147483647;
+  x = (x * 48271) % 2147483647;
+  x = (x * 48271) % 2147483647;
+  return double(x) / 2147483647.0 < density;
+}
+
+// Pattern of 128x128 blocks over query heads; also returns the kept (causal) pairs.
+sieve::attention::SparsePattern hash_pattern(const Shape& s, int64_t l, double density, double* pairs) {
+  sieve::attention::SparsePattern p;
+  p.seq_len_q = p.seq_len_k = l;
+  p.block_q = p.block_k = 128;
+  p.num_heads = int(s.hq);
+  p.causal = true;
+  const int64_t nb = (l + 127) / 128;
+  p.block_indptr.push_back(0);
+  double kept = 0;
+  for (int64_t h = 0; h < s.hq; ++h)
+    for (int64_t i = 0; i < nb; ++i) {
+      for (int64_t j = 0; j <= i; ++j)
+        if (keep_block(h, i, j, density, 1)) {
+          p.block_indices.push_back(int32_t(j));
+          kept += j < i ? 128.0 * 128.0 : 128.0 * 129.0 / 2.0;
+        }
+      p.block_indptr.push_back(int32_t(p.block_indices.size()));
+    }
+  *pairs = kept;
+  return p;
+}
+
+// ---- benches --------------------------------------------------------------------------------------
+
+struct Problem {
+  cu::DeviceTensor q, k, v, out;
+  Problem(const Shape& s, int64_t l, uint64_t seed)
+      : q(random_device(s.hq, l, s.d, seed, 1.f)), k(random_device(s.hkv, l, s.d, seed + 1, 1.f)),
+        v(random_device(s.hkv, l, s.d, seed + 2, 1.f)), out(DType::kBF16, {s.hq, l, s.d}) {}
+};
+
+void bench_dense(const Shape& s, const std::vector<int64_t>& lens) {
+  for (int64_t l : lens) {
+    Problem pb(s, l, 7);
+    sieve::attention::AttentionOptions o;
+    const double ms = median_ms([&] { cu::dense_attention(pb.q, pb.k, pb.v, pb.out, o); }, 1, iters_for(l));
+    emit({"dense", "sieve_mma", l, 1.0, ms, causal_flops(s, l) / ms * 1e-9, ""});
+  }
+}
+
+void bench_sparse(const Shape& s, const std::vector<int64_t>& lens, const std::vector<double>& densities) {
+  for (int64_t l : lens) {
+    Problem pb(s, l, 11);
+    sieve::attention::AttentionOptions o;
+    cu::DeviceTensor ref(DType::kBF16, {s.hq, l, s.d});
+    const double dense_ms = median_ms([&] { cu::dense_attention(pb.q, pb.k, pb.v, ref, o); }, 1, iters_for(l));
+    emit({"sparse", "sieve_dense", l, 1.0, dense_ms, causal_flops(s, l) / dense_ms * 1e-9, "dense kernel, reference for time ~ density"});
+    for (double dens : densities) {
+      double pairs = 0;
+      const auto pat = hash_pattern(s, l, dens, &pairs);
+      const cu::DevicePattern dp = cu::DevicePattern::upload(pat);
+      const double ms = median_ms([&] { cu::block_sparse_attention(pb.q, pb.k, pb.v, dp.view(), pb.out, o); }, 1, iters_for(l));
+      const double real = pat.block_density();
+      std::string note = "blocks=" + std::to_string(pat.block_indices.size());
+      if (dens >= 1.0) {  // the full pattern must reproduce the dense kernel bit for bit
+        unsigned long long h[2];
+        sieve::bench::count_mismatch_u16(pb.out.view().data, ref.view().data, ref.view().numel(), h);
+        note += " mismatches_vs_dense=" + std::to_string(h[0]) + " nan=" + std::to_string(h[1]);
+      }
+      emit({"sparse", "sieve_mma", l, real, ms, 4.0 * double(s.d) * pairs / ms * 1e-9, note});
+    }
+  }
+}
+
+// Tile-shape sweep of the dense bf16 d=128 kernel (chooses src/attention/cuda/flash_configs.h).
+void bench_variants(const Shape& s, const std::vector<int64_t>& lens) {
+  for (int64_t l : lens) {
+    Problem pb(s, l, 5);
+    cu::FlashParams p;
+    p.q = pb.q.view().data;
+    p.k = pb.k.view().data;
+    p.v = pb.v.view().data;
+    p.out = pb.out.view().data;
+    p.q_head_stride = p.o_head_stride = l * s.d;
+    p.k_head_stride = p.v_head_stride = l * s.d;
+    p.q_row_stride = p.k_row_stride = p.v_row_stride = p.o_row_stride = s.d;
+    p.seq_q = p.seq_k = int(l);
+    p.num_heads_q = int(s.hq);
+    p.group = int(s.hq / s.hkv);
+    p.scale_log2 = float(1.0 / std::sqrt(double(s.d)) * std::numbers::log2e);
+    for (int i = 0; i < sieve::bench::num_variants(); ++i) {
+      const double ms = median_ms([&] { SIEVE_CUDA_CHECK(sieve::bench::launch_variant(i, p, nullptr)); }, 1, iters_for(l));
+      const sieve::bench::VariantInfo vi = sieve::bench::variant_info(i);
+      emit({"variant", vi.name, l, 1.0, ms, causal_flops(s, l) / ms * 1e-9,
+            "regs=" + std::to_string(vi.regs) + " local=" + std::to_string(vi.local_bytes) +
+                " ctas/sm=" + std::to_string(vi.ctas_per_sm)});
+    }
+  }
+}
+
+std::vector<int64_t> parse_lens(const std::string& s) {
+  std::vector<int64_t> r;
+  std::stringstream ss(s);
+  for (std::string t; std::getline(ss, t, ',');)
+    if (!t.empty()) r.push_back(std::stoll(t));
+  return r;
+}
+std::vector<double> parse_doubles(const std::string& s) {
+  std::vector<double> r;
+  std::stringstream ss(s);
+  for (std::string t; std::getline(ss, t, ',');)
+    if (!t.empty()) r.push_back(std::stod(t));
+  return r;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string csv = "bench_attention_cuda.csv";
+  std::vector<int64_t> dense, sparse, variants;
+  std::vector<double> densities{1.0, 0.5, 0.2, 0.1};
+  Shape s;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string a = argv[i], v = argv[i + 1];
+    if (a == "--csv") csv = v;
+    else if (a == "--dense") dense = parse_lens(v);
+    else if (a == "--sparse") sparse = parse_lens(v);
+    else if (a == "--variants") variants = parse_lens(v);
+    else if (a == "--densities") densities = parse_doubles(v);
+    else if (a == "--heads") s.hq = std::stoll(v);
+    else if (a == "--kv-heads") s.hkv = std::stoll(v);
+    else {
+      std::fprintf(stderr, "bench_attention_cuda: unknown argument %s\n", a.c_str());
+      return 2;
+    }
+  }
+  try {
+    if (cu::device_count() == 0) {
+      std::fprintf(stderr, "bench_attention_cuda: no CUDA device\n");
+      return 1;
+    }
+    cudaDeviceProp prop{};
+    SIEVE_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+    std::printf("device: %s, %d SMs, %zu KB smem/block opt-in, L2 %d MB\n", prop.name, prop.multiProcessorCount,
+                prop.sharedMemPerBlockOptin / 1024, prop.l2CacheSize >> 20);
+    bench_variants(s, variants);
+    bench_dense(s, dense);
+    bench_sparse(s, sparse, densities);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_attention_cuda: error: %s\n", e.what());
+    return 1;
+  }
+  std::ofstream f(csv);
+  f << "bench,impl,len,density,ms,tflops,note\n";
+  for (const Row& r : g_rows)
+    f << r.bench << ',' << r.impl << ',' << r.len << ',' << r.density << ',' << r.ms << ',' << r.tflops << ",\""
+      << r.note << "\"\n";
+  return 0;
+}

@@ -1,0 +1,104 @@
+#include "bench_kernels.h"
+
+#include "sieve/attention/cuda/flash_kernel.cuh"
+
+namespace sieve::bench {
+
+namespace {
+
+__device__ uint64_t mix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+// Sum of 4 uniforms, scaled to variance sigma^2.
+__global__ void fill_kernel(__nv_bfloat16* p, int64_t n, uint64_t seed, float sigma) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const uint64_t r = mix64(seed * 0x100000001b3ull + uint64_t(i));
+    float s = 0;
+    for (int k = 0; k < 4; ++k) s += float((r >> (16 * k)) & 0xffff) * (1.f / 65536.f) - 0.5f;
+    p[i] = __float2bfloat16(s * 1.7320508f * sigma);
+  }
+}
+
+__global__ void mismatch_kernel(const uint16_t* a, const uint16_t* b, int64_t n,
+                                unsigned long long* out) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    if (a[i] != b[i]) atomicAdd(out, 1ull);
+    if ((a[i] & 0x7fff) > 0x7f80) atomicAdd(out + 1, 1ull);
+  }
+}
+
+}  // namespace
+
+void fill_random_bf16(void* p, int64_t n, uint64_t seed, float sigma) {
+  fill_kernel<<<1024, 256>>>(static_cast<__nv_bfloat16*>(p), n, seed, sigma);
+}
+
+void count_mismatch_u16(const void* a, const void* b, int64_t n, unsigned long long out[2]) {
+  unsigned long long* d = nullptr;
+  out[0] = out[1] = ~0ull;
+  if (cudaMalloc(&d, 16) != cudaSuccess) return;
+  cudaMemset(d, 0, 16);
+  mismatch_kernel<<<1024, 256>>>(static_cast<const uint16_t*>(a), static_cast<const uint16_t*>(b), n, d);
+  cudaMemcpy(out, d, 16, cudaMemcpyDeviceToHost);
+  cudaFree(d);
+}
+
+#ifdef SIEVE_GPU_BENCH_VARIANTS
+namespace {
+using T = __nv_bfloat16;
+using namespace attention::cuda;
+template <class Cfg>
+VariantInfo info(const char* name) {
+  VariantInfo v;
+  v.name = name;
+  cudaFuncAttributes fa{};
+  cudaFuncSetAttribute(flash_attention_kernel<Cfg>, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
+  cudaFuncGetAttributes(&fa, flash_attention_kernel<Cfg>);
+  v.regs = fa.numRegs;
+  v.local_bytes = int(fa.localSizeBytes);
+  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&v.ctas_per_sm, flash_attention_kernel<Cfg>, Cfg::kThreads,
+                                                Cfg::kSmemBytes);
+  return v;
+}
+using V0 = FlashConfig<T, 128, 32, 4, 2, false>;
+using V1 = FlashConfig<T, 128, 64, 4, 2, false>;
+using V2 = FlashConfig<T, 128, 64, 8, 1, false>;
+using V3 = FlashConfig<T, 128, 64, 8, 1, true>;
+using V4 = FlashConfig<T, 128, 32, 8, 1, true>;
+using V5 = FlashConfig<T, 128, 64, 4, 1, true, 2>;
+}  // namespace
+
+int num_variants() { return 6; }
+VariantInfo variant_info(int i) {
+  switch (i) {
+    case 0: return info<V0>("bn32_w4_mt2");
+    case 1: return info<V1>("bn64_w4_mt2");
+    case 2: return info<V2>("bn64_w8_mt1");
+    case 3: return info<V3>("bn64_w8_mt1_qreg");
+    case 4: return info<V4>("bn32_w8_mt1_qreg");
+    default: return info<V5>("bn64_w4_mt1_qreg");
+  }
+}
+cudaError_t launch_variant(int i, const attention::cuda::FlashParams& p, cudaStream_t s) {
+  switch (i) {
+    case 0: return launch_flash_attention<V0>(p, s);
+    case 1: return launch_flash_attention<V1>(p, s);
+    case 2: return launch_flash_attention<V2>(p, s);
+    case 3: return launch_flash_attention<V3>(p, s);
+    case 4: return launch_flash_attention<V4>(p, s);
+    default: return launch_flash_attention<V5>(p, s);
+  }
+}
+#else
+int num_variants() { return 0; }
+VariantInfo variant_info(int) { return {}; }
+cudaError_t launch_variant(int, const attention::cuda::FlashParams&, cudaStream_t) { return cudaErrorNotSupported; }
+#endif
+
+}  // namespace sieve::bench

@@ -1,0 +1,19 @@
+// Instantiations of the flash attention kernel for bf16 inputs (head dims 64 and 128).
+#include "flash_configs.h"
+#include "flash_launch.h"
+#include "sieve/attention/cuda/flash_kernel.cuh"
+
+namespace sieve::attention::cuda {
+
+template <FlashShape S>
+using Cfgbf16 = FlashConfig<__nv_bfloat16, S.head_dim, S.block_n, S.warps, S.m_tiles, S.q_in_regs>;
+
+cudaError_t launch_flash_bf16(int head_dim, const FlashParams& p, cudaStream_t stream) {
+  switch (head_dim) {
+    case 64: return launch_flash_attention<Cfgbf16<kFlashD64>>(p, stream);
+    case 128: return launch_flash_attention<Cfgbf16<kFlashD128>>(p, stream);
+    default: return cudaErrorInvalidValue;
+  }
+}
+
+}  // namespace sieve::attention::cuda

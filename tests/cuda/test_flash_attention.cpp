@@ -1,0 +1,265 @@
+// CUDA executor (flash_kernel.cuh) against the f64 reference: dense causal / non-causal, GQA,
+// chunked prefill, strided views, random block-sparse patterns with columns and band, every head
+// dim and dtype, odd lengths; outputs poisoned before each run. Skipped without a GPU.
+#include "cuda_test_util.h"
+
+#include "sieve/attention/cuda/check.h"
+#include "sieve/core/error.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+namespace sieve::test {
+namespace {
+
+namespace cu = attention::cuda;
+using attention::AttentionOptions;
+using attention::SparsePattern;
+
+const char* name(DType t) { return dtype_name(t); }
+
+// Random pattern: every causally visible block kept with probability keep; `ncols` random columns
+// per head (they may fall into kept blocks or the band: the executor must not count them twice).
+SparsePattern random_pattern(int heads, int64_t lq, int64_t lk, int bq, int bk, bool causal,
+                             bool per_kv, double keep, int64_t band, int ncols, Rng& rng) {
+  SparsePattern p = SparsePattern::dense(heads, lq, lk, bq, bk, causal, per_kv);
+  std::vector<int32_t> indptr{0}, indices;
+  for (int64_t r = 0; r + 1 < int64_t(p.block_indptr.size()); ++r) {
+    for (int32_t t = p.block_indptr[r]; t < p.block_indptr[r + 1]; ++t)
+      if (rng.uniform() < keep) indices.push_back(p.block_indices[t]);
+    indptr.push_back(int32_t(indices.size()));
+  }
+  p.block_indptr = indptr;
+  p.block_indices = indices;
+  p.band = band;
+  if (ncols > 0) {
+    p.column_indptr = {0};
+    for (int h = 0; h < heads; ++h) {
+      std::vector<int32_t> c;
+      for (int i = 0; i < ncols; ++i) c.push_back(int32_t(rng.below(uint64_t(lk))));
+      std::sort(c.begin(), c.end());
+      c.erase(std::unique(c.begin(), c.end()), c.end());
+      p.columns.insert(p.columns.end(), c.begin(), c.end());
+      p.column_indptr.push_back(int32_t(p.columns.size()));
+    }
+  }
+  p.validate();
+  return p;
+}
+
+struct Case {
+  DType dtype;
+  int64_t d;
+  DType out;
+  bool causal;
+  int64_t hq, hkv, lq, lk;
+};
+
+void check_dense(const Case& c, uint64_t seed) {
+  Rng rng(seed);
+  const std::string what = fmt::format("dense {} d={} out={} causal={} hq={} hkv={} lq={} lk={} seed={}",
+                                       name(c.dtype), c.d, name(c.out), c.causal, c.hq, c.hkv, c.lq,
+                                       c.lk, seed);
+  SCOPED_TRACE(what);
+  const Tensor q = random_tensor(c.dtype, c.hq, c.lq, c.d, 1.6f, rng);
+  const Tensor k = random_tensor(c.dtype, c.hkv, c.lk, c.d, 1.6f, rng);
+  const Tensor v = random_tensor(c.dtype, c.hkv, c.lk, c.d, 1.0f, rng);
+  AttentionOptions opts;
+  opts.causal = c.causal;
+  const GpuRun got = run_gpu(q, k, v, c.out, opts);
+  expect_matches_reference(got, attention::reference_attention(q, k, v, opts), v, c.dtype, what);
+}
+
+TEST(CudaFlash, DenseEveryDtypeHeadDimOutputAndMask) {
+  SIEVE_REQUIRE_GPU();
+  Rng pick(fresh_seed());
+  for (DType dt : {DType::kBF16, DType::kF16})
+    for (int64_t d : {64, 128})
+      for (bool f32_out : {false, true})
+        for (bool causal : {true, false}) {
+          const int64_t l = 1 + int64_t(pick.below(330));  // odd, partial tiles
+          check_dense({dt, d, f32_out ? DType::kF32 : dt, causal, 4, 2, l, l}, fresh_seed());
+        }
+}
+
+TEST(CudaFlash, DenseLengthsAroundTileEdges) {
+  SIEVE_REQUIRE_GPU();
+  for (int64_t l : {1, 2, 63, 64, 65, 127, 128, 129, 257})
+    check_dense({DType::kBF16, 128, DType::kBF16, true, 2, 1, l, l}, fresh_seed());
+}
+
+TEST(CudaFlash, ChunkedPrefillSeesTheWholeCache) {
+  SIEVE_REQUIRE_GPU();
+  check_dense({DType::kBF16, 128, DType::kF32, true, 4, 1, 77, 301}, fresh_seed());
+  check_dense({DType::kF16, 64, DType::kF16, true, 3, 3, 130, 260}, fresh_seed());
+  check_dense({DType::kBF16, 64, DType::kBF16, false, 2, 2, 5, 200}, fresh_seed());
+}
+
+TEST(CudaFlash, StridedTokenMajorViews) {
+  SIEVE_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  Rng rng(seed);
+  const int64_t hq = 4, hkv = 2, l = 211, d = 128;
+  // [L, H, D] storage viewed as [H, L, D] (strides H*D between rows): the Hugging Face layout.
+  auto token_major = [](const Tensor& t) {
+    const int64_t h = t.size(0), l = t.size(1), d = t.size(2);
+    Tensor s(t.dtype(), {l, h, d});
+    for (int64_t a = 0; a < h; ++a)
+      for (int64_t i = 0; i < l; ++i)
+        std::memcpy(s.view().ptr(i, a), t.view().ptr(a, i), size_t(d * dtype_size(t.dtype())));
+    return s;
+  };
+  auto as_hld = [](TensorView v) {
+    TensorView r = v;
+    r.shape = {v.shape[1], v.shape[0], v.shape[2], 0};
+    r.strides = {v.strides[1], v.strides[0], 1, 0};
+    return r;
+  };
+  const Tensor q = random_tensor(DType::kBF16, hq, l, d, 1.6f, rng);
+  const Tensor k = random_tensor(DType::kBF16, hkv, l, d, 1.6f, rng);
+  const Tensor v = random_tensor(DType::kBF16, hkv, l, d, 1.0f, rng);
+  const cu::DeviceTensor dq = cu::DeviceTensor::from_host(token_major(q));
+  const cu::DeviceTensor dk = cu::DeviceTensor::from_host(token_major(k));
+  const cu::DeviceTensor dv = cu::DeviceTensor::from_host(token_major(v));
+  cu::DeviceTensor dout(DType::kBF16, {l, hq, d});
+  cu::DeviceTensor dlse(DType::kF32, {hq, l});
+  dout.fill_bytes(0xff);
+  dlse.fill_bytes(0xff);
+  const TensorView lse_view = dlse.view();
+  AttentionOptions opts;
+  cu::dense_attention(as_hld(dq.view()), as_hld(dk.view()), as_hld(dv.view()), as_hld(dout.view()),
+                      opts, &lse_view);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  const Tensor out_tm = dout.to_host();
+  GpuRun got{Tensor(DType::kBF16, {hq, l, d}), dlse.to_host()};
+  for (int64_t a = 0; a < hq; ++a)
+    for (int64_t i = 0; i < l; ++i)
+      std::memcpy(got.out.view().ptr(a, i), out_tm.view().ptr(i, a), size_t(d * 2));
+  expect_matches_reference(got, attention::reference_attention(q, k, v, opts), v, DType::kBF16,
+                           "strided");
+}
+
+struct SparseCase {
+  DType dtype;
+  int64_t d;
+  int bq, bk;
+  bool per_kv, causal;
+  double keep;
+  int64_t band;
+  int ncols;
+  int64_t lq, lk;
+};
+
+void check_sparse(const SparseCase& c, uint64_t seed) {
+  Rng rng(seed);
+  const int64_t hq = 4, hkv = 2;
+  const std::string what = fmt::format(
+      "sparse {} d={} bq={} bk={} per_kv={} causal={} keep={} band={} cols={} lq={} lk={} seed={}",
+      name(c.dtype), c.d, c.bq, c.bk, c.per_kv, c.causal, c.keep, c.band, c.ncols, c.lq, c.lk, seed);
+  SCOPED_TRACE(what);
+  const Tensor q = random_tensor(c.dtype, hq, c.lq, c.d, 1.6f, rng);
+  const Tensor k = random_tensor(c.dtype, hkv, c.lk, c.d, 1.6f, rng);
+  const Tensor v = random_tensor(c.dtype, hkv, c.lk, c.d, 1.0f, rng);
+  const SparsePattern pat = random_pattern(int(c.per_kv ? hkv : hq), c.lq, c.lk, c.bq, c.bk, c.causal,
+                                           c.per_kv, c.keep, c.band, c.ncols, rng);
+  AttentionOptions opts;
+  opts.causal = c.causal;
+  const GpuRun got = run_gpu(q, k, v, c.dtype, opts, &pat);
+  const auto ref = attention::reference_attention(q, k, v, opts,
+                                                  attention::mask_from_pattern(pat, hq, hkv));
+  expect_matches_reference(got, ref, v, c.dtype, what);
+}
+
+TEST(CudaFlash, SparseBlocksColumnsAndBand) {
+  SIEVE_REQUIRE_GPU();
+  const SparseCase cases[] = {
+      {DType::kBF16, 128, 128, 128, false, true, 0.4, 0, 0, 517, 517},
+      {DType::kBF16, 128, 128, 64, true, true, 0.3, 100, 24, 600, 600},
+      {DType::kF16, 128, 256, 128, false, true, 0.5, 37, 40, 700, 700},
+      {DType::kBF16, 64, 128, 64, false, true, 0.3, 200, 16, 389, 389},
+      {DType::kF16, 64, 128, 128, true, true, 0.6, 0, 30, 450, 450},
+      {DType::kBF16, 128, 128, 128, false, true, 0.5, 64, 20, 200, 466},  // chunked prefill
+      {DType::kBF16, 128, 128, 128, false, false, 0.4, 50, 10, 333, 333},  // not causal
+      {DType::kBF16, 64, 128, 64, false, true, 0.0, 1, 0, 300, 300},       // band of 1: diagonal
+  };
+  for (const SparseCase& c : cases) check_sparse(c, fresh_seed());
+}
+
+// Dense = the executor with the full pattern: identical tile sequence, so identical bits.
+TEST(CudaFlash, FullPatternAndFullBandEqualDenseBitwise) {
+  SIEVE_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  Rng rng(seed);
+  const int64_t hq = 4, hkv = 2, l = 389, d = 128;
+  const Tensor q = random_tensor(DType::kBF16, hq, l, d, 1.6f, rng);
+  const Tensor k = random_tensor(DType::kBF16, hkv, l, d, 1.6f, rng);
+  const Tensor v = random_tensor(DType::kBF16, hkv, l, d, 1.0f, rng);
+  AttentionOptions opts;
+  const GpuRun dense = run_gpu(q, k, v, DType::kBF16, opts);
+  const SparsePattern full = SparsePattern::dense(int(hq), l, l, 128, 128, true);
+  const GpuRun sparse = run_gpu(q, k, v, DType::kBF16, opts, &full);
+  EXPECT_EQ(std::memcmp(dense.out.data(), sparse.out.data(), size_t(dense.out.nbytes())), 0);
+  EXPECT_EQ(std::memcmp(dense.lse.data(), sparse.lse.data(), size_t(dense.lse.nbytes())), 0);
+  SparsePattern band = full;  // no blocks, a band wider than the sequence
+  band.block_indices.clear();
+  std::fill(band.block_indptr.begin(), band.block_indptr.end(), 0);
+  band.band = l + 5;
+  const GpuRun banded = run_gpu(q, k, v, DType::kBF16, opts, &band);
+  EXPECT_EQ(std::memcmp(dense.out.data(), banded.out.data(), size_t(dense.out.nbytes())), 0);
+}
+
+TEST(CudaFlash, RowsWithoutKeysGiveZerosAndMinusInfinity) {
+  SIEVE_REQUIRE_GPU();
+  check_sparse({DType::kBF16, 128, 128, 128, false, true, 0.2, 0, 0, 640, 640}, fresh_seed());
+  Rng rng(fresh_seed());
+  const Tensor q = random_tensor(DType::kBF16, 2, 256, 64, 1.f, rng);
+  const Tensor k = random_tensor(DType::kBF16, 2, 256, 64, 1.f, rng);
+  const Tensor v = random_tensor(DType::kBF16, 2, 256, 64, 1.f, rng);
+  SparsePattern empty = SparsePattern::dense(2, 256, 256, 128, 128, true);
+  empty.block_indices.clear();
+  std::fill(empty.block_indptr.begin(), empty.block_indptr.end(), 0);
+  const GpuRun got = run_gpu(q, k, v, DType::kF32, AttentionOptions{}, &empty);
+  for (int64_t i = 0; i < got.out.numel(); ++i) ASSERT_EQ(got.out.data_as<float>()[i], 0.f) << i;
+  for (int64_t i = 0; i < got.lse.numel(); ++i) {
+    const float x = got.lse.data_as<float>()[i];
+    ASSERT_TRUE(std::isinf(x) && x < 0) << i << ": " << x;
+  }
+}
+
+TEST(CudaFlash, PatternRoundTripsThroughDeviceMemory) {
+  SIEVE_REQUIRE_GPU();
+  Rng rng(fresh_seed());
+  const SparsePattern p = random_pattern(3, 500, 700, 128, 64, true, false, 0.5, 17, 9, rng);
+  const SparsePattern back = cu::DevicePattern::upload(p).download();
+  EXPECT_EQ(back.block_indptr, p.block_indptr);
+  EXPECT_EQ(back.block_indices, p.block_indices);
+  EXPECT_EQ(back.column_indptr, p.column_indptr);
+  EXPECT_EQ(back.columns, p.columns);
+  EXPECT_EQ(back.band, p.band);
+}
+
+TEST(CudaFlash, RejectsWhatTheKernelCannotRun) {
+  SIEVE_REQUIRE_GPU();
+  Rng rng(1);
+  const Tensor hq = random_tensor(DType::kBF16, 2, 64, 64, 1.f, rng);
+  const cu::DeviceTensor q = cu::DeviceTensor::from_host(hq);
+  cu::DeviceTensor out(DType::kBF16, {2, 64, 64});
+  AttentionOptions o;
+  EXPECT_THROW(cu::dense_attention(hq, q, q, out, o), Error);  // host q
+  const cu::DeviceTensor q96(DType::kBF16, {2, 64, 96}), o96(DType::kBF16, {2, 64, 96});
+  EXPECT_THROW(cu::dense_attention(q96, q96, q96, o96, o), Error);  // head dim 96
+  const cu::DeviceTensor q32(DType::kF32, {2, 64, 64}), o32(DType::kF32, {2, 64, 64});
+  EXPECT_THROW(cu::dense_attention(q32, q32, q32, o32, o), Error);  // f32 inputs
+  const SparsePattern bq64 = SparsePattern::dense(2, 64, 64, 64, 64, true);
+  const cu::DevicePattern dp = cu::DevicePattern::upload(bq64);
+  EXPECT_THROW(cu::block_sparse_attention(q, q, q, dp.view(), out, o), Error);  // block_q 64
+  const SparsePattern heads3 = SparsePattern::dense(3, 64, 64, 128, 128, true);
+  EXPECT_THROW(cu::block_sparse_attention(q, q, q, cu::DevicePattern::upload(heads3).view(), out, o),
+               Error);
+}
+
+}  // namespace
+}  // namespace sieve::test
