@@ -3,10 +3,13 @@
 // Each head gets a mixture of: attention sink (key 0..sink_tokens), local band, vertical stripes
 // (a few key positions every query attends), slash lines (fixed relative offsets), needles (a key
 // matched by a few late queries) and diffuse background. The same (config, seed) always gives the
-// same tensors. `planted_mask` returns the ground-truth structure for recall-of-planted-mass tests.
+// same tensors. `planted_pattern` returns the ground-truth structure for recall-of-planted-mass
+// tests. Construction and per-kind weights: src/attention/synthetic.cpp; the logits assume the
+// default scale 1/sqrt(head_dim).
 #pragma once
 
 #include "sieve/attention/params.h"
+#include "sieve/attention/sparse_pattern.h"
 
 #include <cstdint>
 #include <string>
@@ -25,6 +28,8 @@ struct SyntheticConfig {
   int num_needles = 4;
   /// Strength (logit boost) of planted structure over background.
   float strength = 8.0f;
+  /// Standard deviation of the diffuse background logits.
+  float background = 1.0f;
 };
 
 struct PlantedStructure {
@@ -44,5 +49,11 @@ struct SyntheticWorkload {
 
 /// @throws sieve::Error for inconsistent sizes (GQA divisibility, non-positive lengths)
 SyntheticWorkload make_synthetic(const SyntheticConfig& config);
+
+/// The planted structure as a per-KV-head pattern (the ground-truth "planted_mask"): columns for
+/// sink, stripe and needle keys, the band local_window, and the key blocks crossed by each slash
+/// line. Its recall on make_synthetic's tensors measures how much mass the planting explains.
+SparsePattern planted_pattern(const SyntheticConfig& config, const PlantedStructure& planted,
+                              int block_q = 128, int block_k = 128);
 
 }  // namespace sieve::attention
