@@ -18,9 +18,11 @@ namespace sieve::test {
 /// f32 accumulation (any input dtype, inputs converted exactly to f32), f32 output: error of the
 /// tiled online softmax over <= 1024 keys against exact f64 math, relative to max|reference|.
 inline constexpr double kAttnF32MaxRel = 1e-5;
-/// Output rounded to bf16 (8-bit significand): one bf16 ulp relative, 2^-8, on top of kAttnF32MaxRel.
+/// Output rounded to bf16 (7 stored significand bits): round-to-nearest errs by at most half an ulp,
+/// i.e. 2^-8 relative; kAttnF32MaxRel covers the f32 value being rounded.
 inline constexpr double kAttnBf16OutElemRel = 0x1p-8;
-/// Output rounded to f16 (11-bit significand): one f16 ulp relative, 2^-11.
+/// Output rounded to f16 (10 stored significand bits): at most 2^-11 relative; f16 subnormals
+/// (absolute spacing 6e-8) fall under the max_rel term.
 inline constexpr double kAttnF16OutElemRel = 0x1p-11;
 /// Large logits: f32 scores carry a rounding error proportional to their size, and softmax passes
 /// it on. Extra max_rel allowed per unit of max |scale * q.k|: 8 f32 ulps (8 * 2^-24).
