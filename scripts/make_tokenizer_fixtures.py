@@ -182,6 +182,9 @@ CORPUS = [
     "Ελληνικά Русский текст עברית العربية हिन्दी",
     "ſ and 'S vs 's and İstanbul ﬁnance",
     "hello_world_token supercalifragilistic",
+    "later translater laterally later_ later2 (later) LATER later",
+    "a<rs>   b <rs>\n\nc<rs>",
+    "[INST] hi [INST]x [/INST] ok",
     "x" * 40 + " " + "ab" * 20,
 ]
 
@@ -225,7 +228,8 @@ def train_bytelevel(tokenizers):
                             AddedToken("<mask>", lstrip=True, rstrip=False, special=True,
                                        normalized=False)])
     tok.add_tokens([AddedToken("<tool>", special=False, normalized=False),
-                    AddedToken("later", single_word=True, special=False, normalized=True)])
+                    AddedToken("later", single_word=True, special=False, normalized=True),
+                    AddedToken("<rs>", rstrip=True, special=False, normalized=False)])
     return json.loads(tok.to_str())
 
 
@@ -249,6 +253,10 @@ def train_sentencepiece(tokenizers):
     merges = [f"{a} {b}" for a, b in trained["merges"] if " " not in a + b]
     added = [{"id": i, "content": c, "single_word": False, "lstrip": False, "rstrip": False,
               "normalized": False, "special": True} for i, c in enumerate(["<unk>", "<s>", "</s>"])]
+    # A normalized special token: matched in the normalized text as "▁[INST]" (a real quirk of
+    # SentencePiece-style files whose normalizer prepends and replaces spaces).
+    added.append({"id": len(vocab), "content": "[INST]", "single_word": False, "lstrip": False,
+                  "rstrip": False, "normalized": True, "special": True})
     return {
         "version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
         "normalizer": {"type": "Sequence", "normalizers": [

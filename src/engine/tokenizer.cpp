@@ -147,6 +147,12 @@ Json parse_json(std::string_view text, std::string_view what) {
 
 struct Tokenizer::Impl {
   std::vector<AddedToken> added;
+  // What decode() emits for each added token: its content, or for a `normalized` token the
+  // normalizer's output when that differs (tokenizers >= 0.22 does this so the decoder can invert
+  // e.g. a ByteLevel normalizer). Skipping special tokens compares this text with the contents of
+  // the special tokens, so a normalized special token whose text changed is not skipped (as there).
+  std::vector<std::string> decode_text;
+  std::unordered_set<std::string> special_contents;
   std::unordered_map<std::string, int32_t> added_by_content;  // -> index into `added`
   std::unordered_map<int32_t, int32_t> added_by_id;           // -> index into `added`
   TokenTrie raw_trie, normalized_trie;
@@ -227,9 +233,12 @@ void Tokenizer::Impl::load_added_tokens(const Json& list) {
       std::string pattern = token.content;
       if (normalizer) normalizer->normalize(pattern);
       normalized_trie.insert(pattern, index);
+      decode_text.push_back(pattern);
     } else {
       raw_trie.insert(token.content, index);
+      decode_text.push_back(token.content);
     }
+    if (token.special) special_contents.insert(token.content);
     added.push_back(std::move(token));
   }
 }
@@ -347,7 +356,7 @@ void Tokenizer::Impl::split_added(const std::vector<Segment>& in, const TokenTri
 
 const std::string* Tokenizer::Impl::token_of(int32_t id) const {
   if (const auto it = added_by_id.find(id); it != added_by_id.end()) {
-    return &added[static_cast<std::size_t>(it->second)].content;
+    return &decode_text[static_cast<std::size_t>(it->second)];
   }
   return model->id_to_token(id);
 }
@@ -477,7 +486,7 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_to
     const std::string* token = m.token_of(id);
     SIEVE_CHECK(token != nullptr, "tokenizer: token id {} is out of range (vocabulary size {})", id,
                 m.vocab_size);
-    if (skip_special_tokens && is_special(id)) continue;
+    if (skip_special_tokens && m.added_by_id.count(id) && m.special_contents.count(*token)) continue;
     tokens.push_back(*token);
   }
   if (!m.decoder) {

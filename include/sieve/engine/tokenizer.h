@@ -53,7 +53,8 @@ class Tokenizer {
 
   /// @brief Id of a token string (added tokens first, then the model vocabulary).
   std::optional<int32_t> token_to_id(std::string_view token) const;
-  /// @brief Token string of an id; throws sieve::Error when the id is unknown.
+  /// @brief Token string of an id as decode() sees it (a `normalized` added token gives its
+  /// normalized text, as in `tokenizers`); throws sieve::Error when the id is unknown.
   const std::string& id_to_token(int32_t id) const;
 
   /// @brief One past the largest id (model vocabulary and added tokens); embedding tables of a
