@@ -1,0 +1,187 @@
+// `sieve attn` end to end: bad input gives exactly one line "sieve: error: ..." and a non-zero exit;
+// --json prints one parseable object per method with the documented keys; a Q/K/V file gives the
+// same numbers as the synthetic workload it was saved from.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "sieve/attention/selector.h"
+#include "sieve/attention/synthetic.h"
+#include "sieve/core/safetensors.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct RunResult {
+  int code = -1;
+  std::string out, err;
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+std::string temp_name(const std::string& stem) {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  return (fs::temp_directory_path() /
+          (std::string("sieve_cli_") + info->name() + "_" + std::to_string(::getpid()) + "_" + stem))
+      .string();
+}
+
+RunResult run(const std::string& args) {
+  const std::string out = temp_name("stdout"), err = temp_name("stderr");
+  const std::string cmd = std::string(SIEVE_BINARY) + " " + args + " >" + out + " 2>" + err;
+  const int status = std::system(cmd.c_str());
+  RunResult r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = slurp(out);
+  r.err = slurp(err);
+  fs::remove(out);
+  fs::remove(err);
+  return r;
+}
+
+// Exactly one line on stderr, "sieve: error: ..." containing `fragment`, and a non-zero exit.
+void expect_error(const std::string& args, const std::string& fragment) {
+  const RunResult r = run(args);
+  EXPECT_NE(r.code, 0) << args;
+  EXPECT_EQ(r.err.rfind("sieve: error: ", 0), 0u) << args << "\nstderr: " << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args << "\nstderr: " << r.err;
+  EXPECT_NE(r.err.find(fragment), std::string::npos) << args << "\nstderr: " << r.err;
+}
+
+std::vector<nlohmann::json> json_lines(const std::string& text) {
+  std::vector<nlohmann::json> v;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty()) v.push_back(nlohmann::json::parse(line));
+  return v;
+}
+
+const char* kSmall = "--length 384 --heads 2 --kv-heads 1 --head-dim 32 --threads 1";
+
+}  // namespace
+
+TEST(Cli, HelpAndListSucceed) {
+  const RunResult help = run("attn --help");
+  EXPECT_EQ(help.code, 0);
+  EXPECT_NE(help.out.find("--recall-stride"), std::string::npos);
+  const RunResult list = run("attn --list");
+  EXPECT_EQ(list.code, 0);
+  for (const std::string& n : sieve::attention::selector_names())
+    EXPECT_NE(list.out.find(n + "\n"), std::string::npos) << n;
+}
+
+TEST(Cli, BadMethodsAndSettings) {
+  expect_error("attn --method nosuch", "unknown attention method 'nosuch' (known: dense, streaming");
+  expect_error("attn --method dense,,streaming", "comma-separated");
+  expect_error("attn --method streaming --set tau=0.9", "unknown setting 'tau'");
+  expect_error("attn --method dense,streaming --set nosuch=1", "no selected method has a setting 'nosuch'");
+  expect_error("attn --method streaming --set local_blocks=abc", "needs an integer, got 'abc'");
+  expect_error("attn --method streaming --set local_blocks", "key=value");
+  expect_error("attn --method dense --set streaming.sink_blocks=2", "not among the selected methods");
+}
+
+TEST(Cli, BadSyntheticShapes) {
+  expect_error("attn --method dense --heads 3 --kv-heads 2", "multiple of --kv-heads");
+  expect_error("attn --method dense --length 0", "must be positive");
+  expect_error("attn --method dense --dtype f64 --length 64", "f64");
+  expect_error("attn --method dense --threads -1", "--threads");
+}
+
+TEST(Cli, BadInputFiles) {
+  expect_error("attn --input /nonexistent/qkv.safetensors", "cannot open safetensors file '/nonexistent/qkv.safetensors'");
+  const std::string garbage = temp_name("garbage.safetensors");
+  std::ofstream(garbage) << "this is not a safetensors file at all";
+  expect_error("attn --input " + garbage, "exceeds");
+  fs::remove(garbage);
+
+  // well-formed files with the wrong content
+  using sieve::DType;
+  const sieve::Tensor q(DType::kF32, {2, 16, 8}), k(DType::kF32, {1, 16, 8}), k4(DType::kF32, {1, 16, 4});
+  const std::string missing_v = temp_name("missing_v.safetensors");
+  sieve::save_safetensors(missing_v, {{"q", q.view()}, {"k", k.view()}});
+  expect_error("attn --input " + missing_v, "no tensor 'v'");
+  expect_error("attn --input " + missing_v + " --length 16", "--length describes the synthetic workload");
+  fs::remove(missing_v);
+  const std::string bad_dim = temp_name("bad_dim.safetensors");
+  sieve::save_safetensors(bad_dim, {{"q", q.view()}, {"k", k4.view()}, {"v", k4.view()}});
+  expect_error("attn --input " + bad_dim, "head_dim");
+  fs::remove(bad_dim);
+}
+
+TEST(Cli, JsonSmokeRunOverAllMethods) {
+  const RunResult r = run(std::string("attn --method all --json ") + kSmall);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto lines = json_lines(r.out);
+  const auto names = sieve::attention::selector_names();
+  ASSERT_EQ(lines.size(), names.size());
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const auto& j = lines[i];
+    EXPECT_EQ(j.at("method"), names[i]);
+    EXPECT_EQ(j.at("length"), 384);
+    for (const char* key : {"density", "token_density", "recall_mean", "recall_min", "recall_p01",
+                            "rel_error", "cosine", "selector_ms", "executor_ms", "dense_ms", "speedup"})
+      EXPECT_TRUE(j.at(key).is_number()) << key;
+    EXPECT_GT(j.at("density").get<double>(), 0.0);
+    EXPECT_LE(j.at("density").get<double>(), 1.0);
+    EXPECT_LE(j.at("recall_min").get<double>(), j.at("recall_mean").get<double>());
+    EXPECT_EQ(j.at("per_head_recall").size(), 2u);
+    EXPECT_NEAR(j.at("speedup").get<double>(),
+                j.at("dense_ms").get<double>() /
+                    (j.at("selector_ms").get<double>() + j.at("executor_ms").get<double>()),
+                1e-9 * j.at("speedup").get<double>());
+  }
+  // dense: the full pattern, all mass, output equal to exact attention up to f32 rounding
+  EXPECT_EQ(lines[0].at("density"), 1.0);
+  EXPECT_NEAR(lines[0].at("recall_mean").get<double>(), 1.0, 1e-12);
+  EXPECT_LT(lines[0].at("rel_error").get<double>(), 1e-5);
+}
+
+TEST(Cli, TableHasOneRowPerMethod) {
+  const RunResult r = run(std::string("attn --method dense,streaming ") + kSmall);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("\ndense "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\nstreaming "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("recall"), std::string::npos);
+}
+
+TEST(Cli, FileInputMatchesTheSyntheticItWasSavedFrom) {
+  sieve::attention::SyntheticConfig c;
+  c.num_heads_q = 2;
+  c.num_heads_kv = 1;
+  c.seq_len = 384;
+  c.head_dim = 32;
+  c.seed = 5;
+  const auto w = sieve::attention::make_synthetic(c);
+  const std::string path = temp_name("qkv.safetensors");
+  sieve::save_safetensors(path, {{"q", w.q.view()}, {"k", w.k.view()}, {"v", w.v.view()}});
+  const std::string common = " --method streaming --json --threads 1 --set block_q=64 --set block_k=64";
+  const RunResult from_file = run("attn --input " + path + common);
+  const RunResult synthetic =
+      run("attn --seed 5 --length 384 --heads 2 --kv-heads 1 --head-dim 32" + common);
+  fs::remove(path);
+  ASSERT_EQ(from_file.code, 0) << from_file.err;
+  ASSERT_EQ(synthetic.code, 0) << synthetic.err;
+  const auto a = json_lines(from_file.out), b = json_lines(synthetic.out);
+  ASSERT_EQ(a.size(), 1u);
+  ASSERT_EQ(b.size(), 1u);
+  for (const char* key : {"recall_mean", "recall_min", "rel_error", "density", "token_density"})
+    EXPECT_EQ(a[0].at(key), b[0].at(key)) << key;
+  EXPECT_EQ(a[0].at("settings").at("block_q"), "64");
+  EXPECT_LT(a[0].at("recall_mean").get<double>(), 1.0);  // streaming drops mass here
+}
