@@ -147,11 +147,11 @@ class ByteLevelPreTokenizer final : public PreTokenizer {
         out.push_back(std::move(p));
       }
     });
+    std::string mapped;
     for (Piece& p : pieces) {
-      std::string mapped;
-      mapped.reserve(p.text.size() * 2);
+      mapped.clear();
       for (char c : p.text) mapped += uc::byte_to_unicode(static_cast<uint8_t>(c));
-      p.text = std::move(mapped);
+      p.text.swap(mapped);
     }
   }
 

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "sieve/core/error.h"
 #include "sieve/engine/tokenizer.h"
@@ -107,6 +108,29 @@ TEST(Tokenizer, ByteLevelRoundTrip) {
       EXPECT_EQ(tokenizer.decode(tokenizer.encode(text, false)), text) << name << " " << printable(text);
     }
   }
+}
+
+// One tokenizer shared by several threads (the word cache is shared) gives the reference ids.
+TEST(Tokenizer, ConcurrentEncodeIsConsistent) {
+  const json& variant = find_variant("llama3");
+  const Tokenizer tokenizer = variant_tokenizer(variant);
+  const json& corpus = cases()["corpus"];
+  std::vector<int> mismatches(4, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int rep = 0; rep < 3; ++rep) {
+        for (std::size_t i = 0; i < corpus.size(); ++i) {
+          const std::size_t k = (i + static_cast<std::size_t>(t) * 7) % corpus.size();
+          if (tokenizer.encode(corpus[k].get<std::string>(), true) != ids_of(variant["encode"][k])) {
+            ++mismatches[static_cast<std::size_t>(t)];
+          }
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(mismatches, std::vector<int>(4, 0));
 }
 
 TEST(Tokenizer, FromFileAndVocabulary) {
