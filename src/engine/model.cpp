@@ -164,6 +164,13 @@ void Model::set_layer_callback(std::function<void(int64_t, int64_t)> callback) {
 
 Tensor Model::forward(const ForwardInput& in, KvCache& cache) { return impl_->forward(in, cache); }
 
+Tensor Model::project(const float* hidden, int64_t rows) const {
+  SIEVE_CHECK(rows >= 0 && (rows == 0 || hidden), "project: null hidden states");
+  Tensor logits(DType::kF32, {rows, impl_->cfg.vocab_size});
+  if (rows > 0) linear(hidden, rows, impl_->lm_head, logits.data_as<float>());
+  return logits;
+}
+
 // Attention of the n new queries (rows [first, first + n) of the cache) for layer l.
 void Model::Impl::attention_layer(int64_t l, const float* q, KvCache& cache, int64_t first,
                                   int64_t n, const TreeMask* tree, float* out) {
@@ -318,13 +325,15 @@ Tensor Model::Impl::forward(const ForwardInput& in, KvCache& cache) {
   }
 
   const int64_t rows = in.logits == LogitsMode::kAll ? n : in.logits == LogitsMode::kLast ? 1 : 0;
-  Tensor logits(DType::kF32, {rows, c.vocab_size});
-  if (rows == 0) return logits;
   const int64_t row0 = n - rows;
+  Tensor hidden(DType::kF32, {rows, h});
   for (int64_t i = 0; i < rows; ++i) {
-    rms_norm(&x[size_t((row0 + i) * h)], final_norm, h, c.rms_norm_eps, &xn[size_t(i * h)]);
+    rms_norm(&x[size_t((row0 + i) * h)], final_norm, h, c.rms_norm_eps,
+             hidden.data_as<float>() + i * h);
   }
-  linear(xn.data(), rows, lm_head, logits.data_as<float>());
+  if (in.return_hidden) return hidden;
+  Tensor logits(DType::kF32, {rows, c.vocab_size});
+  if (rows > 0) linear(hidden.data_as<float>(), rows, lm_head, logits.data_as<float>());
   return logits;
 }
 

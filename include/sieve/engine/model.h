@@ -38,6 +38,9 @@ struct ForwardInput {
   const TreeMask* maybe_tree = nullptr;
   /// Which rows get logits: none, the last token, or every token.
   LogitsMode logits = LogitsMode::kLast;
+  /// Return those rows' final hidden states (after the last RMSNorm, [rows, hidden_size]) instead
+  /// of logits; project() turns them into logits in pieces (long inputs, large vocabularies).
+  bool return_hidden = false;
 };
 
 /// What the sparse prefill did, summed over layers and calls since the last reset.
@@ -86,6 +89,9 @@ class Model {
   /// @throws sieve::Error for an out-of-range token id, a negative position, mismatched sizes
   ///         or a cache made for another shape
   Tensor forward(const ForwardInput& in, KvCache& cache);
+
+  /// Logits [rows, vocab_size] of final hidden states `hidden` [rows, hidden_size] (lm_head).
+  Tensor project(const float* hidden, int64_t rows) const;
 
  private:
   struct Impl;
