@@ -185,35 +185,41 @@ def main():
 
 
 def print_tables(rows):
-    gemm = next((r["tflops"] for r in rows if r["impl"] == "torch_gemm_bf16_8192"), float("nan"))
+    nan = float("nan")
+    gemm = next((r["tflops"] for r in rows if r["impl"] == "torch_gemm_bf16_8192"), nan)
     by = {}
     for r in rows:
-        by.setdefault((r["bench"], r["impl"], r["len"], round(r["density"], 2)), r)
-    print(f"\n== dense causal bf16, H=32/8, D=128 (GEMM ceiling {gemm:.0f} TFLOP/s) ==")
-    print(f"{'L':>7} {'sieve ms':>9} {'TF/s':>6} {'%gemm':>6} {'flash ms':>9} {'cudnn ms':>9} {'vs flash':>8} {'vs cudnn':>8}")
+        by.setdefault((r["bench"], r["impl"], r["len"]), r)
+
+    def ms(bench, impl, length):
+        r = by.get((bench, impl, length))
+        return r["ms"] if r else nan
+
+    print(f"\n== dense causal bf16, H=32/8, D=128; TFLOP/s and % of the bf16 GEMM ({gemm:.0f} TFLOP/s) ==")
+    print(f"{'L':>7} {'wgmma ms':>9} {'TF/s':>5} {'%gemm':>5} {'mma ms':>8} {'TF/s':>5} {'flash ms':>9} {'cudnn ms':>9} "
+          f"{'flash/ours':>10} {'cudnn/ours':>10}")
     for length in sorted({r["len"] for r in rows if r["bench"] == "dense"}):
-        s = by.get(("dense", "sieve_mma", length, 1.0))
-        fl = by.get(("dense", "torch_sdpa_flash", length, 1.0))
-        cd = by.get(("dense", "torch_sdpa_cudnn", length, 1.0))
-        sm = s["ms"] if s else float("nan")
-        print(f"{length:>7} {sm:>9.2f} {s['tflops'] if s else float('nan'):>6.0f} "
-              f"{100 * (s['tflops'] if s else float('nan')) / gemm:>5.0f}% "
-              f"{fl['ms'] if fl else float('nan'):>9.2f} {cd['ms'] if cd else float('nan'):>9.2f} "
-              f"{(fl['ms'] / sm) if fl and s else float('nan'):>7.2f}x {(cd['ms'] / sm) if cd and s else float('nan'):>7.2f}x")
+        w, m = ms("dense", "sieve_wgmma", length), ms("dense", "sieve_mma.sync", length)
+        fl, cd = ms("dense", "torch_sdpa_flash", length), ms("dense", "torch_sdpa_cudnn", length)
+        best = min(x for x in (w, m) if x == x) if (w == w or m == m) else nan
+        tf = lambda t: causal_flops(length) / t * 1e-9
+        print(f"{length:>7} {w:>9.2f} {tf(w):>5.0f} {100 * tf(w) / gemm:>4.0f}% {m:>8.2f} {tf(m):>5.0f} {fl:>9.2f} {cd:>9.2f} "
+              f"{fl / best:>9.2f}x {cd / best:>9.2f}x")
     sparse = [r for r in rows if r["bench"] == "sparse"]
     if sparse:
-        print("\n== block-sparse, identical 128x128 block mask (speed-up = flex ms / sieve ms) ==")
-        print(f"{'L':>7} {'density':>7} {'sieve ms':>9} {'flex ms':>9} {'speed-up':>8} {'sieve/dense':>11}")
+        print("\n== block-sparse, identical 128x128 block mask: flex ms / ours (>1: ours faster); time vs our dense ==")
+        print(f"{'L':>7} {'density':>7} {'wgmma ms':>9} {'mma ms':>8} {'flex ms':>9} {'flex/wgmma':>10} {'wgmma/dense':>11}")
         for length in sorted({r["len"] for r in sparse}):
-            dense = next((r for r in sparse if r["len"] == length and r["impl"] == "sieve_dense"), None)
-            ours = sorted((r for r in sparse if r["len"] == length and r["impl"] == "sieve_mma"),
-                          key=lambda r: -r["density"])
+            dense = ms("sparse", "sieve_wgmma_dense", length)
+            ours = sorted((r for r in sparse if r["len"] == length and r["impl"] == "sieve_wgmma"), key=lambda r: -r["density"])
+            mma = [r for r in sparse if r["len"] == length and r["impl"] == "sieve_mma.sync"]
             flex = [r for r in sparse if r["len"] == length and r["impl"] == "torch_flex"]
             for r in ours:
                 fx = min(flex, key=lambda f: abs(f["density"] - r["density"]), default=None)
-                ratio = r["ms"] / dense["ms"] if dense else float("nan")
-                print(f"{length:>7} {r['density']:>7.3f} {r['ms']:>9.2f} {fx['ms'] if fx else float('nan'):>9.2f} "
-                      f"{(fx['ms'] / r['ms']) if fx else float('nan'):>7.2f}x {ratio:>6.2f} (x{r['density']:.2f})")
+                mm = min(mma, key=lambda f: abs(f["density"] - r["density"]), default=None)
+                fxm = fx["ms"] if fx else nan
+                print(f"{length:>7} {r['density']:>7.3f} {r['ms']:>9.2f} {mm['ms'] if mm else nan:>8.2f} {fxm:>9.2f} "
+                      f"{fxm / r['ms']:>9.2f}x {r['ms'] / dense:>6.2f} (x{r['density']:.2f})")
     var = [r for r in rows if r["bench"] == "variant"]
     if var:
         print("\n== tile-shape sweep (dense bf16 d=128) ==")
@@ -221,9 +227,11 @@ def print_tables(rows):
             print(f"{r['impl']:>20} L={r['len']:>7} {r['ms']:>9.2f} ms {r['tflops']:>6.0f} TF/s {r['note']}")
     e2e = [r for r in rows if r["bench"] == "e2e"]
     if e2e:
-        print("\n== end-to-end selector + executor ==")
+        print("\n== end-to-end selector + executor (ms; speed-up vs torch flash / cudnn at the same length) ==")
         for r in e2e:
-            print(f"{r['impl']:>24} L={r['len']:>7} density={r['density']:.3f} {r['ms']:>9.2f} ms {r['note']}")
+            fl, cd = ms("dense", "torch_sdpa_flash", r["len"]), ms("dense", "torch_sdpa_cudnn", r["len"])
+            print(f"{r['impl']:>24} L={r['len']:>7} density={r['density']:.3f} {r['ms']:>9.2f} ms "
+                  f"x{fl / r['ms']:.2f} flash x{cd / r['ms']:.2f} cudnn  {r['note']}")
 
 
 if __name__ == "__main__":

@@ -129,12 +129,28 @@ struct Problem {
         v(random_device(s.hkv, l, s.d, seed + 2, 1.f)), out(DType::kBF16, {s.hq, l, s.d}) {}
 };
 
+// Runs fn once per kernel family ("mma": mma.sync; "auto": wgmma on Hopper) with the family's
+// name ("sieve_mma.sync", "sieve_wgmma") as the impl column.
+void for_each_kernel(int64_t head_dim, int64_t block_k, const std::function<void(const std::string&)>& fn) {
+  std::vector<std::string> seen;
+  for (const char* pref : {"mma", "auto"}) {
+    cu::set_kernel_preference(pref);
+    const std::string name = cu::kernel_info(DType::kBF16, head_dim, block_k).name;
+    if (std::find(seen.begin(), seen.end(), name) != seen.end()) continue;
+    seen.push_back(name);
+    fn("sieve_" + name);
+  }
+  cu::set_kernel_preference("auto");
+}
+
 void bench_dense(const Shape& s, const std::vector<int64_t>& lens) {
   for (int64_t l : lens) {
     Problem pb(s, l, 7);
     sieve::attention::AttentionOptions o;
-    const double ms = median_ms([&] { cu::dense_attention(pb.q, pb.k, pb.v, pb.out, o); }, 1, iters_for(l));
-    emit({"dense", "sieve_mma", l, 1.0, ms, causal_flops(s, l) / ms * 1e-9, ""});
+    for_each_kernel(s.d, 0, [&](const std::string& impl) {
+      const double ms = median_ms([&] { cu::dense_attention(pb.q, pb.k, pb.v, pb.out, o); }, 1, iters_for(l));
+      emit({"dense", impl, l, 1.0, ms, causal_flops(s, l) / ms * 1e-9, ""});
+    });
   }
 }
 
@@ -143,22 +159,28 @@ void bench_sparse(const Shape& s, const std::vector<int64_t>& lens, const std::v
     Problem pb(s, l, 11);
     sieve::attention::AttentionOptions o;
     cu::DeviceTensor ref(DType::kBF16, {s.hq, l, s.d});
-    const double dense_ms = median_ms([&] { cu::dense_attention(pb.q, pb.k, pb.v, ref, o); }, 1, iters_for(l));
-    emit({"sparse", "sieve_dense", l, 1.0, dense_ms, causal_flops(s, l) / dense_ms * 1e-9, "dense kernel, reference for time ~ density"});
+    std::vector<std::pair<sieve::attention::SparsePattern, double>> pats;
     for (double dens : densities) {
       double pairs = 0;
-      const auto pat = hash_pattern(s, l, dens, &pairs);
-      const cu::DevicePattern dp = cu::DevicePattern::upload(pat);
-      const double ms = median_ms([&] { cu::block_sparse_attention(pb.q, pb.k, pb.v, dp.view(), pb.out, o); }, 1, iters_for(l));
-      const double real = pat.block_density();
-      std::string note = "blocks=" + std::to_string(pat.block_indices.size());
-      if (dens >= 1.0) {  // the full pattern must reproduce the dense kernel bit for bit
-        unsigned long long h[2];
-        sieve::bench::count_mismatch_u16(pb.out.view().data, ref.view().data, ref.view().numel(), h);
-        note += " mismatches_vs_dense=" + std::to_string(h[0]) + " nan=" + std::to_string(h[1]);
-      }
-      emit({"sparse", "sieve_mma", l, real, ms, 4.0 * double(s.d) * pairs / ms * 1e-9, note});
+      auto pat = hash_pattern(s, l, dens, &pairs);
+      pats.emplace_back(std::move(pat), pairs);
     }
+    for_each_kernel(s.d, 128, [&](const std::string& impl) {
+      const double dense_ms = median_ms([&] { cu::dense_attention(pb.q, pb.k, pb.v, ref, o); }, 1, iters_for(l));
+      emit({"sparse", impl + "_dense", l, 1.0, dense_ms, causal_flops(s, l) / dense_ms * 1e-9,
+            "dense kernel, reference for time ~ density"});
+      for (const auto& [pat, pairs] : pats) {
+        const cu::DevicePattern dp = cu::DevicePattern::upload(pat);
+        const double ms = median_ms([&] { cu::block_sparse_attention(pb.q, pb.k, pb.v, dp.view(), pb.out, o); }, 1, iters_for(l));
+        std::string note = "blocks=" + std::to_string(pat.block_indices.size());
+        if (pat.block_density() >= 0.999) {  // the full pattern must reproduce the dense kernel bit for bit
+          unsigned long long h[2];
+          sieve::bench::count_mismatch_u16(pb.out.view().data, ref.view().data, ref.view().numel(), h);
+          note += " mismatches_vs_dense=" + std::to_string(h[0]) + " nan=" + std::to_string(h[1]);
+        }
+        emit({"sparse", impl, l, pat.block_density(), ms, 4.0 * double(s.d) * pairs / ms * 1e-9, note});
+      }
+    });
   }
 }
 

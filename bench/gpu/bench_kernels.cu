@@ -1,6 +1,7 @@
 #include "bench_kernels.h"
 
 #include "sieve/attention/cuda/flash_kernel.cuh"
+#include "sieve/attention/cuda/flash_kernel_sm90.cuh"
 
 namespace sieve::bench {
 
@@ -53,46 +54,45 @@ void count_mismatch_u16(const void* a, const void* b, int64_t n, unsigned long l
 namespace {
 using T = __nv_bfloat16;
 using namespace attention::cuda;
-template <class Cfg>
+template <class Cfg, bool kSm90>
 VariantInfo info(const char* name) {
   VariantInfo v;
   v.name = name;
   cudaFuncAttributes fa{};
-  cudaFuncSetAttribute(flash_attention_kernel<Cfg>, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
-  cudaFuncGetAttributes(&fa, flash_attention_kernel<Cfg>);
+  const void* k = nullptr;
+  if constexpr (kSm90) k = reinterpret_cast<const void*>(flash_attention_sm90_kernel<Cfg>);
+  else k = reinterpret_cast<const void*>(flash_attention_kernel<Cfg>);
+  cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
+  cudaFuncGetAttributes(&fa, k);
   v.regs = fa.numRegs;
   v.local_bytes = int(fa.localSizeBytes);
-  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&v.ctas_per_sm, flash_attention_kernel<Cfg>, Cfg::kThreads,
-                                                Cfg::kSmemBytes);
+  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&v.ctas_per_sm, k, Cfg::kThreads, Cfg::kSmemBytes);
   return v;
 }
 using V0 = FlashConfig<T, 128, 32, 4, 2, false>;
 using V1 = FlashConfig<T, 128, 64, 4, 2, false>;
-using V2 = FlashConfig<T, 128, 64, 8, 1, false>;
-using V3 = FlashConfig<T, 128, 64, 8, 1, true>;
-using V4 = FlashConfig<T, 128, 32, 8, 1, true>;
-using V5 = FlashConfig<T, 128, 64, 4, 1, true, 2>;
+using W0 = FlashConfigSm90<T, 128, 128, 1>;
+using W1 = FlashConfigSm90<T, 128, 64, 1>;
+using W2 = FlashConfigSm90<T, 128, 64, 2>;
 }  // namespace
 
-int num_variants() { return 6; }
+int num_variants() { return 5; }
 VariantInfo variant_info(int i) {
   switch (i) {
-    case 0: return info<V0>("bn32_w4_mt2");
-    case 1: return info<V1>("bn64_w4_mt2");
-    case 2: return info<V2>("bn64_w8_mt1");
-    case 3: return info<V3>("bn64_w8_mt1_qreg");
-    case 4: return info<V4>("bn32_w8_mt1_qreg");
-    default: return info<V5>("bn64_w4_mt1_qreg");
+    case 0: return info<V0, false>("mma_bn32_w4_mt2");
+    case 1: return info<V1, false>("mma_bn64_w4_mt2");
+    case 2: return info<W0, true>("wgmma_bn128");
+    case 3: return info<W1, true>("wgmma_bn64");
+    default: return info<W2, true>("wgmma_bn64_2cta");
   }
 }
 cudaError_t launch_variant(int i, const attention::cuda::FlashParams& p, cudaStream_t s) {
   switch (i) {
     case 0: return launch_flash_attention<V0>(p, s);
     case 1: return launch_flash_attention<V1>(p, s);
-    case 2: return launch_flash_attention<V2>(p, s);
-    case 3: return launch_flash_attention<V3>(p, s);
-    case 4: return launch_flash_attention<V4>(p, s);
-    default: return launch_flash_attention<V5>(p, s);
+    case 2: return launch_flash_attention_sm90<W0>(p, s);
+    case 3: return launch_flash_attention_sm90<W1>(p, s);
+    default: return launch_flash_attention_sm90<W2>(p, s);
   }
 }
 #else

@@ -19,6 +19,23 @@ using attention::SparsePattern;
 
 const char* name(DType t) { return dtype_name(t); }
 
+// Every test runs twice: on the mma.sync kernel, and on "auto" (the wgmma kernel on compute
+// capability 9.0 wherever the pattern's block_k fits it, mma.sync elsewhere).
+class CudaFlash : public ::testing::TestWithParam<const char*> {
+ protected:
+  void SetUp() override {
+    if (cu::device_count() == 0) GTEST_SKIP() << "no CUDA device";
+    cu::set_kernel_preference(GetParam());
+  }
+  void TearDown() override {
+    if (cu::device_count() > 0) cu::set_kernel_preference("auto");
+  }
+};
+INSTANTIATE_TEST_SUITE_P(Kernels, CudaFlash, ::testing::Values("mma", "auto"),
+                         [](const ::testing::TestParamInfo<const char*>& i) {
+                           return std::string(i.param);
+                         });
+
 // Random pattern: every causally visible block kept with probability keep; `ncols` random columns
 // per head (they may fall into kept blocks or the band: the executor must not count them twice).
 SparsePattern random_pattern(int heads, int64_t lq, int64_t lk, int bq, int bk, bool causal,
@@ -71,8 +88,7 @@ void check_dense(const Case& c, uint64_t seed) {
   expect_matches_reference(got, attention::reference_attention(q, k, v, opts), v, c.dtype, what);
 }
 
-TEST(CudaFlash, DenseEveryDtypeHeadDimOutputAndMask) {
-  SIEVE_REQUIRE_GPU();
+TEST_P(CudaFlash, DenseEveryDtypeHeadDimOutputAndMask) {
   Rng pick(fresh_seed());
   for (DType dt : {DType::kBF16, DType::kF16})
     for (int64_t d : {64, 128})
@@ -83,21 +99,18 @@ TEST(CudaFlash, DenseEveryDtypeHeadDimOutputAndMask) {
         }
 }
 
-TEST(CudaFlash, DenseLengthsAroundTileEdges) {
-  SIEVE_REQUIRE_GPU();
+TEST_P(CudaFlash, DenseLengthsAroundTileEdges) {
   for (int64_t l : {1, 2, 63, 64, 65, 127, 128, 129, 257})
     check_dense({DType::kBF16, 128, DType::kBF16, true, 2, 1, l, l}, fresh_seed());
 }
 
-TEST(CudaFlash, ChunkedPrefillSeesTheWholeCache) {
-  SIEVE_REQUIRE_GPU();
+TEST_P(CudaFlash, ChunkedPrefillSeesTheWholeCache) {
   check_dense({DType::kBF16, 128, DType::kF32, true, 4, 1, 77, 301}, fresh_seed());
   check_dense({DType::kF16, 64, DType::kF16, true, 3, 3, 130, 260}, fresh_seed());
   check_dense({DType::kBF16, 64, DType::kBF16, false, 2, 2, 5, 200}, fresh_seed());
 }
 
-TEST(CudaFlash, StridedTokenMajorViews) {
-  SIEVE_REQUIRE_GPU();
+TEST_P(CudaFlash, StridedTokenMajorViews) {
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE(seed);
   Rng rng(seed);
@@ -172,14 +185,13 @@ void check_sparse(const SparseCase& c, uint64_t seed) {
   expect_matches_reference(got, ref, v, c.dtype, what);
 }
 
-TEST(CudaFlash, SparseBlocksColumnsAndBand) {
-  SIEVE_REQUIRE_GPU();
+TEST_P(CudaFlash, SparseBlocksColumnsAndBand) {
   const SparseCase cases[] = {
       {DType::kBF16, 128, 128, 128, false, true, 0.4, 0, 0, 517, 517},
       {DType::kBF16, 128, 128, 64, true, true, 0.3, 100, 24, 600, 600},
       {DType::kF16, 128, 256, 128, false, true, 0.5, 37, 40, 700, 700},
       {DType::kBF16, 64, 128, 64, false, true, 0.3, 200, 16, 389, 389},
-      {DType::kF16, 64, 128, 128, true, true, 0.6, 0, 30, 450, 450},
+      {DType::kF16, 64, 128, 256, true, true, 0.6, 0, 30, 450, 450},
       {DType::kBF16, 128, 128, 128, false, true, 0.5, 64, 20, 200, 466},  // chunked prefill
       {DType::kBF16, 128, 128, 128, false, false, 0.4, 50, 10, 333, 333},  // not causal
       {DType::kBF16, 64, 128, 64, false, true, 0.0, 1, 0, 300, 300},       // band of 1: diagonal
@@ -188,8 +200,7 @@ TEST(CudaFlash, SparseBlocksColumnsAndBand) {
 }
 
 // Dense = the executor with the full pattern: identical tile sequence, so identical bits.
-TEST(CudaFlash, FullPatternAndFullBandEqualDenseBitwise) {
-  SIEVE_REQUIRE_GPU();
+TEST_P(CudaFlash, FullPatternAndFullBandEqualDenseBitwise) {
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE(seed);
   Rng rng(seed);
@@ -211,8 +222,7 @@ TEST(CudaFlash, FullPatternAndFullBandEqualDenseBitwise) {
   EXPECT_EQ(std::memcmp(dense.out.data(), banded.out.data(), size_t(dense.out.nbytes())), 0);
 }
 
-TEST(CudaFlash, RowsWithoutKeysGiveZerosAndMinusInfinity) {
-  SIEVE_REQUIRE_GPU();
+TEST_P(CudaFlash, RowsWithoutKeysGiveZerosAndMinusInfinity) {
   check_sparse({DType::kBF16, 128, 128, 128, false, true, 0.2, 0, 0, 640, 640}, fresh_seed());
   Rng rng(fresh_seed());
   const Tensor q = random_tensor(DType::kBF16, 2, 256, 64, 1.f, rng);
@@ -229,8 +239,7 @@ TEST(CudaFlash, RowsWithoutKeysGiveZerosAndMinusInfinity) {
   }
 }
 
-TEST(CudaFlash, PatternRoundTripsThroughDeviceMemory) {
-  SIEVE_REQUIRE_GPU();
+TEST_P(CudaFlash, PatternRoundTripsThroughDeviceMemory) {
   Rng rng(fresh_seed());
   const SparsePattern p = random_pattern(3, 500, 700, 128, 64, true, false, 0.5, 17, 9, rng);
   const SparsePattern back = cu::DevicePattern::upload(p).download();
@@ -241,8 +250,18 @@ TEST(CudaFlash, PatternRoundTripsThroughDeviceMemory) {
   EXPECT_EQ(back.band, p.band);
 }
 
-TEST(CudaFlash, RejectsWhatTheKernelCannotRun) {
-  SIEVE_REQUIRE_GPU();
+TEST_P(CudaFlash, AutoPicksWgmmaOnHopper) {
+  int dev = 0, major = 0, minor = 0;
+  ASSERT_EQ(cudaGetDevice(&dev), cudaSuccess);
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+  cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
+  const std::string want = std::string(GetParam()) == "mma" || major != 9 || minor != 0 ? "mma.sync" : "wgmma";
+  EXPECT_EQ(cu::kernel_info(DType::kBF16, 128).name, want);
+  // head dim 64 runs wgmma with BLOCK_N 128: a pattern of 64-key blocks falls back to mma.sync
+  EXPECT_EQ(cu::kernel_info(DType::kBF16, 64, 64).name, std::string("mma.sync"));
+}
+
+TEST_P(CudaFlash, RejectsWhatTheKernelCannotRun) {
   Rng rng(1);
   const Tensor hq = random_tensor(DType::kBF16, 2, 64, 64, 1.f, rng);
   const cu::DeviceTensor q = cu::DeviceTensor::from_host(hq);

@@ -6,6 +6,7 @@
 #include "sieve/attention/cuda/flash_params.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <limits>
 #include <numbers>
@@ -27,13 +28,52 @@ std::vector<std::string> available_backends() {
   return b;
 }
 
-KernelInfo kernel_info(DType dtype, int64_t head_dim) {
+namespace {
+
+std::atomic<int> g_preference{0};  // 0 auto, 1 mma.sync, 2 wgmma
+
+// Compute capability 9.0 (H100/H200): the sm_90a wgmma kernel runs there and nowhere else.
+bool current_device_is_sm90() {
+  int dev = 0, major = 0, minor = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return major == 9 && minor == 0;
+}
+
+void check_supported(DType dtype, int64_t head_dim) {
   SIEVE_CHECK(dtype == DType::kBF16 || dtype == DType::kF16,
               "CUDA attention takes bf16 or f16 inputs, got {}", dtype_name(dtype));
   SIEVE_CHECK(head_dim == 64 || head_dim == 128, "CUDA attention supports head_dim 64 or 128, got {}",
               head_dim);
+}
+
+}  // namespace
+
+void set_kernel_preference(std::string_view name) {
+  if (name == "auto") g_preference = 0;
+  else if (name == "mma" || name == "mma.sync") g_preference = 1;
+  else if (name == "wgmma") g_preference = 2;
+  else SIEVE_FAIL("unknown CUDA kernel '{}' (auto, mma, wgmma)", name);
+}
+
+KernelInfo kernel_info(DType dtype, int64_t head_dim, int64_t block_k) {
+  check_supported(dtype, head_dim);
+  const FlashShapeSm90& h = head_dim == 64 ? kSm90D64 : kSm90D128;
+  const bool fits = block_k == 0 || block_k % h.block_n == 0;
+  const int pref = g_preference.load();
+  bool wgmma = pref != 1 && fits && current_device_is_sm90();
+  if (pref == 2) {
+    SIEVE_CHECK(current_device_is_sm90(), "the wgmma kernel needs a compute capability 9.0 device");
+    SIEVE_CHECK(fits, "the wgmma kernel needs block_k to be a multiple of {}, got {}", h.block_n, block_k);
+    wgmma = true;
+  }
+  if (wgmma) return KernelInfo{"wgmma", h.block_m(), h.block_n, h.threads(), h.smem_bytes()};
   const FlashShape& s = head_dim == 64 ? kFlashD64 : kFlashD128;
-  return KernelInfo{s.block_m(), s.block_n, s.threads(), s.smem_bytes()};
+  return KernelInfo{"mma.sync", s.block_m(), s.block_n, s.threads(), s.smem_bytes()};
 }
 
 namespace {
@@ -66,7 +106,7 @@ struct Prepared {
 Prepared prepare(const TensorView& q, const TensorView& k, const TensorView& v, const TensorView& out,
                  const AttentionOptions& opts, const TensorView* lse) {
   const AttentionShape s = check_attention_inputs(q, k, v, &out, lse);
-  (void)kernel_info(q.dtype, s.head_dim);  // dtype / head_dim supported
+  check_supported(q.dtype, s.head_dim);
   constexpr int64_t kMaxLen = std::numeric_limits<int32_t>::max() - 1024;
   SIEVE_CHECK(s.seq_len_k <= kMaxLen, "seq_len_k {} too long for the CUDA kernel", s.seq_len_k);
   Prepared r;
@@ -115,12 +155,14 @@ Prepared prepare(const TensorView& q, const TensorView& k, const TensorView& v, 
   return r;
 }
 
-void launch(const Prepared& r, Stream stream) {
+void launch(const Prepared& r, const KernelInfo& k, Stream stream) {
   if (r.shape.seq_len_q == 0) return;
   const int d = int(r.shape.head_dim);
-  const cudaError_t e = r.dtype == DType::kBF16 ? launch_flash_bf16(d, r.p, stream)
-                                                : launch_flash_f16(d, r.p, stream);
-  SIEVE_CHECK(e == cudaSuccess, "CUDA attention launch failed: {}", cudaGetErrorString(e));
+  const bool bf16 = r.dtype == DType::kBF16;
+  const bool wgmma = std::string_view(k.name) == "wgmma";
+  const cudaError_t e = wgmma ? (bf16 ? launch_flash_sm90_bf16(d, r.p, stream) : launch_flash_sm90_f16(d, r.p, stream))
+                              : (bf16 ? launch_flash_bf16(d, r.p, stream) : launch_flash_f16(d, r.p, stream));
+  SIEVE_CHECK(e == cudaSuccess, "CUDA attention launch ({}) failed: {}", k.name, cudaGetErrorString(e));
 }
 
 }  // namespace
@@ -130,7 +172,7 @@ void dense_attention(const TensorView& q, const TensorView& k, const TensorView&
                      Stream stream) {
   Prepared r = prepare(q, k, v, out, opts, maybe_lse);
   r.p.sparse = false;
-  launch(r, stream);
+  launch(r, kernel_info(q.dtype, r.shape.head_dim), stream);
 }
 
 void block_sparse_attention(const TensorView& q, const TensorView& k, const TensorView& v,
@@ -145,7 +187,7 @@ void block_sparse_attention(const TensorView& q, const TensorView& k, const Tens
   const int64_t heads = pat.per_kv_head ? s.num_heads_kv : s.num_heads_q;
   SIEVE_CHECK(pat.num_heads == heads, "pattern has {} heads, the inputs need {} ({} heads)",
               pat.num_heads, heads, pat.per_kv_head ? "KV" : "query");
-  const KernelInfo ki = kernel_info(q.dtype, s.head_dim);
+  const KernelInfo ki = kernel_info(q.dtype, s.head_dim, pat.block_k);
   SIEVE_CHECK(pat.block_q > 0 && pat.block_q % ki.block_m == 0,
               "CUDA executor needs pattern block_q to be a multiple of {}, got {}", ki.block_m,
               pat.block_q);
@@ -165,7 +207,7 @@ void block_sparse_attention(const TensorView& q, const TensorView& k, const Tens
   p.num_q_blocks = int(pat.num_q_blocks());
   p.pattern_head_div = pat.per_kv_head ? int(s.group_size()) : 1;
   p.band = int(std::min<int64_t>(pat.band, s.seq_len_k + 1));  // wider is the same as everything
-  launch(r, stream);
+  launch(r, ki, stream);
 }
 
 // ---- DevicePattern ------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 // The tile shapes the library instantiates (one per head dim; bf16 and f16 share them).
-// Chosen by bench/gpu/bench_attention_cuda on an H200 (see docs/results/gpu-attention.md); kept in a
-// plain header so that host code (pattern checks, kernel_info) sees them without CUDA types.
+// Chosen by the tile-shape sweep of bench/gpu/bench_attention_cuda on an H200 (dense bf16 d=128,
+// 32K: mma.sync 32x4w 270 TFLOP/s; wgmma BLOCK_N 128 one CTA/SM 343, BLOCK_N 64 two CTAs/SM 383;
+// see docs/results/gpu-attention.md). A plain header so that host code (pattern checks,
+// kernel_info) sees them without CUDA types.
 #pragma once
 
 namespace sieve::attention::cuda {
@@ -17,5 +19,20 @@ struct FlashShape {
 
 inline constexpr FlashShape kFlashD64{64, 64, 4, 2, true};
 inline constexpr FlashShape kFlashD128{128, 32, 4, 2, false};
+
+}  // namespace sieve::attention::cuda
+
+namespace sieve::attention::cuda {
+
+/// Tile shapes of the Hopper (wgmma) kernel: BLOCK_M = 128 (two warpgroups), BLOCK_N keys.
+struct FlashShapeSm90 {
+  int head_dim, block_n, min_blocks;
+  constexpr int block_m() const { return 128; }
+  constexpr int threads() const { return 256; }
+  constexpr int smem_bytes() const { return 1024 + (128 * head_dim + 4 * block_n * head_dim) * 2 + 2 * block_n * 4; }
+};
+
+inline constexpr FlashShapeSm90 kSm90D64{64, 128, 2};
+inline constexpr FlashShapeSm90 kSm90D128{128, 64, 2};
 
 }  // namespace sieve::attention::cuda

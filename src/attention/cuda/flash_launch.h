@@ -1,4 +1,5 @@
-// Internal: type-erased launchers of the flash attention instantiations (flash_bf16.cu, flash_f16.cu).
+// Internal: type-erased launchers of the flash attention instantiations (flash_bf16.cu,
+// flash_f16.cu: mma.sync for sm_80+; sm90a/flash_sm90.cu: wgmma for sm_90a).
 #pragma once
 
 #include "sieve/attention/cuda/flash_params.h"
@@ -10,5 +11,8 @@ namespace sieve::attention::cuda {
 /// Asynchronous launch on `stream`; cudaErrorInvalidValue for a head dim without an instance.
 cudaError_t launch_flash_bf16(int head_dim, const FlashParams& p, cudaStream_t stream);
 cudaError_t launch_flash_f16(int head_dim, const FlashParams& p, cudaStream_t stream);
+/// Hopper (wgmma, sm_90a) kernel; only valid on compute capability 9.0 devices.
+cudaError_t launch_flash_sm90_bf16(int head_dim, const FlashParams& p, cudaStream_t stream);
+cudaError_t launch_flash_sm90_f16(int head_dim, const FlashParams& p, cudaStream_t stream);
 
 }  // namespace sieve::attention::cuda

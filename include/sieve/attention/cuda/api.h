@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 struct CUstream_st;  // cudaStream_t without the CUDA headers
@@ -27,12 +28,20 @@ int device_count();
 /// Backends this process can run attention on: "cpu", plus "cuda" when a device is usable.
 std::vector<std::string> available_backends();
 
-/// Tile shape of the kernel instance for (dtype, head_dim): a block-sparse pattern needs
-/// block_q % block_m == 0 and block_k % block_n == 0.
+/// Kernel instance for (dtype, head_dim, pattern block_k; 0 = dense) on the current device:
+/// "wgmma" (Hopper, compute capability 9.0, sm_90a) or "mma.sync" (sm_80+). A block-sparse pattern
+/// needs block_q % block_m == 0 and block_k % block_n == 0 (the mma.sync shape always fits when
+/// the wgmma one does not).
 struct KernelInfo {
+  const char* name = "";
   int block_m = 0, block_n = 0, threads = 0, smem_bytes = 0;
 };
-KernelInfo kernel_info(DType dtype, int64_t head_dim);
+KernelInfo kernel_info(DType dtype, int64_t head_dim, int64_t block_k = 0);
+
+/// Kernel family for later calls: "auto" (wgmma where it runs and fits, else mma.sync), "mma" or
+/// "wgmma" (throws at launch where it cannot run). For tests and benchmarks; process-wide.
+/// @throws sieve::Error for other names
+void set_kernel_preference(std::string_view name);
 
 /// Non-owning view of a SparsePattern whose arrays live in device memory.
 struct DevicePatternView {

@@ -1,0 +1,303 @@
+// Hopper path of the attention executor: the tile walk, masking and online softmax of
+// flash_kernel.cuh with both matrix products on warpgroup MMA (wgmma, sm_90a).
+//
+// A CTA is two warpgroups (256 threads); warpgroup w owns query rows [64w, 64w+64) of the CTA's
+// BLOCK_M = 128. S = Q K^T is wgmma with both operands in shared memory (K-major, 128-byte
+// swizzle); O += P V takes P from registers (the S accumulators, packed to bf16/f16) and V from
+// shared memory as an MN-major operand, so V needs no transpose. Tiles arrive by cp.async (double
+// buffered, all threads), made visible to the async proxy with fence.proxy.async. Shared tiles
+// are stored as 64-element panels of 128-byte rows, XOR-swizzled in 16-byte chunks by row % 8:
+// the layout wgmma's 128-byte swizzle mode reads. Same semantics, parameters and tile sequence
+// as the mma.sync kernel (FlashParams, TileIter); needs block_k % BLOCK_N == 0 for patterns.
+// Reference: Shah et al., "FlashAttention-3" (2024), §3.1 (without warp specialisation/TMA).
+#pragma once
+
+#include "sieve/attention/cuda/flash_kernel.cuh"
+#include "sieve/attention/cuda/wgmma.cuh"
+
+namespace sieve::attention::cuda {
+
+template <class T_, int D_, int BN_, int MIN_BLOCKS_ = 1>
+struct FlashConfigSm90 {
+  using T = T_;
+  static constexpr int kD = D_, kBN = BN_, kBM = 128, kThreads = 256, kMinBlocks = MIN_BLOCKS_;
+  static constexpr int kChunks = D_ / 8;
+  static constexpr int kQBytes = kBM * D_ * 2, kTileBytes = BN_ * D_ * 2;
+  static constexpr int kSmemBytes = 1024 + kQBytes + 4 * kTileBytes + 2 * BN_ * 4;  // +1024: align
+  static_assert(D_ % 64 == 0 && (BN_ == 64 || BN_ == 128) && (D_ == 64 || D_ == 128));
+};
+
+namespace detail {
+/// Byte offset of 16-byte chunk c of row r in a [D/64 panels][R rows][128 B] tile.
+template <int R>
+__device__ __forceinline__ uint32_t pswz(int r, int c) {
+  return uint32_t((c >> 3) * (R * 128) + r * 128 + (((c & 7) ^ (r & 7)) << 4));
+}
+}  // namespace detail
+
+template <class Cfg>
+__global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) flash_attention_sm90_kernel(const FlashParams p) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using T = typename Cfg::T;
+  using detail::pswz;
+  constexpr int D = Cfg::kD, BN = Cfg::kBN, BM = Cfg::kBM, C = Cfg::kChunks, NT = Cfg::kThreads;
+  constexpr uint32_t kTileBytes = Cfg::kTileBytes;
+
+  extern __shared__ unsigned char smem_raw[];
+  const uint32_t raw = ptx::smem_addr(smem_raw);
+  const uint32_t s_q = (raw + 1023u) & ~1023u;  // swizzle atoms need 1024-byte alignment
+  const uint32_t s_k = s_q + Cfg::kQBytes;      // 2 stages
+  const uint32_t s_v = s_k + 2 * kTileBytes;
+  int* s_col = reinterpret_cast<int*>(smem_raw + (s_q - raw) + Cfg::kQBytes + 4 * kTileBytes);
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int wg = warp >> 2;
+  const int g = lane >> 2, tq = lane & 3;
+  const int m_tile = p.num_m_tiles - 1 - int(blockIdx.x);
+  const int hq = blockIdx.y, hkv = hq / p.group;
+  const int r0 = m_tile * BM;
+  const int rows = min(BM, p.seq_q - r0);
+  const T* gq = static_cast<const T*>(p.q) + hq * p.q_head_stride + int64_t(r0) * p.q_row_stride;
+  const T* gk = static_cast<const T*>(p.k) + hkv * p.k_head_stride;
+  const T* gv = static_cast<const T*>(p.v) + hkv * p.v_head_stride;
+  const int wrow = wg * 64 + (warp & 3) * 16;  // first row of this warp inside the CTA tile
+
+  detail::TileIter<BN> it;
+  it.seq_k = p.seq_k;
+  it.block_k = p.block_k;
+  it.causal = p.causal;
+  it.sparse = p.sparse;
+  it.p_lo = r0 + p.q_offset;
+  const int p_hi = r0 + rows - 1 + p.q_offset;
+  it.kmax = p.causal ? min(p.seq_k, p_hi + 1) : p.seq_k;
+  it.phase = 0;
+  it.c = 0;
+  it.end = it.kmax;
+  it.indices = p.block_indices;
+  it.idx = it.row_begin = it.row_end = it.sub = it.merge = 0;
+  it.subs = p.block_k / BN;
+  it.col = it.col_end = 0;
+  if (p.sparse) {
+    const int ph = hq / p.pattern_head_div;
+    const int prow = ph * p.num_q_blocks + r0 / p.block_q;
+    it.idx = it.row_begin = it.merge = __ldg(p.block_indptr + prow);
+    it.row_end = __ldg(p.block_indptr + prow + 1);
+    if (p.band > 0) {
+      it.c = (max(0, it.p_lo - p.band + 1) / BN) * BN;
+      it.end = min(it.kmax, p_hi + 1);
+    } else {
+      it.c = it.end = 0;
+    }
+    if (p.column_indptr) {
+      it.col = __ldg(p.column_indptr + ph);
+      it.col_end = detail::lower_bound(p.columns, it.col, __ldg(p.column_indptr + ph + 1), it.kmax);
+    }
+  }
+
+  auto prepare_columns = [&](const detail::Tile& t, int stage) {
+    if (t.kind != detail::kColumns) return;
+    if (tid < BN) {
+      const int e = t.c0 + tid;
+      int j = -1;
+      if (e < it.col_end) {
+        j = __ldg(p.columns + e);
+        const int kb = j / p.block_k;
+        const int pos = detail::lower_bound(p.block_indices, it.row_begin, it.row_end, kb);
+        if (pos < it.row_end && __ldg(p.block_indices + pos) == kb) j = -1;
+      }
+      s_col[stage * BN + tid] = j;
+    }
+    __syncthreads();
+  };
+  auto load_tile = [&](uint32_t s_dst, const T* gbase, int64_t stride, const detail::Tile& t, int stage) {
+#pragma unroll
+    for (int i = 0; i < BN * C / NT; ++i) {
+      const int id = tid + i * NT;
+      const int r = id / C, ch = id % C;
+      const int j = t.kind == detail::kColumns ? s_col[stage * BN + r] : t.c0 + r;
+      const bool ok = j >= 0 && j < p.seq_k;
+      ptx::cp_async_16(s_dst + pswz<BN>(r, ch), gbase + (ok ? int64_t(j) * stride : 0) + ch * 8, ok);
+    }
+  };
+
+#pragma unroll
+  for (int i = 0; i < BM * C / NT; ++i) {
+    const int id = tid + i * NT;
+    const int r = id / C, ch = id % C;
+    const bool ok = r < rows;
+    ptx::cp_async_16(s_q + pswz<BM>(r, ch), gq + (ok ? int64_t(r) * p.q_row_stride : 0) + ch * 8, ok);
+  }
+  detail::Tile t0{}, t1{};
+  bool has0 = it.next(t0);
+  bool has1 = has0 && it.next(t1);
+  if (has0) {
+    prepare_columns(t0, 0);
+    load_tile(s_k, gk, p.k_row_stride, t0, 0);
+  }
+  ptx::cp_async_commit();
+  if (has0) load_tile(s_v, gv, p.v_row_stride, t0, 0);
+  ptx::cp_async_commit();
+  if (has1) {
+    prepare_columns(t1, 1);
+    load_tile(s_k + kTileBytes, gk, p.k_row_stride, t1, 1);
+  }
+  ptx::cp_async_commit();
+  if (has1) load_tile(s_v + kTileBytes, gv, p.v_row_stride, t1, 1);
+  ptx::cp_async_commit();
+
+  float o[D / 8][4];
+#pragma unroll
+  for (int dt = 0; dt < D / 8; ++dt)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) o[dt][e] = 0.f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+  const float sl2 = p.scale_log2;
+
+  for (int step = 0; has0; ++step) {
+    const int st = step & 1;
+    const uint32_t sk = s_k + st * kTileBytes, sv = s_v + st * kTileBytes;
+    ptx::cp_async_wait<3>();
+    wgmma::fence_proxy_async();
+    __syncthreads();
+
+    // S = Q K^T on the tensor cores, asynchronously; both operands K-major in shared memory.
+    float s[BN / 8][4];
+    wgmma::fence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      const uint64_t da = wgmma::desc_sw128(s_q + (kk >> 2) * (BM * 128) + wg * 64 * 128 + (kk & 3) * 32, 16, 1024);
+      const uint64_t db = wgmma::desc_sw128(sk + (kk >> 2) * (BN * 128) + (kk & 3) * 32, 16, 1024);
+      wgmma::wgmma_ss<T, BN>(s, da, db, kk > 0 ? 1 : 0);
+    }
+    wgmma::commit();
+    wgmma::wait<0>();
+    wgmma::fence_operands(s);
+
+    if (t0.kind != detail::kFull) {
+#pragma unroll
+      for (int nt = 0; nt < BN / 8; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int pos = r0 + wrow + g + (e >> 1) * 8 + p.q_offset;
+          const int n = nt * 8 + 2 * tq + (e & 1);
+          const int j = t0.kind == detail::kColumns ? s_col[st * BN + n] : t0.c0 + n;
+          if (!detail::key_kept(t0.kind, j, pos, p)) s[nt][e] = -INFINITY;
+        }
+    }
+
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      float mx = -INFINITY;
+#pragma unroll
+      for (int nt = 0; nt < BN / 8; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * h], s[nt][2 * h + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float m_new = fmaxf(m[h], mx);
+      const float m_use = m_new == -INFINITY ? 0.f : m_new;
+      const float alpha = ptx::exp2_fast((m[h] - m_use) * sl2);
+      m[h] = m_new;
+      const float msl = m_use * sl2;
+      float rs = 0.f;
+#pragma unroll
+      for (int nt = 0; nt < BN / 8; ++nt)
+#pragma unroll
+        for (int e = 2 * h; e < 2 * h + 2; ++e) {
+          const float pe = ptx::exp2_fast(fmaf(s[nt][e], sl2, -msl));
+          s[nt][e] = pe;
+          rs += pe;
+        }
+      l[h] = l[h] * alpha + rs;
+#pragma unroll
+      for (int dt = 0; dt < D / 8; ++dt) {
+        o[dt][2 * h] *= alpha;
+        o[dt][2 * h + 1] *= alpha;
+      }
+    }
+    uint32_t pa[BN / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; ++kk) {
+      pa[kk][0] = ptx::pack2<T>(s[2 * kk][0], s[2 * kk][1]);
+      pa[kk][1] = ptx::pack2<T>(s[2 * kk][2], s[2 * kk][3]);
+      pa[kk][2] = ptx::pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+      pa[kk][3] = ptx::pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+    }
+
+    ptx::cp_async_wait<2>();
+    wgmma::fence_proxy_async();
+    __syncthreads();
+
+    detail::Tile t2{};
+    const bool has2 = has1 && it.next(t2);
+    if (has2) {
+      prepare_columns(t2, st);
+      load_tile(sk, gk, p.k_row_stride, t2, st);
+    }
+    ptx::cp_async_commit();
+
+    // O += P V: P from registers, V as an MN-major operand (panels of 64 d-values).
+    wgmma::fence_operands(o);
+    wgmma::fence();
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; ++kk) {
+      const uint64_t db = wgmma::desc_sw128(sv + kk * 16 * 128, BN * 128, 1024);
+      wgmma::wgmma_rs<T, D>(o, pa[kk], db, 1);
+    }
+    wgmma::commit();
+    wgmma::wait<0>();
+    wgmma::fence_operands(o);
+
+    __syncthreads();
+    if (has2) load_tile(sv, gv, p.v_row_stride, t2, st);
+    ptx::cp_async_commit();
+
+    t0 = t1;
+    has0 = has1;
+    t1 = t2;
+    has1 = has2;
+  }
+  ptx::cp_async_wait<0>();
+
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    float lr = l[h];
+    lr += __shfl_xor_sync(0xffffffffu, lr, 1);
+    lr += __shfl_xor_sync(0xffffffffu, lr, 2);
+    const float inv = lr > 0.f ? 1.f / lr : 0.f;
+    const int row = r0 + wrow + g + h * 8;
+    if (row >= p.seq_q) continue;
+    const int64_t obase = hq * p.o_head_stride + int64_t(row) * p.o_row_stride + 2 * tq;
+    if (p.out_f32) {
+      float* out = static_cast<float*>(p.out) + obase;
+#pragma unroll
+      for (int dt = 0; dt < D / 8; ++dt)
+        *reinterpret_cast<float2*>(out + dt * 8) = make_float2(o[dt][2 * h] * inv, o[dt][2 * h + 1] * inv);
+    } else {
+      T* out = static_cast<T*>(p.out) + obase;
+#pragma unroll
+      for (int dt = 0; dt < D / 8; ++dt)
+        *reinterpret_cast<uint32_t*>(out + dt * 8) = ptx::pack2<T>(o[dt][2 * h] * inv, o[dt][2 * h + 1] * inv);
+    }
+    if (p.lse && tq == 0) {
+      p.lse[hq * p.lse_head_stride + int64_t(row) * p.lse_row_stride] =
+          lr > 0.f ? (m[h] * sl2 + __log2f(lr)) * 0.6931471805599453f : -INFINITY;
+    }
+  }
+#else
+  __trap();  // built without sm_90a: the host never launches this (launch returns an error first)
+#endif
+}
+
+template <class Cfg>
+cudaError_t launch_flash_attention_sm90(FlashParams p, cudaStream_t stream) {
+  auto* kernel = &flash_attention_sm90_kernel<Cfg>;
+  cudaError_t err =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
+  if (err != cudaSuccess) return err;
+  p.num_m_tiles = (p.seq_q + Cfg::kBM - 1) / Cfg::kBM;
+  if (p.num_m_tiles == 0) return cudaSuccess;
+  const dim3 grid(unsigned(p.num_m_tiles), unsigned(p.num_heads_q));
+  kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytes, stream>>>(p);
+  return cudaGetLastError();
+}
+
+}  // namespace sieve::attention::cuda
