@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# MCMC benchmark (not a test): Bayesian logistic regression on the bundled data sets.
+#
+# In one run, on one pinned CPU core each: ESS per second and per gradient evaluation of sieve's
+# MALA, GI-MALA, second-order GI-MALA, adaptive IMH and NUTS (`sieve mcmc --json`), and of NumPyro
+# NUTS (bench/mcmc/numpyro_nuts.py, same model, data preparation and prior); the variance
+# reduction factor of each control variate over the plain ergodic mean for posterior means and
+# second moments; and whether sieve's posterior means agree with NumPyro's within combined MCSE.
+# Writes docs/results/mcmc.md (command, date, machine, commit) and keeps the raw JSON in $OUT.
+#
+#   bench/mcmc/run_mcmc_bench.sh                       # defaults below
+#   DATASETS="pima ripley" DRAWS=2000 bench/mcmc/run_mcmc_bench.sh
+#
+# Installs its Python peers from PyPI (pinned): numpyro 0.22.0, jax[cpu] 0.10.2, arviz 0.23.4.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+DATASETS=${DATASETS:-"pima ripley biopsy ionosphere breast_cancer"}
+SAMPLERS=${SAMPLERS:-"mala gi-mala gi-mala2 aimh nuts"}
+CHAINS=${CHAINS:-4}
+WARMUP=${WARMUP:-1000}
+DRAWS=${DRAWS:-2000}
+SEED=${SEED:-1}
+CORE=${CORE:-0}
+BUILD=${BUILD:-build-bench-mcmc}
+OUT=${OUT:-$BUILD/mcmc-bench}
+RESULTS=${RESULTS:-docs/results/mcmc.md}
+PY=${PYTHON:-python3}
+
+# Control variates per sampler: the Poisson-equation CV needs a Gaussian (GI) proposal kernel,
+# the IMH CV an independent proposal; zero-variance CVs (gradients only) work with any sampler.
+cvs_for() {
+  case "$1" in
+    gi-mala | gi-mala2 | gi-rwm) echo "poisson zv" ;;
+    imh | imh-t | aimh) echo "imh zv" ;;
+    *) echo "zv" ;;
+  esac
+}
+
+echo "[bench] Python peers (PyPI, pinned)" >&2
+"$PY" -m pip install -q --disable-pip-version-check "numpyro==0.22.0" "jax[cpu]==0.10.2" \
+  "arviz==0.23.4" >&2
+
+echo "[bench] building sieve (Release) in $BUILD" >&2
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSIEVE_ENABLE_CUDA=OFF \
+  -DSIEVE_BUILD_TESTS=OFF -DSIEVE_BUILD_BENCHMARKS=OFF >/dev/null
+ninja -C "$BUILD" sieve >&2
+SIEVE="$BUILD/tools/sieve"
+
+mkdir -p "$OUT"
+PIN=()
+command -v taskset >/dev/null && PIN=(taskset -c "$CORE")
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+START=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+
+for d in $DATASETS; do
+  for s in $SAMPLERS; do
+    echo "[bench] sieve $s on $d" >&2
+    "${PIN[@]}" "$SIEVE" mcmc --model logistic --data "$d" --sampler "$s" --chains "$CHAINS" \
+      --warmup "$WARMUP" --draws "$DRAWS" --seed "$SEED" --threads 1 --json \
+      >"$OUT/sieve.$d.$s.none.json"
+    for cv in $(cvs_for "$s"); do
+      # Same seed: the same draws, post-processed by the control variate.
+      "${PIN[@]}" "$SIEVE" mcmc --model logistic --data "$d" --sampler "$s" --chains "$CHAINS" \
+        --warmup "$WARMUP" --draws "$DRAWS" --seed "$SEED" --threads 1 --json --cv "$cv" \
+        >"$OUT/sieve.$d.$s.$cv.json"
+    done
+  done
+  echo "[bench] numpyro nuts on $d" >&2
+  "${PIN[@]}" "$PY" bench/mcmc/numpyro_nuts.py --data "data/mcmc/$d.csv" --chains "$CHAINS" \
+    --warmup "$WARMUP" --draws "$DRAWS" --seed "$SEED" --out "$OUT/numpyro.$d.json"
+done
+
+"$PY" bench/mcmc/make_report.py --dir "$OUT" --out "$RESULTS" --datasets "$DATASETS" \
+  --samplers "$SAMPLERS" --start "$START" --load "$LOAD_BEFORE" \
+  --command "DATASETS=\"$DATASETS\" SAMPLERS=\"$SAMPLERS\" CHAINS=$CHAINS WARMUP=$WARMUP DRAWS=$DRAWS SEED=$SEED bench/mcmc/run_mcmc_bench.sh"
+echo "[bench] wrote $RESULTS" >&2
