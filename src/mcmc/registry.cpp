@@ -11,7 +11,22 @@
 
 #include "sieve/core/error.h"
 #include "sieve/core/progress.h"
+#include "sieve/mcmc/models/banana.h"
 #include "sieve/mcmc/models/gaussian.h"
+#include "sieve/mcmc/models/gp_regression.h"
+#include "sieve/mcmc/models/lgcp.h"
+#include "sieve/mcmc/models/linear_regression.h"
+#include "sieve/mcmc/models/logistic.h"
+#include "sieve/mcmc/samplers/aimh.h"
+#include "sieve/mcmc/samplers/gi_mala.h"
+#include "sieve/mcmc/samplers/gi_mala2.h"
+#include "sieve/mcmc/samplers/gi_rwm.h"
+#include "sieve/mcmc/samplers/imh.h"
+#include "sieve/mcmc/samplers/mala.h"
+#include "sieve/mcmc/samplers/mmala.h"
+#include "sieve/mcmc/samplers/nuts.h"
+#include "sieve/mcmc/samplers/pcn.h"
+#include "sieve/mcmc/samplers/pmala.h"
 #include "sieve/mcmc/samplers/rwm.h"
 
 namespace sieve::mcmc {
@@ -205,6 +220,109 @@ void bind(Fields& f, RwmSettings& s) {
       .add("cov", s.cov, "initial/fixed proposal covariance, rows separated by ';'");
 }
 
+void bind(Fields& f, MalaSettings& s) {
+  add_run_fields(f, s);
+  f.add("step_size", s.step_size, "initial step h (0 = d^(-1/3))")
+      .add("adapt_step_size", s.adapt_step_size, "dual-average h during warm-up")
+      .add("target_accept", s.target_accept, "acceptance rate the adaptation aims at");
+}
+
+void bind(Fields& f, PmalaSettings& s) {
+  add_run_fields(f, s);
+  f.add("step_size", s.step_size, "initial step h (0 = d^(-1/3))")
+      .add("adapt_step_size", s.adapt_step_size, "dual-average h during warm-up")
+      .add("target_accept", s.target_accept, "acceptance rate the adaptation aims at")
+      .add_choice("preconditioner", s.preconditioner, {"covariance", "fisher", "none"},
+                  "preconditioner adaptation")
+      .add("dense", s.dense, "dense (true) or diagonal preconditioner")
+      .add("sigma", s.sigma, "initial/fixed preconditioner, rows separated by ';'");
+}
+
+void bind(Fields& f, GiMalaSettings& s) {
+  add_run_fields(f, s);
+  f.add("gamma", s.gamma, "initial/fixed gamma in (0, 2)")
+      .add("adapt_gamma", s.adapt_gamma, "adapt gamma towards target_accept in warm-up")
+      .add("gamma_max", s.gamma_max, "upper end of the gamma adaptation, < 2")
+      .add("target_accept", s.target_accept, "acceptance rate the gamma adaptation aims at")
+      .add_choice("sigma_adaptation", s.sigma_adaptation, {"covariance", "fisher", "none"},
+                  "how Sigma is learned in warm-up")
+      .add("dense", s.dense, "dense (true) or diagonal Sigma")
+      .add("sigma", s.sigma, "initial/fixed Sigma, rows separated by ';'")
+      .add("mu", s.mu, "Gaussian mean for control variates (default: adapted)");
+}
+
+void bind(Fields& f, GiMala2Settings& s) {
+  add_run_fields(f, s);
+  f.add("gamma", s.gamma, "initial/fixed gamma in (0, 2)")
+      .add("adapt_gamma", s.adapt_gamma, "adapt gamma towards target_accept in warm-up")
+      .add("gamma_max", s.gamma_max, "upper end of the gamma adaptation, < 2")
+      .add("target_accept", s.target_accept, "acceptance rate the gamma adaptation aims at")
+      .add("metric_floor", s.metric_floor, "eigenvalue floor of -Hessian")
+      .add("mu", s.mu, "Gaussian mean for control variates (default: adapted)");
+}
+
+void bind(Fields& f, MmalaSettings& s) {
+  add_run_fields(f, s);
+  f.add("step_size", s.step_size, "initial/fixed step h")
+      .add("adapt_step_size", s.adapt_step_size, "dual-average h during warm-up")
+      .add("target_accept", s.target_accept, "acceptance rate the adaptation aims at")
+      .add("metric_floor", s.metric_floor, "eigenvalue floor of -Hessian");
+}
+
+void bind(Fields& f, GiRwmSettings& s) {
+  add_run_fields(f, s);
+  f.add("gamma", s.gamma, "initial/fixed gamma in (0, 2)")
+      .add("adapt_gamma", s.adapt_gamma, "adapt gamma towards target_accept in warm-up")
+      .add("gamma_max", s.gamma_max, "upper end of the gamma adaptation, < 2")
+      .add("target_accept", s.target_accept, "acceptance rate the gamma adaptation aims at")
+      .add("adapt_gaussian", s.adapt_gaussian, "learn (mu, Sigma) in warm-up")
+      .add("laplace_init", s.laplace_init, "start (mu, Sigma) at the Laplace approximation")
+      .add("dense", s.dense, "dense (true) or diagonal Sigma")
+      .add("sigma_scale", s.sigma_scale, "inflation of the Laplace/adapted Sigma (heavy tails)")
+      .add("mu", s.mu, "initial/fixed mu (default: Laplace mode or initial point)")
+      .add("sigma", s.sigma, "initial/fixed Sigma, rows separated by ';' (default I)");
+}
+
+void bind(Fields& f, PcnSettings& s) {
+  add_run_fields(f, s);
+  f.add("beta", s.beta, "initial/fixed beta in (0, 1]")
+      .add("adapt_beta", s.adapt_beta, "adapt beta towards target_accept in warm-up")
+      .add("target_accept", s.target_accept, "acceptance rate the adaptation aims at")
+      .add("mean", s.mean, "reference mean (default: the target's Gaussian reference)")
+      .add("cov", s.cov, "reference covariance (default: the target's Gaussian reference)");
+}
+
+void bind(Fields& f, ImhSettings& s) {
+  add_run_fields(f, s);
+  f.add_choice("proposal", s.proposal, {"gaussian", "t"}, "proposal family")
+      .add("nu", s.nu, "Student-t degrees of freedom (> 2)")
+      .add("mean", s.mean, "proposal mean (default: Laplace mode)")
+      .add("cov", s.cov, "proposal covariance (default: Laplace covariance)");
+}
+
+void bind(Fields& f, AimhSettings& s) {
+  add_run_fields(f, s);
+  f.add_choice("proposal", s.proposal, {"gaussian", "t"}, "proposal family")
+      .add("nu", s.nu, "Student-t degrees of freedom (> 2)")
+      .add("laplace_init", s.laplace_init, "start at the Laplace approximation")
+      .add("cov_scale", s.cov_scale, "inflation of the moment-matched covariance")
+      .add("dense", s.dense, "dense (true) or diagonal covariance")
+      .add("mean", s.mean, "initial proposal mean")
+      .add("cov", s.cov, "initial proposal covariance");
+}
+
+void bind(Fields& f, NutsSettings& s) {
+  add_run_fields(f, s);
+  f.add("step_size", s.step_size, "initial step size")
+      .add("adapt_step_size", s.adapt_step_size, "dual-average the step size in warm-up")
+      .add("target_accept", s.target_accept, "Stan's adapt_delta")
+      .add("max_depth", s.max_depth, "maximum tree depth")
+      .add_choice("metric", s.metric, {"unit", "diag", "dense"}, "Euclidean metric")
+      .add("adapt_metric", s.adapt_metric, "learn the inverse metric in Stan's windows")
+      .add("inv_metric", s.inv_metric, "initial/fixed inverse metric, rows separated by ';'")
+      .add("max_delta_h", s.max_delta_h, "divergence threshold on the energy error");
+}
+
 struct SamplerEntry {
   std::string name;
   std::function<std::vector<SettingInfo>()> info;
@@ -212,27 +330,31 @@ struct SamplerEntry {
   std::function<Chain(const AnyTarget&, const Eigen::VectorXd&, const KeyValues&, Rng&, Progress*)> run;
 };
 
+/// `defaults` are applied before the user's settings (e.g. imh-t = imh with proposal=t).
 template <class Settings, class Fn>
-SamplerEntry make_entry(std::string name, Fn fn) {
+SamplerEntry make_entry(std::string name, Fn fn, KeyValues defaults = {}) {
   SamplerEntry e;
   e.name = name;
-  e.info = [] {
+  e.info = [name, defaults] {
     Settings s;
     Fields f;
     bind(f, s);
+    f.apply(defaults, "sampler " + name);
     return f.info();
   };
-  e.validate = [name](const KeyValues& kv) {
+  e.validate = [name, defaults](const KeyValues& kv) {
     Settings s;
     Fields f;
     bind(f, s);
+    f.apply(defaults, "sampler " + name);
     f.apply(kv, "sampler " + name);
   };
-  e.run = [name, fn](const AnyTarget& t, const Eigen::VectorXd& init, const KeyValues& kv, Rng& rng,
-                     Progress* progress) {
+  e.run = [name, fn, defaults](const AnyTarget& t, const Eigen::VectorXd& init, const KeyValues& kv,
+                               Rng& rng, Progress* progress) {
     Settings s;
     Fields f;
     bind(f, s);
+    f.apply(defaults, "sampler " + name);
     f.apply(kv, "sampler " + name);
     s.progress = progress;
     Chain c = fn(t, init, s, rng);
@@ -245,8 +367,25 @@ SamplerEntry make_entry(std::string name, Fn fn) {
 const std::vector<SamplerEntry>& sampler_table() {
   static const std::vector<SamplerEntry> table = [] {
     std::vector<SamplerEntry> t;
-    t.push_back(make_entry<RwmSettings>("rwm", [](const AnyTarget& a, const Eigen::VectorXd& x,
-                                                  const RwmSettings& s, Rng& r) { return rwm(a, x, s, r); }));
+#define SIEVE_MCMC_ENTRY(NAME, SETTINGS, FN, ...)                                          \
+  t.push_back(make_entry<SETTINGS>(                                                            \
+      NAME,                                                                                    \
+      [](const AnyTarget& a, const Eigen::VectorXd& x, const SETTINGS& s, Rng& r) {            \
+        return FN(a, x, s, r);                                                                 \
+      } __VA_OPT__(, ) __VA_ARGS__))
+    SIEVE_MCMC_ENTRY("gi-mala", GiMalaSettings, gi_mala);
+    SIEVE_MCMC_ENTRY("gi-rwm", GiRwmSettings, gi_rwm);
+    SIEVE_MCMC_ENTRY("gi-mala2", GiMala2Settings, gi_mala2);
+    SIEVE_MCMC_ENTRY("rwm", RwmSettings, rwm);
+    SIEVE_MCMC_ENTRY("mala", MalaSettings, mala);
+    SIEVE_MCMC_ENTRY("pmala", PmalaSettings, pmala);
+    SIEVE_MCMC_ENTRY("mmala", MmalaSettings, mmala);
+    SIEVE_MCMC_ENTRY("pcn", PcnSettings, pcn);
+    SIEVE_MCMC_ENTRY("imh", ImhSettings, imh);
+    SIEVE_MCMC_ENTRY("imh-t", ImhSettings, imh, KeyValues{{"proposal", "t"}});
+    SIEVE_MCMC_ENTRY("aimh", AimhSettings, aimh);
+    SIEVE_MCMC_ENTRY("nuts", NutsSettings, nuts);
+#undef SIEVE_MCMC_ENTRY
     return t;
   }();
   return table;
@@ -292,6 +431,66 @@ void bind(Fields& f, IllGaussianSettings& s) {
       .add("seed", s.seed, "seed of the rotation");
 }
 
+struct LogisticModelSettings {
+  double prior_sd = 10.0;
+};
+void bind(Fields& f, LogisticModelSettings& s) {
+  f.add("prior_sd", s.prior_sd, "sd of the N(0, prior_sd^2 I) prior on the coefficients");
+}
+
+struct LinregModelSettings {
+  std::string prior = "student-t";
+  double prior_scale = 1.0, nu = 3.0, noise_sd = 1.0, temperature = 1.0;
+  int64_t n = 50, p = 3, seed = 1;
+  double shift = 3.0;
+};
+void bind(Fields& f, LinregModelSettings& s) {
+  f.add_choice("prior", s.prior, {"student-t", "laplace", "gaussian"}, "prior on each coefficient")
+      .add("prior_scale", s.prior_scale, "prior scale")
+      .add("nu", s.nu, "Student-t degrees of freedom")
+      .add("noise_sd", s.noise_sd, "known noise sd")
+      .add("temperature", s.temperature, "power-posterior temperature in [0, 1]")
+      .add("n", s.n, "synthetic data: observations")
+      .add("p", s.p, "synthetic data: coefficients")
+      .add("shift", s.shift, "synthetic data: true coefficients (prior conflict when large)")
+      .add("seed", s.seed, "synthetic data: seed");
+}
+
+struct GpModelSettings {
+  double prior_mean = 0.0, prior_sd = 1.5;
+  int64_t n = 30, seed = 1;
+};
+void bind(Fields& f, GpModelSettings& s) {
+  f.add("prior_mean", s.prior_mean, "mean of the normal prior on each log hyperparameter")
+      .add("prior_sd", s.prior_sd, "sd of the normal prior on each log hyperparameter")
+      .add("n", s.n, "synthetic data: observations")
+      .add("seed", s.seed, "synthetic data: seed");
+}
+
+struct LgcpModelSettings {
+  int64_t grid = 32, seed = 1;
+  double sigma2 = 1.91, beta = 1.0 / 33.0;
+};
+void bind(Fields& f, LgcpModelSettings& s) {
+  f.add("grid", s.grid, "grid side (dimension grid^2)")
+      .add("sigma2", s.sigma2, "prior variance")
+      .add("beta", s.beta, "prior correlation length (in units of the domain)")
+      .add("seed", s.seed, "seed of the synthetic counts");
+}
+
+struct BananaModelSettings {
+  int64_t dim = 2;
+  double b = 0.03;
+};
+void bind(Fields& f, BananaModelSettings& s) {
+  f.add("dim", s.dim, "dimension (>= 2)").add("b", s.b, "curvature");
+}
+
+struct FunnelModelSettings {
+  int64_t dim = 10;
+};
+void bind(Fields& f, FunnelModelSettings& s) { f.add("dim", s.dim, "dimension (>= 2)"); }
+
 template <class Settings, class Fn>
 ModelEntry make_model_entry(std::string name, Fn fn) {
   ModelEntry e;
@@ -326,6 +525,51 @@ const std::vector<ModelEntry>& model_table() {
     t.push_back(make_model_entry<IllGaussianSettings>(
         "ill-gaussian", [](const IllGaussianSettings& s, const ModelData*) -> AnyTarget {
           return ill_conditioned_gaussian(s.dim, s.condition_number, s.rotate, uint64_t(s.seed));
+        }));
+    t.push_back(make_model_entry<BananaModelSettings>(
+        "banana", [](const BananaModelSettings& s, const ModelData*) -> AnyTarget {
+          return Banana(s.dim, s.b);
+        }));
+    t.push_back(make_model_entry<FunnelModelSettings>(
+        "funnel", [](const FunnelModelSettings& s, const ModelData*) -> AnyTarget {
+          return Funnel(s.dim);
+        }));
+    t.push_back(make_model_entry<LogisticModelSettings>(
+        "logistic", [](const LogisticModelSettings& s, const ModelData* data) -> AnyTarget {
+          SIEVE_CHECK(data != nullptr, "model logistic needs data (--data FILE.csv)");
+          return LogisticRegression(data->X, data->y, s.prior_sd, data->column_names);
+        }));
+    t.push_back(make_model_entry<LinregModelSettings>(
+        "linreg", [](const LinregModelSettings& s, const ModelData* data) -> AnyTarget {
+          RegressionPrior prior;
+          prior.kind = s.prior == "gaussian"  ? PriorKind::kGaussian
+                       : s.prior == "laplace" ? PriorKind::kLaplace
+                                              : PriorKind::kStudentT;
+          prior.scale = s.prior_scale;
+          prior.nu = s.nu;
+          if (data) return LinearRegression(data->X, data->y, s.noise_sd, prior, s.temperature);
+          Eigen::MatrixXd X;
+          Eigen::VectorXd y;
+          linear_regression_synthetic(s.n, s.p, s.shift, s.noise_sd, uint64_t(s.seed), X, y);
+          return LinearRegression(X, y, s.noise_sd, prior, s.temperature);
+        }));
+    t.push_back(make_model_entry<GpModelSettings>(
+        "gp", [](const GpModelSettings& s, const ModelData* data) -> AnyTarget {
+          if (data) return GpRegression(data->X, data->y, s.prior_mean, s.prior_sd);
+          Eigen::MatrixXd X;
+          Eigen::VectorXd y;
+          gp_regression_synthetic(s.n, uint64_t(s.seed), X, y);
+          return GpRegression(X, y, s.prior_mean, s.prior_sd);
+        }));
+    t.push_back(make_model_entry<LgcpModelSettings>(
+        "lgcp", [](const LgcpModelSettings& s, const ModelData* data) -> AnyTarget {
+          LgcpSettings ls;
+          ls.grid = int(s.grid);
+          ls.sigma2 = s.sigma2;
+          ls.beta = s.beta;
+          Eigen::VectorXd counts;
+          if (data) counts = data->y;
+          return LogGaussianCoxProcess(ls, counts, uint64_t(s.seed));
         }));
     return t;
   }();

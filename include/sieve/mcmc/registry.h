@@ -73,7 +73,8 @@ std::vector<std::string> model_names();
 std::vector<SettingInfo> model_settings(std::string_view model);
 
 /// @brief Builds a built-in model. `data` is required for logistic; linreg and gp generate
-/// deterministic synthetic data when it is null; lgcp uses synthetic counts.
+/// deterministic synthetic data when it is null; lgcp takes data->y as counts (grid^2 cells,
+/// row-major) or simulates them.
 AnyTarget make_model(std::string_view name, const KeyValues& settings,
                      const ModelData* data = nullptr);
 

@@ -52,6 +52,13 @@ double eval_gradient(const T& t, const Eigen::VectorXd& x, Eigen::VectorXd& g, C
   return lp;
 }
 
+/// Gradient-free samplers evaluate the gradient only when it is to be stored (ZV control variates).
+template <Target T>
+double eval_point(const T& t, const Eigen::VectorXd& x, bool with_gradient, Eigen::VectorXd& g,
+                  Counters& c) {
+  return with_gradient ? eval_gradient(t, x, g, c) : eval_density(t, x, c);
+}
+
 /// Metropolis test: accept with probability min(1, exp(log_alpha)); NaN rejects.
 inline bool metropolis_accept(double log_alpha, Rng& rng) {
   if (!(log_alpha == log_alpha)) return false;
@@ -67,6 +74,22 @@ inline Eigen::VectorXd standard_normal(Rng& rng, Eigen::Index d) {
   Eigen::VectorXd z(d);
   for (Eigen::Index i = 0; i < d; ++i) z[i] = rng.normal();
   return z;
+}
+
+/// Gamma(shape, 1) variate (Marsaglia & Tsang 2000; shape < 1 by the u^{1/shape} boost).
+inline double gamma_variate(Rng& rng, double shape) {
+  if (shape < 1) return gamma_variate(rng, shape + 1) * std::pow(rng.uniform_open(), 1 / shape);
+  const double d = shape - 1.0 / 3.0, c = 1 / std::sqrt(9 * d);
+  for (;;) {
+    double z, v;
+    do {
+      z = rng.normal();
+      v = 1 + c * z;
+    } while (v <= 0);
+    v = v * v * v;
+    const double u = rng.uniform_open();
+    if (std::log(u) < 0.5 * z * z + d - d * v + d * std::log(v)) return d * v;
+  }
 }
 
 /// Lower Cholesky factor of a symmetric positive-definite matrix; retries with growing jitter on
@@ -158,6 +181,17 @@ class WelfordCovariance {
     const double n = double(n_);
     c *= n / (n + 5.0);
     c.diagonal().array() += shrink * 5.0 / (n + 5.0);
+    return c;
+  }
+  /// Sample covariance plus a ridge (5 / (n + 5)) 1e-3 (tr / d) I relative to its own scale, with
+  /// no shrinkage of the scale itself: Gaussian proposals built from it (GI, independence) lose
+  /// efficiency quickly when too narrow, and a shrunk estimate from a window feeds back into
+  /// narrower proposals and slower mixing in the next window.
+  Eigen::MatrixXd ridged(bool dense) const {
+    Eigen::MatrixXd c = covariance();
+    if (!dense) c = Eigen::MatrixXd(c.diagonal().asDiagonal());
+    const double n = double(n_), scale = std::max(c.trace() / double(c.rows()), 1e-300);
+    c.diagonal().array() += 1e-3 * scale * 5.0 / (n + 5.0);
     return c;
   }
 

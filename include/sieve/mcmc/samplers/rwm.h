@@ -45,14 +45,14 @@ class RwmKernel {
     welford_.reset(d);
     x_ = x0;
     need_grad_ = s_.store_gradients;
-    lp_ = evaluate(t, x_, g_, c);
+    lp_ = eval_point(t, x_, need_grad_, g_, c);
   }
 
   template <Target T>
   StepInfo step(const T& t, Rng& rng, Counters& c, ProposalOut* out) {
     Eigen::VectorXd y = x_ + eps_ * (chol_ * standard_normal(rng, x_.size()));
     Eigen::VectorXd gy;
-    const double lpy = evaluate(t, y, gy, c);
+    const double lpy = eval_point(t, y, need_grad_, gy, c);
     const double log_alpha = lpy - lp_;
     StepInfo info;
     info.accept_prob = accept_probability(log_alpha);
@@ -97,11 +97,6 @@ class RwmKernel {
   ProposalKind proposal_kind() const { return ProposalKind::kGaussian; }
 
  private:
-  template <Target T>
-  double evaluate(const T& t, const Eigen::VectorXd& x, Eigen::VectorXd& g, Counters& c) {
-    if (need_grad_) return eval_gradient(t, x, g, c);
-    return eval_density(t, x, c);
-  }
   RwmSettings s_;
   DualAveraging da_;
   WindowSchedule schedule_;

@@ -1,0 +1,238 @@
+// The fixed-preconditioner Langevin kernel behind mala, pmala and gi_mala (internal).
+//
+// Proposal Y = X + a(s) A grad log pi(X) + sqrt(b(s)) L z with L L' = A, z ~ N(0, I), and the
+// ordinary MH ratio. MALA (Roberts & Tweedie 1996): s = h, a = h/2, b = h. Gaussian-invariant
+// MALA (Titsias et al. 2025, eq. 8): s = gamma in (0, 2), a = gamma, b = 2 gamma - gamma^2, which
+// is reversible w.r.t. every N(mu, A), so a Gaussian target with covariance A accepts every move.
+// Warm-up: dual averaging of log h (MALA) or logit(gamma / gamma_max) (GI) towards
+// target_accept, and A from Stan's slow windows: "covariance" (window covariance of the draws
+// plus a small relative ridge) or "fisher" (inverse of the regularised window mean of grad grad', the Gaussian-
+// optimal preconditioner of Titsias 2023); "none" keeps the given A (identity by default).
+#pragma once
+
+#include <Eigen/Dense>
+
+#include <string>
+
+#include "sieve/core/error.h"
+#include "sieve/core/rng.h"
+#include "sieve/mcmc/chain.h"
+#include "sieve/mcmc/samplers/driver.h"
+#include "sieve/mcmc/target.h"
+
+namespace sieve::mcmc::detail {
+
+enum class LangevinScaling { kMala, kGaussianInvariant };
+
+/// Internal configuration shared by mala / pmala / gi_mala.
+struct LangevinConfig {
+  const char* name = "mala";
+  LangevinScaling scaling = LangevinScaling::kMala;
+  double tuning = 0;  ///< initial h (MALA, 0 = d^{-1/3}) or gamma (GI)
+  bool adapt_tuning = true;
+  double target_accept = 0.574;
+  double gamma_max = 1.0;  ///< GI only: gamma is adapted in (0, gamma_max]
+  std::string preconditioner = "none";  ///< none | covariance | fisher
+  bool dense = true;
+  Eigen::MatrixXd sigma;  ///< initial / fixed A [d, d]; empty = I
+  Eigen::VectorXd mu;     ///< GI: fixed Gaussian mean reported for control variates; empty = adapt
+};
+
+/// Converts the tuning parameter to and from the unconstrained scale that dual averaging uses.
+struct TuningMap {
+  LangevinScaling scaling;
+  double gamma_max;
+  double to_free(double s) const {
+    if (scaling == LangevinScaling::kMala) return std::log(s);
+    const double p = s / gamma_max;
+    return std::log(p / (1 - p));
+  }
+  double from_free(double u) const {
+    u = std::clamp(u, -30.0, 30.0);
+    if (scaling == LangevinScaling::kMala) return std::exp(u);
+    return gamma_max / (1 + std::exp(-u));
+  }
+  double drift(double s) const { return scaling == LangevinScaling::kMala ? 0.5 * s : s; }
+  double noise_var(double s) const {
+    return scaling == LangevinScaling::kMala ? s : 2 * s - s * s;
+  }
+};
+
+/// Accumulates x (covariance) or grad (Fisher) over the slow windows and returns the new A.
+class PreconditionerAdapter {
+ public:
+  void init(const std::string& mode, bool dense, Eigen::Index d, int64_t num_warmup,
+            const char* name) {
+    SIEVE_CHECK(mode == "none" || mode == "covariance" || mode == "fisher",
+                "{}: preconditioner must be none, covariance or fisher, got '{}'", name, mode);
+    mode_ = mode;
+    dense_ = dense;
+    schedule_ = WindowSchedule(num_warmup);
+    welford_.reset(d);
+    fisher_ = Eigen::MatrixXd::Zero(d, d);
+    n_ = 0;
+  }
+  bool active() const { return mode_ != "none"; }
+  /// Feeds warm-up iteration `it`; returns true (with the new A in `a`) at a window end.
+  bool update(int64_t it, const Eigen::VectorXd& x, const Eigen::VectorXd& g, Eigen::MatrixXd& a) {
+    if (!active() || !schedule_.in_window(it)) return false;
+    if (mode_ == "covariance") {
+      welford_.add(x);
+    } else {
+      fisher_.selfadjointView<Eigen::Lower>().rankUpdate(g);
+      ++n_;
+    }
+    if (!schedule_.window_end(it)) return false;
+    const Eigen::Index d = x.size();
+    if (mode_ == "covariance") {
+      a = welford_.ridged(dense_);
+      welford_.reset(d);
+    } else {
+      // E[g g'] = Fisher information; shrink towards I like Stan's metric, then invert.
+      Eigen::MatrixXd f = fisher_.selfadjointView<Eigen::Lower>();
+      f /= double(n_);
+      if (!dense_) f = Eigen::MatrixXd(f.diagonal().asDiagonal());
+      const double n = double(n_);
+      f *= n / (n + 5.0);
+      f.diagonal().array() += 1e-3 * 5.0 / (n + 5.0);
+      a = f.ldlt().solve(Eigen::MatrixXd::Identity(d, d));
+      a = (0.5 * (a + a.transpose())).eval();
+      fisher_.setZero();
+      n_ = 0;
+    }
+    return true;
+  }
+
+ private:
+  std::string mode_ = "none";
+  bool dense_ = true;
+  WindowSchedule schedule_;
+  WelfordCovariance welford_;
+  Eigen::MatrixXd fisher_;
+  int64_t n_ = 0;
+};
+
+class LangevinKernel {
+ public:
+  explicit LangevinKernel(LangevinConfig c, const RunSettings& run)
+      : c_(std::move(c)), run_(run), map_{c_.scaling, c_.gamma_max}, da_(c_.target_accept) {}
+
+  template <Target T>
+  void init(const T& t, const Eigen::VectorXd& x0, Counters& cnt) {
+    const Eigen::Index d = t.dim();
+    SIEVE_CHECK(c_.target_accept > 0 && c_.target_accept < 1,
+                "{}: target_accept must be in (0, 1), got {}", c_.name, c_.target_accept);
+    if (c_.scaling == LangevinScaling::kGaussianInvariant) {
+      SIEVE_CHECK(c_.gamma_max > 0 && c_.gamma_max < 2, "{}: gamma_max must be in (0, 2), got {}",
+                  c_.name, c_.gamma_max);
+      SIEVE_CHECK(c_.tuning > 0 && c_.tuning < 2, "{}: gamma must be in (0, 2), got {}", c_.name,
+                  c_.tuning);
+      // gamma starts inside (0, gamma_max) so that its logit is finite.
+      s_ = c_.adapt_tuning ? std::min(c_.tuning, 0.999 * c_.gamma_max) : c_.tuning;
+    } else {
+      SIEVE_CHECK(c_.tuning >= 0, "{}: step_size must be >= 0, got {}", c_.name, c_.tuning);
+      s_ = c_.tuning > 0 ? c_.tuning : std::pow(double(d), -1.0 / 3.0);
+    }
+    set_preconditioner(c_.sigma.size() ? c_.sigma : Eigen::MatrixXd::Identity(d, d), d);
+    if (c_.mu.size()) SIEVE_CHECK(c_.mu.size() == d, "{}: mu must have {} entries", c_.name, d);
+    da_.restart(map_.to_free(s_));
+    adapter_.init(c_.preconditioner, c_.dense, d, run_.num_warmup, c_.name);
+    mean_late_.reset(d);
+    x_ = x0;
+    lp_ = eval_gradient(t, x_, g_, cnt);
+    mean_x_ = proposal_mean(x_, g_);
+  }
+
+  template <Target T>
+  StepInfo step(const T& t, Rng& rng, Counters& cnt, ProposalOut* out) {
+    const double b = map_.noise_var(s_);
+    Eigen::VectorXd y = mean_x_ + std::sqrt(b) * (chol_ * standard_normal(rng, x_.size()));
+    Eigen::VectorXd gy;
+    const double lpy = eval_gradient(t, y, gy, cnt);
+    StepInfo info;
+    double log_alpha = kNegInf;
+    Eigen::VectorXd mean_y;
+    if (lpy > kNegInf) {
+      mean_y = proposal_mean(y, gy);
+      // log q(x | y) - log q(y | x); the normalising constants are equal and cancel.
+      const double fwd = whitened_sq(y - mean_x_), bwd = whitened_sq(x_ - mean_y);
+      log_alpha = lpy - lp_ - (bwd - fwd) / (2 * b);
+    }
+    info.accept_prob = accept_probability(log_alpha);
+    if (out) {
+      out->y = y;
+      out->mean = mean_x_;
+    }
+    if (metropolis_accept(log_alpha, rng)) {
+      info.accepted = true;
+      x_ = std::move(y);
+      g_ = std::move(gy);
+      lp_ = lpy;
+      mean_x_ = std::move(mean_y);
+    }
+    return info;
+  }
+
+  void adapt(int64_t it, const StepInfo& info) {
+    if (c_.adapt_tuning) s_ = map_.from_free(da_.update(info.accept_prob));
+    if (2 * it >= run_.num_warmup) mean_late_.add(x_);
+    Eigen::MatrixXd a;
+    if (adapter_.update(it, x_, g_, a)) {
+      set_preconditioner(a, x_.size());
+      // A now has the target's scale: MALA restarts near its optimal h for Gaussians,
+      // 1.65^2 d^{-1/3} (Roberts & Rosenthal 1998); gamma is scale-free and keeps its value.
+      if (c_.scaling == LangevinScaling::kMala)
+        s_ = 1.65 * 1.65 * std::pow(double(x_.size()), -1.0 / 3.0);
+      if (c_.adapt_tuning) da_.restart(map_.to_free(s_));
+      mean_x_ = proposal_mean(x_, g_);
+    } else if (c_.adapt_tuning) {
+      mean_x_ = proposal_mean(x_, g_);
+    }
+  }
+
+  void finish_warmup(AdaptedParameters& p) {
+    if (c_.adapt_tuning && run_.num_warmup > 0) s_ = map_.from_free(da_.x_bar());
+    mean_x_ = proposal_mean(x_, g_);
+    if (c_.scaling == LangevinScaling::kMala) p.step_size = s_;
+    else p.gamma = s_;
+    p.sigma = a_;
+    p.proposal_cov = map_.noise_var(s_) * a_;
+    if (c_.mu.size()) p.mu = c_.mu;
+    else if (mean_late_.count() > 0) p.mu = mean_late_.mean();
+    else p.mu = x_;
+  }
+
+  const Eigen::VectorXd& x() const { return x_; }
+  double logp() const { return lp_; }
+  const Eigen::VectorXd& grad() const { return g_; }
+  bool has_gradient() const { return true; }
+  ProposalKind proposal_kind() const { return ProposalKind::kGaussian; }
+
+ private:
+  void set_preconditioner(const Eigen::MatrixXd& a, Eigen::Index d) {
+    SIEVE_CHECK(a.rows() == d && a.cols() == d, "{}: sigma must be {}x{}, got {}x{}", c_.name, d, d,
+                a.rows(), a.cols());
+    a_ = a;
+    chol_ = cholesky_lower(a_, c_.name);
+  }
+  Eigen::VectorXd proposal_mean(const Eigen::VectorXd& x, const Eigen::VectorXd& g) const {
+    return x + map_.drift(s_) * (a_ * g);
+  }
+  /// r' A^{-1} r through the Cholesky factor.
+  double whitened_sq(const Eigen::VectorXd& r) const {
+    return chol_.triangularView<Eigen::Lower>().solve(r).squaredNorm();
+  }
+
+  LangevinConfig c_;
+  RunSettings run_;
+  TuningMap map_;
+  DualAveraging da_;
+  PreconditionerAdapter adapter_;
+  WelfordCovariance mean_late_;
+  Eigen::MatrixXd a_, chol_;
+  double s_ = 1;
+  Eigen::VectorXd x_, g_, mean_x_;
+  double lp_ = 0;
+};
+
+}  // namespace sieve::mcmc::detail
