@@ -40,6 +40,8 @@ void RRSelector::set(std::string_view key, std::string_view value) {
     else SIEVE_FAIL("selector 'rr': offset must be 'rotate' or 'head', got '{}'", value);
   } else if (key == "outliers") {
     config_.outliers = int(parse_setting_int(name(), key, value));
+  } else if (key == "moments") {
+    config_.moments = parse_setting_bool(name(), key, value);
   } else if (key == "key_agg") {
     if (value == "mean") config_.key_agg = RRConfig::KeyAgg::kMean;
     else if (value == "sample") config_.key_agg = RRConfig::KeyAgg::kSample;
@@ -58,6 +60,7 @@ std::map<std::string, std::string> RRSelector::settings() const {
   s["offset"] = config_.offset == RRConfig::Offset::kRotate ? "rotate" : "head";
   s["key_agg"] = config_.key_agg == RRConfig::KeyAgg::kMean ? "mean" : "sample";
   s["outliers"] = std::to_string(config_.outliers);
+  s["moments"] = config_.moments ? "true" : "false";
   return s;
 }
 
@@ -75,16 +78,19 @@ void RRSelector::validate_config() const {
 
 namespace {
 
-// Representatives of one stride of `count` keys (rows of `keys`, f32, ld = dim) in mean mode:
-// slot 0 is the mean of the keys that are not outliers, slots 1..m the m keys farthest from the
-// stride mean (squared distance, ties: earlier key). log_w gets each slot's log weight (how many
-// keys it stands for; -inf for an unused slot).
+// Representatives of one stride of `count` keys (rows of `keys`, f32, ld = dim) in mean mode,
+// each written as a 2*dim row [key part, variance part] (variance part used with moments):
+// slot 0 is the mean of the keys that are not outliers with their per-dimension variance, slots
+// 1..m the m keys farthest from the stride mean (squared distance, ties: earlier key) with zero
+// variance. log_w gets each slot's log weight (how many keys it stands for; -inf when unused).
 void stride_representatives(const float* keys, int64_t count, int64_t dim, int64_t m, float* reps,
                             float* log_w, std::vector<float>& mean, std::vector<int64_t>& order) {
   const float ninf = -std::numeric_limits<float>::infinity();
   const int64_t outl = std::min(m, count);
+  const int64_t w = 2 * dim;
   std::fill(log_w, log_w + 1 + m, ninf);
-  std::fill(reps, reps + (1 + m) * dim, 0.0f);
+  std::fill(reps, reps + (1 + m) * w, 0.0f);
+  order.clear();
   if (outl > 0) {
     mean.resize(size_t(dim));
     est::mean_rows(keys, count, dim, mean.data());
@@ -102,22 +108,30 @@ void stride_representatives(const float* keys, int64_t count, int64_t dim, int64
     std::partial_sort(order.begin(), order.begin() + outl, order.end(), [&](int64_t a, int64_t b) {
       return dist[size_t(a)] > dist[size_t(b)] || (dist[size_t(a)] == dist[size_t(b)] && a < b);
     });
+    order.resize(size_t(outl));
     for (int64_t t = 0; t < outl; ++t) {
-      std::copy_n(keys + order[size_t(t)] * dim, dim, reps + (1 + t) * dim);
+      std::copy_n(keys + order[size_t(t)] * dim, dim, reps + (1 + t) * w);
       log_w[1 + t] = 0.0f;
     }
   }
-  if (count > outl) {
-    // mean of the remaining keys
+  const int64_t rest = count - outl;
+  if (rest > 0) {
+    // mean and per-dimension variance of the remaining keys
+    float* mu = reps;
+    float* var = reps + dim;
     for (int64_t j = 0; j < count; ++j) {
-      bool is_outlier = false;
-      for (int64_t t = 0; t < outl; ++t) is_outlier |= order[size_t(t)] == j;
-      if (is_outlier) continue;
-      for (int64_t d = 0; d < dim; ++d) reps[d] += keys[j * dim + d];
+      if (std::find(order.begin(), order.end(), j) != order.end()) continue;
+      for (int64_t d = 0; d < dim; ++d) {
+        mu[d] += keys[j * dim + d];
+        var[d] += keys[j * dim + d] * keys[j * dim + d];
+      }
     }
-    const float inv = 1.0f / float(count - outl);
-    for (int64_t d = 0; d < dim; ++d) reps[d] *= inv;
-    log_w[0] = float(std::log(double(count - outl)));
+    const float inv = 1.0f / float(rest);
+    for (int64_t d = 0; d < dim; ++d) {
+      mu[d] *= inv;
+      var[d] = std::max(0.0f, var[d] * inv - mu[d] * mu[d]);
+    }
+    log_w[0] = float(std::log(double(rest)));
   }
 }
 
@@ -141,10 +155,16 @@ SparsePattern RRSelector::estimate(const TensorView& q, const TensorView& k,
     return config_.offset == RRConfig::Offset::kRotate ? (h + t) % S : h % S;
   };
 
+  // With moments every representative row is [key, variance] and every sampled query row
+  // [q, scale/2 * q*q]: their product adds the diagonal-Gaussian log-sum-exp correction
+  // scale^2/2 * sum_d q_d^2 var_d to the mean logit (exp of a mean underestimates the mean of
+  // exps when the keys of a stride spread).
+  const bool moments = mean_keys && config_.moments;
+  const int64_t W = moments ? 2 * D : D;  // GEMM width
   est::PatternBuilder builder(geo, int(shape.num_heads_q));
-  std::vector<float> reps(static_cast<size_t>(nks * R * D));  // stride representatives
-  std::vector<float> log_w(static_cast<size_t>(nks * R));     // their log weights
-  std::vector<float> sampled(static_cast<size_t>(nqs * D));   // one query per stride
+  std::vector<float> reps(static_cast<size_t>(nks * R * 2 * D));  // stride representatives
+  std::vector<float> log_w(static_cast<size_t>(nks * R));         // their log weights
+  std::vector<float> sampled(static_cast<size_t>(nqs * W));       // one query per stride
   std::vector<int64_t> rows(static_cast<size_t>(nqs));
   int64_t staged_kv = -1;
 
@@ -162,14 +182,18 @@ SparsePattern RRSelector::estimate(const TensorView& q, const TensorView& k,
           const int64_t r0 = u * S, r1 = std::min(r0 + S, Lk);
           if (mean_keys) {
             est::load_rows_f32(k, hk, r0, r1, buf.data());
-            stride_representatives(buf.data(), r1 - r0, D, m, &reps[size_t(u * R * D)],
+            stride_representatives(buf.data(), r1 - r0, D, m, &reps[size_t(u * R * 2 * D)],
                                    &log_w[size_t(u * R)], mean, order);
           } else {
             est::load_row_f32(k, hk, std::min(r0 + offset_of(h, u), r1 - 1),
-                              &reps[size_t(u * D)]);
+                              &reps[size_t(u * 2 * D)]);
             log_w[size_t(u)] = float(std::log(double(r1 - r0)));
           }
         }
+      }
+      if (!moments) {  // compact [key, variance] rows to [key] rows for the GEMM
+        for (int64_t e = 0; e < nks * R; ++e)
+          std::copy_n(&reps[size_t(e * 2 * D)], D, &reps[size_t(e * D)]);
       }
       staged_kv = hk;
     }
@@ -177,7 +201,10 @@ SparsePattern RRSelector::estimate(const TensorView& q, const TensorView& k,
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t t = 0; t < nqs; ++t) {
       rows[size_t(t)] = std::min(t * S + offset_of(h, t), std::min(t * S + S, Lq) - 1);
-      est::load_row_f32(q, h, rows[size_t(t)], &sampled[size_t(t * D)]);
+      float* qr = &sampled[size_t(t * W)];
+      est::load_row_f32(q, h, rows[size_t(t)], qr);
+      if (moments)
+        for (int64_t d = 0; d < D; ++d) qr[D + d] = 0.5f * scale * qr[d] * qr[d];
     }
 
     const auto visible = [&](int64_t t) -> int64_t {
@@ -192,7 +219,7 @@ SparsePattern RRSelector::estimate(const TensorView& q, const TensorView& k,
       const int64_t ud = units - 1, k0 = ud * S, k1 = std::min(geo.pos(rows[size_t(t)]) + 1, Lk);
       buf.resize(static_cast<size_t>(S * D));
       est::load_rows_f32(k, hk, k0, k1, buf.data());
-      const float* qr = &sampled[size_t(t * D)];
+      const float* qr = &sampled[size_t(t * W)];
       float mx = ninf;
       float s[256];
       const int64_t cnt = std::min<int64_t>(k1 - k0, 256);
@@ -212,7 +239,7 @@ SparsePattern RRSelector::estimate(const TensorView& q, const TensorView& k,
       est::select_cumulative(scores, nvis, config_.tau, geo.forced_blocks(qb), sel);
       builder.set_row(int(h), qb, std::move(sel));
     };
-    est::stride_block_scores(geo, sampled.data(), nqs, S, reps.data(), nks, S, R, D, scale,
+    est::stride_block_scores(geo, sampled.data(), nqs, S, reps.data(), nks, S, R, W, scale,
                              visible, fix, emit);
   }
   return builder.finish();

@@ -14,8 +14,6 @@
 #include <cmath>
 #include <numeric>
 
-#include <omp.h>
-
 namespace sieve::attention {
 
 namespace est = estimation;
@@ -94,8 +92,13 @@ SparsePattern SampleAttentionSelector::estimate(const TensorView& q, const Tenso
   builder.set_band(band);
   std::vector<float> kf;
   int64_t staged_kv = -1;
-  std::vector<std::vector<double>> col_per_thread(static_cast<size_t>(nt));
-  std::vector<double> covered_per_thread(static_cast<size_t>(nt)), rows_per_thread(static_cast<size_t>(nt));
+  // Column sums are accumulated in kGroups fixed groups of work items and reduced in group
+  // order, so the result does not depend on the thread count or the schedule.
+  constexpr int64_t kGroups = 16;
+  const int64_t num_items = int64_t(items.size());
+  std::vector<std::vector<double>> col_group(static_cast<size_t>(kGroups));
+  std::vector<double> covered_group(static_cast<size_t>(kGroups));
+  std::vector<double> rows_group(static_cast<size_t>(kGroups));
   std::vector<double> col(static_cast<size_t>(Lk));
   for (int64_t h = 0; h < shape.num_heads_q; ++h) {
     const int64_t hk = h / group;
@@ -103,62 +106,62 @@ SparsePattern SampleAttentionSelector::estimate(const TensorView& q, const Tenso
       est::load_head_f32(k, hk, kf);
       staged_kv = hk;
     }
-    for (int t = 0; t < nt; ++t) {  // a thread outside this team must not contribute old sums
-      col_per_thread[size_t(t)].clear();
-      covered_per_thread[size_t(t)] = rows_per_thread[size_t(t)] = 0;
-    }
 #pragma omp parallel num_threads(nt)
     {
-      const int tid = omp_get_thread_num();
-      auto& mycol = col_per_thread[size_t(tid)];
-      mycol.assign(size_t(Lk), 0.0);
-      double covered = 0, nrows = 0;
       std::vector<float> qs, scores;
 #pragma omp for schedule(dynamic, 1)
-      for (size_t it = 0; it < items.size(); ++it) {
-        const auto [i0, i1] = items[it];
-        const int64_t m = i1 - i0;
-        const int64_t n = opts.causal ? std::clamp<int64_t>(geo.pos(i1 - 1) + 1, 0, Lk) : Lk;
-        if (n == 0) continue;
-        qs.resize(size_t(m * D));
-        est::load_rows_f32(q, h, i0, i1, qs.data());
-        scores.resize(size_t(m * n));
-        est::kernels().gemm_nt(qs.data(), D, kf.data(), D, scores.data(), n, m, n, D, scale);
-        for (int64_t r = 0; r < m; ++r) {
-          const int64_t i = i0 + r, p = geo.pos(i);
-          const int64_t v = opts.causal ? std::clamp<int64_t>(p + 1, 0, Lk) : Lk;
-          if (v == 0) continue;
-          float* row = &scores[size_t(r * n)];
-          est::softmax_inplace(row, v);
-          nrows += 1;
-          // Mass inside the always-kept structure counts as covered; zero it so that the
-          // overlap of window, sink and diagonal blocks is counted once.
-          const auto take = [&](int64_t a, int64_t b) {
-            a = std::max<int64_t>(a, 0);
-            b = std::min(b, v);
-            for (int64_t j = a; j < b; ++j) {
-              covered += row[j];
-              row[j] = 0.0f;
-            }
-          };
-          take(0, bk);
-          const auto forced = geo.forced_blocks(i / common_.block_q);
-          for (int32_t kb : forced) take(int64_t(kb) * bk, (int64_t(kb) + 1) * bk);
-          if (band > 0) take(p - band + 1, p + 1);
-          double* c = mycol.data();
-          for (int64_t j = 0; j < v; ++j) c[j] += row[j];
+      for (int64_t g = 0; g < kGroups; ++g) {
+        auto& mycol = col_group[size_t(g)];
+        mycol.assign(size_t(Lk), 0.0);
+        double covered = 0, nrows = 0;
+        for (int64_t it = g * num_items / kGroups; it < (g + 1) * num_items / kGroups; ++it) {
+          const auto [i0, i1] = items[size_t(it)];
+          const int64_t m = i1 - i0;
+          const int64_t n = opts.causal ? std::clamp<int64_t>(geo.pos(i1 - 1) + 1, 0, Lk) : Lk;
+          if (n == 0) continue;
+          qs.resize(size_t(m * D));
+          est::load_rows_f32(q, h, i0, i1, qs.data());
+          scores.resize(size_t(m * n));
+          est::kernels().gemm_nt(qs.data(), D, kf.data(), D, scores.data(), n, m, n, D, scale);
+          for (int64_t r = 0; r < m; ++r) {
+            const int64_t i = i0 + r, p = geo.pos(i);
+            const int64_t v = opts.causal ? std::clamp<int64_t>(p + 1, 0, Lk) : Lk;
+            if (v == 0) continue;
+            float* row = &scores[size_t(r * n)];
+            est::softmax_inplace(row, v);
+            nrows += 1;
+            // Mass inside the always-kept structure counts as covered; zero it so that the
+            // overlap of window, sink and diagonal blocks is counted once.
+            const auto take = [&](int64_t a, int64_t b) {
+              a = std::max<int64_t>(a, 0);
+              b = std::min(b, v);
+              for (int64_t j = a; j < b; ++j) {
+                covered += row[j];
+                row[j] = 0.0f;
+              }
+            };
+            take(0, bk);
+            for (int32_t kb : geo.forced_blocks(i / common_.block_q))
+              take(int64_t(kb) * bk, (int64_t(kb) + 1) * bk);
+            if (band > 0) take(p - band + 1, p + 1);
+            double* c = mycol.data();
+            for (int64_t j = 0; j < v; ++j) c[j] += row[j];
+          }
         }
+        covered_group[size_t(g)] = covered;
+        rows_group[size_t(g)] = nrows;
       }
-      covered_per_thread[size_t(tid)] = covered;
-      rows_per_thread[size_t(tid)] = nrows;
     }
-    std::fill(col.begin(), col.end(), 0.0);
     double covered = 0, total = 0;
-    for (int t = 0; t < nt; ++t) {
-      if (col_per_thread[size_t(t)].size() != size_t(Lk)) continue;
-      for (int64_t j = 0; j < Lk; ++j) col[size_t(j)] += col_per_thread[size_t(t)][size_t(j)];
-      covered += covered_per_thread[size_t(t)];
-      total += rows_per_thread[size_t(t)];
+    for (int64_t g = 0; g < kGroups; ++g) {
+      covered += covered_group[size_t(g)];
+      total += rows_group[size_t(g)];
+    }
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t j = 0; j < Lk; ++j) {
+      double c = 0;
+      for (int64_t g = 0; g < kGroups; ++g) c += col_group[size_t(g)][size_t(j)];
+      col[size_t(j)] = c;
     }
     // Stage 2: the minimal column set whose CRA (covered + kept columns) reaches alpha.
     std::vector<int32_t> order;

@@ -15,6 +15,43 @@ namespace sieve::attention {
 
 namespace est = estimation;
 
+namespace {
+
+// "cq:ck" or "c" entries, comma-separated.
+std::vector<UniSparseConfig::Granularity> parse_granularities(std::string_view sel,
+                                                              std::string_view key,
+                                                              std::string_view value) {
+  std::vector<UniSparseConfig::Granularity> out;
+  size_t start = 0;
+  while (start <= value.size()) {
+    const size_t comma = std::min(value.find(',', start), value.size());
+    const std::string_view item = value.substr(start, comma - start);
+    const size_t colon = item.find(':');
+    UniSparseConfig::Granularity g;
+    if (colon == std::string_view::npos) {
+      g.c_q = g.c_k = parse_setting_int(sel, key, item);
+    } else {
+      g.c_q = parse_setting_int(sel, key, item.substr(0, colon));
+      g.c_k = parse_setting_int(sel, key, item.substr(colon + 1));
+    }
+    out.push_back(g);
+    start = comma + 1;
+  }
+  return out;
+}
+
+std::string format_granularities(const std::vector<UniSparseConfig::Granularity>& gs) {
+  std::string s;
+  for (const auto& g : gs) {
+    if (!s.empty()) s += ',';
+    s += g.c_q == g.c_k ? std::to_string(g.c_q)
+                        : std::to_string(g.c_q) + ":" + std::to_string(g.c_k);
+  }
+  return s;
+}
+
+}  // namespace
+
 UniSparseSelector::UniSparseSelector(UniSparseConfig config) : config_(std::move(config)) {
   common_.block_q = 128;
   common_.block_k = 128;
@@ -23,9 +60,11 @@ UniSparseSelector::UniSparseSelector(UniSparseConfig config) : config_(std::move
 
 void UniSparseSelector::set(std::string_view key, std::string_view value) {
   if (key == "granularities" || key == "pool") {
-    config_.granularities = est::parse_int_list(name(), key, value);
+    config_.granularities = parse_granularities(name(), key, value);
   } else if (key == "top_p" || key == "tau") {
     config_.top_p = est::parse_double(name(), key, value);
+  } else if (key == "moments") {
+    config_.moments = parse_setting_bool(name(), key, value);
   } else if (key == "combine") {
     if (value == "max") config_.combine = UniSparseConfig::Combine::kMax;
     else if (value == "mean") config_.combine = UniSparseConfig::Combine::kMean;
@@ -39,9 +78,10 @@ void UniSparseSelector::set(std::string_view key, std::string_view value) {
 
 std::map<std::string, std::string> UniSparseSelector::settings() const {
   auto s = PatternSelector::settings();
-  s["granularities"] = est::format_int_list(config_.granularities);
+  s["granularities"] = format_granularities(config_.granularities);
   s["top_p"] = est::format_double(config_.top_p);
   s["combine"] = config_.combine == UniSparseConfig::Combine::kMax ? "max" : "mean";
+  s["moments"] = config_.moments ? "true" : "false";
   return s;
 }
 
@@ -49,10 +89,11 @@ void UniSparseSelector::validate_config() const {
   PatternSelector::validate_config();
   est::check_open_closed(name(), "top_p", config_.top_p, 0.0, 1.0);
   SIEVE_CHECK(!config_.granularities.empty(), "selector 'unisparse': granularities is empty");
-  for (int64_t c : config_.granularities) {
-    SIEVE_CHECK(c >= 1 && common_.block_q % c == 0 && common_.block_k % c == 0,
-                "selector 'unisparse': granularity {} must be >= 1 and divide block_q {} and "
-                "block_k {}", c, common_.block_q, common_.block_k);
+  for (const auto& g : config_.granularities) {
+    SIEVE_CHECK(g.c_q >= 1 && g.c_k >= 1 && common_.block_q % g.c_q == 0 &&
+                    common_.block_k % g.c_k == 0,
+                "selector 'unisparse': granularities: pooling {}:{} must be >= 1 and divide "
+                "block_q {} and block_k {}", g.c_q, g.c_k, common_.block_q, common_.block_k);
   }
 }
 
@@ -68,8 +109,15 @@ SparsePattern UniSparseSelector::estimate(const TensorView& q, const TensorView&
   const size_t levels = config_.granularities.size();
   const bool use_max = config_.combine == UniSparseConfig::Combine::kMax;
 
-  // Pools rows [0, len) of head `head` of t in groups of c into dst [ceil(len/c) x D].
-  const auto pool = [&](const TensorView& t, int64_t head, int64_t len, int64_t c, float* dst) {
+  // With moments, pooled keys are rows [mean, per-dimension variance] and pooled queries rows
+  // [mean, scale/2 * mean^2]: the product adds the diagonal-Gaussian log-sum-exp correction
+  // scale^2/2 sum_d q_d^2 var_d of the pooled keys to the pooled logit.
+  const bool moments = config_.moments;
+  const int64_t W = moments ? 2 * D : D;
+  // Pools rows [0, len) of head `head` of t in groups of c into dst [ceil(len/c) x W]: the mean,
+  // then (moments) the variance for keys or scale/2 * mean^2 for queries.
+  const auto pool = [&](const TensorView& t, int64_t head, int64_t len, int64_t c, bool is_key,
+                        float* dst) {
     const int64_t n = (len + c - 1) / c;
 #pragma omp parallel num_threads(nt)
     {
@@ -77,8 +125,22 @@ SparsePattern UniSparseSelector::estimate(const TensorView& q, const TensorView&
 #pragma omp for schedule(static)
       for (int64_t u = 0; u < n; ++u) {
         const int64_t r0 = u * c, r1 = std::min(r0 + c, len);
+        float* out = dst + u * W;
         est::load_rows_f32(t, head, r0, r1, buf.data());
-        est::mean_rows(buf.data(), r1 - r0, D, dst + u * D);
+        est::mean_rows(buf.data(), r1 - r0, D, out);
+        if (!moments) continue;
+        for (int64_t d = 0; d < D; ++d) {
+          if (!is_key) {
+            out[D + d] = 0.5f * scale * out[d] * out[d];
+            continue;
+          }
+          float v = 0;
+          for (int64_t j = 0; j < r1 - r0; ++j) {
+            const float x = buf[size_t(j * D + d)] - out[d];
+            v += x * x;
+          }
+          out[D + d] = v / float(r1 - r0);
+        }
       }
     }
   };
@@ -91,21 +153,23 @@ SparsePattern UniSparseSelector::estimate(const TensorView& q, const TensorView&
     const int64_t hk = h / group;
     std::fill(combined.begin(), combined.end(), 0.0f);
     for (size_t lv = 0; lv < levels; ++lv) {
-      const int64_t c = config_.granularities[lv];
-      const int64_t nkc = (Lk + c - 1) / c, nqc = (Lq + c - 1) / c;
+      const int64_t cq = config_.granularities[lv].c_q, ck = config_.granularities[lv].c_k;
+      const int64_t nkc = (Lk + ck - 1) / ck, nqc = (Lq + cq - 1) / cq;
       if (hk != staged_kv) {
-        kpool[lv].resize(static_cast<size_t>(nkc * D));
-        pool(k, hk, Lk, c, kpool[lv].data());
+        kpool[lv].resize(static_cast<size_t>(nkc * W));
+        pool(k, hk, Lk, ck, true, kpool[lv].data());
       }
-      qpool[lv].resize(static_cast<size_t>(nqc * D));
-      pool(q, h, Lq, c, qpool[lv].data());
+      qpool[lv].resize(static_cast<size_t>(nqc * W));
+      pool(q, h, Lq, cq, false, qpool[lv].data());
+      // A pooled query sees the pooled keys that start at or before its last row.
       const auto visible = [&](int64_t t) -> int64_t {
         if (!opts.causal) return nkc;
-        return std::clamp<int64_t>(geo.pos(std::min(t * c + c - 1, Lq - 1)) / c + 1, 0, nkc);
+        return std::clamp<int64_t>(geo.pos(std::min(t * cq + cq - 1, Lq - 1)) / ck + 1, 0, nkc);
       };
       // A partial last pooled key stands for fewer keys: weight exp(score) by its share.
       const auto fix = [&](int64_t, float* row, int64_t used) {
-        if (used == nkc && Lk % c != 0) row[nkc - 1] += float(std::log(double(Lk % c) / double(c)));
+        if (used == nkc && Lk % ck != 0)
+          row[nkc - 1] += float(std::log(double(Lk % ck) / double(ck)));
       };
       const auto emit = [&](int64_t qb, const float* scores, int64_t nvis) {
         double total = 0;
@@ -117,7 +181,7 @@ SparsePattern UniSparseSelector::estimate(const TensorView& q, const TensorView&
           dst[kb] = use_max ? std::max(dst[kb], v) : dst[kb] + v / float(levels);
         }
       };
-      est::stride_block_scores(geo, qpool[lv].data(), nqc, c, kpool[lv].data(), nkc, c, 1, D,
+      est::stride_block_scores(geo, qpool[lv].data(), nqc, cq, kpool[lv].data(), nkc, ck, 1, W,
                                scale, visible, fix, emit);
     }
     staged_kv = hk;

@@ -148,6 +148,19 @@ inline Workload make_workload(const PlantedConfig& cfg) {
   return w;
 }
 
+/// The default planted workload of length L (band, stripes, needle, mixed heads), built once per
+/// test binary so that its f64 softmax rows are computed once and shared by all selector tests.
+inline const Workload& shared_workload(int64_t L) {
+  static std::map<int64_t, std::unique_ptr<Workload>> cache;
+  auto& w = cache[L];
+  if (!w) {
+    PlantedConfig cfg;
+    cfg.seq_len = L;
+    w = std::make_unique<Workload>(make_workload(cfg));
+  }
+  return *w;
+}
+
 /// f64 softmax row of (query head h, row i) over keys 0..i (prefill, causal), from the stored
 /// tensor values.
 inline const std::vector<double>& softmax_row(const Workload& w, int64_t h, int64_t i) {
@@ -313,12 +326,91 @@ inline void check_common(const std::string& name, const std::vector<std::string>
   }
 }
 
+/// Planted-mass recall >= 0.95 on every head of the shared L = 2048 workload (heads whose kind
+/// is in `kinds`), and the pattern keeps fewer than `max_density` of the causal keys.
+inline void check_planted(const std::string& name, const std::vector<std::string>& settings,
+                          const std::vector<Kind>& kinds, double max_density) {
+  const Workload& w = shared_workload(2048);
+  const SparsePattern p = run(*make(name, settings), w);
+  const RecallReport r = recall(w, p);
+  for (size_t h = 0; h < r.planted.size(); ++h) {
+    if (std::find(kinds.begin(), kinds.end(), w.cfg.kinds[h]) == kinds.end()) continue;
+    EXPECT_GE(r.planted[h], 0.95) << name << " head " << h << " planted-mass recall";
+  }
+  EXPECT_LT(p.token_density(), max_density) << name << " keeps too much to be a meaningful test";
+}
+
+/// Patterns for increasing values of `key` keep nested sets of keys (hence monotone density).
+inline void check_monotone(const std::string& name, const std::vector<std::string>& settings,
+                           const std::string& key, const std::vector<std::string>& values) {
+  const Workload& w = shared_workload(1024);
+  SparsePattern prev;
+  double prev_density = -1, first_density = -1;
+  for (const std::string& v : values) {
+    auto st = settings;
+    st.push_back(key + "=" + v);
+    const SparsePattern p = run(*make(name, st), w);
+    const double d = p.token_density();
+    EXPECT_GE(d, prev_density) << name << " " << key << "=" << v;
+    if (prev_density >= 0) {
+      EXPECT_TRUE(subset_of(prev, p)) << name << " " << key << "=" << v;
+    }
+    if (first_density < 0) first_density = d;
+    prev_density = d;
+    prev = p;
+  }
+  EXPECT_LT(first_density, prev_density) << name << ": " << key << " does not move the density";
+}
+
+/// Block rows of query block `qb` of every head.
+inline std::vector<std::vector<int32_t>> block_rows(const SparsePattern& p, int64_t qb) {
+  std::vector<std::vector<int32_t>> rows;
+  for (int64_t h = 0; h < p.num_heads; ++h) {
+    const int64_t r = p.row(h, qb);
+    rows.emplace_back(p.block_indices.begin() + p.block_indptr[r],
+                      p.block_indices.begin() + p.block_indptr[r + 1]);
+  }
+  return rows;
+}
+
+/// Query independence: replacing every query outside block qb leaves the rows of qb unchanged,
+/// while other rows do change and replacing queries inside qb changes qb (the check can fail).
+inline void check_query_independence(const std::string& name,
+                                     const std::vector<std::string>& settings) {
+  PlantedConfig cfg;
+  cfg.kinds = {Kind::kMixed, Kind::kStripes};
+  cfg.num_heads_kv = 1;
+  const Workload w = make_workload(cfg);
+  const auto sel = make(name, settings);
+  const SparsePattern base = run(*sel, w);
+  const int64_t qb = 4, bq = base.block_q;
+  Rng rng(99);
+  const auto scrambled = [&](bool inside) {
+    Tensor q2 = Tensor::from(w.q, DType::kF32);
+    for (int64_t h = 0; h < q2.size(0); ++h)
+      for (int64_t i = 0; i < q2.size(1); ++i)
+        if ((i / bq == qb) == inside)
+          for (int64_t d = 0; d < kDim; ++d) q2.view().set(float(3 * rng.normal()), h, i, d);
+    return sel->select(q2, w.k, AttentionOptions{});
+  };
+  const SparsePattern outside = scrambled(false);
+  EXPECT_EQ(block_rows(base, qb), block_rows(outside, qb)) << name;
+  bool other_changed = false;
+  for (int64_t b = 0; b < base.num_q_blocks(); ++b)
+    if (b != qb && block_rows(base, b) != block_rows(outside, b)) other_changed = true;
+  EXPECT_TRUE(other_changed) << name;
+  EXPECT_NE(block_rows(base, qb), block_rows(scrambled(true), qb)) << name;
+}
+
 /// Below dense_below the selector returns exactly the dense pattern.
-inline void check_dense_fallback(const std::string& name) {
+inline void check_dense_fallback(const std::string& name,
+                                 const std::vector<std::string>& settings = {}) {
   PlantedConfig cfg;
   cfg.seq_len = 512;
   const Workload w = make_workload(cfg);
-  auto sel = make(name, {"dense_below=513"});
+  auto below = settings;
+  below.push_back("dense_below=513");
+  auto sel = make(name, below);
   const SparsePattern p = run(*sel, w);
   const SparsePattern d = SparsePattern::dense(int(w.num_heads_q()), 512, 512, p.block_q,
                                                p.block_k, true);
@@ -327,7 +419,9 @@ inline void check_dense_fallback(const std::string& name) {
   EXPECT_FALSE(p.has_columns());
   EXPECT_EQ(p.band, 0);
   // At the threshold itself the method runs (and keeps fewer blocks on this structured input).
-  auto at = make(name, {"dense_below=512"});
+  auto at_settings = settings;
+  at_settings.push_back("dense_below=512");
+  auto at = make(name, at_settings);
   EXPECT_LT(run(*at, w).token_density(), 1.0);
 }
 

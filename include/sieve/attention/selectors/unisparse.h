@@ -16,14 +16,24 @@
 namespace sieve::attention {
 
 struct UniSparseConfig {
-  /// Pooling factors (c_q = c_k = c per granularity); each divides block_q and block_k. The
-  /// finest one dominates the cost: ~1/(2 c^2) of dense causal attention.
-  std::vector<int64_t> granularities = {16, 64, 128};
+  struct Granularity {
+    int64_t c_q = 16, c_k = 16;  ///< query and key pooling factors (divide block_q / block_k)
+    bool operator==(const Granularity&) const = default;
+  };
+  /// Granularities, written "cq:ck" (or "c" for cq = ck = c) in settings, comma-separated. Each
+  /// costs ~1/(c_q c_k) of the dense QK^T product.
+  /// Default: 64:4 (queries pooled to half blocks against fine 4-token key groups, so single-token
+  /// stripes survive) and 16:16 (stride-level detail near the diagonal).
+  std::vector<Granularity> granularities = {{64, 4}, {16, 16}};
   /// Block Top-p threshold in (0, 1].
-  double top_p = 0.95;
+  double top_p = 0.97;
   /// How per-granularity block maps are combined: kMax keeps a block that any granularity
   /// finds important (sharp stripes from fine pooling, broad regions from coarse); kMean averages.
   enum class Combine { kMax, kMean } combine = Combine::kMax;
+  /// Score pooled keys with the diagonal-Gaussian log-sum-exp correction
+  /// scale^2/2 sum_d q_d^2 var_d (variance of the keys pooled together), so that spread-out
+  /// groups keep the mass exp(mean logit) misses. Doubles the GEMM width.
+  bool moments = true;
 };
 
 class UniSparseSelector final : public PatternSelector {
