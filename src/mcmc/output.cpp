@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <exception>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +16,7 @@
 #include <sstream>
 
 #include "sieve/core/error.h"
+#include "sieve/core/threading.h"
 #include "sieve/mcmc/target.h"
 
 namespace sieve::mcmc {
@@ -331,8 +333,21 @@ RunReport summarize_run(const std::vector<Chain>& chains, const std::vector<std:
     return p;
   };
   r.lp = report_of("lp__", gather_draws(chains, -1));
-  for (Eigen::Index j = 0; j < d; ++j)
-    r.parameters.push_back(report_of(param_names[std::size_t(j)], gather_draws(chains, j)));
+  r.parameters.resize(std::size_t(d));
+  // Parameters are independent: thousands of them (e.g. a latent field) are summarised in
+  // parallel; each diagnostic is a pure function of its own draws.
+  // (The lp__ pass above has validated the chains; errors are still carried out of the region.)
+  std::exception_ptr error;
+#pragma omp parallel for schedule(dynamic, 16) num_threads(sieve::num_threads())
+  for (Eigen::Index j = 0; j < d; ++j) {
+    try {
+      r.parameters[std::size_t(j)] = report_of(param_names[std::size_t(j)], gather_draws(chains, j));
+    } catch (...) {
+#pragma omp critical(sieve_summarize_run)
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
 
   std::vector<double> acc;
   for (const auto& c : chains) acc.insert(acc.end(), c.accept_prob.data(), c.accept_prob.data() + c.accept_prob.size());
