@@ -229,9 +229,12 @@ def print_tables(rows):
     if e2e:
         print("\n== end-to-end selector + executor (ms; speed-up vs torch flash / cudnn at the same length) ==")
         for r in e2e:
+            if r["ms"] <= 0:
+                print(f"{r['impl']:>12} L={r['len']:>7} {r['note']}")
+                continue
             fl, cd = ms("dense", "torch_sdpa_flash", r["len"]), ms("dense", "torch_sdpa_cudnn", r["len"])
-            print(f"{r['impl']:>24} L={r['len']:>7} density={r['density']:.3f} {r['ms']:>9.2f} ms "
-                  f"x{fl / r['ms']:.2f} flash x{cd / r['ms']:.2f} cudnn  {r['note']}")
+            print(f"{r['impl']:>12} L={r['len']:>7} density={r['density']:.3f} {r['ms']:>9.2f} ms "
+                  f"x{fl / r['ms']:.2f} vs flash x{cd / r['ms']:.2f} vs cudnn | {r['note']}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 //
 //   bench_attention_cuda --csv FILE [--dense 8192,32768] [--sparse 32768,131072]
 //                        [--densities 1,0.5,0.2,0.1] [--variants 8192,32768] [--heads 32 --kv-heads 8]
+//                        [--e2e 8192,131072] [--methods rr,unisparse,streaming,sample]
 //
 // Shape: 32 query heads, 8 KV heads, head dim 128, bf16, causal (the anchors of DESIGN.md). Times are
 // CUDA-event medians after warm-up. Sparse masks follow the rule shared with bench_attention.py
@@ -12,7 +13,11 @@
 #include "sieve/attention/cuda/check.h"
 #include "sieve/attention/cuda/device_tensor.h"
 #include "sieve/attention/cuda/flash_params.h"
+#include "sieve/attention/cuda/selectors.h"
+#include "sieve/attention/selector.h"
 #include "sieve/attention/sparse_pattern.h"
+#include "sieve/attention/synthetic.h"
+#include "sieve/core/timer.h"
 
 #include "bench_kernels.h"
 
@@ -210,6 +215,50 @@ void bench_variants(const Shape& s, const std::vector<int64_t>& lens) {
   }
 }
 
+// End to end on the planted synthetic workload (synthetic.h, default structure): GPU selector
+// (timed with its allocations) + block-sparse executor, against our dense kernel; density of the
+// pattern and its recall (exact softmax mass kept, every L/32-th row of every head).
+void bench_e2e(const Shape& s, const std::vector<int64_t>& lens, const std::vector<std::string>& methods) {
+  for (int64_t l : lens) {
+    sieve::attention::SyntheticConfig c;
+    c.num_heads_q = s.hq;
+    c.num_heads_kv = s.hkv;
+    c.seq_len = l;
+    c.head_dim = s.d;
+    c.dtype = DType::kBF16;
+    c.seed = 3;
+    sieve::Timer timer;
+    const sieve::attention::SyntheticWorkload w = sieve::attention::make_synthetic(c);
+    std::printf("synthetic L=%ld generated in %.1f s\n", long(l), timer.seconds());
+    const cu::DeviceTensor q = cu::DeviceTensor::from_host(w.q), k = cu::DeviceTensor::from_host(w.k),
+                           v = cu::DeviceTensor::from_host(w.v);
+    cu::DeviceTensor out(DType::kBF16, {s.hq, l, s.d});
+    sieve::attention::AttentionOptions o;
+    const double dense_ms = median_ms([&] { cu::dense_attention(q, k, v, out, o); }, 1, iters_for(l));
+    const double flops = causal_flops(s, l);
+    emit({"e2e", "sieve_dense", l, 1.0, dense_ms, flops / dense_ms * 1e-9, "our dense kernel (planted input)"});
+    const int64_t stride = std::max<int64_t>(1, l / 32);
+    for (const std::string& m : methods) {
+      auto sel = sieve::attention::make_selector(m);
+      if (!cu::has_device_selector(*sel)) {
+        emit({"e2e", m, l, 0.0, 0.0, 0.0, "no GPU port of this selector"});
+        continue;
+      }
+      cu::DevicePattern dp;
+      const double sel_ms = median_ms([&] { dp = cu::select_on_device(*sel, q, k, o); }, 1, iters_for(l));
+      const double exec_ms =
+          median_ms([&] { cu::block_sparse_attention(q, k, v, dp.view(), out, o); }, 1, iters_for(l));
+      const sieve::attention::SparsePattern pat = dp.download();
+      const cu::DeviceRecall rec = cu::pattern_recall(q, k, dp.view(), o, stride);
+      char note[256];
+      std::snprintf(note, sizeof note,
+                    "select=%.3f ms (%.1f%% of dense) exec=%.3f ms recall_mean=%.4f recall_min=%.4f token_rows=%ld",
+                    sel_ms, 100.0 * sel_ms / dense_ms, exec_ms, rec.mean, rec.min, long(rec.rows));
+      emit({"e2e", m, l, pat.block_density(), sel_ms + exec_ms, flops / (sel_ms + exec_ms) * 1e-9, note});
+    }
+  }
+}
+
 std::vector<int64_t> parse_lens(const std::string& s) {
   std::vector<int64_t> r;
   std::stringstream ss(s);
@@ -229,7 +278,8 @@ std::vector<double> parse_doubles(const std::string& s) {
 
 int main(int argc, char** argv) {
   std::string csv = "bench_attention_cuda.csv";
-  std::vector<int64_t> dense, sparse, variants;
+  std::vector<int64_t> dense, sparse, variants, e2e;
+  std::vector<std::string> methods{"rr", "unisparse", "streaming", "sample"};
   std::vector<double> densities{1.0, 0.5, 0.2, 0.1};
   Shape s;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -238,6 +288,12 @@ int main(int argc, char** argv) {
     else if (a == "--dense") dense = parse_lens(v);
     else if (a == "--sparse") sparse = parse_lens(v);
     else if (a == "--variants") variants = parse_lens(v);
+    else if (a == "--e2e") e2e = parse_lens(v);
+    else if (a == "--methods") {
+      methods.clear();
+      std::stringstream ss(v);
+      for (std::string t; std::getline(ss, t, ',');) methods.push_back(t);
+    }
     else if (a == "--densities") densities = parse_doubles(v);
     else if (a == "--heads") s.hq = std::stoll(v);
     else if (a == "--kv-heads") s.hkv = std::stoll(v);
@@ -258,6 +314,7 @@ int main(int argc, char** argv) {
     bench_variants(s, variants);
     bench_dense(s, dense);
     bench_sparse(s, sparse, densities);
+    bench_e2e(s, e2e, methods);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_attention_cuda: error: %s\n", e.what());
     return 1;

@@ -1,0 +1,37 @@
+// GPU estimation stage of the registered selectors: the pattern is computed from device Q/K and
+// written in device memory, so that a prefill is selector + executor without a host round trip.
+//
+// Ported: rr (RRAttention), unisparse (UniSparse), streaming (both modes) and dense; every
+// selector falls back to the dense pattern below its dense_below length, as on the CPU. The GPU
+// follows the CPU selector's arithmetic (f32 scores, the same representatives and rules); sums run
+// in another order, so blocks whose cumulative mass sits at the threshold can differ (docs/cuda.md).
+// q [Hq, Lq, D], k [Hkv, Lk, D] device tensors, bf16 or f16, D 64 or 128; the pattern has query
+// heads (share_kv_head is not ported).
+#pragma once
+
+#include "sieve/attention/cuda/api.h"
+#include "sieve/attention/selector.h"
+
+namespace sieve::attention::cuda {
+
+/// Whether select_on_device() runs `selector` (its name and configuration) on the GPU.
+bool has_device_selector(const PatternSelector& selector);
+
+/// Runs the selector on device tensors, asynchronously on `stream` (scratch memory is
+/// stream-ordered; the returned pattern's arrays are valid once the stream reaches this point).
+/// @throws sieve::Error when the selector has no GPU port, or for unsupported inputs
+DevicePattern select_on_device(const PatternSelector& selector, const TensorView& q,
+                               const TensorView& k, const AttentionOptions& opts,
+                               Stream stream = nullptr);
+
+/// Recall of a device pattern on device q, k: per evaluated row (every row_stride-th query row of
+/// every head) the exact softmax mass inside the pattern (f32 scores, f64 sums); mean and min.
+/// Synchronises `stream`. Scratch: evaluated rows x seq_len_k floats.
+struct DeviceRecall {
+  double mean = 0, min = 0;
+  int64_t rows = 0;
+};
+DeviceRecall pattern_recall(const TensorView& q, const TensorView& k, const DevicePatternView& pattern,
+                            const AttentionOptions& opts, int64_t row_stride, Stream stream = nullptr);
+
+}  // namespace sieve::attention::cuda

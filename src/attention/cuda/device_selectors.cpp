@@ -1,0 +1,356 @@
+// Host side of the GPU selectors: configuration from the CPU selector objects, stream-ordered
+// scratch memory, and the launch sequence per head (kernels in selectors/cuda/*.cu).
+#include "sieve/attention/cuda/selectors.h"
+
+#include "../selectors/cuda/estimation_gpu.h"
+#include "sieve/attention/cuda/check.h"
+#include "sieve/attention/selectors/rr_attention.h"
+#include "sieve/attention/selectors/streaming.h"
+#include "sieve/attention/selectors/unisparse.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+namespace sieve::attention::cuda {
+
+namespace {
+
+// Stream-ordered scratch allocations, released (stream-ordered) when the object goes away.
+class Scratch {
+ public:
+  explicit Scratch(cudaStream_t s) : stream_(s) {}
+  ~Scratch() {
+    for (void* p : ptrs_) cudaFreeAsync(p, stream_);
+  }
+  template <class T>
+  T* alloc(int64_t n) {
+    void* p = nullptr;
+    SIEVE_CUDA_CHECK(cudaMallocAsync(&p, size_t(std::max<int64_t>(n, 1)) * sizeof(T), stream_));
+    ptrs_.push_back(p);
+    return static_cast<T*>(p);
+  }
+
+ private:
+  cudaStream_t stream_;
+  std::vector<void*> ptrs_;
+};
+
+void check(cudaError_t e, const char* what) {
+  SIEVE_CHECK(e == cudaSuccess, "GPU selector: {} failed: {}", what, cudaGetErrorString(e));
+}
+
+est::Geometry geometry(const AttentionShape& s, const SelectorCommon& c, bool causal) {
+  est::Geometry g;
+  g.seq_q = int(s.seq_len_q);
+  g.seq_k = int(s.seq_len_k);
+  g.q_offset = int(s.q_offset());
+  g.block_q = c.block_q;
+  g.block_k = c.block_k;
+  g.nqb = int((s.seq_len_q + c.block_q - 1) / c.block_q);
+  g.nkb = int((s.seq_len_k + c.block_k - 1) / c.block_k);
+  g.causal = causal;
+  return g;
+}
+
+struct Inputs {
+  const TensorView& q;
+  const TensorView& k;
+  AttentionShape shape;
+  bool bf16;
+  float scale;
+};
+
+// The pattern header (query heads) and its CSR assembled from per-row lists.
+DevicePattern finish_rows(const est::Geometry& g, const AttentionShape& s, bool causal, const int* counts,
+                          const int* lists, cudaStream_t stream) {
+  DevicePatternView h;
+  h.seq_len_q = s.seq_len_q;
+  h.seq_len_k = s.seq_len_k;
+  h.block_q = g.block_q;
+  h.block_k = g.block_k;
+  h.num_heads = int(s.num_heads_q);
+  h.causal = causal;
+  const int rows = int(s.num_heads_q) * g.nqb;
+  DevicePattern p = DevicePattern::allocate(h, int64_t(rows) * g.nkb, -1);
+  const DevicePatternView& v = p.view();
+  check(est::build_csr(rows, g.nkb, counts, lists, const_cast<int32_t*>(v.block_indptr),
+                       const_cast<int32_t*>(v.block_indices), stream),
+        "CSR assembly");
+  return p;
+}
+
+DevicePattern fixed_rows(const Inputs& in, const SelectorCommon& c, bool causal, bool streaming, int sink,
+                         int local, cudaStream_t stream) {
+  const est::Geometry g = geometry(in.shape, c, causal);
+  Scratch scratch(stream);
+  const int rows = int(in.shape.num_heads_q) * g.nqb;
+  int* counts = scratch.alloc<int>(rows);
+  int* lists = scratch.alloc<int>(int64_t(rows) * g.nkb);
+  check(est::fill_rows(g, int(in.shape.num_heads_q), streaming, sink, local, counts, lists, stream), "rows");
+  return finish_rows(g, in.shape, causal, counts, lists, stream);
+}
+
+DevicePattern streaming_tokens(const Inputs& in, const SelectorCommon& c, bool causal,
+                               const StreamingConfig& sc, cudaStream_t stream) {
+  const est::Geometry g = geometry(in.shape, c, causal);
+  DevicePatternView h;
+  h.seq_len_q = in.shape.seq_len_q;
+  h.seq_len_k = in.shape.seq_len_k;
+  h.block_q = g.block_q;
+  h.block_k = g.block_k;
+  h.num_heads = int(in.shape.num_heads_q);
+  h.causal = causal;
+  h.band = sc.local_tokens;
+  const int sink = int(std::min(sc.sink_tokens, in.shape.seq_len_k));
+  DevicePattern p = DevicePattern::allocate(h, 0, int64_t(h.num_heads) * sink);
+  const DevicePatternView& v = p.view();
+  SIEVE_CUDA_CHECK(cudaMemsetAsync(const_cast<int32_t*>(v.block_indptr), 0,
+                                   size_t(h.num_heads * g.nqb + 1) * 4, stream));
+  check(est::fill_sink_columns(h.num_heads, sink, const_cast<int32_t*>(v.column_indptr),
+                               const_cast<int32_t*>(v.columns), stream),
+        "sink columns");
+  return p;
+}
+
+est::RRParams rr_params(const RRConfig& c, int64_t D) {
+  est::RRParams p;
+  p.S = c.stride;
+  p.mean_keys = c.key_agg == RRConfig::KeyAgg::kMean;
+  p.outliers = p.mean_keys ? std::min(c.outliers, c.stride - 1) : 0;
+  p.reps = 1 + p.outliers;
+  p.moments = p.mean_keys && c.moments;
+  p.W = int(p.moments ? 2 * D : D);
+  p.rotate = c.offset == RRConfig::Offset::kRotate;
+  return p;
+}
+
+DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cudaStream_t stream) {
+  const AttentionShape& s = in.shape;
+  const est::Geometry g = geometry(s, sel.common(), causal);
+  const est::RRParams rr = rr_params(sel.config(), s.head_dim);
+  const int D = int(s.head_dim), S = rr.S, R = rr.reps, W = rr.W;
+  const int nks = (g.seq_k + S - 1) / S, nqs = (g.seq_q + S - 1) / S;
+  Scratch scratch(stream);
+  float* krep = scratch.alloc<float>(int64_t(nks) * R * W);
+  float* log_w = scratch.alloc<float>(int64_t(nks) * R);
+  float* qrep = scratch.alloc<float>(int64_t(nqs) * W);
+  int* visible = scratch.alloc<int>(nqs);
+  float* own = scratch.alloc<float>(nqs);
+  est::StrideProblem pb;
+  pb.qrep = qrep;
+  pb.krep = krep;
+  pb.log_w = log_w;
+  pb.visible = visible;
+  pb.own = causal ? own : nullptr;
+  pb.nqr = nqs;
+  pb.W = W;
+  pb.units = nks;
+  pb.reps = R;
+  pb.sq = S;
+  pb.sk = S;
+  pb.alpha = in.scale;
+  const int parts = est::stats_parts(pb, g);
+  float2* stats = scratch.alloc<float2>(int64_t(nqs) * g.nkb * parts);
+  float* scores = scratch.alloc<float>(int64_t(g.nqb) * g.nkb);
+  const int rows = int(s.num_heads_q) * g.nqb;
+  int* counts = scratch.alloc<int>(rows);
+  int* lists = scratch.alloc<int>(int64_t(rows) * g.nkb);
+  const TensorView& q = in.q;
+  const TensorView& k = in.k;
+  int64_t staged = -1;
+  for (int h = 0; h < int(s.num_heads_q); ++h) {
+    const int hk = int(h / s.group_size());
+    if (!rr.mean_keys || hk != staged) {
+      check(est::rr_key_reps(k.data, in.bf16, k.strides[0], k.strides[1], D, g.seq_k, hk, h, rr, krep, log_w,
+                             stream),
+            "rr key representatives");
+      staged = hk;
+    }
+    check(est::rr_queries(q.data, k.data, in.bf16, q.strides[0], q.strides[1], k.strides[0], k.strides[1], D, g,
+                          h, hk, in.scale, rr, qrep, visible, own, stream),
+          "rr sampled queries");
+    SIEVE_CUDA_CHECK(cudaMemsetAsync(stats, 0, size_t(nqs) * g.nkb * parts * sizeof(float2), stream));
+    check(est::stride_stats(pb, g, stats, stream), "rr scores");
+    check(est::block_scores(pb, g, stats, scores, est::Combine::kSet, false, 1.f, stream), "rr block scores");
+    check(est::select_rows(g, scores, sel.config().tau, h, counts, lists, stream), "rr selection");
+  }
+  return finish_rows(g, s, causal, counts, lists, stream);
+}
+
+DevicePattern unisparse_select(const Inputs& in, const UniSparseSelector& sel, bool causal,
+                               cudaStream_t stream) {
+  const AttentionShape& s = in.shape;
+  const UniSparseConfig& c = sel.config();
+  const est::Geometry g = geometry(s, sel.common(), causal);
+  const int D = int(s.head_dim), W = c.moments ? 2 * D : D;
+  const int levels = int(c.granularities.size());
+  Scratch scratch(stream);
+  std::vector<float*> kpool(static_cast<size_t>(levels)), qpool(static_cast<size_t>(levels));
+  std::vector<int*> visible(static_cast<size_t>(levels));
+  int64_t stats_size = 0;
+  for (int lv = 0; lv < levels; ++lv) {
+    const auto& gr = c.granularities[size_t(lv)];
+    const int64_t nkc = (s.seq_len_k + gr.c_k - 1) / gr.c_k, nqc = (s.seq_len_q + gr.c_q - 1) / gr.c_q;
+    kpool[size_t(lv)] = scratch.alloc<float>(nkc * W);
+    qpool[size_t(lv)] = scratch.alloc<float>(nqc * W);
+    visible[size_t(lv)] = scratch.alloc<int>(nqc);
+    const int eb = int(g.block_k / gr.c_k);
+    const int parts = eb <= 64 ? 1 : (eb + 63) / 64;
+    stats_size = std::max<int64_t>(stats_size, nqc * g.nkb * parts);
+    check(est::pooled_visible(g, int(nqc), int(gr.c_q), int(gr.c_k), int(nkc), visible[size_t(lv)], stream),
+          "unisparse visibility");
+  }
+  float2* stats = scratch.alloc<float2>(stats_size);
+  float* combined = scratch.alloc<float>(int64_t(g.nqb) * g.nkb);
+  const int rows = int(s.num_heads_q) * g.nqb;
+  int* counts = scratch.alloc<int>(rows);
+  int* lists = scratch.alloc<int>(int64_t(rows) * g.nkb);
+  const TensorView& q = in.q;
+  const TensorView& k = in.k;
+  int64_t staged = -1;
+  for (int h = 0; h < int(s.num_heads_q); ++h) {
+    const int hk = int(h / s.group_size());
+    SIEVE_CUDA_CHECK(cudaMemsetAsync(combined, 0, size_t(g.nqb) * g.nkb * 4, stream));
+    for (int lv = 0; lv < levels; ++lv) {
+      const auto& gr = c.granularities[size_t(lv)];
+      const int cq = int(gr.c_q), ck = int(gr.c_k);
+      const int nkc = (g.seq_k + ck - 1) / ck, nqc = (g.seq_q + cq - 1) / cq;
+      if (hk != staged)
+        check(est::pool_rows(k.data, in.bf16, k.strides[0], k.strides[1], D, g.seq_k, hk, ck, true, c.moments,
+                             in.scale, kpool[size_t(lv)], stream),
+              "unisparse key pooling");
+      check(est::pool_rows(q.data, in.bf16, q.strides[0], q.strides[1], D, g.seq_q, h, cq, false, c.moments,
+                           in.scale, qpool[size_t(lv)], stream),
+            "unisparse query pooling");
+      est::StrideProblem pb;
+      pb.qrep = qpool[size_t(lv)];
+      pb.krep = kpool[size_t(lv)];
+      pb.visible = visible[size_t(lv)];
+      pb.nqr = nqc;
+      pb.W = W;
+      pb.units = nkc;
+      pb.reps = 1;
+      pb.sq = cq;
+      pb.sk = ck;
+      pb.alpha = in.scale;
+      if (g.seq_k % ck != 0) {  // a partial last pooled key stands for fewer keys
+        pb.has_partial = true;
+        pb.partial_logw = float(std::log(double(g.seq_k % ck) / double(ck)));
+      }
+      SIEVE_CUDA_CHECK(cudaMemsetAsync(stats, 0, size_t(stats_size) * sizeof(float2), stream));
+      check(est::stride_stats(pb, g, stats, stream), "unisparse scores");
+      check(est::block_scores(pb, g, stats, combined,
+                              c.combine == UniSparseConfig::Combine::kMax ? est::Combine::kMax : est::Combine::kMeanAdd,
+                              true, float(levels), stream),
+            "unisparse block scores");
+    }
+    staged = hk;
+    check(est::select_rows(g, combined, c.top_p, h, counts, lists, stream), "unisparse selection");
+  }
+  return finish_rows(g, s, causal, counts, lists, stream);
+}
+
+void check_device_inputs(const TensorView& t, const char* what) {
+  cudaPointerAttributes a{};
+  const cudaError_t e = cudaPointerGetAttributes(&a, t.data);
+  if (e != cudaSuccess) (void)cudaGetLastError();
+  SIEVE_CHECK(e == cudaSuccess && (a.type == cudaMemoryTypeDevice || a.type == cudaMemoryTypeManaged),
+              "GPU selector: {} must point to device memory", what);
+}
+
+}  // namespace
+
+bool has_device_selector(const PatternSelector& selector) {
+  if (selector.common().share_kv_head) return false;
+  const std::string n = selector.name();
+  if (n == "dense" || n == "streaming" || n == "unisparse") return true;
+  if (const auto* rr = dynamic_cast<const RRSelector*>(&selector)) return rr->config().stride <= 64;
+  return false;
+}
+
+DevicePattern select_on_device(const PatternSelector& selector, const TensorView& q, const TensorView& k,
+                               const AttentionOptions& opts, Stream stream) {
+  selector.validate_config();
+  const AttentionShape shape = check_attention_inputs(q, k, k);
+  SIEVE_CHECK(has_device_selector(selector),
+              "selector '{}' has no GPU port with these settings (ported: rr with stride <= 64, unisparse, "
+              "streaming, dense; share_kv_head=false)",
+              selector.name());
+  SIEVE_CHECK(q.dtype == DType::kBF16 || q.dtype == DType::kF16,
+              "GPU selectors take bf16 or f16 inputs, got {}", dtype_name(q.dtype));
+  SIEVE_CHECK(shape.head_dim == 64 || shape.head_dim == 128, "GPU selectors support head_dim 64 or 128, got {}",
+              shape.head_dim);
+  SIEVE_CHECK(shape.seq_len_q > 0, "GPU selector: empty query");
+  check_device_inputs(q, "q");
+  check_device_inputs(k, "k");
+  const Inputs in{q, k, shape, q.dtype == DType::kBF16, effective_scale(opts, shape.head_dim)};
+  const SelectorCommon& c = selector.common();
+  const std::string name = selector.name();
+  if (name == "dense" || shape.seq_len_k < c.dense_below)
+    return fixed_rows(in, c, opts.causal, false, 0, 0, stream);
+  if (const auto* st = dynamic_cast<const StreamingSelector*>(&selector)) {
+    const StreamingConfig& sc = st->config();
+    if (sc.mode == StreamingConfig::Mode::kToken) return streaming_tokens(in, c, opts.causal, sc, stream);
+    return fixed_rows(in, c, opts.causal, true, int(sc.sink_blocks), int(sc.local_blocks), stream);
+  }
+  if (const auto* rr = dynamic_cast<const RRSelector*>(&selector)) return rr_select(in, *rr, opts.causal, stream);
+  if (const auto* uni = dynamic_cast<const UniSparseSelector*>(&selector))
+    return unisparse_select(in, *uni, opts.causal, stream);
+  SIEVE_FAIL("selector '{}' has no GPU port", name);
+}
+
+DeviceRecall pattern_recall(const TensorView& q, const TensorView& k, const DevicePatternView& pat,
+                            const AttentionOptions& opts, int64_t row_stride, Stream stream) {
+  const AttentionShape s = check_attention_inputs(q, k, k);
+  SIEVE_CHECK(row_stride >= 1, "pattern_recall: row_stride must be >= 1");
+  SIEVE_CHECK(s.head_dim <= 128 && (q.dtype == DType::kBF16 || q.dtype == DType::kF16),
+              "pattern_recall: bf16/f16 inputs with head_dim <= 128");
+  SIEVE_CHECK(pat.seq_len_q == s.seq_len_q && pat.seq_len_k == s.seq_len_k &&
+                  pat.num_heads == (pat.per_kv_head ? s.num_heads_kv : s.num_heads_q),
+              "pattern_recall: pattern does not match the inputs");
+  check_device_inputs(q, "q");
+  check_device_inputs(k, "k");
+  est::Geometry g;
+  g.seq_q = int(s.seq_len_q);
+  g.seq_k = int(s.seq_len_k);
+  g.q_offset = int(s.q_offset());
+  g.causal = opts.causal;
+  est::PatternRef p;
+  p.block_indptr = pat.block_indptr;
+  p.block_indices = pat.block_indices;
+  p.column_indptr = pat.column_indptr;
+  p.columns = pat.columns;
+  p.block_q = pat.block_q;
+  p.block_k = pat.block_k;
+  p.nqb = int(pat.num_q_blocks());
+  p.head_div = pat.per_kv_head ? int(s.group_size()) : 1;
+  p.band = int(std::min<int64_t>(pat.band, s.seq_len_k + 1));
+  const int rows = int((s.seq_len_q + row_stride - 1) / row_stride);
+  const int64_t n = int64_t(rows) * s.num_heads_q;
+  DeviceRecall r;
+  {
+    Scratch scratch(stream);
+    float* buf = scratch.alloc<float>(n * s.seq_len_k);
+    double* out = scratch.alloc<double>(n);
+    check(est::sampled_recall(q.data, k.data, q.dtype == DType::kBF16, q.strides[0], q.strides[1], k.strides[0],
+                              k.strides[1], int(s.head_dim), int(s.num_heads_q), int(s.group_size()), g,
+                              effective_scale(opts, s.head_dim), p, int(row_stride), rows, buf, out, stream),
+          "recall");
+    std::vector<double> host(static_cast<size_t>(n));
+    SIEVE_CUDA_CHECK(cudaMemcpyAsync(host.data(), out, size_t(n) * 8, cudaMemcpyDeviceToHost, stream));
+    SIEVE_CUDA_CHECK(cudaStreamSynchronize(stream));
+    double sum = 0, mn = 1.0;
+    for (double x : host) {
+      sum += x;
+      mn = std::min(mn, x);
+    }
+    r.mean = n > 0 ? sum / double(n) : 1.0;
+    r.min = n > 0 ? mn : 1.0;
+    r.rows = n;
+  }
+  return r;
+}
+
+}  // namespace sieve::attention::cuda

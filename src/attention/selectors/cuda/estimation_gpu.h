@@ -1,0 +1,115 @@
+// Internal: device building blocks of the GPU selectors (plain C++ interface, kernels in *.cu).
+//
+// The GPU mirrors estimation.h's stride estimator: query representatives x key representatives
+// (f32), per-row softmax over the visible entries, mass summed per key block over a query block's
+// rows, then XAttention's cumulative rule with the sink and diagonal blocks forced. The softmax is
+// done in one pass by keeping, per (row, key block, part of 64 entries), the local max and the sum
+// of exp(score - max); the block shares follow from those exactly (up to rounding). Every launcher
+// is asynchronous on `stream` and returns the launch status.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace sieve::attention::cuda::est {
+
+/// Block geometry of a (chunked, bottom-right aligned) prefill (estimation.h: BlockGeometry).
+struct Geometry {
+  int seq_q = 0, seq_k = 0, q_offset = 0, block_q = 128, block_k = 128, nqb = 0, nkb = 0;
+  bool causal = true;
+};
+
+/// One head's scores at reduced resolution. Row r of qrep [nqr x W] stands for query rows
+/// [r*sq, (r+1)*sq); key unit u (sk keys) has `reps` representatives, rows u*reps.. of krep.
+/// score(r, e) = alpha * qrep[r] . krep[e] + log_w[e] for e < visible[r] * reps, then:
+///  - own (rr, causal): the row's last visible unit holds own[r] in its first entry, -inf in others;
+///  - partial_logw (unisparse): added to the entries of the last unit when it is visible.
+struct StrideProblem {
+  const float* qrep = nullptr;
+  const float* krep = nullptr;
+  const float* log_w = nullptr;    // [units * reps] or null
+  const int* visible = nullptr;    // [nqr] visible units per row
+  const float* own = nullptr;      // [nqr] or null
+  int nqr = 0, W = 0, units = 0, reps = 1, sq = 1, sk = 1;
+  float alpha = 1.f;
+  float partial_logw = 0.f;
+  bool has_partial = false;
+};
+
+/// Parts of 64 entries per key block (1 when a block has <= 64 entries).
+int stats_parts(const StrideProblem& pb, const Geometry& geo);
+/// stats [nqr][nkb * parts] of (max, sum exp(score - max)); entries nobody wrote must be zero.
+cudaError_t stride_stats(const StrideProblem& pb, const Geometry& geo, float2* stats, cudaStream_t stream);
+
+enum class Combine : int { kSet = 0, kMax = 1, kMeanAdd = 2 };
+/// Block scores of every query block: sum over its rows of the softmax mass per key block.
+/// normalize: divide by the row total over visible blocks (skip rows of total 0, as unisparse);
+/// combine into out [nqb][nkb]: set, max, or add value / weight (the mean over `weight` maps).
+cudaError_t block_scores(const StrideProblem& pb, const Geometry& geo, const float2* stats,
+                         float* out, Combine combine, bool normalize, float weight, cudaStream_t stream);
+
+/// Cumulative rule per query block of one head: forced blocks (sink, diagonal) first, then by
+/// descending score (ties: lower id) until the kept mass reaches share of the total; writes the
+/// sorted ids to lists [row][nkb] and their number to counts [row], row = head * nqb + qb.
+cudaError_t select_rows(const Geometry& geo, const float* scores, double share, int head,
+                        int* counts, int* lists, cudaStream_t stream);
+
+/// Every visible block (dense) or sinks + local window (streaming, block mode) per row.
+cudaError_t fill_rows(const Geometry& geo, int heads, bool streaming, int sink_blocks,
+                      int local_blocks, int* counts, int* lists, cudaStream_t stream);
+
+/// CSR from per-row lists: indptr [rows + 1] (exclusive scan of counts), indices.
+cudaError_t build_csr(int rows, int nkb, const int* counts, const int* lists, int* indptr,
+                      int* indices, cudaStream_t stream);
+/// Token columns [0, sink) for every head: column_indptr [heads + 1], columns.
+cudaError_t fill_sink_columns(int heads, int sink, int* column_indptr, int* columns, cudaStream_t stream);
+
+// ---- RRAttention ------------------------------------------------------------------------------
+struct RRParams {
+  int S = 16, outliers = 1, reps = 2, W = 256;
+  bool rotate = true, mean_keys = true, moments = true;
+};
+/// Key representatives of KV head hk (mean mode) or of query head h (sample mode):
+/// krep [units * reps][W], log_w [units * reps].
+cudaError_t rr_key_reps(const void* k, bool bf16, int64_t head_stride, int64_t row_stride, int D,
+                        int seq_k, int head, int query_head, const RRParams& rr, float* krep,
+                        float* log_w, cudaStream_t stream);
+/// Round-robin sampled queries of query head h: qrep [nqs][W], visible units, and (causal) the
+/// exact log-sum-exp of each sampled query over the visible keys of its own unit.
+cudaError_t rr_queries(const void* q, const void* k, bool bf16, int64_t q_head_stride,
+                       int64_t q_row_stride, int64_t k_head_stride, int64_t k_row_stride, int D,
+                       const Geometry& geo, int h, int hk, float scale, const RRParams& rr, float* qrep,
+                       int* visible, float* own, cudaStream_t stream);
+
+// ---- UniSparse --------------------------------------------------------------------------------
+/// Average pooling of rows [0, len) of `head` in groups of c into dst [ceil(len/c)][W]: the mean,
+/// then (moments) the variance (keys) or scale/2 * mean^2 (queries).
+cudaError_t pool_rows(const void* t, bool bf16, int64_t head_stride, int64_t row_stride, int D, int len,
+                      int head, int c, bool is_key, bool moments, float scale, float* dst,
+                      cudaStream_t stream);
+/// Visible pooled keys per pooled query (causal by the pooled group's last row).
+cudaError_t pooled_visible(const Geometry& geo, int nqc, int cq, int ck, int nkc, int* visible,
+                           cudaStream_t stream);
+
+}  // namespace sieve::attention::cuda::est
+
+namespace sieve::attention::cuda::est {
+
+/// Pattern membership for the recall metric (the SparsePattern arrays, device pointers).
+struct PatternRef {
+  const int32_t* block_indptr = nullptr;
+  const int32_t* block_indices = nullptr;
+  const int32_t* column_indptr = nullptr;
+  const int32_t* columns = nullptr;
+  int block_q = 128, block_k = 128, nqb = 0, head_div = 1, band = 0;
+};
+/// Exact softmax mass inside the pattern for rows i = seq_q - 1 - e * row_stride of every query head
+/// out [Hq * rows_per_head], f32 scores, scratch [Hq * rows_per_head * seq_k] floats.
+cudaError_t sampled_recall(const void* q, const void* k, bool bf16, int64_t q_head_stride,
+                           int64_t q_row_stride, int64_t k_head_stride, int64_t k_row_stride, int D,
+                           int heads_q, int group, const Geometry& geo, float scale, const PatternRef& p,
+                           int row_stride, int rows_per_head, float* scratch, double* out,
+                           cudaStream_t stream);
+
+}  // namespace sieve::attention::cuda::est

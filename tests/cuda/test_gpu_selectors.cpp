@@ -1,0 +1,155 @@
+// GPU selectors against the CPU selectors on the same inputs (fresh random and planted): streaming
+// and dense must match exactly; rr and unisparse compute the same f32 estimate with sums in another
+// order, so rows may differ only in blocks at the cumulative threshold (few rows, few blocks each).
+// Then the GPU pattern drives the GPU executor end to end. Skipped without a GPU.
+#include "cuda_test_util.h"
+
+#include "sieve/attention/cuda/selectors.h"
+#include "sieve/attention/metrics.h"
+#include "sieve/attention/selector.h"
+#include "sieve/attention/synthetic.h"
+
+#include <algorithm>
+#include <iterator>
+#include <vector>
+
+namespace sieve::test {
+namespace {
+
+namespace cu = attention::cuda;
+using attention::AttentionOptions;
+using attention::SparsePattern;
+
+struct RowDiff {
+  int64_t rows = 0, differing = 0, max_sym_diff = 0, blocks = 0;
+};
+
+RowDiff compare_rows(const SparsePattern& a, const SparsePattern& b) {
+  RowDiff d;
+  d.rows = int64_t(a.block_indptr.size()) - 1;
+  for (int64_t r = 0; r < d.rows; ++r) {
+    std::vector<int32_t> x(a.block_indices.begin() + a.block_indptr[r], a.block_indices.begin() + a.block_indptr[r + 1]);
+    std::vector<int32_t> y(b.block_indices.begin() + b.block_indptr[r], b.block_indices.begin() + b.block_indptr[r + 1]);
+    std::vector<int32_t> sd;
+    std::set_symmetric_difference(x.begin(), x.end(), y.begin(), y.end(), std::back_inserter(sd));
+    d.blocks += int64_t(x.size());
+    if (!sd.empty()) {
+      ++d.differing;
+      d.max_sym_diff = std::max<int64_t>(d.max_sym_diff, int64_t(sd.size()));
+    }
+  }
+  return d;
+}
+
+struct Inputs {
+  Tensor q, k, v;
+};
+
+Inputs random_inputs(DType dt, int64_t hq, int64_t hkv, int64_t l, int64_t d, uint64_t seed) {
+  Rng rng(seed);
+  return {random_tensor(dt, hq, l, d, 1.6f, rng), random_tensor(dt, hkv, l, d, 1.6f, rng),
+          random_tensor(dt, hkv, l, d, 1.f, rng)};
+}
+
+Inputs planted_inputs(DType dt, int64_t hq, int64_t hkv, int64_t l, int64_t d, uint64_t seed) {
+  attention::SyntheticConfig c;
+  c.num_heads_q = hq;
+  c.num_heads_kv = hkv;
+  c.seq_len = l;
+  c.head_dim = d;
+  c.dtype = dt;
+  c.seed = seed;
+  attention::SyntheticWorkload w = attention::make_synthetic(c);
+  return {w.q, w.k, w.v};
+}
+
+// CPU select() on host tensors vs select_on_device() on device copies.
+void check_selector(const std::string& name, const std::vector<std::string>& settings, const Inputs& in,
+                    bool exact, const std::string& what) {
+  SCOPED_TRACE(what + " selector " + name);
+  auto sel = attention::make_selector(name, settings);
+  AttentionOptions opts;
+  const SparsePattern cpu = sel->select(in.q, in.k, opts);
+  const cu::DeviceTensor dq = cu::DeviceTensor::from_host(in.q), dk = cu::DeviceTensor::from_host(in.k);
+  ASSERT_TRUE(cu::has_device_selector(*sel));
+  const cu::DevicePattern dp = cu::select_on_device(*sel, dq, dk, opts);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  const SparsePattern gpu = dp.download();
+  ASSERT_NO_THROW(gpu.validate());
+  EXPECT_EQ(gpu.band, cpu.band);
+  EXPECT_EQ(gpu.column_indptr, cpu.column_indptr);
+  EXPECT_EQ(gpu.columns, cpu.columns);
+  ASSERT_EQ(gpu.block_indptr.size(), cpu.block_indptr.size());
+  const RowDiff d = compare_rows(cpu, gpu);
+  std::printf("[%s] %s: %ld/%ld rows differ (max %ld blocks), cpu density %.4f gpu %.4f\n", what.c_str(),
+              name.c_str(), long(d.differing), long(d.rows), long(d.max_sym_diff), cpu.block_density(),
+              gpu.block_density());
+  if (exact) {
+    EXPECT_EQ(gpu.block_indptr, cpu.block_indptr);
+    EXPECT_EQ(gpu.block_indices, cpu.block_indices);
+  } else {
+    // f32 sums in another order move only blocks whose cumulative mass sits at the threshold.
+    EXPECT_LE(double(d.differing), 0.03 * double(d.rows) + 1) << "too many rows differ";
+    EXPECT_LE(d.max_sym_diff, 2) << "a row differs by more than threshold blocks";
+  }
+
+  // GPU recall of the GPU pattern = the CPU's exact (f64) recall of the same pattern.
+  const attention::PatternMetrics m = attention::pattern_recall(in.q, in.k, gpu, opts, 5);
+  const cu::DeviceRecall r = cu::pattern_recall(dq, dk, dp.view(), opts, 5);
+  EXPECT_NEAR(r.mean, m.recall_mean, 1e-4);
+  EXPECT_NEAR(r.min, m.recall_min, 1e-4);
+
+  // The GPU pattern through the GPU executor equals the f64 reference on that pattern.
+  const GpuRun got = run_gpu(in.q, in.k, in.v, in.q.dtype(), opts, &gpu);
+  const auto ref = attention::reference_attention(
+      in.q, in.k, in.v, opts, attention::mask_from_pattern(gpu, in.q.size(0), in.k.size(0)));
+  expect_matches_reference(got, ref, in.v, in.q.dtype(), what + " " + name);
+}
+
+class GpuSelectors : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (cu::device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  }
+};
+
+TEST_F(GpuSelectors, StreamingAndDenseMatchExactly) {
+  const Inputs in = random_inputs(DType::kBF16, 4, 2, 1000, 64, fresh_seed());
+  check_selector("streaming", {}, in, true, "random");
+  check_selector("streaming", {"sink_blocks=2", "local_blocks=2"}, in, true, "random");
+  check_selector("streaming", {"mode=token", "sink_tokens=40", "local_tokens=100"}, in, true, "random");
+  check_selector("dense", {}, in, true, "random");
+  check_selector("rr", {}, in, true, "below dense_below");  // 1000 < 4096: the dense pattern
+}
+
+TEST_F(GpuSelectors, RRMatchesCpu) {
+  const uint64_t seed = fresh_seed();
+  check_selector("rr", {"dense_below=0"}, random_inputs(DType::kBF16, 4, 2, 1537, 128, seed), false,
+                 "random seed " + std::to_string(seed));
+  check_selector("rr", {"dense_below=0", "tau=0.9"}, planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed), false,
+                 "planted seed " + std::to_string(seed));
+  check_selector("rr", {"dense_below=0", "stride=8", "key_agg=sample", "offset=head"},
+                 random_inputs(DType::kF16, 4, 4, 1100, 64, seed + 1), false, "sample keys");
+  check_selector("rr", {"dense_below=0", "outliers=0", "moments=false"},
+                 planted_inputs(DType::kF16, 2, 1, 1300, 64, seed + 2), false, "plain means");
+}
+
+TEST_F(GpuSelectors, UniSparseMatchesCpu) {
+  const uint64_t seed = fresh_seed();
+  check_selector("unisparse", {"dense_below=0"}, random_inputs(DType::kBF16, 4, 2, 1537, 128, seed), false,
+                 "random seed " + std::to_string(seed));
+  check_selector("unisparse", {"dense_below=0", "top_p=0.9"}, planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed),
+                 false, "planted seed " + std::to_string(seed));
+  check_selector("unisparse", {"dense_below=0", "granularities=32:2,128", "combine=mean", "moments=false"},
+                 random_inputs(DType::kF16, 2, 2, 1000, 64, seed + 1), false, "mean of levels");
+}
+
+TEST_F(GpuSelectors, RejectsSelectorsWithoutAPort) {
+  auto sel = attention::make_selector("xattn");
+  EXPECT_FALSE(cu::has_device_selector(*sel));
+  const cu::DeviceTensor q(DType::kBF16, {2, 256, 64});
+  EXPECT_THROW(cu::select_on_device(*sel, q, q, AttentionOptions{}), Error);
+}
+
+}  // namespace
+}  // namespace sieve::test
