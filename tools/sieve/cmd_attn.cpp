@@ -32,6 +32,9 @@
 #include "sieve/core/safetensors.h"
 #include "sieve/core/threading.h"
 #include "sieve/core/timer.h"
+#if defined(SIEVE_HAS_CUDA)
+#include "sieve/attention/cuda/host_run.h"
+#endif
 
 namespace sieve::tool {
 namespace {
@@ -49,6 +52,7 @@ struct AttnArgs {
   int threads = 0;
   int64_t recall_stride = 0;  // 0: auto
   int repeat = 1;
+  std::string device = "cpu";  // cpu, or cuda (selectors with a GPU port and the CUDA executor)
   std::vector<const CLI::Option*> synthetic_options;  // to reject them with a file input
 };
 
@@ -217,7 +221,17 @@ void run_attn(AttnArgs& a) {
 
   Tensor out(DType::kF32, {shape.num_heads_q, shape.seq_len_q, shape.head_dim});
   double dense_ms = 1e300;
-  for (int r = 0; r < a.repeat; ++r) {
+  SIEVE_CHECK(a.device == "cpu" || a.device == "cuda", "--device must be cpu or cuda, got '{}'", a.device);
+#if defined(SIEVE_HAS_CUDA)
+  std::unique_ptr<cuda::HostWorkload> gpu;
+  if (a.device == "cuda") {
+    gpu = std::make_unique<cuda::HostWorkload>(w.q, w.k, w.v);
+    dense_ms = gpu->dense(opts, out, a.repeat);
+  }
+#else
+  SIEVE_CHECK(a.device == "cpu", "--device cuda: this build has no CUDA backend");
+#endif
+  for (int r = 0; r < a.repeat && a.device == "cpu"; ++r) {
     Timer t;
     dense_attention(w.q, w.k, w.v, out, opts);
     dense_ms = std::min(dense_ms, t.ms());
@@ -230,12 +244,20 @@ void run_attn(AttnArgs& a) {
     res.name = names[m];
     res.settings = selectors[m]->settings();
     res.selector_ms = res.executor_ms = 1e300;
-    for (int r = 0; r < a.repeat; ++r) {
+#if defined(SIEVE_HAS_CUDA)
+    if (gpu) {
+      const cuda::HostRunTimes t = gpu->run(*selectors[m], opts, res.pattern, out, a.repeat);
+      res.selector_ms = t.select_ms;
+      res.executor_ms = t.execute_ms;
+      res.settings["selector_device"] = t.selector_on_device ? "cuda" : "cpu";
+    }
+#endif
+    for (int r = 0; r < a.repeat && a.device == "cpu"; ++r) {
       Timer t;
       res.pattern = selectors[m]->select(w.q, w.k, opts);
       res.selector_ms = std::min(res.selector_ms, t.ms());
     }
-    for (int r = 0; r < a.repeat; ++r) {
+    for (int r = 0; r < a.repeat && a.device == "cpu"; ++r) {
       Timer t;
       block_sparse_attention(w.q, w.k, w.v, res.pattern, out, opts);
       res.executor_ms = std::min(res.executor_ms, t.ms());
@@ -286,6 +308,7 @@ void run_attn(AttnArgs& a) {
       j["recall_rows"] = int64_t(rows.size());
       j["threads"] = num_threads();
       j["isa"] = cpu_kernel_isa();
+      j["device"] = a.device;
       j["settings"] = r.settings;
       nlohmann::json heads = nlohmann::json::array();
       for (const HeadRecall& h : pm.per_head) heads.push_back({{"mean", h.mean}, {"min", h.min}, {"p01", h.p01}});
@@ -297,9 +320,10 @@ void run_attn(AttnArgs& a) {
   fmt::print("sieve attn: {}, L={}{} Hq={} Hkv={} D={} {}, causal\n", w.description, shape.seq_len_k,
              shape.seq_len_q != shape.seq_len_k ? fmt::format(" (queries {})", shape.seq_len_q) : "",
              shape.num_heads_q, shape.num_heads_kv, shape.head_dim, dtype);
-  fmt::print("dense CPU kernel: {:.1f} ms ({}, {} threads); recall and error vs exact f64 attention on "
+  fmt::print("dense {} kernel: {:.1f} ms ({}, {} threads); recall and error vs exact f64 attention on "
              "{} of {} query rows per head{}\n\n",
-             dense_ms, cpu_kernel_isa(), num_threads(), rows.size(), shape.seq_len_q,
+             a.device == "cuda" ? "CUDA" : "CPU", dense_ms, a.device == "cuda" ? "cuda" : cpu_kernel_isa(),
+             num_threads(), rows.size(), shape.seq_len_q,
              stride > 1 ? fmt::format(" (every {}th, counted back from the last)", stride) : "");
   fmt::print("{:<12} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>10} {:>10} {:>8}\n", "method",
              "density", "tokens", "recall", "min", "p01", "rel_err", "cosine", "select_ms", "exec_ms",
@@ -348,6 +372,9 @@ void setup_attn(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--repeat", args->repeat, "Timed runs per method (best is reported)")->capture_default_str();
   cmd->add_flag("--list", args->list, "List the methods and their settings with defaults");
+  cmd->add_option("--device", args->device,
+                  "cpu, or cuda: GPU selectors where ported (else the CPU selector), CUDA executor")
+      ->capture_default_str();
   for (CommandSetup setup : attn_subcommand_registry()) setup(*cmd);
   cmd->callback([cmd, args] {
     if (!cmd->get_subcommands().empty()) return;  // e.g. `sieve attn eval`: that command runs
