@@ -132,6 +132,7 @@ Model::Model(const std::string& dir) : impl_(std::make_unique<Impl>()) {
   impl_->dir = dir;
   impl_->store = std::make_unique<WeightStore>(dir);
   impl_->load();
+  impl_->store->prefault();
 }
 
 Model::~Model() = default;
@@ -283,9 +284,9 @@ Tensor Model::Impl::forward(const ForwardInput& in, KvCache& cache) {
       const LayerWeights& L = layers[size_t(l)];
 #pragma omp parallel for schedule(static) num_threads(nt)
       for (int64_t i = 0; i < n; ++i) rms_norm(&x[size_t(i * h)], L.attn_norm, h, c.rms_norm_eps, &xn[size_t(i * h)]);
-      linear(xn.data(), n, L.q, q.data(), L.bq);
-      linear(xn.data(), n, L.k, k.data(), L.bk);
-      linear(xn.data(), n, L.v, v.data(), L.bv);
+      const LinearTarget qkv[3] = {{L.q, q.data(), L.bq}, {L.k, k.data(), L.bk},
+                                   {L.v, v.data(), L.bv}};
+      linear_many(xn.data(), n, qkv);
 #pragma omp parallel for schedule(static) num_threads(nt)
       for (int64_t i = 0; i < n; ++i) {
         float* qi = &q[size_t(i * qd)];
@@ -308,8 +309,8 @@ Tensor Model::Impl::forward(const ForwardInput& in, KvCache& cache) {
 
 #pragma omp parallel for schedule(static) num_threads(nt)
       for (int64_t i = 0; i < n; ++i) rms_norm(&x[size_t(i * h)], L.mlp_norm, h, c.rms_norm_eps, &xn[size_t(i * h)]);
-      linear(xn.data(), n, L.gate, g.data(), L.bgate);
-      linear(xn.data(), n, L.up, u.data(), L.bup);
+      const LinearTarget gate_up[2] = {{L.gate, g.data(), L.bgate}, {L.up, u.data(), L.bup}};
+      linear_many(xn.data(), n, gate_up);
 #pragma omp parallel for schedule(static) num_threads(nt)
       for (int64_t i = 0; i < n * inter; ++i) {
         const float a = g[size_t(i)];

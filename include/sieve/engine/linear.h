@@ -10,6 +10,7 @@
 #include "sieve/core/dtype.h"
 
 #include <cstdint>
+#include <span>
 
 namespace sieve::engine {
 
@@ -22,11 +23,23 @@ struct Matrix {
 
 enum class LinearIsa { kAuto, kScalar, kAvx2, kAvx512 };
 
+/// One output of linear_many(): y = x w^T (+ bias), y [num_tokens, w.rows].
+struct LinearTarget {
+  Matrix w;
+  float* y = nullptr;
+  const float* maybe_bias = nullptr;
+};
+
 /// y[t, n] = sum_k x[t, k] * w[n, k] (+ bias[n]) for t < num_tokens, n < w.rows.
 /// @param x [num_tokens, w.cols] f32 contiguous;  @param y [num_tokens, w.rows] f32 contiguous
 /// @throws sieve::Error for an f16 matrix or empty shapes
 void linear(const float* x, int64_t num_tokens, const Matrix& w, float* y,
             const float* maybe_bias = nullptr);
+
+/// Several projections of the same x (q/k/v, gate/up). For few tokens all rows of all matrices
+/// share one parallel loop (one thread barrier instead of one per matrix: decode is made of many
+/// small projections); for many tokens each runs as linear().
+void linear_many(const float* x, int64_t num_tokens, std::span<const LinearTarget> targets);
 
 /// Forces a SIMD path (tests and benchmarks); kAuto restores run-time detection. A path the
 /// processor lacks throws sieve::Error.

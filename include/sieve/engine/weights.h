@@ -35,6 +35,9 @@ class WeightStore {
   std::vector<std::string> files() const;
   /// Total bytes of tensor data over all files.
   int64_t total_bytes() const;
+  /// Reads one byte of every page of tensor data, so that page faults happen at load time and not
+  /// inside the first (timed) forward passes.
+  void prefault() const;
 
  private:
   std::vector<std::unique_ptr<SafetensorsFile>> files_;

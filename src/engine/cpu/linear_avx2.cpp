@@ -51,9 +51,9 @@ inline float dot(const float* x, const W* w, int64_t k) {
 }
 
 template <class W>
-void gemv(const float* x, int64_t num_tokens, const W* w, int64_t n, int64_t k, float* y) {
-#pragma omp parallel for schedule(static) num_threads(team_size(n * k * num_tokens))
-  for (int64_t j = 0; j < n; ++j) {
+void gemv(const float* x, int64_t num_tokens, const W* w, int64_t n, int64_t k, int64_t row0,
+          int64_t row1, float* y) {
+  for (int64_t j = row0; j < row1; ++j) {
     const W* row = w + j * k;
     for (int64_t t = 0; t < num_tokens; ++t) y[t * n + j] = dot(x + t * k, row, k);
   }
@@ -64,16 +64,19 @@ template <int MR>
 void micro(const float* x, int64_t ldx, const float* bp, int kc, float* c, int64_t ldc, bool add,
            int nr) {
   __m256 acc0[MR], acc1[MR];
+  #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) acc0[i] = acc1[i] = _mm256_setzero_ps();
   for (int kk = 0; kk < kc; ++kk) {
     const __m256 b0 = _mm256_load_ps(bp + kk * kNr);
     const __m256 b1 = _mm256_load_ps(bp + kk * kNr + 8);
+    #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       const __m256 a = _mm256_broadcast_ss(x + i * ldx + kk);
       acc0[i] = _mm256_fmadd_ps(a, b0, acc0[i]);
       acc1[i] = _mm256_fmadd_ps(a, b1, acc1[i]);
     }
   }
+  #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) {
     float* cr = c + i * ldc;
     if (nr == kNr) {
@@ -118,23 +121,25 @@ struct GemmKernel {
   }
 };
 
-template <class W>
-void run(const float* x, int64_t num_tokens, const W* w, int64_t n, int64_t k, float* y) {
-  if (num_tokens < kGemmMinTokens) {
-    gemv(x, num_tokens, w, n, k, y);
+}  // namespace
+
+void gemv_rows_avx2(const float* x, int64_t num_tokens, const Matrix& w, int64_t row0,
+                    int64_t row1, float* y) {
+  if (w.dtype == DType::kF32) {
+    gemv(x, num_tokens, static_cast<const float*>(w.data), w.rows, w.cols, row0, row1, y);
   } else {
-    GemmKernel<W> kern{x, w, y, n, k};
-    gemm_blocked(kern, num_tokens, n, k, team_size(n * k * num_tokens));
+    gemv(x, num_tokens, static_cast<const BF16*>(w.data), w.rows, w.cols, row0, row1, y);
   }
 }
 
-}  // namespace
-
-void linear_avx2(const float* x, int64_t num_tokens, const Matrix& w, float* y) {
+void gemm_avx2(const float* x, int64_t num_tokens, const Matrix& w, float* y) {
+  const int team = team_size(w.rows * w.cols * num_tokens);
   if (w.dtype == DType::kF32) {
-    run(x, num_tokens, static_cast<const float*>(w.data), w.rows, w.cols, y);
+    GemmKernel<float> kern{x, static_cast<const float*>(w.data), y, w.rows, w.cols};
+    gemm_blocked(kern, num_tokens, w.rows, w.cols, team);
   } else {
-    run(x, num_tokens, static_cast<const BF16*>(w.data), w.rows, w.cols, y);
+    GemmKernel<BF16> kern{x, static_cast<const BF16*>(w.data), y, w.rows, w.cols};
+    gemm_blocked(kern, num_tokens, w.rows, w.cols, team);
   }
 }
 

@@ -31,9 +31,9 @@ inline __mmask32 tail32(int64_t r) {
 
 // ---------------------------------------------------------------- f32 weights
 
-void gemv_f32(const float* x, int64_t num_tokens, const float* w, int64_t n, int64_t k, float* y) {
-#pragma omp parallel for schedule(static) num_threads(team_size(n * k * num_tokens))
-  for (int64_t j = 0; j < n; ++j) {
+void gemv_f32(const float* x, int64_t num_tokens, const float* w, int64_t n, int64_t k,
+              int64_t row0, int64_t row1, float* y) {
+  for (int64_t j = row0; j < row1; ++j) {
     const float* row = w + j * k;
     for (int64_t t = 0; t < num_tokens; ++t) {
       const float* xr = x + t * k;
@@ -58,10 +58,12 @@ template <int MR>
 void micro_f32(const float* x, int64_t ldx, const float* bp, int kc, float* c, int64_t ldc,
                bool add, int nr) {
   __m512 acc0[MR], acc1[MR];
+  #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) acc0[i] = acc1[i] = _mm512_setzero_ps();
   for (int kk = 0; kk < kc; ++kk) {
     const __m512 b0 = _mm512_load_ps(bp + kk * kNr);
     const __m512 b1 = _mm512_load_ps(bp + kk * kNr + 16);
+    #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       const __m512 a = _mm512_set1_ps(x[i * ldx + kk]);
       acc0[i] = _mm512_fmadd_ps(a, b0, acc0[i]);
@@ -69,6 +71,7 @@ void micro_f32(const float* x, int64_t ldx, const float* bp, int kc, float* c, i
     }
   }
   const __mmask16 m0 = tail16(nr), m1 = tail16(nr - 16 > 0 ? nr - 16 : 0);
+  #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) {
     float* cr = c + i * ldc;
     if (add) {
@@ -114,11 +117,12 @@ std::vector<uint16_t> to_bf16(const float* x, int64_t num_tokens, int64_t k, int
 }
 
 void gemv_bf16(const float* x, int64_t num_tokens, const uint16_t* w, int64_t n, int64_t k,
-               float* y) {
+               int64_t row0, int64_t row1, float* y) {
+  // x is rounded to bf16 once per call; callers hand over blocks of many rows, so this is a small
+  // fraction of the row work.
   const int64_t kp = (k + 31) / 32 * 32;
   const std::vector<uint16_t> xb = to_bf16(x, num_tokens, k, kp);
-#pragma omp parallel for schedule(static) num_threads(team_size(n * k * num_tokens))
-  for (int64_t j = 0; j < n; ++j) {
+  for (int64_t j = row0; j < row1; ++j) {
     const uint16_t* row = w + j * k;
     for (int64_t t = 0; t < num_tokens; ++t) {
       const uint16_t* xr = xb.data() + t * kp;
@@ -144,10 +148,12 @@ template <int MR>
 void micro_bf16(const uint16_t* x, int64_t ldx, const uint16_t* bp, int pairs, float* c,
                 int64_t ldc, bool add, int nr) {
   __m512 acc0[MR], acc1[MR];
+  #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) acc0[i] = acc1[i] = _mm512_setzero_ps();
   for (int q = 0; q < pairs; ++q) {
     const __m512bh b0 = (__m512bh)_mm512_load_si512(bp + q * 2 * kNr);
     const __m512bh b1 = (__m512bh)_mm512_load_si512(bp + q * 2 * kNr + kNr);
+    #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       uint32_t pair;
       std::memcpy(&pair, x + i * ldx + 2 * q, 4);
@@ -157,6 +163,7 @@ void micro_bf16(const uint16_t* x, int64_t ldx, const uint16_t* bp, int pairs, f
     }
   }
   const __mmask16 m0 = tail16(nr), m1 = tail16(nr - 16 > 0 ? nr - 16 : 0);
+  #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) {
     float* cr = c + i * ldc;
     if (add) {
@@ -197,25 +204,25 @@ struct GemmBf16 {
 
 }  // namespace
 
-void linear_avx512(const float* x, int64_t num_tokens, const Matrix& w, float* y) {
+void gemv_rows_avx512(const float* x, int64_t num_tokens, const Matrix& w, int64_t row0,
+                      int64_t row1, float* y) {
   if (w.dtype == DType::kF32) {
-    const auto* wf = static_cast<const float*>(w.data);
-    if (num_tokens < kGemmMinTokens) {
-      gemv_f32(x, num_tokens, wf, w.rows, w.cols, y);
-    } else {
-      GemmF32 kern{x, wf, y, w.rows, w.cols};
-      gemm_blocked(kern, num_tokens, w.rows, w.cols, team_size(w.rows * w.cols * num_tokens));
-    }
+    gemv_f32(x, num_tokens, static_cast<const float*>(w.data), w.rows, w.cols, row0, row1, y);
   } else {
-    const auto* wb = static_cast<const uint16_t*>(w.data);
-    if (num_tokens < kGemmMinTokens) {
-      gemv_bf16(x, num_tokens, wb, w.rows, w.cols, y);
-    } else {
-      const int64_t kp = (w.cols + 1) / 2 * 2;  // pairs: pad x with one zero column when odd
-      const std::vector<uint16_t> xb = to_bf16(x, num_tokens, w.cols, kp);
-      GemmBf16 kern{xb.data(), kp, wb, y, w.rows, w.cols};
-      gemm_blocked(kern, num_tokens, w.rows, w.cols, team_size(w.rows * w.cols * num_tokens));
-    }
+    gemv_bf16(x, num_tokens, static_cast<const uint16_t*>(w.data), w.rows, w.cols, row0, row1, y);
+  }
+}
+
+void gemm_avx512(const float* x, int64_t num_tokens, const Matrix& w, float* y) {
+  const int team = team_size(w.rows * w.cols * num_tokens);
+  if (w.dtype == DType::kF32) {
+    GemmF32 kern{x, static_cast<const float*>(w.data), y, w.rows, w.cols};
+    gemm_blocked(kern, num_tokens, w.rows, w.cols, team);
+  } else {
+    const int64_t kp = (w.cols + 1) / 2 * 2;  // pairs: pad x with one zero column when odd
+    const std::vector<uint16_t> xb = to_bf16(x, num_tokens, w.cols, kp);
+    GemmBf16 kern{xb.data(), kp, static_cast<const uint16_t*>(w.data), y, w.rows, w.cols};
+    gemm_blocked(kern, num_tokens, w.rows, w.cols, team);
   }
 }
 

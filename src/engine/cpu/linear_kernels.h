@@ -15,8 +15,17 @@ constexpr int64_t kGemmMinTokens = 4;
 /// more than it saves (tiny models), else sieve::num_threads().
 int team_size(int64_t work);
 
-void linear_scalar(const float* x, int64_t num_tokens, const Matrix& w, float* y);
-void linear_avx2(const float* x, int64_t num_tokens, const Matrix& w, float* y);
-void linear_avx512(const float* x, int64_t num_tokens, const Matrix& w, float* y);
+/// Rows [row0, row1) of y = x w^T for a few tokens (y row stride w.rows); single-threaded, the
+/// caller splits rows over threads (one parallel loop can then serve several matrices).
+void gemv_rows_scalar(const float* x, int64_t num_tokens, const Matrix& w, int64_t row0,
+                      int64_t row1, float* y);
+void gemv_rows_avx2(const float* x, int64_t num_tokens, const Matrix& w, int64_t row0,
+                    int64_t row1, float* y);
+void gemv_rows_avx512(const float* x, int64_t num_tokens, const Matrix& w, int64_t row0,
+                      int64_t row1, float* y);
+
+/// y = x w^T for many tokens: packed, cache-blocked, threaded inside.
+void gemm_avx2(const float* x, int64_t num_tokens, const Matrix& w, float* y);
+void gemm_avx512(const float* x, int64_t num_tokens, const Matrix& w, float* y);
 
 }  // namespace sieve::engine::detail

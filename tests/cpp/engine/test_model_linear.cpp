@@ -67,6 +67,37 @@ TEST(Linear, AllPathsMatchF64Reference) {
   }
 }
 
+// linear_many equals one linear() per target (same kernels, so bit for bit), for the shared GEMV
+// loop (few tokens) and the per-matrix GEMM (many tokens), with and without bias.
+TEST(Linear, ManyEqualsOneByOne) {
+  Rng rng(5);
+  const int64_t k = 72;
+  const int64_t rows[3] = {130, 8, 64};
+  std::vector<std::vector<float>> w(3), b(3);
+  for (int m = 0; m < 3; ++m) {
+    w[size_t(m)].resize(size_t(rows[m] * k));
+    b[size_t(m)].resize(size_t(rows[m]));
+    for (auto& v : w[size_t(m)]) v = float(rng.normal());
+    for (auto& v : b[size_t(m)]) v = float(rng.normal());
+  }
+  for (int64_t tokens : {1, 3, 9}) {
+    std::vector<float> x(size_t(tokens * k));
+    for (auto& v : x) v = float(rng.normal());
+    std::vector<std::vector<float>> y(3), want(3);
+    std::vector<LinearTarget> targets;
+    for (int m = 0; m < 3; ++m) {
+      y[size_t(m)].assign(size_t(tokens * rows[m]), NAN);
+      want[size_t(m)].assign(size_t(tokens * rows[m]), NAN);
+      const Matrix mat{w[size_t(m)].data(), DType::kF32, rows[m], k};
+      const float* bias = m == 1 ? nullptr : b[size_t(m)].data();
+      targets.push_back({mat, y[size_t(m)].data(), bias});
+      linear(x.data(), tokens, mat, want[size_t(m)].data(), bias);
+    }
+    linear_many(x.data(), tokens, targets);
+    for (int m = 0; m < 3; ++m) EXPECT_EQ(y[size_t(m)], want[size_t(m)]) << tokens << " tokens, target " << m;
+  }
+}
+
 TEST(Linear, RejectsF16AndEmptyOperands) {
   std::vector<float> x(4), y(4);
   std::vector<F16> w(4);
