@@ -136,35 +136,11 @@ __device__ __forceinline__ bool key_kept(int kind, int j, int pos, const FlashPa
   return ok;
 }
 
-}  // namespace detail
 
-template <class Cfg>
-__global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) flash_attention_kernel(const FlashParams p) {
-  using T = typename Cfg::T;
-  using detail::swz;
-  constexpr int D = Cfg::kD, BN = Cfg::kBN, BM = Cfg::kBM, MT = Cfg::kMT, C = Cfg::kChunks;
-  constexpr int NT = Cfg::kThreads;
-  constexpr bool QREG = Cfg::kQInRegs;
-  constexpr uint32_t kTileBytes = BN * D * 2;
-
-  extern __shared__ __align__(128) unsigned char smem[];
-  const uint32_t s_q = ptx::smem_addr(smem);
-  const uint32_t s_k = s_q + BM * D * 2;  // 2 stages
-  const uint32_t s_v = s_k + 2 * kTileBytes;
-  int* s_col = reinterpret_cast<int*>(smem + (BM * D + 4 * BN * D) * 2);  // [2][BN]
-
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const int g = lane >> 2, tq = lane & 3;
-  const int m_tile = p.num_m_tiles - 1 - int(blockIdx.x);  // heaviest causal tiles first
-  const int hq = blockIdx.y, hkv = hq / p.group;
-  const int r0 = m_tile * BM;
-  const int rows = min(BM, p.seq_q - r0);
-  const T* gq = static_cast<const T*>(p.q) + hq * p.q_head_stride + int64_t(r0) * p.q_row_stride;
-  const T* gk = static_cast<const T*>(p.k) + hkv * p.k_head_stride;
-  const T* gv = static_cast<const T*>(p.v) + hkv * p.v_head_stride;
-
-  // ---- tile sequence -------------------------------------------------------------------------
-  detail::TileIter<BN> it;
+/// The tile sequence of the CTA owning rows [r0, r0 + rows) of query head hq.
+template <int BN>
+__device__ __forceinline__ TileIter<BN> make_tile_iter(const FlashParams& p, int hq, int r0, int rows) {
+  TileIter<BN> it;
   it.seq_k = p.seq_k;
   it.block_k = p.block_k;
   it.causal = p.causal;
@@ -192,26 +168,147 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) flash_attentio
     }
     if (p.column_indptr) {
       it.col = __ldg(p.column_indptr + ph);
-      it.col_end = detail::lower_bound(p.columns, it.col, __ldg(p.column_indptr + ph + 1), it.kmax);
+      it.col_end = lower_bound(p.columns, it.col, __ldg(p.column_indptr + ph + 1), it.kmax);
     }
   }
+  return it;
+}
 
-  // For a column tile: resolve list entries to key ids (-1 = skip: past the end, or its block is
-  // already computed); visible to all threads after the barrier.
-  auto prepare_columns = [&](const detail::Tile& t, int stage) {
-    if (t.kind != detail::kColumns) return;
-    if (tid < BN) {
-      const int e = t.c0 + tid;
-      int j = -1;
-      if (e < it.col_end) {
-        j = __ldg(p.columns + e);
-        const int kb = j / p.block_k;
-        const int pos = detail::lower_bound(p.block_indices, it.row_begin, it.row_end, kb);
-        if (pos < it.row_end && __ldg(p.block_indices + pos) == kb) j = -1;
-      }
-      s_col[stage * BN + tid] = j;
+/// For a column tile: resolves its list entries to key ids in s_col[0, BN) (-1 = skip: past the
+/// end of the list, or its block is already computed), visible to all threads after the barrier.
+/// Uniform across the CTA (the barrier is taken only for column tiles).
+template <int BN>
+__device__ __forceinline__ void prepare_columns(const Tile& t, int* s_col, const TileIter<BN>& it,
+                                                const FlashParams& p) {
+  if (t.kind != kColumns) return;
+  if (int(threadIdx.x) < BN) {
+    const int e = t.c0 + int(threadIdx.x);
+    int j = -1;
+    if (e < it.col_end) {
+      j = __ldg(p.columns + e);
+      const int kb = j / p.block_k;
+      const int pos = lower_bound(p.block_indices, it.row_begin, it.row_end, kb);
+      if (pos < it.row_end && __ldg(p.block_indices + pos) == kb) j = -1;
     }
-    __syncthreads();
+    s_col[threadIdx.x] = j;
+  }
+  __syncthreads();
+}
+
+/// Sets the scores of one m16 stripe (rows at absolute positions pos0 and pos0 + 8) to -inf where
+/// the tile's kind excludes the key. Skipped by the callers for kFull tiles.
+template <int NT>
+__device__ __forceinline__ void mask_stripe(float (&s)[NT][4], const Tile& t, int pos0, const int* s_col,
+                                            int tq, const FlashParams& p) {
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int n = nt * 8 + 2 * tq + (e & 1);
+      const int j = t.kind == kColumns ? s_col[n] : t.c0 + n;
+      if (!key_kept(t.kind, j, pos0 + (e >> 1) * 8, p)) s[nt][e] = -INFINITY;
+    }
+}
+
+/// Online-softmax update of one m16 stripe (exp2 domain): s becomes P, o is rescaled, m and l
+/// (a per-thread partial sum, reduced in the epilogue) follow. A row with nothing kept so far
+/// stays at m = -inf, l = 0 without NaN.
+template <int NT, int DT>
+__device__ __forceinline__ void online_softmax(float (&s)[NT][4], float (&o)[DT][4], float (&m)[2],
+                                               float (&l)[2], float sl2) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    float mx = -INFINITY;
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * h], s[nt][2 * h + 1]));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float m_new = fmaxf(m[h], mx);
+    const float m_use = m_new == -INFINITY ? 0.f : m_new;
+    const float alpha = ptx::exp2_fast((m[h] - m_use) * sl2);
+    m[h] = m_new;
+    const float msl = m_use * sl2;
+    float rs = 0.f;
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int e = 2 * h; e < 2 * h + 2; ++e) {
+        const float pe = ptx::exp2_fast(fmaf(s[nt][e], sl2, -msl));
+        s[nt][e] = pe;
+        rs += pe;
+      }
+    l[h] = l[h] * alpha + rs;
+#pragma unroll
+    for (int dt = 0; dt < DT; ++dt) {
+      o[dt][2 * h] *= alpha;
+      o[dt][2 * h + 1] *= alpha;
+    }
+  }
+}
+
+/// Epilogue of one m16 stripe whose first row is `row0`: O / l (zeros where nothing was kept) in
+/// the output dtype, and the natural-log LSE (-inf where nothing was kept).
+template <class T, int DT>
+__device__ __forceinline__ void store_stripe(const float (&o)[DT][4], const float (&m)[2],
+                                             const float (&l)[2], int row0, int hq, int tq,
+                                             float sl2, const FlashParams& p) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    float lr = l[h];
+    lr += __shfl_xor_sync(0xffffffffu, lr, 1);
+    lr += __shfl_xor_sync(0xffffffffu, lr, 2);
+    const float inv = lr > 0.f ? 1.f / lr : 0.f;
+    const int row = row0 + h * 8;
+    if (row >= p.seq_q) continue;
+    const int64_t obase = hq * p.o_head_stride + int64_t(row) * p.o_row_stride + 2 * tq;
+    if (p.out_f32) {
+      float* out = static_cast<float*>(p.out) + obase;
+#pragma unroll
+      for (int dt = 0; dt < DT; ++dt)
+        *reinterpret_cast<float2*>(out + dt * 8) = make_float2(o[dt][2 * h] * inv, o[dt][2 * h + 1] * inv);
+    } else {
+      T* out = static_cast<T*>(p.out) + obase;
+#pragma unroll
+      for (int dt = 0; dt < DT; ++dt)
+        *reinterpret_cast<uint32_t*>(out + dt * 8) = ptx::pack2<T>(o[dt][2 * h] * inv, o[dt][2 * h + 1] * inv);
+    }
+    if (p.lse && tq == 0) {
+      p.lse[hq * p.lse_head_stride + int64_t(row) * p.lse_row_stride] =
+          lr > 0.f ? (m[h] * sl2 + __log2f(lr)) * 0.6931471805599453f : -INFINITY;
+    }
+  }
+}
+
+}  // namespace detail
+
+template <class Cfg>
+__global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) flash_attention_kernel(const FlashParams p) {
+  using T = typename Cfg::T;
+  using detail::swz;
+  constexpr int D = Cfg::kD, BN = Cfg::kBN, BM = Cfg::kBM, MT = Cfg::kMT, C = Cfg::kChunks;
+  constexpr int NT = Cfg::kThreads;
+  constexpr bool QREG = Cfg::kQInRegs;
+  constexpr uint32_t kTileBytes = BN * D * 2;
+
+  extern __shared__ __align__(128) unsigned char smem[];
+  const uint32_t s_q = ptx::smem_addr(smem);
+  const uint32_t s_k = s_q + BM * D * 2;  // 2 stages
+  const uint32_t s_v = s_k + 2 * kTileBytes;
+  int* s_col = reinterpret_cast<int*>(smem + (BM * D + 4 * BN * D) * 2);  // [2][BN]
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int g = lane >> 2, tq = lane & 3;
+  const int m_tile = p.num_m_tiles - 1 - int(blockIdx.x);  // heaviest causal tiles first
+  const int hq = blockIdx.y, hkv = hq / p.group;
+  const int r0 = m_tile * BM;
+  const int rows = min(BM, p.seq_q - r0);
+  const T* gq = static_cast<const T*>(p.q) + hq * p.q_head_stride + int64_t(r0) * p.q_row_stride;
+  const T* gk = static_cast<const T*>(p.k) + hkv * p.k_head_stride;
+  const T* gv = static_cast<const T*>(p.v) + hkv * p.v_head_stride;
+
+  detail::TileIter<BN> it = detail::make_tile_iter<BN>(p, hq, r0, rows);
+  auto prepare_columns = [&](const detail::Tile& t, int stage) {
+    detail::prepare_columns<BN>(t, s_col + stage * BN, it, p);
   };
   auto load_tile = [&](uint32_t s_dst, const T* gbase, int64_t stride, const detail::Tile& t,
                        int stage) {
@@ -327,48 +424,12 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) flash_attentio
     if (t0.kind != detail::kFull) {
 #pragma unroll
       for (int mi = 0; mi < MT; ++mi)
-#pragma unroll
-        for (int nt = 0; nt < BN / 8; ++nt)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const int pos = r0 + wrow + mi * 16 + g + (e >> 1) * 8 + p.q_offset;
-            const int n = nt * 8 + 2 * tq + (e & 1);
-            const int j = t0.kind == detail::kColumns ? s_col[st * BN + n] : t0.c0 + n;
-            if (!detail::key_kept(t0.kind, j, pos, p)) s[mi][nt][e] = -INFINITY;
-          }
+        detail::mask_stripe<BN / 8>(s[mi], t0, r0 + wrow + mi * 16 + g + p.q_offset, s_col + st * BN, tq, p);
     }
 
     // online softmax (exp2 domain); l is a per-thread partial sum, reduced in the epilogue
 #pragma unroll
-    for (int mi = 0; mi < MT; ++mi)
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        float mx = -INFINITY;
-#pragma unroll
-        for (int nt = 0; nt < BN / 8; ++nt) mx = fmaxf(mx, fmaxf(s[mi][nt][2 * h], s[mi][nt][2 * h + 1]));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        const float m_new = fmaxf(m[mi][h], mx);
-        const float m_use = m_new == -INFINITY ? 0.f : m_new;  // fully masked so far: no NaN
-        const float alpha = ptx::exp2_fast((m[mi][h] - m_use) * sl2);
-        m[mi][h] = m_new;
-        const float msl = m_use * sl2;
-        float rs = 0.f;
-#pragma unroll
-        for (int nt = 0; nt < BN / 8; ++nt)
-#pragma unroll
-          for (int e = 2 * h; e < 2 * h + 2; ++e) {
-            const float pe = ptx::exp2_fast(fmaf(s[mi][nt][e], sl2, -msl));
-            s[mi][nt][e] = pe;
-            rs += pe;
-          }
-        l[mi][h] = l[mi][h] * alpha + rs;
-#pragma unroll
-        for (int dt = 0; dt < D / 8; ++dt) {
-          o[mi][dt][2 * h] *= alpha;
-          o[mi][dt][2 * h + 1] *= alpha;
-        }
-      }
+    for (int mi = 0; mi < MT; ++mi) detail::online_softmax<BN / 8, D / 8>(s[mi], o[mi], m[mi], l[mi], sl2);
 
     ptx::cp_async_wait<2>();  // V of this tile landed
     __syncthreads();          // ... for every thread; and every warp is done reading K stage st
@@ -417,33 +478,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) flash_attentio
   // ---- epilogue: O / l, LSE --------------------------------------------------------------------
 #pragma unroll
   for (int mi = 0; mi < MT; ++mi)
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      float lr = l[mi][h];
-      lr += __shfl_xor_sync(0xffffffffu, lr, 1);
-      lr += __shfl_xor_sync(0xffffffffu, lr, 2);
-      const float inv = lr > 0.f ? 1.f / lr : 0.f;  // a row with no kept key outputs zeros
-      const int row = r0 + wrow + mi * 16 + g + h * 8;
-      if (row >= p.seq_q) continue;
-      const int64_t obase = hq * p.o_head_stride + int64_t(row) * p.o_row_stride + 2 * tq;
-      if (p.out_f32) {
-        float* out = static_cast<float*>(p.out) + obase;
-#pragma unroll
-        for (int dt = 0; dt < D / 8; ++dt)
-          *reinterpret_cast<float2*>(out + dt * 8) =
-              make_float2(o[mi][dt][2 * h] * inv, o[mi][dt][2 * h + 1] * inv);
-      } else {
-        T* out = static_cast<T*>(p.out) + obase;
-#pragma unroll
-        for (int dt = 0; dt < D / 8; ++dt)
-          *reinterpret_cast<uint32_t*>(out + dt * 8) =
-              ptx::pack2<T>(o[mi][dt][2 * h] * inv, o[mi][dt][2 * h + 1] * inv);
-      }
-      if (p.lse && tq == 0) {
-        p.lse[hq * p.lse_head_stride + int64_t(row) * p.lse_row_stride] =
-            lr > 0.f ? (m[mi][h] * sl2 + __log2f(lr)) * 0.6931471805599453f : -INFINITY;
-      }
-    }
+    detail::store_stripe<T, D / 8>(o[mi], m[mi], l[mi], r0 + wrow + mi * 16 + g, hq, tq, sl2, p);
 }
 
 /// Launches flash_attention_kernel<Cfg> on `stream` (no synchronisation). p.num_m_tiles is set

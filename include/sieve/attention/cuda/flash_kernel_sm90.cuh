@@ -62,52 +62,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) flash_attentio
   const T* gv = static_cast<const T*>(p.v) + hkv * p.v_head_stride;
   const int wrow = wg * 64 + (warp & 3) * 16;  // first row of this warp inside the CTA tile
 
-  detail::TileIter<BN> it;
-  it.seq_k = p.seq_k;
-  it.block_k = p.block_k;
-  it.causal = p.causal;
-  it.sparse = p.sparse;
-  it.p_lo = r0 + p.q_offset;
-  const int p_hi = r0 + rows - 1 + p.q_offset;
-  it.kmax = p.causal ? min(p.seq_k, p_hi + 1) : p.seq_k;
-  it.phase = 0;
-  it.c = 0;
-  it.end = it.kmax;
-  it.indices = p.block_indices;
-  it.idx = it.row_begin = it.row_end = it.sub = it.merge = 0;
-  it.subs = p.block_k / BN;
-  it.col = it.col_end = 0;
-  if (p.sparse) {
-    const int ph = hq / p.pattern_head_div;
-    const int prow = ph * p.num_q_blocks + r0 / p.block_q;
-    it.idx = it.row_begin = it.merge = __ldg(p.block_indptr + prow);
-    it.row_end = __ldg(p.block_indptr + prow + 1);
-    if (p.band > 0) {
-      it.c = (max(0, it.p_lo - p.band + 1) / BN) * BN;
-      it.end = min(it.kmax, p_hi + 1);
-    } else {
-      it.c = it.end = 0;
-    }
-    if (p.column_indptr) {
-      it.col = __ldg(p.column_indptr + ph);
-      it.col_end = detail::lower_bound(p.columns, it.col, __ldg(p.column_indptr + ph + 1), it.kmax);
-    }
-  }
-
+  detail::TileIter<BN> it = detail::make_tile_iter<BN>(p, hq, r0, rows);
   auto prepare_columns = [&](const detail::Tile& t, int stage) {
-    if (t.kind != detail::kColumns) return;
-    if (tid < BN) {
-      const int e = t.c0 + tid;
-      int j = -1;
-      if (e < it.col_end) {
-        j = __ldg(p.columns + e);
-        const int kb = j / p.block_k;
-        const int pos = detail::lower_bound(p.block_indices, it.row_begin, it.row_end, kb);
-        if (pos < it.row_end && __ldg(p.block_indices + pos) == kb) j = -1;
-      }
-      s_col[stage * BN + tid] = j;
-    }
-    __syncthreads();
+    detail::prepare_columns<BN>(t, s_col + stage * BN, it, p);
   };
   auto load_tile = [&](uint32_t s_dst, const T* gbase, int64_t stride, const detail::Tile& t, int stage) {
 #pragma unroll
@@ -173,46 +130,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) flash_attentio
     wgmma::wait<0>();
     wgmma::fence_operands(s);
 
-    if (t0.kind != detail::kFull) {
-#pragma unroll
-      for (int nt = 0; nt < BN / 8; ++nt)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int pos = r0 + wrow + g + (e >> 1) * 8 + p.q_offset;
-          const int n = nt * 8 + 2 * tq + (e & 1);
-          const int j = t0.kind == detail::kColumns ? s_col[st * BN + n] : t0.c0 + n;
-          if (!detail::key_kept(t0.kind, j, pos, p)) s[nt][e] = -INFINITY;
-        }
-    }
-
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      float mx = -INFINITY;
-#pragma unroll
-      for (int nt = 0; nt < BN / 8; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * h], s[nt][2 * h + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_new = fmaxf(m[h], mx);
-      const float m_use = m_new == -INFINITY ? 0.f : m_new;
-      const float alpha = ptx::exp2_fast((m[h] - m_use) * sl2);
-      m[h] = m_new;
-      const float msl = m_use * sl2;
-      float rs = 0.f;
-#pragma unroll
-      for (int nt = 0; nt < BN / 8; ++nt)
-#pragma unroll
-        for (int e = 2 * h; e < 2 * h + 2; ++e) {
-          const float pe = ptx::exp2_fast(fmaf(s[nt][e], sl2, -msl));
-          s[nt][e] = pe;
-          rs += pe;
-        }
-      l[h] = l[h] * alpha + rs;
-#pragma unroll
-      for (int dt = 0; dt < D / 8; ++dt) {
-        o[dt][2 * h] *= alpha;
-        o[dt][2 * h + 1] *= alpha;
-      }
-    }
+    if (t0.kind != detail::kFull) detail::mask_stripe<BN / 8>(s, t0, r0 + wrow + g + p.q_offset, s_col + st * BN, tq, p);
+    detail::online_softmax<BN / 8, D / 8>(s, o, m, l, sl2);
     uint32_t pa[BN / 16][4];
 #pragma unroll
     for (int kk = 0; kk < BN / 16; ++kk) {
@@ -257,31 +176,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) flash_attentio
   }
   ptx::cp_async_wait<0>();
 
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    float lr = l[h];
-    lr += __shfl_xor_sync(0xffffffffu, lr, 1);
-    lr += __shfl_xor_sync(0xffffffffu, lr, 2);
-    const float inv = lr > 0.f ? 1.f / lr : 0.f;
-    const int row = r0 + wrow + g + h * 8;
-    if (row >= p.seq_q) continue;
-    const int64_t obase = hq * p.o_head_stride + int64_t(row) * p.o_row_stride + 2 * tq;
-    if (p.out_f32) {
-      float* out = static_cast<float*>(p.out) + obase;
-#pragma unroll
-      for (int dt = 0; dt < D / 8; ++dt)
-        *reinterpret_cast<float2*>(out + dt * 8) = make_float2(o[dt][2 * h] * inv, o[dt][2 * h + 1] * inv);
-    } else {
-      T* out = static_cast<T*>(p.out) + obase;
-#pragma unroll
-      for (int dt = 0; dt < D / 8; ++dt)
-        *reinterpret_cast<uint32_t*>(out + dt * 8) = ptx::pack2<T>(o[dt][2 * h] * inv, o[dt][2 * h + 1] * inv);
-    }
-    if (p.lse && tq == 0) {
-      p.lse[hq * p.lse_head_stride + int64_t(row) * p.lse_row_stride] =
-          lr > 0.f ? (m[h] * sl2 + __log2f(lr)) * 0.6931471805599453f : -INFINITY;
-    }
-  }
+  detail::store_stripe<T, D / 8>(o, m, l, r0 + wrow + g, hq, tq, sl2, p);
 #else
   __trap();  // built without sm_90a: the host never launches this (launch returns an error first)
 #endif
