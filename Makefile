@@ -32,7 +32,8 @@ test-release: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -LE gpu -j $(JOBS)
 
 $(ASAN_DIR)/build.ninja:
-	cmake -S . -B $(ASAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSIEVE_ENABLE_CUDA=OFF \
+	cmake -S . -B $(ASAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG" -DSIEVE_ENABLE_CUDA=OFF -DSIEVE_BUILD_TOOLS=ON \
 	  -DSIEVE_BUILD_BENCHMARKS=OFF -DSIEVE_SANITIZE_ADDRESS=ON -DSIEVE_SANITIZE_UNDEFINED=ON $(CMAKE_ARGS)
 
 test-asan: deps $(ASAN_DIR)/build.ninja
