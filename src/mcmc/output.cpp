@@ -17,6 +17,7 @@
 
 #include "sieve/core/error.h"
 #include "sieve/core/threading.h"
+#include "sieve/mcmc/control_variates.h"
 #include "sieve/mcmc/target.h"
 
 namespace sieve::mcmc {
@@ -366,6 +367,39 @@ RunReport summarize_run(const std::vector<Chain>& chains, const std::vector<std:
   return r;
 }
 
+void add_control_variate_estimates(RunReport& report, const std::vector<Chain>& chains,
+                                   std::string_view method) {
+  SIEVE_CHECK(!chains.empty(), "control variates: no chains");
+  const Eigen::Index d = chains.front().dim();
+  SIEVE_CHECK(Eigen::Index(report.parameters.size()) == d,
+              "control variates: report has {} parameters, chains have {}",
+              report.parameters.size(), d);
+  const auto n = std::size_t(chains.front().num_draws());
+  const std::size_t m = chains.size();
+  std::vector<std::string> names;
+  for (const auto& p : report.parameters) names.push_back(p.name);
+  const CvResult means = control_variates(method, chains, coordinate_functions(d, names));
+  const CvResult squares = control_variates(method, chains, square_functions(d, names));
+  SIEVE_CHECK(means.series.rows() == Eigen::Index(n * m) && squares.series.rows() == means.series.rows(),
+              "control variates: series has {} rows, expected {}", means.series.rows(), n * m);
+
+  // Estimate, MCSE and VRF of column j of a CV series against the plain series `plain`.
+  auto reduced = [&](const CvResult& r, Eigen::Index j, const std::vector<double>& plain) {
+    const ChainsView cv(std::span<const double>(r.series.col(j).data(), n * m), m, n);
+    const ChainsView pv(plain, m, n);
+    const double var_cv = asymptotic_variance(cv), var_plain = asymptotic_variance(pv);
+    return ReducedEstimate{r.estimate[j], std::sqrt(var_cv / double(n * m)), var_plain / var_cv};
+  };
+  for (Eigen::Index j = 0; j < d; ++j) {
+    auto x = gather_draws(chains, j);
+    auto& p = report.parameters[std::size_t(j)];
+    p.cv_mean = reduced(means, j, x);
+    for (double& v : x) v *= v;
+    p.cv_second_moment = reduced(squares, j, x);
+  }
+  report.cv = std::string(method);
+}
+
 std::string format_summary_table(const RunReport& r) {
   const bool cv = std::any_of(r.parameters.begin(), r.parameters.end(),
                               [](const ParameterReport& p) { return p.cv_mean.has_value(); });
@@ -409,8 +443,20 @@ std::string format_summary_table(const RunReport& r) {
                   whole(r.min_ess_bulk()), g3(r.min_ess_bulk_per_second()),
                   g3(r.min_ess_bulk_per_gradient())));
   if (cv) {
+    auto median_vrf = [&](bool second) {
+      std::vector<double> v;
+      for (const auto& p : r.parameters) {
+        const auto& e = second ? p.cv_second_moment : p.cv_mean;
+        if (e) v.push_back(e->vrf);
+      }
+      if (v.empty()) return kNaN;
+      std::sort(v.begin(), v.end());
+      return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+    };
     app(fmt::format("CV_Mean: {} control-variate estimate of the posterior mean; VRF: asymptotic "
                     "variance of the plain mean over the CV estimate's\n", r.cv));
+    app(fmt::format("median VRF over parameters: posterior means {}, second moments {}\n",
+                    g3(median_vrf(false)), g3(median_vrf(true))));
   }
   return out;
 }

@@ -117,14 +117,6 @@ void print_list(const McmcArgs& a) {
   std::fputs(out.c_str(), stdout);
 }
 
-// Fills the control-variate columns of the report for posterior means and second moments.
-void add_control_variates(mcmc::RunReport& report, const std::vector<mcmc::Chain>& chains,
-                          const std::string& cv) {
-  (void)report;
-  (void)chains;
-  SIEVE_FAIL("--cv {}: control-variate estimators are not built yet", cv);
-}
-
 void run_mcmc(const McmcArgs& a) {
   if (a.list) {
     print_list(a);
@@ -178,7 +170,7 @@ void run_mcmc(const McmcArgs& a) {
   report.seed = a.seed;
   report.num_warmup = a.warmup;
   report.cv = a.cv;
-  if (a.cv != "none") add_control_variates(report, chains, a.cv);
+  if (a.cv != "none") mcmc::add_control_variate_estimates(report, chains, a.cv);
 
   if (!a.out.empty()) {
     mcmc::CsvRunInfo info;

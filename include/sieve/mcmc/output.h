@@ -16,6 +16,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -91,6 +92,13 @@ std::vector<double> gather_draws(const std::vector<Chain>& chains, Eigen::Index 
 /// Diagnostics of every parameter, lp__, acceptance, timing and evaluation counts; names
 /// default to "x.1".. when empty. Chains must have equal draw counts and dimensions.
 RunReport summarize_run(const std::vector<Chain>& chains, const std::vector<std::string>& names);
+
+/// @brief Fills cv_mean and cv_second_moment of every parameter with control_variates(method)
+/// (sieve/mcmc/control_variates.h: "poisson", "imh" or "zv") for F = x_j and F = x_j^2, and sets
+/// report.cv. MCSE and VRF use the multi-chain initial-sequence asymptotic variance of the CV
+/// series and of the plain series on the same draws. Throws when the chains do not support it.
+void add_control_variate_estimates(RunReport& report, const std::vector<Chain>& chains,
+                                   std::string_view method);
 
 /// A fixed-width table in the style of CmdStan's stansummary, plus the control-variate columns
 /// when present and a footer (acceptance, time, gradient evaluations, ESS per second / gradient).

@@ -222,3 +222,39 @@ TEST(McmcOutput, ReportAgreesWithDiagnostics) {
                              "lp__", "37.5", "acceptance: mean"})
     EXPECT_NE(table.find(needle), std::string::npos) << needle;
 }
+
+TEST(McmcOutput, ControlVariateColumns) {
+  // Independent draws from N(mu, 1) per coordinate with grad log pi = mu - x stored: first-order
+  // zero-variance control variates fit F = x exactly (x = mu - grad), so the estimate is mu with
+  // zero MCSE (infinite VRF); for F = x^2 they cannot (x^2 is not linear in the gradient).
+  std::vector<Chain> chains;
+  const Eigen::Vector2d mu(1.5, -2.0);
+  for (uint64_t c = 0; c < 2; ++c) {
+    Chain ch = make_chain(c, 400, 2, false);
+    Rng rng(99, c);
+    for (Eigen::Index t = 0; t < 400; ++t)
+      for (Eigen::Index j = 0; j < 2; ++j) ch.draws(t, j) = mu[j] + rng.normal();
+    ch.gradients = (-(ch.draws.rowwise() - mu.transpose())).eval();
+    chains.push_back(std::move(ch));
+  }
+  auto r = summarize_run(chains, {"a", "b"});
+  add_control_variate_estimates(r, chains, "zv");
+  EXPECT_EQ(r.cv, "zv");
+  for (int j = 0; j < 2; ++j) {
+    const auto& p = r.parameters[std::size_t(j)];
+    ASSERT_TRUE(p.cv_mean && p.cv_second_moment);
+    EXPECT_NEAR(p.cv_mean->estimate, mu[j], 1e-10);
+    EXPECT_LT(p.cv_mean->mcse, 1e-10);
+    EXPECT_GT(p.cv_mean->vrf, 1e6);
+    // x^2: plain and CV estimates both near mu^2 + 1, with no large reduction.
+    EXPECT_NEAR(p.cv_second_moment->estimate, mu[j] * mu[j] + 1, 6 * p.second_moment_mcse + 0.05);
+    EXPECT_LT(p.cv_second_moment->vrf, 10.0);
+    EXPECT_GT(p.cv_second_moment->mcse, 0.0);
+  }
+  // A sampler without stored gradients cannot use zv; one without proposals cannot use poisson.
+  auto no_grad = chains;
+  for (auto& c : no_grad) c.gradients.resize(0, 0);
+  auto r2 = summarize_run(no_grad, {"a", "b"});
+  EXPECT_THROW(add_control_variate_estimates(r2, no_grad, "zv"), Error);
+  EXPECT_THROW(add_control_variate_estimates(r2, no_grad, "nonsense"), Error);
+}
