@@ -30,8 +30,10 @@ double QuadraticFunction::expectation_diagonal(const Eigen::VectorXd& m,
   double v = constant;
   for (const auto& l : linear) v += l.coef * m[l.i];
   for (const auto& q : quadratic) {
-    SIEVE_CHECK(q.i == q.j, "{}: a term x_{} x_{} needs the proposal's full covariance, but only "
-                "its diagonal is stored for this sampler", name, q.i, q.j);
+    SIEVE_CHECK(q.i == q.j,
+                "{}: a term x_{} x_{} needs the proposal's full covariance, but only "
+                "its diagonal is stored for this sampler",
+                name, q.i, q.j);
     v += q.w * (var[q.i] + m[q.i] * m[q.i]);
   }
   return v;
@@ -40,7 +42,8 @@ double QuadraticFunction::expectation_diagonal(const Eigen::VectorXd& m,
 std::vector<QuadraticFunction> coordinate_functions(Eigen::Index dim,
                                                     const std::vector<std::string>& names) {
   const auto n = names.empty() ? default_parameter_names(dim) : names;
-  SIEVE_CHECK(Eigen::Index(n.size()) == dim, "coordinate_functions: {} names for dim {}", n.size(), dim);
+  SIEVE_CHECK(Eigen::Index(n.size()) == dim, "coordinate_functions: {} names for dim {}", n.size(),
+              dim);
   std::vector<QuadraticFunction> f(static_cast<size_t>(dim));
   for (Eigen::Index i = 0; i < dim; ++i) {
     f[size_t(i)].name = n[size_t(i)];
@@ -52,7 +55,8 @@ std::vector<QuadraticFunction> coordinate_functions(Eigen::Index dim,
 std::vector<QuadraticFunction> square_functions(Eigen::Index dim,
                                                 const std::vector<std::string>& names) {
   const auto n = names.empty() ? default_parameter_names(dim) : names;
-  SIEVE_CHECK(Eigen::Index(n.size()) == dim, "square_functions: {} names for dim {}", n.size(), dim);
+  SIEVE_CHECK(Eigen::Index(n.size()) == dim, "square_functions: {} names for dim {}", n.size(),
+              dim);
   std::vector<QuadraticFunction> f(static_cast<size_t>(dim));
   for (Eigen::Index i = 0; i < dim; ++i) {
     f[size_t(i)].name = n[size_t(i)] + "^2";
@@ -92,8 +96,8 @@ void check_functions(const std::vector<QuadraticFunction>& f, Eigen::Index d, co
     for (const auto& l : fn.linear)
       SIEVE_CHECK(l.i >= 0 && l.i < d, "{}: {} uses coordinate {} of {}", what, fn.name, l.i, d);
     for (const auto& q : fn.quadratic)
-      SIEVE_CHECK(q.i >= 0 && q.i < d && q.j >= 0 && q.j < d, "{}: {} uses coordinates ({}, {}) of {}",
-                  what, fn.name, q.i, q.j, d);
+      SIEVE_CHECK(q.i >= 0 && q.i < d && q.j >= 0 && q.j < d,
+                  "{}: {} uses coordinates ({}, {}) of {}", what, fn.name, q.i, q.j, d);
   }
 }
 
@@ -113,7 +117,8 @@ class ProposalMoments {
       // Student-t with scale S has covariance S nu / (nu - 2).
       const double nu = c.adapted.nu;
       SIEVE_CHECK(!(nu <= 2), "independent proposal with nu = {} has no finite covariance", nu);
-      q_cov_ = std::isinf(nu) ? c.adapted.sigma : Eigen::MatrixXd(c.adapted.sigma * (nu / (nu - 2)));
+      q_cov_ =
+          std::isinf(nu) ? c.adapted.sigma : Eigen::MatrixXd(c.adapted.sigma * (nu / (nu - 2)));
     } else {
       SIEVE_CHECK(c.proposal_means.rows() == n, "chain of {} lacks proposal means", c.sampler);
       per_iteration_ = c.proposal_vars.rows() == n;
@@ -130,8 +135,10 @@ class ProposalMoments {
     for (const auto& q : g.quadratic) {
       double cov;
       if (per_iteration_) {
-        SIEVE_CHECK(q.i == q.j, "{}: a term x_{} x_{} needs the proposal's full covariance, but "
-                    "only its diagonal is stored for sampler {}", g.name, q.i, q.j, c_.sampler);
+        SIEVE_CHECK(q.i == q.j,
+                    "{}: a term x_{} x_{} needs the proposal's full covariance, but "
+                    "only its diagonal is stored for sampler {}",
+                    g.name, q.i, q.j, c_.sampler);
         cov = c_.proposal_vars(t, q.i);
       } else {
         cov = c_.adapted.proposal_cov(q.i, q.j);
@@ -173,7 +180,8 @@ double gi_gamma(const Chain& c) {
   }
   SIEVE_CHECK(s == "gi-rwm" || s == "gi-mala" || s == "gi-mala2",
               "the exact Gaussian Poisson solution applies to GI kernels (gi-rwm, gi-mala, "
-              "gi-mala2) and pcn, not to {}", s);
+              "gi-mala2) and pcn, not to {}",
+              s);
   return c.adapted.gamma;
 }
 
@@ -215,7 +223,8 @@ void fill_design(const Chain& c, const std::vector<QuadraticFunction>& g, CvCons
       const double pg = qg - reject * (gy - gx);
       d.gx(row0 + t, Eigen::Index(k)) = gx;
       d.pg(row0 + t, Eigen::Index(k)) = pg;
-      d.u(row0 + t, Eigen::Index(k)) = how == CvConstruction::kAcceptanceWeighted ? gx - pg : gy - qg;
+      d.u(row0 + t, Eigen::Index(k)) =
+          how == CvConstruction::kAcceptanceWeighted ? gx - pg : gy - qg;
     }
   }
 }
@@ -276,8 +285,8 @@ Eigen::MatrixXd solve_theta(const Design& d, const Eigen::MatrixXd& f, const Row
     const Eigen::MatrixXd fs = take_rows(f, sel);
     const Eigen::MatrixXd gp = take_rows(d.gx, sel) + take_rows(d.pg, sel);
     const double n = double(sel.size());
-    const Eigen::MatrixXd num = (gp.transpose() * fs) / n -
-                                gp.colwise().mean().transpose() * fs.colwise().mean();
+    const Eigen::MatrixXd num =
+        (gp.transpose() * fs) / n - gp.colwise().mean().transpose() * fs.colwise().mean();
     Eigen::MatrixXd gamma = Eigen::MatrixXd::Zero(k, k);
     const auto pairs = rows.lag_pairs(fold);
     for (const auto& [prev, cur] : pairs) {
@@ -336,8 +345,9 @@ Eigen::MatrixXd next_function_values(const std::vector<Chain>& chains,
   Eigen::MatrixXd v(rows.total, Eigen::Index(f.size()));
   for (size_t c = 0; c < chains.size(); ++c)
     for (Eigen::Index t = 0; t < chains[c].num_draws(); ++t) {
-      const Eigen::VectorXd x = chains[c].accepted[size_t(t)] ? chains[c].proposals.row(t).transpose()
-                                                             : chains[c].draws.row(t).transpose();
+      const Eigen::VectorXd x = chains[c].accepted[size_t(t)]
+                                    ? chains[c].proposals.row(t).transpose()
+                                    : chains[c].draws.row(t).transpose();
       for (size_t j = 0; j < f.size(); ++j) v(rows.start[c] + t, Eigen::Index(j)) = f[j](x);
     }
   return v;
@@ -359,10 +369,14 @@ CvResult make_result(std::string method, const std::vector<QuadraticFunction>& f
 
 const char* coefficients_name(CvCoefficients c) {
   switch (c) {
-    case CvCoefficients::kOne: return "theta=1";
-    case CvCoefficients::kOls: return "ols";
-    case CvCoefficients::kRidge: return "ridge";
-    case CvCoefficients::kDellaportasKontoyiannis: return "dk";
+    case CvCoefficients::kOne:
+      return "theta=1";
+    case CvCoefficients::kOls:
+      return "ols";
+    case CvCoefficients::kRidge:
+      return "ridge";
+    case CvCoefficients::kDellaportasKontoyiannis:
+      return "dk";
   }
   return "?";
 }
@@ -378,8 +392,7 @@ CvResult plain_means(const std::vector<Chain>& chains, const std::vector<Quadrat
 }
 
 CvResult poisson_control_variates(const std::vector<Chain>& chains,
-                                  const std::vector<QuadraticFunction>& f,
-                                  const CvSettings& s) {
+                                  const std::vector<QuadraticFunction>& f, const CvSettings& s) {
   check_chains(chains, "poisson_control_variates");
   const Eigen::Index d = chains.front().dim();
   check_functions(f, d, "poisson_control_variates");
@@ -394,21 +407,22 @@ CvResult poisson_control_variates(const std::vector<Chain>& chains,
   const bool per_function = s.basis == CvBasis::kFunction || s.basis == CvBasis::kGaussianPoisson;
   SIEVE_CHECK(per_function || s.coefficients != CvCoefficients::kOne,
               "theta = 1 needs the kFunction or kGaussianPoisson basis");
-  const std::string method = fmt::format(
-      "poisson({}, {}{})",
-      s.basis == CvBasis::kLinear              ? "linear"
-      : s.basis == CvBasis::kQuadraticDiagonal ? "quadratic-diagonal"
-      : s.basis == CvBasis::kQuadratic         ? "quadratic"
-      : s.basis == CvBasis::kFunction          ? "function"
-                                               : "gaussian-exact",
-      coefficients_name(s.coefficients), s.cross_fit ? ", cross-fit" : "");
+  const std::string method =
+      fmt::format("poisson({}, {}{})",
+                  s.basis == CvBasis::kLinear              ? "linear"
+                  : s.basis == CvBasis::kQuadraticDiagonal ? "quadratic-diagonal"
+                  : s.basis == CvBasis::kQuadratic         ? "quadratic"
+                  : s.basis == CvBasis::kFunction          ? "function"
+                                                           : "gaussian-exact",
+                  coefficients_name(s.coefficients), s.cross_fit ? ", cross-fit" : "");
   Eigen::MatrixXd series, theta;
   if (!per_function) {
     const auto basis = shared_basis(s.basis, d);
     const Eigen::Index k = Eigen::Index(basis.size());
     Design des{Eigen::MatrixXd(rows.total, k), Eigen::MatrixXd(rows.total, k),
                Eigen::MatrixXd(rows.total, k)};
-    for (size_t c = 0; c < chains.size(); ++c) fill_design(chains[c], basis, s.construction, rows.start[c], des);
+    for (size_t c = 0; c < chains.size(); ++c)
+      fill_design(chains[c], basis, s.construction, rows.start[c], des);
     apply_theta(des, target_values, rows, s.coefficients, s.ridge, s.cross_fit, series, theta);
     return make_result(method, f, values, std::move(series), std::move(theta), rows);
   }

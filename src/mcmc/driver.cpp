@@ -3,8 +3,8 @@
 namespace sieve::mcmc::detail {
 
 Eigen::MatrixXd cholesky_lower(const Eigen::MatrixXd& m, const char* what) {
-  SIEVE_CHECK(m.rows() == m.cols() && m.rows() > 0, "{}: expected a non-empty square matrix, got {}x{}",
-              what, m.rows(), m.cols());
+  SIEVE_CHECK(m.rows() == m.cols() && m.rows() > 0,
+              "{}: expected a non-empty square matrix, got {}x{}", what, m.rows(), m.cols());
   SIEVE_CHECK(m.allFinite(), "{}: matrix has non-finite entries", what);
   Eigen::LLT<Eigen::MatrixXd> llt(m);
   if (llt.info() == Eigen::Success) return llt.matrixL();

@@ -39,7 +39,8 @@ double linear_regression_exact_log_evidence(const LinearRegression& model) {
   SIEVE_CHECK(model.prior().kind == PriorKind::kGaussian,
               "the exact evidence needs a Gaussian prior");
   const Eigen::MatrixXd& X = model.X();
-  const double s2 = model.prior().scale * model.prior().scale, n2 = model.noise_sd() * model.noise_sd();
+  const double s2 = model.prior().scale * model.prior().scale,
+               n2 = model.noise_sd() * model.noise_sd();
   Eigen::MatrixXd k = s2 * X * X.transpose();
   k.diagonal().array() += n2;
   const Eigen::LLT<Eigen::MatrixXd> llt(k);
@@ -79,8 +80,8 @@ EvidenceResult linear_regression_log_evidence(const LinearRegression& model,
   for (Eigen::Index j = 0; j < B.cols(); ++j)
     for (Eigen::Index i = 0; i < j; ++i) off += B(i, j) * B(i, j);
   r.mean_loglik[0] = r.mean_loglik_plain[0] = q.c + m2 * B.trace();
-  r.var_loglik[0] = m2 * q.a.squaredNorm() + (m4 - m2 * m2) * B.diagonal().squaredNorm() +
-                    4 * m2 * m2 * off;
+  r.var_loglik[0] =
+      m2 * q.a.squaredNorm() + (m4 - m2 * m2) * B.diagonal().squaredNorm() + 4 * m2 * m2 * off;
   r.mcse_loglik[0] = r.mcse_loglik_plain[0] = 0;
   r.acceptance[0] = 1;
 
@@ -102,7 +103,8 @@ EvidenceResult linear_regression_log_evidence(const LinearRegression& model,
     const CvResult cv = imh_control_variates(one, f, s.coefficients);
     const CvResult plain = plain_means(one, f);
     const Eigen::Index n = plain.series.rows();
-    const std::span<const double> cs(cv.series.data(), size_t(n)), ps(plain.series.data(), size_t(n));
+    const std::span<const double> cs(cv.series.data(), size_t(n)),
+        ps(plain.series.data(), size_t(n));
     r.mean_loglik[k] = cv.estimate[0];
     r.mean_loglik_plain[k] = plain.estimate[0];
     const double mean = plain.estimate[0];
@@ -118,7 +120,8 @@ EvidenceResult linear_regression_log_evidence(const LinearRegression& model,
   for (int k = 0; k < K; ++k) {
     const double dt = r.temperatures[k + 1] - r.temperatures[k];
     double corr = 0;
-    if (std::isfinite(r.var_loglik[k])) corr = -dt * dt / 12 * (r.var_loglik[k + 1] - r.var_loglik[k]);
+    if (std::isfinite(r.var_loglik[k]))
+      corr = -dt * dt / 12 * (r.var_loglik[k + 1] - r.var_loglik[k]);
     r.log_evidence += dt * 0.5 * (r.mean_loglik[k] + r.mean_loglik[k + 1]) + corr;
     r.log_evidence_plain += dt * 0.5 * (r.mean_loglik_plain[k] + r.mean_loglik_plain[k + 1]) + corr;
   }

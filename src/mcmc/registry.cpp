@@ -132,12 +132,14 @@ struct Field {
 class Fields {
  public:
   Fields& add(std::string key, double& v, std::string desc) {
-    fields_.push_back({key, std::move(desc), [&v, key](std::string_view t) { v = parse_double(key, t); },
+    fields_.push_back({key, std::move(desc),
+                       [&v, key](std::string_view t) { v = parse_double(key, t); },
                        [&v] { return to_text(v); }});
     return *this;
   }
   Fields& add(std::string key, int64_t& v, std::string desc) {
-    fields_.push_back({key, std::move(desc), [&v, key](std::string_view t) { v = parse_int(key, t); },
+    fields_.push_back({key, std::move(desc),
+                       [&v, key](std::string_view t) { v = parse_int(key, t); },
                        [&v] { return std::to_string(v); }});
     return *this;
   }
@@ -148,17 +150,20 @@ class Fields {
     return *this;
   }
   Fields& add(std::string key, bool& v, std::string desc) {
-    fields_.push_back({key, std::move(desc), [&v, key](std::string_view t) { v = parse_bool(key, t); },
+    fields_.push_back({key, std::move(desc),
+                       [&v, key](std::string_view t) { v = parse_bool(key, t); },
                        [&v] { return v ? "true" : "false"; }});
     return *this;
   }
   Fields& add(std::string key, Eigen::VectorXd& v, std::string desc) {
-    fields_.push_back({key, std::move(desc), [&v, key](std::string_view t) { v = parse_vector(key, t); },
+    fields_.push_back({key, std::move(desc),
+                       [&v, key](std::string_view t) { v = parse_vector(key, t); },
                        [&v] { return to_text(v); }});
     return *this;
   }
   Fields& add(std::string key, Eigen::MatrixXd& v, std::string desc) {
-    fields_.push_back({key, std::move(desc), [&v, key](std::string_view t) { v = parse_matrix(key, t); },
+    fields_.push_back({key, std::move(desc),
+                       [&v, key](std::string_view t) { v = parse_matrix(key, t); },
                        [&v] { return to_text(v); }});
     return *this;
   }
@@ -180,7 +185,8 @@ class Fields {
   void apply(const KeyValues& kv, std::string_view owner) const {
     for (const auto& [k, v] : kv) {
       const std::string key = trim(k);
-      auto it = std::find_if(fields_.begin(), fields_.end(), [&](const Field& f) { return f.key == key; });
+      auto it = std::find_if(fields_.begin(), fields_.end(),
+                             [&](const Field& f) { return f.key == key; });
       SIEVE_CHECK(it != fields_.end(), "{} has no setting '{}' (known: {})", owner, key, known());
       it->set(v);
     }
@@ -232,7 +238,8 @@ void bind(Fields& f, PmalaSettings& s) {
   f.add("step_size", s.step_size, "initial step h (0 = d^(-1/3))")
       .add("adapt_step_size", s.adapt_step_size, "dual-average h during warm-up")
       .add("target_accept", s.target_accept, "acceptance rate the adaptation aims at")
-      .add_choice("preconditioner", s.preconditioner, {"covariance", "fisher", "none"},
+      .add_choice("preconditioner", s.preconditioner,
+                  {"covariance", "fisher", "reference", "laplace", "none"},
                   "preconditioner adaptation")
       .add("dense", s.dense, "dense (true) or diagonal preconditioner")
       .add("sigma", s.sigma, "initial/fixed preconditioner, rows separated by ';'");
@@ -244,7 +251,8 @@ void bind(Fields& f, GiMalaSettings& s) {
       .add("adapt_gamma", s.adapt_gamma, "adapt gamma towards target_accept in warm-up")
       .add("gamma_max", s.gamma_max, "upper end of the gamma adaptation, < 2")
       .add("target_accept", s.target_accept, "acceptance rate the gamma adaptation aims at")
-      .add_choice("sigma_adaptation", s.sigma_adaptation, {"covariance", "fisher", "none"},
+      .add_choice("sigma_adaptation", s.sigma_adaptation,
+                  {"covariance", "fisher", "reference", "laplace", "none"},
                   "how Sigma is learned in warm-up")
       .add("dense", s.dense, "dense (true) or diagonal Sigma")
       .add("sigma", s.sigma, "initial/fixed Sigma, rows separated by ';'")
@@ -327,7 +335,8 @@ struct SamplerEntry {
   std::string name;
   std::function<std::vector<SettingInfo>()> info;
   std::function<void(const KeyValues&)> validate;
-  std::function<Chain(const AnyTarget&, const Eigen::VectorXd&, const KeyValues&, Rng&, Progress*)> run;
+  std::function<Chain(const AnyTarget&, const Eigen::VectorXd&, const KeyValues&, Rng&, Progress*)>
+      run;
 };
 
 /// `defaults` are applied before the user's settings (e.g. imh-t = imh with proposal=t).
@@ -367,11 +376,10 @@ SamplerEntry make_entry(std::string name, Fn fn, KeyValues defaults = {}) {
 const std::vector<SamplerEntry>& sampler_table() {
   static const std::vector<SamplerEntry> table = [] {
     std::vector<SamplerEntry> t;
-#define SIEVE_MCMC_ENTRY(NAME, SETTINGS, FN, ...)                                          \
-  t.push_back(make_entry<SETTINGS>(                                                            \
-      NAME,                                                                                    \
-      [](const AnyTarget& a, const Eigen::VectorXd& x, const SETTINGS& s, Rng& r) {            \
-        return FN(a, x, s, r);                                                                 \
+#define SIEVE_MCMC_ENTRY(NAME, SETTINGS, FN, ...)                                         \
+  t.push_back(make_entry<SETTINGS>(                                                       \
+      NAME, [](const AnyTarget& a, const Eigen::VectorXd& x, const SETTINGS& s, Rng& r) { \
+        return FN(a, x, s, r);                                                            \
       } __VA_OPT__(, ) __VA_ARGS__))
     SIEVE_MCMC_ENTRY("gi-mala", GiMalaSettings, gi_mala);
     SIEVE_MCMC_ENTRY("gi-rwm", GiRwmSettings, gi_rwm);
@@ -516,7 +524,9 @@ const std::vector<ModelEntry>& model_table() {
     std::vector<ModelEntry> t;
     t.push_back(make_model_entry<GaussianModelSettings>(
         "gaussian", [](const GaussianModelSettings& s, const ModelData*) -> AnyTarget {
-          const Eigen::Index d = s.mean.size() ? s.mean.size() : s.cov.size() ? s.cov.rows() : s.dim;
+          const Eigen::Index d = s.mean.size()  ? s.mean.size()
+                                 : s.cov.size() ? s.cov.rows()
+                                                : s.dim;
           SIEVE_CHECK(d > 0, "model gaussian: dim must be positive");
           Eigen::VectorXd m = s.mean.size() ? s.mean : Eigen::VectorXd::Zero(d);
           Eigen::MatrixXd c = s.cov.size() ? s.cov : Eigen::MatrixXd::Identity(d, d);
@@ -531,9 +541,8 @@ const std::vector<ModelEntry>& model_table() {
           return Banana(s.dim, s.b);
         }));
     t.push_back(make_model_entry<FunnelModelSettings>(
-        "funnel", [](const FunnelModelSettings& s, const ModelData*) -> AnyTarget {
-          return Funnel(s.dim);
-        }));
+        "funnel",
+        [](const FunnelModelSettings& s, const ModelData*) -> AnyTarget { return Funnel(s.dim); }));
     t.push_back(make_model_entry<LogisticModelSettings>(
         "logistic", [](const LogisticModelSettings& s, const ModelData* data) -> AnyTarget {
           SIEVE_CHECK(data != nullptr, "model logistic needs data (--data FILE.csv)");
@@ -631,13 +640,12 @@ std::vector<Chain> run_chains(std::string_view name, const AnyTarget& target,
   if (options.progress && Progress::enabled())
     progress = std::make_unique<Progress>(fmt::format("{} x{}", name, options.num_chains),
                                           per_chain * options.num_chains);
-  auto chains = run_chains(options.num_chains, options.seed, options.num_threads,
-                           [&](uint64_t, Rng& rng) {
-                             const Eigen::VectorXd init =
-                                 options.init ? *options.init
-                                              : detail::random_init(target, options.init_radius, rng);
-                             return entry.run(target, init, settings, rng, progress.get());
-                           });
+  auto chains =
+      run_chains(options.num_chains, options.seed, options.num_threads, [&](uint64_t, Rng& rng) {
+        const Eigen::VectorXd init =
+            options.init ? *options.init : detail::random_init(target, options.init_radius, rng);
+        return entry.run(target, init, settings, rng, progress.get());
+      });
   if (progress) progress->finish();
   return chains;
 }

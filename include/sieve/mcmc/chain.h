@@ -9,7 +9,6 @@
 #pragma once
 
 #include <Eigen/Dense>
-
 #include <cstdint>
 #include <functional>
 #include <limits>
@@ -23,11 +22,11 @@ namespace sieve::mcmc {
 
 /// Settings every sampler shares (each sampler's settings struct derives from this).
 struct RunSettings {
-  int64_t num_warmup = 1000;   ///< adaptation iterations, not stored unless keep_warmup
-  int64_t num_draws = 1000;    ///< stored iterations
-  bool keep_warmup = false;    ///< also store warm-up draws in Chain::warmup_draws
-  bool store_proposals = true; ///< store Y_{t+1} and the proposal moments (control variates)
-  bool store_gradients = true; ///< store grad log pi(X_t) (ZV and GI control variates)
+  int64_t num_warmup = 1000;    ///< adaptation iterations, not stored unless keep_warmup
+  int64_t num_draws = 1000;     ///< stored iterations
+  bool keep_warmup = false;     ///< also store warm-up draws in Chain::warmup_draws
+  bool store_proposals = true;  ///< store Y_{t+1} and the proposal moments (control variates)
+  bool store_gradients = true;  ///< store grad log pi(X_t) (ZV and GI control variates)
   /// Non-owning; advanced once per 64 iterations when set (see sieve/core/progress.h).
   Progress* progress = nullptr;
 };
@@ -55,21 +54,21 @@ struct AdaptedParameters {
 struct Chain {
   std::string sampler;
   uint64_t chain_id = 0;
-  Eigen::MatrixXd draws;              ///< [n, d] X_t
-  Eigen::VectorXd log_density;        ///< [n] log pi(X_t) (unnormalised)
-  Eigen::VectorXd accept_prob;        ///< [n] alpha(X_t, Y_{t+1}); NUTS: mean tree accept stat
-  std::vector<uint8_t> accepted;      ///< [n] 1 when X_{t+1} = Y_{t+1}
-  Eigen::MatrixXd proposals;          ///< [n, d] Y_{t+1}, or empty
-  Eigen::MatrixXd proposal_means;     ///< [n, d] E[Y_{t+1} | X_t] (Gaussian proposals), or empty
-  Eigen::MatrixXd proposal_vars;      ///< [n, d] diag Cov[Y_{t+1} | X_t] if state-dependent, or empty
-  Eigen::MatrixXd gradients;          ///< [n, d] grad log pi(X_t), or empty
-  Eigen::MatrixXd warmup_draws;       ///< [num_warmup, d] when keep_warmup
-  Eigen::VectorXd warmup_log_density; ///< [num_warmup] when keep_warmup
+  Eigen::MatrixXd draws;           ///< [n, d] X_t
+  Eigen::VectorXd log_density;     ///< [n] log pi(X_t) (unnormalised)
+  Eigen::VectorXd accept_prob;     ///< [n] alpha(X_t, Y_{t+1}); NUTS: mean tree accept stat
+  std::vector<uint8_t> accepted;   ///< [n] 1 when X_{t+1} = Y_{t+1}
+  Eigen::MatrixXd proposals;       ///< [n, d] Y_{t+1}, or empty
+  Eigen::MatrixXd proposal_means;  ///< [n, d] E[Y_{t+1} | X_t] (Gaussian proposals), or empty
+  Eigen::MatrixXd proposal_vars;   ///< [n, d] diag Cov[Y_{t+1} | X_t] if state-dependent, or empty
+  Eigen::MatrixXd gradients;       ///< [n, d] grad log pi(X_t), or empty
+  Eigen::MatrixXd warmup_draws;    ///< [num_warmup, d] when keep_warmup
+  Eigen::VectorXd warmup_log_density;  ///< [num_warmup] when keep_warmup
   ProposalKind proposal_kind = ProposalKind::kNone;
   AdaptedParameters adapted;
-  int64_t num_density_evals = 0;      ///< log-density-only calls
-  int64_t num_gradient_evals = 0;     ///< log density + gradient calls (incl. finite differences)
-  int64_t num_hessian_evals = 0;      ///< Hessian or metric calls
+  int64_t num_density_evals = 0;   ///< log-density-only calls
+  int64_t num_gradient_evals = 0;  ///< log density + gradient calls (incl. finite differences)
+  int64_t num_hessian_evals = 0;   ///< Hessian or metric calls
   int64_t num_warmup_gradient_evals = 0;  ///< part of num_gradient_evals spent in warm-up
   double warmup_seconds = 0, sampling_seconds = 0;
   // NUTS only (empty otherwise): per stored iteration.

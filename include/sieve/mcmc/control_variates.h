@@ -15,7 +15,6 @@
 #pragma once
 
 #include <Eigen/Dense>
-
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -45,7 +44,8 @@ struct QuadraticFunction {
   double operator()(const Eigen::VectorXd& x) const;
   /// E[F(Y)] for any Y with mean m and covariance s ([d, d]).
   double expectation(const Eigen::VectorXd& m, const Eigen::MatrixXd& s) const;
-  /// E[F(Y)] for Y with mean m and diagonal covariance diag(var); throws on an x_i x_j term, i != j.
+  /// E[F(Y)] for Y with mean m and diagonal covariance diag(var); throws on an x_i x_j term, i !=
+  /// j.
   double expectation_diagonal(const Eigen::VectorXd& m, const Eigen::VectorXd& var) const;
 };
 
@@ -68,10 +68,10 @@ enum class CvBasis {
 };
 /// How theta is chosen.
 enum class CvCoefficients {
-  kOne,                       ///< theta = 1 (needs kFunction or kGaussianPoisson)
-  kOls,                       ///< regress F on U with an intercept (minimum marginal variance)
-  kRidge,                     ///< OLS with ridge lambda = ridge * mean diag(U'U)
-  kDellaportasKontoyiannis,   ///< Gamma(G)^{-1} pi((F - pi F)(G + PG)): minimum asymptotic variance
+  kOne,                      ///< theta = 1 (needs kFunction or kGaussianPoisson)
+  kOls,                      ///< regress F on U with an intercept (minimum marginal variance)
+  kRidge,                    ///< OLS with ridge lambda = ridge * mean diag(U'U)
+  kDellaportasKontoyiannis,  ///< Gamma(G)^{-1} pi((F - pi F)(G + PG)): minimum asymptotic variance
 };
 /// Which zero-mean variable multiplies theta.
 enum class CvConstruction {
@@ -83,7 +83,7 @@ struct CvSettings {
   CvBasis basis = CvBasis::kGaussianPoisson;
   CvCoefficients coefficients = CvCoefficients::kOls;
   CvConstruction construction = CvConstruction::kAcceptanceWeighted;
-  double ridge = 1e-3;     ///< relative ridge for kRidge
+  double ridge = 1e-3;  ///< relative ridge for kRidge
   /// Estimate theta on the first half of every chain for the second and vice versa, removing
   /// the O(k / n) bias of in-sample coefficients.
   bool cross_fit = false;
@@ -92,14 +92,14 @@ struct CvSettings {
 /// Estimates of E_pi[F_j] for m functions over all chains.
 struct CvResult {
   std::string method;
-  std::vector<std::string> names;   ///< [m]
-  Eigen::VectorXd estimate;         ///< [m]
-  Eigen::VectorXd plain;            ///< [m] plain ergodic means, for comparison
+  std::vector<std::string> names;  ///< [m]
+  Eigen::VectorXd estimate;        ///< [m]
+  Eigen::VectorXd plain;           ///< [m] plain ergodic means, for comparison
   /// [N, m] per-iteration values h_t = F(X_t) - theta' U_t, chains stacked chain-major (N = sum
   /// of draws); column means equal `estimate`. Feed columns to asymptotic_variance / MCSE.
   Eigen::MatrixXd series;
   std::vector<Eigen::Index> chain_draws;  ///< draws per chain, to cut `series` into chains
-  Eigen::MatrixXd theta;            ///< [k, m] (per-function bases: [1, m]); cross-fit: fold mean
+  Eigen::MatrixXd theta;  ///< [k, m] (per-function bases: [1, m]); cross-fit: fold mean
 };
 
 /// Plain ergodic means (series = F(X_t)).
@@ -137,11 +137,11 @@ CvResult control_variates(std::string_view method, const std::vector<Chain>& cha
 // ---- marginal likelihood (IMH paper, linear-regression illustration) ------------------------
 
 struct EvidenceSettings {
-  int num_temperatures = 16;    ///< sampled temperatures t_k = (k / K)^ladder_power, k = 1..K
-  double ladder_power = 5.0;    ///< Friel & Pettitt (2008)
-  int64_t num_warmup = 500;     ///< adaptive-IMH warm-up per temperature
-  int64_t num_draws = 2000;     ///< stored draws per temperature
-  std::string proposal = "t";   ///< adaptive-IMH proposal family: gaussian | t
+  int num_temperatures = 16;   ///< sampled temperatures t_k = (k / K)^ladder_power, k = 1..K
+  double ladder_power = 5.0;   ///< Friel & Pettitt (2008)
+  int64_t num_warmup = 500;    ///< adaptive-IMH warm-up per temperature
+  int64_t num_draws = 2000;    ///< stored draws per temperature
+  std::string proposal = "t";  ///< adaptive-IMH proposal family: gaussian | t
   double nu = 7;
   CvCoefficients coefficients = CvCoefficients::kOne;  ///< IMH control variate's theta
   uint64_t seed = 1;
@@ -149,10 +149,10 @@ struct EvidenceSettings {
 };
 
 struct EvidenceResult {
-  double log_evidence = 0;        ///< with IMH control variates for E_t[log L]
-  double log_evidence_plain = 0;  ///< with plain ergodic means
+  double log_evidence = 0;          ///< with IMH control variates for E_t[log L]
+  double log_evidence_plain = 0;    ///< with plain ergodic means
   double mcse = 0, mcse_plain = 0;  ///< Monte Carlo s.e. (batch means, independent temperatures)
-  Eigen::VectorXd temperatures;   ///< [K + 1], t_0 = 0 (prior expectation, analytic)
+  Eigen::VectorXd temperatures;     ///< [K + 1], t_0 = 0 (prior expectation, analytic)
   Eigen::VectorXd mean_loglik, mean_loglik_plain, var_loglik;  ///< [K + 1]
   Eigen::VectorXd mcse_loglik, mcse_loglik_plain, acceptance;  ///< [K + 1] (0 at t = 0)
 };

@@ -6,12 +6,11 @@
 // order-0/1/2 style of LogDensityProblems.jl. Contract: when the log density is finite, the
 // gradient (and Hessian) are finite; samplers treat a non-finite log density as a rejection.
 // Targets must be safe to call concurrently through const methods (chains run in threads).
-// Shapes: x, gradient: Eigen::VectorXd [dim]; Hessian (of log pi), metric: Eigen::MatrixXd [dim, dim].
+// Shapes: x, gradient: Eigen::VectorXd [dim]; Hessian (of log pi), metric: Eigen::MatrixXd [dim,
+// dim].
 #pragma once
 
 #include <Eigen/Dense>
-#include <unsupported/Eigen/AutoDiff>
-
 #include <algorithm>
 #include <cmath>
 #include <concepts>
@@ -20,6 +19,7 @@
 #include <memory>
 #include <string>
 #include <type_traits>
+#include <unsupported/Eigen/AutoDiff>
 #include <utility>
 #include <vector>
 
@@ -38,25 +38,26 @@ concept Target = requires(const T& t, const Eigen::VectorXd& x, Eigen::VectorXd&
 
 /// @brief Optional: the Hessian of log pi (negative definite near a mode), H resized to [d, d].
 template <class T>
-concept HessianTarget =
-    Target<T> && requires(const T& t, const Eigen::VectorXd& x, Eigen::VectorXd& g,
-                          Eigen::MatrixXd& h) {
-      { t.log_density_gradient_hessian(x, g, h) } -> std::convertible_to<double>;
-    };
+concept HessianTarget = Target<T> &&
+    requires(const T& t, const Eigen::VectorXd& x, Eigen::VectorXd& g, Eigen::MatrixXd& h) {
+  { t.log_density_gradient_hessian(x, g, h) } -> std::convertible_to<double>;
+};
 
 /// @brief Optional: a symmetric positive-definite Riemannian metric G(x) (e.g. expected Fisher
 /// information plus prior precision), used by manifold MALA variants with A_x = G(x)^{-1}.
 template <class T>
-concept MetricTarget = Target<T> && requires(const T& t, const Eigen::VectorXd& x,
-                                             Eigen::MatrixXd& m) { t.metric(x, m); };
+concept MetricTarget = Target<T> &&
+    requires(const T& t, const Eigen::VectorXd& x, Eigen::MatrixXd& m) {
+  t.metric(x, m);
+};
 
 /// @brief Optional: a Gaussian reference N(mean, cov), e.g. the prior of a latent Gaussian model;
 /// pCN uses it as its invariant Gaussian.
 template <class T>
-concept GaussianReferenceTarget =
-    Target<T> && requires(const T& t, Eigen::VectorXd& m, Eigen::MatrixXd& c) {
-      t.gaussian_reference(m, c);
-    };
+concept GaussianReferenceTarget = Target<T> &&
+    requires(const T& t, Eigen::VectorXd& m, Eigen::MatrixXd& c) {
+  t.gaussian_reference(m, c);
+};
 
 /// @brief Optional: parameter names for output (CmdStan style, e.g. "beta.1").
 template <class T>
@@ -67,18 +68,24 @@ concept NamedTarget = requires(const T& t) {
 // Capability queries that also work for AnyTarget, whose capabilities are known at run time.
 template <Target T>
 bool has_hessian(const T& t) {
-  if constexpr (requires { t.has_hessian(); }) return t.has_hessian();
-  else return HessianTarget<T>;
+  if constexpr (requires { t.has_hessian(); })
+    return t.has_hessian();
+  else
+    return HessianTarget<T>;
 }
 template <Target T>
 bool has_metric(const T& t) {
-  if constexpr (requires { t.has_metric(); }) return t.has_metric();
-  else return MetricTarget<T>;
+  if constexpr (requires { t.has_metric(); })
+    return t.has_metric();
+  else
+    return MetricTarget<T>;
 }
 template <Target T>
 bool has_gaussian_reference(const T& t) {
-  if constexpr (requires { t.has_gaussian_reference(); }) return t.has_gaussian_reference();
-  else return GaussianReferenceTarget<T>;
+  if constexpr (requires { t.has_gaussian_reference(); })
+    return t.has_gaussian_reference();
+  else
+    return GaussianReferenceTarget<T>;
 }
 
 /// Default names "x.1" ... "x.d" (1-based, CmdStan's convention for vector parameters).
@@ -86,8 +93,10 @@ std::vector<std::string> default_parameter_names(Eigen::Index dim, const std::st
 
 template <Target T>
 std::vector<std::string> parameter_names(const T& t) {
-  if constexpr (NamedTarget<T>) return t.parameter_names();
-  else return default_parameter_names(t.dim());
+  if constexpr (NamedTarget<T>)
+    return t.parameter_names();
+  else
+    return default_parameter_names(t.dim());
 }
 
 /// @brief Hessian of log pi by central differences of the analytic gradient (2d gradient calls),
@@ -113,7 +122,8 @@ double finite_difference_hessian(const T& t, const Eigen::VectorXd& x, Eigen::Ve
 }
 
 /// @brief Log density, gradient and Hessian: the target's own when it has one, otherwise central
-/// differences of its gradient. `gradient_evals` (optional) is increased by the gradient calls made.
+/// differences of its gradient. `gradient_evals` (optional) is increased by the gradient calls
+/// made.
 template <Target T>
 double log_density_gradient_hessian(const T& t, const Eigen::VectorXd& x, Eigen::VectorXd& g,
                                     Eigen::MatrixXd& h, int64_t* gradient_evals = nullptr) {
@@ -160,8 +170,8 @@ class AnyTarget {
  public:
   AnyTarget() = default;
   template <Target T>
-    requires(!std::is_same_v<std::remove_cvref_t<T>, AnyTarget>)
-  AnyTarget(T target)  // NOLINT(google-explicit-constructor): wrapping is the point.
+  requires(!std::is_same_v<std::remove_cvref_t<T>, AnyTarget>)
+      AnyTarget(T target)  // NOLINT(google-explicit-constructor): wrapping is the point.
       : impl_(std::make_shared<Model<T>>(std::move(target))) {}
 
   Eigen::Index dim() const { return impl().dim(); }
@@ -195,8 +205,7 @@ class AnyTarget {
     virtual ~Concept() = default;
     virtual Eigen::Index dim() const = 0;
     virtual double log_density(const Eigen::VectorXd& x) const = 0;
-    virtual double log_density_and_gradient(const Eigen::VectorXd& x,
-                                            Eigen::VectorXd& g) const = 0;
+    virtual double log_density_and_gradient(const Eigen::VectorXd& x, Eigen::VectorXd& g) const = 0;
     virtual double log_density_gradient_hessian(const Eigen::VectorXd& x, Eigen::VectorXd& g,
                                                 Eigen::MatrixXd& h) const = 0;
     virtual void metric(const Eigen::VectorXd& x, Eigen::MatrixXd& m) const = 0;
@@ -211,8 +220,7 @@ class AnyTarget {
     explicit Model(T t) : target(std::move(t)) {}
     Eigen::Index dim() const override { return target.dim(); }
     double log_density(const Eigen::VectorXd& x) const override { return target.log_density(x); }
-    double log_density_and_gradient(const Eigen::VectorXd& x,
-                                    Eigen::VectorXd& g) const override {
+    double log_density_and_gradient(const Eigen::VectorXd& x, Eigen::VectorXd& g) const override {
       return target.log_density_and_gradient(x, g);
     }
     double log_density_gradient_hessian(const Eigen::VectorXd& x, Eigen::VectorXd& g,
@@ -220,8 +228,9 @@ class AnyTarget {
       if constexpr (HessianTarget<T>) {
         if (sieve::mcmc::has_hessian(target)) return target.log_density_gradient_hessian(x, g, h);
       }
-      SIEVE_FAIL("target has no Hessian (use log_density_gradient_hessian(target, ...) for a "
-                 "finite-difference fallback)");
+      SIEVE_FAIL(
+          "target has no Hessian (use log_density_gradient_hessian(target, ...) for a "
+          "finite-difference fallback)");
     }
     void metric(const Eigen::VectorXd& x, Eigen::MatrixXd& m) const override {
       if constexpr (MetricTarget<T>) {
@@ -231,7 +240,8 @@ class AnyTarget {
     }
     void gaussian_reference(Eigen::VectorXd& mean, Eigen::MatrixXd& cov) const override {
       if constexpr (GaussianReferenceTarget<T>) {
-        if (sieve::mcmc::has_gaussian_reference(target)) return target.gaussian_reference(mean, cov);
+        if (sieve::mcmc::has_gaussian_reference(target))
+          return target.gaussian_reference(mean, cov);
       }
       SIEVE_FAIL("target has no Gaussian reference (pcn needs one: pass mean/cov in settings)");
     }
@@ -255,9 +265,9 @@ class AnyTarget {
 /// @brief A target written once for any scalar type:
 /// `template <class S> S log_density(const Eigen::Matrix<S, Eigen::Dynamic, 1>& x) const`.
 template <class M>
-concept GenericLogDensity = requires(const M& m, const Eigen::VectorXd& x,
-                                     const Eigen::Matrix<Eigen::AutoDiffScalar<Eigen::VectorXd>,
-                                                         Eigen::Dynamic, 1>& xa) {
+concept GenericLogDensity =
+    requires(const M& m, const Eigen::VectorXd& x,
+             const Eigen::Matrix<Eigen::AutoDiffScalar<Eigen::VectorXd>, Eigen::Dynamic, 1>& xa) {
   { m.dim() } -> std::convertible_to<Eigen::Index>;
   { m.log_density(x) } -> std::convertible_to<double>;
   m.log_density(xa);
@@ -278,13 +288,17 @@ class Autodiff {
     Eigen::Matrix<Scalar, Eigen::Dynamic, 1> xa(d);
     for (Eigen::Index i = 0; i < d; ++i) xa[i] = Scalar(x[i], d, i);
     const Scalar r = model_.log_density(xa);
-    if (r.derivatives().size() == d) g = r.derivatives();
-    else g = Eigen::VectorXd::Zero(d);  // the density did not depend on x
+    if (r.derivatives().size() == d)
+      g = r.derivatives();
+    else
+      g = Eigen::VectorXd::Zero(d);  // the density did not depend on x
     return r.value();
   }
   std::vector<std::string> parameter_names() const {
-    if constexpr (NamedTarget<M>) return model_.parameter_names();
-    else return default_parameter_names(dim());
+    if constexpr (NamedTarget<M>)
+      return model_.parameter_names();
+    else
+      return default_parameter_names(dim());
   }
   const M& model() const { return model_; }
 
@@ -327,8 +341,7 @@ DerivativeCheck check_gradient(const T& t, const Eigen::VectorXd& x, double rel_
   for (Eigen::Index i = 0; i < d; ++i) {
     const double a = c.analytic(i, 0), n = c.numeric(i, 0), e = std::abs(a - n);
     c.max_abs_error = std::max(c.max_abs_error, e);
-    c.max_rel_error =
-        std::max(c.max_rel_error, e / std::max({1.0, std::abs(a), std::abs(n)}));
+    c.max_rel_error = std::max(c.max_rel_error, e / std::max({1.0, std::abs(a), std::abs(n)}));
   }
   return c;
 }
@@ -345,14 +358,13 @@ DerivativeCheck check_hessian(const T& t, const Eigen::VectorXd& x, double rel_s
   t.log_density_and_gradient(x, g2);
   c.analytic = h;
   finite_difference_hessian(t, x, g, c.numeric, rel_step);
-  SIEVE_CHECK(h.rows() == x.size() && h.cols() == x.size(), "check_hessian: Hessian has shape {}x{}",
-              h.rows(), h.cols());
+  SIEVE_CHECK(h.rows() == x.size() && h.cols() == x.size(),
+              "check_hessian: Hessian has shape {}x{}", h.rows(), h.cols());
   for (Eigen::Index j = 0; j < h.cols(); ++j)
     for (Eigen::Index i = 0; i < h.rows(); ++i) {
       const double a = c.analytic(i, j), n = c.numeric(i, j), e = std::abs(a - n);
       c.max_abs_error = std::max(c.max_abs_error, e);
-      c.max_rel_error =
-          std::max(c.max_rel_error, e / std::max({1.0, std::abs(a), std::abs(n)}));
+      c.max_rel_error = std::max(c.max_rel_error, e / std::max({1.0, std::abs(a), std::abs(n)}));
     }
   const double ge = (g - g2).cwiseAbs().maxCoeff();
   c.max_rel_error = std::max(c.max_rel_error, ge / std::max(1.0, g2.cwiseAbs().maxCoeff()));

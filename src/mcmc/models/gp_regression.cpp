@@ -9,8 +9,8 @@
 
 namespace sieve::mcmc {
 
-GpRegression::GpRegression(Eigen::MatrixXd X, Eigen::VectorXd y, double prior_mean,
-                           double prior_sd, double jitter)
+GpRegression::GpRegression(Eigen::MatrixXd X, Eigen::VectorXd y, double prior_mean, double prior_sd,
+                           double jitter)
     : y_(std::move(y)), prior_mean_(prior_mean), prior_sd_(prior_sd), jitter_(jitter) {
   const Eigen::Index n = X.rows();
   SIEVE_CHECK(n > 0 && X.cols() > 0, "gp: empty inputs");
@@ -35,7 +35,8 @@ double GpRegression::evaluate(const Eigen::VectorXd& theta, Eigen::VectorXd* g) 
   if (llt.info() != Eigen::Success) return -std::numeric_limits<double>::infinity();
   const Eigen::VectorXd alpha = llt.solve(y_);
   const double log_det = 2 * llt.matrixLLT().diagonal().array().log().sum();
-  double lp = -0.5 * y_.dot(alpha) - 0.5 * log_det - 0.5 * double(n) * std::log(2 * std::numbers::pi);
+  double lp =
+      -0.5 * y_.dot(alpha) - 0.5 * log_det - 0.5 * double(n) * std::log(2 * std::numbers::pi);
   const double v = prior_sd_ * prior_sd_;
   for (int j = 0; j < 3; ++j)
     lp += -0.5 * (theta[j] - prior_mean_) * (theta[j] - prior_mean_) / v -
@@ -53,13 +54,17 @@ double GpRegression::evaluate(const Eigen::VectorXd& theta, Eigen::VectorXd* g) 
   return lp;
 }
 
-double GpRegression::log_density(const Eigen::VectorXd& theta) const { return evaluate(theta, nullptr); }
+double GpRegression::log_density(const Eigen::VectorXd& theta) const {
+  return evaluate(theta, nullptr);
+}
 
-double GpRegression::log_density_and_gradient(const Eigen::VectorXd& theta, Eigen::VectorXd& g) const {
+double GpRegression::log_density_and_gradient(const Eigen::VectorXd& theta,
+                                              Eigen::VectorXd& g) const {
   return evaluate(theta, &g);
 }
 
-void gp_regression_synthetic(Eigen::Index n, uint64_t seed, Eigen::MatrixXd& X, Eigen::VectorXd& y) {
+void gp_regression_synthetic(Eigen::Index n, uint64_t seed, Eigen::MatrixXd& X,
+                             Eigen::VectorXd& y) {
   SIEVE_CHECK(n > 0, "gp_regression_synthetic: n must be positive");
   Rng rng(seed, 0);
   X.resize(n, 1);

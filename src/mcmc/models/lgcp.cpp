@@ -50,7 +50,8 @@ LogGaussianCoxProcess::LogGaussianCoxProcess(const LgcpSettings& s, Eigen::Vecto
     for (Eigen::Index i = 0; i < d; ++i) z[i] = rng.normal();
     truth_ = Eigen::VectorXd::Constant(d, mu_) + Eigen::MatrixXd(llt.matrixL()) * z;
     counts_.resize(d);
-    for (Eigen::Index i = 0; i < d; ++i) counts_[i] = poisson_variate(rng, area_ * std::exp(truth_[i]));
+    for (Eigen::Index i = 0; i < d; ++i)
+      counts_[i] = poisson_variate(rng, area_ * std::exp(truth_[i]));
   } else {
     SIEVE_CHECK(counts.size() == d, "lgcp: {} counts for a {}x{} grid", counts.size(), s.grid,
                 s.grid);

@@ -11,7 +11,10 @@ namespace sieve::mcmc {
 
 LinearRegression::LinearRegression(Eigen::MatrixXd X, Eigen::VectorXd y, double noise_sd,
                                    RegressionPrior prior, double temperature)
-    : X_(std::move(X)), y_(std::move(y)), noise_sd_(noise_sd), prior_(prior),
+    : X_(std::move(X)),
+      y_(std::move(y)),
+      noise_sd_(noise_sd),
+      prior_(prior),
       temperature_(temperature) {
   SIEVE_CHECK(X_.rows() > 0 && X_.cols() > 0, "linreg: empty design matrix");
   SIEVE_CHECK(y_.size() == X_.rows(), "linreg: X has {} rows but y has {} entries", X_.rows(),
@@ -75,9 +78,15 @@ double LinearRegression::log_density_and_gradient(const Eigen::VectorXd& beta,
   for (Eigen::Index j = 0; j < beta.size(); ++j) {
     const double b = beta[j];
     switch (prior_.kind) {
-      case PriorKind::kGaussian: g[j] -= b / (s * s); break;
-      case PriorKind::kStudentT: g[j] -= (prior_.nu + 1) * b / (prior_.nu * s * s + b * b); break;
-      case PriorKind::kLaplace: g[j] -= double((b > 0) - (b < 0)) / s; break;  // 0 at b = 0
+      case PriorKind::kGaussian:
+        g[j] -= b / (s * s);
+        break;
+      case PriorKind::kStudentT:
+        g[j] -= (prior_.nu + 1) * b / (prior_.nu * s * s + b * b);
+        break;
+      case PriorKind::kLaplace:
+        g[j] -= double((b > 0) - (b < 0)) / s;
+        break;  // 0 at b = 0
     }
   }
   return log_density(beta);
@@ -91,13 +100,16 @@ double LinearRegression::log_density_gradient_hessian(const Eigen::VectorXd& bet
   for (Eigen::Index j = 0; j < beta.size(); ++j) {
     const double b = beta[j];
     switch (prior_.kind) {
-      case PriorKind::kGaussian: h(j, j) -= 1 / (s * s); break;
+      case PriorKind::kGaussian:
+        h(j, j) -= 1 / (s * s);
+        break;
       case PriorKind::kStudentT: {
         const double a = prior_.nu * s * s;
         h(j, j) -= (prior_.nu + 1) * (a - b * b) / ((a + b * b) * (a + b * b));
         break;
       }
-      case PriorKind::kLaplace: break;  // zero curvature away from 0
+      case PriorKind::kLaplace:
+        break;  // zero curvature away from 0
     }
   }
   return log_density_and_gradient(beta, g);

@@ -9,7 +9,9 @@ namespace sieve::mcmc {
 
 namespace {
 // log(1 + e^eta) without overflow.
-double softplus(double eta) { return eta > 0 ? eta + std::log1p(std::exp(-eta)) : std::log1p(std::exp(eta)); }
+double softplus(double eta) {
+  return eta > 0 ? eta + std::log1p(std::exp(-eta)) : std::log1p(std::exp(eta));
+}
 double sigmoid(double eta) {
   if (eta >= 0) return 1 / (1 + std::exp(-eta));
   const double e = std::exp(eta);

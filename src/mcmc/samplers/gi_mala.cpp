@@ -2,5 +2,6 @@
 #include "sieve/mcmc/samplers/gi_mala.h"
 
 namespace sieve::mcmc {
-template Chain gi_mala<AnyTarget>(const AnyTarget&, const Eigen::VectorXd&, const GiMalaSettings&, Rng&);
+template Chain gi_mala<AnyTarget>(const AnyTarget&, const Eigen::VectorXd&, const GiMalaSettings&,
+                                  Rng&);
 }  // namespace sieve::mcmc

@@ -2,5 +2,6 @@
 #include "sieve/mcmc/samplers/gi_rwm.h"
 
 namespace sieve::mcmc {
-template Chain gi_rwm<AnyTarget>(const AnyTarget&, const Eigen::VectorXd&, const GiRwmSettings&, Rng&);
+template Chain gi_rwm<AnyTarget>(const AnyTarget&, const Eigen::VectorXd&, const GiRwmSettings&,
+                                 Rng&);
 }  // namespace sieve::mcmc

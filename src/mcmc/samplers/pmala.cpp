@@ -2,5 +2,6 @@
 #include "sieve/mcmc/samplers/pmala.h"
 
 namespace sieve::mcmc {
-template Chain pmala<AnyTarget>(const AnyTarget&, const Eigen::VectorXd&, const PmalaSettings&, Rng&);
+template Chain pmala<AnyTarget>(const AnyTarget&, const Eigen::VectorXd&, const PmalaSettings&,
+                                Rng&);
 }  // namespace sieve::mcmc

@@ -6,8 +6,8 @@
 
 #include <cmath>
 #include <functional>
-#include <string>
 #include <numbers>
+#include <string>
 #include <vector>
 
 #include "sieve/core/rng.h"
@@ -192,7 +192,8 @@ TEST(McmcControlVariates, EstimatorsAreUnbiasedOverIndependentReplicates) {
   const AnyTarget t = LogGamma{};
   const auto f = means_and_squares(2);
   const double m1 = LogGamma::digamma(2), m2 = LogGamma::digamma(4);
-  const Eigen::Vector4d truth(m1, m2, LogGamma::trigamma(2) + m1 * m1, LogGamma::trigamma(4) + m2 * m2);
+  const Eigen::Vector4d truth(m1, m2, LogGamma::trigamma(2) + m1 * m1,
+                              LogGamma::trigamma(4) + m2 * m2);
   constexpr int kReplicates = 60;
   struct Method {
     std::string name;
@@ -211,13 +212,22 @@ TEST(McmcControlVariates, EstimatorsAreUnbiasedOverIndependentReplicates) {
   mart.basis = CvBasis::kLinear;
   mart.construction = CvConstruction::kProposalMartingale;
   const std::vector<Method> methods = {
-      {"gi-mala exact theta=1", [&](const auto& c) { return poisson_control_variates(c, f, exact1); }, "gi-mala"},
-      {"gi-rwm exact ols cross-fit", [&](const auto& c) { return poisson_control_variates(c, f, exact_ols); }, "gi-rwm"},
-      {"gi-mala2 exact dk", [&](const auto& c) { return poisson_control_variates(c, f, dk); }, "gi-mala2"},
-      {"mala quadratic ols", [&](const auto& c) { return poisson_control_variates(c, f, quad); }, "mala"},
-      {"rwm linear martingale", [&](const auto& c) { return poisson_control_variates(c, f, mart); }, "rwm"},
+      {"gi-mala exact theta=1",
+       [&](const auto& c) { return poisson_control_variates(c, f, exact1); }, "gi-mala"},
+      {"gi-rwm exact ols cross-fit",
+       [&](const auto& c) { return poisson_control_variates(c, f, exact_ols); }, "gi-rwm"},
+      {"gi-mala2 exact dk", [&](const auto& c) { return poisson_control_variates(c, f, dk); },
+       "gi-mala2"},
+      {"mala quadratic ols", [&](const auto& c) { return poisson_control_variates(c, f, quad); },
+       "mala"},
+      {"rwm linear martingale", [&](const auto& c) { return poisson_control_variates(c, f, mart); },
+       "rwm"},
       {"aimh theta=1", [&](const auto& c) { return imh_control_variates(c, f); }, "aimh"},
-      {"aimh dk", [&](const auto& c) { return imh_control_variates(c, f, CvCoefficients::kDellaportasKontoyiannis); }, "aimh"},
+      {"aimh dk",
+       [&](const auto& c) {
+         return imh_control_variates(c, f, CvCoefficients::kDellaportasKontoyiannis);
+       },
+       "aimh"},
       {"nuts zv", [&](const auto& c) { return zero_variance_control_variates(c, f, 2); }, "nuts"},
   };
   for (const auto& m : methods) {
@@ -226,13 +236,14 @@ TEST(McmcControlVariates, EstimatorsAreUnbiasedOverIndependentReplicates) {
       Rng rng(555, uint64_t(r));
       KeyValues kv = {{"num_warmup", "400"}, {"num_draws", "800"}};
       if (m.sampler == "aimh") kv.push_back({"proposal", "t"});
-      const std::vector<Chain> chains{run_sampler(m.sampler, t, Eigen::Vector2d(0.5, 1.2), kv, rng)};
+      const std::vector<Chain> chains{
+          run_sampler(m.sampler, t, Eigen::Vector2d(0.5, 1.2), kv, rng)};
       est.row(r) = m.fn(chains).estimate.transpose();
     }
     for (Eigen::Index j = 0; j < 4; ++j) {
       const double mean = est.col(j).mean();
-      const double se = std::sqrt((est.col(j).array() - mean).square().sum() / (kReplicates - 1) /
-                                  kReplicates);
+      const double se =
+          std::sqrt((est.col(j).array() - mean).square().sum() / (kReplicates - 1) / kReplicates);
       EXPECT_LT(std::abs(mean - truth[j]), 4 * se) << m.name << ", function " << j;
     }
   }
@@ -262,7 +273,8 @@ TEST(McmcControlVariates, ControlVariatesReduceVarianceOnNearGaussianPosterior) 
   Eigen::MatrixXd plain(kReplicates, 3), cv(kReplicates, 3), zv(kReplicates, 3);
   for (int r = 0; r < kReplicates; ++r) {
     Rng rng(1234, uint64_t(r));
-    const std::vector<Chain> chains{run_sampler("gi-mala", t, beta, {{"num_warmup", "500"}, {"num_draws", "1000"}}, rng)};
+    const std::vector<Chain> chains{
+        run_sampler("gi-mala", t, beta, {{"num_warmup", "500"}, {"num_draws", "1000"}}, rng)};
     const CvResult c = control_variates("poisson", chains, coordinate_functions(3));
     plain.row(r) = c.plain.transpose();
     cv.row(r) = c.estimate.transpose();
@@ -280,15 +292,17 @@ TEST(McmcControlVariates, ControlVariatesReduceVarianceOnNearGaussianPosterior) 
 TEST(McmcControlVariates, ValidatesInputsAndDispatchesByName) {
   const Gaussian g = test_gaussian();
   Rng rng(2, 0);
-  const std::vector<Chain> nuts{run_sampler("nuts", AnyTarget(g), g.mean(), {{"num_warmup", "50"}, {"num_draws", "50"}}, rng)};
+  const std::vector<Chain> nuts{run_sampler("nuts", AnyTarget(g), g.mean(),
+                                            {{"num_warmup", "50"}, {"num_draws", "50"}}, rng)};
   EXPECT_THROW(control_variates("poisson", nuts, coordinate_functions(3)), Error);
   EXPECT_THROW(control_variates("imh", nuts, coordinate_functions(3)), Error);
   EXPECT_THROW(control_variates("magic", nuts, coordinate_functions(3)), Error);
   EXPECT_NO_THROW(control_variates("zv", nuts, coordinate_functions(3)));
   const CvResult p = control_variates("none", nuts, coordinate_functions(3));
   EXPECT_EQ(p.estimate, p.plain);
-  const std::vector<Chain> mala{run_sampler("mala", AnyTarget(g), g.mean(),
-                                            {{"num_warmup", "50"}, {"num_draws", "50"}, {"store_proposals", "false"}}, rng)};
+  const std::vector<Chain> mala{
+      run_sampler("mala", AnyTarget(g), g.mean(),
+                  {{"num_warmup", "50"}, {"num_draws", "50"}, {"store_proposals", "false"}}, rng)};
   EXPECT_THROW(control_variates("poisson", mala, coordinate_functions(3)), Error);
   QuadraticFunction bad;
   bad.linear = {{7, 1.0}};
@@ -313,7 +327,8 @@ TEST(McmcControlVariates, ThermodynamicEvidenceMatchesConjugateClosedForm) {
   const EvidenceResult r = linear_regression_log_evidence(m, s);
   // Tolerance: 4 MCSE plus 0.02 for the quadrature (trapezoid + variance correction) error of a
   // 16-point power-5 ladder on this smooth integrand.
-  EXPECT_LT(std::abs(r.log_evidence - exact), 4 * r.mcse + 0.02) << r.log_evidence << " vs " << exact;
+  EXPECT_LT(std::abs(r.log_evidence - exact), 4 * r.mcse + 0.02)
+      << r.log_evidence << " vs " << exact;
   EXPECT_LT(r.mcse, r.mcse_plain);
 }
 
@@ -338,7 +353,8 @@ TEST(McmcControlVariates, ThermodynamicEvidenceMatchesQuadratureForStudentTPrior
   EvidenceSettings s;
   s.num_draws = 1500;
   const EvidenceResult r = linear_regression_log_evidence(m, s);
-  EXPECT_LT(std::abs(r.log_evidence - reference), 4 * r.mcse + 0.03) << r.log_evidence << " vs " << reference;
+  EXPECT_LT(std::abs(r.log_evidence - reference), 4 * r.mcse + 0.03)
+      << r.log_evidence << " vs " << reference;
 }
 
 }  // namespace

@@ -62,26 +62,37 @@ KeyValues geweke_settings(const std::string& name) {
   if (name == "rwm") add({{"step_size", "0.8"}, {"adapt_step_size", "false"}});
   if (name == "mala") add({{"step_size", "0.6"}, {"adapt_step_size", "false"}});
   if (name == "pmala")
-    add({{"step_size", "0.6"}, {"adapt_step_size", "false"}, {"preconditioner", "none"},
+    add({{"step_size", "0.6"},
+         {"adapt_step_size", "false"},
+         {"preconditioner", "none"},
          {"sigma", "0.5,0.1;0.1,2"}});
   if (name == "mmala") add({{"step_size", "0.8"}, {"adapt_step_size", "false"}});
   if (name == "gi-mala")
-    add({{"gamma", "0.7"}, {"adapt_gamma", "false"}, {"sigma_adaptation", "none"}, {"sigma", "1,0;0,1"}});
+    add({{"gamma", "0.7"},
+         {"adapt_gamma", "false"},
+         {"sigma_adaptation", "none"},
+         {"sigma", "1,0;0,1"}});
   if (name == "gi-rwm")
-    add({{"gamma", "0.6"}, {"adapt_gamma", "false"}, {"adapt_gaussian", "false"},
-         {"laplace_init", "false"}, {"mu", "0,0"}, {"sigma", "1,0;0,1"}});
+    add({{"gamma", "0.6"},
+         {"adapt_gamma", "false"},
+         {"adapt_gaussian", "false"},
+         {"laplace_init", "false"},
+         {"mu", "0,0"},
+         {"sigma", "1,0;0,1"}});
   if (name == "gi-mala2") add({{"gamma", "1.3"}, {"adapt_gamma", "false"}});
-  if (name == "pcn") add({{"beta", "0.5"}, {"adapt_beta", "false"}, {"mean", "0,0"}, {"cov", "1,0;0,1"}});
-  if (name == "imh" || name == "imh-t" || name == "aimh") add({{"mean", "0,0"}, {"cov", "2,0;0,2"}});
-  if (name == "nuts")
-    add({{"step_size", "0.4"}, {"adapt_step_size", "false"}, {"metric", "unit"}});
+  if (name == "pcn")
+    add({{"beta", "0.5"}, {"adapt_beta", "false"}, {"mean", "0,0"}, {"cov", "1,0;0,1"}});
+  if (name == "imh" || name == "imh-t" || name == "aimh")
+    add({{"mean", "0,0"}, {"cov", "2,0;0,2"}});
+  if (name == "nuts") add({{"step_size", "0.4"}, {"adapt_step_size", "false"}, {"metric", "unit"}});
   return kv;
 }
 
 /// Test functions g(theta, y) and their exact means under the joint: E[theta_i] = 0,
 /// E[theta_i^2] = 1, E[theta_1 y_1] = A_11, E[y_2^2] = |A_2.|^2 + 1.
 constexpr int kFunctions = 6;
-Eigen::Matrix<double, kFunctions, 1> test_functions(const Eigen::VectorXd& th, const Eigen::VectorXd& y) {
+Eigen::Matrix<double, kFunctions, 1> test_functions(const Eigen::VectorXd& th,
+                                                    const Eigen::VectorXd& y) {
   Eigen::Matrix<double, kFunctions, 1> g;
   g << th[0], th[1], th[0] * th[0], th[1] * th[1], th[0] * y[0], y[1] * y[1];
   return g;
@@ -120,23 +131,26 @@ Eigen::Matrix<double, kFunctions, 1> geweke_z(int iterations, uint64_t seed, Ste
 TEST(McmcGeweke, EverySamplerPassesTheJointDistributionTest) {
   for (const auto& name : sampler_names()) {
     const KeyValues kv = geweke_settings(name);
-    const auto z = geweke_z(6000, 101, [&](const Posterior& post, const Eigen::VectorXd& th, Rng& rng) {
-      const Chain c = run_sampler(name, AnyTarget(post), th, kv, rng);
-      return Eigen::VectorXd(c.draws.row(1).transpose());  // the state after one transition
-    });
-    for (int j = 0; j < kFunctions; ++j) EXPECT_LT(std::abs(z[j]), 4.0) << name << ", function " << j;
+    const auto z =
+        geweke_z(6000, 101, [&](const Posterior& post, const Eigen::VectorXd& th, Rng& rng) {
+          const Chain c = run_sampler(name, AnyTarget(post), th, kv, rng);
+          return Eigen::VectorXd(c.draws.row(1).transpose());  // the state after one transition
+        });
+    for (int j = 0; j < kFunctions; ++j)
+      EXPECT_LT(std::abs(z[j]), 4.0) << name << ", function " << j;
   }
 }
 
 TEST(McmcGeweke, UncorrectedLangevinFailsTheTest) {
   const double h = 0.8;
-  const auto z = geweke_z(6000, 101, [h](const Posterior& post, const Eigen::VectorXd& th, Rng& rng) {
-    Eigen::VectorXd g;
-    post.log_density_and_gradient(th, g);
-    Eigen::VectorXd next = th + 0.5 * h * g;
-    for (Eigen::Index i = 0; i < 2; ++i) next[i] += std::sqrt(h) * rng.normal();
-    return next;  // no Metropolis correction: invariant law is not the posterior
-  });
+  const auto z =
+      geweke_z(6000, 101, [h](const Posterior& post, const Eigen::VectorXd& th, Rng& rng) {
+        Eigen::VectorXd g;
+        post.log_density_and_gradient(th, g);
+        Eigen::VectorXd next = th + 0.5 * h * g;
+        for (Eigen::Index i = 0; i < 2; ++i) next[i] += std::sqrt(h) * rng.normal();
+        return next;  // no Metropolis correction: invariant law is not the posterior
+      });
   EXPECT_GT(std::abs(z[2]) + std::abs(z[3]), 8.0);
 }
 

@@ -103,8 +103,8 @@ TEST(McmcSamplers, GaussianInvariantKernelsAcceptEveryProposal) {
 // ---- GI-RWM on its own Gaussian is an AR(1) chain with rho = 1 - gamma ------------------------
 //
 // For a stationary AR(1) series with variance v and coefficient rho, the mean of n values has the
-// exact variance (v / n) [(1 + rho) / (1 - rho) - 2 rho (1 - rho^n) / (n (1 - rho)^2)], whose n -> inf
-// limit is a' Sigma a (2 - gamma) / gamma / n. Chains start with an exact draw (stationary) and
+// exact variance (v / n) [(1 + rho) / (1 - rho) - 2 rho (1 - rho^n) / (n (1 - rho)^2)], whose n ->
+// inf limit is a' Sigma a (2 - gamma) / gamma / n. Chains start with an exact draw (stationary) and
 // every proposal is accepted, so the R chain means are i.i.d. Gaussian: (R - 1) s^2 / var is
 // chi-square with R - 1 degrees of freedom. We accept inside its 5e-5 / 1 - 5e-5 quantiles
 // (Wilson-Hilferty), i.e. the test fails by chance once in 10^4 seeds, while a wrong factor (e.g.
@@ -123,7 +123,8 @@ TEST(McmcSamplers, GiRwmAsymptoticVarianceMatchesClosedForm) {
   for (double gamma : {0.5, 1.5}) {
     const double rho = 1 - gamma, n = kDraws;
     const double var_mean =
-        v / n * ((1 + rho) / (1 - rho) - 2 * rho * (1 - std::pow(rho, n)) / (n * (1 - rho) * (1 - rho)));
+        v / n *
+        ((1 + rho) / (1 - rho) - 2 * rho * (1 - std::pow(rho, n)) / (n * (1 - rho) * (1 - rho)));
     std::vector<double> means;
     for (int c = 0; c < kChains; ++c) {
       Rng rng(2024, uint64_t(c));
@@ -211,14 +212,17 @@ TEST(McmcSamplers, EverySamplerRecoversKnownMomentsWithin4Mcse) {
       for (Eigen::Index i = 0; i < d; ++i) {
         const auto xi = series(chains, [i](const Eigen::VectorXd& x) { return x[i]; });
         const ChainsView v1(xi, chains.size(), size_t(chains[0].num_draws()));
-        const double z1 = (std::accumulate(xi.begin(), xi.end(), 0.0) / double(xi.size()) - mc.mean[i]) /
-                          mcse_mean(v1);
+        const double z1 =
+            (std::accumulate(xi.begin(), xi.end(), 0.0) / double(xi.size()) - mc.mean[i]) /
+            mcse_mean(v1);
         EXPECT_LT(std::abs(z1), 4.0) << name << " on " << mc.name << ": mean of x" << i;
         const double mi = mc.mean[i];
-        const auto qi = series(chains, [i, mi](const Eigen::VectorXd& x) { return (x[i] - mi) * (x[i] - mi); });
+        const auto qi =
+            series(chains, [i, mi](const Eigen::VectorXd& x) { return (x[i] - mi) * (x[i] - mi); });
         const ChainsView v2(qi, chains.size(), size_t(chains[0].num_draws()));
         const double z2 =
-            (std::accumulate(qi.begin(), qi.end(), 0.0) / double(qi.size()) - mc.var[i]) / mcse_mean(v2);
+            (std::accumulate(qi.begin(), qi.end(), 0.0) / double(qi.size()) - mc.var[i]) /
+            mcse_mean(v2);
         EXPECT_LT(std::abs(z2), 4.0) << name << " on " << mc.name << ": variance of x" << i;
         EXPECT_LT(rhat(v1), 1.05) << name << " on " << mc.name;
       }
@@ -295,8 +299,9 @@ TEST(McmcSamplers, ChainsAreIdenticalForAnyThreadCount) {
 TEST(McmcSamplers, TraceLayoutAndGradientCounts) {
   const AnyTarget t = correlated_gaussian();
   Rng rng(3, 0);
-  const Chain c = run_sampler("gi-mala", t, Eigen::Vector3d::Zero(),
-                              {{"num_warmup", "100"}, {"num_draws", "50"}, {"keep_warmup", "true"}}, rng);
+  const Chain c =
+      run_sampler("gi-mala", t, Eigen::Vector3d::Zero(),
+                  {{"num_warmup", "100"}, {"num_draws", "50"}, {"keep_warmup", "true"}}, rng);
   EXPECT_EQ(c.draws.rows(), 50);
   EXPECT_EQ(c.warmup_draws.rows(), 100);
   EXPECT_EQ(c.proposals.rows(), 50);
@@ -327,7 +332,8 @@ TEST(McmcSamplers, SettingsAreValidated) {
   EXPECT_THROW(run_sampler("imh-t", t, x0, {{"nu", "1.5"}}, rng), Error);
   EXPECT_THROW(run_sampler("rwm", t, x0, {{"num_draws", "0"}}, rng), Error);
   EXPECT_THROW(run_sampler("rwm", t, Eigen::Vector2d::Zero(), {}, rng), Error);
-  EXPECT_THROW(run_sampler("pcn", AnyTarget(Banana(2, 0.1)), Eigen::Vector2d::Zero(), {}, rng), Error);
+  EXPECT_THROW(run_sampler("pcn", AnyTarget(Banana(2, 0.1)), Eigen::Vector2d::Zero(), {}, rng),
+               Error);
   EXPECT_THROW(run_sampler("hmc", t, x0, {}, rng), Error);
   for (const auto& name : sampler_names()) EXPECT_FALSE(sampler_settings(name).empty()) << name;
 }

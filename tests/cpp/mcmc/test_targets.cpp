@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <Eigen/Eigenvalues>
-
 #include <cmath>
 #include <memory>
 #include <numbers>
@@ -90,7 +89,8 @@ TEST(McmcTargets, LinearRegressionDerivativesAndPriors) {
   for (PriorKind kind : {PriorKind::kGaussian, PriorKind::kStudentT, PriorKind::kLaplace}) {
     const LinearRegression m(X, y, 0.5, {kind, 1.5, 4.0}, 0.7);
     expect_derivatives(m, 1.0);
-    // log density = t * log-likelihood + log prior, and the quadratic form reproduces the likelihood.
+    // log density = t * log-likelihood + log prior, and the quadratic form reproduces the
+    // likelihood.
     const Eigen::VectorXd b = random_point(3, 9);
     EXPECT_NEAR(m.log_density(b), 0.7 * m.log_likelihood(b) + m.log_prior(b), 1e-10);
     EXPECT_NEAR(m.log_likelihood_quadratic()(b), m.log_likelihood(b), 1e-9);
@@ -115,12 +115,13 @@ TEST(McmcTargets, GpRegressionDerivatives) {
   const GpRegression m(X, y);
   expect_derivatives(m, 0.5);
   // Oracle for n = 1: y ~ N(0, sf^2 + sn^2), independent of the lengthscale.
-  const GpRegression one(Eigen::MatrixXd::Zero(1, 1), Eigen::VectorXd::Constant(1, 0.7), 0.0, 1.0, 0.0);
+  const GpRegression one(Eigen::MatrixXd::Zero(1, 1), Eigen::VectorXd::Constant(1, 0.7), 0.0, 1.0,
+                         0.0);
   const Eigen::Vector3d th(0.3, -0.2, 0.1);
   const double v = std::exp(-0.4) + std::exp(0.2);
   const double prior = -0.5 * th.squaredNorm() - 1.5 * std::log(2 * std::numbers::pi);
-  EXPECT_NEAR(one.log_density(th), -0.5 * 0.49 / v - 0.5 * std::log(2 * std::numbers::pi * v) + prior,
-              1e-12);
+  EXPECT_NEAR(one.log_density(th),
+              -0.5 * 0.49 / v - 0.5 * std::log(2 * std::numbers::pi * v) + prior, 1e-12);
 }
 
 TEST(McmcTargets, LgcpDerivativesAndSyntheticCounts) {
@@ -244,7 +245,7 @@ TEST(McmcTargets, RegistryBuildsEveryModelAndRejectsBadSettings) {
     const AnyTarget t = make_model(name, kv, name == "logistic" ? &data : nullptr);
     EXPECT_GT(t.dim(), 0) << name;
     EXPECT_FALSE(model_settings(name).empty()) << name;
-    EXPECT_TRUE(std::isfinite(t.log_density(Eigen::VectorXd::Zero(t.dim())) ) ) << name;
+    EXPECT_TRUE(std::isfinite(t.log_density(Eigen::VectorXd::Zero(t.dim())))) << name;
   }
   EXPECT_THROW(make_model("nope", {}), Error);
   EXPECT_THROW(make_model("gaussian", {{"dimension", "3"}}), Error);

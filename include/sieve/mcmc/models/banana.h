@@ -10,7 +10,6 @@
 #pragma once
 
 #include <Eigen/Dense>
-
 #include <string>
 #include <vector>
 

@@ -8,7 +8,6 @@
 #pragma once
 
 #include <Eigen/Dense>
-
 #include <cstdint>
 
 namespace sieve::mcmc {

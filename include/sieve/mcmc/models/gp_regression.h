@@ -6,7 +6,6 @@
 #pragma once
 
 #include <Eigen/Dense>
-
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -15,8 +14,8 @@ namespace sieve::mcmc {
 
 class GpRegression {
  public:
-  GpRegression(Eigen::MatrixXd X, Eigen::VectorXd y, double prior_mean = 0.0,
-               double prior_sd = 1.5, double jitter = 1e-8);
+  GpRegression(Eigen::MatrixXd X, Eigen::VectorXd y, double prior_mean = 0.0, double prior_sd = 1.5,
+               double jitter = 1e-8);
 
   Eigen::Index dim() const { return 3; }
   double log_density(const Eigen::VectorXd& theta) const;

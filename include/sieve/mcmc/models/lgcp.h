@@ -8,7 +8,6 @@
 #pragma once
 
 #include <Eigen/Dense>
-
 #include <cstdint>
 #include <string>
 #include <vector>

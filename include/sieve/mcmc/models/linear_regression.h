@@ -9,7 +9,6 @@
 #pragma once
 
 #include <Eigen/Dense>
-
 #include <cstdint>
 #include <string>
 #include <vector>

@@ -39,7 +39,7 @@ Chain aimh(const T& target, const Eigen::VectorXd& init, const AimhSettings& set
   return detail::run_kernel(target, kernel, init, settings, rng, "aimh");
 }
 
-extern template Chain aimh<AnyTarget>(const AnyTarget&, const Eigen::VectorXd&,
-                                      const AimhSettings&, Rng&);
+extern template Chain aimh<AnyTarget>(const AnyTarget&, const Eigen::VectorXd&, const AimhSettings&,
+                                      Rng&);
 
 }  // namespace sieve::mcmc

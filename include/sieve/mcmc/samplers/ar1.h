@@ -20,22 +20,23 @@ namespace sieve::mcmc::detail {
 
 struct Ar1Config {
   const char* name = "gi-rwm";
-  bool pcn = false;           ///< tuning is beta (pCN) rather than gamma (GI)
+  bool pcn = false;  ///< tuning is beta (pCN) rather than gamma (GI)
   double tuning = 0.5;
   bool adapt_tuning = true;
   double target_accept = 0.5;
-  double gamma_max = 1.0;     ///< GI only
-  bool adapt_gaussian = true; ///< GI only: learn (mu, Sigma) in Stan's slow windows
-  bool laplace_init = true;   ///< start (mu, Sigma) at the Laplace approximation
+  double gamma_max = 1.0;      ///< GI only
+  bool adapt_gaussian = true;  ///< GI only: learn (mu, Sigma) in Stan's slow windows
+  bool laplace_init = true;    ///< start (mu, Sigma) at the Laplace approximation
   bool dense = true;
-  double sigma_scale = 1.0;   ///< GI only: inflation of the Laplace / adapted Sigma
-  Eigen::VectorXd mu;         ///< initial / fixed mean; empty = x0 (GI) or target reference (pCN)
-  Eigen::MatrixXd sigma;      ///< initial / fixed covariance; empty = I (GI) or reference (pCN)
+  double sigma_scale = 1.0;  ///< GI only: inflation of the Laplace / adapted Sigma
+  Eigen::VectorXd mu;        ///< initial / fixed mean; empty = x0 (GI) or target reference (pCN)
+  Eigen::MatrixXd sigma;     ///< initial / fixed covariance; empty = I (GI) or reference (pCN)
 };
 
 class Ar1Kernel {
  public:
-  Ar1Kernel(Ar1Config c, const RunSettings& run) : c_(std::move(c)), run_(run), da_(c_.target_accept) {}
+  Ar1Kernel(Ar1Config c, const RunSettings& run)
+      : c_(std::move(c)), run_(run), da_(c_.target_accept) {}
 
   template <Target T>
   void init(const T& t, const Eigen::VectorXd& x0, Counters& cnt) {
@@ -90,7 +91,8 @@ class Ar1Kernel {
   StepInfo step(const T& t, Rng& rng, Counters& cnt, ProposalOut* out) {
     const double r = rho();
     const Eigen::VectorXd mean = mu_ + r * (x_ - mu_);
-    Eigen::VectorXd y = mean + std::sqrt(std::max(0.0, 1 - r * r)) * (chol_ * standard_normal(rng, x_.size()));
+    Eigen::VectorXd y =
+        mean + std::sqrt(std::max(0.0, 1 - r * r)) * (chol_ * standard_normal(rng, x_.size()));
     Eigen::VectorXd gy;
     const double lpy = eval_point(t, y, need_grad_, gy, cnt);
     double log_alpha = kNegInf, ref_y = 0;
@@ -148,7 +150,8 @@ class Ar1Kernel {
   double from_free(double u) const { return hi_ / (1 + std::exp(-std::clamp(u, -30.0, 30.0))); }
   void set_gaussian(const Eigen::VectorXd& mu, const Eigen::MatrixXd& sigma) {
     const Eigen::Index d = mu.size();
-    SIEVE_CHECK(sigma.rows() == d && sigma.cols() == d, "{}: covariance must be {}x{}", c_.name, d, d);
+    SIEVE_CHECK(sigma.rows() == d && sigma.cols() == d, "{}: covariance must be {}x{}", c_.name, d,
+                d);
     mu_ = mu;
     sigma_ = sigma;
     chol_ = cholesky_lower(sigma_, c_.name);

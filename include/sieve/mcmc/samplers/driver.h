@@ -10,7 +10,6 @@
 #pragma once
 
 #include <Eigen/Dense>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -244,8 +243,8 @@ Chain run_kernel(const T& target, Kernel& kernel, const Eigen::VectorXd& init,
   chain.sampler = name;
   Counters counters;
   kernel.init(target, init, counters);
-  SIEVE_CHECK(std::isfinite(kernel.logp()),
-              "{}: log density at the initial point is not finite", name);
+  SIEVE_CHECK(std::isfinite(kernel.logp()), "{}: log density at the initial point is not finite",
+              name);
   chain.proposal_kind = kernel.proposal_kind();
 
   const int64_t num_warmup = settings.num_warmup, n = settings.num_draws;
@@ -283,7 +282,8 @@ Chain run_kernel(const T& target, Kernel& kernel, const Eigen::VectorXd& init,
   const bool store_prop = settings.store_proposals && chain.proposal_kind != ProposalKind::kNone;
   const bool store_grad = settings.store_gradients && kernel.has_gradient();
   if (store_prop) chain.proposals.resize(n, d);
-  if (store_prop && chain.proposal_kind == ProposalKind::kGaussian) chain.proposal_means.resize(n, d);
+  if (store_prop && chain.proposal_kind == ProposalKind::kGaussian)
+    chain.proposal_means.resize(n, d);
   if (store_grad) chain.gradients.resize(n, d);
   const bool is_nuts = kernel.proposal_kind() == ProposalKind::kNone;
   if (is_nuts) {

@@ -6,7 +6,8 @@
 // mu + (1 - gamma)(X - mu) + noise. Warm-up: gamma by dual averaging of logit(gamma / gamma_max)
 // towards target_accept (a user choice: the paper shows the optimal rate depends on how Gaussian
 // the target is), Sigma from Stan's slow windows ("covariance" or "fisher"); both then frozen.
-// adapted.mu is the mean of the second half of warm-up (used by the exact-Gaussian control variate).
+// adapted.mu is the mean of the second half of warm-up (used by the exact-Gaussian control
+// variate).
 #pragma once
 
 #include <string>
@@ -16,11 +17,12 @@
 namespace sieve::mcmc {
 
 struct GiMalaSettings : RunSettings {
-  double gamma = 0.5;          ///< initial / fixed gamma in (0, 2)
+  double gamma = 0.5;  ///< initial / fixed gamma in (0, 2)
   bool adapt_gamma = true;
   double gamma_max = 1.0;      ///< adaptation range (0, gamma_max]; > 1 allows over-relaxation
   double target_accept = 0.7;  ///< our default; see docs/methods/mcmc.md
-  std::string sigma_adaptation = "covariance";  ///< covariance | fisher | none
+  std::string sigma_adaptation =
+      "covariance";  ///< covariance | fisher | reference | laplace | none
   bool dense = true;
   Eigen::MatrixXd sigma;  ///< initial / fixed Sigma [d, d]; empty = I
   Eigen::VectorXd mu;     ///< Gaussian mean reported for control variates; empty = adapted

@@ -12,7 +12,7 @@
 namespace sieve::mcmc {
 
 struct GiMala2Settings : RunSettings {
-  double gamma = 0.5;          ///< initial / fixed gamma in (0, 2)
+  double gamma = 0.5;  ///< initial / fixed gamma in (0, 2)
   bool adapt_gamma = true;
   double gamma_max = 1.0;
   double target_accept = 0.7;

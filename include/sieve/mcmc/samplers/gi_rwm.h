@@ -14,18 +14,18 @@
 namespace sieve::mcmc {
 
 struct GiRwmSettings : RunSettings {
-  double gamma = 0.5;           ///< initial / fixed gamma in (0, 2)
+  double gamma = 0.5;  ///< initial / fixed gamma in (0, 2)
   bool adapt_gamma = true;
   double gamma_max = 1.0;
-  double target_accept = 0.5;   ///< our default; see docs/methods/mcmc.md
-  bool adapt_gaussian = true;   ///< learn (mu, Sigma) during warm-up
-  bool laplace_init = true;     ///< start (mu, Sigma) at the Laplace approximation
+  double target_accept = 0.5;  ///< our default; see docs/methods/mcmc.md
+  bool adapt_gaussian = true;  ///< learn (mu, Sigma) during warm-up
+  bool laplace_init = true;    ///< start (mu, Sigma) at the Laplace approximation
   bool dense = true;
   /// Inflation of the Laplace / adapted Sigma: GI-RWM, like pCN and independence samplers, mixes
   /// poorly in tails heavier than N(mu, Sigma); > 1 trades acceptance for tail coverage.
   double sigma_scale = 1.0;
-  Eigen::VectorXd mu;           ///< initial / fixed mu; empty = Laplace mode or initial point
-  Eigen::MatrixXd sigma;        ///< initial / fixed Sigma; empty = Laplace covariance or I
+  Eigen::VectorXd mu;     ///< initial / fixed mu; empty = Laplace mode or initial point
+  Eigen::MatrixXd sigma;  ///< initial / fixed Sigma; empty = Laplace covariance or I
 };
 
 /// @brief GI-RWM (see the file comment).

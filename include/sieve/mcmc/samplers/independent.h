@@ -10,7 +10,6 @@
 #pragma once
 
 #include <Eigen/Dense>
-
 #include <cmath>
 #include <string>
 

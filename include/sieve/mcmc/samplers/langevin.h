@@ -6,18 +6,20 @@
 // is reversible w.r.t. every N(mu, A), so a Gaussian target with covariance A accepts every move.
 // Warm-up: dual averaging of log h (MALA) or logit(gamma / gamma_max) (GI) towards
 // target_accept, and A from Stan's slow windows: "covariance" (window covariance of the draws
-// plus a small relative ridge) or "fisher" (inverse of the regularised window mean of grad grad', the Gaussian-
-// optimal preconditioner of Titsias 2023); "none" keeps the given A (identity by default).
+// plus a small relative ridge) or "fisher" (inverse of the regularised window mean of grad grad',
+// the Gaussian- optimal preconditioner of Titsias 2023); "reference" (the target's Gaussian
+// reference, e.g. the prior of a latent Gaussian model) and "laplace" (inverse negative Hessian at
+// the mode) fix A at the start; "none" keeps the given A (identity by default).
 #pragma once
 
 #include <Eigen/Dense>
-
 #include <string>
 
 #include "sieve/core/error.h"
 #include "sieve/core/rng.h"
 #include "sieve/mcmc/chain.h"
 #include "sieve/mcmc/samplers/driver.h"
+#include "sieve/mcmc/samplers/laplace.h"
 #include "sieve/mcmc/target.h"
 
 namespace sieve::mcmc::detail {
@@ -31,8 +33,8 @@ struct LangevinConfig {
   double tuning = 0;  ///< initial h (MALA, 0 = d^{-1/3}) or gamma (GI)
   bool adapt_tuning = true;
   double target_accept = 0.574;
-  double gamma_max = 1.0;  ///< GI only: gamma is adapted in (0, gamma_max]
-  std::string preconditioner = "none";  ///< none | covariance | fisher
+  double gamma_max = 1.0;               ///< GI only: gamma is adapted in (0, gamma_max]
+  std::string preconditioner = "none";  ///< none | covariance | fisher | reference | laplace
   bool dense = true;
   Eigen::MatrixXd sigma;  ///< initial / fixed A [d, d]; empty = I
   Eigen::VectorXd mu;     ///< GI: fixed Gaussian mean reported for control variates; empty = adapt
@@ -53,9 +55,7 @@ struct TuningMap {
     return gamma_max / (1 + std::exp(-u));
   }
   double drift(double s) const { return scaling == LangevinScaling::kMala ? 0.5 * s : s; }
-  double noise_var(double s) const {
-    return scaling == LangevinScaling::kMala ? s : 2 * s - s * s;
-  }
+  double noise_var(double s) const { return scaling == LangevinScaling::kMala ? s : 2 * s - s * s; }
 };
 
 /// Accumulates x (covariance) or grad (Fisher) over the slow windows and returns the new A.
@@ -63,9 +63,13 @@ class PreconditionerAdapter {
  public:
   void init(const std::string& mode, bool dense, Eigen::Index d, int64_t num_warmup,
             const char* name) {
-    SIEVE_CHECK(mode == "none" || mode == "covariance" || mode == "fisher",
-                "{}: preconditioner must be none, covariance or fisher, got '{}'", name, mode);
-    mode_ = mode;
+    SIEVE_CHECK(
+        mode == "none" || mode == "covariance" || mode == "fisher" || mode == "reference" ||
+            mode == "laplace",
+        "{}: preconditioner must be none, covariance, fisher, reference or laplace, got '{}'", name,
+        mode);
+    // reference / laplace fix A at the start (see LangevinKernel::init): nothing to adapt.
+    mode_ = mode == "reference" || mode == "laplace" ? "none" : mode;
     dense_ = dense;
     schedule_ = WindowSchedule(num_warmup);
     welford_.reset(d);
@@ -133,7 +137,20 @@ class LangevinKernel {
       SIEVE_CHECK(c_.tuning >= 0, "{}: step_size must be >= 0, got {}", c_.name, c_.tuning);
       s_ = c_.tuning > 0 ? c_.tuning : std::pow(double(d), -1.0 / 3.0);
     }
-    set_preconditioner(c_.sigma.size() ? c_.sigma : Eigen::MatrixXd::Identity(d, d), d);
+    if (c_.preconditioner == "reference" && !c_.sigma.size()) {
+      // Latent Gaussian models: the prior covariance (pCN-like GI proposals).
+      SIEVE_CHECK(has_gaussian_reference(t), "{}: target has no Gaussian reference", c_.name);
+      Eigen::VectorXd m;
+      Eigen::MatrixXd cov;
+      if constexpr (GaussianReferenceTarget<T>) t.gaussian_reference(m, cov);
+      set_preconditioner(cov, d);
+    } else if (c_.preconditioner == "laplace" && !c_.sigma.size()) {
+      const LaplaceApproximation la = laplace_approximation(t, x0);
+      cnt.gradient += la.gradient_evals;
+      set_preconditioner(la.cov, d);
+    } else {
+      set_preconditioner(c_.sigma.size() ? c_.sigma : Eigen::MatrixXd::Identity(d, d), d);
+    }
     if (c_.mu.size()) SIEVE_CHECK(c_.mu.size() == d, "{}: mu must have {} entries", c_.name, d);
     da_.restart(map_.to_free(s_));
     adapter_.init(c_.preconditioner, c_.dense, d, run_.num_warmup, c_.name);
@@ -193,13 +210,18 @@ class LangevinKernel {
   void finish_warmup(AdaptedParameters& p) {
     if (c_.adapt_tuning && run_.num_warmup > 0) s_ = map_.from_free(da_.x_bar());
     mean_x_ = proposal_mean(x_, g_);
-    if (c_.scaling == LangevinScaling::kMala) p.step_size = s_;
-    else p.gamma = s_;
+    if (c_.scaling == LangevinScaling::kMala)
+      p.step_size = s_;
+    else
+      p.gamma = s_;
     p.sigma = a_;
     p.proposal_cov = map_.noise_var(s_) * a_;
-    if (c_.mu.size()) p.mu = c_.mu;
-    else if (mean_late_.count() > 0) p.mu = mean_late_.mean();
-    else p.mu = x_;
+    if (c_.mu.size())
+      p.mu = c_.mu;
+    else if (mean_late_.count() > 0)
+      p.mu = mean_late_.mean();
+    else
+      p.mu = x_;
   }
 
   const Eigen::VectorXd& x() const { return x_; }

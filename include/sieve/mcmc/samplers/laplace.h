@@ -6,7 +6,6 @@
 #pragma once
 
 #include <Eigen/Dense>
-
 #include <cmath>
 #include <cstdint>
 
@@ -30,6 +29,18 @@ struct LaplaceApproximation {
   int64_t gradient_evals = 0;
 };
 
+/// (-H)^{-1} rhs, with -H's eigenvalues clipped at `floor` only when it is not positive definite
+/// (the eigen decomposition is the expensive path, O(10 d^3)).
+inline Eigen::MatrixXd newton_direction(const Eigen::MatrixXd& h, const Eigen::MatrixXd& rhs,
+                                        double floor) {
+  Eigen::MatrixXd neg_h = -h;
+  Eigen::LLT<Eigen::MatrixXd> llt(neg_h);
+  if (llt.info() == Eigen::Success && llt.matrixLLT().diagonal().minCoeff() > std::sqrt(floor))
+    return llt.solve(rhs);
+  clip_to_positive_definite(neg_h, floor);
+  return neg_h.llt().solve(rhs);
+}
+
 /// @brief Finds a mode from `init` and the Gaussian approximation there. Throws when log pi is
 /// not finite at init.
 template <Target T>
@@ -45,9 +56,7 @@ LaplaceApproximation laplace_approximation(const T& t, const Eigen::VectorXd& in
       r.converged = true;
       break;
     }
-    Eigen::MatrixXd neg_h = -h;
-    clip_to_positive_definite(neg_h, s.metric_floor);
-    const Eigen::VectorXd dir = neg_h.llt().solve(g);
+    const Eigen::VectorXd dir = newton_direction(h, g, s.metric_floor);
     double step = 1.0, lp_try = -std::numeric_limits<double>::infinity();
     Eigen::VectorXd x_try;
     for (int k = 0; k < 60; ++k, step *= 0.5) {
@@ -56,7 +65,8 @@ LaplaceApproximation laplace_approximation(const T& t, const Eigen::VectorXd& in
       if (std::isfinite(lp_try) && lp_try >= lp) break;
     }
     if (!(std::isfinite(lp_try) && lp_try >= lp)) break;  // no ascent possible: at a mode
-    const bool tiny = (x_try - x).cwiseAbs().maxCoeff() <= 1e-14 * std::max(1.0, x.cwiseAbs().maxCoeff());
+    const bool tiny =
+        (x_try - x).cwiseAbs().maxCoeff() <= 1e-14 * std::max(1.0, x.cwiseAbs().maxCoeff());
     x = x_try;
     lp = log_density_gradient_hessian(t, x, g, h, &r.gradient_evals);
     if (tiny) {
@@ -64,11 +74,9 @@ LaplaceApproximation laplace_approximation(const T& t, const Eigen::VectorXd& in
       break;
     }
   }
-  Eigen::MatrixXd neg_h = -h;
-  clip_to_positive_definite(neg_h, s.metric_floor);
   r.mode = x;
   r.log_density = lp;
-  r.cov = neg_h.llt().solve(Eigen::MatrixXd::Identity(x.size(), x.size()));
+  r.cov = newton_direction(h, Eigen::MatrixXd::Identity(x.size(), x.size()), s.metric_floor);
   r.cov = (0.5 * (r.cov + r.cov.transpose())).eval();
   return r;
 }

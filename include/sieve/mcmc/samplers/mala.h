@@ -26,7 +26,7 @@ Chain mala(const T& target, const Eigen::VectorXd& init, const MalaSettings& set
   return detail::run_kernel(target, kernel, init, settings, rng, "mala");
 }
 
-extern template Chain mala<AnyTarget>(const AnyTarget&, const Eigen::VectorXd&,
-                                      const MalaSettings&, Rng&);
+extern template Chain mala<AnyTarget>(const AnyTarget&, const Eigen::VectorXd&, const MalaSettings&,
+                                      Rng&);
 
 }  // namespace sieve::mcmc

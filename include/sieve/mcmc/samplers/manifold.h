@@ -98,11 +98,16 @@ class ManifoldKernel {
 
   void finish_warmup(AdaptedParameters& p) {
     if (c_.adapt_tuning && run_.num_warmup > 0) s_ = map_.from_free(da_.x_bar());
-    if (c_.scaling == LangevinScaling::kMala) p.step_size = s_;
-    else p.gamma = s_;
-    if (c_.mu.size()) p.mu = c_.mu;
-    else if (mean_late_.count() > 0) p.mu = mean_late_.mean();
-    else p.mu = cur_.x;
+    if (c_.scaling == LangevinScaling::kMala)
+      p.step_size = s_;
+    else
+      p.gamma = s_;
+    if (c_.mu.size())
+      p.mu = c_.mu;
+    else if (mean_late_.count() > 0)
+      p.mu = mean_late_.mean();
+    else
+      p.mu = cur_.x;
   }
 
   const Eigen::VectorXd& x() const { return cur_.x; }

@@ -19,8 +19,7 @@ struct MmalaSettings : RunSettings {
 
 /// @brief Simplified mMALA (see the file comment).
 template <Target T>
-Chain mmala(const T& target, const Eigen::VectorXd& init, const MmalaSettings& settings,
-            Rng& rng) {
+Chain mmala(const T& target, const Eigen::VectorXd& init, const MmalaSettings& settings, Rng& rng) {
   detail::ManifoldConfig c;
   c.name = "mmala";
   c.tuning = settings.step_size;

@@ -10,7 +10,6 @@
 #pragma once
 
 #include <Eigen/Dense>
-
 #include <cmath>
 #include <limits>
 #include <string>
@@ -30,8 +29,8 @@ struct NutsSettings : RunSettings {
   int max_depth = 10;
   std::string metric = "diag";  ///< unit | diag | dense
   bool adapt_metric = true;
-  Eigen::MatrixXd inv_metric;   ///< initial / fixed inverse metric [d, d]; empty = I
-  double max_delta_h = 1000;    ///< divergence threshold on the energy error
+  Eigen::MatrixXd inv_metric;  ///< initial / fixed inverse metric [d, d]; empty = I
+  double max_delta_h = 1000;   ///< divergence threshold on the energy error
 };
 
 namespace detail {
@@ -115,8 +114,10 @@ class NutsKernel {
   /// p ~ N(0, M) with M = inv_metric^{-1}: p = L^{-T} z for inv_metric = L L'.
   void sample_momentum(Point& z, Rng& rng) const {
     const Eigen::VectorXd n = standard_normal(rng, z.q.size());
-    if (dense_) z.p = chol_.transpose().triangularView<Eigen::Upper>().solve(n);
-    else z.p = n.cwiseQuotient(diag_.cwiseSqrt());
+    if (dense_)
+      z.p = chol_.transpose().triangularView<Eigen::Upper>().solve(n);
+    else
+      z.p = n.cwiseQuotient(diag_.cwiseSqrt());
   }
   Eigen::VectorXd dtau_dp(const Eigen::VectorXd& p) const {
     return dense_ ? Eigen::VectorXd(inv_metric_ * p) : Eigen::VectorXd(diag_.cwiseProduct(p));
@@ -304,7 +305,7 @@ Chain nuts(const T& target, const Eigen::VectorXd& init, const NutsSettings& set
   return detail::run_kernel(target, kernel, init, settings, rng, "nuts");
 }
 
-extern template Chain nuts<AnyTarget>(const AnyTarget&, const Eigen::VectorXd&,
-                                      const NutsSettings&, Rng&);
+extern template Chain nuts<AnyTarget>(const AnyTarget&, const Eigen::VectorXd&, const NutsSettings&,
+                                      Rng&);
 
 }  // namespace sieve::mcmc

@@ -16,15 +16,14 @@ struct PmalaSettings : RunSettings {
   double step_size = 0;  ///< initial h; 0 = d^{-1/3}
   bool adapt_step_size = true;
   double target_accept = 0.574;
-  std::string preconditioner = "covariance";  ///< covariance | fisher | none
+  std::string preconditioner = "covariance";  ///< covariance | fisher | reference | laplace | none
   bool dense = true;                          ///< dense (true) or diagonal A
   Eigen::MatrixXd sigma;                      ///< initial / fixed A [d, d]; empty = I
 };
 
 /// @brief Preconditioned MALA (see the file comment).
 template <Target T>
-Chain pmala(const T& target, const Eigen::VectorXd& init, const PmalaSettings& settings,
-            Rng& rng) {
+Chain pmala(const T& target, const Eigen::VectorXd& init, const PmalaSettings& settings, Rng& rng) {
   detail::LangevinConfig c;
   c.name = "pmala";
   c.tuning = settings.step_size;

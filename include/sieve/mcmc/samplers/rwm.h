@@ -16,12 +16,12 @@
 namespace sieve::mcmc {
 
 struct RwmSettings : RunSettings {
-  double step_size = 0;        ///< initial eps; 0 = 2.38 / sqrt(d)
+  double step_size = 0;  ///< initial eps; 0 = 2.38 / sqrt(d)
   bool adapt_step_size = true;
   double target_accept = 0.234;
   bool adapt_covariance = true;
-  bool dense = true;           ///< dense (true) or diagonal covariance adaptation
-  Eigen::MatrixXd cov;         ///< initial/fixed proposal covariance C [d, d]; empty = I
+  bool dense = true;    ///< dense (true) or diagonal covariance adaptation
+  Eigen::MatrixXd cov;  ///< initial/fixed proposal covariance C [d, d]; empty = I
 };
 
 namespace detail {
@@ -117,7 +117,7 @@ Chain rwm(const T& target, const Eigen::VectorXd& init, const RwmSettings& setti
   return detail::run_kernel(target, kernel, init, settings, rng, "rwm");
 }
 
-extern template Chain rwm<AnyTarget>(const AnyTarget&, const Eigen::VectorXd&,
-                                     const RwmSettings&, Rng&);
+extern template Chain rwm<AnyTarget>(const AnyTarget&, const Eigen::VectorXd&, const RwmSettings&,
+                                     Rng&);
 
 }  // namespace sieve::mcmc
