@@ -7,6 +7,10 @@ ASAN_DIR  ?= build-asan
 JOBS      ?= $(shell nproc)
 CMAKE_ARGS ?=
 
+# ccache entries are shared between clones of the repository (paths relative to the checkout).
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := 1
+
 .PHONY: all deps build demo test test-release test-asan bench clean help
 
 all: build
