@@ -163,9 +163,15 @@ void stride_block_scores(const BlockGeometry& geo, const float* qrep, int64_t nq
           float* row = &scores[size_t((r - r0) * n)];
           fix(r, row, v);
           softmax_inplace(row, v * reps);
-          for (int64_t e = 0; e < v * reps; ++e) {
-            const int64_t kb = e / reps / units_per_block;
-            if (kb < nvis) block[size_t(kb)] += row[e];
+          // Entries of key block kb are the contiguous range [kb, kb + 1) * per_block.
+          const int64_t per_block = units_per_block * reps, used = v * reps;
+          for (int64_t kb = 0; kb < nvis && kb * per_block < used; ++kb) {
+            const float* x = row + kb * per_block;
+            const int64_t cnt = std::min(per_block, used - kb * per_block);
+            float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+            for (int64_t e = 0; e < cnt; ++e) acc += x[e];
+            block[size_t(kb)] += acc;
           }
         }
         emit(qb, block.data(), nvis);
