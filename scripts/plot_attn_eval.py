@@ -9,6 +9,9 @@ Reads EVAL_DIR/results.csv and EVAL_DIR/masks/*.csv and writes into EVAL_DIR:
   pareto_<workload>_L<L>.png     every method on one density-recall plane for one case
   masks_<workload>_L<L>.png      the selected block masks: methods x heads, each tile coloured by
                                  the share of its causal keys the pattern keeps (1 = whole block)
+  equal_recall.md                per case and method, the token density needed for a mean recall
+                                 of 0.90 / 0.95 / 0.99, interpolated linearly between the two
+                                 sweep points around the target ("> max" when no point reaches it)
 """
 import csv
 import glob
@@ -140,6 +143,39 @@ def masks(eval_dir, out, method_order):
         plt.close(fig)
 
 
+def density_at(points, target):
+    """Token density at which recall_mean reaches target along the sweep (sorted by density)."""
+    pts = sorted(points, key=lambda p: p["token_density"])
+    if pts and pts[0]["recall_mean"] >= target:
+        return f"<= {pts[0]['token_density']:.3f}"
+    for a, b in zip(pts, pts[1:]):
+        if a["recall_mean"] < target <= b["recall_mean"]:
+            t = (target - a["recall_mean"]) / (b["recall_mean"] - a["recall_mean"])
+            return f"{a['token_density'] + t * (b['token_density'] - a['token_density']):.3f}"
+    return "> max" if pts else "-"
+
+
+def equal_recall(points, out, targets=(0.90, 0.95, 0.99)):
+    lines = ["# Token density needed for a given mean recall (linear interpolation over the sweep)", ""]
+    for wl, length in sorted({(p["workload"], p["length"]) for p in points}):
+        pts = [p for p in points if p["workload"] == wl and p["length"] == length]
+        lines += [f"## {wl} L={length}", "",
+                  "| method | swept | " + " | ".join(f"recall {t:.2f}" for t in targets) + " |",
+                  "|---|---|" + "---|" * len(targets)]
+        seen = []
+        for p in pts:
+            if p["method"] not in seen:
+                seen.append(p["method"])
+        for method in seen:
+            sel = [p for p in pts if p["method"] == method]
+            swept = sel[0]["threshold_key"] or "-"
+            lines.append(f"| {method} | {swept} | " +
+                         " | ".join(density_at(sel, t) for t in targets) + " |")
+        lines.append("")
+    with open(os.path.join(out, "equal_recall.md"), "w") as f:
+        f.write("\n".join(lines))
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: plot_attn_eval.py EVAL_DIR")
@@ -153,6 +189,7 @@ def main():
     pareto_per_method(points, eval_dir)
     pareto_per_case(points, eval_dir)
     masks(eval_dir, eval_dir, order)
+    equal_recall(points, eval_dir)
     print(f"plot_attn_eval: PNGs written to {eval_dir}", file=sys.stderr)
 
 
