@@ -16,7 +16,9 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
-DATASETS=${DATASETS:-"pima ripley biopsy ionosphere breast_cancer"}
+# breast_cancer and sonar are nearly separable: NUTS needs ~10^6 gradients per run there, so they
+# are left out of the default set (add them with DATASETS=... when time allows).
+DATASETS=${DATASETS:-"pima ripley biopsy ionosphere"}
 SAMPLERS=${SAMPLERS:-"mala gi-mala gi-mala2 aimh nuts"}
 CHAINS=${CHAINS:-4}
 WARMUP=${WARMUP:-1000}
@@ -42,11 +44,13 @@ echo "[bench] Python peers (PyPI, pinned)" >&2
 "$PY" -m pip install -q --disable-pip-version-check "numpyro==0.22.0" "jax[cpu]==0.10.2" \
   "arviz==0.23.4" >&2
 
-echo "[bench] building sieve (Release) in $BUILD" >&2
-cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSIEVE_ENABLE_CUDA=OFF \
-  -DSIEVE_BUILD_TESTS=OFF -DSIEVE_BUILD_BENCHMARKS=OFF >/dev/null
-ninja -C "$BUILD" sieve >&2
-SIEVE="$BUILD/tools/sieve"
+if [ -z "${SIEVE:-}" ]; then  # SIEVE=path/to/sieve skips the build (a Release build is assumed)
+  echo "[bench] building sieve (Release) in $BUILD" >&2
+  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSIEVE_ENABLE_CUDA=OFF \
+    -DSIEVE_BUILD_TESTS=OFF -DSIEVE_BUILD_BENCHMARKS=OFF >/dev/null
+  ninja -C "$BUILD" sieve >&2
+  SIEVE="$BUILD/tools/sieve"
+fi
 
 mkdir -p "$OUT"
 PIN=()

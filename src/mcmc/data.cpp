@@ -57,7 +57,7 @@ std::vector<std::string> split_record(std::string_view line, std::string_view so
     }
     fields.push_back(std::move(field));
     if (i >= line.size()) break;
-    ++i;  // the comma
+    ++i;                     // the comma
     if (i == line.size()) {  // a trailing comma means one more (empty) field
       fields.emplace_back();
       break;
@@ -141,8 +141,9 @@ Dataset parse_csv(std::string_view text, const CsvOptions& options, std::string_
   for (std::size_t r = 0; r < n; ++r) {
     const auto [ln, line] = lines[r + 1];
     const auto fields = split_record(line, source, ln);
-    SIEVE_CHECK(fields.size() == header.size(), "{} line {}: {} fields, expected {} (as in the header)",
-                source, ln, fields.size(), header.size());
+    SIEVE_CHECK(fields.size() == header.size(),
+                "{} line {}: {} fields, expected {} (as in the header)", source, ln, fields.size(),
+                header.size());
     const auto row = Eigen::Index(r);
     if (options.add_intercept) d.X(row, 0) = 1.0;
     std::size_t k = off;
@@ -167,8 +168,10 @@ Dataset parse_csv(std::string_view text, const CsvOptions& options, std::string_
       auto col = d.X.col(Eigen::Index(j));
       const double mean = col.mean();
       const double sd = std::sqrt((col.array() - mean).square().sum() / double(n - 1));
-      SIEVE_CHECK(sd > 0, "{}: column '{}' is constant and cannot be standardised (drop it, or "
-                  "turn standardisation off)", source, d.names[j]);
+      SIEVE_CHECK(sd > 0,
+                  "{}: column '{}' is constant and cannot be standardised (drop it, or "
+                  "turn standardisation off)",
+                  source, d.names[j]);
       col = (col.array() - mean) / sd;
       d.center(Eigen::Index(j)) = mean;
       d.scale(Eigen::Index(j)) = sd;

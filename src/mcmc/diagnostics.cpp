@@ -217,8 +217,8 @@ double beta_quantile(double p, double a, double b) {
 
 ChainsView::ChainsView(std::span<const double> d, std::size_t chains, std::size_t draws)
     : data(d), num_chains(chains), num_draws(draws) {
-  SIEVE_CHECK(chains > 0 && draws > 0, "ChainsView needs at least one chain and one draw, got {} x {}",
-              chains, draws);
+  SIEVE_CHECK(chains > 0 && draws > 0,
+              "ChainsView needs at least one chain and one draw, got {} x {}", chains, draws);
   SIEVE_CHECK(d.size() == chains * draws, "ChainsView: {} values do not fill {} chains x {} draws",
               d.size(), chains, draws);
 }
@@ -278,7 +278,8 @@ std::vector<double> rank_normalize(std::span<const double> x) {
   const std::size_t s = x.size();
   std::vector<std::size_t> order(s);
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return x[a] < x[b]; });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return x[a] < x[b]; });
   std::vector<double> z(s);
   const double denom = double(s) - 2.0 * 0.375 + 1.0;  // (r - 3/8) / (S + 1/4), Blom (1958)
   for (std::size_t i = 0; i < s;) {
@@ -299,7 +300,8 @@ ChainsView split_chains(ChainsView x, std::vector<double>& out) {
   for (std::size_t c = 0; c < x.num_chains; ++c) {
     const auto ch = x.chain(c);
     std::copy_n(ch.begin(), half, out.begin() + std::ptrdiff_t(2 * c * half));
-    std::copy_n(ch.end() - std::ptrdiff_t(half), half, out.begin() + std::ptrdiff_t((2 * c + 1) * half));
+    std::copy_n(ch.end() - std::ptrdiff_t(half), half,
+                out.begin() + std::ptrdiff_t((2 * c + 1) * half));
   }
   return ChainsView(out, 2 * x.num_chains, half);
 }
@@ -419,8 +421,8 @@ std::size_t default_batch(std::size_t n, std::size_t b) {
 double pooled_batch_means(ChainsView x, std::size_t b) {
   const std::size_t n = x.num_draws, a = n / b;
   SIEVE_CHECK(b >= 1 && a * x.num_chains >= 2,
-              "batch means: batch size {} leaves fewer than 2 batches of {} draws x {} chains", b, n,
-              x.num_chains);
+              "batch means: batch size {} leaves fewer than 2 batches of {} draws x {} chains", b,
+              n, x.num_chains);
   std::vector<double> means;
   means.reserve(a * x.num_chains);
   for (std::size_t c = 0; c < x.num_chains; ++c) {

@@ -2,16 +2,16 @@
 #include "sieve/mcmc/output.h"
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
-#include <exception>
 #include <cmath>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <sstream>
 
@@ -48,15 +48,15 @@ void write_adaptation(std::ostream& os, const Chain& chain) {
   }
   if (a.sigma.size()) {
     const Eigen::MatrixXd& s = a.sigma;
-    const bool diagonal_only = s.cols() == 1 || s.rows() > kMaxMatrixDimInCsv ||
-                               s.isDiagonal(0.0);
+    const bool diagonal_only = s.cols() == 1 || s.rows() > kMaxMatrixDimInCsv || s.isDiagonal(0.0);
     // CmdStan calls NUTS's metric the inverse mass matrix; other samplers store their
     // preconditioner / Gaussian covariance in the same slot.
     const char* what = is_nuts(chain) ? "inverse mass matrix" : "Sigma";
     if (diagonal_only) {
       os << "# Diagonal elements of " << what << ":\n";
-      write_row(os, (s.cols() == 1 ? Eigen::VectorXd(s.col(0)) : Eigen::VectorXd(s.diagonal()))
-                        .transpose());
+      write_row(
+          os,
+          (s.cols() == 1 ? Eigen::VectorXd(s.col(0)) : Eigen::VectorXd(s.diagonal())).transpose());
     } else {
       os << "# Elements of " << what << ":\n";
       for (Eigen::Index r = 0; r < s.rows(); ++r) write_row(os, s.row(r));
@@ -196,7 +196,8 @@ void write_cmdstan_csv(std::ostream& os, const Chain& chain, const CsvRunInfo& i
       fmt::format_to(std::back_inserter(line), ",{},{},{}", chain.tree_depth[i],
                      chain.num_leapfrog[i], int(chain.divergent[i]));
     }
-    for (Eigen::Index j = 0; j < d; ++j) fmt::format_to(std::back_inserter(line), ",{}", chain.draws(t, j));
+    for (Eigen::Index j = 0; j < d; ++j)
+      fmt::format_to(std::back_inserter(line), ",{}", chain.draws(t, j));
     line += '\n';
     os << line;
   }
@@ -219,8 +220,8 @@ std::vector<std::string> write_cmdstan_csv_files(const std::string& path,
   for (std::size_t c = 0; c < chains.size(); ++c) {
     std::string target = path;
     if (chains.size() > 1) {
-      target = (p.parent_path() / (p.stem().string() + "_" + std::to_string(chains[c].chain_id + 1) +
-                                   p.extension().string()))
+      target = (p.parent_path() / (p.stem().string() + "_" +
+                                   std::to_string(chains[c].chain_id + 1) + p.extension().string()))
                    .string();
     }
     write_atomically(target, [&](std::ostream& os) { write_cmdstan_csv(os, chains[c], info); });
@@ -270,9 +271,9 @@ CmdStanCsv read_cmdstan_csv(const std::string& path) {
     ++rows;
   }
   SIEVE_CHECK(!out.columns.empty(), "'{}' has no header line (not a CmdStan CSV)", path);
-  out.values = Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic,
-                                              Eigen::RowMajor>>(
-      values.data(), Eigen::Index(rows), Eigen::Index(out.columns.size()));
+  out.values =
+      Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
+          values.data(), Eigen::Index(rows), Eigen::Index(out.columns.size()));
   return out;
 }
 
@@ -342,7 +343,8 @@ RunReport summarize_run(const std::vector<Chain>& chains, const std::vector<std:
 #pragma omp parallel for schedule(dynamic, 16) num_threads(sieve::num_threads())
   for (Eigen::Index j = 0; j < d; ++j) {
     try {
-      r.parameters[std::size_t(j)] = report_of(param_names[std::size_t(j)], gather_draws(chains, j));
+      r.parameters[std::size_t(j)] =
+          report_of(param_names[std::size_t(j)], gather_draws(chains, j));
     } catch (...) {
 #pragma omp critical(sieve_summarize_run)
       if (!error) error = std::current_exception();
@@ -351,7 +353,8 @@ RunReport summarize_run(const std::vector<Chain>& chains, const std::vector<std:
   if (error) std::rethrow_exception(error);
 
   std::vector<double> acc;
-  for (const auto& c : chains) acc.insert(acc.end(), c.accept_prob.data(), c.accept_prob.data() + c.accept_prob.size());
+  for (const auto& c : chains)
+    acc.insert(acc.end(), c.accept_prob.data(), c.accept_prob.data() + c.accept_prob.size());
   SIEVE_CHECK(acc.size() == n * chains.size(), "summarize_run: acceptance stats missing");
   r.acceptance = summarize_acceptance(ChainsView(acc, chains.size(), n));
 
@@ -380,8 +383,9 @@ void add_control_variate_estimates(RunReport& report, const std::vector<Chain>& 
   for (const auto& p : report.parameters) names.push_back(p.name);
   const CvResult means = control_variates(method, chains, coordinate_functions(d, names));
   const CvResult squares = control_variates(method, chains, square_functions(d, names));
-  SIEVE_CHECK(means.series.rows() == Eigen::Index(n * m) && squares.series.rows() == means.series.rows(),
-              "control variates: series has {} rows, expected {}", means.series.rows(), n * m);
+  SIEVE_CHECK(
+      means.series.rows() == Eigen::Index(n * m) && squares.series.rows() == means.series.rows(),
+      "control variates: series has {} rows, expected {}", means.series.rows(), n * m);
 
   // Estimate, MCSE and VRF of column j of a CV series against the plain series `plain`.
   auto reduced = [&](const CvResult& r, Eigen::Index j, const std::vector<double>& plain) {
@@ -453,8 +457,10 @@ std::string format_summary_table(const RunReport& r) {
       std::sort(v.begin(), v.end());
       return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
     };
-    app(fmt::format("CV_Mean: {} control-variate estimate of the posterior mean; VRF: asymptotic "
-                    "variance of the plain mean over the CV estimate's\n", r.cv));
+    app(
+        fmt::format("CV_Mean: {} control-variate estimate of the posterior mean; VRF: asymptotic "
+                    "variance of the plain mean over the CV estimate's\n",
+                    r.cv));
     app(fmt::format("median VRF over parameters: posterior means {}, second moments {}\n",
                     g3(median_vrf(false)), g3(median_vrf(true))));
   }

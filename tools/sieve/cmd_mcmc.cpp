@@ -5,9 +5,9 @@
 //
 // Models and samplers come from sieve/mcmc/registry.h; `--set key=value` reaches any model or
 // sampler setting (`--list` prints them). Bad input is one line on stderr and a non-zero exit.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
 #include <optional>
@@ -85,9 +85,10 @@ void split_settings(const McmcArgs& a, KeyValues& model_kv, KeyValues& sampler_k
     SIEVE_CHECK(key != "num_warmup" && key != "num_draws",
                 "set the number of iterations with --warmup / --draws, not --set {}", key);
     const bool in_model = model_keys.count(key) > 0, in_sampler = sampler_keys.count(key) > 0;
-    SIEVE_CHECK(!(in_model && in_sampler),
-                "setting '{}' exists for both model {} and sampler {}: write model.{} or sampler.{}",
-                key, a.model, a.sampler, key, key);
+    SIEVE_CHECK(
+        !(in_model && in_sampler),
+        "setting '{}' exists for both model {} and sampler {}: write model.{} or sampler.{}", key,
+        a.model, a.sampler, key, key);
     (in_model ? model_kv : sampler_kv).emplace_back(key, value);
   }
 }
@@ -107,8 +108,8 @@ void print_list(const McmcArgs& a) {
   auto settings = [&out](const std::string& title, const std::vector<mcmc::SettingInfo>& info) {
     out += title + ":\n";
     for (const auto& s : info)
-      out += fmt::format("  {:<22} {:<14} {}\n", s.key, s.default_value.empty() ? "-" : s.default_value,
-                         s.description);
+      out += fmt::format("  {:<22} {:<14} {}\n", s.key,
+                         s.default_value.empty() ? "-" : s.default_value, s.description);
   };
   settings(fmt::format("settings of model {} (--set key=value)", a.model),
            mcmc::model_settings(a.model));
@@ -123,8 +124,8 @@ void run_mcmc(const McmcArgs& a) {
     return;
   }
   SIEVE_CHECK(a.chains >= 1, "--chains must be at least 1, got {}", a.chains);
-  SIEVE_CHECK(a.draws >= 4, "--draws must be at least 4 (diagnostics need 4 draws per chain), got {}",
-              a.draws);
+  SIEVE_CHECK(a.draws >= 4,
+              "--draws must be at least 4 (diagnostics need 4 draws per chain), got {}", a.draws);
   SIEVE_CHECK(a.warmup >= 0, "--warmup must be non-negative, got {}", a.warmup);
   SIEVE_CHECK(a.threads >= 0, "--threads must be non-negative, got {}", a.threads);
   SIEVE_CHECK(a.cv == "none" || a.cv == "poisson" || a.cv == "imh" || a.cv == "zv",
@@ -140,8 +141,8 @@ void run_mcmc(const McmcArgs& a) {
   std::string data_path;
   std::optional<mcmc::ModelData> data;
   if (!a.data.empty()) {
-    SIEVE_CHECK(rule.use != DataUse::kNone, "model {} takes no data (--data is for logistic, linreg, gp)",
-                a.model);
+    SIEVE_CHECK(rule.use != DataUse::kNone,
+                "model {} takes no data (--data is for logistic, linreg, gp)", a.model);
     data_path = mcmc::resolve_dataset(a.data);
   } else if (rule.default_data) {
     data_path = mcmc::resolve_dataset(rule.default_data);
@@ -185,19 +186,23 @@ void run_mcmc(const McmcArgs& a) {
     const auto files = mcmc::write_cmdstan_csv_files(a.out, chains, info);
     for (const auto& f : files) std::fprintf(stderr, "sieve mcmc: wrote %s\n", f.c_str());
   }
-  const std::string text = a.json ? mcmc::report_json(report) + "\n" : mcmc::format_summary_table(report);
+  const std::string text =
+      a.json ? mcmc::report_json(report) + "\n" : mcmc::format_summary_table(report);
   std::fputs(text.c_str(), stdout);
 }
 
 void setup_mcmc(CLI::App& app) {
   auto args = std::make_shared<McmcArgs>();
-  auto* cmd = app.add_subcommand("mcmc", "Sample a posterior with a (variance-reduced) MCMC sampler");
+  auto* cmd =
+      app.add_subcommand("mcmc", "Sample a posterior with a (variance-reduced) MCMC sampler");
   cmd->footer(
       "Examples:\n"
-      "  sieve mcmc                                   logistic regression on the bundled Pima data, GI-MALA\n"
+      "  sieve mcmc                                   logistic regression on the bundled Pima "
+      "data, GI-MALA\n"
       "  sieve mcmc --data sonar --sampler nuts --json\n"
       "  sieve mcmc --model banana --sampler gi-rwm --set b=0.1 --cv poisson --out draws.csv\n"
-      "  sieve mcmc --list --model logistic --sampler gi-mala   (models, samplers, data, settings)");
+      "  sieve mcmc --list --model logistic --sampler gi-mala   (models, samplers, data, "
+      "settings)");
   cmd->add_option("--model", args->model, "Model name (see --list)")->capture_default_str();
   cmd->add_option("--data", args->data,
                   "CSV file (header row, 0/1 column y, covariates) or a bundled data set name; "
@@ -213,8 +218,9 @@ void setup_mcmc(CLI::App& app) {
                   "Control variates: none, poisson (GI Poisson-equation), imh (independent "
                   "Metropolis), zv (zero-variance)")
       ->capture_default_str();
-  cmd->add_option("--set", args->set, "Model or sampler setting key=value (repeatable; "
-                                      "model.key= / sampler.key= to disambiguate)");
+  cmd->add_option("--set", args->set,
+                  "Model or sampler setting key=value (repeatable; "
+                  "model.key= / sampler.key= to disambiguate)");
   cmd->add_option("--out", args->out,
                   "Write CmdStan CSV draws (one file per chain: FILE_1.csv ... when chains > 1)");
   cmd->add_flag("--json", args->json, "Print one JSON object instead of the table");
@@ -222,8 +228,9 @@ void setup_mcmc(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--no-standardize", args->no_standardize, "Keep covariates on their raw scale");
   cmd->add_flag("--no-intercept", args->no_intercept, "Do not add an intercept column");
-  cmd->add_flag("--list", args->list, "List models, samplers, data sets and the settings of the "
-                                      "chosen model and sampler, then exit");
+  cmd->add_flag("--list", args->list,
+                "List models, samplers, data sets and the settings of the "
+                "chosen model and sampler, then exit");
   cmd->callback([args] { run_mcmc(*args); });
 }
 

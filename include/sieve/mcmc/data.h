@@ -9,7 +9,6 @@
 #pragma once
 
 #include <Eigen/Dense>
-
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,7 +29,7 @@ struct Dataset {
   /// [p] what was subtracted from and divided into each column of X (0 and 1 for the intercept
   /// and when standardize is off): raw = X * scale + center.
   Eigen::VectorXd center, scale;
-  std::string source;              ///< file path or label the data came from
+  std::string source;  ///< file path or label the data came from
   Eigen::Index rows() const { return X.rows(); }
   Eigen::Index cols() const { return X.cols(); }
 };

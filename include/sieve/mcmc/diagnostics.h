@@ -2,11 +2,11 @@
 //
 // Rank-normalised split R-hat (bulk and folded), bulk / tail / mean / sd / quantile ESS and MCSE
 // follow Vehtari, Gelman, Simpson, Carpenter & Buerkner (2021), "Rank-normalization, folding, and
-// localization: an improved R-hat", exactly as Stan, the R `posterior` package and ArviZ compute them
-// (multi-chain autocorrelation, Geyer's initial positive then monotone sequence on the paired sums,
-// so antithetic chains get ESS > N; ESS is capped at N M log10(N M)). Batch-means estimators of the
-// asymptotic variance (plain, overlapping, lugsail) serve control-variate series.
-// Input shape: ChainsView, num_chains x num_draws, chain-major (draw t of chain c at c*draws + t).
+// localization: an improved R-hat", exactly as Stan, the R `posterior` package and ArviZ compute
+// them (multi-chain autocorrelation, Geyer's initial positive then monotone sequence on the paired
+// sums, so antithetic chains get ESS > N; ESS is capped at N M log10(N M)). Batch-means estimators
+// of the asymptotic variance (plain, overlapping, lugsail) serve control-variate series. Input
+// shape: ChainsView, num_chains x num_draws, chain-major (draw t of chain c at c*draws + t).
 // Functions return NaN (never throw) for non-finite draws or fewer than 4 draws per chain.
 #pragma once
 
@@ -109,15 +109,15 @@ double lugsail_batch_means_variance(std::span<const double> x, std::size_t batch
 /// sigma^2 such that Var(mean of all M N draws) ~ sigma^2 / (M N). Batch-means methods pool the
 /// chains' batches around the grand mean (so differences between chains count), with the same
 /// batch size for every chain; the initial-sequence method is n * mcse_mean^2.
-double asymptotic_variance(ChainsView x,
-                           AsymptoticVarianceMethod method = AsymptoticVarianceMethod::kInitialSequence,
-                           std::size_t batch_size = 0);
+double asymptotic_variance(
+    ChainsView x, AsymptoticVarianceMethod method = AsymptoticVarianceMethod::kInitialSequence,
+    std::size_t batch_size = 0);
 
 /// asymptotic_variance(plain) / asymptotic_variance(reduced): how many times fewer draws the
 /// reduced (e.g. control-variate) estimator needs for the same error.
-double variance_reduction_factor(ChainsView plain, ChainsView reduced,
-                                 AsymptoticVarianceMethod method =
-                                     AsymptoticVarianceMethod::kInitialSequence);
+double variance_reduction_factor(
+    ChainsView plain, ChainsView reduced,
+    AsymptoticVarianceMethod method = AsymptoticVarianceMethod::kInitialSequence);
 
 // ---- summaries ---------------------------------------------------------------------------------
 

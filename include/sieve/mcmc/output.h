@@ -10,7 +10,6 @@
 #pragma once
 
 #include <Eigen/Dense>
-
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -64,8 +63,8 @@ struct ParameterReport {
   std::string name;
   ParameterSummary summary;
   double second_moment = 0, second_moment_mcse = 0;  ///< plain estimate of E[x^2]
-  std::optional<ReducedEstimate> cv_mean;           ///< control-variate estimate of E[x]
-  std::optional<ReducedEstimate> cv_second_moment;  ///< control-variate estimate of E[x^2]
+  std::optional<ReducedEstimate> cv_mean;            ///< control-variate estimate of E[x]
+  std::optional<ReducedEstimate> cv_second_moment;   ///< control-variate estimate of E[x^2]
 };
 
 struct RunReport {
@@ -73,13 +72,13 @@ struct RunReport {
   int num_chains = 0;
   int64_t num_warmup = 0, num_draws = 0;  ///< per chain (summarize_run leaves num_warmup 0)
   uint64_t seed = 0;
-  ParameterReport lp;                        ///< lp__ (unnormalised log density)
+  ParameterReport lp;  ///< lp__ (unnormalised log density)
   std::vector<ParameterReport> parameters;
-  AcceptanceSummary acceptance;              ///< of accept_stat__
+  AcceptanceSummary acceptance;                     ///< of accept_stat__
   double warmup_seconds = 0, sampling_seconds = 0;  ///< summed over chains (single-core cost)
   int64_t warmup_gradient_evals = 0, sampling_gradient_evals = 0;  ///< summed over chains
   int64_t density_evals = 0, hessian_evals = 0;
-  int64_t divergences = 0;                   ///< NUTS only
+  int64_t divergences = 0;  ///< NUTS only
   double min_ess_bulk() const;
   /// min bulk ESS over parameters per second of sampling (not warm-up), and per gradient.
   double min_ess_bulk_per_second() const;

@@ -69,9 +69,9 @@ TEST(McmcData, BundledDataSetsLoad) {
     int rows, covariates, positives;
   };
   // From data/mcmc/PROVENANCE.md.
-  const Expect sets[] = {{"pima", 532, 7, 177},          {"ripley", 250, 2, 125},
-                         {"biopsy", 683, 9, 239},        {"sonar", 208, 60, 111},
-                         {"ionosphere", 351, 33, 225},   {"breast_cancer", 569, 30, 212}};
+  const Expect sets[] = {{"pima", 532, 7, 177},        {"ripley", 250, 2, 125},
+                         {"biopsy", 683, 9, 239},      {"sonar", 208, 60, 111},
+                         {"ionosphere", 351, 33, 225}, {"breast_cancer", 569, 30, 212}};
   const auto names = bundled_dataset_names();
   EXPECT_GE(names.size(), 6u);
   for (const auto& e : sets) {

@@ -3,11 +3,10 @@
 // closed forms for stationary AR(1) chains (asymptotic variance sigma^2 / (1 - rho)^2).
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
-
 #include <cmath>
 #include <fstream>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -92,8 +91,10 @@ TEST(McmcDiagnostics, MatchesArviZOnFixture) {
     expect_rel(rhat_bulk(v), r["rhat_bulk"], 1e-12, "rhat_bulk");
     expect_rel(rhat_folded(v), r["rhat_folded"], 1e-12, "rhat_folded");
     expect_rel(rhat_split(v), r["rhat_split"], 1e-12, "rhat_split");
-    if (c.chains > 1) expect_rel(rhat_identity(v), r["rhat_identity"], 1e-12, "rhat_identity");
-    else EXPECT_TRUE(std::isnan(rhat_identity(v)));
+    if (c.chains > 1)
+      expect_rel(rhat_identity(v), r["rhat_identity"], 1e-12, "rhat_identity");
+    else
+      EXPECT_TRUE(std::isnan(rhat_identity(v)));
 
     const auto s = summarize(v);
     expect_rel(s.mean, r["mean"], 1e-13, "mean");
@@ -134,7 +135,7 @@ TEST(McmcDiagnostics, FixtureCoversAntitheticAndShiftedChains) {
       EXPECT_GT(rhat_bulk(c.view()), 1.05);
     }
     if (c.name == "scale") {
-      EXPECT_LT(rhat_bulk(c.view()), 1.02);  // same location: bulk R-hat misses it
+      EXPECT_LT(rhat_bulk(c.view()), 1.02);   // same location: bulk R-hat misses it
       EXPECT_GT(rhat_folded(c.view()), 1.1);  // folded R-hat sees the wider chain
     }
   }
@@ -229,9 +230,9 @@ TEST(McmcDiagnostics, VarianceReductionFactorOfScaledSeries) {
   std::vector<double> y(x.size());
   for (std::size_t i = 0; i < x.size(); ++i) y[i] = 5.0 + 0.1 * x[i];
   const ChainsView vx(x, 2, 2000), vy(y, 2, 2000);
-  for (auto m : {AsymptoticVarianceMethod::kInitialSequence, AsymptoticVarianceMethod::kBatchMeans,
-                 AsymptoticVarianceMethod::kOverlappingBatchMeans,
-                 AsymptoticVarianceMethod::kLugsail})
+  for (auto m :
+       {AsymptoticVarianceMethod::kInitialSequence, AsymptoticVarianceMethod::kBatchMeans,
+        AsymptoticVarianceMethod::kOverlappingBatchMeans, AsymptoticVarianceMethod::kLugsail})
     EXPECT_NEAR(variance_reduction_factor(vx, vy, m), 100.0, 1e-6);
 }
 

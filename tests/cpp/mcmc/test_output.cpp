@@ -3,12 +3,11 @@
 // per chain with CmdStan's names, atomic writes, and a report that agrees with the diagnostics.
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
-
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 
@@ -60,7 +59,8 @@ CsvRunInfo info_for(Eigen::Index d) {
   info.seed = 42;
   info.num_warmup = 200;
   info.settings = {{"gamma", "0.8"}};
-  for (Eigen::Index j = 0; j < d; ++j) info.parameter_names.push_back("theta." + std::to_string(j + 1));
+  for (Eigen::Index j = 0; j < d; ++j)
+    info.parameter_names.push_back("theta." + std::to_string(j + 1));
   return info;
 }
 
@@ -90,13 +90,13 @@ TEST(McmcOutput, CmdStanCsvLayout) {
   ASSERT_LT(header, lines.size());
   EXPECT_EQ(lines[header], "lp__,accept_stat__,stepsize__,theta.1,theta.2,theta.3");
   const std::string text = os.str();
-  for (const char* needle : {"# model = gaussian\n", "# method = sample (Default)\n",
-                             "#     num_samples = 7\n", "#     num_warmup = 200\n",
-                             "#     algorithm = gi-mala\n", "# id = 3\n", "#   seed = 42\n",
-                             "# Adaptation terminated\n", "# Step size = 0.123456789012345\n",
-                             "# Diagonal elements of Sigma:\n# 2, 2, 2\n",
-                             "#  Elapsed Time: 0.250000 seconds (Warm-up)\n",
-                             "#                0.750000 seconds (Total)\n"})
+  for (const char* needle :
+       {"# model = gaussian\n", "# method = sample (Default)\n", "#     num_samples = 7\n",
+        "#     num_warmup = 200\n", "#     algorithm = gi-mala\n", "# id = 3\n", "#   seed = 42\n",
+        "# Adaptation terminated\n", "# Step size = 0.123456789012345\n",
+        "# Diagonal elements of Sigma:\n# 2, 2, 2\n",
+        "#  Elapsed Time: 0.250000 seconds (Warm-up)\n",
+        "#                0.750000 seconds (Total)\n"})
     EXPECT_NE(text.find(needle), std::string::npos) << needle;
   // Draw rows follow the adaptation block; exactly 7 of them, each with 6 fields.
   std::size_t rows = 0;
@@ -114,11 +114,13 @@ TEST(McmcOutput, NutsColumnsAndDenseMetric) {
   std::ostringstream os;
   write_cmdstan_csv(os, c, info_for(2));
   const std::string text = os.str();
-  EXPECT_NE(text.find("\nlp__,accept_stat__,stepsize__,treedepth__,n_leapfrog__,divergent__,theta.1,"
-                      "theta.2\n"),
-            std::string::npos);
+  EXPECT_NE(
+      text.find("\nlp__,accept_stat__,stepsize__,treedepth__,n_leapfrog__,divergent__,theta.1,"
+                "theta.2\n"),
+      std::string::npos);
   EXPECT_NE(text.find("#         engine = nuts (Default)\n"), std::string::npos);
-  EXPECT_NE(text.find("# Elements of inverse mass matrix:\n# 1, 0.5\n# 0.5, 2\n"), std::string::npos);
+  EXPECT_NE(text.find("# Elements of inverse mass matrix:\n# 1, 0.5\n# 0.5, 2\n"),
+            std::string::npos);
 }
 
 TEST(McmcOutput, FilesRoundTripExactly) {
@@ -131,7 +133,8 @@ TEST(McmcOutput, FilesRoundTripExactly) {
   const auto paths = write_cmdstan_csv_files((dir / "draws.csv").string(), chains, info_for(3));
   ASSERT_EQ(paths.size(), 3u);
   for (int c = 0; c < 3; ++c) {
-    EXPECT_EQ(fs::path(paths[std::size_t(c)]).filename(), "draws_" + std::to_string(c + 1) + ".csv");
+    EXPECT_EQ(fs::path(paths[std::size_t(c)]).filename(),
+              "draws_" + std::to_string(c + 1) + ".csv");
     const auto csv = read_cmdstan_csv(paths[std::size_t(c)]);
     ASSERT_EQ(csv.columns.size(), 6u);
     ASSERT_EQ(csv.values.rows(), 50);
@@ -195,8 +198,8 @@ TEST(McmcOutput, ReportAgreesWithDiagnostics) {
   }
   EXPECT_NEAR(r.lp.summary.mean, (chains[0].log_density.sum() + chains[1].log_density.sum()) / 400,
               1e-12);
-  EXPECT_NEAR(r.acceptance.mean,
-              (chains[0].accept_prob.sum() + chains[1].accept_prob.sum()) / 400, 1e-12);
+  EXPECT_NEAR(r.acceptance.mean, (chains[0].accept_prob.sum() + chains[1].accept_prob.sum()) / 400,
+              1e-12);
   EXPECT_EQ(r.sampling_gradient_evals, 2 * 2000);
   EXPECT_EQ(r.warmup_gradient_evals, 200);
   EXPECT_DOUBLE_EQ(r.sampling_seconds, 1.0);
