@@ -1,13 +1,11 @@
-// A Llama-family decoder (Llama 2/3.x, Mistral, Qwen2/2.5, Qwen3, SmolLM) running on the CPU.
+// A Llama-family decoder (Llama 2/3.x, Mistral, Qwen2/2.5, Qwen3, SmolLM) on the CPU.
 //
-// forward() takes a block of new tokens with explicit RoPE positions and an optional tree mask,
-// appends their K/V to a KvCache and returns logits. Per layer: RMSNorm -> q/k/v projections
-// (+bias) -> [Qwen3: per-head q/k RMSNorm] -> RoPE (rotate-half layout) -> attention over the cache
-// -> o_proj -> residual; RMSNorm -> SwiGLU MLP -> residual; final RMSNorm -> lm_head (tied or not).
-// Causal blocks of new tokens (prefill) go through sieve::attention: dense_attention, or a selector's
-// SparsePattern through block_sparse_attention. Decode steps and tree blocks use an exact
-// attention over the cache that honours the mask. Weights stay memory-mapped (f32 or bf16; f16 is
-// widened to f32 at load).
+// forward() takes new tokens with explicit RoPE positions and an optional tree mask, appends their
+// K/V to a KvCache and returns logits. Per layer: RMSNorm, q/k/v (+bias), [Qwen3 q/k RMSNorm], RoPE
+// (rotate half), attention, o_proj, residual; RMSNorm, SwiGLU MLP, residual; then RMSNorm, lm_head.
+// Causal blocks (prefill) go through sieve::attention (dense, or a selector's pattern); decode
+// steps and tree blocks use an exact masked attention over the cache. Weights stay memory-mapped
+// (f32/bf16; f16 widened at load). One forward at a time per Model; parallel inside (OpenMP).
 #pragma once
 
 #include "sieve/core/tensor.h"
