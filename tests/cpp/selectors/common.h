@@ -310,6 +310,16 @@ inline void check_common(const std::string& name, const std::vector<std::string>
       }
     }
   }
+  // Non-causal attention (encoder-style): still a valid pattern with sink and diagonal.
+  {
+    const Workload& w = shared_workload(1024);
+    AttentionOptions bidirectional;
+    bidirectional.causal = false;
+    const SparsePattern p = make(name, settings)->select(w.q, w.k, bidirectional);
+    EXPECT_NO_THROW(p.validate());
+    EXPECT_FALSE(p.causal);
+    expect_sink_and_diagonal(p);
+  }
   // Chunked prefill: 384 new queries after 640 cached keys.
   {
     PlantedConfig cfg;
