@@ -57,7 +57,7 @@ struct Chain {
   Eigen::MatrixXd draws;           ///< [n, d] X_t
   Eigen::VectorXd log_density;     ///< [n] log pi(X_t) (unnormalised)
   Eigen::VectorXd accept_prob;     ///< [n] alpha(X_t, Y_{t+1}); NUTS: mean tree accept stat
-  std::vector<uint8_t> accepted;   ///< [n] 1 when X_{t+1} = Y_{t+1}
+  std::vector<uint8_t> accepted;   ///< [n] 1 when X_{t+1} = Y_{t+1} (NUTS: the state moved)
   Eigen::MatrixXd proposals;       ///< [n, d] Y_{t+1}, or empty
   Eigen::MatrixXd proposal_means;  ///< [n, d] E[Y_{t+1} | X_t] (Gaussian proposals), or empty
   Eigen::MatrixXd proposal_vars;   ///< [n, d] diag Cov[Y_{t+1} | X_t] if state-dependent, or empty

@@ -1,8 +1,10 @@
 // Adaptive independent Metropolis (Liu, Dellaportas & Titsias 2024, illustration 2).
 //
-// During warm-up q is moved towards the target by moment matching on the draws of Stan's slow
-// windows (the Gaussian minimising KL(pi || q); Student-t with matched covariance), starting from
-// the Laplace approximation (or mean/cov when given); q is frozen for the stored draws. The paper
+// During warm-up q is moved towards the target by moment matching (the Gaussian minimising
+// KL(pi || q); Student-t with matched covariance), starting from the Laplace approximation (chain
+// started at its mode) or mean/cov when given: at the ends of Stan's slow windows, once 10 (d + 1)
+// moves were accepted, the moments of all slow-phase draws, shrunk towards the current q
+// (GaussianMomentAdapter in driver.h). q is frozen for the stored draws. The paper
 // states only that q is adapted to reduce its KL divergence to pi; this algorithm is our choice.
 #pragma once
 

@@ -45,6 +45,7 @@ class Ar1Kernel {
                 "{}: target_accept must be in (0, 1), got {}", c_.name, c_.target_accept);
     Eigen::VectorXd mu = c_.mu;
     Eigen::MatrixXd sigma = c_.sigma;
+    Eigen::VectorXd start = x0;
     if (c_.pcn) {
       SIEVE_CHECK(c_.tuning > 0 && c_.tuning <= 1, "{}: beta must be in (0, 1], got {}", c_.name,
                   c_.tuning);
@@ -70,6 +71,9 @@ class Ar1Kernel {
         cnt.gradient += la.gradient_evals;
         if (!mu.size()) mu = la.mode;
         if (!sigma.size()) sigma = c_.sigma_scale * la.cov;
+        // Far in a tail, pi / N(mu, Sigma) is huge and moves towards mu are rejected (as for an
+        // independence sampler): start at the mode.
+        start = la.mode;
       }
       if (!mu.size()) mu = x0;
       if (!sigma.size()) sigma = Eigen::MatrixXd::Identity(d, d);
@@ -79,10 +83,11 @@ class Ar1Kernel {
     s_ = c_.tuning;
     if (c_.adapt_tuning) s_ = std::min(s_, 0.999 * hi_);
     da_.restart(to_free(s_));
-    schedule_ = WindowSchedule(run_.num_warmup);
-    welford_.reset(d);
+    // The adapter tracks the unscaled moments; sigma_scale is applied to what the kernel uses.
+    moments_.init(!c_.pcn && c_.adapt_gaussian ? run_.num_warmup : 0, mu,
+                  sigma / (c_.pcn ? 1.0 : c_.sigma_scale));
     need_grad_ = run_.store_gradients;
-    x_ = x0;
+    x_ = start;
     lp_ = eval_point(t, x_, need_grad_, g_, cnt);
     ref_x_ = log_ref(x_);
   }
@@ -118,14 +123,10 @@ class Ar1Kernel {
 
   void adapt(int64_t it, const StepInfo& info) {
     if (c_.adapt_tuning) s_ = from_free(da_.update(info.accept_prob));
-    if (!c_.pcn && c_.adapt_gaussian && schedule_.in_window(it)) {
-      welford_.add(x_);
-      if (schedule_.window_end(it)) {
-        set_gaussian(welford_.mean(), c_.sigma_scale * welford_.ridged(c_.dense));
-        welford_.reset(x_.size());
-        ref_x_ = log_ref(x_);
-        if (c_.adapt_tuning) da_.restart(to_free(s_));
-      }
+    if (!c_.pcn && c_.adapt_gaussian && moments_.update(it, x_, info.accepted, c_.dense)) {
+      set_gaussian(moments_.mean(), c_.sigma_scale * moments_.cov());
+      ref_x_ = log_ref(x_);
+      if (c_.adapt_tuning) da_.restart(to_free(s_));
     }
   }
 
@@ -164,8 +165,7 @@ class Ar1Kernel {
   Ar1Config c_;
   RunSettings run_;
   DualAveraging da_;
-  WindowSchedule schedule_;
-  WelfordCovariance welford_;
+  GaussianMomentAdapter moments_;
   Eigen::VectorXd mu_;
   Eigen::MatrixXd sigma_, chol_;
   double s_ = 0.5, hi_ = 1.0;

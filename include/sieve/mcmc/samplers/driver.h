@@ -151,6 +151,25 @@ class WindowSchedule {
   std::vector<std::pair<int64_t, int64_t>> windows_;  // [begin, end)
 };
 
+/// Running mean only (O(d) per update, for the late-warm-up mean GI samplers report).
+class RunningMean {
+ public:
+  void reset(Eigen::Index d) {
+    n_ = 0;
+    mean_ = Eigen::VectorXd::Zero(d);
+  }
+  void add(const Eigen::VectorXd& x) {
+    ++n_;
+    mean_ += (x - mean_) / double(n_);
+  }
+  int64_t count() const { return n_; }
+  const Eigen::VectorXd& mean() const { return mean_; }
+
+ private:
+  int64_t n_ = 0;
+  Eigen::VectorXd mean_;
+};
+
 /// Running mean and covariance (Welford), with Stan's shrinkage towards a small multiple of I.
 class WelfordCovariance {
  public:
@@ -198,6 +217,44 @@ class WelfordCovariance {
   int64_t n_ = 0;
   Eigen::VectorXd mean_;
   Eigen::MatrixXd m2_;  // lower triangle holds sum of outer products
+};
+
+/// Moment matching for the Gaussian of GI-RWM and adaptive IMH. Per-window estimates are too noisy
+/// for proposals whose efficiency hinges on covering the target (25 draws in 8 dimensions give
+/// covariance eigenvalues off by 5x; a too-narrow direction makes the chain sticky, the next window
+/// narrower still, and q collapses — observed on logistic posteriors). So the window expands over
+/// the whole slow phase of Stan's schedule, an update needs at least 10 (d + 1) accepted moves, and
+/// the new moments are shrunk towards the current ones with weight (d + 1) / (moves + d + 1).
+class GaussianMomentAdapter {
+ public:
+  void init(int64_t num_warmup, const Eigen::VectorXd& mean, const Eigen::MatrixXd& cov) {
+    schedule_ = WindowSchedule(num_warmup);
+    welford_.reset(mean.size());
+    mean_ = mean;
+    cov_ = cov;
+    moves_ = 0;
+  }
+  /// Feeds warm-up iteration `it`; true when mean() / cov() changed.
+  bool update(int64_t it, const Eigen::VectorXd& x, bool accepted, bool dense) {
+    if (!schedule_.in_window(it)) return false;
+    welford_.add(x);
+    moves_ += accepted ? 1 : 0;
+    const double d1 = double(x.size() + 1);
+    if (!schedule_.window_end(it) || double(moves_) < 10 * d1) return false;
+    const double w = double(moves_) / (double(moves_) + d1);
+    mean_ = w * welford_.mean() + (1 - w) * mean_;
+    cov_ = w * welford_.ridged(dense) + (1 - w) * cov_;
+    return true;
+  }
+  const Eigen::VectorXd& mean() const { return mean_; }
+  const Eigen::MatrixXd& cov() const { return cov_; }
+
+ private:
+  WindowSchedule schedule_;
+  WelfordCovariance welford_;
+  Eigen::VectorXd mean_;
+  Eigen::MatrixXd cov_;
+  int64_t moves_ = 0;
 };
 
 /// What a kernel reports for one transition.

@@ -4,9 +4,9 @@
 // move reversible w.r.t. N(mu, Sigma) (pCN for gamma <= 1, over-relaxation for gamma > 1, an
 // independence sampler at gamma = 1). Acceptance uses only log pi - log N(. | mu, Sigma). On the
 // target N(mu, Sigma) every move is accepted and a'X has asymptotic variance
-// a' Sigma a (2 - gamma) / gamma. Warm-up: (mu, Sigma) start at the Laplace approximation (or at
-// the given values), are re-estimated from Stan's slow windows, and gamma is dual-averaged; all are
-// frozen afterwards.
+// a' Sigma a (2 - gamma) / gamma. Warm-up: (mu, Sigma) start at the Laplace approximation (the
+// chain at its mode) or at the given values, are moment-matched on the slow-phase draws
+// (GaussianMomentAdapter in driver.h), and gamma is dual-averaged; all are frozen afterwards.
 #pragma once
 
 #include "sieve/mcmc/samplers/ar1.h"
@@ -19,7 +19,7 @@ struct GiRwmSettings : RunSettings {
   double gamma_max = 1.0;
   double target_accept = 0.5;  ///< our default; see docs/methods/mcmc.md
   bool adapt_gaussian = true;  ///< learn (mu, Sigma) during warm-up
-  bool laplace_init = true;    ///< start (mu, Sigma) at the Laplace approximation
+  bool laplace_init = true;    ///< start (mu, Sigma) and the chain at the Laplace approximation
   bool dense = true;
   /// Inflation of the Laplace / adapted Sigma: GI-RWM, like pCN and independence samplers, mixes
   /// poorly in tails heavier than N(mu, Sigma); > 1 trades acceptance for tail coverage.

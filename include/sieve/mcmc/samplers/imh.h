@@ -1,8 +1,9 @@
 // Independent Metropolis-Hastings with a fixed Gaussian or Student-t proposal q.
 //
 // Y ~ q, accepted with min(1, w(Y) / w(X)), w = pi / q. q = N(mean, cov) or t_nu with covariance
-// cov (heavier tails keep pi / q bounded); without mean/cov, q is the Laplace approximation at the
-// initial point. The proposals and acceptance probabilities are stored for the IMH control
+// cov (heavier tails keep pi / q bounded); without mean/cov, q is the Laplace approximation found
+// from the initial point, and the chain starts at its mode (from a tail point, where pi / q is
+// huge, an independence chain would reject every proposal). The proposals and acceptance probabilities are stored for the IMH control
 // variate with known E_q[F] (Liu, Dellaportas & Titsias 2024). Registry names: imh (Gaussian) and
 // imh-t (proposal = t).
 #pragma once

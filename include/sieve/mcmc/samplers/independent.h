@@ -4,9 +4,10 @@
 // min(1, w(Y) / w(X)), w = pi / q. The proposals are i.i.d. draws from q, and with q = pi every
 // move is accepted. Adaptive version (Liu, Dellaportas & Titsias 2024, "adapts the proposal so
 // that its KL divergence with the target is reduced"; the algorithm is our reconstruction):
-// moment matching, i.e. the KL(pi || q)-minimising Gaussian, on the draws of Stan's slow windows,
-// inflated by cov_scale (Student-t: scale matrix set so that q's covariance matches), frozen after
-// warm-up so that the control variate with known E_q[F] applies.
+// moment matching, i.e. the KL(pi || q)-minimising Gaussian, on the warm-up draws (see
+// GaussianMomentAdapter), inflated by cov_scale (Student-t: scale matrix set so that q's covariance matches), frozen after
+// warm-up so that the control variate with known E_q[F] applies. When q is the Laplace
+// approximation the chain starts at its mode (a tail start would never move).
 #pragma once
 
 #include <Eigen/Dense>
@@ -49,23 +50,27 @@ class IndependentKernel {
     SIEVE_CHECK(c_.cov_scale > 0, "{}: cov_scale must be positive", c_.name);
     Eigen::VectorXd m = c_.mean;
     Eigen::MatrixXd cov = c_.cov;
+    Eigen::VectorXd start = x0;
     if (!m.size() || !cov.size()) {
       if (c_.laplace_init) {
         const LaplaceApproximation la = laplace_approximation(t, x0);
         cnt.gradient += la.gradient_evals;
         if (!m.size()) m = la.mode;
         if (!cov.size()) cov = la.cov;
+        // An independence chain started where pi / q is huge (a tail point, e.g. Stan's U(-2, 2)
+        // init for a posterior with sd 0.1) rejects every proposal forever: start at the mode.
+        start = la.mode;
       } else {
         if (!m.size()) m = x0;
         if (!cov.size()) cov = Eigen::MatrixXd::Identity(d, d);
       }
     }
     SIEVE_CHECK(m.size() == d, "{}: mean must have {} entries, got {}", c_.name, d, m.size());
+    SIEVE_CHECK(cov.rows() == d && cov.cols() == d, "{}: cov must be {}x{}", c_.name, d, d);
     set_proposal(m, cov);
-    schedule_ = WindowSchedule(c_.adapt ? run_.num_warmup : 0);
-    welford_.reset(d);
+    moments_.init(c_.adapt ? run_.num_warmup : 0, m, cov);
     need_grad_ = run_.store_gradients;
-    x_ = x0;
+    x_ = start;
     lp_ = eval_point(t, x_, need_grad_, g_, cnt);
     log_w_ = lp_ - log_q(x_);
   }
@@ -93,12 +98,10 @@ class IndependentKernel {
     return info;
   }
 
-  void adapt(int64_t it, const StepInfo&) {
-    if (!c_.adapt || !schedule_.in_window(it)) return;
-    welford_.add(x_);
-    if (schedule_.window_end(it)) {
-      set_proposal(welford_.mean(), c_.cov_scale * welford_.ridged(c_.dense));
-      welford_.reset(x_.size());
+  void adapt(int64_t it, const StepInfo& info) {
+    if (!c_.adapt) return;
+    if (moments_.update(it, x_, info.accepted, c_.dense)) {
+      set_proposal(moments_.mean(), c_.cov_scale * moments_.cov());
       log_w_ = lp_ - log_q(x_);
     }
   }
@@ -134,8 +137,7 @@ class IndependentKernel {
   IndependentConfig c_;
   RunSettings run_;
   bool student_ = false;
-  WindowSchedule schedule_;
-  WelfordCovariance welford_;
+  GaussianMomentAdapter moments_;
   Eigen::VectorXd m_;
   Eigen::MatrixXd scale_, chol_;
   Eigen::VectorXd x_, g_;

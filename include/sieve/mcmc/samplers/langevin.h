@@ -250,7 +250,7 @@ class LangevinKernel {
   TuningMap map_;
   DualAveraging da_;
   PreconditionerAdapter adapter_;
-  WelfordCovariance mean_late_;
+  RunningMean mean_late_;
   Eigen::MatrixXd a_, chol_;
   double s_ = 1;
   Eigen::VectorXd x_, g_, mean_x_;

@@ -148,7 +148,7 @@ class ManifoldKernel {
   RunSettings run_;
   TuningMap map_;
   DualAveraging da_;
-  WelfordCovariance mean_late_;
+  RunningMean mean_late_;
   Point cur_, prop_;
   double s_ = 1;
 };
