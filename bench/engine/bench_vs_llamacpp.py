@@ -22,8 +22,14 @@ import statistics
 import subprocess
 import time
 
+import llama_cpp
 import numpy as np
 from llama_cpp import Llama
+
+
+def last_logits(llm):
+    """Logits of the last evaluated token (Llama.scores is only filled with logits_all)."""
+    return np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(llm.n_vocab(),))
 
 
 def run_sieve(binary, model_dir, prompt, gen, threads):
@@ -39,11 +45,11 @@ def run_llamacpp(llm, prompt, gen):
     t0 = time.perf_counter()
     llm.eval(prompt)
     t1 = time.perf_counter()
-    tokens = [int(np.argmax(llm.scores[llm.n_tokens - 1]))]
+    tokens = [int(np.argmax(last_logits(llm)))]
     t2 = time.perf_counter()
     for _ in range(gen - 1):
         llm.eval([tokens[-1]])
-        tokens.append(int(np.argmax(llm.scores[llm.n_tokens - 1])))
+        tokens.append(int(np.argmax(last_logits(llm))))
     t3 = time.perf_counter()
     return len(prompt) / (t1 - t0), (gen - 1) / (t3 - t2), tokens
 
@@ -57,8 +63,11 @@ def main():
     ap.add_argument("--prompt", type=int, default=256)
     ap.add_argument("--gen", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--llama-kv", choices=["f32", "f16"], default="f32",
+                    help="llama.cpp KV cache type (sieve's cache is f32)")
     ap.add_argument("--json")
     a = ap.parse_args()
+    kv_type = llama_cpp.GGML_TYPE_F32 if a.llama_kv == "f32" else llama_cpp.GGML_TYPE_F16
 
     rng = random.Random(1)
     results = []
@@ -69,7 +78,7 @@ def main():
         prompt = [rng.randrange(3, vocab) for _ in range(a.prompt)]
         llm = Llama(model_path=gguf_file, n_ctx=a.prompt + a.gen + 16, n_batch=a.prompt,
                     n_ubatch=a.prompt, n_threads=a.threads, n_threads_batch=a.threads,
-                    logits_all=False, verbose=False)
+                    type_k=kv_type, type_v=kv_type, logits_all=False, verbose=False)
         rows = {"sieve": [], "llama.cpp": []}
         toks = {}
         isa = ""
@@ -85,6 +94,7 @@ def main():
         first_diff = next((i for i, (x, y) in enumerate(zip(toks["sieve"], toks["llama.cpp"]))
                            if x != y), None)
         entry = {"dtype": name, "threads": a.threads, "prompt_tokens": a.prompt,
+                 "llama_cpp_version": llama_cpp.__version__, "llama_cpp_kv": a.llama_kv,
                  "generated_tokens": a.gen, "repeats": a.repeats, "sieve_linear_isa": isa,
                  "greedy_tokens_equal": agree, "first_difference": first_diff}
         for eng, vals in rows.items():

@@ -12,8 +12,8 @@ What the conversion does (facts of the two formats, written here from their spec
     Hugging Face rotates halves (x[i], x[i + d/2]), so the rows of q_proj and k_proj are reordered
     per head: row (half, i) moves to (i, half);
   * norms stay F32; matrices keep the checkpoint dtype (F32 or BF16, bit for bit);
-  * a byte-level vocabulary of the model's size (256 byte tokens, the rest control tokens) so that
-    llama.cpp can load the file; the benchmark feeds token ids and never tokenizes.
+  * a byte-level vocabulary of the model's size (256 byte tokens, one merge, the rest control
+    tokens) so that llama.cpp can load the file; the benchmark feeds token ids, never text.
 
   python3 bench/engine/convert_gguf.py MODEL_DIR OUT.gguf
 """
@@ -92,13 +92,14 @@ def main():
     w.add_file_type(gguf.LlamaFileType.MOSTLY_BF16 if bf16 else gguf.LlamaFileType.ALL_F32)
 
     vocab = cfg["vocab_size"]
-    tokens = bytes_to_unicode() + [f"<|ctrl_{i}|>" for i in range(vocab - 256)]
-    types = [gguf.TokenType.NORMAL] * 256 + [gguf.TokenType.CONTROL] * (vocab - 256)
+    # llama.cpp insists on a merges list: one merge ("Ġ" + "t") and its result as token 256.
+    tokens = bytes_to_unicode() + ["\u0120t"] + [f"<|ctrl_{i}|>" for i in range(vocab - 257)]
+    types = [gguf.TokenType.NORMAL] * 257 + [gguf.TokenType.CONTROL] * (vocab - 257)
     w.add_tokenizer_model("gpt2")
     w.add_tokenizer_pre("default")
     w.add_token_list(tokens)
     w.add_token_types(types)
-    w.add_token_merges([])
+    w.add_token_merges(["\u0120 t"])
     w.add_bos_token_id(cfg["bos_token_id"])
     w.add_eos_token_id(cfg["eos_token_id"])
 

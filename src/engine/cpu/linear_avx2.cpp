@@ -17,7 +17,7 @@ namespace {
 constexpr int kNr = 16;    // output features per packed panel (two ymm)
 constexpr int kMr = 6;     // tokens per micro-tile (12 accumulators)
 constexpr int kKc = 256;   // depth of a packed panel: 16 KiB of f32, stays in L1
-constexpr int kMc = 96;    // tokens per block: kMc x kKc f32 of x stays in L2
+constexpr int kMc = 240;   // tokens per block: kMc x kKc f32 of x (240 KiB) stays in L2
 
 inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
 inline __m256 load8(const BF16* p) {
@@ -26,6 +26,26 @@ inline __m256 load8(const BF16* p) {
 }
 inline float to_f32(float v) { return v; }
 inline float to_f32(BF16 v) { return bf16_to_f32(v); }
+
+// In-place transpose of an 8x8 f32 block held in eight ymm registers.
+inline void transpose8(__m256 v[8]) {
+  const __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(v[4], v[5]), t5 = _mm256_unpackhi_ps(v[4], v[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(v[6], v[7]), t7 = _mm256_unpackhi_ps(v[6], v[7]);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  v[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+  v[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+  v[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+  v[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+  v[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+  v[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+  v[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+  v[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
 
 inline float hsum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -105,14 +125,27 @@ struct GemmKernel {
   float* y;
   int64_t n, k;
 
-  // bp[kk * 16 + jj] = w[n0 + jj, k0 + kk] as f32; columns jj >= nr are zero.
+  // bp[kk * 16 + jj] = w[n0 + jj, k0 + kk] as f32; columns jj >= nr are zero. Full 8x8 blocks
+  // go through an AVX transpose (reads stay sequential per row, writes contiguous).
   void pack(float* bp, int64_t n0, int nr, int64_t k0, int kc) const {
-    for (int jj = 0; jj < nr; ++jj) {
-      const W* row = w + (n0 + jj) * k + k0;
-      for (int kk = 0; kk < kc; ++kk) bp[kk * kNr + jj] = to_f32(row[kk]);
+    int jb = 0;
+    for (; jb + 8 <= nr; jb += 8) {
+      const W* rows[8];
+      for (int r = 0; r < 8; ++r) rows[r] = w + (n0 + jb + r) * k + k0;
+      int kk = 0;
+      for (; kk + 8 <= kc; kk += 8) {
+        __m256 v[8];
+        for (int r = 0; r < 8; ++r) v[r] = load8(rows[r] + kk);
+        transpose8(v);
+        for (int r = 0; r < 8; ++r) _mm256_store_ps(bp + (kk + r) * kNr + jb, v[r]);
+      }
+      for (; kk < kc; ++kk) {
+        for (int r = 0; r < 8; ++r) bp[kk * kNr + jb + r] = to_f32(rows[r][kk]);
+      }
     }
-    for (int jj = nr; jj < kNr; ++jj) {
-      for (int kk = 0; kk < kc; ++kk) bp[kk * kNr + jj] = 0.0f;
+    for (int jj = jb; jj < kNr; ++jj) {
+      const W* row = w + (n0 + jj) * k + k0;
+      for (int kk = 0; kk < kc; ++kk) bp[kk * kNr + jj] = jj < nr ? to_f32(row[kk]) : 0.0f;
     }
   }
   template <int MR>

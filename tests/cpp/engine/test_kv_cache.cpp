@@ -66,11 +66,7 @@ TEST(KvCache, TruncateThenForwardEqualsFresh) {
 }
 
 // A token tree after a prefix: node logits equal sequential forwards along each branch.
-//        0 (a)
-//       /     \
-//    1 (b)    2 (c)
-//    /  \        \
-//  3(d) 4(e)     5(f)
+// Parents: 0 is the root; 1 and 2 are children of 0; 3 and 4 of 1; 5 of 2.
 TEST(KvCache, TreeMaskForwardEqualsSequentialBranches) {
   Model m(engine_data("llama"));
   const std::vector<int32_t> prefix = {11, 500, 23, 1000, 7, 8, 640};
