@@ -195,9 +195,10 @@ Dataset load_csv(const std::string& path, const CsvOptions& options) {
 
 std::string bundled_data_dir() {
   if (const char* env = std::getenv("SIEVE_DATA_DIR"); env && *env) return env;
-  // This file is <root>/src/mcmc/data.cpp; the bundled sets live in <root>/data/mcmc.
-  const std::filesystem::path here(__FILE__);
-  return (here.parent_path().parent_path().parent_path() / "data" / "mcmc").string();
+  // Absolute <source root>/data/mcmc, set by src/mcmc/CMakeLists.txt. Not derived from __FILE__:
+  // ccache's CCACHE_BASEDIR turns source paths relative, which made __FILE__ "../src/..." and the
+  // lookup depend on the working directory.
+  return SIEVE_BUNDLED_DATA_DIR;
 }
 
 std::vector<std::string> bundled_dataset_names() {
