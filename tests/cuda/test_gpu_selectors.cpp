@@ -1,7 +1,9 @@
 // GPU selectors against the CPU selectors on the same inputs (fresh random and planted): streaming
 // and dense must match exactly; rr and unisparse compute the same f32 estimate with sums in another
 // order, so rows may differ only in blocks at the cumulative threshold (few rows, few blocks each).
-// Then the GPU pattern drives the GPU executor end to end. Skipped without a GPU.
+// The tensor-core estimate (estimate path "mma") is held to the same rule where its bf16 inputs
+// are exact, and to the CPU's recall and density elsewhere. Then the GPU pattern drives the GPU
+// executor end to end. Skipped without a GPU.
 #include "cuda_test_util.h"
 
 #include "sieve/attention/cuda/selectors.h"
@@ -11,6 +13,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <string>
 #include <vector>
 
 namespace sieve::test {
@@ -106,12 +109,60 @@ void check_selector(const std::string& name, const std::vector<std::string>& set
   expect_matches_reference(got, ref, in.v, in.q.dtype(), what + " " + name);
 }
 
+// The f32 (SIMT) estimate: patterns equal to the CPU's up to f32 summation order.
 class GpuSelectors : public ::testing::Test {
  protected:
   void SetUp() override {
     if (cu::device_count() == 0) GTEST_SKIP() << "no CUDA device";
+    saved_ = cu::estimate_path();
+    cu::set_estimate_path("simt");
+  }
+  void TearDown() override {
+    if (!saved_.empty()) cu::set_estimate_path(saved_);
+  }
+  std::string saved_;
+};
+
+// The tensor-core estimate (bf16 representatives, f32 accumulation).
+class GpuSelectorsMma : public GpuSelectors {
+ protected:
+  void SetUp() override {
+    GpuSelectors::SetUp();
+    if (!IsSkipped()) cu::set_estimate_path("mma");
   }
 };
+
+// CPU pattern vs mma pattern where bf16 rounding is allowed to move blocks across the threshold:
+// the kept mass (exact f64 recall of each pattern on the host) and the density must stay close
+// to the CPU's. The bound: representatives rounded to bf16 (relative 2^-9) change a logit by
+// ~alpha * sqrt(W) * 2^-9 * |q||k| per element (< 0.01 here), i.e. block masses by < 1 %, so only
+// blocks at the cumulative cut move and each carries about the (1 - share) remainder at most.
+void check_mma_selector(const std::string& name, const std::vector<std::string>& settings, const Inputs& in,
+                        const std::string& what) {
+  SCOPED_TRACE(what + " selector " + name + " (mma estimate)");
+  auto sel = attention::make_selector(name, settings);
+  AttentionOptions opts;
+  const SparsePattern cpu = sel->select(in.q, in.k, opts);
+  const cu::DeviceTensor dq = cu::DeviceTensor::from_host(in.q), dk = cu::DeviceTensor::from_host(in.k);
+  const cu::DevicePattern dp = cu::select_on_device(*sel, dq, dk, opts);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  const SparsePattern gpu = dp.download();
+  ASSERT_NO_THROW(gpu.validate());
+  const RowDiff d = compare_rows(cpu, gpu);
+  const attention::PatternMetrics mc = attention::pattern_recall(in.q, in.k, cpu, opts, 3);
+  const attention::PatternMetrics mg = attention::pattern_recall(in.q, in.k, gpu, opts, 3);
+  std::printf("[%s] %s mma: %ld/%ld rows differ (max %ld blocks), density cpu %.4f gpu %.4f, recall cpu %.4f "
+              "gpu %.4f\n",
+              what.c_str(), name.c_str(), long(d.differing), long(d.rows), long(d.max_sym_diff),
+              cpu.block_density(), gpu.block_density(), mc.recall_mean, mg.recall_mean);
+  EXPECT_NEAR(gpu.block_density(), cpu.block_density(), 0.02);
+  EXPECT_NEAR(mg.recall_mean, mc.recall_mean, 0.01);
+
+  const GpuRun got = run_gpu(in.q, in.k, in.v, in.q.dtype(), opts, &gpu);
+  const auto ref = attention::reference_attention(
+      in.q, in.k, in.v, opts, attention::mask_from_pattern(gpu, in.q.size(0), in.k.size(0)));
+  expect_matches_reference(got, ref, in.v, in.q.dtype(), what + " " + name + " mma");
+}
 
 TEST_F(GpuSelectors, StreamingAndDenseMatchExactly) {
   const Inputs in = random_inputs(DType::kBF16, 4, 2, 1000, 64, fresh_seed());
@@ -142,6 +193,43 @@ TEST_F(GpuSelectors, UniSparseMatchesCpu) {
                  false, "planted seed " + std::to_string(seed));
   check_selector("unisparse", {"dense_below=0", "granularities=32:2,128", "combine=mean", "moments=false"},
                  random_inputs(DType::kF16, 2, 2, 1000, 64, seed + 1), false, "mean of levels");
+}
+
+// bf16 inputs whose representatives are input rows (rr with sampled keys, unisparse without
+// pooling or moments) are exact in bf16, so the mma estimate differs from the CPU's only in the
+// f32 summation order, as the SIMT one: the same near-identity as above.
+TEST_F(GpuSelectorsMma, MatchesCpuWhenRepresentativesAreExactInBf16) {
+  const uint64_t seed = fresh_seed();
+  check_selector("rr", {"dense_below=0", "key_agg=sample"}, random_inputs(DType::kBF16, 4, 2, 1537, 128, seed),
+                 false, "random seed " + std::to_string(seed));
+  check_selector("rr", {"dense_below=0", "stride=8", "key_agg=sample", "offset=head", "tau=0.9"},
+                 planted_inputs(DType::kBF16, 4, 4, 1100, 64, seed + 1), false, "planted d64");
+  // granularity 1: 128 entries per key block, i.e. two 64-entry parts per block
+  check_selector("unisparse", {"dense_below=0", "granularities=1", "moments=false"},
+                 random_inputs(DType::kBF16, 2, 1, 777, 64, seed + 2), false, "unpooled");
+}
+
+TEST_F(GpuSelectorsMma, KeepsTheCpuRecallAndDensity) {
+  const uint64_t seed = fresh_seed();
+  check_mma_selector("rr", {"dense_below=0"}, planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed),
+                     "planted seed " + std::to_string(seed));
+  check_mma_selector("rr", {"dense_below=0", "tau=0.9"}, random_inputs(DType::kBF16, 4, 2, 1537, 128, seed),
+                     "random seed " + std::to_string(seed));
+  check_mma_selector("unisparse", {"dense_below=0"}, planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed + 1),
+                     "planted seed " + std::to_string(seed + 1));
+  check_mma_selector("unisparse", {"dense_below=0", "top_p=0.9", "granularities=32:2,128"},
+                     planted_inputs(DType::kF16, 2, 2, 1300, 64, seed + 2), "planted f16 d64");
+}
+
+TEST(GpuEstimatePath, NamedSetting) {
+  const std::string saved = cu::estimate_path();
+  cu::set_estimate_path("mma");
+  EXPECT_EQ(cu::estimate_path(), "mma");
+  cu::set_estimate_path("simt");
+  EXPECT_EQ(cu::estimate_path(), "simt");
+  EXPECT_THROW(cu::set_estimate_path("tf32"), Error);
+  EXPECT_EQ(cu::estimate_path(), "simt");
+  cu::set_estimate_path(saved);
 }
 
 TEST_F(GpuSelectors, RejectsSelectorsWithoutAPort) {

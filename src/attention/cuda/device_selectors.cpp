@@ -9,7 +9,9 @@
 #include "sieve/attention/selectors/unisparse.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -39,6 +41,39 @@ class Scratch {
 
 void check(cudaError_t e, const char* what) {
   SIEVE_CHECK(e == cudaSuccess, "GPU selector: {} failed: {}", what, cudaGetErrorString(e));
+}
+
+// Estimate arithmetic of rr and unisparse (estimate_path()): process-wide, initial value from
+// SIEVE_GPU_ESTIMATE. The f32 SIMT path is the default until the mma path has passed on a GPU.
+enum class Estimate : int { kSimt = 0, kMma = 1 };
+Estimate parse_estimate(std::string_view name) {
+  if (name == "simt") return Estimate::kSimt;
+  if (name == "mma") return Estimate::kMma;
+  SIEVE_FAIL("GPU estimate path must be 'simt' or 'mma', got '{}'", name);
+}
+std::atomic<int>& estimate_setting() {
+  static std::atomic<int> v{[] {
+    const char* env = std::getenv("SIEVE_GPU_ESTIMATE");
+    return int(env != nullptr && *env != '\0' ? parse_estimate(env) : Estimate::kSimt);
+  }()};
+  return v;
+}
+
+// Scores and softmax statistics of one stride problem on the chosen path. The mma path rounds
+// the f32 representatives to bf16 copies (q16/k16 hold [rows][W] each) first; stage_keys says
+// whether krep changed since the last call (keys are shared by the query heads of a KV head).
+void stride_stats(est::StrideProblem pb, const est::Geometry& g, float2* stats, bool mma, void* q16, void* k16,
+                  bool stage_keys, cudaStream_t stream, const char* what) {
+  if (mma && est::mma_fits(pb)) {
+    if (stage_keys)
+      check(est::to_bf16(pb.krep, k16, int64_t(pb.units) * pb.reps * pb.W, stream), "bf16 keys");
+    check(est::to_bf16(pb.qrep, q16, int64_t(pb.nqr) * pb.W, stream), "bf16 queries");
+    pb.qrep16 = q16;
+    pb.krep16 = k16;
+    check(est::stride_stats_mma(pb, g, stats, stream), what);
+  } else {
+    check(est::stride_stats(pb, g, stats, stream), what);
+  }
 }
 
 est::Geometry geometry(const AttentionShape& s, const SelectorCommon& c, bool causal) {
@@ -138,6 +173,9 @@ DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cu
   float* qrep = scratch.alloc<float>(int64_t(nqs) * W);
   int* visible = scratch.alloc<int>(nqs);
   float* own = scratch.alloc<float>(nqs);
+  const bool mma = Estimate(estimate_setting().load()) == Estimate::kMma;
+  void* k16 = mma ? scratch.alloc<uint16_t>(int64_t(nks) * R * W) : nullptr;
+  void* q16 = mma ? scratch.alloc<uint16_t>(int64_t(nqs) * W) : nullptr;
   est::StrideProblem pb;
   pb.qrep = qrep;
   pb.krep = krep;
@@ -162,7 +200,8 @@ DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cu
   int64_t staged = -1;
   for (int h = 0; h < int(s.num_heads_q); ++h) {
     const int hk = int(h / s.group_size());
-    if (!rr.mean_keys || hk != staged) {
+    const bool new_keys = !rr.mean_keys || hk != staged;
+    if (new_keys) {
       check(est::rr_key_reps(k.data, in.bf16, k.strides[0], k.strides[1], D, g.seq_k, hk, h, rr, krep, log_w,
                              stream),
             "rr key representatives");
@@ -172,7 +211,7 @@ DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cu
                           h, hk, in.scale, rr, qrep, visible, own, stream),
           "rr sampled queries");
     SIEVE_CUDA_CHECK(cudaMemsetAsync(stats, 0, size_t(nqs) * g.nkb * parts * sizeof(float2), stream));
-    check(est::stride_stats(pb, g, stats, stream), "rr scores");
+    stride_stats(pb, g, stats, mma, q16, k16, new_keys, stream, "rr scores");
     check(est::block_scores(pb, g, stats, scores, est::Combine::kSet, false, 1.f, stream), "rr block scores");
     check(est::select_rows(g, scores, sel.config().tau, h, counts, lists, stream), "rr selection");
   }
@@ -189,6 +228,8 @@ DevicePattern unisparse_select(const Inputs& in, const UniSparseSelector& sel, b
   Scratch scratch(stream);
   std::vector<float*> kpool(static_cast<size_t>(levels)), qpool(static_cast<size_t>(levels));
   std::vector<int*> visible(static_cast<size_t>(levels));
+  std::vector<void*> k16(static_cast<size_t>(levels)), q16(static_cast<size_t>(levels));
+  const bool mma = Estimate(estimate_setting().load()) == Estimate::kMma;
   int64_t stats_size = 0;
   for (int lv = 0; lv < levels; ++lv) {
     const auto& gr = c.granularities[size_t(lv)];
@@ -196,6 +237,10 @@ DevicePattern unisparse_select(const Inputs& in, const UniSparseSelector& sel, b
     kpool[size_t(lv)] = scratch.alloc<float>(nkc * W);
     qpool[size_t(lv)] = scratch.alloc<float>(nqc * W);
     visible[size_t(lv)] = scratch.alloc<int>(nqc);
+    if (mma) {
+      k16[size_t(lv)] = scratch.alloc<uint16_t>(nkc * W);
+      q16[size_t(lv)] = scratch.alloc<uint16_t>(nqc * W);
+    }
     const int eb = int(g.block_k / gr.c_k);
     const int parts = eb <= 64 ? 1 : (eb + 63) / 64;
     stats_size = std::max<int64_t>(stats_size, nqc * g.nkb * parts);
@@ -240,7 +285,8 @@ DevicePattern unisparse_select(const Inputs& in, const UniSparseSelector& sel, b
         pb.partial_logw = float(std::log(double(g.seq_k % ck) / double(ck)));
       }
       SIEVE_CUDA_CHECK(cudaMemsetAsync(stats, 0, size_t(stats_size) * sizeof(float2), stream));
-      check(est::stride_stats(pb, g, stats, stream), "unisparse scores");
+      stride_stats(pb, g, stats, mma, q16[size_t(lv)], k16[size_t(lv)], hk != staged, stream,
+                   "unisparse scores");
       check(est::block_scores(pb, g, stats, combined,
                               c.combine == UniSparseConfig::Combine::kMax ? est::Combine::kMax : est::Combine::kMeanAdd,
                               true, float(levels), stream),
@@ -261,6 +307,12 @@ void check_device_inputs(const TensorView& t, const char* what) {
 }
 
 }  // namespace
+
+void set_estimate_path(std::string_view name) { estimate_setting().store(int(parse_estimate(name))); }
+
+std::string estimate_path() {
+  return Estimate(estimate_setting().load()) == Estimate::kMma ? "mma" : "simt";
+}
 
 bool has_device_selector(const PatternSelector& selector) {
   if (selector.common().share_kv_head) return false;

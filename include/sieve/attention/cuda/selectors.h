@@ -12,7 +12,22 @@
 #include "sieve/attention/cuda/api.h"
 #include "sieve/attention/selector.h"
 
+#include <string>
+#include <string_view>
+
 namespace sieve::attention::cuda {
+
+/// Estimate arithmetic of the rr and unisparse ports, process-wide:
+///  - "simt": f32 representatives, f32 SIMT GEMM (the CPU's arithmetic; patterns equal the CPU's
+///    up to f32 summation order);
+///  - "mma": the representatives rounded to bf16, scores on tensor cores (mma.sync, f32
+///    accumulation); several times faster, patterns may differ from the CPU's where bf16 rounding
+///    moves a block across the threshold (docs/cuda.md).
+/// Configurations the mma kernel cannot tile (row width other than 64/128/256) use "simt". The
+/// initial value is the environment variable SIEVE_GPU_ESTIMATE when set, else "simt".
+/// @throws sieve::Error for other names
+void set_estimate_path(std::string_view name);
+std::string estimate_path();
 
 /// Whether select_on_device() runs `selector` (its name and configuration) on the GPU.
 bool has_device_selector(const PatternSelector& selector);

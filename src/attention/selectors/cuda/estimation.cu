@@ -3,6 +3,11 @@
 // See estimation_gpu.h for the contract; the CPU counterpart is selectors/estimation.{h,cpp}.
 #include "estimation_gpu.h"
 
+#include "sieve/attention/cuda/ptx.cuh"
+
+#include <cuda_bf16.h>
+
+#include <algorithm>
 #include <cfloat>
 #include <cmath>
 
@@ -25,6 +30,76 @@ int entries_per_block(const StrideProblem& pb, const Geometry& geo) {
   return (geo.block_k / pb.sk) * pb.reps;
 }
 
+// The 64-entry tile x of a stride problem: entries [e0, e0 + len) that belong to key blocks
+// kb0.. (bpt whole blocks when a block has <= 64 entries) or to 64-entry part `part` of block kb0.
+struct EntryTile {
+  int e0, len, kb0, part;
+};
+__device__ __forceinline__ EntryTile entry_tile(const StrideProblem& pb, int x, int eb, int parts, int bpt) {
+  const int num_e = pb.units * pb.reps;
+  EntryTile t;
+  if (eb <= kTE) {
+    t.kb0 = x * bpt;
+    t.e0 = t.kb0 * eb;
+    t.len = min(bpt * eb, num_e - t.e0);
+    t.part = 0;
+  } else {
+    t.kb0 = x / parts;
+    t.part = x % parts;
+    t.e0 = t.kb0 * eb + t.part * kTE;
+    t.len = min(min(kTE, eb - t.part * kTE), num_e - t.e0);
+  }
+  return t;
+}
+
+// Score of entry e0 + el for tile row rl from the raw dot product: scale, log weight, the row's
+// own unit (rr) and the partial last pooled key (unisparse); -inf where not visible.
+__device__ __forceinline__ float finish_score(const StrideProblem& pb, const int* s_vis, int r0, int rl,
+                                              const EntryTile& t, int el, float dot) {
+  const int e = t.e0 + el;
+  float s = -INFINITY;
+  if (el < t.len && e < s_vis[rl]) {
+    s = pb.alpha * dot + (pb.log_w ? pb.log_w[e] : 0.f);
+    const int u = e / pb.reps, v = s_vis[rl] / pb.reps;
+    if (pb.own && u == v - 1) s = e % pb.reps == 0 ? pb.own[r0 + rl] : -INFINITY;
+    if (pb.has_partial && v == pb.units && u == pb.units - 1) s += pb.partial_logw;
+  }
+  return s;
+}
+
+// Per (row, key block or part) of a finished score tile st: the max and the sum of exp(s - max).
+__device__ void tile_stats(const StrideProblem& pb, const float (*st)[kTE + 1], int r0, const EntryTile& t,
+                           int eb, int parts, int nkb, float2* stats) {
+  const int g = eb <= kTE ? eb : t.len;
+  const int ngroups = eb <= kTE ? (t.len + eb - 1) / eb : 1;
+  for (int gi = threadIdx.x; gi < kTR * ngroups; gi += blockDim.x) {
+    const int rl = gi / ngroups, gr = gi % ngroups, r = r0 + rl;
+    if (r >= pb.nqr) continue;
+    const int j0 = gr * g, j1 = min(j0 + g, t.len);
+    float m = -INFINITY;
+    for (int j = j0; j < j1; ++j) m = fmaxf(m, st[rl][j]);
+    float sum = 0.f;
+    if (m != -INFINITY)
+      for (int j = j0; j < j1; ++j) sum += expf(st[rl][j] - m);
+    const int kb = eb <= kTE ? t.kb0 + gr : t.kb0;
+    if (kb < nkb)
+      stats[int64_t(r) * nkb * parts + int64_t(kb) * parts + t.part] =
+          m == -INFINITY ? make_float2(0.f, 0.f) : make_float2(m, sum);
+  }
+}
+
+// Visible entries of the tile's rows into s_vis; returns the largest (uniform over the CTA).
+__device__ int load_visible(const StrideProblem& pb, int r0, int* s_vis) {
+  if (threadIdx.x < kTR) {
+    const int r = r0 + threadIdx.x;
+    s_vis[threadIdx.x] = r < pb.nqr ? min(pb.visible[r], pb.units) * pb.reps : 0;
+  }
+  __syncthreads();
+  int maxv = 0;
+  for (int i = 0; i < kTR; ++i) maxv = max(maxv, s_vis[i]);
+  return maxv;
+}
+
 // Scores of a 64-row x 64-entry tile (f32 SIMT GEMM, 4x4 per thread), then per (row, key block
 // or 64-entry part) the max and the sum of exp(score - max).
 __global__ void __launch_bounds__(256) stride_stats_kernel(StrideProblem pb, int eb, int parts,
@@ -35,26 +110,9 @@ __global__ void __launch_bounds__(256) stride_stats_kernel(StrideProblem pb, int
   __shared__ int s_vis[kTR];
   const int tid = threadIdx.x;
   const int r0 = blockIdx.y * kTR;
-  const int num_e = pb.units * pb.reps;
-  int e0, len, kb0, part;
-  if (eb <= kTE) {
-    kb0 = blockIdx.x * bpt;
-    e0 = kb0 * eb;
-    len = min(bpt * eb, num_e - e0);
-    part = 0;
-  } else {
-    kb0 = blockIdx.x / parts;
-    part = blockIdx.x % parts;
-    e0 = kb0 * eb + part * kTE;
-    len = min(min(kTE, eb - part * kTE), num_e - e0);
-  }
-  if (tid < kTR) {
-    const int r = r0 + tid;
-    s_vis[tid] = r < pb.nqr ? min(pb.visible[r], pb.units) * pb.reps : 0;
-  }
-  __syncthreads();
-  int maxv = 0;
-  for (int i = 0; i < kTR; ++i) maxv = max(maxv, s_vis[i]);
+  const EntryTile t = entry_tile(pb, blockIdx.x, eb, parts, bpt);
+  const int e0 = t.e0, len = t.len;
+  const int maxv = load_visible(pb, r0, s_vis);
   if (len <= 0 || e0 >= maxv) return;  // nothing visible: stats stay zero
 
   const int ty = tid >> 4, tx = tid & 15;
@@ -88,33 +146,115 @@ __global__ void __launch_bounds__(256) stride_stats_kernel(StrideProblem pb, int
 #pragma unroll
   for (int i = 0; i < 4; ++i)
 #pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const int rl = ty * 4 + i, el = tx * 4 + j, e = e0 + el;
-      float s = -INFINITY;
-      if (el < len && e < s_vis[rl]) {
-        s = pb.alpha * acc[i][j] + (pb.log_w ? pb.log_w[e] : 0.f);
-        const int u = e / pb.reps, v = s_vis[rl] / pb.reps;
-        if (pb.own && u == v - 1) s = e % pb.reps == 0 ? pb.own[r0 + rl] : -INFINITY;
-        if (pb.has_partial && v == pb.units && u == pb.units - 1) s += pb.partial_logw;
-      }
-      st[rl][el] = s;
-    }
+    for (int j = 0; j < 4; ++j) st[ty * 4 + i][tx * 4 + j] = finish_score(pb, s_vis, r0, ty * 4 + i, t, tx * 4 + j, acc[i][j]);
   __syncthreads();
-  const int g = eb <= kTE ? eb : len;
-  const int ngroups = eb <= kTE ? (len + eb - 1) / eb : 1;
-  for (int gi = tid; gi < kTR * ngroups; gi += blockDim.x) {
-    const int rl = gi / ngroups, gr = gi % ngroups, r = r0 + rl;
-    if (r >= pb.nqr) continue;
-    const int j0 = gr * g, j1 = min(j0 + g, len);
-    float m = -INFINITY;
-    for (int j = j0; j < j1; ++j) m = fmaxf(m, st[rl][j]);
-    float sum = 0.f;
-    if (m != -INFINITY)
-      for (int j = j0; j < j1; ++j) sum += expf(st[rl][j] - m);
-    const int kb = eb <= kTE ? kb0 + gr : kb0;
-    if (kb < nkb)
-      stats[int64_t(r) * nkb * parts + int64_t(kb) * parts + part] =
-          m == -INFINITY ? make_float2(0.f, 0.f) : make_float2(m, sum);
+  tile_stats(pb, st, r0, t, eb, parts, nkb, stats);
+}
+
+// ---- tensor-core estimate (bf16 inputs, f32 accumulation) -------------------------------------
+//
+// The same tiles and statistics as stride_stats_kernel, but the 64 x 64 x W products run on
+// mma.sync.m16n8k16 from bf16 copies of the representatives. One CTA keeps its 64 query rows in
+// shared memory and walks up to kMmaTiles consecutive entry tiles, the next tile's keys loading
+// (cp.async, double-buffered) while the current one is scored. Rows are W bf16 (W in {64, 128,
+// 256}: a power of two, >= 8 chunks of 16 bytes), chunk c of row r stored at chunk c ^ (r & 7)
+// so that the 8 row addresses of every ldmatrix phase fall in distinct bank groups.
+constexpr int kMmaThreads = 128, kMmaTiles = 8;
+
+__device__ __forceinline__ void load_rows_bf16(uint32_t dst, const __nv_bfloat16* src, int64_t first_row,
+                                               int rows_valid, int W) {
+  const int chunks = W / 8;
+  for (int i = threadIdx.x; i < kTR * chunks; i += kMmaThreads) {
+    const int r = i / chunks, c = i % chunks;
+    const bool ok = r < rows_valid;
+    const __nv_bfloat16* g = src + (ok ? (first_row + r) * W + c * 8 : 0);
+    ptx::cp_async_16(dst + uint32_t((r * chunks + (c ^ (r & 7))) * 16), g, ok);
+  }
+}
+
+__global__ void __launch_bounds__(kMmaThreads) stride_stats_mma_kernel(StrideProblem pb, int eb, int parts,
+                                                                       int bpt, int nkb, int tiles,
+                                                                       float2* stats) {
+  extern __shared__ __align__(128) unsigned char smem[];
+  __shared__ int s_vis[kTR];
+  const int W = pb.W, row_bytes = 2 * W, tile_bytes = kTR * row_bytes;
+  const uint32_t s_a = ptx::smem_addr(smem), s_b = s_a + uint32_t(tile_bytes);
+  float(*st)[kTE + 1] = reinterpret_cast<float(*)[kTE + 1]>(smem + 3 * tile_bytes);
+  const int r0 = blockIdx.y * kTR;
+  const int x0 = blockIdx.x * kMmaTiles, x1 = min(x0 + kMmaTiles, tiles);
+  const int maxv = load_visible(pb, r0, s_vis);
+  // tiles run in increasing entries: stop at the first one nobody sees (its stats stay zero)
+  int nt = 0;
+  while (x0 + nt < x1) {
+    const EntryTile t = entry_tile(pb, x0 + nt, eb, parts, bpt);
+    if (t.len <= 0 || t.e0 >= maxv) break;
+    ++nt;
+  }
+  if (nt == 0) return;
+
+  const auto* q16 = static_cast<const __nv_bfloat16*>(pb.qrep16);
+  const auto* k16 = static_cast<const __nv_bfloat16*>(pb.krep16);
+  load_rows_bf16(s_a, q16, r0, pb.nqr - r0, W);
+  {
+    const EntryTile t = entry_tile(pb, x0, eb, parts, bpt);
+    load_rows_bf16(s_b, k16, t.e0, t.len, W);
+  }
+  ptx::cp_async_commit();
+
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int wr = (warp >> 1) * 32, wc = (warp & 1) * 32;  // this warp's 32 x 32 quarter
+  // Lane addresses of the first k step; k step kk is the base XOR 32*kk (see flash_kernel.cuh).
+  const int ar = lane & 15, br = (lane & 7) + ((lane >> 4) << 3);
+  const uint32_t a_off = uint32_t((wr + ar) * row_bytes + 16 * ((lane >> 4) ^ (ar & 7)));
+  const uint32_t b_off = uint32_t((wc + br) * row_bytes + 16 * (((lane >> 3) & 1) ^ (br & 7)));
+  const int g = lane >> 2, tq = lane & 3;
+
+  for (int i = 0; i < nt; ++i) {
+    if (i + 1 < nt) {
+      const EntryTile t = entry_tile(pb, x0 + i + 1, eb, parts, bpt);
+      load_rows_bf16(s_b + uint32_t(((i + 1) & 1) * tile_bytes), k16, t.e0, t.len, W);
+    }
+    ptx::cp_async_commit();
+    ptx::cp_async_wait<1>();  // the query rows and this tile's keys have landed
+    __syncthreads();
+    const uint32_t sb = s_b + uint32_t((i & 1) * tile_bytes);
+    float acc[2][4][4] = {};
+    for (int kk = 0; kk < W / 16; ++kk) {
+      uint32_t a[2][4], b[2][4];
+#pragma unroll
+      for (int mi = 0; mi < 2; ++mi) ptx::ldmatrix_x4(s_a + ((a_off + uint32_t(mi * 16 * row_bytes)) ^ uint32_t(32 * kk)), a[mi]);
+#pragma unroll
+      for (int np = 0; np < 2; ++np) ptx::ldmatrix_x4(sb + ((b_off + uint32_t(np * 16 * row_bytes)) ^ uint32_t(32 * kk)), b[np]);
+#pragma unroll
+      for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+        for (int np = 0; np < 2; ++np) {
+          ptx::mma_16816<__nv_bfloat16>(acc[mi][2 * np], a[mi], b[np][0], b[np][1]);
+          ptx::mma_16816<__nv_bfloat16>(acc[mi][2 * np + 1], a[mi], b[np][2], b[np][3]);
+        }
+    }
+    const EntryTile t = entry_tile(pb, x0 + i, eb, parts, bpt);
+#pragma unroll
+    for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+      for (int n = 0; n < 4; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          // C fragment: rows g (e < 2) and g + 8, columns 2 tq and 2 tq + 1
+          const int rl = wr + mi * 16 + g + (e >> 1) * 8, el = wc + n * 8 + 2 * tq + (e & 1);
+          st[rl][el] = finish_score(pb, s_vis, r0, rl, t, el, acc[mi][n][e]);
+        }
+    __syncthreads();
+    tile_stats(pb, st, r0, t, eb, parts, nkb, stats);
+    __syncthreads();  // st and this key buffer are free again
+  }
+}
+
+__global__ void to_bf16_kernel(const float4* src, __nv_bfloat162* dst, int64_t n4) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n4; i += int64_t(gridDim.x) * blockDim.x) {
+    const float4 v = src[i];
+    dst[2 * i] = __floats2bfloat162_rn(v.x, v.y);
+    dst[2 * i + 1] = __floats2bfloat162_rn(v.z, v.w);
   }
 }
 
@@ -259,14 +399,18 @@ __global__ void select_kernel(Geometry geo, const float* scores, double share, i
   forced_mass = block_reduce(forced_mass, AddOp{}, dscratch);
   nforced = block_reduce(nforced, AddOp{}, iscratch);
   const int nfree = nvis - nforced;
+  // Only the first next_pow2(nvis) entries need sorting: the rest are invisible (key -2) and
+  // already at their sorted place, so causal rows sort ~half as much on average.
+  int p2 = 1;
+  while (p2 < nvis) p2 <<= 1;
   if (share >= 1.0) {
     for (int i = threadIdx.x; i < nvis; i += blockDim.x) keep[i] = 1;
   } else if (nfree > 0) {
     // bitonic sort of (key, id) pairs
-    for (int size = 2; size <= pow2; size <<= 1)
+    for (int size = 2; size <= p2; size <<= 1)
       for (int stride = size >> 1; stride > 0; stride >>= 1) {
         __syncthreads();
-        for (int i = threadIdx.x; i < pow2; i += blockDim.x) {
+        for (int i = threadIdx.x; i < p2; i += blockDim.x) {
           const int j = i ^ stride;
           if (j > i) {
             const bool up = (i & size) == 0;
@@ -380,6 +524,34 @@ cudaError_t stride_stats(const StrideProblem& pb, const Geometry& geo, float2* s
   const int gx = eb <= kTE ? (geo.nkb + bpt - 1) / bpt : geo.nkb * parts;
   const dim3 grid(unsigned(gx), unsigned((pb.nqr + kTR - 1) / kTR));
   stride_stats_kernel<<<grid, 256, 0, stream>>>(pb, eb, parts, bpt, geo.nkb, stats);
+  return cudaGetLastError();
+}
+
+bool mma_fits(const StrideProblem& pb) { return pb.W == 64 || pb.W == 128 || pb.W == 256; }
+
+cudaError_t to_bf16(const float* src, void* dst, int64_t n, cudaStream_t stream) {
+  if (n <= 0) return cudaSuccess;
+  if (n % 4 != 0) return cudaErrorInvalidValue;
+  const int64_t n4 = n / 4;
+  const int blocks = int(std::min<int64_t>((n4 + 255) / 256, 4096));
+  to_bf16_kernel<<<blocks, 256, 0, stream>>>(reinterpret_cast<const float4*>(src),
+                                              static_cast<__nv_bfloat162*>(dst), n4);
+  return cudaGetLastError();
+}
+
+cudaError_t stride_stats_mma(const StrideProblem& pb, const Geometry& geo, float2* stats, cudaStream_t stream) {
+  if (pb.nqr <= 0 || pb.units <= 0) return cudaSuccess;
+  if (!mma_fits(pb) || pb.qrep16 == nullptr || pb.krep16 == nullptr) return cudaErrorInvalidValue;
+  const int eb = entries_per_block(pb, geo);
+  const int parts = stats_parts(pb, geo);
+  const int bpt = eb <= kTE ? kTE / eb : 1;
+  const int tiles = eb <= kTE ? (geo.nkb + bpt - 1) / bpt : geo.nkb * parts;
+  const size_t smem = size_t(3) * kTR * 2 * pb.W + sizeof(float) * kTR * (kTE + 1);
+  const cudaError_t e =
+      cudaFuncSetAttribute(stride_stats_mma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+  if (e != cudaSuccess) return e;
+  const dim3 grid(unsigned((tiles + kMmaTiles - 1) / kMmaTiles), unsigned((pb.nqr + kTR - 1) / kTR));
+  stride_stats_mma_kernel<<<grid, kMmaThreads, smem, stream>>>(pb, eb, parts, bpt, geo.nkb, tiles, stats);
   return cudaGetLastError();
 }
 

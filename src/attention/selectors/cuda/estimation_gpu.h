@@ -35,12 +35,24 @@ struct StrideProblem {
   float alpha = 1.f;
   float partial_logw = 0.f;
   bool has_partial = false;
+  // bf16 copies of qrep and krep (same layout) for the tensor-core path, else null
+  const void* qrep16 = nullptr;
+  const void* krep16 = nullptr;
 };
 
 /// Parts of 64 entries per key block (1 when a block has <= 64 entries).
 int stats_parts(const StrideProblem& pb, const Geometry& geo);
 /// stats [nqr][nkb * parts] of (max, sum exp(score - max)); entries nobody wrote must be zero.
 cudaError_t stride_stats(const StrideProblem& pb, const Geometry& geo, float2* stats, cudaStream_t stream);
+
+/// The same statistics from bf16 copies of the representatives (qrep16, krep16) on tensor cores
+/// (mma.sync m16n8k16, f32 accumulation); needs mma_fits(pb). Products are exact, the
+/// accumulation is f32; only the rounding of the representatives to bf16 differs from
+/// stride_stats.
+bool mma_fits(const StrideProblem& pb);
+cudaError_t stride_stats_mma(const StrideProblem& pb, const Geometry& geo, float2* stats, cudaStream_t stream);
+/// dst[i] = bf16(src[i]) (round to nearest even), n a multiple of 4, 16-byte aligned pointers.
+cudaError_t to_bf16(const float* src, void* dst, int64_t n, cudaStream_t stream);
 
 enum class Combine : int { kSet = 0, kMax = 1, kMeanAdd = 2 };
 /// Block scores of every query block: sum over its rows of the softmax mass per key block.
