@@ -10,7 +10,12 @@ set(SIEVE_CUDA_ARCHITECTURES "90" CACHE STRING "sieve: CUDA architectures (expli
 option(SIEVE_BUILD_TESTS "sieve: build the tests" ${_sieve_top})
 option(SIEVE_BUILD_BENCHMARKS "sieve: build the benchmarks" ${_sieve_top})
 option(SIEVE_BUILD_TOOLS "sieve: build the sieve command line" ${_sieve_top})
-option(SIEVE_BUILD_PYTHON "sieve: build the Python module (nanobind)" OFF)
+option(SIEVE_BUILD_PYTHON "sieve: build the Python module (not implemented yet)" OFF)
+if(SIEVE_BUILD_PYTHON)
+  # Reserved: an option that silently builds nothing would be a stub; say so instead.
+  message(FATAL_ERROR "SIEVE_BUILD_PYTHON: the Python module is not implemented yet; configure with "
+                      "-DSIEVE_BUILD_PYTHON=OFF")
+endif()
 option(SIEVE_NATIVE "sieve: compile everything with -march=native (never for shipped builds)" OFF)
 option(SIEVE_WERROR "sieve: treat warnings as errors" OFF)
 option(SIEVE_SANITIZE_ADDRESS "sieve: AddressSanitizer" OFF)
