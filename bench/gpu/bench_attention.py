@@ -8,6 +8,8 @@ OUT/gpu_attention.csv and prints a short table last.
 
     python3 bench/gpu/bench_attention.py --sieve-csv FILE --out DIR \
         [--dense 8192,32768,65536,131072] [--sparse 32768,131072] [--densities 1,0.5,0.2,0.1]
+        [--peers-csv FILE]      also write the peer rows there as soon as they are measured
+    python3 bench/gpu/bench_attention.py --merge-only --peers-csv FILE --sieve-csv FILE --out DIR
 
 Shape: 32 query heads, 8 KV heads, head dim 128, bf16, causal. Times: CUDA events, warm-up, median.
 """
@@ -15,11 +17,15 @@ import argparse
 import csv
 import math
 import os
+import re
 import sys
 
-import torch
-import torch.nn.functional as F
-from torch.nn.attention import SDPBackend, sdpa_kernel
+try:  # --merge-only needs no torch
+    import torch
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+except ImportError:
+    torch = None
 
 H, HKV, D = 32, 8, 128
 DEV = "cuda"
@@ -163,25 +169,37 @@ def main():
     ap.add_argument("--sparse", default="32768,131072")
     ap.add_argument("--densities", default="1,0.5,0.2,0.1")
     ap.add_argument("--skip-flex", action="store_true")
+    ap.add_argument("--peers-csv", default="", help="write the peer rows here as soon as measured")
+    ap.add_argument("--merge-only", action="store_true",
+                    help="measure nothing: merge --peers-csv and --sieve-csv and print the tables")
     a = ap.parse_args()
-    print(torch.__version__, torch.cuda.get_device_name(), flush=True)
-    rows = rows_ceilings()
-    rows += rows_sdpa(lens(a.dense))
-    if not a.skip_flex:
-        try:
-            rows += rows_flex(lens(a.sparse), [float(x) for x in a.densities.split(",")])
-        except Exception as ex:
-            print("flex failed:", ex, file=sys.stderr)
+    if a.merge_only:
+        rows = read_csv(a.peers_csv)
+    else:
+        print(torch.__version__, torch.cuda.get_device_name(), flush=True)
+        rows = rows_ceilings()
+        rows += rows_sdpa(lens(a.dense))
+        if not a.skip_flex and a.sparse:
+            try:
+                rows += rows_flex(lens(a.sparse), [float(x) for x in a.densities.split(",")])
+            except Exception as ex:
+                print("flex failed:", ex, file=sys.stderr)
+        if a.peers_csv:
+            write_rows(a.peers_csv, rows)
     rows += read_csv(a.sieve_csv)
     os.makedirs(a.out, exist_ok=True)
     path = os.path.join(a.out, "gpu_attention.csv")
+    write_rows(path, rows)
+    print_tables(rows)
+    print("full CSV:", path)
+
+
+def write_rows(path, rows):
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["bench", "impl", "len", "density", "ms", "tflops", "note"])
         w.writeheader()
         for r in rows:
             w.writerow({k: r.get(k, "") for k in w.fieldnames})
-    print_tables(rows)
-    print("full CSV:", path)
 
 
 def print_tables(rows):
@@ -227,14 +245,23 @@ def print_tables(rows):
             print(f"{r['impl']:>20} L={r['len']:>7} {r['ms']:>9.2f} ms {r['tflops']:>6.0f} TF/s {r['note']}")
     e2e = [r for r in rows if r["bench"] == "e2e"]
     if e2e:
-        print("\n== end-to-end selector + executor (ms; speed-up vs torch flash / cudnn at the same length) ==")
+        print("\n== end-to-end selector + executor on the planted input (ms); sel%: selector time / our dense;"
+              " flash/tot, cudnn/tot: speed-up over torch at the same length ==")
+        print(f"{'L':>7} {'method':>16} {'density':>7} {'select':>8} {'sel%':>6} {'exec':>8} {'total':>8} "
+              f"{'flash/tot':>9} {'cudnn/tot':>9} {'recall':>6} {'min':>6}")
         for r in e2e:
             if r["ms"] <= 0:
-                print(f"{r['impl']:>12} L={r['len']:>7} {r['note']}")
+                print(f"{r['len']:>7} {r['impl']:>16} {r['note']}")
                 continue
+            note = r["note"]
+            m = re.search(r"select=([\d.]+) ms \(([\d.]+)% of dense\) exec=([\d.]+) ms "
+                          r"recall_mean=([\d.]+) recall_min=([\d.]+)", note)
+            sel, pct, ex, rm, rmin = (float(x) for x in m.groups()) if m else (nan,) * 5
+            if r["impl"] == "sieve_dense":
+                sel, pct, ex, rm, rmin = 0.0, 0.0, r["ms"], 1.0, 1.0
             fl, cd = ms("dense", "torch_sdpa_flash", r["len"]), ms("dense", "torch_sdpa_cudnn", r["len"])
-            print(f"{r['impl']:>12} L={r['len']:>7} density={r['density']:.3f} {r['ms']:>9.2f} ms "
-                  f"x{fl / r['ms']:.2f} vs flash x{cd / r['ms']:.2f} vs cudnn | {r['note']}")
+            print(f"{r['len']:>7} {r['impl']:>16} {r['density']:>7.3f} {sel:>8.2f} {pct:>5.1f}% {ex:>8.2f} "
+                  f"{r['ms']:>8.2f} {fl / r['ms']:>8.2f}x {cd / r['ms']:>8.2f}x {rm:>6.3f} {rmin:>6.3f}")
 
 
 if __name__ == "__main__":

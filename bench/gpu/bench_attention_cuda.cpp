@@ -4,6 +4,7 @@
 //   bench_attention_cuda --csv FILE [--dense 8192,32768] [--sparse 32768,131072]
 //                        [--densities 1,0.5,0.2,0.1] [--variants 8192,32768] [--heads 32 --kv-heads 8]
 //                        [--e2e 8192,131072] [--methods rr,unisparse,streaming,sample]
+//                        [--estimates simt,mma] [--families mma,auto] [--cpu-select-max 131072]
 //
 // Shape: 32 query heads, 8 KV heads, head dim 128, bf16, causal (the anchors of DESIGN.md). Times are
 // CUDA-event medians after warm-up. Sparse masks follow the rule shared with bench_attention.py
@@ -79,11 +80,21 @@ struct Row {
   std::string note;
 };
 std::vector<Row> g_rows;
+std::string g_csv = "bench_attention_cuda.csv";
+// The CSV is rewritten after every row, so a run cut short by a time limit keeps what it measured.
+void write_csv() {
+  std::ofstream f(g_csv);
+  f << "bench,impl,len,density,ms,tflops,note\n";
+  for (const Row& r : g_rows)
+    f << r.bench << ',' << r.impl << ',' << r.len << ',' << r.density << ',' << r.ms << ',' << r.tflops << ",\""
+      << r.note << "\"\n";
+}
 void emit(const Row& r) {
   g_rows.push_back(r);
   std::printf("%-8s %-22s L=%-7ld density=%.3f  %9.3f ms  %7.1f TFLOP/s  %s\n", r.bench.c_str(),
               r.impl.c_str(), long(r.len), r.density, r.ms, r.tflops, r.note.c_str());
   std::fflush(stdout);
+  write_csv();
 }
 
 struct Shape {
@@ -136,9 +147,10 @@ struct Problem {
 
 // Runs fn once per kernel family ("mma": mma.sync; "auto": wgmma on Hopper) with the family's
 // name ("sieve_mma.sync", "sieve_wgmma") as the impl column.
+std::vector<std::string> g_families{"mma", "auto"};  // --families: "auto" alone skips mma.sync
 void for_each_kernel(int64_t head_dim, int64_t block_k, const std::function<void(const std::string&)>& fn) {
   std::vector<std::string> seen;
-  for (const char* pref : {"mma", "auto"}) {
+  for (const std::string& pref : g_families) {
     cu::set_kernel_preference(pref);
     const std::string name = cu::kernel_info(DType::kBF16, head_dim, block_k).name;
     if (std::find(seen.begin(), seen.end(), name) != seen.end()) continue;
@@ -217,8 +229,12 @@ void bench_variants(const Shape& s, const std::vector<int64_t>& lens) {
 
 // End to end on the planted synthetic workload (synthetic.h, default structure): GPU selector
 // (timed with its allocations) + block-sparse executor, against our dense kernel; density of the
-// pattern and its recall (exact softmax mass kept, every L/32-th row of every head).
-void bench_e2e(const Shape& s, const std::vector<int64_t>& lens, const std::vector<std::string>& methods) {
+// pattern and its recall (exact softmax mass kept, every L/32-th row of every head). rr and
+// unisparse run once per estimate path (impl "rr[simt]", "rr[mma]"); a selector without a GPU
+// port runs on the CPU on the host tensors up to cpu_max (impl "sample[cpu]", its select time the
+// host wall clock of one call) and its pattern is uploaded.
+void bench_e2e(const Shape& s, const std::vector<int64_t>& lens, const std::vector<std::string>& methods,
+               const std::vector<std::string>& estimates, int64_t cpu_max) {
   for (int64_t l : lens) {
     sieve::attention::SyntheticConfig c;
     c.num_heads_q = s.hq;
@@ -238,23 +254,40 @@ void bench_e2e(const Shape& s, const std::vector<int64_t>& lens, const std::vect
     const double flops = causal_flops(s, l);
     emit({"e2e", "sieve_dense", l, 1.0, dense_ms, flops / dense_ms * 1e-9, "our dense kernel (planted input)"});
     const int64_t stride = std::max<int64_t>(1, l / 32);
+    const std::string saved = cu::estimate_path();
     for (const std::string& m : methods) {
       auto sel = sieve::attention::make_selector(m);
+      const auto finish = [&](const std::string& impl, const cu::DevicePattern& dp, double sel_ms, const char* where) {
+        const double exec_ms =
+            median_ms([&] { cu::block_sparse_attention(q, k, v, dp.view(), out, o); }, 1, iters_for(l));
+        const sieve::attention::SparsePattern pat = dp.download();
+        const cu::DeviceRecall rec = cu::pattern_recall(q, k, dp.view(), o, stride);
+        char note[320];
+        std::snprintf(note, sizeof note,
+                      "select=%.3f ms (%.2f%% of dense) exec=%.3f ms recall_mean=%.4f recall_min=%.4f "
+                      "token_rows=%ld selector_on=%s",
+                      sel_ms, 100.0 * sel_ms / dense_ms, exec_ms, rec.mean, rec.min, long(rec.rows), where);
+        emit({"e2e", impl, l, pat.block_density(), sel_ms + exec_ms, flops / (sel_ms + exec_ms) * 1e-9, note});
+      };
       if (!cu::has_device_selector(*sel)) {
-        emit({"e2e", m, l, 0.0, 0.0, 0.0, "no GPU port of this selector"});
+        if (l > cpu_max) {
+          emit({"e2e", m + "[cpu]", l, 0.0, 0.0, 0.0, "no GPU port; CPU selection skipped above --cpu-select-max"});
+          continue;
+        }
+        sieve::Timer t;
+        const sieve::attention::SparsePattern hp = sel->select(w.q, w.k, o);
+        const double sel_ms = t.seconds() * 1e3;
+        finish(m + "[cpu]", cu::DevicePattern::upload(hp), sel_ms, "cpu");
         continue;
       }
-      cu::DevicePattern dp;
-      const double sel_ms = median_ms([&] { dp = cu::select_on_device(*sel, q, k, o); }, 1, iters_for(l));
-      const double exec_ms =
-          median_ms([&] { cu::block_sparse_attention(q, k, v, dp.view(), out, o); }, 1, iters_for(l));
-      const sieve::attention::SparsePattern pat = dp.download();
-      const cu::DeviceRecall rec = cu::pattern_recall(q, k, dp.view(), o, stride);
-      char note[256];
-      std::snprintf(note, sizeof note,
-                    "select=%.3f ms (%.1f%% of dense) exec=%.3f ms recall_mean=%.4f recall_min=%.4f token_rows=%ld",
-                    sel_ms, 100.0 * sel_ms / dense_ms, exec_ms, rec.mean, rec.min, long(rec.rows));
-      emit({"e2e", m, l, pat.block_density(), sel_ms + exec_ms, flops / (sel_ms + exec_ms) * 1e-9, note});
+      const bool two_paths = m == "rr" || m == "unisparse";
+      for (const std::string& path : two_paths ? estimates : std::vector<std::string>{saved}) {
+        cu::set_estimate_path(path);
+        cu::DevicePattern dp;
+        const double sel_ms = median_ms([&] { dp = cu::select_on_device(*sel, q, k, o); }, 1, iters_for(l));
+        finish(two_paths ? m + "[" + path + "]" : m, dp, sel_ms, "gpu");
+      }
+      cu::set_estimate_path(saved);
     }
   }
 }
@@ -277,8 +310,10 @@ std::vector<double> parse_doubles(const std::string& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string csv = "bench_attention_cuda.csv";
+  std::string& csv = g_csv;
   std::vector<int64_t> dense, sparse, variants, e2e;
+  std::vector<std::string> estimates{"simt", "mma"};
+  int64_t cpu_max = 131072;
   std::vector<std::string> methods{"rr", "unisparse", "streaming", "sample"};
   std::vector<double> densities{1.0, 0.5, 0.2, 0.1};
   Shape s;
@@ -295,6 +330,15 @@ int main(int argc, char** argv) {
       for (std::string t; std::getline(ss, t, ',');) methods.push_back(t);
     }
     else if (a == "--densities") densities = parse_doubles(v);
+    else if (a == "--estimates") {
+      estimates.clear();
+      std::stringstream ss(v);
+      for (std::string t; std::getline(ss, t, ',');) estimates.push_back(t);
+    } else if (a == "--families") {
+      g_families.clear();
+      std::stringstream ss(v);
+      for (std::string t; std::getline(ss, t, ',');) g_families.push_back(t);
+    } else if (a == "--cpu-select-max") cpu_max = std::stoll(v);
     else if (a == "--heads") s.hq = std::stoll(v);
     else if (a == "--kv-heads") s.hkv = std::stoll(v);
     else {
@@ -314,15 +358,12 @@ int main(int argc, char** argv) {
     bench_variants(s, variants);
     bench_dense(s, dense);
     bench_sparse(s, sparse, densities);
-    bench_e2e(s, e2e, methods);
+    bench_e2e(s, e2e, methods, estimates, cpu_max);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_attention_cuda: error: %s\n", e.what());
+    write_csv();
     return 1;
   }
-  std::ofstream f(csv);
-  f << "bench,impl,len,density,ms,tflops,note\n";
-  for (const Row& r : g_rows)
-    f << r.bench << ',' << r.impl << ',' << r.len << ',' << r.density << ',' << r.ms << ',' << r.tflops << ",\""
-      << r.note << "\"\n";
+  write_csv();
   return 0;
 }
