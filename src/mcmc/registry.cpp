@@ -242,6 +242,7 @@ void bind(Fields& f, PmalaSettings& s) {
                   {"covariance", "fisher", "reference", "laplace", "none"},
                   "preconditioner adaptation")
       .add("dense", s.dense, "dense (true) or diagonal preconditioner")
+      .add("laplace_init", s.laplace_init, "start the adapted preconditioner at the Laplace cov")
       .add("sigma", s.sigma, "initial/fixed preconditioner, rows separated by ';'");
 }
 
@@ -255,6 +256,7 @@ void bind(Fields& f, GiMalaSettings& s) {
                   {"covariance", "fisher", "reference", "laplace", "none"},
                   "how Sigma is learned in warm-up")
       .add("dense", s.dense, "dense (true) or diagonal Sigma")
+      .add("laplace_init", s.laplace_init, "start the adapted Sigma at the Laplace covariance")
       .add("sigma", s.sigma, "initial/fixed Sigma, rows separated by ';'")
       .add("mu", s.mu, "Gaussian mean for control variates (default: adapted)");
 }
@@ -314,6 +316,8 @@ void bind(Fields& f, AimhSettings& s) {
       .add("nu", s.nu, "Student-t degrees of freedom (> 2)")
       .add("laplace_init", s.laplace_init, "start at the Laplace approximation")
       .add("cov_scale", s.cov_scale, "inflation of the moment-matched covariance")
+      .add("warmup_local", s.warmup_local, "probability of a local GI-MALA move in warm-up")
+      .add("local_accept", s.local_accept, "acceptance rate the local warm-up moves aim at")
       .add("dense", s.dense, "dense (true) or diagonal covariance")
       .add("mean", s.mean, "initial proposal mean")
       .add("cov", s.cov, "initial proposal covariance");

@@ -5,7 +5,8 @@
 // with covariance Sigma every proposal is accepted and the chain is the AR(1) process
 // mu + (1 - gamma)(X - mu) + noise. Warm-up: gamma by dual averaging of logit(gamma / gamma_max)
 // towards target_accept (a user choice: the paper shows the optimal rate depends on how Gaussian
-// the target is), Sigma from Stan's slow windows ("covariance" or "fisher"); both then frozen.
+// the target is), Sigma started at the Laplace covariance and moment-matched on Stan's slow
+// windows ("covariance"), or the inverse Fisher matrix ("fisher"); both then frozen.
 // adapted.mu is the mean of the second half of warm-up (used by the exact-Gaussian control
 // variate).
 #pragma once
@@ -24,8 +25,9 @@ struct GiMalaSettings : RunSettings {
   std::string sigma_adaptation =
       "covariance";  ///< covariance | fisher | reference | laplace | none
   bool dense = true;
-  Eigen::MatrixXd sigma;  ///< initial / fixed Sigma [d, d]; empty = I
-  Eigen::VectorXd mu;     ///< Gaussian mean reported for control variates; empty = adapted
+  bool laplace_init = true;  ///< covariance / fisher: start Sigma at the Laplace covariance
+  Eigen::MatrixXd sigma;     ///< initial / fixed Sigma [d, d]; empty = Laplace or I
+  Eigen::VectorXd mu;        ///< Gaussian mean reported for control variates; empty = adapted
 };
 
 /// @brief GI-MALA (see the file comment).
@@ -43,6 +45,7 @@ Chain gi_mala(const T& target, const Eigen::VectorXd& init, const GiMalaSettings
   c.dense = settings.dense;
   c.sigma = settings.sigma;
   c.mu = settings.mu;
+  c.laplace_init = settings.laplace_init;
   detail::LangevinKernel kernel(c, settings);
   return detail::run_kernel(target, kernel, init, settings, rng, "gi-mala");
 }

@@ -18,7 +18,8 @@ struct PmalaSettings : RunSettings {
   double target_accept = 0.574;
   std::string preconditioner = "covariance";  ///< covariance | fisher | reference | laplace | none
   bool dense = true;                          ///< dense (true) or diagonal A
-  Eigen::MatrixXd sigma;                      ///< initial / fixed A [d, d]; empty = I
+  bool laplace_init = true;  ///< covariance / fisher: start A at the Laplace covariance
+  Eigen::MatrixXd sigma;     ///< initial / fixed A [d, d]; empty = Laplace or I
 };
 
 /// @brief Preconditioned MALA (see the file comment).
@@ -32,6 +33,7 @@ Chain pmala(const T& target, const Eigen::VectorXd& init, const PmalaSettings& s
   c.preconditioner = settings.preconditioner;
   c.dense = settings.dense;
   c.sigma = settings.sigma;
+  c.laplace_init = settings.laplace_init;
   detail::LangevinKernel kernel(c, settings);
   return detail::run_kernel(target, kernel, init, settings, rng, "pmala");
 }
