@@ -67,7 +67,8 @@ void stride_stats(est::StrideProblem pb, const est::Geometry& g, float2* stats, 
   if (mma && est::mma_fits(pb)) {
     if (stage_keys)
       check(est::to_bf16(pb.krep, k16, int64_t(pb.units) * pb.reps * pb.W, stream), "bf16 keys");
-    check(est::to_bf16(pb.qrep, q16, int64_t(pb.nqr) * pb.W, stream), "bf16 queries");
+    check(est::to_bf16(pb.qrep, q16, int64_t(pb.heads - 1) * pb.z_qrep + int64_t(pb.nqr) * pb.W, stream),
+          "bf16 queries");
     pb.qrep16 = q16;
     pb.krep16 = k16;
     check(est::stride_stats_mma(pb, g, stats, stream), what);
@@ -161,27 +162,23 @@ est::RRParams rr_params(const RRConfig& c, int64_t D) {
   return p;
 }
 
+// Query heads per launch: the mma path batches the query heads of one KV head (they share the key
+// representatives) while their scratch stays under ~1 GiB; the simt path keeps one head per
+// launch, as verified on the GPU.
+int batch_heads(bool mma, bool shared_keys, const AttentionShape& s, int64_t bytes_per_head) {
+  const int g = int(s.group_size());
+  if (!mma || !shared_keys || g <= 1 || bytes_per_head * g > (int64_t(1) << 30)) return 1;
+  return g;
+}
+
 DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cudaStream_t stream) {
   const AttentionShape& s = in.shape;
   const est::Geometry g = geometry(s, sel.common(), causal);
   const est::RRParams rr = rr_params(sel.config(), s.head_dim);
   const int D = int(s.head_dim), S = rr.S, R = rr.reps, W = rr.W;
   const int nks = (g.seq_k + S - 1) / S, nqs = (g.seq_q + S - 1) / S;
-  Scratch scratch(stream);
-  float* krep = scratch.alloc<float>(int64_t(nks) * R * W);
-  float* log_w = scratch.alloc<float>(int64_t(nks) * R);
-  float* qrep = scratch.alloc<float>(int64_t(nqs) * W);
-  int* visible = scratch.alloc<int>(nqs);
-  float* own = scratch.alloc<float>(nqs);
   const bool mma = Estimate(estimate_setting().load()) == Estimate::kMma;
-  void* k16 = mma ? scratch.alloc<uint16_t>(int64_t(nks) * R * W) : nullptr;
-  void* q16 = mma ? scratch.alloc<uint16_t>(int64_t(nqs) * W) : nullptr;
   est::StrideProblem pb;
-  pb.qrep = qrep;
-  pb.krep = krep;
-  pb.log_w = log_w;
-  pb.visible = visible;
-  pb.own = causal ? own : nullptr;
   pb.nqr = nqs;
   pb.W = W;
   pb.units = nks;
@@ -190,15 +187,36 @@ DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cu
   pb.sk = S;
   pb.alpha = in.scale;
   const int parts = est::stats_parts(pb, g);
-  float2* stats = scratch.alloc<float2>(int64_t(nqs) * g.nkb * parts);
-  float* scores = scratch.alloc<float>(int64_t(g.nqb) * g.nkb);
+  const int64_t stats_per_head = int64_t(nqs) * g.nkb * parts;
+  const int G = batch_heads(mma, rr.mean_keys, s, stats_per_head * 8 + int64_t(nqs) * W * 6);
+  Scratch scratch(stream);
+  float* krep = scratch.alloc<float>(int64_t(nks) * R * W);
+  float* log_w = scratch.alloc<float>(int64_t(nks) * R);
+  float* qrep = scratch.alloc<float>(int64_t(G) * nqs * W);
+  int* visible = scratch.alloc<int>(int64_t(G) * nqs);
+  float* own = scratch.alloc<float>(int64_t(G) * nqs);
+  void* k16 = mma ? scratch.alloc<uint16_t>(int64_t(nks) * R * W) : nullptr;
+  void* q16 = mma ? scratch.alloc<uint16_t>(int64_t(G) * nqs * W) : nullptr;
+  pb.qrep = qrep;
+  pb.krep = krep;
+  pb.log_w = log_w;
+  pb.visible = visible;
+  pb.own = causal ? own : nullptr;
+  pb.heads = G;
+  pb.z_qrep = int64_t(nqs) * W;
+  pb.z_visible = nqs;
+  pb.z_own = nqs;
+  pb.z_stats = stats_per_head;
+  pb.z_out = int64_t(g.nqb) * g.nkb;
+  float2* stats = scratch.alloc<float2>(G * stats_per_head);
+  float* scores = scratch.alloc<float>(G * pb.z_out);
   const int rows = int(s.num_heads_q) * g.nqb;
   int* counts = scratch.alloc<int>(rows);
   int* lists = scratch.alloc<int>(int64_t(rows) * g.nkb);
   const TensorView& q = in.q;
   const TensorView& k = in.k;
   int64_t staged = -1;
-  for (int h = 0; h < int(s.num_heads_q); ++h) {
+  for (int h = 0; h < int(s.num_heads_q); h += G) {  // heads h.. h + G - 1 share KV head hk
     const int hk = int(h / s.group_size());
     const bool new_keys = !rr.mean_keys || hk != staged;
     if (new_keys) {
@@ -208,12 +226,12 @@ DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cu
       staged = hk;
     }
     check(est::rr_queries(q.data, k.data, in.bf16, q.strides[0], q.strides[1], k.strides[0], k.strides[1], D, g,
-                          h, hk, in.scale, rr, qrep, visible, own, stream),
+                          h, hk, in.scale, rr, qrep, visible, own, stream, G),
           "rr sampled queries");
-    SIEVE_CUDA_CHECK(cudaMemsetAsync(stats, 0, size_t(nqs) * g.nkb * parts * sizeof(float2), stream));
+    SIEVE_CUDA_CHECK(cudaMemsetAsync(stats, 0, size_t(G * stats_per_head) * sizeof(float2), stream));
     stride_stats(pb, g, stats, mma, q16, k16, new_keys, stream, "rr scores");
     check(est::block_scores(pb, g, stats, scores, est::Combine::kSet, false, 1.f, stream), "rr block scores");
-    check(est::select_rows(g, scores, sel.config().tau, h, counts, lists, stream), "rr selection");
+    check(est::select_rows(g, scores, sel.config().tau, h, counts, lists, stream, G, pb.z_out), "rr selection");
   }
   return finish_rows(g, s, causal, counts, lists, stream);
 }
@@ -225,39 +243,45 @@ DevicePattern unisparse_select(const Inputs& in, const UniSparseSelector& sel, b
   const est::Geometry g = geometry(s, sel.common(), causal);
   const int D = int(s.head_dim), W = c.moments ? 2 * D : D;
   const int levels = int(c.granularities.size());
+  const bool mma = Estimate(estimate_setting().load()) == Estimate::kMma;
+  int64_t stats_per_head = 0, qrows = 0;
+  for (const auto& gr : c.granularities) {
+    const int64_t nqc = (s.seq_len_q + gr.c_q - 1) / gr.c_q;
+    const int eb = int(g.block_k / gr.c_k);
+    const int parts = eb <= 64 ? 1 : (eb + 63) / 64;
+    stats_per_head = std::max<int64_t>(stats_per_head, nqc * g.nkb * parts);
+    qrows += nqc;
+  }
+  const int G = batch_heads(mma, true, s, stats_per_head * 8 + qrows * W * 6);
   Scratch scratch(stream);
   std::vector<float*> kpool(static_cast<size_t>(levels)), qpool(static_cast<size_t>(levels));
   std::vector<int*> visible(static_cast<size_t>(levels));
   std::vector<void*> k16(static_cast<size_t>(levels)), q16(static_cast<size_t>(levels));
-  const bool mma = Estimate(estimate_setting().load()) == Estimate::kMma;
-  int64_t stats_size = 0;
   for (int lv = 0; lv < levels; ++lv) {
     const auto& gr = c.granularities[size_t(lv)];
     const int64_t nkc = (s.seq_len_k + gr.c_k - 1) / gr.c_k, nqc = (s.seq_len_q + gr.c_q - 1) / gr.c_q;
     kpool[size_t(lv)] = scratch.alloc<float>(nkc * W);
-    qpool[size_t(lv)] = scratch.alloc<float>(nqc * W);
+    qpool[size_t(lv)] = scratch.alloc<float>(G * nqc * W);
     visible[size_t(lv)] = scratch.alloc<int>(nqc);
     if (mma) {
       k16[size_t(lv)] = scratch.alloc<uint16_t>(nkc * W);
-      q16[size_t(lv)] = scratch.alloc<uint16_t>(nqc * W);
+      q16[size_t(lv)] = scratch.alloc<uint16_t>(G * nqc * W);
     }
-    const int eb = int(g.block_k / gr.c_k);
-    const int parts = eb <= 64 ? 1 : (eb + 63) / 64;
-    stats_size = std::max<int64_t>(stats_size, nqc * g.nkb * parts);
     check(est::pooled_visible(g, int(nqc), int(gr.c_q), int(gr.c_k), int(nkc), visible[size_t(lv)], stream),
           "unisparse visibility");
   }
-  float2* stats = scratch.alloc<float2>(stats_size);
-  float* combined = scratch.alloc<float>(int64_t(g.nqb) * g.nkb);
+  float2* stats = scratch.alloc<float2>(G * stats_per_head);
+  const int64_t z_out = int64_t(g.nqb) * g.nkb;
+  float* combined = scratch.alloc<float>(G * z_out);
   const int rows = int(s.num_heads_q) * g.nqb;
   int* counts = scratch.alloc<int>(rows);
   int* lists = scratch.alloc<int>(int64_t(rows) * g.nkb);
   const TensorView& q = in.q;
   const TensorView& k = in.k;
   int64_t staged = -1;
-  for (int h = 0; h < int(s.num_heads_q); ++h) {
+  for (int h = 0; h < int(s.num_heads_q); h += G) {  // heads h.. h + G - 1 share KV head hk
     const int hk = int(h / s.group_size());
-    SIEVE_CUDA_CHECK(cudaMemsetAsync(combined, 0, size_t(g.nqb) * g.nkb * 4, stream));
+    SIEVE_CUDA_CHECK(cudaMemsetAsync(combined, 0, size_t(G * z_out) * 4, stream));
     for (int lv = 0; lv < levels; ++lv) {
       const auto& gr = c.granularities[size_t(lv)];
       const int cq = int(gr.c_q), ck = int(gr.c_k);
@@ -267,7 +291,7 @@ DevicePattern unisparse_select(const Inputs& in, const UniSparseSelector& sel, b
                              in.scale, kpool[size_t(lv)], stream),
               "unisparse key pooling");
       check(est::pool_rows(q.data, in.bf16, q.strides[0], q.strides[1], D, g.seq_q, h, cq, false, c.moments,
-                           in.scale, qpool[size_t(lv)], stream),
+                           in.scale, qpool[size_t(lv)], stream, G),
             "unisparse query pooling");
       est::StrideProblem pb;
       pb.qrep = qpool[size_t(lv)];
@@ -284,7 +308,12 @@ DevicePattern unisparse_select(const Inputs& in, const UniSparseSelector& sel, b
         pb.has_partial = true;
         pb.partial_logw = float(std::log(double(g.seq_k % ck) / double(ck)));
       }
-      SIEVE_CUDA_CHECK(cudaMemsetAsync(stats, 0, size_t(stats_size) * sizeof(float2), stream));
+      pb.heads = G;
+      pb.z_qrep = int64_t(nqc) * W;
+      pb.z_visible = 0;  // pooled visibility is the same for every head
+      pb.z_stats = int64_t(nqc) * g.nkb * est::stats_parts(pb, g);
+      pb.z_out = z_out;
+      SIEVE_CUDA_CHECK(cudaMemsetAsync(stats, 0, size_t(G * stats_per_head) * sizeof(float2), stream));
       stride_stats(pb, g, stats, mma, q16[size_t(lv)], k16[size_t(lv)], hk != staged, stream,
                    "unisparse scores");
       check(est::block_scores(pb, g, stats, combined,
@@ -293,7 +322,7 @@ DevicePattern unisparse_select(const Inputs& in, const UniSparseSelector& sel, b
             "unisparse block scores");
     }
     staged = hk;
-    check(est::select_rows(g, combined, c.top_p, h, counts, lists, stream), "unisparse selection");
+    check(est::select_rows(g, combined, c.top_p, h, counts, lists, stream, G, z_out), "unisparse selection");
   }
   return finish_rows(g, s, causal, counts, lists, stream);
 }

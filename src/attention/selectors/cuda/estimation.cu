@@ -88,6 +88,16 @@ __device__ void tile_stats(const StrideProblem& pb, const float (*st)[kTE + 1], 
   }
 }
 
+// Head z of a batch: its query representatives, visibility, own scores and statistics.
+template <class Stats>
+__device__ __forceinline__ void batch_head(StrideProblem& pb, Stats*& stats, int z) {
+  pb.qrep += z * pb.z_qrep;
+  if (pb.qrep16) pb.qrep16 = static_cast<const __nv_bfloat16*>(pb.qrep16) + z * pb.z_qrep;
+  pb.visible += z * pb.z_visible;
+  if (pb.own) pb.own += z * pb.z_own;
+  stats += z * pb.z_stats;
+}
+
 // Visible entries of the tile's rows into s_vis; returns the largest (uniform over the CTA).
 __device__ int load_visible(const StrideProblem& pb, int r0, int* s_vis) {
   if (threadIdx.x < kTR) {
@@ -108,6 +118,7 @@ __global__ void __launch_bounds__(256) stride_stats_kernel(StrideProblem pb, int
   __shared__ __align__(16) float bs[kTK][kTE + 4];
   __shared__ float st[kTR][kTE + 1];
   __shared__ int s_vis[kTR];
+  batch_head(pb, stats, int(blockIdx.z));
   const int tid = threadIdx.x;
   const int r0 = blockIdx.y * kTR;
   const EntryTile t = entry_tile(pb, blockIdx.x, eb, parts, bpt);
@@ -146,7 +157,8 @@ __global__ void __launch_bounds__(256) stride_stats_kernel(StrideProblem pb, int
 #pragma unroll
   for (int i = 0; i < 4; ++i)
 #pragma unroll
-    for (int j = 0; j < 4; ++j) st[ty * 4 + i][tx * 4 + j] = finish_score(pb, s_vis, r0, ty * 4 + i, t, tx * 4 + j, acc[i][j]);
+    for (int j = 0; j < 4; ++j)
+      st[ty * 4 + i][tx * 4 + j] = finish_score(pb, s_vis, r0, ty * 4 + i, t, tx * 4 + j, acc[i][j]);
   __syncthreads();
   tile_stats(pb, st, r0, t, eb, parts, nkb, stats);
 }
@@ -180,6 +192,7 @@ __global__ void __launch_bounds__(kMmaThreads) stride_stats_mma_kernel(StridePro
   const int W = pb.W, row_bytes = 2 * W, tile_bytes = kTR * row_bytes;
   const uint32_t s_a = ptx::smem_addr(smem), s_b = s_a + uint32_t(tile_bytes);
   float(*st)[kTE + 1] = reinterpret_cast<float(*)[kTE + 1]>(smem + 3 * tile_bytes);
+  batch_head(pb, stats, int(blockIdx.z));
   const int r0 = blockIdx.y * kTR;
   const int x0 = blockIdx.x * kMmaTiles, x1 = min(x0 + kMmaTiles, tiles);
   const int maxv = load_visible(pb, r0, s_vis);
@@ -222,9 +235,11 @@ __global__ void __launch_bounds__(kMmaThreads) stride_stats_mma_kernel(StridePro
     for (int kk = 0; kk < W / 16; ++kk) {
       uint32_t a[2][4], b[2][4];
 #pragma unroll
-      for (int mi = 0; mi < 2; ++mi) ptx::ldmatrix_x4(s_a + ((a_off + uint32_t(mi * 16 * row_bytes)) ^ uint32_t(32 * kk)), a[mi]);
+      for (int mi = 0; mi < 2; ++mi)
+        ptx::ldmatrix_x4(s_a + ((a_off + uint32_t(mi * 16 * row_bytes)) ^ uint32_t(32 * kk)), a[mi]);
 #pragma unroll
-      for (int np = 0; np < 2; ++np) ptx::ldmatrix_x4(sb + ((b_off + uint32_t(np * 16 * row_bytes)) ^ uint32_t(32 * kk)), b[np]);
+      for (int np = 0; np < 2; ++np)
+        ptx::ldmatrix_x4(sb + ((b_off + uint32_t(np * 16 * row_bytes)) ^ uint32_t(32 * kk)), b[np]);
 #pragma unroll
       for (int mi = 0; mi < 2; ++mi)
 #pragma unroll
@@ -251,7 +266,8 @@ __global__ void __launch_bounds__(kMmaThreads) stride_stats_mma_kernel(StridePro
 }
 
 __global__ void to_bf16_kernel(const float4* src, __nv_bfloat162* dst, int64_t n4) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n4; i += int64_t(gridDim.x) * blockDim.x) {
+  const int64_t step = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n4; i += step) {
     const float4 v = src[i];
     dst[2 * i] = __floats2bfloat162_rn(v.x, v.y);
     dst[2 * i + 1] = __floats2bfloat162_rn(v.z, v.w);
@@ -309,6 +325,8 @@ __global__ void block_scores_kernel(StrideProblem pb, Geometry geo, int parts, c
   extern __shared__ float blk[];  // [nkb]
   __shared__ float fscratch[32];
   __shared__ double dscratch[32];
+  batch_head(pb, stats, int(blockIdx.y));
+  out += blockIdx.y * pb.z_out;
   const int qb = blockIdx.x, nkb = geo.nkb;
   const int nvis = visible_blocks(geo, qb);
   for (int kb = threadIdx.x; kb < nkb; kb += blockDim.x) blk[kb] = 0.f;
@@ -371,7 +389,9 @@ __device__ __forceinline__ bool before(float sa, int ia, float sb, int ib) {
 
 // One CTA per query block: forced blocks, then the cumulative rule over the others.
 __global__ void select_kernel(Geometry geo, const float* scores, double share, int head, int pow2,
-                              int* counts, int* lists) {
+                              int* counts, int* lists, int64_t z_scores) {
+  scores += blockIdx.y * z_scores;
+  head += int(blockIdx.y);
   extern __shared__ unsigned char smem[];
   float* key = reinterpret_cast<float*>(smem);            // [pow2]
   int* id = reinterpret_cast<int*>(key + pow2);           // [pow2]
@@ -522,7 +542,7 @@ cudaError_t stride_stats(const StrideProblem& pb, const Geometry& geo, float2* s
   const int parts = stats_parts(pb, geo);
   const int bpt = eb <= kTE ? kTE / eb : 1;
   const int gx = eb <= kTE ? (geo.nkb + bpt - 1) / bpt : geo.nkb * parts;
-  const dim3 grid(unsigned(gx), unsigned((pb.nqr + kTR - 1) / kTR));
+  const dim3 grid(unsigned(gx), unsigned((pb.nqr + kTR - 1) / kTR), unsigned(pb.heads));
   stride_stats_kernel<<<grid, 256, 0, stream>>>(pb, eb, parts, bpt, geo.nkb, stats);
   return cudaGetLastError();
 }
@@ -539,7 +559,8 @@ cudaError_t to_bf16(const float* src, void* dst, int64_t n, cudaStream_t stream)
   return cudaGetLastError();
 }
 
-cudaError_t stride_stats_mma(const StrideProblem& pb, const Geometry& geo, float2* stats, cudaStream_t stream) {
+cudaError_t stride_stats_mma(const StrideProblem& pb, const Geometry& geo, float2* stats,
+                             cudaStream_t stream) {
   if (pb.nqr <= 0 || pb.units <= 0) return cudaSuccess;
   if (!mma_fits(pb) || pb.qrep16 == nullptr || pb.krep16 == nullptr) return cudaErrorInvalidValue;
   const int eb = entries_per_block(pb, geo);
@@ -550,7 +571,8 @@ cudaError_t stride_stats_mma(const StrideProblem& pb, const Geometry& geo, float
   const cudaError_t e =
       cudaFuncSetAttribute(stride_stats_mma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
   if (e != cudaSuccess) return e;
-  const dim3 grid(unsigned((tiles + kMmaTiles - 1) / kMmaTiles), unsigned((pb.nqr + kTR - 1) / kTR));
+  const dim3 grid(unsigned((tiles + kMmaTiles - 1) / kMmaTiles), unsigned((pb.nqr + kTR - 1) / kTR),
+                  unsigned(pb.heads));
   stride_stats_mma_kernel<<<grid, kMmaThreads, smem, stream>>>(pb, eb, parts, bpt, geo.nkb, tiles, stats);
   return cudaGetLastError();
 }
@@ -558,13 +580,13 @@ cudaError_t stride_stats_mma(const StrideProblem& pb, const Geometry& geo, float
 cudaError_t block_scores(const StrideProblem& pb, const Geometry& geo, const float2* stats, float* out,
                          Combine combine, bool normalize, float weight, cudaStream_t stream) {
   if (geo.nqb <= 0) return cudaSuccess;
-  block_scores_kernel<<<geo.nqb, 256, size_t(geo.nkb) * 4, stream>>>(
+  block_scores_kernel<<<dim3(unsigned(geo.nqb), unsigned(pb.heads)), 256, size_t(geo.nkb) * 4, stream>>>(
       pb, geo, stats_parts(pb, geo), stats, out, int(combine), normalize, weight);
   return cudaGetLastError();
 }
 
 cudaError_t select_rows(const Geometry& geo, const float* scores, double share, int head, int* counts,
-                        int* lists, cudaStream_t stream) {
+                        int* lists, cudaStream_t stream, int heads, int64_t z_scores) {
   if (geo.nqb <= 0) return cudaSuccess;
   const int pow2 = next_pow2(geo.nkb);
   const size_t smem = size_t(pow2) * 8 + size_t(geo.nkb);
@@ -572,7 +594,8 @@ cudaError_t select_rows(const Geometry& geo, const float* scores, double share, 
     const cudaError_t e = cudaFuncSetAttribute(select_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
     if (e != cudaSuccess) return e;
   }
-  select_kernel<<<geo.nqb, 512, smem, stream>>>(geo, scores, share, head, pow2, counts, lists);
+  select_kernel<<<dim3(unsigned(geo.nqb), unsigned(heads)), 512, smem, stream>>>(
+      geo, scores, share, head, pow2, counts, lists, z_scores);
   return cudaGetLastError();
 }
 

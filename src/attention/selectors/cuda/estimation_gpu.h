@@ -38,6 +38,12 @@ struct StrideProblem {
   // bf16 copies of qrep and krep (same layout) for the tensor-core path, else null
   const void* qrep16 = nullptr;
   const void* krep16 = nullptr;
+  // A batch of `heads` query heads sharing krep/log_w (one launch; head z of the batch is grid
+  // z of stride_stats, grid y of block_scores): element offsets of head z's arrays are z times
+  // these strides (qrep and qrep16: z_qrep; visible: z_visible, 0 when shared; own: z_own;
+  // stats: z_stats; block scores: z_out).
+  int heads = 1;
+  int64_t z_qrep = 0, z_visible = 0, z_own = 0, z_stats = 0, z_out = 0;
 };
 
 /// Parts of 64 entries per key block (1 when a block has <= 64 entries).
@@ -64,8 +70,10 @@ cudaError_t block_scores(const StrideProblem& pb, const Geometry& geo, const flo
 /// Cumulative rule per query block of one head: forced blocks (sink, diagonal) first, then by
 /// descending score (ties: lower id) until the kept mass reaches share of the total; writes the
 /// sorted ids to lists [row][nkb] and their number to counts [row], row = head * nqb + qb.
+/// heads > 1: heads head.. head + heads - 1, their scores z_scores elements apart.
 cudaError_t select_rows(const Geometry& geo, const float* scores, double share, int head,
-                        int* counts, int* lists, cudaStream_t stream);
+                        int* counts, int* lists, cudaStream_t stream, int heads = 1,
+                        int64_t z_scores = 0);
 
 /// Every visible block (dense) or sinks + local window (streaming, block mode) per row.
 cudaError_t fill_rows(const Geometry& geo, int heads, bool streaming, int sink_blocks,
@@ -89,17 +97,19 @@ cudaError_t rr_key_reps(const void* k, bool bf16, int64_t head_stride, int64_t r
                         float* log_w, cudaStream_t stream);
 /// Round-robin sampled queries of query head h: qrep [nqs][W], visible units, and (causal) the
 /// exact log-sum-exp of each sampled query over the visible keys of its own unit.
+/// heads > 1: query heads h.. h + heads - 1 (all of KV head hk) into [heads][nqs] arrays.
 cudaError_t rr_queries(const void* q, const void* k, bool bf16, int64_t q_head_stride,
                        int64_t q_row_stride, int64_t k_head_stride, int64_t k_row_stride, int D,
                        const Geometry& geo, int h, int hk, float scale, const RRParams& rr, float* qrep,
-                       int* visible, float* own, cudaStream_t stream);
+                       int* visible, float* own, cudaStream_t stream, int heads = 1);
 
 // ---- UniSparse --------------------------------------------------------------------------------
 /// Average pooling of rows [0, len) of `head` in groups of c into dst [ceil(len/c)][W]: the mean,
 /// then (moments) the variance (keys) or scale/2 * mean^2 (queries).
+/// heads > 1: heads head.. head + heads - 1 into dst [heads][ceil(len/c)][W].
 cudaError_t pool_rows(const void* t, bool bf16, int64_t head_stride, int64_t row_stride, int D, int len,
                       int head, int c, bool is_key, bool moments, float scale, float* dst,
-                      cudaStream_t stream);
+                      cudaStream_t stream, int heads = 1);
 /// Visible pooled keys per pooled query (causal by the pooled group's last row).
 cudaError_t pooled_visible(const Geometry& geo, int nqc, int cq, int ck, int nkc, int* visible,
                            cudaStream_t stream);

@@ -116,6 +116,14 @@ __global__ void rr_queries_kernel(const void* q, const void* k, bool bf16, int64
   __shared__ float scratch[32];
   const int t = blockIdx.x, d = threadIdx.x, S = rr.S, W = rr.W;
   const int nks = (geo.seq_k + S - 1) / S;
+  {  // head z of a batch of query heads: [heads][nqs] outputs
+    const int z = int(blockIdx.y);
+    const int64_t nqs = gridDim.x;
+    h += z;
+    qrep += z * nqs * W;
+    visible += z * nqs;
+    own += z * nqs;
+  }
   const int off = rr.rotate ? (h + t) % S : h % S;
   const int row = min(t * S + off, min(t * S + S, geo.seq_q) - 1);
   const float qv = load(q, bf16, int64_t(h) * q_head_stride + int64_t(row) * q_row_stride + d);
@@ -147,8 +155,10 @@ __global__ void pool_kernel(const void* x, bool bf16, int64_t head_stride, int64
                             int head, int c, bool is_key, bool moments, float scale, float* dst) {
   const int u = blockIdx.x, d = threadIdx.x;
   const int r0 = u * c, r1 = min(r0 + c, len), n = r1 - r0;
-  const int64_t base = int64_t(head) * head_stride + d;
   const int W = moments ? 2 * D : D;
+  head += int(blockIdx.y);  // head z of a batch: dst [heads][groups][W]
+  dst += int64_t(blockIdx.y) * gridDim.x * W;
+  const int64_t base = int64_t(head) * head_stride + d;
   float mean = 0.f;
   for (int j = r0; j < r1; ++j) mean += load(x, bf16, base + int64_t(j) * row_stride);
   mean *= n > 0 ? 1.0f / float(n) : 0.0f;
@@ -193,19 +203,21 @@ cudaError_t rr_key_reps(const void* k, bool bf16, int64_t head_stride, int64_t r
 cudaError_t rr_queries(const void* q, const void* k, bool bf16, int64_t q_head_stride, int64_t q_row_stride,
                        int64_t k_head_stride, int64_t k_row_stride, int D, const Geometry& geo, int h, int hk,
                        float scale, const RRParams& rr, float* qrep, int* visible, float* own,
-                       cudaStream_t stream) {
-  if (D > 128 || D % 32 != 0) return cudaErrorInvalidValue;
+                       cudaStream_t stream, int heads) {
+  if (D > 128 || D % 32 != 0 || heads < 1) return cudaErrorInvalidValue;
   const int nqs = (geo.seq_q + rr.S - 1) / rr.S;
-  rr_queries_kernel<<<nqs, D, 0, stream>>>(q, k, bf16, q_head_stride, q_row_stride, k_head_stride, k_row_stride,
-                                           D, geo, h, hk, scale, rr, qrep, visible, own);
+  rr_queries_kernel<<<dim3(unsigned(nqs), unsigned(heads)), D, 0, stream>>>(
+      q, k, bf16, q_head_stride, q_row_stride, k_head_stride, k_row_stride, D, geo, h, hk, scale, rr, qrep,
+      visible, own);
   return cudaGetLastError();
 }
 
 cudaError_t pool_rows(const void* t, bool bf16, int64_t head_stride, int64_t row_stride, int D, int len,
-                      int head, int c, bool is_key, bool moments, float scale, float* dst, cudaStream_t stream) {
-  if (D > 1024 || len <= 0) return len <= 0 ? cudaSuccess : cudaErrorInvalidValue;
-  pool_kernel<<<(len + c - 1) / c, D, 0, stream>>>(t, bf16, head_stride, row_stride, D, len, head, c, is_key,
-                                                   moments, scale, dst);
+                      int head, int c, bool is_key, bool moments, float scale, float* dst, cudaStream_t stream,
+                      int heads) {
+  if (D > 1024 || len <= 0 || heads < 1) return len <= 0 ? cudaSuccess : cudaErrorInvalidValue;
+  pool_kernel<<<dim3(unsigned((len + c - 1) / c), unsigned(heads)), D, 0, stream>>>(
+      t, bf16, head_stride, row_stride, D, len, head, c, is_key, moments, scale, dst);
   return cudaGetLastError();
 }
 
