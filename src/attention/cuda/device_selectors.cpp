@@ -51,12 +51,16 @@ Estimate parse_estimate(std::string_view name) {
   if (name == "mma") return Estimate::kMma;
   SIEVE_FAIL("GPU estimate path must be 'simt' or 'mma', got '{}'", name);
 }
-std::atomic<int>& estimate_setting() {
-  static std::atomic<int> v{[] {
-    const char* env = std::getenv("SIEVE_GPU_ESTIMATE");
-    return int(env != nullptr && *env != '\0' ? parse_estimate(env) : Estimate::kSimt);
-  }()};
-  return v;
+std::atomic<int> g_estimate{-1};  // -1: not chosen yet, read SIEVE_GPU_ESTIMATE on first use
+Estimate current_estimate() {
+  int v = g_estimate.load();
+  if (v < 0) {
+    const char* env = std::getenv("SIEVE_GPU_ESTIMATE");  // NOLINT(concurrency-mt-unsafe)
+    v = int(env != nullptr && *env != '\0' ? parse_estimate(env) : Estimate::kSimt);
+    int expected = -1;
+    if (!g_estimate.compare_exchange_strong(expected, v)) v = expected;
+  }
+  return Estimate(v);
 }
 
 // Scores and softmax statistics of one stride problem on the chosen path. The mma path rounds
@@ -177,7 +181,7 @@ DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cu
   const est::RRParams rr = rr_params(sel.config(), s.head_dim);
   const int D = int(s.head_dim), S = rr.S, R = rr.reps, W = rr.W;
   const int nks = (g.seq_k + S - 1) / S, nqs = (g.seq_q + S - 1) / S;
-  const bool mma = Estimate(estimate_setting().load()) == Estimate::kMma;
+  const bool mma = current_estimate() == Estimate::kMma;
   est::StrideProblem pb;
   pb.nqr = nqs;
   pb.W = W;
@@ -243,7 +247,7 @@ DevicePattern unisparse_select(const Inputs& in, const UniSparseSelector& sel, b
   const est::Geometry g = geometry(s, sel.common(), causal);
   const int D = int(s.head_dim), W = c.moments ? 2 * D : D;
   const int levels = int(c.granularities.size());
-  const bool mma = Estimate(estimate_setting().load()) == Estimate::kMma;
+  const bool mma = current_estimate() == Estimate::kMma;
   int64_t stats_per_head = 0, qrows = 0;
   for (const auto& gr : c.granularities) {
     const int64_t nqc = (s.seq_len_q + gr.c_q - 1) / gr.c_q;
@@ -337,10 +341,10 @@ void check_device_inputs(const TensorView& t, const char* what) {
 
 }  // namespace
 
-void set_estimate_path(std::string_view name) { estimate_setting().store(int(parse_estimate(name))); }
+void set_estimate_path(std::string_view name) { g_estimate.store(int(parse_estimate(name))); }
 
 std::string estimate_path() {
-  return Estimate(estimate_setting().load()) == Estimate::kMma ? "mma" : "simt";
+  return current_estimate() == Estimate::kMma ? "mma" : "simt";
 }
 
 bool has_device_selector(const PatternSelector& selector) {
