@@ -31,6 +31,17 @@ H, HKV, D = 32, 8, 128
 DEV = "cuda"
 
 
+PEERS_CSV = ""  # --peers-csv: rewritten after every measured row (a run cut short keeps them)
+MEASURED = []
+
+
+def progress(row):
+    print(row, flush=True)
+    MEASURED.append(row)
+    if PEERS_CSV:
+        write_rows(PEERS_CSV, MEASURED)
+
+
 def median_ms(fn, iters, warm=1):
     for _ in range(warm):
         fn()
@@ -102,7 +113,7 @@ def rows_sdpa(lengths):
             except Exception as ex:  # a backend missing on this torch build is reported, not fatal
                 out.append(dict(bench="dense", impl=name, len=length, density=1.0, ms=float("nan"),
                                 tflops=float("nan"), note="failed: " + str(ex)[:120].replace(",", ";")))
-            print(out[-1], flush=True)
+            progress(out[-1])
         del q, k, v
         torch.cuda.empty_cache()
     return out
@@ -138,7 +149,7 @@ def rows_flex(lengths, densities):
             ms = median_ms(f, iters_for(length), warm=2)
             out.append(dict(bench="sparse", impl="torch_flex", len=length, density=density, ms=ms,
                             tflops=4.0 * D * pairs / ms * 1e-9, note=f"blocks={blocks}"))
-            print(out[-1], flush=True)
+            progress(out[-1])
         del q, k, v
         torch.cuda.empty_cache()
     return out
@@ -176,8 +187,12 @@ def main():
     if a.merge_only:
         rows = read_csv(a.peers_csv)
     else:
+        global PEERS_CSV
+        PEERS_CSV = a.peers_csv
         print(torch.__version__, torch.cuda.get_device_name(), flush=True)
         rows = rows_ceilings()
+        for r in rows:
+            progress(r)
         rows += rows_sdpa(lens(a.dense))
         if not a.skip_flex and a.sparse:
             try:
