@@ -4,8 +4,9 @@
 // (f32), per-row softmax over the visible entries, mass summed per key block over a query block's
 // rows, then XAttention's cumulative rule with the sink and diagonal blocks forced. The softmax is
 // done in one pass by keeping, per (row, key block, part of 64 entries), the local max and the sum
-// of exp(score - max); the block shares follow from those exactly (up to rounding). Every launcher
-// is asynchronous on `stream` and returns the launch status.
+// of exp(score - max); the block shares follow from those exactly (up to rounding). The scores
+// come from an f32 SIMT GEMM (stride_stats) or from bf16 copies on tensor cores
+// (stride_stats_mma). Every launcher is asynchronous on `stream` and returns the launch status.
 #pragma once
 
 #include <cuda_runtime.h>
