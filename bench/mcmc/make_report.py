@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+import re
 import platform
 import statistics
 import subprocess
@@ -59,6 +60,11 @@ def max_rhat(report):
     return max(vals) if vals else float("nan")
 
 
+def tag(token: str) -> str:
+    """File tag of a sampler token (NAME or NAME@key=value,...), as run_mcmc_bench.sh writes it."""
+    return re.sub(r"[^A-Za-z0-9-]", "_", token)
+
+
 def vrf_stats(report, key):
     vals = [p[key]["vrf"] for p in report["parameters"] if p.get(key) and p[key].get("vrf")]
     if not vals:
@@ -99,9 +105,15 @@ def main() -> int:
         L.append(f"- peer: NumPyro {first['numpyro_version']} NUTS, JAX {first['jax_version']} (CPU, "
                  "float64), same model and data preparation; JIT compilation excluded "
                  "(paid in an untimed first chain)")
-        L.append(f"- each run: {first['chains']} chains x {first['draws']} draws after "
-                 f"{first['warmup']} warm-up iterations, seed {first['seed']}; prior "
-                 "beta ~ N(0, 10^2 I); covariates standardised, intercept first")
+        per = []
+        for ds in datasets:
+            r = load(d / f"numpyro.{ds}.json")
+            if r:
+                per.append(f"{ds} {r['warmup']} + {r['draws']}")
+        L.append(f"- each run: {first['chains']} chains, warm-up + draws per chain: "
+                 f"{', '.join(per)} (sieve and NumPyro alike); seed {first['seed']}; prior "
+                 "beta ~ N(0, 10^2 I); covariates standardised, intercept first; "
+                 "`sampler@key=value` rows pass `--set key=value`")
     L.append("")
     L.append("min ESS = smallest bulk ESS over the coefficients; ESS/s = min ESS per second of "
              "sampling (warm-up excluded, summed over chains = single-core seconds); ESS/grad = "
@@ -117,7 +129,7 @@ def main() -> int:
     for ds in datasets:
         np_ = load(d / f"numpyro.{ds}.json")
         base = np_["min_ess_bulk_per_second"] if np_ else None
-        rows = [(s, load(d / f"sieve.{ds}.{s}.none.json")) for s in samplers]
+        rows = [(s, load(d / f"sieve.{ds}.{tag(s)}.none.json")) for s in samplers]
         if np_:
             rows.append(("NumPyro NUTS", np_))
         for name, r in rows:
@@ -148,7 +160,7 @@ def main() -> int:
     L.append("|---|---|---|---|---|")
     for ds in datasets:
         for s in samplers:
-            for f in sorted(d.glob(f"sieve.{ds}.{s}.*.json")):
+            for f in sorted(d.glob(f"sieve.{ds}.{tag(s)}.*.json")):
                 cv = f.name.split(".")[-2]
                 if cv == "none":
                     continue
@@ -177,13 +189,14 @@ def main() -> int:
     L.append("|---|---|---|---|---|---|---|---|")
     all_ok = True
     judged = 0
+    per_set, unconverged = {}, {}
     for ds in datasets:
         np_ = load(d / f"numpyro.{ds}.json")
         if not np_:
             continue
         ref = {p["name"]: p for p in np_["parameters"]}
         for s in samplers:
-            r = load(d / f"sieve.{ds}.{s}.none.json")
+            r = load(d / f"sieve.{ds}.{tag(s)}.none.json")
             if not r:
                 continue
             zs = []
@@ -204,11 +217,26 @@ def main() -> int:
             if converged:
                 all_ok &= ok
                 judged += 1
+                per_set.setdefault(ds, []).append((s, mx, ok))
+            else:
+                unconverged.setdefault(ds, []).append(s)
             L.append(f"| {ds} | {s} | {n} | {rh:.3f} | {w1} ({100 * w1 / max(n, 1):.0f} %) | "
                      f"{w2} ({100 * w2 / max(n, 1):.0f} %) | {mx:.2f} | {verdict} |")
     L.append("")
     L.append(f"Every converged run ({judged} of them) has all posterior means within 4 combined "
              f"MCSE of NumPyro's: {'yes' if all_ok else 'NO'}.")
+    L.append("")
+    L.append("Per data set (converged sieve runs only):")
+    L.append("")
+    L.append("| data | converged sieve runs | all within 4 MCSE | max abs z (run) | not converged |")
+    L.append("|---|---|---|---|---|")
+    for ds in datasets:
+        runs = per_set.get(ds, [])
+        worst = max(runs, key=lambda t: t[1]) if runs else None
+        L.append(f"| {ds} | {len(runs)} | "
+                 f"{('yes' if all(ok for _, _, ok in runs) else 'NO') if runs else 'n/a'} | "
+                 f"{f'{worst[1]:.2f} ({worst[0]})' if worst else ''} | "
+                 f"{', '.join(unconverged.get(ds, [])) or '-'} |")
     L.append("")
     pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     pathlib.Path(args.out).write_text("\n".join(L))
