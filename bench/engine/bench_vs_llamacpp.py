@@ -17,6 +17,7 @@ the conversion is right (same weights, same math up to rounding).
 """
 import argparse
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -81,6 +82,7 @@ def main():
                     type_k=kv_type, type_v=kv_type, logits_all=False, verbose=False)
         rows = {"sieve": [], "llama.cpp": []}
         toks = {}
+        load_before = os.getloadavg()
         isa = ""
         run_llamacpp(llm, prompt[:16], 4)  # warm-up: page in the weights
         run_sieve(a.sieve, hf_dir, prompt[:16], 4, a.threads)
@@ -96,7 +98,9 @@ def main():
         entry = {"dtype": name, "threads": a.threads, "prompt_tokens": a.prompt,
                  "llama_cpp_version": llama_cpp.__version__, "llama_cpp_kv": a.llama_kv,
                  "generated_tokens": a.gen, "repeats": a.repeats, "sieve_linear_isa": isa,
-                 "greedy_tokens_equal": agree, "first_difference": first_diff}
+                 "greedy_tokens_equal": agree, "first_difference": first_diff,
+                 "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
+                 "llama_cpp_system_info": llama_cpp.llama_print_system_info().decode()}
         for eng, vals in rows.items():
             entry[eng] = {"prefill_tokens_per_s": statistics.median(v[0] for v in vals),
                           "decode_tokens_per_s": statistics.median(v[1] for v in vals),

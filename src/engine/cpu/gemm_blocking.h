@@ -20,7 +20,7 @@ void gemm_blocked(Kernel& kern, int64_t num_tokens, int64_t n, int64_t k, int te
 #pragma omp parallel num_threads(team)
   {
     alignas(64) typename Kernel::Packed bp[Kernel::kPackSize];
-#pragma omp for collapse(2) schedule(static)
+#pragma omp for collapse(2) schedule(dynamic, 1)  // robust to a descheduled thread
     for (int64_t tb = 0; tb < blocks; ++tb) {
       for (int64_t p = 0; p < panels; ++p) {
         const int64_t n0 = p * kNr;

@@ -117,8 +117,10 @@ void linear_many(const float* x, int64_t num_tokens, std::span<const LinearTarge
   }
   if (num_tokens < detail::kGemmMinTokens || isa == LinearIsa::kScalar) {
     // Work items are blocks of kRowBlock rows of any target, numbered target after target.
+    // Handed out dynamically: on a shared machine one thread of the team is often descheduled,
+    // and a static split would make the others wait for its whole share at the barrier.
     const GemvRows rows = gemv_rows_for(isa);
-#pragma omp parallel for schedule(static) num_threads(detail::team_size(work))
+#pragma omp parallel for schedule(dynamic, 1) num_threads(detail::team_size(work))
     for (int64_t item = 0; item < items; ++item) {
       int64_t i = item;
       for (const LinearTarget& t : targets) {
