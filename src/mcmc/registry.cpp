@@ -316,7 +316,7 @@ void bind(Fields& f, AimhSettings& s) {
       .add("nu", s.nu, "Student-t degrees of freedom (> 2)")
       .add("laplace_init", s.laplace_init, "start at the Laplace approximation")
       .add("cov_scale", s.cov_scale, "inflation of the moment-matched covariance")
-      .add("warmup_local", s.warmup_local, "probability of a local GI-MALA move in warm-up")
+      .add("warmup_local", s.warmup_local, "probability of a local MALA move in warm-up")
       .add("local_accept", s.local_accept, "acceptance rate the local warm-up moves aim at")
       .add("dense", s.dense, "dense (true) or diagonal covariance")
       .add("mean", s.mean, "initial proposal mean")

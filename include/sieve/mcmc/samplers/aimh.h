@@ -5,7 +5,7 @@
 // started at its mode) or mean/cov when given: at the ends of Stan's slow windows, once 10 (d + 1)
 // moves were accepted, the moments of all slow-phase draws, shrunk towards the current q
 // (GaussianMomentAdapter in driver.h). During warm-up a fraction warmup_local of the moves are
-// local GI-MALA moves preconditioned by q (pi-invariant, so the mixture is too), which keep the
+// local MALA moves preconditioned by q (pi-invariant, so the mixture is too), which keep the
 // chain exploring while q is still poor. q is frozen and only independence moves are used for the
 // stored draws. The paper states only that q is adapted to reduce its KL divergence to pi; this
 // algorithm is our choice.
@@ -22,8 +22,8 @@ struct AimhSettings : RunSettings {
   double nu = 5;
   bool laplace_init = true;  ///< start at the Laplace approximation (else N(init, I))
   double cov_scale = 1.0;    ///< inflation of the moment-matched covariance
-  double warmup_local = 0.5;  ///< probability of a local GI-MALA move per warm-up iteration
-  double local_accept = 0.6;  ///< acceptance rate the local moves aim at
+  double warmup_local = 0.5;    ///< probability of a local MALA move per warm-up iteration
+  double local_accept = 0.574;  ///< acceptance rate the local moves aim at
   bool dense = true;
   Eigen::VectorXd mean;  ///< initial q mean
   Eigen::MatrixXd cov;   ///< initial q covariance

@@ -37,7 +37,7 @@ struct IndependentConfig {
   /// moves are almost all rejected (ionosphere: 1.4% acceptance, no adaptation in 3000 warm-up
   /// iterations without them). The stored draws use independence moves only.
   double warmup_local = 0.5;
-  double local_accept = 0.6;  ///< acceptance rate the local moves' gamma is dual-averaged to
+  double local_accept = 0.574;  ///< acceptance rate the local moves' step is dual-averaged to
   bool dense = true;
   Eigen::VectorXd mean;
   Eigen::MatrixXd cov;  ///< covariance of q (for t: of the t distribution, requires nu > 2)
@@ -82,9 +82,8 @@ class IndependentKernel {
     SIEVE_CHECK(c_.local_accept > 0 && c_.local_accept < 1,
                 "{}: local_accept must be in (0, 1), got {}", c_.name, c_.local_accept);
     local_ = c_.adapt && run_.num_warmup > 0 && c_.warmup_local > 0;
-    local_gamma_ = 0.5;
     local_da_ = DualAveraging(c_.local_accept);
-    local_da_.restart(logit(local_gamma_));
+    restart_local_step(d);
     need_grad_ = run_.store_gradients || local_;
     x_ = start;
     lp_ = eval_point(t, x_, need_grad_, g_, cnt);
@@ -120,6 +119,7 @@ class IndependentKernel {
     if (moments_.update(it, x_, info.accepted, c_.dense)) {
       set_proposal(moments_.mean(), c_.cov_scale * moments_.cov());
       log_w_ = lp_ - log_q(x_);
+      if (local_) restart_local_step(x_.size());
     }
   }
 
@@ -138,21 +138,26 @@ class IndependentKernel {
   ProposalKind proposal_kind() const { return ProposalKind::kIndependent; }
 
  private:
-  static double logit(double p) { return std::log(p / (1 - p)); }
+  /// MALA's optimal step for a Gaussian whose covariance is the preconditioner (Roberts &
+  /// Rosenthal 1998), where dual averaging restarts whenever q changes.
+  void restart_local_step(Eigen::Index d) {
+    local_h_ = 1.65 * 1.65 * std::pow(double(d), -1.0 / 3.0);
+    local_da_.restart(std::log(local_h_));
+  }
 
-  /// Warm-up only: a GI-MALA move (Titsias et al. 2025, eq. 8) preconditioned by q's scale matrix,
-  /// Y ~ N(X + gamma S grad log pi(X), (2 gamma - gamma^2) S), gamma in (0, 1) dual-averaged
-  /// towards local_accept; the ordinary MH ratio.
+  /// Warm-up only: a preconditioned MALA move (Roberts & Tweedie 1996) with q's scale matrix S,
+  /// Y ~ N(X + (h / 2) S grad log pi(X), h S), log h dual-averaged towards local_accept without an
+  /// upper bound, so that the moves can reach pi's spread even when q is far too narrow.
   template <Target T>
   StepInfo local_step(const T& t, Rng& rng, Counters& cnt) {
-    const double b = 2 * local_gamma_ - local_gamma_ * local_gamma_;
-    const Eigen::VectorXd mx = x_ + local_gamma_ * (scale_ * g_);
+    const double b = local_h_, a = 0.5 * local_h_;
+    const Eigen::VectorXd mx = x_ + a * (scale_ * g_);
     Eigen::VectorXd y = mx + std::sqrt(b) * (chol_ * standard_normal(rng, x_.size()));
     Eigen::VectorXd gy;
     const double lpy = eval_gradient(t, y, gy, cnt);
     double log_alpha = kNegInf;
     if (lpy > kNegInf) {
-      const Eigen::VectorXd my = y + local_gamma_ * (scale_ * gy);
+      const Eigen::VectorXd my = y + a * (scale_ * gy);
       const auto wsq = [&](const Eigen::VectorXd& r) {
         return chol_.triangularView<Eigen::Lower>().solve(r).squaredNorm();
       };
@@ -160,8 +165,7 @@ class IndependentKernel {
     }
     StepInfo info;
     info.accept_prob = accept_probability(log_alpha);
-    const double u = std::clamp(local_da_.update(info.accept_prob), -30.0, 30.0);
-    local_gamma_ = 1 / (1 + std::exp(-u));
+    local_h_ = std::exp(std::clamp(local_da_.update(info.accept_prob), -30.0, 30.0));
     if (metropolis_accept(log_alpha, rng)) {
       info.accepted = true;
       x_ = std::move(y);
@@ -197,7 +201,7 @@ class IndependentKernel {
   double lp_ = 0, log_w_ = 0;
   bool need_grad_ = false;
   bool local_ = false;  ///< warm-up with local moves
-  double local_gamma_ = 0.5;
+  double local_h_ = 1;
   DualAveraging local_da_;
 };
 
