@@ -4,8 +4,10 @@
 // K/V to a KvCache and returns logits. Per layer: RMSNorm, q/k/v (+bias), [Qwen3 q/k RMSNorm], RoPE
 // (rotate half), attention, o_proj, residual; RMSNorm, SwiGLU MLP, residual; then RMSNorm, lm_head.
 // Causal blocks (prefill) go through sieve::attention (dense, or a selector's pattern); decode
-// steps and tree blocks use an exact masked attention over the cache. Weights stay memory-mapped
-// (f32/bf16; f16 widened at load). One forward at a time per Model; parallel inside (OpenMP).
+// steps and tree blocks use an exact masked attention over the cache. Weights are memory-mapped
+// (f32/bf16; f16 widened at load) and the matrices copied once into transparent huge pages
+// (faster streaming in decode; SIEVE_WEIGHTS=mmap keeps them in the file mapping). One forward at
+// a time per Model; parallel inside (OpenMP).
 #pragma once
 
 #include "sieve/core/tensor.h"
@@ -52,7 +54,8 @@ struct AttentionStats {
 
 class Model {
  public:
-  /// Loads `dir`/config.json and the safetensors weights (memory-mapped).
+  /// Loads `dir`/config.json and the safetensors weights (memory-mapped, matrices then copied to
+  /// huge pages unless SIEVE_WEIGHTS=mmap).
   /// @throws sieve::Error for missing files, an unsupported architecture, missing tensors or
   ///         shape mismatches (each named)
   explicit Model(const std::string& dir);
