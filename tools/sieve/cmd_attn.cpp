@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -47,12 +48,14 @@ struct AttnArgs {
   int64_t length = 8192, heads = 8, kv_heads = 2, head_dim = 128;
   std::string dtype = "bf16";
   uint64_t seed = 0;
+  double strength = kSuiteStrength, background = SyntheticConfig{}.background;
   std::vector<std::string> set;
   bool json = false, list = false;
   int threads = 0;
   int64_t recall_stride = 0;  // 0: auto
   int repeat = 1;
   std::string device = "cpu";  // cpu, or cuda (selectors with a GPU port and the CUDA executor)
+  double oracle = 0;  // > 0: add the "oracle" block pattern holding this share of the true mass
   std::vector<const CLI::Option*> synthetic_options;  // to reject them with a file input
 };
 
@@ -149,6 +152,8 @@ Workload make_workload(const AttnArgs& a) {
     c.head_dim = a.head_dim;
     c.dtype = parse_dtype(a.dtype);
     c.seed = a.seed;
+    c.strength = float(a.strength);
+    c.background = float(a.background);
     w.synthetic = make_synthetic(c);
     w.q = w.synthetic->q;
     w.k = w.synthetic->k;
@@ -187,6 +192,94 @@ Tensor gather_rows(const TensorView& out, const std::vector<int64_t>& rows) {
 }
 
 std::string fmt_ratio(double x) { return x >= 0.99995 && x < 1 ? "0.9999+" : fmt::format("{:.4f}", x); }
+
+// The oracle block pattern: per (query head, query block) the fewest key blocks, taken by their
+// TRUE softmax mass (exact, summed over the block's evaluated rows), whose mass reaches `share` of
+// the block's mass; the sink and diagonal blocks count first, as every selector forces them. No
+// block selector can reach mean recall `share` (on these rows) with fewer blocks per query block,
+// so its density is the floor the selectors' densities are judged against.
+SparsePattern oracle_pattern(const TensorView& q, const TensorView& k, const AttentionShape& shape,
+                             const std::vector<int64_t>& rows, double share, int block) {
+  SIEVE_CHECK(share > 0 && share <= 1, "--oracle must be in (0, 1], got {}", share);
+  const int64_t Lq = shape.seq_len_q, Lk = shape.seq_len_k, D = shape.head_dim;
+  const int64_t Hq = shape.num_heads_q, group = Hq / shape.num_heads_kv;
+  SparsePattern p = SparsePattern::dense(int(Hq), Lq, Lk, block, block, true);
+  const int64_t nqb = p.num_q_blocks(), nkb = p.num_k_blocks();
+  const double scale = 1.0 / std::sqrt(double(D));
+  std::vector<double> mass(size_t(Hq * nqb * nkb), 0.0);
+  std::vector<float> kf;
+  for (int64_t h = 0; h < Hq; ++h) {
+    if (h % group == 0) {
+      kf.resize(size_t(Lk * D));
+      for (int64_t j = 0; j < Lk; ++j)
+        for (int64_t e = 0; e < D; ++e) kf[size_t(j * D + e)] = k.get(h / group, j, e);
+    }
+#pragma omp parallel for num_threads(num_threads()) schedule(dynamic, 4)
+    for (size_t r = 0; r < rows.size(); ++r) {
+      const int64_t i = rows[r], pos = i + Lk - Lq, qb = i / block;
+      std::vector<float> qi(static_cast<size_t>(D));
+      std::vector<double> s(static_cast<size_t>(pos + 1));
+      for (int64_t e = 0; e < D; ++e) qi[size_t(e)] = q.get(h, i, e);
+      double mx = -1e300;
+      for (int64_t j = 0; j <= pos; ++j) {
+        const float* kj = &kf[size_t(j * D)];
+        float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        int64_t e = 0;
+        for (; e + 8 <= D; e += 8)
+          for (int t = 0; t < 8; ++t) acc[t] += qi[size_t(e + t)] * kj[e + t];
+        double dot = 0;
+        for (int t = 0; t < 8; ++t) dot += acc[t];
+        for (; e < D; ++e) dot += double(qi[size_t(e)]) * kj[e];
+        s[size_t(j)] = scale * dot;
+        mx = std::max(mx, s[size_t(j)]);
+      }
+      double total = 0;
+      std::vector<double> blk(static_cast<size_t>(nkb), 0.0);
+      for (int64_t j = 0; j <= pos; ++j) {
+        const double x = std::exp(s[size_t(j)] - mx);
+        total += x;
+        blk[size_t(j / block)] += x;
+      }
+      double* dst = &mass[size_t((h * nqb + qb) * nkb)];
+      for (int64_t b = 0; b < nkb; ++b) {
+        if (blk[size_t(b)] == 0) continue;
+#pragma omp atomic
+        dst[b] += blk[size_t(b)] / total;
+      }
+    }
+  }
+  SparsePattern out = p;
+  out.block_indices.clear();
+  out.block_indptr.assign(1, 0);
+  for (int64_t h = 0; h < Hq; ++h)
+    for (int64_t qb = 0; qb < nqb; ++qb) {
+      const int32_t* b0 = p.block_indices.data() + p.block_indptr[size_t(p.row(h, qb))];
+      const int32_t* b1 = p.block_indices.data() + p.block_indptr[size_t(p.row(h, qb)) + 1];
+      const double* m = &mass[size_t((h * nqb + qb) * nkb)];
+      double total = 0;
+      for (const int32_t* b = b0; b != b1; ++b) total += m[*b];
+      std::vector<int32_t> order(b0, b1);
+      const int32_t diag = b1[-1];
+      std::stable_sort(order.begin(), order.end(), [&](int32_t x, int32_t y) {
+        const bool fx = x == 0 || x == diag, fy = y == 0 || y == diag;
+        if (fx != fy) return fx;
+        return m[x] > m[y];
+      });
+      std::vector<int32_t> keep;
+      double acc = 0;
+      for (int32_t b : order) {
+        const bool forced = b == 0 || b == diag;
+        if (!forced && acc >= share * total) break;
+        keep.push_back(b);
+        acc += m[b];
+      }
+      std::sort(keep.begin(), keep.end());
+      out.block_indices.insert(out.block_indices.end(), keep.begin(), keep.end());
+      out.block_indptr.push_back(int32_t(out.block_indices.size()));
+    }
+  out.validate();
+  return out;
+}
 
 void list_methods() {
   for (const std::string& n : selector_names()) {
@@ -267,6 +360,19 @@ void run_attn(AttnArgs& a) {
     progress.advance();
   }
   progress.finish();
+  if (a.oracle > 0) {  // not a selector: it reads the exact attention it is judged against
+    MethodResult res;
+    res.name = "oracle";
+    res.settings = {{"share", fmt::format("{}", a.oracle)}, {"rows", "evaluated rows"}};
+    Timer t;
+    res.pattern = oracle_pattern(w.q, w.k, shape, rows, a.oracle, 128);
+    res.selector_ms = t.ms();
+    Timer te;
+    block_sparse_attention(w.q, w.k, w.v, res.pattern, out, opts);
+    res.executor_ms = te.ms();
+    res.out_rows = gather_rows(out, rows);
+    results.push_back(std::move(res));
+  }
 
   // One f64 pass over the evaluated rows: recall of every pattern and the exact output.
   std::vector<const SparsePattern*> patterns;
@@ -361,7 +467,11 @@ void setup_attn(CLI::App& app) {
       cmd->add_option("--kv-heads", args->kv_heads, "KV heads (synthetic)")->capture_default_str(),
       cmd->add_option("--head-dim", args->head_dim, "Head dimension (synthetic)")->capture_default_str(),
       cmd->add_option("--dtype", args->dtype, "bf16, f16 or f32 (synthetic)")->capture_default_str(),
-      cmd->add_option("--seed", args->seed, "Seed (synthetic)")->capture_default_str()};
+      cmd->add_option("--seed", args->seed, "Seed (synthetic)")->capture_default_str(),
+      cmd->add_option("--strength", args->strength, "Planted logit strength (synthetic)")
+          ->capture_default_str(),
+      cmd->add_option("--background", args->background, "Background logit std (synthetic)")
+          ->capture_default_str()};
   cmd->add_option("--set", args->set,
                   "Selector setting key=value (repeatable): a bare key goes to every selected method "
                   "that has it, method.key=value to one method");
@@ -371,6 +481,10 @@ void setup_attn(CLI::App& app) {
                   "Evaluate recall/error on every S-th query row (0 = auto, 1 = all rows)")
       ->capture_default_str();
   cmd->add_option("--repeat", args->repeat, "Timed runs per method (best is reported)")->capture_default_str();
+  cmd->add_option("--oracle", args->oracle,
+                  "Also report the oracle block pattern holding this share of the exact mass of the "
+                  "evaluated rows (e.g. 0.95): the density floor for block selectors")
+      ->capture_default_str();
   cmd->add_flag("--list", args->list, "List the methods and their settings with defaults");
   cmd->add_option("--device", args->device,
                   "cpu, or cuda: GPU selectors where ported (else the CPU selector), CUDA executor")

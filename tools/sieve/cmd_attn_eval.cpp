@@ -47,7 +47,9 @@ struct EvalArgs {
   std::vector<int64_t> lengths = {4096, 8192, 16384, 32768, 65536};
   std::vector<std::string> sweeps, set, inputs;
   bool no_synthetic = false;
+  bool no_dense = false;
   int64_t heads = 8, kv_heads = 2, head_dim = 128;
+  double strength = kSuiteStrength;
   std::string dtype = "bf16";
   uint64_t seed = 0;
   int64_t recall_rows = 512;
@@ -230,11 +232,11 @@ void write_markdown(const fs::path& file, const std::vector<Point>& pts) {
     const auto opt = [](double x, const char* spec) {
       return std::isnan(x) ? std::string("-") : fmt::format(fmt::runtime(spec), x);
     };
-    f << fmt::format("| {} | {}{} | {:.3f} | {:.3f} | {:.4f} | {:.4f} | {} | {:.2f}% | {} | {} |\n",
+    f << fmt::format("| {} | {}{} | {:.3f} | {:.3f} | {:.4f} | {:.4f} | {} | {} | {} | {} |\n",
                      p.method, p.key.empty() ? "defaults" : p.key + "=" + p.value,
                      p.is_default ? " (default)" : "", p.m.block_density, p.m.token_density,
                      p.m.recall_mean, p.m.recall_min, opt(p.m.rel_error, "{:.2e}"),
-                     100.0 * p.selector_ms / p.dense_ms, opt(p.executor_ms, "{:.0f}"),
+                     opt(100.0 * p.selector_ms / p.dense_ms, "{:.2f}%"), opt(p.executor_ms, "{:.0f}"),
                      opt(std::isnan(p.executor_ms) ? NAN : p.dense_ms / (p.selector_ms + p.executor_ms),
                          "{:.2f}x"));
   }
@@ -262,6 +264,7 @@ void run_eval(const EvalArgs& a) {
               "--exec must be all, default or none, got '{}'", a.exec);
   SIEVE_CHECK(a.plot == "auto" || a.plot == "yes" || a.plot == "no",
               "--plot must be auto, yes or no, got '{}'", a.plot);
+  SIEVE_CHECK(!a.no_dense || a.exec == "none", "--no-dense needs --exec none");
   SIEVE_CHECK(a.recall_rows >= 1, "--recall-rows must be >= 1, got {}", a.recall_rows);
   SIEVE_CHECK(!a.no_synthetic || !a.inputs.empty(), "--no-synthetic needs at least one --input");
   std::vector<int64_t> lengths;
@@ -348,6 +351,7 @@ void run_eval(const EvalArgs& a) {
       sc.head_dim = a.head_dim;
       sc.dtype = parse_dtype(a.dtype);
       sc.seed = a.seed;
+      sc.strength = float(a.strength);
       fmt::print(stderr, "sieve attn eval: planted suite L={} Hq={} Hkv={} D={}\n", L, a.heads,
                  a.kv_heads, a.head_dim);
       syn = make_synthetic(sc);
@@ -367,13 +371,13 @@ void run_eval(const EvalArgs& a) {
     const std::vector<int64_t> rows = strided_rows(shape.seq_len_q, stride);
 
     Tensor out_full(DType::kF32, {shape.num_heads_q, shape.seq_len_q, shape.head_dim});
-    double dense_ms = 0;
-    {
+    double dense_ms = NAN;  // --exec none --no-dense: selectors and recall only
+    if (!a.no_dense) {
       Timer t;
       dense_attention(c.q, c.k, c.v, out_full, opts);
       dense_ms = t.ms();
     }
-    fmt::print(stderr, "  dense kernel {:.0f} ms\n", dense_ms);
+    if (!a.no_dense) fmt::print(stderr, "  dense kernel {:.0f} ms\n", dense_ms);
 
     std::vector<Point> group;
     std::vector<SparsePattern> patterns;
@@ -473,11 +477,16 @@ void setup_eval(CLI::App& attn) {
   cmd->add_option("--set", a->set, "method.key=value fixed setting for every point (repeatable)");
   cmd->add_option("--input", a->inputs, "Q/K/V safetensors dump: q [Hq,L,D], k/v [Hkv,L,D] (repeatable)");
   cmd->add_flag("--no-synthetic", a->no_synthetic, "Skip the planted-structure suite");
+  cmd->add_flag("--no-dense", a->no_dense,
+                "With --exec none: skip the dense kernel (threshold sweeps of density and recall "
+                "only; no selector share)");
   cmd->add_option("--heads", a->heads, "Query heads of the planted suite")->capture_default_str();
   cmd->add_option("--kv-heads", a->kv_heads, "KV heads of the planted suite")->capture_default_str();
   cmd->add_option("--head-dim", a->head_dim, "Head dimension of the planted suite")->capture_default_str();
   cmd->add_option("--dtype", a->dtype, "bf16, f16 or f32 (planted suite)")->capture_default_str();
   cmd->add_option("--seed", a->seed, "Seed of the planted suite")->capture_default_str();
+  cmd->add_option("--strength", a->strength, "Planted logit strength of the suite")
+      ->capture_default_str();
   cmd->add_option("--recall-rows", a->recall_rows,
                   "Query rows per head for the exact f64 recall/error (strided from the last)")
       ->capture_default_str();

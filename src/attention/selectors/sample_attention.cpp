@@ -33,6 +33,8 @@ void SampleAttentionSelector::set(std::string_view key, std::string_view value) 
     config_.sample_ratio = est::parse_double(name(), key, value);
   } else if (key == "chunk") {
     config_.chunk = parse_setting_int(name(), key, value);
+  } else if (key == "dense_share") {
+    config_.dense_share = est::parse_double(name(), key, value);
   } else {
     PatternSelector::set(key, value);
     return;
@@ -46,6 +48,7 @@ std::map<std::string, std::string> SampleAttentionSelector::settings() const {
   s["window_ratio"] = est::format_double(config_.window_ratio);
   s["sample_ratio"] = est::format_double(config_.sample_ratio);
   s["chunk"] = std::to_string(config_.chunk);
+  s["dense_share"] = est::format_double(config_.dense_share);
   return s;
 }
 
@@ -55,6 +58,7 @@ void SampleAttentionSelector::validate_config() const {
   est::check_open_closed(name(), "sample_ratio", config_.sample_ratio, 0.0, 1.0);
   SIEVE_CHECK(config_.window_ratio >= 0 && config_.window_ratio <= 1,
               "selector 'sample': window_ratio must be in [0, 1], got {}", config_.window_ratio);
+  est::check_open_closed(name(), "dense_share", config_.dense_share, 0.0, 1.0);
   SIEVE_CHECK(config_.chunk >= 1, "selector 'sample': chunk must be >= 1, got {}", config_.chunk);
 }
 
@@ -177,6 +181,19 @@ SparsePattern SampleAttentionSelector::estimate(const TensorView& q, const Tenso
       if (cum >= required) break;
       keep.push_back(j);
       cum += col[size_t(j)];
+    }
+    // A diffuse head: query-independent columns cannot follow rows whose mass is spread (each
+    // row's mass sits on different keys), so recall falls below alpha although most keys are
+    // kept. Past dense_share of the keys the head is computed densely instead (no speedup lost).
+    const double share = (double(keep.size()) + double(band)) / double(std::max<int64_t>(1, Lk));
+    if (share > config_.dense_share) {
+      builder.set_columns(int(h), {});
+      for (int64_t qb = 0; qb < geo.num_q_blocks; ++qb) {
+        std::vector<int32_t> all(static_cast<size_t>(geo.visible_k_blocks(qb)));
+        std::iota(all.begin(), all.end(), 0);
+        builder.set_row(int(h), qb, std::move(all));
+      }
+      continue;
     }
     builder.set_columns(int(h), std::move(keep));
     for (int64_t qb = 0; qb < geo.num_q_blocks; ++qb) builder.set_row(int(h), qb, {});

@@ -167,6 +167,7 @@ TEST(Cli, FileInputMatchesTheSyntheticItWasSavedFrom) {
   c.seq_len = 384;
   c.head_dim = 32;
   c.seed = 5;
+  c.strength = sieve::attention::kSuiteStrength;  // what `sieve attn` plants
   const auto w = sieve::attention::make_synthetic(c);
   const std::string path = temp_name("qkv.safetensors");
   sieve::save_safetensors(path, {{"q", w.q.view()}, {"k", w.k.view()}, {"v", w.v.view()}});

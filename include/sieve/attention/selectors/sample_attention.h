@@ -27,6 +27,12 @@ struct SampleAttentionConfig {
   /// Rows per sampled chunk; chunks are spread evenly and the last chunk ends at the last row.
   /// Small chunks spread the samples (rows far from every chunk are what CRA cannot see).
   int64_t chunk = 16;
+  /// Diffuse-head fallback in (0, 1]: when the kept columns plus the window exceed this share of
+  /// the keys, the head is computed densely (every causal block, no columns). Columns are shared
+  /// by all rows, so on a diffuse head they keep most keys yet miss each row's own mass (recall
+  /// ~0.90 at alpha 0.95 on Gaussian heads, tests/cpp/selectors/test_diffuse_heads.cpp); at that
+  /// density the sparse pass saves nothing. 1 disables it. Ours, not the paper's.
+  double dense_share = 0.5;
 };
 
 class SampleAttentionSelector final : public PatternSelector {
