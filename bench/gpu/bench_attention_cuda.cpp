@@ -227,7 +227,7 @@ void bench_variants(const Shape& s, const std::vector<int64_t>& lens) {
   }
 }
 
-// End to end on the planted synthetic workload (synthetic.h, default structure): GPU selector
+// End to end on the planted synthetic suite (synthetic.h, default structure, kSuiteStrength): GPU selector
 // (timed with its allocations) + block-sparse executor, against our dense kernel; density of the
 // pattern and its recall (exact softmax mass kept, every L/32-th row of every head). rr and
 // unisparse run once per estimate path (impl "rr[simt]", "rr[mma]"); a selector without a GPU
@@ -243,6 +243,7 @@ void bench_e2e(const Shape& s, const std::vector<int64_t>& lens, const std::vect
     c.head_dim = s.d;
     c.dtype = DType::kBF16;
     c.seed = 3;
+    c.strength = sieve::attention::kSuiteStrength;  // the planted suite of `sieve attn`
     sieve::Timer timer;
     const sieve::attention::SyntheticWorkload w = sieve::attention::make_synthetic(c);
     std::printf("synthetic L=%ld generated in %.1f s\n", long(l), timer.seconds());
