@@ -44,7 +44,8 @@ void check(cudaError_t e, const char* what) {
 }
 
 // Estimate arithmetic of rr and unisparse (estimate_path()): process-wide, initial value from
-// SIEVE_GPU_ESTIMATE. The f32 SIMT path is the default until the mma path has passed on a GPU.
+// SIEVE_GPU_ESTIMATE. The mma path is the default since it passed ctest -L gpu on the H200
+// (2026-11-29, docs/results/gpu-attention.md); simt stays for exact CPU agreement.
 enum class Estimate : int { kSimt = 0, kMma = 1 };
 Estimate parse_estimate(std::string_view name) {
   if (name == "simt") return Estimate::kSimt;
@@ -56,7 +57,7 @@ Estimate current_estimate() {
   int v = g_estimate.load();
   if (v < 0) {
     const char* env = std::getenv("SIEVE_GPU_ESTIMATE");  // NOLINT(concurrency-mt-unsafe)
-    v = int(env != nullptr && *env != '\0' ? parse_estimate(env) : Estimate::kSimt);
+    v = int(env != nullptr && *env != '\0' ? parse_estimate(env) : Estimate::kMma);
     int expected = -1;
     if (!g_estimate.compare_exchange_strong(expected, v)) v = expected;
   }

@@ -24,7 +24,7 @@ namespace sieve::attention::cuda {
 ///    accumulation); several times faster, patterns may differ from the CPU's where bf16 rounding
 ///    moves a block across the threshold (docs/cuda.md).
 /// Configurations the mma kernel cannot tile (row width other than 64/128/256) use "simt". The
-/// initial value is the environment variable SIEVE_GPU_ESTIMATE when set, else "simt".
+/// initial value is the environment variable SIEVE_GPU_ESTIMATE when set, else "mma".
 /// @throws sieve::Error for other names
 void set_estimate_path(std::string_view name);
 std::string estimate_path();
