@@ -66,6 +66,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--llama-kv", choices=["f32", "f16"], default="f32",
                     help="llama.cpp KV cache type (sieve's cache is f32)")
+    ap.add_argument("--llama-no-mmap", action="store_true",
+                    help="llama.cpp loads the weights into its own buffers instead of mmap")
     ap.add_argument("--json")
     a = ap.parse_args()
     kv_type = llama_cpp.GGML_TYPE_F32 if a.llama_kv == "f32" else llama_cpp.GGML_TYPE_F16
@@ -79,7 +81,8 @@ def main():
         prompt = [rng.randrange(3, vocab) for _ in range(a.prompt)]
         llm = Llama(model_path=gguf_file, n_ctx=a.prompt + a.gen + 16, n_batch=a.prompt,
                     n_ubatch=a.prompt, n_threads=a.threads, n_threads_batch=a.threads,
-                    type_k=kv_type, type_v=kv_type, logits_all=False, verbose=False)
+                    type_k=kv_type, type_v=kv_type, logits_all=False, verbose=False,
+                    use_mmap=not a.llama_no_mmap)
         rows = {"sieve": [], "llama.cpp": []}
         toks = {}
         load_before = os.getloadavg()
@@ -97,6 +100,7 @@ def main():
                            if x != y), None)
         entry = {"dtype": name, "threads": a.threads, "prompt_tokens": a.prompt,
                  "llama_cpp_version": llama_cpp.__version__, "llama_cpp_kv": a.llama_kv,
+                 "llama_cpp_mmap": not a.llama_no_mmap,
                  "generated_tokens": a.gen, "repeats": a.repeats, "sieve_linear_isa": isa,
                  "greedy_tokens_equal": agree, "first_difference": first_diff,
                  "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
