@@ -73,7 +73,15 @@ void write_atomically(const std::string& path, WriteFn&& write) {
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     SIEVE_CHECK(f.good(), "cannot write '{}'", path);
-    write(f);
+    // A writer that throws part-way (e.g. a shape check) must not leave the temporary behind.
+    try {
+      write(f);
+    } catch (...) {
+      f.close();
+      std::error_code ec;
+      fs::remove(tmp, ec);
+      throw;
+    }
     f.flush();
     if (!f.good()) {
       f.close();
