@@ -19,6 +19,7 @@
 #include "sieve/core/rng.h"
 #include "sieve/mcmc/chain.h"
 #include "sieve/mcmc/samplers/driver.h"
+#include "sieve/mcmc/samplers/langevin.h"
 #include "sieve/mcmc/samplers/laplace.h"
 #include "sieve/mcmc/target.h"
 
@@ -150,27 +151,17 @@ class IndependentKernel {
   /// upper bound, so that the moves can reach pi's spread even when q is far too narrow.
   template <Target T>
   StepInfo local_step(const T& t, Rng& rng, Counters& cnt) {
-    const double b = local_h_, a = 0.5 * local_h_;
-    const Eigen::VectorXd mx = x_ + a * (scale_ * g_);
-    Eigen::VectorXd y = mx + std::sqrt(b) * (chol_ * standard_normal(rng, x_.size()));
-    Eigen::VectorXd gy;
-    const double lpy = eval_gradient(t, y, gy, cnt);
-    double log_alpha = kNegInf;
-    if (lpy > kNegInf) {
-      const Eigen::VectorXd my = y + a * (scale_ * gy);
-      const auto wsq = [&](const Eigen::VectorXd& r) {
-        return chol_.triangularView<Eigen::Lower>().solve(r).squaredNorm();
-      };
-      log_alpha = lpy - lp_ - (wsq(x_ - my) - wsq(y - mx)) / (2 * b);
-    }
+    const Eigen::VectorXd mx = x_ + 0.5 * local_h_ * (scale_ * g_);
+    LangevinProposal p =
+        langevin_proposal(t, x_, lp_, mx, scale_, chol_, 0.5 * local_h_, local_h_, rng, cnt);
     StepInfo info;
-    info.accept_prob = accept_probability(log_alpha);
+    info.accept_prob = accept_probability(p.log_alpha);
     local_h_ = std::exp(std::clamp(local_da_.update(info.accept_prob), -30.0, 30.0));
-    if (metropolis_accept(log_alpha, rng)) {
+    if (metropolis_accept(p.log_alpha, rng)) {
       info.accepted = true;
-      x_ = std::move(y);
-      g_ = std::move(gy);
-      lp_ = lpy;
+      x_ = std::move(p.y);
+      g_ = std::move(p.gy);
+      lp_ = p.lpy;
       log_w_ = lp_ - log_q(x_);
     }
     return info;

@@ -25,6 +25,34 @@
 
 namespace sieve::mcmc::detail {
 
+/// One preconditioned Langevin proposal Y ~ N(mean_x, b A), A = L L' (chol = L), with drift
+/// mean(z) = z + drift A grad log pi(z), and its log MH ratio (-inf when pi(Y) = 0). Draws only the
+/// proposal's normals; the caller draws the acceptance. Shared by LangevinKernel and the warm-up
+/// local moves of adaptive independent Metropolis.
+struct LangevinProposal {
+  Eigen::VectorXd y, gy, mean_y;  // mean_y is set only when pi(Y) > 0
+  double lpy = kNegInf, log_alpha = kNegInf;
+};
+
+template <Target T>
+LangevinProposal langevin_proposal(const T& t, const Eigen::VectorXd& x, double lpx,
+                                   const Eigen::VectorXd& mean_x, const Eigen::MatrixXd& a,
+                                   const Eigen::MatrixXd& chol, double drift, double b, Rng& rng,
+                                   Counters& cnt) {
+  LangevinProposal p;
+  p.y = mean_x + std::sqrt(b) * (chol * standard_normal(rng, x.size()));
+  p.lpy = eval_gradient(t, p.y, p.gy, cnt);
+  if (p.lpy > kNegInf) {
+    p.mean_y = p.y + drift * (a * p.gy);
+    // log q(x | y) - log q(y | x) through r' A^{-1} r = |L^{-1} r|^2; the constants cancel.
+    const auto whitened_sq = [&](const Eigen::VectorXd& r) {
+      return chol.triangularView<Eigen::Lower>().solve(r).squaredNorm();
+    };
+    p.log_alpha = p.lpy - lpx - (whitened_sq(x - p.mean_y) - whitened_sq(p.y - mean_x)) / (2 * b);
+  }
+  return p;
+}
+
 enum class LangevinScaling { kMala, kGaussianInvariant };
 
 /// Internal configuration shared by mala / pmala / gi_mala.
@@ -178,30 +206,20 @@ class LangevinKernel {
 
   template <Target T>
   StepInfo step(const T& t, Rng& rng, Counters& cnt, ProposalOut* out) {
-    const double b = map_.noise_var(s_);
-    Eigen::VectorXd y = mean_x_ + std::sqrt(b) * (chol_ * standard_normal(rng, x_.size()));
-    Eigen::VectorXd gy;
-    const double lpy = eval_gradient(t, y, gy, cnt);
+    LangevinProposal p = langevin_proposal(t, x_, lp_, mean_x_, a_, chol_, map_.drift(s_),
+                                           map_.noise_var(s_), rng, cnt);
     StepInfo info;
-    double log_alpha = kNegInf;
-    Eigen::VectorXd mean_y;
-    if (lpy > kNegInf) {
-      mean_y = proposal_mean(y, gy);
-      // log q(x | y) - log q(y | x); the normalising constants are equal and cancel.
-      const double fwd = whitened_sq(y - mean_x_), bwd = whitened_sq(x_ - mean_y);
-      log_alpha = lpy - lp_ - (bwd - fwd) / (2 * b);
-    }
-    info.accept_prob = accept_probability(log_alpha);
+    info.accept_prob = accept_probability(p.log_alpha);
     if (out) {
-      out->y = y;
+      out->y = p.y;
       out->mean = mean_x_;
     }
-    if (metropolis_accept(log_alpha, rng)) {
+    if (metropolis_accept(p.log_alpha, rng)) {
       info.accepted = true;
-      x_ = std::move(y);
-      g_ = std::move(gy);
-      lp_ = lpy;
-      mean_x_ = std::move(mean_y);
+      x_ = std::move(p.y);
+      g_ = std::move(p.gy);
+      lp_ = p.lpy;
+      mean_x_ = std::move(p.mean_y);
     }
     return info;
   }
@@ -255,10 +273,6 @@ class LangevinKernel {
   }
   Eigen::VectorXd proposal_mean(const Eigen::VectorXd& x, const Eigen::VectorXd& g) const {
     return x + map_.drift(s_) * (a_ * g);
-  }
-  /// r' A^{-1} r through the Cholesky factor.
-  double whitened_sq(const Eigen::VectorXd& r) const {
-    return chol_.triangularView<Eigen::Lower>().solve(r).squaredNorm();
   }
 
   LangevinConfig c_;
