@@ -3,6 +3,7 @@
 #include "sieve/attention/cuda/selectors.h"
 
 #include "../selectors/cuda/estimation_gpu.h"
+#include "device_selectors_internal.h"
 #include "sieve/attention/cuda/check.h"
 #include "sieve/attention/selectors/rr_attention.h"
 #include "sieve/attention/selectors/streaming.h"
@@ -18,30 +19,6 @@
 namespace sieve::attention::cuda {
 
 namespace {
-
-// Stream-ordered scratch allocations, released (stream-ordered) when the object goes away.
-class Scratch {
- public:
-  explicit Scratch(cudaStream_t s) : stream_(s) {}
-  ~Scratch() {
-    for (void* p : ptrs_) cudaFreeAsync(p, stream_);
-  }
-  template <class T>
-  T* alloc(int64_t n) {
-    void* p = nullptr;
-    SIEVE_CUDA_CHECK(cudaMallocAsync(&p, size_t(std::max<int64_t>(n, 1)) * sizeof(T), stream_));
-    ptrs_.push_back(p);
-    return static_cast<T*>(p);
-  }
-
- private:
-  cudaStream_t stream_;
-  std::vector<void*> ptrs_;
-};
-
-void check(cudaError_t e, const char* what) {
-  SIEVE_CHECK(e == cudaSuccess, "GPU selector: {} failed: {}", what, cudaGetErrorString(e));
-}
 
 // Estimate arithmetic of rr and unisparse (estimate_path()): process-wide, initial value from
 // SIEVE_GPU_ESTIMATE. The mma path is the default since it passed ctest -L gpu on the H200
@@ -82,19 +59,6 @@ void stride_stats(est::StrideProblem pb, const est::Geometry& g, float2* stats, 
   }
 }
 
-est::Geometry geometry(const AttentionShape& s, const SelectorCommon& c, bool causal) {
-  est::Geometry g;
-  g.seq_q = int(s.seq_len_q);
-  g.seq_k = int(s.seq_len_k);
-  g.q_offset = int(s.q_offset());
-  g.block_q = c.block_q;
-  g.block_k = c.block_k;
-  g.nqb = int((s.seq_len_q + c.block_q - 1) / c.block_q);
-  g.nkb = int((s.seq_len_k + c.block_k - 1) / c.block_k);
-  g.causal = causal;
-  return g;
-}
-
 struct Inputs {
   const TensorView& q;
   const TensorView& k;
@@ -102,25 +66,6 @@ struct Inputs {
   bool bf16;
   float scale;
 };
-
-// The pattern header (query heads) and its CSR assembled from per-row lists.
-DevicePattern finish_rows(const est::Geometry& g, const AttentionShape& s, bool causal, const int* counts,
-                          const int* lists, cudaStream_t stream) {
-  DevicePatternView h;
-  h.seq_len_q = s.seq_len_q;
-  h.seq_len_k = s.seq_len_k;
-  h.block_q = g.block_q;
-  h.block_k = g.block_k;
-  h.num_heads = int(s.num_heads_q);
-  h.causal = causal;
-  const int rows = int(s.num_heads_q) * g.nqb;
-  DevicePattern p = DevicePattern::allocate(h, int64_t(rows) * g.nkb, -1);
-  const DevicePatternView& v = p.view();
-  check(est::build_csr(rows, g.nkb, counts, lists, const_cast<int32_t*>(v.block_indptr),
-                       const_cast<int32_t*>(v.block_indices), stream),
-        "CSR assembly");
-  return p;
-}
 
 DevicePattern fixed_rows(const Inputs& in, const SelectorCommon& c, bool causal, bool streaming, int sink,
                          int local, cudaStream_t stream) {
