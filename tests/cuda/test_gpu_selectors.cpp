@@ -233,7 +233,7 @@ TEST(GpuEstimatePath, NamedSetting) {
 }
 
 TEST_F(GpuSelectors, RejectsSelectorsWithoutAPort) {
-  auto sel = attention::make_selector("xattn");
+  auto sel = attention::make_selector("flexprefill");
   EXPECT_FALSE(cu::has_device_selector(*sel));
   const cu::DeviceTensor q(DType::kBF16, {2, 256, 64});
   EXPECT_THROW(cu::select_on_device(*sel, q, q, AttentionOptions{}), Error);

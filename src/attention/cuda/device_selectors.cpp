@@ -298,7 +298,7 @@ bool has_device_selector(const PatternSelector& selector) {
   const std::string n = selector.name();
   if (n == "dense" || n == "streaming" || n == "unisparse") return true;
   if (const auto* rr = dynamic_cast<const RRSelector*>(&selector)) return rr->config().stride <= 64;
-  return false;
+  return has_peer_port(selector);
 }
 
 DevicePattern select_on_device(const PatternSelector& selector, const TensorView& q, const TensorView& k,
@@ -307,7 +307,7 @@ DevicePattern select_on_device(const PatternSelector& selector, const TensorView
   const AttentionShape shape = check_attention_inputs(q, k, k);
   SIEVE_CHECK(has_device_selector(selector),
               "selector '{}' has no GPU port with these settings (ported: rr with stride <= 64, unisparse, "
-              "streaming, dense; share_kv_head=false)",
+              "streaming, dense, sample, xattn, vslash; share_kv_head=false)",
               selector.name());
   SIEVE_CHECK(q.dtype == DType::kBF16 || q.dtype == DType::kF16,
               "GPU selectors take bf16 or f16 inputs, got {}", dtype_name(q.dtype));
@@ -329,6 +329,7 @@ DevicePattern select_on_device(const PatternSelector& selector, const TensorView
   if (const auto* rr = dynamic_cast<const RRSelector*>(&selector)) return rr_select(in, *rr, opts.causal, stream);
   if (const auto* uni = dynamic_cast<const UniSparseSelector*>(&selector))
     return unisparse_select(in, *uni, opts.causal, stream);
+  if (has_peer_port(selector)) return select_peer(selector, q, k, shape, opts, stream);
   SIEVE_FAIL("selector '{}' has no GPU port", name);
 }
 

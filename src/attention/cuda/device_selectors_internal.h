@@ -1,7 +1,7 @@
 // Internal: host helpers shared by the GPU selector launchers (device_selectors.cpp for rr,
 // unisparse, streaming and dense; device_selectors_peers.cpp for sample, xattn and the others):
-// stream-ordered scratch memory, launch-status checks, block geometry of a prefill, and the
-// pattern header + CSR assembled from per-row block lists.
+// stream-ordered scratch memory, launch-status checks, block geometry of a prefill, the pattern
+// header + CSR assembled from per-row block lists, and optional per-stage timing.
 #pragma once
 
 #include "../selectors/cuda/estimation_gpu.h"
@@ -13,6 +13,9 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 namespace sieve::attention::cuda {
@@ -56,11 +59,10 @@ inline est::Geometry geometry(const AttentionShape& s, const SelectorCommon& c, 
   return g;
 }
 
-// The pattern header (query heads) and its CSR assembled from per-row lists. column_capacity >= 0
-// reserves a token-column part of that capacity (its arrays filled by the caller) and sets band.
-inline DevicePattern finish_rows(const est::Geometry& g, const AttentionShape& s, bool causal, const int* counts,
-                                 const int* lists, cudaStream_t stream, int64_t column_capacity = -1,
-                                 int64_t band = 0) {
+// A pattern of query heads with room for every row's blocks (rows x nkb); column_capacity >= 0
+// reserves a token-column part of that capacity (filled by the caller) with the given band.
+inline DevicePattern allocate_pattern(const est::Geometry& g, const AttentionShape& s, bool causal,
+                                      int64_t column_capacity = -1, int64_t band = 0) {
   DevicePatternView h;
   h.seq_len_q = s.seq_len_q;
   h.seq_len_k = s.seq_len_k;
@@ -69,13 +71,74 @@ inline DevicePattern finish_rows(const est::Geometry& g, const AttentionShape& s
   h.num_heads = int(s.num_heads_q);
   h.causal = causal;
   h.band = band;
-  const int rows = int(s.num_heads_q) * g.nqb;
-  DevicePattern p = DevicePattern::allocate(h, int64_t(rows) * g.nkb, column_capacity);
+  return DevicePattern::allocate(h, int64_t(s.num_heads_q) * g.nqb * g.nkb, column_capacity);
+}
+
+// The pattern's block CSR assembled from per-row lists (counts [rows], lists [rows][nkb]).
+inline void assemble_rows(const est::Geometry& g, const DevicePattern& p, const int* counts, const int* lists,
+                          cudaStream_t stream) {
   const DevicePatternView& v = p.view();
-  check(est::build_csr(rows, g.nkb, counts, lists, const_cast<int32_t*>(v.block_indptr),
+  check(est::build_csr(v.num_heads * g.nqb, g.nkb, counts, lists, const_cast<int32_t*>(v.block_indptr),
                        const_cast<int32_t*>(v.block_indices), stream),
         "CSR assembly");
+}
+
+// The pattern header (query heads) and its CSR assembled from per-row lists.
+inline DevicePattern finish_rows(const est::Geometry& g, const AttentionShape& s, bool causal, const int* counts,
+                                 const int* lists, cudaStream_t stream) {
+  DevicePattern p = allocate_pattern(g, s, causal);
+  assemble_rows(g, p, counts, lists, stream);
   return p;
 }
+
+// Stage times of one selector call, printed to stderr when the environment variable
+// SIEVE_GPU_SELECT_PROFILE is set (CUDA events between stages; the destructor then synchronises,
+// so it is off by default).
+class StageProfile {
+ public:
+  StageProfile(const char* who, cudaStream_t s) : who_(who), stream_(s) {
+    const char* env = std::getenv("SIEVE_GPU_SELECT_PROFILE");  // NOLINT(concurrency-mt-unsafe)
+    on_ = env != nullptr && *env != '\0' && *env != '0';
+    mark("start");
+  }
+  StageProfile(const StageProfile&) = delete;
+  StageProfile& operator=(const StageProfile&) = delete;
+  void mark(const char* stage) {
+    if (!on_) return;
+    cudaEvent_t e = nullptr;
+    if (cudaEventCreate(&e) != cudaSuccess || cudaEventRecord(e, stream_) != cudaSuccess) {
+      on_ = false;
+      return;
+    }
+    events_.push_back(e);
+    stages_.emplace_back(stage);
+  }
+  ~StageProfile() {
+    if (on_ && cudaEventSynchronize(events_.back()) == cudaSuccess) {
+      std::string line = std::string("[select profile] ") + who_;
+      for (size_t i = 1; i < events_.size(); ++i) {
+        float ms = 0;
+        cudaEventElapsedTime(&ms, events_[i - 1], events_[i]);
+        line += " " + stages_[i] + "=" + std::to_string(ms) + "ms";
+      }
+      std::fprintf(stderr, "%s\n", line.c_str());
+    }
+    for (cudaEvent_t e : events_) cudaEventDestroy(e);
+  }
+
+ private:
+  const char* who_;
+  cudaStream_t stream_;
+  bool on_ = false;
+  std::vector<cudaEvent_t> events_;
+  std::vector<std::string> stages_;
+};
+
+// Ports of the peer selectors (device_selectors_peers.cpp: sample, xattn, vslash): whether
+// `selector`, with its settings, is one of them, and its run (inputs already checked by
+// select_on_device, the length at or above dense_below).
+bool has_peer_port(const PatternSelector& selector);
+DevicePattern select_peer(const PatternSelector& selector, const TensorView& q, const TensorView& k,
+                          const AttentionShape& shape, const AttentionOptions& opts, cudaStream_t stream);
 
 }  // namespace sieve::attention::cuda

@@ -1,8 +1,10 @@
 // GPU estimation stage of the registered selectors: the pattern is computed from device Q/K and
 // written in device memory, so that a prefill is selector + executor without a host round trip.
 //
-// Ported: rr (RRAttention), unisparse (UniSparse), streaming (both modes) and dense; every
-// selector falls back to the dense pattern below its dense_below length, as on the CPU. The GPU
+// Ported: rr (RRAttention), unisparse (UniSparse), streaming (both modes), dense, sample
+// (SampleAttention), xattn (XAttention; strides with block_k / stride <= 64) and vslash
+// (MInference vertical-slash); not ported: flexprefill (the CPU selector runs). Every selector
+// falls back to the dense pattern below its dense_below length, as on the CPU. The GPU
 // follows the CPU selector's arithmetic (f32 scores, the same representatives and rules); sums run
 // in another order, so blocks whose cumulative mass sits at the threshold can differ (docs/cuda.md).
 // q [Hq, Lq, D], k [Hkv, Lk, D] device tensors, bf16 or f16, D 64 or 128; the pattern has query
