@@ -5,7 +5,14 @@
 //                        [--densities 1,0.5,0.2,0.1] [--variants 8192,32768] [--heads 32 --kv-heads 8]
 //                        [--e2e 8192,131072] [--methods rr,unisparse,streaming,sample]
 //                        [--estimates simt,mma] [--families mma,auto] [--cpu-select-max 131072]
+//                        [--profile 1] [--cpu-compare 32768]
 //
+// A method may carry settings after '@' ("rr@stride=16@outliers=1": make_selector("rr",
+// {"stride=16", "outliers=1"})), so one run times a selector at its defaults and at other settings
+// without changing any default. --profile 1 prints each GPU selector's per-stage times once
+// (SIEVE_GPU_SELECT_PROFILE, CUDA events between its stages) after its timed calls; --cpu-compare L
+// runs the CPU selector of every GPU-run method up to length L and prints how many rows of the
+// GPU pattern differ, both densities and both recalls.
 // Shape: 32 query heads, 8 KV heads, head dim 128, bf16, causal (the anchors of DESIGN.md). Times are
 // CUDA-event medians after warm-up. Sparse masks follow the rule shared with bench_attention.py
 // (keep_block below): each causal 128x128 block kept with probability `density` by a fixed integer
@@ -25,9 +32,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <numbers>
 #include <sstream>
 #include <string>
@@ -233,6 +242,29 @@ void bench_variants(const Shape& s, const std::vector<int64_t>& lens) {
 // unisparse run once per estimate path (impl "rr[simt]", "rr[mma]"); a selector without a GPU
 // port runs on the CPU on the host tensors up to cpu_max (impl "sample[cpu]", its select time the
 // host wall clock of one call) and its pattern is uploaded.
+bool g_profile = false;      // --profile
+int64_t g_cpu_compare = 0;   // --cpu-compare L: GPU vs CPU pattern of rr / unisparse up to length L
+
+// Rows (head, query block) whose block lists differ between two patterns of equal shape.
+int64_t differing_rows(const sieve::attention::SparsePattern& a, const sieve::attention::SparsePattern& b) {
+  int64_t n = 0;
+  for (size_t r = 0; r + 1 < a.block_indptr.size(); ++r)
+    if (!std::equal(a.block_indices.begin() + a.block_indptr[r], a.block_indices.begin() + a.block_indptr[r + 1],
+                    b.block_indices.begin() + b.block_indptr[r], b.block_indices.begin() + b.block_indptr[r + 1]))
+      ++n;
+  return n;
+}
+
+// "name@key=value@key=value" -> the selector with those settings applied.
+std::unique_ptr<sieve::attention::PatternSelector> selector_from_spec(const std::string& spec) {
+  std::vector<std::string> parts;
+  std::stringstream ss(spec);
+  for (std::string t; std::getline(ss, t, '@');) parts.push_back(t);
+  const std::string name = parts.front();
+  parts.erase(parts.begin());
+  return sieve::attention::make_selector(name, parts);
+}
+
 void bench_e2e(const Shape& s, const std::vector<int64_t>& lens, const std::vector<std::string>& methods,
                const std::vector<std::string>& estimates, int64_t cpu_max) {
   for (int64_t l : lens) {
@@ -257,7 +289,7 @@ void bench_e2e(const Shape& s, const std::vector<int64_t>& lens, const std::vect
     const int64_t stride = std::max<int64_t>(1, l / 32);
     const std::string saved = cu::estimate_path();
     for (const std::string& m : methods) {
-      auto sel = sieve::attention::make_selector(m);
+      auto sel = selector_from_spec(m);
       const auto finish = [&](const std::string& impl, const cu::DevicePattern& dp, double sel_ms, const char* where) {
         const double exec_ms =
             median_ms([&] { cu::block_sparse_attention(q, k, v, dp.view(), out, o); }, 1, iters_for(l));
@@ -281,11 +313,40 @@ void bench_e2e(const Shape& s, const std::vector<int64_t>& lens, const std::vect
         finish(m + "[cpu]", cu::DevicePattern::upload(hp), sel_ms, "cpu");
         continue;
       }
-      const bool two_paths = m == "rr" || m == "unisparse";
+      const bool two_paths = sel->name() == "rr" || sel->name() == "unisparse";
       for (const std::string& path : two_paths ? estimates : std::vector<std::string>{saved}) {
         cu::set_estimate_path(path);
-        cu::DevicePattern dp;
-        const double sel_ms = median_ms([&] { dp = cu::select_on_device(*sel, q, k, o); }, 1, iters_for(l));
+        // Patterns of the timed calls stay alive until after the timing: freeing one (cudaFree
+        // synchronises the device) would otherwise land inside the next call's timed region.
+        std::vector<cu::DevicePattern> kept;
+        kept.reserve(size_t(iters_for(l)) + 1);
+        const double sel_ms =
+            median_ms([&] { kept.push_back(cu::select_on_device(*sel, q, k, o)); }, 1, iters_for(l));
+        cu::DevicePattern dp = std::move(kept.back());
+        kept.clear();
+        if (g_profile) {
+          setenv("SIEVE_GPU_SELECT_PROFILE", "1", 1);  // NOLINT(concurrency-mt-unsafe)
+          std::fprintf(stderr, "profile %s[%s] L=%ld: ", m.c_str(), path.c_str(), long(l));
+          (void)cu::select_on_device(*sel, q, k, o);
+          SIEVE_CUDA_CHECK(cudaDeviceSynchronize());
+          unsetenv("SIEVE_GPU_SELECT_PROFILE");  // NOLINT(concurrency-mt-unsafe)
+        }
+        if (l <= g_cpu_compare) {  // agreement with the CPU selector at this size
+          sieve::Timer t;
+          const sieve::attention::SparsePattern hp = sel->select(w.q, w.k, o);
+          const double cpu_s = t.seconds();
+          const sieve::attention::SparsePattern gp = dp.download();
+          const bool same_shape = hp.block_indptr.size() == gp.block_indptr.size();
+          const cu::DevicePattern hd = cu::DevicePattern::upload(hp);
+          const cu::DeviceRecall rc = cu::pattern_recall(q, k, hd.view(), o, stride);
+          const cu::DeviceRecall rg = cu::pattern_recall(q, k, dp.view(), o, stride);
+          std::printf("cpu-compare %s[%s] L=%ld: %ld/%ld rows differ, density cpu %.4f gpu %.4f, recall_mean cpu "
+                      "%.4f gpu %.4f (cpu select %.1f s)\n",
+                      m.c_str(), path.c_str(), long(l), same_shape ? long(differing_rows(hp, gp)) : -1L,
+                      long(hp.block_indptr.size()) - 1, hp.block_density(), gp.block_density(), rc.mean, rg.mean,
+                      cpu_s);
+          std::fflush(stdout);
+        }
         finish(two_paths ? m + "[" + path + "]" : m, dp, sel_ms, "gpu");
       }
       cu::set_estimate_path(saved);
@@ -340,6 +401,8 @@ int main(int argc, char** argv) {
       std::stringstream ss(v);
       for (std::string t; std::getline(ss, t, ',');) g_families.push_back(t);
     } else if (a == "--cpu-select-max") cpu_max = std::stoll(v);
+    else if (a == "--profile") g_profile = v != "0";
+    else if (a == "--cpu-compare") g_cpu_compare = std::stoll(v);
     else if (a == "--heads") s.hq = std::stoll(v);
     else if (a == "--kv-heads") s.hkv = std::stoll(v);
     else {

@@ -41,22 +41,29 @@ Estimate current_estimate() {
   return Estimate(v);
 }
 
-// Scores and softmax statistics of one stride problem on the chosen path. The mma path rounds
-// the f32 representatives to bf16 copies (q16/k16 hold [rows][W] each) first; stage_keys says
-// whether krep changed since the last call (keys are shared by the query heads of a KV head).
-void stride_stats(est::StrideProblem pb, const est::Geometry& g, float2* stats, bool mma, void* q16, void* k16,
-                  bool stage_keys, cudaStream_t stream, const char* what) {
-  if (mma && est::mma_fits(pb)) {
-    if (stage_keys)
-      check(est::to_bf16(pb.krep, k16, int64_t(pb.units) * pb.reps * pb.W, stream), "bf16 keys");
-    check(est::to_bf16(pb.qrep, q16, int64_t(pb.heads - 1) * pb.z_qrep + int64_t(pb.nqr) * pb.W, stream),
-          "bf16 queries");
-    pb.qrep16 = q16;
-    pb.krep16 = k16;
-    check(est::stride_stats_mma(pb, g, stats, stream), what);
-  } else {
-    check(est::stride_stats(pb, g, stats, stream), what);
-  }
+// Scores and softmax statistics of one stride problem on the chosen path: tensor cores from the
+// bf16 representatives (pb.qrep16/krep16) or the f32 SIMT GEMM (pb.qrep/krep). The statistics of
+// pb.heads heads (pb.z_stats each) are zeroed first unless the fused mma kernel runs, which writes
+// every entry block_scores reads.
+void stride_stats(const est::StrideProblem& pb, const est::Geometry& g, float2* stats, bool mma,
+                  cudaStream_t stream, const char* what) {
+  if (!mma || !est::mma_fused(pb, g))
+    SIEVE_CUDA_CHECK(cudaMemsetAsync(stats, 0, size_t(pb.heads * pb.z_stats) * sizeof(float2), stream));
+  check(mma ? est::stride_stats_mma(pb, g, stats, stream) : est::stride_stats(pb, g, stats, stream), what);
+}
+
+// The stream-ordered pool keeps up to 4 GiB between calls instead of returning it to the system
+// at every synchronisation (the default threshold 0), so repeated selector calls reuse their
+// scratch instead of mapping it again.
+void keep_pool_memory() {
+  int dev = 0;
+  cudaMemPool_t pool = nullptr;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetDefaultMemPool(&pool, dev) != cudaSuccess) return;
+  uint64_t thr = 0;
+  if (cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &thr) != cudaSuccess) return;
+  if (thr >= (uint64_t(4) << 30)) return;
+  thr = uint64_t(4) << 30;
+  (void)cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &thr);
 }
 
 struct Inputs {
@@ -112,13 +119,22 @@ est::RRParams rr_params(const RRConfig& c, int64_t D) {
   return p;
 }
 
-// Query heads per launch: the mma path batches the query heads of one KV head (they share the key
-// representatives) while their scratch stays under ~1 GiB; the simt path keeps one head per
+// Query heads per launch. The mma path batches whole KV-head groups (heads of one group share
+// the key representatives) while the batch's scratch stays under 2 GiB: all 32 heads at 32K,
+// fewer groups at 128K; one head when a group alone exceeds it. The simt path keeps one head per
 // launch, as verified on the GPU.
 int batch_heads(bool mma, bool shared_keys, const AttentionShape& s, int64_t bytes_per_head) {
-  const int g = int(s.group_size());
-  if (!mma || !shared_keys || g <= 1 || bytes_per_head * g > (int64_t(1) << 30)) return 1;
-  return g;
+  const int64_t g = s.group_size(), budget = int64_t(2) << 30;
+  if (!mma || !shared_keys || bytes_per_head * g > budget) return 1;
+  return int(g * std::clamp<int64_t>(budget / (bytes_per_head * g), 1, s.num_heads_kv));
+}
+
+// Whether rr / unisparse score on tensor cores: the mma estimate path and a row width it tiles
+// (W = D or 2 D with D in {64, 128}: always so far). Representatives are then written as bf16.
+bool use_mma(int W) {
+  est::StrideProblem pb;
+  pb.W = W;
+  return current_estimate() == Estimate::kMma && est::mma_fits(pb);
 }
 
 DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cudaStream_t stream) {
@@ -127,7 +143,10 @@ DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cu
   const est::RRParams rr = rr_params(sel.config(), s.head_dim);
   const int D = int(s.head_dim), S = rr.S, R = rr.reps, W = rr.W;
   const int nks = (g.seq_k + S - 1) / S, nqs = (g.seq_q + S - 1) / S;
-  const bool mma = current_estimate() == Estimate::kMma;
+  const int hq = int(s.num_heads_q), group = int(s.group_size());
+  const bool mma = use_mma(W);
+  keep_pool_memory();
+  StageProfile timer("rr", stream);  // SIEVE_GPU_SELECT_PROFILE
   est::StrideProblem pb;
   pb.nqr = nqs;
   pb.W = W;
@@ -138,52 +157,64 @@ DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cu
   pb.alpha = in.scale;
   const int parts = est::stats_parts(pb, g);
   const int64_t stats_per_head = int64_t(nqs) * g.nkb * parts;
-  const int G = batch_heads(mma, rr.mean_keys, s, stats_per_head * 8 + int64_t(nqs) * W * 6);
+  const int G = batch_heads(mma, rr.mean_keys, s, stats_per_head * 8 + int64_t(nqs) * (W * 2 + 12));
+  const int KG = G >= group ? G / group : 1;  // key sets per batch
+  const int64_t key_entries = int64_t(nks) * R;
   Scratch scratch(stream);
-  float* krep = scratch.alloc<float>(int64_t(nks) * R * W);
-  float* log_w = scratch.alloc<float>(int64_t(nks) * R);
-  float* qrep = scratch.alloc<float>(int64_t(G) * nqs * W);
+  float* krep = mma ? nullptr : scratch.alloc<float>(key_entries * W);
+  void* k16 = mma ? scratch.alloc<uint16_t>(KG * key_entries * W) : nullptr;
+  float* log_w = scratch.alloc<float>(KG * key_entries);
+  float* qrep = mma ? nullptr : scratch.alloc<float>(int64_t(G) * nqs * W);
+  void* q16 = mma ? scratch.alloc<uint16_t>(int64_t(G) * nqs * W) : nullptr;
   int* visible = scratch.alloc<int>(int64_t(G) * nqs);
   float* own = scratch.alloc<float>(int64_t(G) * nqs);
-  void* k16 = mma ? scratch.alloc<uint16_t>(int64_t(nks) * R * W) : nullptr;
-  void* q16 = mma ? scratch.alloc<uint16_t>(int64_t(G) * nqs * W) : nullptr;
   pb.qrep = qrep;
   pb.krep = krep;
+  pb.qrep16 = q16;
+  pb.krep16 = k16;
   pb.log_w = log_w;
   pb.visible = visible;
   pb.own = causal ? own : nullptr;
-  pb.heads = G;
   pb.z_qrep = int64_t(nqs) * W;
   pb.z_visible = nqs;
   pb.z_own = nqs;
   pb.z_stats = stats_per_head;
   pb.z_out = int64_t(g.nqb) * g.nkb;
+  pb.kgroup = G >= group ? group : 1;
+  pb.z_krep = key_entries * W;
+  pb.z_logw = key_entries;
   float2* stats = scratch.alloc<float2>(G * stats_per_head);
   float* scores = scratch.alloc<float>(G * pb.z_out);
-  const int rows = int(s.num_heads_q) * g.nqb;
+  const int rows = hq * g.nqb;
   int* counts = scratch.alloc<int>(rows);
   int* lists = scratch.alloc<int>(int64_t(rows) * g.nkb);
   const TensorView& q = in.q;
   const TensorView& k = in.k;
   int64_t staged = -1;
-  for (int h = 0; h < int(s.num_heads_q); h += G) {  // heads h.. h + G - 1 share KV head hk
-    const int hk = int(h / s.group_size());
-    const bool new_keys = !rr.mean_keys || hk != staged;
-    if (new_keys) {
+  for (int h = 0; h < hq; h += G) {  // heads h.. h + n - 1; whole KV-head groups when G >= group
+    const int n = std::min(G, hq - h), hk = h / group;
+    pb.heads = n;
+    if (G >= group || !rr.mean_keys || hk != staged) {
       check(est::rr_key_reps(k.data, in.bf16, k.strides[0], k.strides[1], D, g.seq_k, hk, h, rr, krep, log_w,
-                             stream),
+                             stream, G >= group ? n / group : 1, k16),
             "rr key representatives");
       staged = hk;
     }
+    timer.mark("key_reps");
     check(est::rr_queries(q.data, k.data, in.bf16, q.strides[0], q.strides[1], k.strides[0], k.strides[1], D, g,
-                          h, hk, in.scale, rr, qrep, visible, own, stream, G),
+                          h, hk, in.scale, rr, qrep, visible, own, stream, n, group, q16),
           "rr sampled queries");
-    SIEVE_CUDA_CHECK(cudaMemsetAsync(stats, 0, size_t(G * stats_per_head) * sizeof(float2), stream));
-    stride_stats(pb, g, stats, mma, q16, k16, new_keys, stream, "rr scores");
+    timer.mark("queries");
+    stride_stats(pb, g, stats, mma, stream, "rr scores");
+    timer.mark("scores");
     check(est::block_scores(pb, g, stats, scores, est::Combine::kSet, false, 1.f, stream), "rr block scores");
-    check(est::select_rows(g, scores, sel.config().tau, h, counts, lists, stream, G, pb.z_out), "rr selection");
+    timer.mark("block_sums");
+    check(est::select_rows(g, scores, sel.config().tau, h, counts, lists, stream, n, pb.z_out), "rr selection");
+    timer.mark("selection");
   }
-  return finish_rows(g, s, causal, counts, lists, stream);
+  DevicePattern p = finish_rows(g, s, causal, counts, lists, stream);
+  timer.mark("csr");
+  return p;
 }
 
 DevicePattern unisparse_select(const Inputs& in, const UniSparseSelector& sel, bool causal,
@@ -193,7 +224,10 @@ DevicePattern unisparse_select(const Inputs& in, const UniSparseSelector& sel, b
   const est::Geometry g = geometry(s, sel.common(), causal);
   const int D = int(s.head_dim), W = c.moments ? 2 * D : D;
   const int levels = int(c.granularities.size());
-  const bool mma = current_estimate() == Estimate::kMma;
+  const int hq = int(s.num_heads_q), group = int(s.group_size());
+  const bool mma = use_mma(W);
+  keep_pool_memory();
+  StageProfile timer("unisparse", stream);
   int64_t stats_per_head = 0, qrows = 0;
   for (const auto& gr : c.granularities) {
     const int64_t nqc = (s.seq_len_q + gr.c_q - 1) / gr.c_q;
@@ -202,7 +236,8 @@ DevicePattern unisparse_select(const Inputs& in, const UniSparseSelector& sel, b
     stats_per_head = std::max<int64_t>(stats_per_head, nqc * g.nkb * parts);
     qrows += nqc;
   }
-  const int G = batch_heads(mma, true, s, stats_per_head * 8 + qrows * W * 6);
+  const int G = batch_heads(mma, true, s, stats_per_head * 8 + qrows * W * 2);
+  const int KG = G >= group ? G / group : 1;  // key sets per batch
   Scratch scratch(stream);
   std::vector<float*> kpool(static_cast<size_t>(levels)), qpool(static_cast<size_t>(levels));
   std::vector<int*> visible(static_cast<size_t>(levels));
@@ -210,42 +245,47 @@ DevicePattern unisparse_select(const Inputs& in, const UniSparseSelector& sel, b
   for (int lv = 0; lv < levels; ++lv) {
     const auto& gr = c.granularities[size_t(lv)];
     const int64_t nkc = (s.seq_len_k + gr.c_k - 1) / gr.c_k, nqc = (s.seq_len_q + gr.c_q - 1) / gr.c_q;
-    kpool[size_t(lv)] = scratch.alloc<float>(nkc * W);
-    qpool[size_t(lv)] = scratch.alloc<float>(G * nqc * W);
-    visible[size_t(lv)] = scratch.alloc<int>(nqc);
     if (mma) {
-      k16[size_t(lv)] = scratch.alloc<uint16_t>(nkc * W);
+      k16[size_t(lv)] = scratch.alloc<uint16_t>(KG * nkc * W);
       q16[size_t(lv)] = scratch.alloc<uint16_t>(G * nqc * W);
+    } else {
+      kpool[size_t(lv)] = scratch.alloc<float>(nkc * W);
+      qpool[size_t(lv)] = scratch.alloc<float>(G * nqc * W);
     }
+    visible[size_t(lv)] = scratch.alloc<int>(nqc);
     check(est::pooled_visible(g, int(nqc), int(gr.c_q), int(gr.c_k), int(nkc), visible[size_t(lv)], stream),
           "unisparse visibility");
   }
   float2* stats = scratch.alloc<float2>(G * stats_per_head);
   const int64_t z_out = int64_t(g.nqb) * g.nkb;
   float* combined = scratch.alloc<float>(G * z_out);
-  const int rows = int(s.num_heads_q) * g.nqb;
+  const int rows = hq * g.nqb;
   int* counts = scratch.alloc<int>(rows);
   int* lists = scratch.alloc<int>(int64_t(rows) * g.nkb);
   const TensorView& q = in.q;
   const TensorView& k = in.k;
   int64_t staged = -1;
-  for (int h = 0; h < int(s.num_heads_q); h += G) {  // heads h.. h + G - 1 share KV head hk
-    const int hk = int(h / s.group_size());
-    SIEVE_CUDA_CHECK(cudaMemsetAsync(combined, 0, size_t(G * z_out) * 4, stream));
+  for (int h = 0; h < hq; h += G) {  // heads h.. h + n - 1; whole KV-head groups when G >= group
+    const int n = std::min(G, hq - h), hk = h / group;
+    const bool new_keys = G >= group || hk != staged;
+    SIEVE_CUDA_CHECK(cudaMemsetAsync(combined, 0, size_t(n * z_out) * 4, stream));
     for (int lv = 0; lv < levels; ++lv) {
       const auto& gr = c.granularities[size_t(lv)];
       const int cq = int(gr.c_q), ck = int(gr.c_k);
       const int nkc = (g.seq_k + ck - 1) / ck, nqc = (g.seq_q + cq - 1) / cq;
-      if (hk != staged)
+      if (new_keys)
         check(est::pool_rows(k.data, in.bf16, k.strides[0], k.strides[1], D, g.seq_k, hk, ck, true, c.moments,
-                             in.scale, kpool[size_t(lv)], stream),
+                             in.scale, kpool[size_t(lv)], stream, G >= group ? n / group : 1, k16[size_t(lv)]),
               "unisparse key pooling");
       check(est::pool_rows(q.data, in.bf16, q.strides[0], q.strides[1], D, g.seq_q, h, cq, false, c.moments,
-                           in.scale, qpool[size_t(lv)], stream, G),
+                           in.scale, qpool[size_t(lv)], stream, n, q16[size_t(lv)]),
             "unisparse query pooling");
+      timer.mark("pooling");
       est::StrideProblem pb;
       pb.qrep = qpool[size_t(lv)];
       pb.krep = kpool[size_t(lv)];
+      pb.qrep16 = q16[size_t(lv)];
+      pb.krep16 = k16[size_t(lv)];
       pb.visible = visible[size_t(lv)];
       pb.nqr = nqc;
       pb.W = W;
@@ -258,23 +298,28 @@ DevicePattern unisparse_select(const Inputs& in, const UniSparseSelector& sel, b
         pb.has_partial = true;
         pb.partial_logw = float(std::log(double(g.seq_k % ck) / double(ck)));
       }
-      pb.heads = G;
+      pb.heads = n;
       pb.z_qrep = int64_t(nqc) * W;
       pb.z_visible = 0;  // pooled visibility is the same for every head
       pb.z_stats = int64_t(nqc) * g.nkb * est::stats_parts(pb, g);
       pb.z_out = z_out;
-      SIEVE_CUDA_CHECK(cudaMemsetAsync(stats, 0, size_t(G * stats_per_head) * sizeof(float2), stream));
-      stride_stats(pb, g, stats, mma, q16[size_t(lv)], k16[size_t(lv)], hk != staged, stream,
-                   "unisparse scores");
+      pb.kgroup = G >= group ? group : 1;
+      pb.z_krep = int64_t(nkc) * W;
+      stride_stats(pb, g, stats, mma, stream, "unisparse scores");
+      timer.mark("scores");
       check(est::block_scores(pb, g, stats, combined,
                               c.combine == UniSparseConfig::Combine::kMax ? est::Combine::kMax : est::Combine::kMeanAdd,
                               true, float(levels), stream),
             "unisparse block scores");
+      timer.mark("block_sums");
     }
     staged = hk;
-    check(est::select_rows(g, combined, c.top_p, h, counts, lists, stream, G, z_out), "unisparse selection");
+    check(est::select_rows(g, combined, c.top_p, h, counts, lists, stream, n, z_out), "unisparse selection");
+    timer.mark("selection");
   }
-  return finish_rows(g, s, causal, counts, lists, stream);
+  DevicePattern p = finish_rows(g, s, causal, counts, lists, stream);
+  timer.mark("csr");
+  return p;
 }
 
 void check_device_inputs(const TensorView& t, const char* what) {

@@ -91,8 +91,12 @@ __device__ void tile_stats(const StrideProblem& pb, const float (*st)[kTE + 1], 
 // Head z of a batch: its query representatives, visibility, own scores and statistics.
 template <class Stats>
 __device__ __forceinline__ void batch_head(StrideProblem& pb, Stats*& stats, int z) {
-  pb.qrep += z * pb.z_qrep;
+  if (pb.qrep) pb.qrep += z * pb.z_qrep;
   if (pb.qrep16) pb.qrep16 = static_cast<const __nv_bfloat16*>(pb.qrep16) + z * pb.z_qrep;
+  const int64_t kz = z / pb.kgroup;
+  if (pb.krep) pb.krep += kz * pb.z_krep;
+  if (pb.krep16) pb.krep16 = static_cast<const __nv_bfloat16*>(pb.krep16) + kz * pb.z_krep;
+  if (pb.log_w) pb.log_w += kz * pb.z_logw;
   pb.visible += z * pb.z_visible;
   if (pb.own) pb.own += z * pb.z_own;
   stats += z * pb.z_stats;
@@ -265,12 +269,184 @@ __global__ void __launch_bounds__(kMmaThreads) stride_stats_mma_kernel(StridePro
   }
 }
 
-__global__ void to_bf16_kernel(const float4* src, __nv_bfloat162* dst, int64_t n4) {
-  const int64_t step = int64_t(gridDim.x) * blockDim.x;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n4; i += step) {
-    const float4 v = src[i];
-    dst[2 * i] = __floats2bfloat162_rn(v.x, v.y);
-    dst[2 * i + 1] = __floats2bfloat162_rn(v.z, v.w);
+// ---- fused tensor-core statistics ----------------------------------------------------------------
+//
+// For groups (a key block's entries, or one 64-entry part of it) of 8 * GN entries, GN in
+// {1, 2, 4, 8}, aligned to the 64-entry tiles, and rows of W in {128, 256} bf16: 4 warps x 16
+// rows per CTA (three CTAs per SM), the rows' bf16 fragments held in registers for the whole
+// walk, each warp scoring 16 rows x 64 entries per tile (8 n8 accumulators), finishing the scores
+// and reducing (max, sum exp) per (row, group) in registers, a group's GN n8 tiles in the thread
+// and then across the quad. Group g of a row is entries [g*gs, (g+1)*gs), so its statistics index
+// is g in both layouts (parts: kb*parts + part = e / 64). Each warp walks the CTA's tiles up to
+// the last one its own rows see and writes every group of those tiles, i.e. every group its rows
+// see: nothing needs zeroing first (block_scores reads only what a row sees).
+constexpr int kFusedWarps = 4, kFusedRows = 16 * kFusedWarps, kFusedThreads = 32 * kFusedWarps;
+constexpr int kFusedTiles = 8;  // 64-entry tiles per CTA
+
+template <int W>
+__device__ __forceinline__ void load_rows_fused(uint32_t dst, const __nv_bfloat16* src, int64_t first_row,
+                                                int rows_valid) {
+  constexpr int chunks = W / 8;
+  for (int i = threadIdx.x; i < 64 * chunks; i += kFusedThreads) {
+    const int r = i / chunks, c = i % chunks;
+    const bool ok = r < rows_valid;
+    const __nv_bfloat16* g = src + (ok ? (first_row + r) * W + c * 8 : 0);
+    ptx::cp_async_16(dst + uint32_t((r * chunks + (c ^ (r & 7))) * 16), g, ok);
+  }
+}
+
+template <int W, int GN>
+__global__ void __launch_bounds__(kFusedThreads, 3)
+    stride_stats_fused_kernel(StrideProblem pb, int ngroups, int tiles, float2* stats) {
+  constexpr int NG = 8 / GN;  // groups per tile
+  constexpr float kLog2e = 1.4426950408889634f;
+  extern __shared__ __align__(128) unsigned char smem[];
+  __shared__ int s_vis[kFusedRows];
+  constexpr int row_bytes = 2 * W, tile_bytes = 64 * row_bytes, KS = W / 16;
+  const uint32_t s_base = ptx::smem_addr(smem);
+  batch_head(pb, stats, int(blockIdx.z));
+  const int r0 = blockIdx.y * kFusedRows;
+  const int x0 = blockIdx.x * kFusedTiles, x1 = min(x0 + kFusedTiles, tiles);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  if (threadIdx.x < kFusedRows) {
+    const int r = r0 + threadIdx.x;
+    s_vis[threadIdx.x] = r < pb.nqr ? min(pb.visible[r], pb.units) * pb.reps : 0;
+  }
+  __syncthreads();
+  // this warp's rows: the most visible entries, and the first entry of any row's last unit
+  const int wv = max(s_vis[warp * 16 + (lane & 15)], 0);
+  int warp_maxv = wv, warp_inner = wv - pb.reps;
+  for (int o = 8; o > 0; o >>= 1) {
+    warp_maxv = max(warp_maxv, __shfl_xor_sync(0xffffffffu, warp_maxv, o));
+    warp_inner = min(warp_inner, __shfl_xor_sync(0xffffffffu, warp_inner, o));
+  }
+  int maxv = max(s_vis[lane], s_vis[lane + 32]);
+  for (int o = 16; o > 0; o >>= 1) maxv = max(maxv, __shfl_xor_sync(0xffffffffu, maxv, o));
+  const int nt = max(0, min(x1, (maxv + 63) / 64) - x0);  // tiles anybody here sees
+  if (nt == 0) return;
+
+  const auto* q16 = static_cast<const __nv_bfloat16*>(pb.qrep16);
+  const auto* k16 = static_cast<const __nv_bfloat16*>(pb.krep16);
+  const int num_e = pb.units * pb.reps;
+  // the 64 query rows go through key buffer 0 once, into registers
+  load_rows_fused<W>(s_base, q16, r0, pb.nqr - r0);
+  ptx::cp_async_commit();
+  ptx::cp_async_wait<0>();
+  __syncthreads();
+  const int wr = warp * 16;
+  uint32_t a[KS][4];
+  {
+    const int ar = lane & 15;
+    const uint32_t a_off = uint32_t((wr + ar) * row_bytes + 16 * ((lane >> 4) ^ (ar & 7)));
+#pragma unroll
+    for (int kk = 0; kk < KS; ++kk) ptx::ldmatrix_x4(s_base + (a_off ^ uint32_t(32 * kk)), a[kk]);
+  }
+  __syncthreads();
+  load_rows_fused<W>(s_base, k16, int64_t(x0) * 64, num_e - x0 * 64);
+  ptx::cp_async_commit();
+
+  const int br = (lane & 7) + ((lane >> 4) << 3);
+  const uint32_t b_off = uint32_t(br * row_bytes + 16 * (((lane >> 3) & 1) ^ (br & 7)));
+  const int g = lane >> 2, tq = lane & 3;
+  // this thread's rows (g and g + 8 of the warp): visible entries, own score
+  int vis[2];
+  float own[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int rl = wr + g + 8 * h;
+    vis[h] = s_vis[rl];
+    own[h] = pb.own && r0 + rl < pb.nqr ? pb.own[r0 + rl] : 0.f;
+  }
+  const bool has_own = pb.own != nullptr;
+
+  for (int i = 0; i < nt; ++i) {
+    const int x = x0 + i;
+    if (i + 1 < nt)
+      load_rows_fused<W>(s_base + uint32_t(((i + 1) & 1) * tile_bytes), k16, int64_t(x + 1) * 64,
+                         num_e - (x + 1) * 64);
+    ptx::cp_async_commit();
+    ptx::cp_async_wait<1>();
+    __syncthreads();
+    const int e0 = x * 64;
+    if (e0 < warp_maxv) {
+      const uint32_t sb = s_base + uint32_t((i & 1) * tile_bytes);
+      // log weights of this thread's 16 columns, loaded before the products hide their latency
+      float lw[8][2];
+#pragma unroll
+      for (int n = 0; n < 8; ++n)
+#pragma unroll
+        for (int j = 0; j < 2; ++j) {
+          const int e = e0 + n * 8 + 2 * tq + j;
+          lw[n][j] = pb.log_w != nullptr && e < num_e ? __ldg(pb.log_w + e) : 0.f;
+        }
+      float acc[8][4] = {};
+#pragma unroll
+      for (int kk = 0; kk < KS; ++kk) {
+#pragma unroll
+        for (int np = 0; np < 4; ++np) {
+          uint32_t b[4];
+          ptx::ldmatrix_x4(sb + ((b_off + uint32_t(np * 16 * row_bytes)) ^ uint32_t(32 * kk)), b);
+          ptx::mma_16816<__nv_bfloat16>(acc[2 * np], a[kk], b[0], b[1]);
+          ptx::mma_16816<__nv_bfloat16>(acc[2 * np + 1], a[kk], b[2], b[3]);
+        }
+      }
+      // finish the scores (finish_score's rules) in place; a tile before every row's last unit
+      // (the usual case) needs only the scale and the log weight
+      if (e0 + 64 <= warp_inner) {
+#pragma unroll
+        for (int n = 0; n < 8; ++n)
+#pragma unroll
+          for (int c = 0; c < 4; ++c) acc[n][c] = pb.alpha * acc[n][c] + lw[n][c & 1];
+      } else {
+#pragma unroll
+        for (int n = 0; n < 8; ++n)
+#pragma unroll
+          for (int c = 0; c < 4; ++c) {
+            const int h = c >> 1, e = e0 + n * 8 + 2 * tq + (c & 1), v = vis[h];
+            const bool last_unit = e >= v - pb.reps;
+            float sc = pb.alpha * acc[n][c] + lw[n][c & 1];
+            sc = has_own && last_unit ? (e == v - pb.reps ? own[h] : -INFINITY) : sc;
+            sc += pb.has_partial && v == num_e && last_unit ? pb.partial_logw : 0.f;
+            acc[n][c] = e < v ? sc : -INFINITY;
+          }
+      }
+      // per (row, group): the max, then the sum of exp(score - max), in the thread over the
+      // group's GN n8 tiles, then over the quad (the row's 4 threads)
+      float gm[2][NG], gsum[2][NG];
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int j = 0; j < NG; ++j) {
+          float m = -INFINITY;
+#pragma unroll
+          for (int n = j * GN; n < (j + 1) * GN; ++n) m = fmaxf(m, fmaxf(acc[n][2 * h], acc[n][2 * h + 1]));
+          m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
+          m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
+          const float mm = m == -INFINITY ? 0.f : m;  // all -inf: every exp is 0
+          float t = 0.f;
+#pragma unroll
+          for (int n = j * GN; n < (j + 1) * GN; ++n)
+            t += exp2f((acc[n][2 * h] - mm) * kLog2e) + exp2f((acc[n][2 * h + 1] - mm) * kLog2e);
+          t += __shfl_xor_sync(0xffffffffu, t, 1);
+          gm[h][j] = m;
+          gsum[h][j] = t + __shfl_xor_sync(0xffffffffu, t, 2);
+        }
+      if (tq == 0) {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int r = r0 + wr + g + 8 * h;
+          if (r >= pb.nqr) continue;
+          float2* out = stats + int64_t(r) * ngroups;
+#pragma unroll
+          for (int j = 0; j < NG; ++j) {
+            const int gid = x * NG + j;
+            if (gid < ngroups)
+              out[gid] = gm[h][j] == -INFINITY ? make_float2(0.f, 0.f) : make_float2(gm[h][j], gsum[h][j]);
+          }
+        }
+      }
+    }
+    __syncthreads();  // this key buffer is free again
   }
 }
 
@@ -311,51 +487,77 @@ __device__ T block_exclusive_scan(T v, T* scratch, T* total) {
   return base + x - v;
 }
 
-struct MaxOp {
-  __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
-};
 struct AddOp {
   template <class T>
   __device__ T operator()(T a, T b) const { return a + b; }
 };
 
-// One CTA per query block: sum over its rows of the per-row softmax mass of each key block.
-__global__ void block_scores_kernel(StrideProblem pb, Geometry geo, int parts, const float2* stats,
+// Statistics groups row r reads: those up to the group of its last visible entry (every group the
+// stats kernels wrote for it; the layout is kb * parts + part, part = 64-entry piece of a block).
+__device__ __forceinline__ int row_groups(const StrideProblem& pb, int eb, int parts, int r) {
+  const int v = min(pb.units, pb.visible[r]);
+  if (v <= 0) return 0;
+  const int last = v * pb.reps - 1;
+  return (last / eb) * parts + (parts > 1 ? (last % eb) / 64 : 0) + 1;
+}
+
+// One CTA per query block: sum over its rows of the per-row softmax mass of each key block. Each
+// warp first reduces whole rows (max and f64 total of the row, in parallel over rows), then each
+// thread adds its key blocks' shares row by row in row order (the order of the CPU and of the
+// earlier one-row-at-a-time kernel), so the result does not depend on the launch shape.
+__global__ void block_scores_kernel(StrideProblem pb, Geometry geo, int parts, int eb, const float2* stats,
                                     float* out, int combine, bool normalize, float weight) {
-  extern __shared__ float blk[];  // [nkb]
-  __shared__ float fscratch[32];
+  extern __shared__ float blk[];  // [nkb], then per row of the block: max, 1/total, groups
   __shared__ double dscratch[32];
   batch_head(pb, stats, int(blockIdx.y));
   out += blockIdx.y * pb.z_out;
   const int qb = blockIdx.x, nkb = geo.nkb;
   const int nvis = visible_blocks(geo, qb);
-  for (int kb = threadIdx.x; kb < nkb; kb += blockDim.x) blk[kb] = 0.f;
-  __syncthreads();
   const int q_end = min((qb + 1) * geo.block_q, geo.seq_q);
   const int rb0 = qb * geo.block_q / pb.sq, rb1 = min(pb.nqr, (q_end + pb.sq - 1) / pb.sq);
-  for (int r = rb0; r < rb1; ++r) {
-    const int v = min(pb.units, pb.visible[r]);
-    if (v <= 0) continue;
+  const int nr = max(0, rb1 - rb0);
+  float* row_m = blk + nkb;
+  float* row_inv = row_m + nr;
+  int* row_ng = reinterpret_cast<int*>(row_inv + nr);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  for (int i = warp; i < nr; i += nw) {
+    const int r = rb0 + i;
+    const int ng = row_groups(pb, eb, parts, r);
     const float2* srow = stats + int64_t(r) * nkb * parts;
     float m = -INFINITY;
-    for (int i = threadIdx.x; i < nkb * parts; i += blockDim.x)
-      if (srow[i].y > 0.f) m = fmaxf(m, srow[i].x);
-    m = block_reduce(m, MaxOp{}, fscratch);
-    if (m == -INFINITY) continue;  // no finite score: the CPU leaves zeros
+    for (int j = lane; j < ng; j += 32)
+      if (srow[j].y > 0.f) m = fmaxf(m, srow[j].x);
+    for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
     double tot = 0;
-    for (int i = threadIdx.x; i < nkb * parts; i += blockDim.x)
-      if (srow[i].y > 0.f) tot += double(srow[i].y) * exp(double(srow[i].x - m));
-    tot = block_reduce(tot, AddOp{}, dscratch);
-    const float inv = float(1.0 / tot);
-    for (int kb = threadIdx.x; kb < min(nvis, nkb); kb += blockDim.x) {
-      float share = 0.f;
-      for (int p = 0; p < parts; ++p) {
-        const float2 x = srow[kb * parts + p];
-        if (x.y > 0.f) share += x.y * expf(x.x - m);
-      }
-      blk[kb] += share * inv;
+    if (m != -INFINITY)
+      for (int j = lane; j < ng; j += 32)
+        if (srow[j].y > 0.f) tot += double(srow[j].y) * exp(double(srow[j].x - m));
+    for (int o = 16; o > 0; o >>= 1) tot += __shfl_xor_sync(0xffffffffu, tot, o);
+    if (lane == 0) {
+      row_m[i] = m;
+      row_inv[i] = m == -INFINITY ? 0.f : float(1.0 / tot);
+      row_ng[i] = m == -INFINITY ? 0 : ng;  // 0: no finite score, the CPU leaves zeros
     }
-    __syncthreads();
+  }
+  __syncthreads();
+  for (int kb = threadIdx.x; kb < nkb; kb += blockDim.x) {
+    float acc = 0.f;
+    if (kb < nvis)
+      for (int i = 0; i < nr; ++i) {
+        const int ng = row_ng[i];
+        if (ng == 0) continue;
+        const float2* srow = stats + int64_t(rb0 + i) * nkb * parts;
+        const float m = row_m[i];
+        float share = 0.f;
+        for (int p = 0; p < parts; ++p) {
+          const int j = kb * parts + p;
+          if (j >= ng) break;
+          const float2 x = srow[j];
+          if (x.y > 0.f) share += x.y * expf(x.x - m);
+        }
+        acc += share * row_inv[i];
+      }
+    blk[kb] = acc;
   }
   double t = 1.0;
   if (normalize) {
@@ -426,13 +628,13 @@ __global__ void select_kernel(Geometry geo, const float* scores, double share, i
   if (share >= 1.0) {
     for (int i = threadIdx.x; i < nvis; i += blockDim.x) keep[i] = 1;
   } else if (nfree > 0) {
-    // bitonic sort of (key, id) pairs
+    // bitonic sort of (key, id) pairs; thread t of a stage compares pair t (i < j = i + stride)
     for (int size = 2; size <= p2; size <<= 1)
       for (int stride = size >> 1; stride > 0; stride >>= 1) {
         __syncthreads();
-        for (int i = threadIdx.x; i < p2; i += blockDim.x) {
-          const int j = i ^ stride;
-          if (j > i) {
+        for (int t = threadIdx.x; t < p2 / 2; t += blockDim.x) {
+          const int i = ((t & ~(stride - 1)) << 1) | (t & (stride - 1)), j = i + stride;
+          {
             const bool up = (i & size) == 0;
             const bool swap = up ? before(key[j], id[j], key[i], id[i]) : before(key[i], id[i], key[j], id[j]);
             if (swap) {
@@ -549,20 +751,43 @@ cudaError_t stride_stats(const StrideProblem& pb, const Geometry& geo, float2* s
 
 bool mma_fits(const StrideProblem& pb) { return pb.W == 64 || pb.W == 128 || pb.W == 256; }
 
-cudaError_t to_bf16(const float* src, void* dst, int64_t n, cudaStream_t stream) {
-  if (n <= 0) return cudaSuccess;
-  if (n % 4 != 0) return cudaErrorInvalidValue;
-  const int64_t n4 = n / 4;
-  const int blocks = int(std::min<int64_t>((n4 + 255) / 256, 4096));
-  to_bf16_kernel<<<blocks, 256, 0, stream>>>(reinterpret_cast<const float4*>(src),
-                                              static_cast<__nv_bfloat162*>(dst), n4);
+bool mma_fused(const StrideProblem& pb, const Geometry& geo) {
+  const int eb = entries_per_block(pb, geo);
+  return (pb.W == 128 || pb.W == 256) && eb % 8 == 0 && (eb <= kTE ? kTE % eb == 0 : eb % kTE == 0);
+}
+
+namespace {
+template <int W, int GN>
+cudaError_t launch_fused(const StrideProblem& pb, const Geometry& geo, float2* stats, cudaStream_t stream) {
+  const int ngroups = geo.nkb * stats_parts(pb, geo);
+  const int tiles = (pb.units * pb.reps + kTE - 1) / kTE;
+  const int smem = 2 * 64 * 2 * W;  // two key tiles (the query rows pass through the first)
+  const cudaError_t e =
+      cudaFuncSetAttribute(stride_stats_fused_kernel<W, GN>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  if (e != cudaSuccess) return e;
+  const dim3 grid(unsigned((tiles + kFusedTiles - 1) / kFusedTiles),
+                  unsigned((pb.nqr + kFusedRows - 1) / kFusedRows), unsigned(pb.heads));
+  stride_stats_fused_kernel<W, GN><<<grid, kFusedThreads, size_t(smem), stream>>>(pb, ngroups, tiles, stats);
   return cudaGetLastError();
 }
+
+template <int W>
+cudaError_t launch_fused(const StrideProblem& pb, const Geometry& geo, float2* stats, cudaStream_t stream) {
+  switch (std::min(entries_per_block(pb, geo), kTE) / 8) {
+    case 1: return launch_fused<W, 1>(pb, geo, stats, stream);
+    case 2: return launch_fused<W, 2>(pb, geo, stats, stream);
+    case 4: return launch_fused<W, 4>(pb, geo, stats, stream);
+    default: return launch_fused<W, 8>(pb, geo, stats, stream);
+  }
+}
+}  // namespace
 
 cudaError_t stride_stats_mma(const StrideProblem& pb, const Geometry& geo, float2* stats,
                              cudaStream_t stream) {
   if (pb.nqr <= 0 || pb.units <= 0) return cudaSuccess;
   if (!mma_fits(pb) || pb.qrep16 == nullptr || pb.krep16 == nullptr) return cudaErrorInvalidValue;
+  if (mma_fused(pb, geo)) return pb.W == 128 ? launch_fused<128>(pb, geo, stats, stream)
+                                              : launch_fused<256>(pb, geo, stats, stream);
   const int eb = entries_per_block(pb, geo);
   const int parts = stats_parts(pb, geo);
   const int bpt = eb <= kTE ? kTE / eb : 1;
@@ -580,8 +805,15 @@ cudaError_t stride_stats_mma(const StrideProblem& pb, const Geometry& geo, float
 cudaError_t block_scores(const StrideProblem& pb, const Geometry& geo, const float2* stats, float* out,
                          Combine combine, bool normalize, float weight, cudaStream_t stream) {
   if (geo.nqb <= 0) return cudaSuccess;
-  block_scores_kernel<<<dim3(unsigned(geo.nqb), unsigned(pb.heads)), 256, size_t(geo.nkb) * 4, stream>>>(
-      pb, geo, stats_parts(pb, geo), stats, out, int(combine), normalize, weight);
+  const int max_rows = (geo.block_q + pb.sq - 1) / pb.sq + 1;  // rows of one query block
+  const size_t smem = size_t(geo.nkb + 3 * max_rows) * 4;
+  if (smem > 48 * 1024) {
+    const cudaError_t e =
+        cudaFuncSetAttribute(block_scores_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+    if (e != cudaSuccess) return e;
+  }
+  block_scores_kernel<<<dim3(unsigned(geo.nqb), unsigned(pb.heads)), 256, smem, stream>>>(
+      pb, geo, stats_parts(pb, geo), entries_per_block(pb, geo), stats, out, int(combine), normalize, weight);
   return cudaGetLastError();
 }
 
@@ -594,7 +826,7 @@ cudaError_t select_rows(const Geometry& geo, const float* scores, double share, 
     const cudaError_t e = cudaFuncSetAttribute(select_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
     if (e != cudaSuccess) return e;
   }
-  select_kernel<<<dim3(unsigned(geo.nqb), unsigned(heads)), 512, smem, stream>>>(
+  select_kernel<<<dim3(unsigned(geo.nqb), unsigned(heads)), 256, smem, stream>>>(
       geo, scores, share, head, pow2, counts, lists, z_scores);
   return cudaGetLastError();
 }

@@ -45,6 +45,10 @@ struct StrideProblem {
   // stats: z_stats; block scores: z_out).
   int heads = 1;
   int64_t z_qrep = 0, z_visible = 0, z_own = 0, z_stats = 0, z_out = 0;
+  // Key sets of a batch spanning several KV heads: head z uses key set z / kgroup, whose krep,
+  // krep16 and log_w start z_krep and z_logw elements further (0: one key set for the batch).
+  int kgroup = 1;
+  int64_t z_krep = 0, z_logw = 0;
 };
 
 /// Parts of 64 entries per key block (1 when a block has <= 64 entries).
@@ -57,12 +61,17 @@ cudaError_t stride_stats(const StrideProblem& pb, const Geometry& geo, float2* s
 /// accumulation is f32; only the rounding of the representatives to bf16 differs from
 /// stride_stats.
 bool mma_fits(const StrideProblem& pb);
+/// Whether stride_stats_mma takes its fused path (a key block's entries, or its 64-entry parts,
+/// are 8, 16, 32 or 64 whole entries): one warp holds 16 rows x 64 entries of scores in registers
+/// and writes (max, sum) per (row, group) directly; it writes every group a row sees, so the
+/// statistics need no zeroing first (block_scores reads only those). Otherwise stats must be
+/// zeroed before the call.
+bool mma_fused(const StrideProblem& pb, const Geometry& geo);
 cudaError_t stride_stats_mma(const StrideProblem& pb, const Geometry& geo, float2* stats, cudaStream_t stream);
-/// dst[i] = bf16(src[i]) (round to nearest even), n a multiple of 4, 16-byte aligned pointers.
-cudaError_t to_bf16(const float* src, void* dst, int64_t n, cudaStream_t stream);
 
 enum class Combine : int { kSet = 0, kMax = 1, kMeanAdd = 2 };
-/// Block scores of every query block: sum over its rows of the softmax mass per key block.
+/// Block scores of every query block: sum over its rows of the softmax mass per key block
+/// (reads, per row, only the statistics of the key blocks / parts the row sees).
 /// normalize: divide by the row total over visible blocks (skip rows of total 0, as unisparse);
 /// combine into out [nqb][nkb]: set, max, or add value / weight (the mean over `weight` maps).
 cudaError_t block_scores(const StrideProblem& pb, const Geometry& geo, const float2* stats,
@@ -92,25 +101,30 @@ struct RRParams {
   bool rotate = true, mean_keys = true, moments = true;
 };
 /// Key representatives of KV head hk (mean mode) or of query head h (sample mode):
-/// krep [units * reps][W], log_w [units * reps].
+/// krep [units * reps][W], log_w [units * reps]. heads > 1 (mean mode): KV heads
+/// head.. head + heads - 1 into [heads][units * reps] arrays. krep16 non-null: the
+/// representatives go to krep16 as bf16 (round to nearest even) instead of krep.
 cudaError_t rr_key_reps(const void* k, bool bf16, int64_t head_stride, int64_t row_stride, int D,
                         int seq_k, int head, int query_head, const RRParams& rr, float* krep,
-                        float* log_w, cudaStream_t stream);
+                        float* log_w, cudaStream_t stream, int heads = 1, void* krep16 = nullptr);
 /// Round-robin sampled queries of query head h: qrep [nqs][W], visible units, and (causal) the
-/// exact log-sum-exp of each sampled query over the visible keys of its own unit.
-/// heads > 1: query heads h.. h + heads - 1 (all of KV head hk) into [heads][nqs] arrays.
+/// exact log-sum-exp of each sampled query over the visible keys of its own unit (KV head
+/// hk + z / group for head h + z). heads > 1: query heads h.. h + heads - 1 into [heads][nqs]
+/// arrays. qrep16 non-null: the representatives go to qrep16 as bf16 instead of qrep.
 cudaError_t rr_queries(const void* q, const void* k, bool bf16, int64_t q_head_stride,
                        int64_t q_row_stride, int64_t k_head_stride, int64_t k_row_stride, int D,
                        const Geometry& geo, int h, int hk, float scale, const RRParams& rr, float* qrep,
-                       int* visible, float* own, cudaStream_t stream, int heads = 1);
+                       int* visible, float* own, cudaStream_t stream, int heads = 1, int group = 1 << 30,
+                       void* qrep16 = nullptr);
 
 // ---- UniSparse --------------------------------------------------------------------------------
 /// Average pooling of rows [0, len) of `head` in groups of c into dst [ceil(len/c)][W]: the mean,
 /// then (moments) the variance (keys) or scale/2 * mean^2 (queries).
 /// heads > 1: heads head.. head + heads - 1 into dst [heads][ceil(len/c)][W].
+/// dst16 non-null: written as bf16 (round to nearest even) instead of dst.
 cudaError_t pool_rows(const void* t, bool bf16, int64_t head_stride, int64_t row_stride, int D, int len,
                       int head, int c, bool is_key, bool moments, float scale, float* dst,
-                      cudaStream_t stream, int heads = 1);
+                      cudaStream_t stream, int heads = 1, void* dst16 = nullptr);
 /// Visible pooled keys per pooled query (causal by the pooled group's last row).
 cudaError_t pooled_visible(const Geometry& geo, int nqc, int cq, int ck, int nkc, int* visible,
                            cudaStream_t stream);

@@ -10,6 +10,7 @@
 #include <cuda_fp16.h>
 
 #include <cmath>
+#include <cstdint>
 
 namespace sieve::attention::cuda::est {
 
@@ -22,69 +23,123 @@ __device__ __forceinline__ float load(const void* p, bool bf16, int64_t i) {
               : __half2float(static_cast<const __half*>(p)[i]);
 }
 
-// Sum over the block (blockDim.x == D threads, D in {64, 128}).
-__device__ float block_sum(float v, float* scratch) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  __syncthreads();
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  float r = 0.f;
-  for (int i = 0; i < nw; ++i) r += scratch[i];
-  __syncthreads();
-  return r;
+// Elements [i, i + 8) as f32; vec: one 16-byte load (16-byte aligned row start, i % 8 == 0).
+__device__ __forceinline__ void load8(const void* p, bool bf16, bool vec, int64_t i, float (&out)[8]) {
+  if (vec) {
+    const uint4 v = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(p) + i);
+    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const uint16_t lo = uint16_t(w[e] & 0xffffu), hi = uint16_t(w[e] >> 16);
+      if (bf16) {
+        out[2 * e] = __bfloat162float(__ushort_as_bfloat16(lo));
+        out[2 * e + 1] = __bfloat162float(__ushort_as_bfloat16(hi));
+      } else {
+        out[2 * e] = __half2float(__ushort_as_half(lo));
+        out[2 * e + 1] = __half2float(__ushort_as_half(hi));
+      }
+    }
+  } else {
+#pragma unroll
+    for (int e = 0; e < 8; ++e) out[e] = load(p, bf16, i + e);
+  }
 }
 
-// One CTA (D threads) per stride u of KV head `head`.
-__global__ void rr_key_reps_kernel(const void* k, bool bf16, int64_t head_stride, int64_t row_stride, int D,
-                                   int seq_k, int head, int query_head, RRParams rr, float* krep,
-                                   float* log_w) {
+// Sum over one warp (every lane gets the total).
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// A representative value: f32 into dst32[i], or bf16 (round to nearest even) into dst16[i].
+__device__ __forceinline__ void store_rep(float* dst32, __nv_bfloat16* dst16, int64_t i, float v) {
+  if (dst16) dst16[i] = __float2bfloat16_rn(v);
+  else dst32[i] = v;
+}
+
+// One CTA (D threads) per stride u of KV head `head` (+ blockIdx.y in a batch of KV heads).
+__global__ void rr_key_reps_kernel(const void* k, bool bf16, bool vec, int64_t head_stride, int64_t row_stride,
+                                   int D, int seq_k, int head, int query_head, RRParams rr, float* krep,
+                                   float* log_w, __nv_bfloat16* krep16) {
   __shared__ float keys[kMaxStride][128];
   __shared__ float dist[kMaxStride];
   __shared__ int order[kMaxStride];
-  __shared__ float scratch[32];
+  __shared__ float mean_s[128];
   const int u = blockIdx.x, d = threadIdx.x, S = rr.S, R = rr.reps, W = rr.W;
   const int r0 = u * S, r1 = min(r0 + S, seq_k), count = r1 - r0;
+  {  // KV head z of a batch: [heads][units * reps] outputs
+    const int64_t z = blockIdx.y, n = int64_t(gridDim.x) * R;
+    head += int(z);
+    if (krep16) krep16 += z * n * W;
+    else krep += z * n * W;
+    log_w += z * n;
+  }
   const int64_t hbase = int64_t(head) * head_stride;
   if (!rr.mean_keys) {  // the key at the head's round-robin offset stands for the stride
     const int off = rr.rotate ? (query_head + u) % S : query_head % S;
     const int row = min(r0 + off, r1 - 1);
-    krep[int64_t(u) * W + d] = load(k, bf16, hbase + int64_t(row) * row_stride + d);
+    store_rep(krep, krep16, int64_t(u) * W + d, load(k, bf16, hbase + int64_t(row) * row_stride + d));
     if (d == 0) log_w[u] = float(log(double(count)));
     return;
   }
-  for (int j = 0; j < count; ++j) keys[j][d] = load(k, bf16, hbase + int64_t(r0 + j) * row_stride + d);
+  {  // the stride's keys into shared memory as f32, all 16-byte loads in flight at once
+    const int per_row = D / 8;
+    for (int i = d; i < count * per_row; i += blockDim.x) {
+      const int j = i / per_row, c = (i % per_row) * 8;
+      float v[8];
+      load8(k, bf16, vec, hbase + int64_t(r0 + j) * row_stride + c, v);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) keys[j][c + e] = v[e];
+    }
+    __syncthreads();
+  }
   const int m = rr.outliers;
   const int outl = min(m, count);
-  float* base = krep + int64_t(u) * R * W;
+  const int64_t base = int64_t(u) * R * W;
   if (outl > 0) {
     float mean = 0.f;
     for (int j = 0; j < count; ++j) mean += keys[j][d];
     mean *= 1.0f / float(count);
-    for (int j = 0; j < count; ++j) {
-      const float x = keys[j][d] - mean;
-      const float d2 = block_sum(x * x, scratch);
-      if (d == 0) dist[j] = d2;
+    mean_s[d] = mean;
+    __syncthreads();
+    // squared distance to the mean: one warp per key, lanes over the head dimension
+    const int lane = d & 31, warp = d >> 5, nw = blockDim.x >> 5;
+    for (int j = warp; j < count; j += nw) {
+      float acc = 0.f;
+      for (int e = lane; e < D; e += 32) {
+        const float x = keys[j][e] - mean_s[e];
+        acc += x * x;
+      }
+      acc = warp_sum(acc);
+      if (lane == 0) dist[j] = acc;
     }
     __syncthreads();
-    if (d == 0) {  // the outl farthest keys, ties: the earlier key
+    if (warp == 0) {  // the outl farthest keys, ties: the earlier key (warp arg-max per pick)
+      // distances are >= 0; -1 marks an absent key, -2 a key already picked
+      float d0 = lane < count ? dist[lane] : -1.f, d1 = lane + 32 < count ? dist[lane + 32] : -1.f;
       for (int t = 0; t < outl; ++t) {
-        int best = -1;
-        for (int j = 0; j < count; ++j) {
-          bool taken = false;
-          for (int s = 0; s < t; ++s) taken |= order[s] == j;
-          if (!taken && (best < 0 || dist[j] > dist[best])) best = j;
+        float bd = d1 > d0 ? d1 : d0;
+        int bj = d1 > d0 ? lane + 32 : lane;
+        for (int o = 16; o > 0; o >>= 1) {
+          const float od = __shfl_xor_sync(0xffffffffu, bd, o);
+          const int oj = __shfl_xor_sync(0xffffffffu, bj, o);
+          if (od > bd || (od == bd && oj < bj)) {
+            bd = od;
+            bj = oj;
+          }
         }
-        order[t] = best;
+        if (lane == 0) order[t] = bj;
+        if (bj == lane) d0 = -2.f;
+        if (bj == lane + 32) d1 = -2.f;
       }
     }
     __syncthreads();
   }
   // slots 1..m: the outliers (zero variance), unused slots zero with weight -inf
   for (int t = 0; t < m; ++t) {
-    float* slot = base + int64_t(1 + t) * W;
-    slot[d] = t < outl ? keys[order[t]][d] : 0.f;
-    if (rr.moments) slot[D + d] = 0.f;
+    const int64_t slot = base + int64_t(1 + t) * W;
+    store_rep(krep, krep16, slot + d, t < outl ? keys[order[t]][d] : 0.f);
+    if (rr.moments) store_rep(krep, krep16, slot + D + d, 0.f);
     if (d == 0) log_w[u * R + 1 + t] = t < outl ? 0.f : -INFINITY;
   }
   // slot 0: mean and per-dimension variance of the remaining keys
@@ -102,79 +157,104 @@ __global__ void rr_key_reps_kernel(const void* k, bool bf16, int64_t head_stride
     mu *= inv;
     var = fmaxf(0.0f, var * inv - mu * mu);
   }
-  base[d] = mu;
-  if (rr.moments) base[D + d] = var;
+  store_rep(krep, krep16, base + d, mu);
+  if (rr.moments) store_rep(krep, krep16, base + D + d, var);
   if (d == 0) log_w[u * R] = rest > 0 ? float(log(double(rest))) : -INFINITY;
 }
 
-// One CTA (D threads) per query stride t of query head h.
-__global__ void rr_queries_kernel(const void* q, const void* k, bool bf16, int64_t q_head_stride,
+// One warp per sampled query t of query head h + blockIdx.y, kQueriesPerCta per CTA: the lanes
+// write the representative (dims lane, lane + 32, ...), then each lane scores one key of the
+// query's own stride (two for strides over 32; dot product in dimension order) and the warp
+// reduces the log-sum-exp.
+constexpr int kQueriesPerCta = 4;
+__global__ void rr_queries_kernel(const void* q, const void* k, bool bf16, bool vec, int64_t q_head_stride,
                                   int64_t q_row_stride, int64_t k_head_stride, int64_t k_row_stride, int D,
-                                  Geometry geo, int h, int hk, float scale, RRParams rr, float* qrep,
-                                  int* visible, float* own) {
-  __shared__ float scores[256];
-  __shared__ float scratch[32];
-  const int t = blockIdx.x, d = threadIdx.x, S = rr.S, W = rr.W;
+                                  Geometry geo, int h, int hk, int group, float scale, RRParams rr, int nqs,
+                                  float* qrep, int* visible, float* own, __nv_bfloat16* qrep16) {
+  __shared__ float s_q[kQueriesPerCta][128];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int t = blockIdx.x * kQueriesPerCta + warp, S = rr.S, W = rr.W;
+  if (t >= nqs) return;  // the whole warp
   const int nks = (geo.seq_k + S - 1) / S;
   {  // head z of a batch of query heads: [heads][nqs] outputs
     const int z = int(blockIdx.y);
-    const int64_t nqs = gridDim.x;
     h += z;
-    qrep += z * nqs * W;
-    visible += z * nqs;
-    own += z * nqs;
+    hk += z / group;
+    if (qrep16) qrep16 += int64_t(z) * nqs * W;
+    else qrep += int64_t(z) * nqs * W;
+    visible += int64_t(z) * nqs;
+    own += int64_t(z) * nqs;
   }
   const int off = rr.rotate ? (h + t) % S : h % S;
   const int row = min(t * S + off, min(t * S + S, geo.seq_q) - 1);
-  const float qv = load(q, bf16, int64_t(h) * q_head_stride + int64_t(row) * q_row_stride + d);
-  qrep[int64_t(t) * W + d] = qv;
-  if (rr.moments && rr.mean_keys) qrep[int64_t(t) * W + D + d] = 0.5f * scale * qv * qv;
+  const int64_t qb = int64_t(h) * q_head_stride + int64_t(row) * q_row_stride;
+  for (int d = lane; d < D; d += 32) {
+    const float qv = load(q, bf16, qb + d);
+    s_q[warp][d] = qv;
+    store_rep(qrep, qrep16, int64_t(t) * W + d, qv);
+    if (rr.moments && rr.mean_keys) store_rep(qrep, qrep16, int64_t(t) * W + D + d, 0.5f * scale * qv * qv);
+  }
+  __syncwarp();
   const int pos = row + geo.q_offset;
   const int vis = geo.causal ? min(max(pos / S + 1, 0), nks) : nks;
-  if (d == 0) visible[t] = vis;
+  if (lane == 0) visible[t] = vis;
   if (!geo.causal || vis <= 0) return;
-  // the query's own stride: exact log-sum-exp over its visible keys
+  // the query's own stride: exact log-sum-exp over its visible keys (at most S <= 64)
   const int k0 = (vis - 1) * S, k1 = min(pos + 1, geo.seq_k);
-  const int cnt = min(k1 - k0, 256);
+  const int cnt = min(k1 - k0, kMaxStride);
   const int64_t kb = int64_t(hk) * k_head_stride;
-  for (int j = 0; j < cnt; ++j) {
-    const float dot = block_sum(qv * load(k, bf16, kb + int64_t(k0 + j) * k_row_stride + d), scratch);
-    if (d == 0) scores[j] = scale * dot;
+  float sc[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+  for (int jj = 0; jj < 2; ++jj) {
+    const int j = lane + 32 * jj;
+    if (j >= cnt) continue;
+    const int64_t kr = kb + int64_t(k0 + j) * k_row_stride;
+    float acc = 0.f;
+    for (int c = 0; c < D; c += 8) {
+      float v[8];
+      load8(k, bf16, vec, kr + c, v);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) acc += s_q[warp][c + e] * v[e];
+    }
+    sc[jj] = scale * acc;
   }
-  if (d == 0) {
-    float mx = -INFINITY;
-    for (int j = 0; j < cnt; ++j) mx = fmaxf(mx, scores[j]);
-    double sum = 0;
-    for (int j = 0; j < cnt; ++j) sum += exp(double(scores[j] - mx));
-    own[t] = mx + float(log(sum));
-  }
+  float mx = fmaxf(sc[0], sc[1]);
+  for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+  double sum = 0;
+#pragma unroll
+  for (int jj = 0; jj < 2; ++jj)
+    if (sc[jj] != -INFINITY) sum += exp(double(sc[jj] - mx));
+  for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+  if (lane == 0) own[t] = mx + float(log(sum));
 }
 
 // One CTA (D threads) per pooled group u of c rows.
 __global__ void pool_kernel(const void* x, bool bf16, int64_t head_stride, int64_t row_stride, int D, int len,
-                            int head, int c, bool is_key, bool moments, float scale, float* dst) {
+                            int head, int c, bool is_key, bool moments, float scale, float* dst,
+                            __nv_bfloat16* dst16) {
   const int u = blockIdx.x, d = threadIdx.x;
   const int r0 = u * c, r1 = min(r0 + c, len), n = r1 - r0;
   const int W = moments ? 2 * D : D;
   head += int(blockIdx.y);  // head z of a batch: dst [heads][groups][W]
-  dst += int64_t(blockIdx.y) * gridDim.x * W;
+  const int64_t out = (int64_t(blockIdx.y) * gridDim.x + u) * W;
   const int64_t base = int64_t(head) * head_stride + d;
   float mean = 0.f;
+#pragma unroll 8
   for (int j = r0; j < r1; ++j) mean += load(x, bf16, base + int64_t(j) * row_stride);
   mean *= n > 0 ? 1.0f / float(n) : 0.0f;
-  float* out = dst + int64_t(u) * W;
-  out[d] = mean;
+  store_rep(dst, dst16, out + d, mean);
   if (!moments) return;
   if (!is_key) {
-    out[D + d] = 0.5f * scale * mean * mean;
+    store_rep(dst, dst16, out + D + d, 0.5f * scale * mean * mean);
     return;
   }
   float v = 0.f;
+#pragma unroll 8
   for (int j = r0; j < r1; ++j) {
     const float y = load(x, bf16, base + int64_t(j) * row_stride) - mean;
     v += y * y;
   }
-  out[D + d] = v / float(n);
+  store_rep(dst, dst16, out + D + d, v / float(n));
 }
 
 __global__ void pooled_visible_kernel(Geometry geo, int nqc, int cq, int ck, int nkc, int* visible) {
@@ -188,36 +268,45 @@ __global__ void pooled_visible_kernel(Geometry geo, int nqc, int cq, int ck, int
   visible[t] = min(max(last / ck + 1, 0), nkc);
 }
 
+// Whether every row of a tensor starts 16-byte aligned (16-byte vector loads of 8 elements).
+bool rows_aligned(const void* p, int64_t head_stride, int64_t row_stride) {
+  return reinterpret_cast<uintptr_t>(p) % 16 == 0 && head_stride % 8 == 0 && row_stride % 8 == 0;
+}
+
 }  // namespace
 
 cudaError_t rr_key_reps(const void* k, bool bf16, int64_t head_stride, int64_t row_stride, int D, int seq_k,
                         int head, int query_head, const RRParams& rr, float* krep, float* log_w,
-                        cudaStream_t stream) {
-  if (rr.S > kMaxStride || D > 128 || D % 32 != 0) return cudaErrorInvalidValue;
+                        cudaStream_t stream, int heads, void* krep16) {
+  if (rr.S > kMaxStride || D > 128 || D % 32 != 0 || heads < 1 || (heads > 1 && !rr.mean_keys))
+    return cudaErrorInvalidValue;
   const int units = (seq_k + rr.S - 1) / rr.S;
-  rr_key_reps_kernel<<<units, D, 0, stream>>>(k, bf16, head_stride, row_stride, D, seq_k, head, query_head,
-                                              rr, krep, log_w);
+  rr_key_reps_kernel<<<dim3(unsigned(units), unsigned(heads)), D, 0, stream>>>(
+      k, bf16, rows_aligned(k, head_stride, row_stride), head_stride, row_stride, D, seq_k, head, query_head, rr,
+      krep, log_w, static_cast<__nv_bfloat16*>(krep16));
   return cudaGetLastError();
 }
 
 cudaError_t rr_queries(const void* q, const void* k, bool bf16, int64_t q_head_stride, int64_t q_row_stride,
                        int64_t k_head_stride, int64_t k_row_stride, int D, const Geometry& geo, int h, int hk,
                        float scale, const RRParams& rr, float* qrep, int* visible, float* own,
-                       cudaStream_t stream, int heads) {
-  if (D > 128 || D % 32 != 0 || heads < 1) return cudaErrorInvalidValue;
+                       cudaStream_t stream, int heads, int group, void* qrep16) {
+  if (D > 128 || D % 32 != 0 || heads < 1 || group < 1 || rr.S > kMaxStride) return cudaErrorInvalidValue;
   const int nqs = (geo.seq_q + rr.S - 1) / rr.S;
-  rr_queries_kernel<<<dim3(unsigned(nqs), unsigned(heads)), D, 0, stream>>>(
-      q, k, bf16, q_head_stride, q_row_stride, k_head_stride, k_row_stride, D, geo, h, hk, scale, rr, qrep,
-      visible, own);
+  const unsigned ctas = unsigned((nqs + kQueriesPerCta - 1) / kQueriesPerCta);
+  rr_queries_kernel<<<dim3(ctas, unsigned(heads)), 32 * kQueriesPerCta, 0, stream>>>(
+      q, k, bf16, rows_aligned(k, k_head_stride, k_row_stride), q_head_stride, q_row_stride, k_head_stride,
+      k_row_stride, D, geo, h, hk, group, scale, rr, nqs, qrep, visible, own, static_cast<__nv_bfloat16*>(qrep16));
   return cudaGetLastError();
 }
 
 cudaError_t pool_rows(const void* t, bool bf16, int64_t head_stride, int64_t row_stride, int D, int len,
                       int head, int c, bool is_key, bool moments, float scale, float* dst, cudaStream_t stream,
-                      int heads) {
+                      int heads, void* dst16) {
   if (D > 1024 || len <= 0 || heads < 1) return len <= 0 ? cudaSuccess : cudaErrorInvalidValue;
   pool_kernel<<<dim3(unsigned((len + c - 1) / c), unsigned(heads)), D, 0, stream>>>(
-      t, bf16, head_stride, row_stride, D, len, head, c, is_key, moments, scale, dst);
+      t, bf16, head_stride, row_stride, D, len, head, c, is_key, moments, scale, dst,
+      static_cast<__nv_bfloat16*>(dst16));
   return cudaGetLastError();
 }
 
