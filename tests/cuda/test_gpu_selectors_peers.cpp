@@ -1,8 +1,8 @@
-// GPU ports of the peer selectors (sample, xattn, vslash) against their CPU selectors on the same inputs: planted
-// (make_synthetic) and random, odd and chunked lengths, bf16 and f16, head dims 64 and 128, causal
-// and not. The GPU computes the same f32 scores (tensor cores on the 16-bit inputs: exact products,
-// f32 sums in another order) and the same rules, so patterns may differ only where a column's
-// cumulative mass sits at the threshold: few columns per head, counted and bounded below
+// GPU ports of the peer selectors (sample, xattn, vslash) against their CPU selectors on the same
+// inputs: planted (make_synthetic) and random, odd and chunked lengths, bf16 and f16, head dims 64
+// and 128, causal and not. The GPU computes the same f32 scores (tensor cores on the 16-bit inputs:
+// exact products, f32 sums in another order) and the same rules, so patterns may differ only where
+// a column's cumulative mass sits at the threshold: few columns per head, counted and bounded below
 // (docs/cuda.md). The GPU pattern then runs through the GPU executor against the f64 reference.
 // Skipped without a GPU.
 #include "cuda_test_util.h"
@@ -29,7 +29,8 @@ struct Inputs {
   Tensor q, k, v;
 };
 
-Inputs random_inputs(DType dt, int64_t hq, int64_t hkv, int64_t lq, int64_t lk, int64_t d, uint64_t seed) {
+Inputs random_inputs(DType dt, int64_t hq, int64_t hkv, int64_t lq, int64_t lk, int64_t d,
+                     uint64_t seed) {
   Rng rng(seed);
   return {random_tensor(dt, hq, lq, d, 1.6f, rng), random_tensor(dt, hkv, lk, d, 1.6f, rng),
           random_tensor(dt, hkv, lk, d, 1.f, rng)};
@@ -47,7 +48,8 @@ Inputs planted_inputs(DType dt, int64_t hq, int64_t hkv, int64_t l, int64_t d, u
   return {w.q, w.k, w.v};
 }
 
-std::vector<int32_t> slice(const std::vector<int32_t>& v, const std::vector<int32_t>& indptr, int64_t i) {
+std::vector<int32_t> slice(const std::vector<int32_t>& v, const std::vector<int32_t>& indptr,
+                           int64_t i) {
   return {v.begin() + indptr[size_t(i)], v.begin() + indptr[size_t(i) + 1]};
 }
 
@@ -66,13 +68,15 @@ Diff compare(const SparsePattern& cpu, const SparsePattern& gpu) {
   Diff d;
   d.rows = int64_t(cpu.block_indptr.size()) - 1;
   for (int64_t r = 0; r < d.rows; ++r) {
-    const int64_t n = sym_diff(slice(cpu.block_indices, cpu.block_indptr, r), slice(gpu.block_indices, gpu.block_indptr, r));
+    const int64_t n = sym_diff(slice(cpu.block_indices, cpu.block_indptr, r),
+                               slice(gpu.block_indices, gpu.block_indptr, r));
     d.differing_rows += n > 0 ? 1 : 0;
     d.worst_row_blocks = std::max(d.worst_row_blocks, n);
   }
   if (cpu.has_columns() && gpu.has_columns())
     for (int64_t h = 0; h < cpu.num_heads; ++h) {
-      const int64_t n = sym_diff(slice(cpu.columns, cpu.column_indptr, h), slice(gpu.columns, gpu.column_indptr, h));
+      const int64_t n = sym_diff(slice(cpu.columns, cpu.column_indptr, h),
+                                 slice(gpu.columns, gpu.column_indptr, h));
       d.differing_columns += n;
       d.worst_head_columns = std::max(d.worst_head_columns, n);
       d.columns_cpu += cpu.column_indptr[size_t(h) + 1] - cpu.column_indptr[size_t(h)];
@@ -94,7 +98,8 @@ void check_peer(const std::string& name, const std::vector<std::string>& setting
   SCOPED_TRACE(what + " selector " + name);
   auto sel = attention::make_selector(name, settings);
   const SparsePattern cpu = sel->select(in.q, in.k, opts);
-  const cu::DeviceTensor dq = cu::DeviceTensor::from_host(in.q), dk = cu::DeviceTensor::from_host(in.k);
+  const cu::DeviceTensor dq = cu::DeviceTensor::from_host(in.q),
+                         dk = cu::DeviceTensor::from_host(in.k);
   ASSERT_TRUE(cu::has_device_selector(*sel));
   const cu::DevicePattern dp = cu::select_on_device(*sel, dq, dk, opts);
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
@@ -105,14 +110,17 @@ void check_peer(const std::string& name, const std::vector<std::string>& setting
   ASSERT_EQ(gpu.block_indptr.size(), cpu.block_indptr.size());
   ASSERT_EQ(gpu.column_indptr.size(), cpu.column_indptr.size());
   const Diff d = compare(cpu, gpu);
-  std::printf("[%s] %s: %ld/%ld rows differ (max %ld blocks), %ld of %ld cpu columns differ (worst head %ld), "
-              "density cpu %.4f gpu %.4f\n",
-              what.c_str(), name.c_str(), long(d.differing_rows), long(d.rows), long(d.worst_row_blocks),
-              long(d.differing_columns), long(d.columns_cpu), long(d.worst_head_columns), cpu.block_density(),
-              gpu.block_density());
+  std::printf(
+      "[%s] %s: %ld/%ld rows differ (max %ld blocks), %ld of %ld cpu columns differ (worst head "
+      "%ld), "
+      "density cpu %.4f gpu %.4f\n",
+      what.c_str(), name.c_str(), long(d.differing_rows), long(d.rows), long(d.worst_row_blocks),
+      long(d.differing_columns), long(d.columns_cpu), long(d.worst_head_columns),
+      cpu.block_density(), gpu.block_density());
   if (rule == Rows::kExact) {
     // sample: the sink and diagonal blocks, or every block for a dense-fallback head; the fallback
-    // compares (kept columns + band) / keys with dense_share, so it flips only with a threshold column.
+    // compares (kept columns + band) / keys with dense_share, so it flips only with a threshold
+    // column.
     EXPECT_EQ(d.differing_rows, 0) << "block rows differ (dense fallback decided differently)";
   } else if (rule == Rows::kThreshold) {
     EXPECT_LE(double(d.differing_rows), 0.03 * double(d.rows) + 1) << "too many rows differ";
@@ -147,14 +155,15 @@ TEST_F(GpuPeerSelectors, SampleMatchesCpu) {
   const std::string s = " seed " + std::to_string(seed);
   AttentionOptions causal;
   // planted heads: columns + window, mostly sparse (the suite's structure)
-  check_peer("sample", {"dense_below=0"}, planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed), causal,
-             "planted" + s);
+  check_peer("sample", {"dense_below=0"}, planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed),
+             causal, "planted" + s);
   check_peer("sample", {"dense_below=0", "alpha=0.9", "chunk=8", "sample_ratio=0.1"},
              planted_inputs(DType::kF16, 4, 2, 1531, 64, seed + 1), causal, "planted f16 d64" + s);
   // random heads are diffuse: without the fallback every column is in play, with it they go dense
-  check_peer("sample", {"dense_below=0", "dense_share=1"}, random_inputs(DType::kBF16, 4, 2, 1537, 1537, 128, seed + 2),
-             causal, "random" + s);
-  check_peer("sample", {"dense_below=0"}, random_inputs(DType::kBF16, 2, 1, 1100, 1100, 64, seed + 3), causal,
+  check_peer("sample", {"dense_below=0", "dense_share=1"},
+             random_inputs(DType::kBF16, 4, 2, 1537, 1537, 128, seed + 2), causal, "random" + s);
+  check_peer("sample", {"dense_below=0"},
+             random_inputs(DType::kBF16, 2, 1, 1100, 1100, 64, seed + 3), causal,
              "random dense fallback" + s);
   // chunked prefill (queries bottom-right aligned after 800 keys) and non-causal
   check_peer("sample", {"dense_below=0", "dense_share=1", "window_ratio=0.02"},
@@ -164,7 +173,8 @@ TEST_F(GpuPeerSelectors, SampleMatchesCpu) {
   check_peer("sample", {"dense_below=0", "window_ratio=0", "alpha=0.95"},
              planted_inputs(DType::kBF16, 2, 2, 1300, 64, seed + 5), full, "non-causal" + s);
   // below dense_below: the dense pattern
-  check_peer("sample", {}, random_inputs(DType::kBF16, 2, 1, 1000, 1000, 64, seed + 6), causal, "short" + s);
+  check_peer("sample", {}, random_inputs(DType::kBF16, 2, 1, 1000, 1000, 64, seed + 6), causal,
+             "short" + s);
 }
 
 TEST_F(GpuPeerSelectors, XAttentionMatchesCpu) {
@@ -172,21 +182,24 @@ TEST_F(GpuPeerSelectors, XAttentionMatchesCpu) {
   const std::string s = " seed " + std::to_string(seed);
   AttentionOptions causal;
   const Rows t = Rows::kThreshold;
-  check_peer("xattn", {"dense_below=0"}, planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed), causal, "planted" + s, t);
-  check_peer("xattn", {"dense_below=0", "tau=0.95"}, random_inputs(DType::kBF16, 4, 2, 1537, 1537, 128, seed + 1),
-             causal, "random" + s, t);
+  check_peer("xattn", {"dense_below=0"}, planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed),
+             causal, "planted" + s, t);
+  check_peer("xattn", {"dense_below=0", "tau=0.95"},
+             random_inputs(DType::kBF16, 4, 2, 1537, 1537, 128, seed + 1), causal, "random" + s, t);
   // f16, D 64, stride 16 (8 entries per block), a partial last stride
-  check_peer("xattn", {"dense_below=0", "stride=16"}, planted_inputs(DType::kF16, 2, 1, 1533, 64, seed + 2), causal,
+  check_peer("xattn", {"dense_below=0", "stride=16"},
+             planted_inputs(DType::kF16, 2, 1, 1533, 64, seed + 2), causal,
              "planted f16 d64 S16" + s, t);
   // stride 2 (64 entries per block), 64-token blocks (32 per block), chunked prefill
-  check_peer("xattn", {"dense_below=0", "stride=2", "tau=0.8"}, random_inputs(DType::kBF16, 2, 2, 600, 1100, 64, seed + 3),
-             causal, "chunked S2" + s, t);
+  check_peer("xattn", {"dense_below=0", "stride=2", "tau=0.8"},
+             random_inputs(DType::kBF16, 2, 2, 600, 1100, 64, seed + 3), causal, "chunked S2" + s,
+             t);
   check_peer("xattn", {"dense_below=0", "block_q=128", "block_k=64", "stride=4"},
              planted_inputs(DType::kBF16, 4, 1, 1300, 128, seed + 4), causal, "block_k 64" + s, t);
   AttentionOptions full;
   full.causal = false;
-  check_peer("xattn", {"dense_below=0"}, planted_inputs(DType::kF16, 2, 2, 1111, 128, seed + 5), full, "non-causal" + s,
-             t);
+  check_peer("xattn", {"dense_below=0"}, planted_inputs(DType::kF16, 2, 2, 1111, 128, seed + 5),
+             full, "non-causal" + s, t);
 }
 
 TEST_F(GpuPeerSelectors, VerticalSlashMatchesCpu) {
@@ -197,16 +210,22 @@ TEST_F(GpuPeerSelectors, VerticalSlashMatchesCpu) {
   // budgets below the length so that the top-k cuts matter
   check_peer("vslash", {"dense_below=0", "vertical_size=100", "slash_size=200"},
              planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed), causal, "planted" + s, t);
-  check_peer("vslash", {"dense_below=0", "vertical_size=64", "slash_size=128", "last_q=100", "block_q=128", "block_k=128"},
-             random_inputs(DType::kF16, 4, 2, 1537, 1537, 64, seed + 1), causal, "random f16 d64" + s, t);
+  check_peer("vslash",
+             {"dense_below=0", "vertical_size=64", "slash_size=128", "last_q=100", "block_q=128",
+              "block_k=128"},
+             random_inputs(DType::kF16, 4, 2, 1537, 1537, 64, seed + 1), causal,
+             "random f16 d64" + s, t);
   // two probe row tiles, chunked prefill, per-head budgets
   check_peer("vslash",
-             {"dense_below=0", "last_q=200", "vertical_size=40,50,60,70", "slash_size=60,80,100,300", "block_q=128",
-              "block_k=64"},
-             random_inputs(DType::kBF16, 4, 1, 700, 1500, 128, seed + 2), causal, "chunked per-head" + s, t);
+             {"dense_below=0", "last_q=200", "vertical_size=40,50,60,70",
+              "slash_size=60,80,100,300", "block_q=128", "block_k=64"},
+             random_inputs(DType::kBF16, 4, 1, 700, 1500, 128, seed + 2), causal,
+             "chunked per-head" + s, t);
   AttentionOptions full;
   full.causal = false;
-  check_peer("vslash", {"dense_below=0", "vertical_size=80", "slash_size=90", "force_columns=5", "force_diagonals=7"},
+  check_peer("vslash",
+             {"dense_below=0", "vertical_size=80", "slash_size=90", "force_columns=5",
+              "force_diagonals=7"},
              planted_inputs(DType::kF16, 2, 2, 1111, 128, seed + 3), full, "non-causal" + s, t);
 }
 

@@ -1,7 +1,7 @@
 // Host side of the GPU ports of the peer selectors (sample, xattn, vslash; kernels in
 // selectors/cuda/sample.cu and xattn.cu): the CPU selector's configuration turned into launch
-// arguments, stream-ordered scratch, and the pattern assembled on the device. No host synchronisation: every size the host needs follows
-// from the shape and the settings.
+// arguments, stream-ordered scratch, and the pattern assembled on the device. No host
+// synchronisation: every size the host needs follows from the shape and the settings.
 #include "../selectors/cuda/peers_gpu.h"
 #include "device_selectors_internal.h"
 #include "sieve/attention/selectors/sample_attention.h"
@@ -44,8 +44,9 @@ DevicePattern sample_select(const SampleAttentionSelector& sel, const est::HeadI
   const SampleAttentionConfig& c = sel.config();
   const est::Geometry g = geometry(s, sel.common(), causal);
   const int64_t Lq = s.seq_len_q, Lk = s.seq_len_k;
-  const int64_t band =
-      c.window_ratio > 0 ? std::max<int64_t>(1, int64_t(std::ceil(c.window_ratio * double(Lk)))) : 0;
+  const int64_t band = c.window_ratio > 0
+                           ? std::max<int64_t>(1, int64_t(std::ceil(c.window_ratio * double(Lk))))
+                           : 0;
   const int64_t want = std::max<int64_t>(1, int64_t(std::ceil(c.sample_ratio * double(Lq))));
   const int64_t chunk = std::min(c.chunk, Lq);
   const int64_t num_chunks = std::max<int64_t>(1, (want + chunk - 1) / chunk);
@@ -53,7 +54,8 @@ DevicePattern sample_select(const SampleAttentionSelector& sel, const est::HeadI
   const int H = in.heads_q;
   Scratch scratch(stream);
   int* rows = scratch.alloc<int>(n_rows);
-  auto* row_scratch = scratch.alloc<unsigned char>(int64_t(est::row_mass_bytes(H, n_rows, int(Lk))));
+  auto* row_scratch =
+      scratch.alloc<unsigned char>(int64_t(est::row_mass_bytes(H, n_rows, int(Lk))));
   double* col = scratch.alloc<double>(int64_t(H) * Lk);
   double* covered = scratch.alloc<double>(H);
   double* counted = scratch.alloc<double>(H);
@@ -74,8 +76,9 @@ DevicePattern sample_select(const SampleAttentionSelector& sel, const est::HeadI
   prof.mark("stage1");
   DevicePattern p = allocate_pattern(g, s, causal, int64_t(H) * Lk, band);
   const DevicePatternView& v = p.view();
-  check(est::sample_stage2(g, H, col, covered, counted, c.alpha, int(band), c.dense_share, stage2, counts, lists,
-                           const_cast<int32_t*>(v.column_indptr), const_cast<int32_t*>(v.columns), stream),
+  check(est::sample_stage2(g, H, col, covered, counted, c.alpha, int(band), c.dense_share, stage2,
+                           counts, lists, const_cast<int32_t*>(v.column_indptr),
+                           const_cast<int32_t*>(v.columns), stream),
         "sample stage 2");
   prof.mark("stage2");
   assemble_rows(g, p, counts, lists, stream);
@@ -87,8 +90,8 @@ DevicePattern sample_select(const SampleAttentionSelector& sel, const est::HeadI
 // block_scores / select_rows (softmax per query stride, block sums, cumulative rule with the sink
 // and diagonal blocks forced). The query heads of one KV head run as one batch while their
 // statistics stay under 1 GiB.
-DevicePattern xattn_select(const XAttentionSelector& sel, const est::HeadInputs& in, const AttentionShape& s,
-                           bool causal, cudaStream_t stream) {
+DevicePattern xattn_select(const XAttentionSelector& sel, const est::HeadInputs& in,
+                           const AttentionShape& s, bool causal, cudaStream_t stream) {
   const XAttentionConfig& c = sel.config();
   const int S = c.stride, H = in.heads_q;
   const est::Geometry g = geometry(s, sel.common(), causal);
@@ -120,9 +123,11 @@ DevicePattern xattn_select(const XAttentionSelector& sel, const est::HeadInputs&
   for (int h0 = 0; h0 < H; h0 += G) {
     check(est::xattn_stats(in, g, S, h0, G, visible, stats, stream), "xattn scores");
     prof.mark("scores");
-    check(est::block_scores(pb, g, stats, scores, est::Combine::kSet, false, 1.f, stream), "xattn block scores");
+    check(est::block_scores(pb, g, stats, scores, est::Combine::kSet, false, 1.f, stream),
+          "xattn block scores");
     prof.mark("blocks");
-    check(est::select_rows(g, scores, c.tau, h0, counts, lists, stream, G, pb.z_out), "xattn selection");
+    check(est::select_rows(g, scores, c.tau, h0, counts, lists, stream, G, pb.z_out),
+          "xattn selection");
     prof.mark("select");
   }
   DevicePattern p = finish_rows(g, s, causal, counts, lists, stream);
@@ -133,24 +138,28 @@ DevicePattern xattn_select(const XAttentionSelector& sel, const est::HeadInputs&
 // MInference vertical-slash (vertical_slash.cpp): the exact softmax of the last last_q rows
 // reduced to column and diagonal sums (probe_last_rows), top-k of both with the forced columns and
 // diagonals, slash lines turned into the key blocks they cross, verticals into token columns.
-DevicePattern vslash_select(const VerticalSlashSelector& sel, const est::HeadInputs& in, const AttentionShape& s,
-                            bool causal, cudaStream_t stream) {
+DevicePattern vslash_select(const VerticalSlashSelector& sel, const est::HeadInputs& in,
+                            const AttentionShape& s, bool causal, cudaStream_t stream) {
   const VerticalSlashConfig& c = sel.config();
   const est::Geometry g = geometry(s, sel.common(), causal);
   const int64_t Lq = s.seq_len_q, Lk = s.seq_len_k;
   const int H = in.heads_q;
   const auto budget_ok = [&](const std::vector<int64_t>& v, const char* what) {
     SIEVE_CHECK(v.size() == 1 || int64_t(v.size()) == H,
-                "selector 'vslash': {} has {} values; give one or one per query head ({})", what, v.size(), H);
+                "selector 'vslash': {} has {} values; give one or one per query head ({})", what,
+                v.size(), H);
   };
   budget_ok(c.vertical_size, "vertical_size");
   budget_ok(c.slash_size, "slash_size");
   est::VsBudgets b;
   b.per_head = c.vertical_size.size() > 1 || c.slash_size.size() > 1;
   SIEVE_CHECK(!b.per_head || H <= est::VsBudgets::kMaxHeads,
-              "GPU selector 'vslash': per-head budgets for at most {} heads", est::VsBudgets::kMaxHeads);
+              "GPU selector 'vslash': per-head budgets for at most {} heads",
+              est::VsBudgets::kMaxHeads);
   for (int h = 0; h < (b.per_head ? H : 1); ++h) {
-    const auto pick = [&](const std::vector<int64_t>& v) { return v.size() == 1 ? v[0] : v[size_t(h)]; };
+    const auto pick = [&](const std::vector<int64_t>& v) {
+      return v.size() == 1 ? v[0] : v[size_t(h)];
+    };
     // MInference's floors (vertical >= 30, slash >= 50), as vertical_slash.cpp
     b.vertical[h] = int(std::min(Lk, std::max<int64_t>(pick(c.vertical_size), 30)));
     b.slash[h] = int(std::min(Lk, std::max<int64_t>(pick(c.slash_size), 50)));
@@ -179,7 +188,8 @@ DevicePattern vslash_select(const VerticalSlashSelector& sel, const est::HeadInp
   const DevicePatternView& v = p.view();
   check(est::vslash_stage2(g, H, vertical, slash, int(std::min<int64_t>(c.force_columns, Lk)),
                            int(std::min<int64_t>(c.force_diagonals, Lk)), b, stage2, counts, lists,
-                           const_cast<int32_t*>(v.column_indptr), const_cast<int32_t*>(v.columns), stream),
+                           const_cast<int32_t*>(v.column_indptr), const_cast<int32_t*>(v.columns),
+                           stream),
         "vslash top-k");
   prof.mark("topk");
   assemble_rows(g, p, counts, lists, stream);
@@ -201,11 +211,13 @@ bool has_peer_port(const PatternSelector& selector) {
 }
 
 DevicePattern select_peer(const PatternSelector& selector, const TensorView& q, const TensorView& k,
-                          const AttentionShape& shape, const AttentionOptions& opts, cudaStream_t stream) {
+                          const AttentionShape& shape, const AttentionOptions& opts,
+                          cudaStream_t stream) {
   const est::HeadInputs in = head_inputs(q, k, shape, opts);
-  SIEVE_CHECK(est::rows_fit(in),
-              "GPU selector '{}': q and k need 16-byte aligned rows (strides multiples of 8 elements)",
-              selector.name());
+  SIEVE_CHECK(
+      est::rows_fit(in),
+      "GPU selector '{}': q and k need 16-byte aligned rows (strides multiples of 8 elements)",
+      selector.name());
   if (const auto* sa = dynamic_cast<const SampleAttentionSelector*>(&selector))
     return sample_select(*sa, in, shape, opts.causal, stream);
   if (const auto* xa = dynamic_cast<const XAttentionSelector*>(&selector))

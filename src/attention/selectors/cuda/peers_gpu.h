@@ -32,7 +32,8 @@ struct HeadInputs {
 /// Whether the tensor-core row kernels can read these inputs (D 64/128, 16-byte aligned rows).
 bool rows_fit(const HeadInputs& in);
 
-// ---- SampleAttention -----------------------------------------------------------------------------
+// ---- SampleAttention
+// -----------------------------------------------------------------------------
 
 /// Chunked row sampling of sample_attention.cpp: num_chunks chunks of `chunk` rows, chunk c ending
 /// at max(chunk, (c + 1) * seq_q / num_chunks), overlaps merged. Number of distinct rows (host).
@@ -59,8 +60,8 @@ struct RowProblem {
 size_t row_mass_bytes(int heads, int n_rows, int seq_k);
 /// Exact softmax of the listed rows of every query head (two sweeps: statistics, then mass), the
 /// keys split over grid z when few rows are listed.
-cudaError_t row_mass(const HeadInputs& in, const Geometry& geo, const RowProblem& pb, bool probe, void* scratch,
-                     cudaStream_t stream);
+cudaError_t row_mass(const HeadInputs& in, const Geometry& geo, const RowProblem& pb, bool probe,
+                     void* scratch, cudaStream_t stream);
 
 /// Scratch of sample_stage2 in bytes (the CUB segmented sort's temporary storage included).
 size_t sample_stage2_bytes(int heads, int seq_k);
@@ -70,10 +71,12 @@ size_t sample_stage2_bytes(int heads, int seq_k);
 /// keys >= block_k in ascending order. Writes counts/lists [heads * nqb][nkb] (build_csr) and the
 /// pattern's column_indptr [heads + 1] and columns (capacity heads * seq_k).
 cudaError_t sample_stage2(const Geometry& geo, int heads, const double* col, const double* covered,
-                          const double* counted, double alpha, int band, double dense_share, void* scratch,
-                          int* counts, int* lists, int* column_indptr, int* columns, cudaStream_t stream);
+                          const double* counted, double alpha, int band, double dense_share,
+                          void* scratch, int* counts, int* lists, int* column_indptr, int* columns,
+                          cudaStream_t stream);
 
-// ---- MInference vertical-slash --------------------------------------------------------------------
+// ---- MInference vertical-slash
+// --------------------------------------------------------------------
 
 /// Budgets of the top-k: one value (per_head false, index 0) or one per query head (<= 128 heads),
 /// already clamped to [min(floor, seq_k), seq_k] as vertical_slash.cpp does.
@@ -88,29 +91,32 @@ size_t vslash_stage2_bytes(int heads, int seq_k);
 /// (first force_columns forced) as token columns >= block_k, and per (head, query block) the key
 /// blocks crossed by the top slash offsets (first force_diagonals forced) plus the sink and
 /// diagonal blocks. Writes counts/lists for build_csr and column_indptr / columns.
-cudaError_t vslash_stage2(const Geometry& geo, int heads, const double* vertical, const double* slash,
-                          int force_columns, int force_diagonals, const VsBudgets& budgets, void* scratch,
-                          int* counts, int* lists, int* column_indptr, int* columns, cudaStream_t stream);
+cudaError_t vslash_stage2(const Geometry& geo, int heads, const double* vertical,
+                          const double* slash, int force_columns, int force_diagonals,
+                          const VsBudgets& budgets, void* scratch, int* counts, int* lists,
+                          int* column_indptr, int* columns, cudaStream_t stream);
 
 }  // namespace sieve::attention::cuda::est
 
 namespace sieve::attention::cuda::est {
 
-// ---- XAttention ----------------------------------------------------------------------------------
-// xattention.cpp scores query stride i against key stride j by the antidiagonal sum
-// sum_t q[iS + S - 1 - t] . k[jS + t] (missing rows past the end are zero), scaled by
-// scale / S: a GEMM with inner dimension S * D whose operands are the input rows themselves, so
-// the tensor cores read them directly (exact products, f32 sums).
+// ---- XAttention
+// ---------------------------------------------------------------------------------- xattention.cpp
+// scores query stride i against key stride j by the antidiagonal sum sum_t q[iS + S - 1 - t] . k[jS
+// + t] (missing rows past the end are zero), scaled by scale / S: a GEMM with inner dimension S * D
+// whose operands are the input rows themselves, so the tensor cores read them directly (exact
+// products, f32 sums).
 
 /// Whether xattn_stats handles stride S with key blocks of block_k: entries per block
 /// (block_k / S) divide 64.
 bool xattn_fits(int S, int block_k);
 /// Visible key strides of every query stride (causal by stride, as the reference's mask).
-cudaError_t xattn_visible(const Geometry& geo, int S, int nqs, int nks, int* visible, cudaStream_t stream);
+cudaError_t xattn_visible(const Geometry& geo, int S, int nqs, int nks, int* visible,
+                          cudaStream_t stream);
 /// Softmax statistics of query heads h0.. h0 + heads - 1: stats [heads][nqs][nkb] of (max, sum of
 /// exp(score - max)) per (query stride, key block), (0, 0) where nothing is visible: the layout
 /// block_scores reads for a StrideProblem {nqr = nqs, units = nks, reps = 1, sq = sk = S}.
-cudaError_t xattn_stats(const HeadInputs& in, const Geometry& geo, int S, int h0, int heads, const int* visible,
-                        float2* stats, cudaStream_t stream);
+cudaError_t xattn_stats(const HeadInputs& in, const Geometry& geo, int S, int h0, int heads,
+                        const int* visible, float2* stats, cudaStream_t stream);
 
 }  // namespace sieve::attention::cuda::est

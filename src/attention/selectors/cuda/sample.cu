@@ -1,7 +1,9 @@
-// Device kernels of the SampleAttention port (peers_gpu.h): chunked row sampling, the exact
-// softmax of the sampled rows on tensor cores reduced to column masses (stage 1), and the
-// cumulative column selection with the dense fallback (stage 2, a CUB segmented sort per head).
-// Mirrors selectors/sample_attention.cpp step by step; docs/cuda.md lists the differences.
+// Device kernels of the SampleAttention and vertical-slash ports (peers_gpu.h): chunked row
+// sampling, the exact softmax of listed query rows on tensor cores reduced to column masses
+// (sample) or to column and diagonal sums (vslash's probe), sample's cumulative column selection
+// with the dense fallback and vslash's top-k (CUB segmented sorts per head). Mirrors
+// selectors/sample_attention.cpp and vertical_slash.cpp step by step; docs/cuda.md lists the
+// differences.
 #include "peers_gpu.h"
 
 #include "sieve/attention/cuda/ptx.cuh"
@@ -19,7 +21,8 @@ namespace {
 
 constexpr int kRows = 128, kKeys = 64, kThreads = 256;  // 8 warps x 16 rows, 64-key tiles
 
-// ---- block-wide helpers (blockDim.x a multiple of 32) --------------------------------------------
+// ---- block-wide helpers (blockDim.x a multiple of 32)
+// --------------------------------------------
 
 template <class T>
 __device__ T block_sum(T v, T* scratch) {
@@ -56,15 +59,18 @@ __device__ T block_scan(T v, T* scratch, T* total) {
   return base + x - v;
 }
 
-// ---- row sampling ---------------------------------------------------------------------------------
+// ---- row sampling
+// ---------------------------------------------------------------------------------
 
 // Chunk c covers rows [end(c) - chunk, end(c)); the part not already in chunk c - 1 starts at
 // max(end(c) - chunk, end(c - 1)) (ends are non-decreasing), so the union is the CPU's merged list.
-__host__ __device__ inline int64_t chunk_end(int64_t c, int64_t seq_q, int64_t chunk, int64_t num_chunks) {
+__host__ __device__ inline int64_t chunk_end(int64_t c, int64_t seq_q, int64_t chunk,
+                                             int64_t num_chunks) {
   const int64_t e = (c + 1) * seq_q / num_chunks;
   return e > chunk ? e : chunk;
 }
-__host__ __device__ inline int64_t chunk_begin(int64_t c, int64_t seq_q, int64_t chunk, int64_t num_chunks) {
+__host__ __device__ inline int64_t chunk_begin(int64_t c, int64_t seq_q, int64_t chunk,
+                                               int64_t num_chunks) {
   const int64_t b = chunk_end(c, seq_q, chunk, num_chunks) - chunk;
   if (c == 0) return b;
   const int64_t prev = chunk_end(c - 1, seq_q, chunk, num_chunks);
@@ -81,11 +87,13 @@ __global__ void sampled_rows_kernel(int seq_q, int chunk, int num_chunks, int* r
   int total;
   int pos = block_scan(local, scratch, &total);
   for (int c = c0; c < c1; ++c)
-    for (int64_t r = chunk_begin(c, seq_q, chunk, num_chunks); r < chunk_end(c, seq_q, chunk, num_chunks); ++r)
+    for (int64_t r = chunk_begin(c, seq_q, chunk, num_chunks);
+         r < chunk_end(c, seq_q, chunk, num_chunks); ++r)
       rows[pos++] = int(r);
 }
 
-// ---- stage 1: sampled rows x keys on tensor cores ------------------------------------------------
+// ---- stage 1: sampled rows x keys on tensor cores
+// ------------------------------------------------
 
 // What query row i sees and what counts as covered for it (sample_attention.cpp's take()):
 // keys [0, v); covered: the sink block [0, block_k), its query block's diagonal blocks
@@ -137,10 +145,9 @@ enum Mode : int { kStats = 0, kSampleMass = 1, kProbeMass = 2 };
 //  - kProbeMass: every probability to its column and to its diagonal offset pos(i) - j
 //    (probe_last_rows; the listed rows are consecutive, so a tile's offsets span < 192 values).
 template <class T, int D, int kMode>
-__global__ void __launch_bounds__(kThreads) row_softmax_kernel(HeadInputs in, Geometry g, RowProblem pb,
-                                                               int split_tiles, const float* row_max,
-                                                               const float* row_inv, float* part_m,
-                                                               double* part_l) {
+__global__ void __launch_bounds__(kThreads)
+    row_softmax_kernel(HeadInputs in, Geometry g, RowProblem pb, int split_tiles,
+                       const float* row_max, const float* row_inv, float* part_m, double* part_l) {
   constexpr int kRowBytes = 2 * D, kChunks = D / 8, kSteps = D / 16, kSlash = kRows + 2 * kKeys;
   extern __shared__ __align__(128) unsigned char smem[];
   __shared__ float s_col[kThreads / 32][kKeys];
@@ -148,7 +155,8 @@ __global__ void __launch_bounds__(kThreads) row_softmax_kernel(HeadInputs in, Ge
   __shared__ int s_v[kRows];
   __shared__ double s_red[32];
   const uint32_t s_q = ptx::smem_addr(smem), s_k = s_q + uint32_t(kRows * kRowBytes);
-  const int h = int(blockIdx.y), hk = h / in.group, split = int(blockIdx.z), splits = int(gridDim.z);
+  const int h = int(blockIdx.y), hk = h / in.group, split = int(blockIdx.z),
+            splits = int(gridDim.z);
   const int t0 = (int(gridDim.x) - 1 - int(blockIdx.x)) * kRows;  // rows seeing the most keys first
   const int n_rows = pb.n_rows;
   const int* rows = pb.rows;
@@ -280,9 +288,12 @@ __global__ void __launch_bounds__(kThreads) row_softmax_kernel(HeadInputs in, Ge
             if (j >= r.v) continue;
             const float p = expf(scale * acc[n][2 * rr + c] - m[rr]) * inv[rr];
             if constexpr (kMode == kSampleMass) {
-              const bool is_cov = j < g.block_k || (j >= r.lo_f && j < r.hi_f) || (j >= r.lo_b && j < r.hi_b);
-              if (is_cov) cv[rr] += p;
-              else cs[n][c] += p;
+              const bool is_cov =
+                  j < g.block_k || (j >= r.lo_f && j < r.hi_f) || (j >= r.lo_b && j < r.hi_b);
+              if (is_cov)
+                cv[rr] += p;
+              else
+                cs[n][c] += p;
             } else {
               cs[n][c] += p;
               // offset o = pos - j >= 0; slot o - (pos_lo - jt - 63) in [0, kSlash)
@@ -345,8 +356,8 @@ __global__ void __launch_bounds__(kThreads) row_softmax_kernel(HeadInputs in, Ge
 }
 
 // Row max and 1 / sum of exp over the splits' partial statistics.
-__global__ void combine_rows_kernel(int n, int splits, const float* part_m, const double* part_l, float* row_max,
-                                    float* row_inv) {
+__global__ void combine_rows_kernel(int n, int splits, const float* part_m, const double* part_l,
+                                    float* row_max, float* row_inv) {
   const int i = int(blockIdx.x * blockDim.x + threadIdx.x);
   if (i >= n) return;
   float m = -INFINITY;
@@ -362,15 +373,18 @@ __global__ void combine_rows_kernel(int n, int splits, const float* part_m, cons
 }
 
 template <class T, int D, int kMode>
-cudaError_t launch_rows(const HeadInputs& in, const Geometry& g, const RowProblem& pb, int split_tiles,
-                        int splits, const float* row_max, const float* row_inv, float* part_m, double* part_l,
-                        cudaStream_t stream) {
+cudaError_t launch_rows(const HeadInputs& in, const Geometry& g, const RowProblem& pb,
+                        int split_tiles, int splits, const float* row_max, const float* row_inv,
+                        float* part_m, double* part_l, cudaStream_t stream) {
   const int smem = (kRows + 2 * kKeys) * 2 * D;
   auto* kernel = &row_softmax_kernel<T, D, kMode>;
-  const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  const cudaError_t e =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (e != cudaSuccess) return e;
-  const dim3 grid(unsigned((pb.n_rows + kRows - 1) / kRows), unsigned(in.heads_q), unsigned(splits));
-  kernel<<<grid, kThreads, size_t(smem), stream>>>(in, g, pb, split_tiles, row_max, row_inv, part_m, part_l);
+  const dim3 grid(unsigned((pb.n_rows + kRows - 1) / kRows), unsigned(in.heads_q),
+                  unsigned(splits));
+  kernel<<<grid, kThreads, size_t(smem), stream>>>(in, g, pb, split_tiles, row_max, row_inv, part_m,
+                                                   part_l);
   return cudaGetLastError();
 }
 
@@ -393,25 +407,30 @@ RowScratch row_scratch(void* base, int heads, int n_rows, int splits) {
 }
 
 template <class T, int D>
-cudaError_t row_mass_typed(const HeadInputs& in, const Geometry& g, const RowProblem& pb, bool probe, void* scratch,
-                           cudaStream_t stream) {
+cudaError_t row_mass_typed(const HeadInputs& in, const Geometry& g, const RowProblem& pb,
+                           bool probe, void* scratch, cudaStream_t stream) {
   const int per = tiles_per_split(pb.n_rows, in.heads_q, g.seq_k);
   const int splits = std::max(1, ((g.seq_k + kKeys - 1) / kKeys + per - 1) / per);
   const RowScratch s = row_scratch(scratch, in.heads_q, pb.n_rows, splits);
-  cudaError_t e = launch_rows<T, D, kStats>(in, g, pb, per, splits, nullptr, nullptr, s.part_m, s.part_l, stream);
+  cudaError_t e = launch_rows<T, D, kStats>(in, g, pb, per, splits, nullptr, nullptr, s.part_m,
+                                            s.part_l, stream);
   if (e != cudaSuccess) return e;
   const int n = in.heads_q * pb.n_rows;
-  combine_rows_kernel<<<(n + 255) / 256, 256, 0, stream>>>(n, splits, s.part_m, s.part_l, s.row_max, s.row_inv);
+  combine_rows_kernel<<<(n + 255) / 256, 256, 0, stream>>>(n, splits, s.part_m, s.part_l, s.row_max,
+                                                           s.row_inv);
   if ((e = cudaGetLastError()) != cudaSuccess) return e;
-  return probe ? launch_rows<T, D, kProbeMass>(in, g, pb, per, splits, s.row_max, s.row_inv, nullptr, nullptr, stream)
-               : launch_rows<T, D, kSampleMass>(in, g, pb, per, splits, s.row_max, s.row_inv, nullptr, nullptr,
-                                                stream);
+  return probe ? launch_rows<T, D, kProbeMass>(in, g, pb, per, splits, s.row_max, s.row_inv,
+                                               nullptr, nullptr, stream)
+               : launch_rows<T, D, kSampleMass>(in, g, pb, per, splits, s.row_max, s.row_inv,
+                                                nullptr, nullptr, stream);
 }
 
-// ---- stage 2: cumulative column selection ---------------------------------------------------------
+// ---- stage 2: cumulative column selection
+// ---------------------------------------------------------
 
 struct Stage2Layout {
-  size_t keys = 0, ids_in = 0, ids_out = 0, offsets = 0, flags = 0, dense = 0, ncol = 0, temp = 0, total = 0;
+  size_t keys = 0, ids_in = 0, ids_out = 0, offsets = 0, flags = 0, dense = 0, ncol = 0, temp = 0,
+         total = 0;
   size_t temp_bytes = 0;
 };
 size_t align256(size_t x) { return (x + 255) / 256 * 256; }
@@ -431,11 +450,10 @@ Stage2Layout stage2_layout(int heads, int seq_k) {
   take(s.flags, n);
   take(s.dense, size_t(heads) * sizeof(int));
   take(s.ncol, size_t(heads) * sizeof(int));
-  cub::DeviceSegmentedRadixSort::SortPairsDescending(nullptr, s.temp_bytes, static_cast<const double*>(nullptr),
-                                                     static_cast<double*>(nullptr), static_cast<const int*>(nullptr),
-                                                     static_cast<int*>(nullptr), int(n), heads,
-                                                     static_cast<const int*>(nullptr),
-                                                     static_cast<const int*>(nullptr));
+  cub::DeviceSegmentedRadixSort::SortPairsDescending(
+      nullptr, s.temp_bytes, static_cast<const double*>(nullptr), static_cast<double*>(nullptr),
+      static_cast<const int*>(nullptr), static_cast<int*>(nullptr), int(n), heads,
+      static_cast<const int*>(nullptr), static_cast<const int*>(nullptr));
   take(s.temp, s.temp_bytes);
   s.total = at;
   return s;
@@ -453,8 +471,9 @@ __global__ void segments_kernel(int heads, int seq_k, int* offsets, int* ids) {
 // One CTA per head: how many sorted columns the cumulative rule keeps, the dense fallback, and the
 // kept columns marked in flags.
 __global__ void threshold_kernel(int seq_k, int block_k, const double* sorted, const int* ids,
-                                 const double* covered, const double* counted, double alpha, int band,
-                                 double dense_share, unsigned char* flags, int* dense, int* ncol) {
+                                 const double* covered, const double* counted, double alpha,
+                                 int band, double dense_share, unsigned char* flags, int* dense,
+                                 int* ncol) {
   __shared__ double dscratch[32];
   __shared__ int iscratch[32];
   const int h = int(blockIdx.x);
@@ -490,8 +509,8 @@ __global__ void threshold_kernel(int seq_k, int block_k, const double* sorted, c
 }
 
 // One CTA per head: column_indptr and the kept columns >= block_k in ascending order.
-__global__ void columns_kernel(int heads, int seq_k, int block_k, const unsigned char* flags, const int* ncol,
-                               int* indptr, int* columns) {
+__global__ void columns_kernel(int heads, int seq_k, int block_k, const unsigned char* flags,
+                               const int* ncol, int* indptr, int* columns) {
   __shared__ int scratch[32];
   const int h = int(blockIdx.x);
   int off = 0;
@@ -537,13 +556,13 @@ __global__ void rows_kernel(Geometry g, const int* dense, int* counts, int* list
   counts[row] = n;
 }
 
-
-// ---- vertical-slash stage 2 (vertical_slash.cpp after probe_last_rows) ---------------------------
+// ---- vertical-slash stage 2 (vertical_slash.cpp after probe_last_rows)
+// ---------------------------
 
 // keys [2][heads][seq_k]: float(vertical), float(slash), the first force_columns / force_diagonals
 // entries +inf (as the CPU's copies).
-__global__ void vs_keys_kernel(int heads, int seq_k, const double* vertical, const double* slash, int force_columns,
-                               int force_diagonals, float* keys) {
+__global__ void vs_keys_kernel(int heads, int seq_k, const double* vertical, const double* slash,
+                               int force_columns, int force_diagonals, float* keys) {
   const int64_t n = int64_t(heads) * seq_k;
   const int64_t step = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < 2 * n; i += step) {
@@ -556,7 +575,8 @@ __global__ void vs_keys_kernel(int heads, int seq_k, const double* vertical, con
 }
 
 // One CTA per head: the top nv columns (sorted ids, ties lower first) marked in flags.
-__global__ void vs_mark_kernel(int seq_k, int block_k, VsBudgets b, const int* ids, unsigned char* flags, int* ncol) {
+__global__ void vs_mark_kernel(int seq_k, int block_k, VsBudgets b, const int* ids,
+                               unsigned char* flags, int* ncol) {
   __shared__ int scratch[32];
   const int h = int(blockIdx.x);
   const int nv = b.per_head ? b.vertical[h] : b.vertical[0];
@@ -572,7 +592,8 @@ __global__ void vs_mark_kernel(int seq_k, int block_k, VsBudgets b, const int* i
 
 // One CTA per (head, query block): the key blocks its rows' slash lines cross (top ns offsets),
 // plus the sink and diagonal blocks, ascending.
-__global__ void vs_rows_kernel(Geometry g, VsBudgets b, const int* offsets, int* counts, int* lists) {
+__global__ void vs_rows_kernel(Geometry g, VsBudgets b, const int* offsets, int* counts,
+                               int* lists) {
   extern __shared__ unsigned char mark[];  // [nkb]
   __shared__ int scratch[32];
   const int row = int(blockIdx.x), h = row / g.nqb, qb = row % g.nqb;
@@ -610,7 +631,8 @@ __global__ void vs_rows_kernel(Geometry g, VsBudgets b, const int* offsets, int*
 }
 
 struct VsLayout {
-  size_t keys = 0, keys_out = 0, ids_in = 0, ids_out = 0, offsets = 0, flags = 0, ncol = 0, temp = 0, total = 0;
+  size_t keys = 0, keys_out = 0, ids_in = 0, ids_out = 0, offsets = 0, flags = 0, ncol = 0,
+         temp = 0, total = 0;
   size_t temp_bytes = 0;
 };
 VsLayout vs_layout(int heads, int seq_k) {
@@ -628,11 +650,10 @@ VsLayout vs_layout(int heads, int seq_k) {
   take(s.offsets, size_t(2 * heads + 1) * sizeof(int));
   take(s.flags, n / 2);
   take(s.ncol, size_t(heads) * sizeof(int));
-  cub::DeviceSegmentedRadixSort::SortPairsDescending(nullptr, s.temp_bytes, static_cast<const float*>(nullptr),
-                                                     static_cast<float*>(nullptr), static_cast<const int*>(nullptr),
-                                                     static_cast<int*>(nullptr), int(n), 2 * heads,
-                                                     static_cast<const int*>(nullptr),
-                                                     static_cast<const int*>(nullptr));
+  cub::DeviceSegmentedRadixSort::SortPairsDescending(
+      nullptr, s.temp_bytes, static_cast<const float*>(nullptr), static_cast<float*>(nullptr),
+      static_cast<const int*>(nullptr), static_cast<int*>(nullptr), int(n), 2 * heads,
+      static_cast<const int*>(nullptr), static_cast<const int*>(nullptr));
   take(s.temp, s.temp_bytes);
   s.total = at;
   return s;
@@ -642,8 +663,9 @@ VsLayout vs_layout(int heads, int seq_k) {
 
 bool rows_fit(const HeadInputs& in) {
   const auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  return (in.D == 64 || in.D == 128) && aligned(in.q) && aligned(in.k) && in.q_row_stride % 8 == 0 &&
-         in.k_row_stride % 8 == 0 && in.q_head_stride % 8 == 0 && in.k_head_stride % 8 == 0;
+  return (in.D == 64 || in.D == 128) && aligned(in.q) && aligned(in.k) &&
+         in.q_row_stride % 8 == 0 && in.k_row_stride % 8 == 0 && in.q_head_stride % 8 == 0 &&
+         in.k_head_stride % 8 == 0;
 }
 
 int sampled_row_count(int seq_q, int chunk, int num_chunks) {
@@ -664,17 +686,20 @@ size_t row_mass_bytes(int heads, int n_rows, int seq_k) {
   const int splits = std::max(1, ((seq_k + kKeys - 1) / kKeys + per - 1) / per);
   const size_t n = size_t(heads) * size_t(std::max(n_rows, 1));
   const auto up = [](size_t x) { return (x + 255) / 256 * 256; };
-  return up(n * splits * sizeof(double)) + up(n * splits * sizeof(float)) + 2 * up(n * sizeof(float));
+  return up(n * splits * sizeof(double)) + up(n * splits * sizeof(float)) +
+         2 * up(n * sizeof(float));
 }
 
-cudaError_t row_mass(const HeadInputs& in, const Geometry& geo, const RowProblem& pb, bool probe, void* scratch,
-                     cudaStream_t stream) {
+cudaError_t row_mass(const HeadInputs& in, const Geometry& geo, const RowProblem& pb, bool probe,
+                     void* scratch, cudaStream_t stream) {
   if (!rows_fit(in)) return cudaErrorInvalidValue;
   const size_t n = size_t(in.heads_q) * size_t(geo.seq_k) * sizeof(double);
   cudaError_t e = cudaMemsetAsync(pb.col, 0, n, stream);
   if (e == cudaSuccess && probe) e = cudaMemsetAsync(pb.slash, 0, n, stream);
-  if (e == cudaSuccess && !probe) e = cudaMemsetAsync(pb.covered, 0, size_t(in.heads_q) * sizeof(double), stream);
-  if (e == cudaSuccess && !probe) e = cudaMemsetAsync(pb.counted, 0, size_t(in.heads_q) * sizeof(double), stream);
+  if (e == cudaSuccess && !probe)
+    e = cudaMemsetAsync(pb.covered, 0, size_t(in.heads_q) * sizeof(double), stream);
+  if (e == cudaSuccess && !probe)
+    e = cudaMemsetAsync(pb.counted, 0, size_t(in.heads_q) * sizeof(double), stream);
   if (e != cudaSuccess || pb.n_rows <= 0 || geo.seq_k <= 0) return e;
   if (in.bf16)
     return in.D == 64 ? row_mass_typed<__nv_bfloat16, 64>(in, geo, pb, probe, scratch, stream)
@@ -686,8 +711,9 @@ cudaError_t row_mass(const HeadInputs& in, const Geometry& geo, const RowProblem
 size_t sample_stage2_bytes(int heads, int seq_k) { return stage2_layout(heads, seq_k).total; }
 
 cudaError_t sample_stage2(const Geometry& geo, int heads, const double* col, const double* covered,
-                          const double* counted, double alpha, int band, double dense_share, void* scratch,
-                          int* counts, int* lists, int* column_indptr, int* columns, cudaStream_t stream) {
+                          const double* counted, double alpha, int band, double dense_share,
+                          void* scratch, int* counts, int* lists, int* column_indptr, int* columns,
+                          cudaStream_t stream) {
   if (heads <= 0 || geo.seq_k <= 0) return cudaErrorInvalidValue;
   const Stage2Layout L = stage2_layout(heads, geo.seq_k);
   auto* base = static_cast<unsigned char*>(scratch);
@@ -699,31 +725,35 @@ cudaError_t sample_stage2(const Geometry& geo, int heads, const double* col, con
   auto* dense = reinterpret_cast<int*>(base + L.dense);
   auto* ncol = reinterpret_cast<int*>(base + L.ncol);
   const int64_t n = int64_t(heads) * geo.seq_k;
-  segments_kernel<<<int(std::min<int64_t>((n + 255) / 256, 4096)), 256, 0, stream>>>(heads, geo.seq_k, offsets,
-                                                                                    ids_in);
+  segments_kernel<<<int(std::min<int64_t>((n + 255) / 256, 4096)), 256, 0, stream>>>(
+      heads, geo.seq_k, offsets, ids_in);
   cudaError_t e = cudaGetLastError();
   if (e == cudaSuccess) e = cudaMemsetAsync(flags, 0, size_t(n), stream);
   if (e != cudaSuccess) return e;
   size_t temp_bytes = L.temp_bytes;
   // stable radix sort: equal masses keep ascending key order, the CPU's tie rule
-  e = cub::DeviceSegmentedRadixSort::SortPairsDescending(base + L.temp, temp_bytes, col, keys, ids_in, ids_out,
-                                                         int(n), heads, static_cast<const int*>(offsets),
-                                                         static_cast<const int*>(offsets + 1), 0, 64, stream);
+  e = cub::DeviceSegmentedRadixSort::SortPairsDescending(
+      base + L.temp, temp_bytes, col, keys, ids_in, ids_out, int(n), heads,
+      static_cast<const int*>(offsets), static_cast<const int*>(offsets + 1), 0, 64, stream);
   if (e != cudaSuccess) return e;
-  threshold_kernel<<<heads, 1024, 0, stream>>>(geo.seq_k, geo.block_k, keys, ids_out, covered, counted, alpha,
-                                               band, dense_share, flags, dense, ncol);
+  threshold_kernel<<<heads, 1024, 0, stream>>>(geo.seq_k, geo.block_k, keys, ids_out, covered,
+                                               counted, alpha, band, dense_share, flags, dense,
+                                               ncol);
   if ((e = cudaGetLastError()) != cudaSuccess) return e;
-  columns_kernel<<<heads, 1024, 0, stream>>>(heads, geo.seq_k, geo.block_k, flags, ncol, column_indptr, columns);
+  columns_kernel<<<heads, 1024, 0, stream>>>(heads, geo.seq_k, geo.block_k, flags, ncol,
+                                             column_indptr, columns);
   if ((e = cudaGetLastError()) != cudaSuccess) return e;
-  if (heads * geo.nqb > 0) rows_kernel<<<heads * geo.nqb, 128, 0, stream>>>(geo, dense, counts, lists);
+  if (heads * geo.nqb > 0)
+    rows_kernel<<<heads * geo.nqb, 128, 0, stream>>>(geo, dense, counts, lists);
   return cudaGetLastError();
 }
 
 size_t vslash_stage2_bytes(int heads, int seq_k) { return vs_layout(heads, seq_k).total; }
 
-cudaError_t vslash_stage2(const Geometry& geo, int heads, const double* vertical, const double* slash,
-                          int force_columns, int force_diagonals, const VsBudgets& budgets, void* scratch,
-                          int* counts, int* lists, int* column_indptr, int* columns, cudaStream_t stream) {
+cudaError_t vslash_stage2(const Geometry& geo, int heads, const double* vertical,
+                          const double* slash, int force_columns, int force_diagonals,
+                          const VsBudgets& budgets, void* scratch, int* counts, int* lists,
+                          int* column_indptr, int* columns, cudaStream_t stream) {
   if (heads <= 0 || geo.seq_k <= 0) return cudaErrorInvalidValue;
   const VsLayout L = vs_layout(heads, geo.seq_k);
   auto* base = static_cast<unsigned char*>(scratch);
@@ -736,7 +766,8 @@ cudaError_t vslash_stage2(const Geometry& geo, int heads, const double* vertical
   auto* ncol = reinterpret_cast<int*>(base + L.ncol);
   const int64_t n = int64_t(heads) * geo.seq_k;
   const int grid = int(std::min<int64_t>((2 * n + 255) / 256, 4096));
-  vs_keys_kernel<<<grid, 256, 0, stream>>>(heads, geo.seq_k, vertical, slash, force_columns, force_diagonals, keys);
+  vs_keys_kernel<<<grid, 256, 0, stream>>>(heads, geo.seq_k, vertical, slash, force_columns,
+                                           force_diagonals, keys);
   cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) return e;
   segments_kernel<<<grid, 256, 0, stream>>>(2 * heads, geo.seq_k, offsets, ids_in);
@@ -744,17 +775,19 @@ cudaError_t vslash_stage2(const Geometry& geo, int heads, const double* vertical
   if ((e = cudaMemsetAsync(flags, 0, size_t(n), stream)) != cudaSuccess) return e;
   size_t temp_bytes = L.temp_bytes;
   // stable radix sort: equal scores keep ascending index order, top_k_indices' tie rule
-  e = cub::DeviceSegmentedRadixSort::SortPairsDescending(base + L.temp, temp_bytes, static_cast<const float*>(keys),
-                                                         keys_out, static_cast<const int*>(ids_in), ids_out,
-                                                         int(2 * n), 2 * heads, static_cast<const int*>(offsets),
-                                                         static_cast<const int*>(offsets + 1), 0, 32, stream);
+  e = cub::DeviceSegmentedRadixSort::SortPairsDescending(
+      base + L.temp, temp_bytes, static_cast<const float*>(keys), keys_out,
+      static_cast<const int*>(ids_in), ids_out, int(2 * n), 2 * heads,
+      static_cast<const int*>(offsets), static_cast<const int*>(offsets + 1), 0, 32, stream);
   if (e != cudaSuccess) return e;
   vs_mark_kernel<<<heads, 1024, 0, stream>>>(geo.seq_k, geo.block_k, budgets, ids_out, flags, ncol);
   if ((e = cudaGetLastError()) != cudaSuccess) return e;
-  columns_kernel<<<heads, 1024, 0, stream>>>(heads, geo.seq_k, geo.block_k, flags, ncol, column_indptr, columns);
+  columns_kernel<<<heads, 1024, 0, stream>>>(heads, geo.seq_k, geo.block_k, flags, ncol,
+                                             column_indptr, columns);
   if ((e = cudaGetLastError()) != cudaSuccess) return e;
   if (heads * geo.nqb > 0)
-    vs_rows_kernel<<<heads * geo.nqb, 256, size_t(geo.nkb), stream>>>(geo, budgets, ids_out + n, counts, lists);
+    vs_rows_kernel<<<heads * geo.nqb, 256, size_t(geo.nkb), stream>>>(geo, budgets, ids_out + n,
+                                                                      counts, lists);
   return cudaGetLastError();
 }
 

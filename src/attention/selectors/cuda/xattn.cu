@@ -35,8 +35,9 @@ __global__ void xattn_visible_kernel(Geometry g, int S, int nqs, int nks, int* v
 // c ^ (r & 7)). The scores then go through shared memory (reusing the operand buffers) to the
 // per-block statistics.
 template <class T, int D>
-__global__ void __launch_bounds__(kThreads) xattn_stats_kernel(HeadInputs in, Geometry g, int S, int nqs, int nks,
-                                                               int h0, const int* visible, float2* stats) {
+__global__ void __launch_bounds__(kThreads)
+    xattn_stats_kernel(HeadInputs in, Geometry g, int S, int nqs, int nks, int h0,
+                       const int* visible, float2* stats) {
   constexpr int kRowBytes = 2 * D, kChunks = D / 8, kSteps = D / 16, kBuf = kTile * kRowBytes;
   extern __shared__ __align__(128) unsigned char smem[];
   __shared__ int s_vis[kTile];
@@ -55,7 +56,8 @@ __global__ void __launch_bounds__(kThreads) xattn_stats_kernel(HeadInputs in, Ge
   if (e0 >= maxv) {  // no row sees these strides: zero statistics
     for (int x = int(threadIdx.x); x < kTile * nblk; x += kThreads) {
       const int r = x / nblk, b = x % nblk;
-      if (i0 + r < nqs && kb0 + b < nkb) stats[int64_t(i0 + r) * nkb + kb0 + b] = make_float2(0.f, 0.f);
+      if (i0 + r < nqs && kb0 + b < nkb)
+        stats[int64_t(i0 + r) * nkb + kb0 + b] = make_float2(0.f, 0.f);
     }
     return;
   }
@@ -122,21 +124,24 @@ __global__ void __launch_bounds__(kThreads) xattn_stats_kernel(HeadInputs in, Ge
     float sum = 0.f;
     if (m != -INFINITY)
       for (int j = b * eb; j < (b + 1) * eb; ++j) sum += expf(st[r][j] - m);
-    stats[int64_t(i0 + r) * nkb + kb0 + b] = m == -INFINITY ? make_float2(0.f, 0.f) : make_float2(m, sum);
+    stats[int64_t(i0 + r) * nkb + kb0 + b] =
+        m == -INFINITY ? make_float2(0.f, 0.f) : make_float2(m, sum);
   }
 }
 
 template <class T, int D>
-cudaError_t launch_stats(const HeadInputs& in, const Geometry& g, int S, int h0, int heads, const int* visible,
-                         float2* stats, cudaStream_t stream) {
+cudaError_t launch_stats(const HeadInputs& in, const Geometry& g, int S, int h0, int heads,
+                         const int* visible, float2* stats, cudaStream_t stream) {
   const int nqs = (g.seq_q + S - 1) / S, nks = (g.seq_k + S - 1) / S;
   // operands: 2 buffers x (query + key chunk); the score tile reuses them (64 x 65 floats)
   const int smem = 4 * kTile * 2 * D;
   static_assert(4 * kTile * 2 * 64 >= int(sizeof(float)) * kTile * (kTile + 1), "score tile fits");
   auto* kernel = &xattn_stats_kernel<T, D>;
-  const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  const cudaError_t e =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (e != cudaSuccess) return e;
-  const dim3 grid(unsigned((nks + kTile - 1) / kTile), unsigned((nqs + kTile - 1) / kTile), unsigned(heads));
+  const dim3 grid(unsigned((nks + kTile - 1) / kTile), unsigned((nqs + kTile - 1) / kTile),
+                  unsigned(heads));
   kernel<<<grid, kThreads, size_t(smem), stream>>>(in, g, S, nqs, nks, h0, visible, stats);
   return cudaGetLastError();
 }
@@ -149,19 +154,21 @@ bool xattn_fits(int S, int block_k) {
   return eb >= 1 && eb <= kTile && kTile % eb == 0;
 }
 
-cudaError_t xattn_visible(const Geometry& geo, int S, int nqs, int nks, int* visible, cudaStream_t stream) {
+cudaError_t xattn_visible(const Geometry& geo, int S, int nqs, int nks, int* visible,
+                          cudaStream_t stream) {
   if (nqs <= 0) return cudaSuccess;
   xattn_visible_kernel<<<(nqs + 255) / 256, 256, 0, stream>>>(geo, S, nqs, nks, visible);
   return cudaGetLastError();
 }
 
-cudaError_t xattn_stats(const HeadInputs& in, const Geometry& geo, int S, int h0, int heads, const int* visible,
-                        float2* stats, cudaStream_t stream) {
+cudaError_t xattn_stats(const HeadInputs& in, const Geometry& geo, int S, int h0, int heads,
+                        const int* visible, float2* stats, cudaStream_t stream) {
   if (!rows_fit(in) || !xattn_fits(S, geo.block_k)) return cudaErrorInvalidValue;
   if (geo.seq_q <= 0 || geo.seq_k <= 0 || heads <= 0) return cudaSuccess;
   if (in.bf16)
-    return in.D == 64 ? launch_stats<__nv_bfloat16, 64>(in, geo, S, h0, heads, visible, stats, stream)
-                      : launch_stats<__nv_bfloat16, 128>(in, geo, S, h0, heads, visible, stats, stream);
+    return in.D == 64
+               ? launch_stats<__nv_bfloat16, 64>(in, geo, S, h0, heads, visible, stats, stream)
+               : launch_stats<__nv_bfloat16, 128>(in, geo, S, h0, heads, visible, stats, stream);
   return in.D == 64 ? launch_stats<__half, 64>(in, geo, S, h0, heads, visible, stats, stream)
                     : launch_stats<__half, 128>(in, geo, S, h0, heads, visible, stats, stream);
 }
