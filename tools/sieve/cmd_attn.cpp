@@ -56,6 +56,7 @@ struct AttnArgs {
   int repeat = 1;
   std::string device = "cpu";  // cpu, or cuda (selectors with a GPU port and the CUDA executor)
   double oracle = 0;  // > 0: add the "oracle" block pattern holding this share of the true mass
+  bool planted = false;  // add the "planted" row: the synthetic suite's ground-truth pattern
   std::vector<const CLI::Option*> synthetic_options;  // to reject them with a file input
 };
 
@@ -113,6 +114,7 @@ void apply_settings(const std::vector<std::string>& pairs, const std::vector<std
 // Q/K/V views plus whatever owns their memory.
 struct Workload {
   std::string description;
+  SyntheticConfig config;  // synthetic only
   std::optional<SyntheticWorkload> synthetic;
   std::unique_ptr<SafetensorsFile> file;
   TensorView q, k, v;
@@ -154,6 +156,7 @@ Workload make_workload(const AttnArgs& a) {
     c.seed = a.seed;
     c.strength = float(a.strength);
     c.background = float(a.background);
+    w.config = c;
     w.synthetic = make_synthetic(c);
     w.q = w.synthetic->q;
     w.k = w.synthetic->k;
@@ -217,6 +220,8 @@ void run_attn(AttnArgs& a) {
   apply_settings(a.set, names, selectors);
   for (auto& s : selectors) s->validate_config();
 
+  SIEVE_CHECK(!a.planted || a.input == "synthetic",
+              "--planted needs the synthetic input ({} has no planted ground truth)", a.input);
   const Workload w = make_workload(a);
   const AttentionShape shape = check_attention_inputs(w.q, w.k, w.v);
   const AttentionOptions opts;  // causal prefill, scale 1/sqrt(D)
@@ -273,6 +278,18 @@ void run_attn(AttnArgs& a) {
     progress.advance();
   }
   progress.finish();
+  if (a.planted) {  // not a selector: the structure the generator planted, 128 x 128 tiles
+    MethodResult res;
+    res.name = "planted";
+    res.settings = {{"strength", fmt::format("{}", a.strength)}};
+    res.pattern = planted_pattern(w.config, w.synthetic->planted, 128, 128);
+    res.selector_ms = 0;
+    Timer te;
+    block_sparse_attention(w.q, w.k, w.v, res.pattern, out, opts);
+    res.executor_ms = te.ms();
+    res.out_rows = gather_rows(out, rows);
+    results.push_back(std::move(res));
+  }
   if (a.oracle > 0) {  // not a selector: it reads the exact attention it is judged against
     MethodResult res;
     res.name = "oracle";
@@ -398,6 +415,10 @@ void setup_attn(CLI::App& app) {
                   "Also report the oracle block pattern holding this share of the exact mass of the "
                   "evaluated rows (e.g. 0.95): the density floor for block selectors")
       ->capture_default_str();
+  cmd->add_flag("--planted", args->planted,
+                "Also report the ground-truth pattern of the synthetic suite (sink, stripe and needle "
+                "columns, the band, the blocks each slash crosses): how much of the mass the planted "
+                "structure explains");
   cmd->add_flag("--list", args->list, "List the methods and their settings with defaults");
   cmd->add_option("--device", args->device,
                   "cpu, or cuda: GPU selectors where ported (else the CPU selector), CUDA executor")

@@ -117,6 +117,7 @@ TEST(Cli, BadInputFiles) {
   sieve::save_safetensors(missing_v, {{"q", q.view()}, {"k", k.view()}});
   expect_error("attn --input " + missing_v, "no tensor 'v'");
   expect_error("attn --input " + missing_v + " --length 16", "--length describes the synthetic workload");
+  expect_error("attn --input " + missing_v + " --planted", "--planted needs the synthetic input");
   fs::remove(missing_v);
   const std::string bad_dim = temp_name("bad_dim.safetensors");
   sieve::save_safetensors(bad_dim, {{"q", q.view()}, {"k", k4.view()}, {"v", k4.view()}});
@@ -150,6 +151,21 @@ TEST(Cli, JsonSmokeRunOverAllMethods) {
   EXPECT_EQ(lines[0].at("density"), 1.0);
   EXPECT_NEAR(lines[0].at("recall_mean").get<double>(), 1.0, 1e-12);
   EXPECT_LT(lines[0].at("rel_error").get<double>(), 1e-5);
+}
+
+// --planted adds the generator's ground truth as a row after the methods: a sparse pattern that
+// holds most (not all: the background is spread everywhere) of the mass.
+TEST(Cli, PlantedRowReportsTheGroundTruth) {
+  const RunResult r =
+      run("attn --method dense --planted --json --length 2048 --heads 2 --kv-heads 1 --head-dim 32 --threads 1");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto lines = json_lines(r.out);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[1].at("method"), "planted");
+  EXPECT_GT(lines[1].at("density").get<double>(), 0.0);
+  EXPECT_LT(lines[1].at("density").get<double>(), 1.0);
+  EXPECT_GT(lines[1].at("recall_mean").get<double>(), 0.5);
+  EXPECT_LT(lines[1].at("recall_mean").get<double>(), 1.0);
 }
 
 TEST(Cli, TableHasOneRowPerMethod) {
