@@ -226,12 +226,15 @@ TEST_F(GpuSelectorsMma, KeepsTheCpuRecallAndDensity) {
 // without GQA and with groups of 3, and lengths that end inside a stride.
 TEST_F(GpuSelectorsMma, FusedStatisticsAtOtherStrides) {
   const uint64_t seed = fresh_seed();
-  check_mma_selector("rr", {"dense_below=0", "stride=16"}, planted_inputs(DType::kBF16, 4, 4, 2125, 128, seed),
+  check_mma_selector("rr", {"dense_below=0", "stride=16"},
+                     planted_inputs(DType::kBF16, 4, 4, 2125, 128, seed),
                      "stride 16 MHA planted seed " + std::to_string(seed));
   check_mma_selector("rr", {"dense_below=0", "stride=16", "outliers=1"},
-                     random_inputs(DType::kBF16, 6, 2, 1800, 64, seed + 1), "stride 16 one outlier d64");
+                     random_inputs(DType::kBF16, 6, 2, 1800, 64, seed + 1),
+                     "stride 16 one outlier d64");
   check_mma_selector("unisparse", {"dense_below=0", "granularities=32:8,8:32"},
-                     planted_inputs(DType::kBF16, 6, 2, 1999, 128, seed + 2), "unisparse 16 and 4 per block");
+                     planted_inputs(DType::kBF16, 6, 2, 1999, 128, seed + 2),
+                     "unisparse 16 and 4 per block");
 }
 
 TEST(GpuEstimatePath, NamedSetting) {

@@ -48,8 +48,10 @@ Estimate current_estimate() {
 void stride_stats(const est::StrideProblem& pb, const est::Geometry& g, float2* stats, bool mma,
                   cudaStream_t stream, const char* what) {
   if (!mma || !est::mma_fused(pb, g))
-    SIEVE_CUDA_CHECK(cudaMemsetAsync(stats, 0, size_t(pb.heads * pb.z_stats) * sizeof(float2), stream));
-  check(mma ? est::stride_stats_mma(pb, g, stats, stream) : est::stride_stats(pb, g, stats, stream), what);
+    SIEVE_CUDA_CHECK(
+        cudaMemsetAsync(stats, 0, size_t(pb.heads * pb.z_stats) * sizeof(float2), stream));
+  check(mma ? est::stride_stats_mma(pb, g, stats, stream) : est::stride_stats(pb, g, stats, stream),
+        what);
 }
 
 // The stream-ordered pool keeps up to 4 GiB between calls instead of returning it to the system
@@ -58,7 +60,8 @@ void stride_stats(const est::StrideProblem& pb, const est::Geometry& g, float2* 
 void keep_pool_memory() {
   int dev = 0;
   cudaMemPool_t pool = nullptr;
-  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetDefaultMemPool(&pool, dev) != cudaSuccess) return;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetDefaultMemPool(&pool, dev) != cudaSuccess)
+    return;
   uint64_t thr = 0;
   if (cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &thr) != cudaSuccess) return;
   if (thr >= (uint64_t(4) << 30)) return;
@@ -195,21 +198,23 @@ DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cu
     const int n = std::min(G, hq - h), hk = h / group;
     pb.heads = n;
     if (G >= group || !rr.mean_keys || hk != staged) {
-      check(est::rr_key_reps(k.data, in.bf16, k.strides[0], k.strides[1], D, g.seq_k, hk, h, rr, krep, log_w,
-                             stream, G >= group ? n / group : 1, k16),
+      check(est::rr_key_reps(k.data, in.bf16, k.strides[0], k.strides[1], D, g.seq_k, hk, h, rr,
+                             krep, log_w, stream, G >= group ? n / group : 1, k16),
             "rr key representatives");
       staged = hk;
     }
     timer.mark("key_reps");
-    check(est::rr_queries(q.data, k.data, in.bf16, q.strides[0], q.strides[1], k.strides[0], k.strides[1], D, g,
-                          h, hk, in.scale, rr, qrep, visible, own, stream, n, group, q16),
+    check(est::rr_queries(q.data, k.data, in.bf16, q.strides[0], q.strides[1], k.strides[0],
+                          k.strides[1], D, g, h, hk, in.scale, rr, qrep, visible, own, stream, n,
+                          group, q16),
           "rr sampled queries");
     timer.mark("queries");
     stride_stats(pb, g, stats, mma, stream, "rr scores");
     timer.mark("scores");
     check(est::block_scores(pb, g, stats, scores, est::Combine::kSet, false, 1.f, stream), "rr block scores");
     timer.mark("block_sums");
-    check(est::select_rows(g, scores, sel.config().tau, h, counts, lists, stream, n, pb.z_out), "rr selection");
+    check(est::select_rows(g, scores, sel.config().tau, h, counts, lists, stream, n, pb.z_out),
+          "rr selection");
     timer.mark("selection");
   }
   DevicePattern p = finish_rows(g, s, causal, counts, lists, stream);
@@ -244,7 +249,8 @@ DevicePattern unisparse_select(const Inputs& in, const UniSparseSelector& sel, b
   std::vector<void*> k16(static_cast<size_t>(levels)), q16(static_cast<size_t>(levels));
   for (int lv = 0; lv < levels; ++lv) {
     const auto& gr = c.granularities[size_t(lv)];
-    const int64_t nkc = (s.seq_len_k + gr.c_k - 1) / gr.c_k, nqc = (s.seq_len_q + gr.c_q - 1) / gr.c_q;
+    const int64_t nkc = (s.seq_len_k + gr.c_k - 1) / gr.c_k,
+                  nqc = (s.seq_len_q + gr.c_q - 1) / gr.c_q;
     if (mma) {
       k16[size_t(lv)] = scratch.alloc<uint16_t>(KG * nkc * W);
       q16[size_t(lv)] = scratch.alloc<uint16_t>(G * nqc * W);
@@ -274,11 +280,12 @@ DevicePattern unisparse_select(const Inputs& in, const UniSparseSelector& sel, b
       const int cq = int(gr.c_q), ck = int(gr.c_k);
       const int nkc = (g.seq_k + ck - 1) / ck, nqc = (g.seq_q + cq - 1) / cq;
       if (new_keys)
-        check(est::pool_rows(k.data, in.bf16, k.strides[0], k.strides[1], D, g.seq_k, hk, ck, true, c.moments,
-                             in.scale, kpool[size_t(lv)], stream, G >= group ? n / group : 1, k16[size_t(lv)]),
+        check(est::pool_rows(k.data, in.bf16, k.strides[0], k.strides[1], D, g.seq_k, hk, ck, true,
+                             c.moments, in.scale, kpool[size_t(lv)], stream,
+                             G >= group ? n / group : 1, k16[size_t(lv)]),
               "unisparse key pooling");
-      check(est::pool_rows(q.data, in.bf16, q.strides[0], q.strides[1], D, g.seq_q, h, cq, false, c.moments,
-                           in.scale, qpool[size_t(lv)], stream, n, q16[size_t(lv)]),
+      check(est::pool_rows(q.data, in.bf16, q.strides[0], q.strides[1], D, g.seq_q, h, cq, false,
+                           c.moments, in.scale, qpool[size_t(lv)], stream, n, q16[size_t(lv)]),
             "unisparse query pooling");
       timer.mark("pooling");
       est::StrideProblem pb;
@@ -314,7 +321,8 @@ DevicePattern unisparse_select(const Inputs& in, const UniSparseSelector& sel, b
       timer.mark("block_sums");
     }
     staged = hk;
-    check(est::select_rows(g, combined, c.top_p, h, counts, lists, stream, n, z_out), "unisparse selection");
+    check(est::select_rows(g, combined, c.top_p, h, counts, lists, stream, n, z_out),
+          "unisparse selection");
     timer.mark("selection");
   }
   DevicePattern p = finish_rows(g, s, causal, counts, lists, stream);

@@ -269,7 +269,7 @@ __global__ void __launch_bounds__(kMmaThreads) stride_stats_mma_kernel(StridePro
   }
 }
 
-// ---- fused tensor-core statistics ----------------------------------------------------------------
+// ---- fused tensor-core statistics ---------------------------------------------------------------
 //
 // For groups (a key block's entries, or one 64-entry part of it) of 8 * GN entries, GN in
 // {1, 2, 4, 8}, aligned to the 64-entry tiles, and rows of W in {128, 256} bf16: 4 warps x 16
@@ -284,8 +284,8 @@ constexpr int kFusedWarps = 4, kFusedRows = 16 * kFusedWarps, kFusedThreads = 32
 constexpr int kFusedTiles = 8;  // 64-entry tiles per CTA
 
 template <int W>
-__device__ __forceinline__ void load_rows_fused(uint32_t dst, const __nv_bfloat16* src, int64_t first_row,
-                                                int rows_valid) {
+__device__ __forceinline__ void load_rows_fused(uint32_t dst, const __nv_bfloat16* src,
+                                                int64_t first_row, int rows_valid) {
   constexpr int chunks = W / 8;
   for (int i = threadIdx.x; i < 64 * chunks; i += kFusedThreads) {
     const int r = i / chunks, c = i % chunks;
@@ -419,7 +419,8 @@ __global__ void __launch_bounds__(kFusedThreads, 3)
         for (int j = 0; j < NG; ++j) {
           float m = -INFINITY;
 #pragma unroll
-          for (int n = j * GN; n < (j + 1) * GN; ++n) m = fmaxf(m, fmaxf(acc[n][2 * h], acc[n][2 * h + 1]));
+          for (int n = j * GN; n < (j + 1) * GN; ++n)
+            m = fmaxf(m, fmaxf(acc[n][2 * h], acc[n][2 * h + 1]));
           m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
           m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
           const float mm = m == -INFINITY ? 0.f : m;  // all -inf: every exp is 0
@@ -441,7 +442,8 @@ __global__ void __launch_bounds__(kFusedThreads, 3)
           for (int j = 0; j < NG; ++j) {
             const int gid = x * NG + j;
             if (gid < ngroups)
-              out[gid] = gm[h][j] == -INFINITY ? make_float2(0.f, 0.f) : make_float2(gm[h][j], gsum[h][j]);
+              out[gid] =
+                  gm[h][j] == -INFINITY ? make_float2(0.f, 0.f) : make_float2(gm[h][j], gsum[h][j]);
           }
         }
       }
@@ -505,8 +507,9 @@ __device__ __forceinline__ int row_groups(const StrideProblem& pb, int eb, int p
 // warp first reduces whole rows (max and f64 total of the row, in parallel over rows), then each
 // thread adds its key blocks' shares row by row in row order (the order of the CPU and of the
 // earlier one-row-at-a-time kernel), so the result does not depend on the launch shape.
-__global__ void block_scores_kernel(StrideProblem pb, Geometry geo, int parts, int eb, const float2* stats,
-                                    float* out, int combine, bool normalize, float weight) {
+__global__ void block_scores_kernel(StrideProblem pb, Geometry geo, int parts, int eb,
+                                    const float2* stats, float* out, int combine, bool normalize,
+                                    float weight) {
   extern __shared__ float blk[];  // [nkb], then per row of the block: max, 1/total, groups
   __shared__ double dscratch[32];
   batch_head(pb, stats, int(blockIdx.y));
@@ -758,26 +761,33 @@ bool mma_fused(const StrideProblem& pb, const Geometry& geo) {
 
 namespace {
 template <int W, int GN>
-cudaError_t launch_fused(const StrideProblem& pb, const Geometry& geo, float2* stats, cudaStream_t stream) {
+cudaError_t launch_fused(const StrideProblem& pb, const Geometry& geo, float2* stats,
+                         cudaStream_t stream) {
   const int ngroups = geo.nkb * stats_parts(pb, geo);
   const int tiles = (pb.units * pb.reps + kTE - 1) / kTE;
   const int smem = 2 * 64 * 2 * W;  // two key tiles (the query rows pass through the first)
-  const cudaError_t e =
-      cudaFuncSetAttribute(stride_stats_fused_kernel<W, GN>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  const cudaError_t e = cudaFuncSetAttribute(stride_stats_fused_kernel<W, GN>,
+                                             cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (e != cudaSuccess) return e;
   const dim3 grid(unsigned((tiles + kFusedTiles - 1) / kFusedTiles),
                   unsigned((pb.nqr + kFusedRows - 1) / kFusedRows), unsigned(pb.heads));
-  stride_stats_fused_kernel<W, GN><<<grid, kFusedThreads, size_t(smem), stream>>>(pb, ngroups, tiles, stats);
+  stride_stats_fused_kernel<W, GN>
+      <<<grid, kFusedThreads, size_t(smem), stream>>>(pb, ngroups, tiles, stats);
   return cudaGetLastError();
 }
 
 template <int W>
-cudaError_t launch_fused(const StrideProblem& pb, const Geometry& geo, float2* stats, cudaStream_t stream) {
+cudaError_t launch_fused(const StrideProblem& pb, const Geometry& geo, float2* stats,
+                         cudaStream_t stream) {
   switch (std::min(entries_per_block(pb, geo), kTE) / 8) {
-    case 1: return launch_fused<W, 1>(pb, geo, stats, stream);
-    case 2: return launch_fused<W, 2>(pb, geo, stats, stream);
-    case 4: return launch_fused<W, 4>(pb, geo, stats, stream);
-    default: return launch_fused<W, 8>(pb, geo, stats, stream);
+    case 1:
+      return launch_fused<W, 1>(pb, geo, stats, stream);
+    case 2:
+      return launch_fused<W, 2>(pb, geo, stats, stream);
+    case 4:
+      return launch_fused<W, 4>(pb, geo, stats, stream);
+    default:
+      return launch_fused<W, 8>(pb, geo, stats, stream);
   }
 }
 }  // namespace
@@ -786,8 +796,9 @@ cudaError_t stride_stats_mma(const StrideProblem& pb, const Geometry& geo, float
                              cudaStream_t stream) {
   if (pb.nqr <= 0 || pb.units <= 0) return cudaSuccess;
   if (!mma_fits(pb) || pb.qrep16 == nullptr || pb.krep16 == nullptr) return cudaErrorInvalidValue;
-  if (mma_fused(pb, geo)) return pb.W == 128 ? launch_fused<128>(pb, geo, stats, stream)
-                                              : launch_fused<256>(pb, geo, stats, stream);
+  if (mma_fused(pb, geo))
+    return pb.W == 128 ? launch_fused<128>(pb, geo, stats, stream)
+                       : launch_fused<256>(pb, geo, stats, stream);
   const int eb = entries_per_block(pb, geo);
   const int parts = stats_parts(pb, geo);
   const int bpt = eb <= kTE ? kTE / eb : 1;
@@ -808,12 +819,13 @@ cudaError_t block_scores(const StrideProblem& pb, const Geometry& geo, const flo
   const int max_rows = (geo.block_q + pb.sq - 1) / pb.sq + 1;  // rows of one query block
   const size_t smem = size_t(geo.nkb + 3 * max_rows) * 4;
   if (smem > 48 * 1024) {
-    const cudaError_t e =
-        cudaFuncSetAttribute(block_scores_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+    const cudaError_t e = cudaFuncSetAttribute(
+        block_scores_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
     if (e != cudaSuccess) return e;
   }
   block_scores_kernel<<<dim3(unsigned(geo.nqb), unsigned(pb.heads)), 256, smem, stream>>>(
-      pb, geo, stats_parts(pb, geo), entries_per_block(pb, geo), stats, out, int(combine), normalize, weight);
+      pb, geo, stats_parts(pb, geo), entries_per_block(pb, geo), stats, out, int(combine),
+      normalize, weight);
   return cudaGetLastError();
 }
 

@@ -67,7 +67,8 @@ bool mma_fits(const StrideProblem& pb);
 /// statistics need no zeroing first (block_scores reads only those). Otherwise stats must be
 /// zeroed before the call.
 bool mma_fused(const StrideProblem& pb, const Geometry& geo);
-cudaError_t stride_stats_mma(const StrideProblem& pb, const Geometry& geo, float2* stats, cudaStream_t stream);
+cudaError_t stride_stats_mma(const StrideProblem& pb, const Geometry& geo, float2* stats,
+                             cudaStream_t stream);
 
 enum class Combine : int { kSet = 0, kMax = 1, kMeanAdd = 2 };
 /// Block scores of every query block: sum over its rows of the softmax mass per key block
@@ -113,17 +114,17 @@ cudaError_t rr_key_reps(const void* k, bool bf16, int64_t head_stride, int64_t r
 /// arrays. qrep16 non-null: the representatives go to qrep16 as bf16 instead of qrep.
 cudaError_t rr_queries(const void* q, const void* k, bool bf16, int64_t q_head_stride,
                        int64_t q_row_stride, int64_t k_head_stride, int64_t k_row_stride, int D,
-                       const Geometry& geo, int h, int hk, float scale, const RRParams& rr, float* qrep,
-                       int* visible, float* own, cudaStream_t stream, int heads = 1, int group = 1 << 30,
-                       void* qrep16 = nullptr);
+                       const Geometry& geo, int h, int hk, float scale, const RRParams& rr,
+                       float* qrep, int* visible, float* own, cudaStream_t stream, int heads = 1,
+                       int group = 1 << 30, void* qrep16 = nullptr);
 
 // ---- UniSparse --------------------------------------------------------------------------------
 /// Average pooling of rows [0, len) of `head` in groups of c into dst [ceil(len/c)][W]: the mean,
 /// then (moments) the variance (keys) or scale/2 * mean^2 (queries).
 /// heads > 1: heads head.. head + heads - 1 into dst [heads][ceil(len/c)][W].
 /// dst16 non-null: written as bf16 (round to nearest even) instead of dst.
-cudaError_t pool_rows(const void* t, bool bf16, int64_t head_stride, int64_t row_stride, int D, int len,
-                      int head, int c, bool is_key, bool moments, float scale, float* dst,
+cudaError_t pool_rows(const void* t, bool bf16, int64_t head_stride, int64_t row_stride, int D,
+                      int len, int head, int c, bool is_key, bool moments, float scale, float* dst,
                       cudaStream_t stream, int heads = 1, void* dst16 = nullptr);
 /// Visible pooled keys per pooled query (causal by the pooled group's last row).
 cudaError_t pooled_visible(const Geometry& geo, int nqc, int cq, int ck, int nkc, int* visible,

@@ -24,7 +24,8 @@ __device__ __forceinline__ float load(const void* p, bool bf16, int64_t i) {
 }
 
 // Elements [i, i + 8) as f32; vec: one 16-byte load (16-byte aligned row start, i % 8 == 0).
-__device__ __forceinline__ void load8(const void* p, bool bf16, bool vec, int64_t i, float (&out)[8]) {
+__device__ __forceinline__ void load8(const void* p, bool bf16, bool vec, int64_t i,
+                                      float (&out)[8]) {
   if (vec) {
     const uint4 v = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(p) + i);
     const uint32_t w[4] = {v.x, v.y, v.z, v.w};
@@ -53,14 +54,16 @@ __device__ __forceinline__ float warp_sum(float v) {
 
 // A representative value: f32 into dst32[i], or bf16 (round to nearest even) into dst16[i].
 __device__ __forceinline__ void store_rep(float* dst32, __nv_bfloat16* dst16, int64_t i, float v) {
-  if (dst16) dst16[i] = __float2bfloat16_rn(v);
-  else dst32[i] = v;
+  if (dst16)
+    dst16[i] = __float2bfloat16_rn(v);
+  else
+    dst32[i] = v;
 }
 
 // One CTA (D threads) per stride u of KV head `head` (+ blockIdx.y in a batch of KV heads).
-__global__ void rr_key_reps_kernel(const void* k, bool bf16, bool vec, int64_t head_stride, int64_t row_stride,
-                                   int D, int seq_k, int head, int query_head, RRParams rr, float* krep,
-                                   float* log_w, __nv_bfloat16* krep16) {
+__global__ void rr_key_reps_kernel(const void* k, bool bf16, bool vec, int64_t head_stride,
+                                   int64_t row_stride, int D, int seq_k, int head, int query_head,
+                                   RRParams rr, float* krep, float* log_w, __nv_bfloat16* krep16) {
   __shared__ float keys[kMaxStride][128];
   __shared__ float dist[kMaxStride];
   __shared__ int order[kMaxStride];
@@ -70,15 +73,18 @@ __global__ void rr_key_reps_kernel(const void* k, bool bf16, bool vec, int64_t h
   {  // KV head z of a batch: [heads][units * reps] outputs
     const int64_t z = blockIdx.y, n = int64_t(gridDim.x) * R;
     head += int(z);
-    if (krep16) krep16 += z * n * W;
-    else krep += z * n * W;
+    if (krep16)
+      krep16 += z * n * W;
+    else
+      krep += z * n * W;
     log_w += z * n;
   }
   const int64_t hbase = int64_t(head) * head_stride;
   if (!rr.mean_keys) {  // the key at the head's round-robin offset stands for the stride
     const int off = rr.rotate ? (query_head + u) % S : query_head % S;
     const int row = min(r0 + off, r1 - 1);
-    store_rep(krep, krep16, int64_t(u) * W + d, load(k, bf16, hbase + int64_t(row) * row_stride + d));
+    store_rep(krep, krep16, int64_t(u) * W + d,
+              load(k, bf16, hbase + int64_t(row) * row_stride + d));
     if (d == 0) log_w[u] = float(log(double(count)));
     return;
   }
@@ -167,9 +173,10 @@ __global__ void rr_key_reps_kernel(const void* k, bool bf16, bool vec, int64_t h
 // query's own stride (two for strides over 32; dot product in dimension order) and the warp
 // reduces the log-sum-exp.
 constexpr int kQueriesPerCta = 4;
-__global__ void rr_queries_kernel(const void* q, const void* k, bool bf16, bool vec, int64_t q_head_stride,
-                                  int64_t q_row_stride, int64_t k_head_stride, int64_t k_row_stride, int D,
-                                  Geometry geo, int h, int hk, int group, float scale, RRParams rr, int nqs,
+__global__ void rr_queries_kernel(const void* q, const void* k, bool bf16, bool vec,
+                                  int64_t q_head_stride, int64_t q_row_stride,
+                                  int64_t k_head_stride, int64_t k_row_stride, int D, Geometry geo,
+                                  int h, int hk, int group, float scale, RRParams rr, int nqs,
                                   float* qrep, int* visible, float* own, __nv_bfloat16* qrep16) {
   __shared__ float s_q[kQueriesPerCta][128];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -180,8 +187,10 @@ __global__ void rr_queries_kernel(const void* q, const void* k, bool bf16, bool 
     const int z = int(blockIdx.y);
     h += z;
     hk += z / group;
-    if (qrep16) qrep16 += int64_t(z) * nqs * W;
-    else qrep += int64_t(z) * nqs * W;
+    if (qrep16)
+      qrep16 += int64_t(z) * nqs * W;
+    else
+      qrep += int64_t(z) * nqs * W;
     visible += int64_t(z) * nqs;
     own += int64_t(z) * nqs;
   }
@@ -192,7 +201,8 @@ __global__ void rr_queries_kernel(const void* q, const void* k, bool bf16, bool 
     const float qv = load(q, bf16, qb + d);
     s_q[warp][d] = qv;
     store_rep(qrep, qrep16, int64_t(t) * W + d, qv);
-    if (rr.moments && rr.mean_keys) store_rep(qrep, qrep16, int64_t(t) * W + D + d, 0.5f * scale * qv * qv);
+    if (rr.moments && rr.mean_keys)
+      store_rep(qrep, qrep16, int64_t(t) * W + D + d, 0.5f * scale * qv * qv);
   }
   __syncwarp();
   const int pos = row + geo.q_offset;
@@ -229,9 +239,9 @@ __global__ void rr_queries_kernel(const void* q, const void* k, bool bf16, bool 
 }
 
 // One CTA (D threads) per pooled group u of c rows.
-__global__ void pool_kernel(const void* x, bool bf16, int64_t head_stride, int64_t row_stride, int D, int len,
-                            int head, int c, bool is_key, bool moments, float scale, float* dst,
-                            __nv_bfloat16* dst16) {
+__global__ void pool_kernel(const void* x, bool bf16, int64_t head_stride, int64_t row_stride,
+                            int D, int len, int head, int c, bool is_key, bool moments, float scale,
+                            float* dst, __nv_bfloat16* dst16) {
   const int u = blockIdx.x, d = threadIdx.x;
   const int r0 = u * c, r1 = min(r0 + c, len), n = r1 - r0;
   const int W = moments ? 2 * D : D;
@@ -275,34 +285,37 @@ bool rows_aligned(const void* p, int64_t head_stride, int64_t row_stride) {
 
 }  // namespace
 
-cudaError_t rr_key_reps(const void* k, bool bf16, int64_t head_stride, int64_t row_stride, int D, int seq_k,
-                        int head, int query_head, const RRParams& rr, float* krep, float* log_w,
-                        cudaStream_t stream, int heads, void* krep16) {
+cudaError_t rr_key_reps(const void* k, bool bf16, int64_t head_stride, int64_t row_stride, int D,
+                        int seq_k, int head, int query_head, const RRParams& rr, float* krep,
+                        float* log_w, cudaStream_t stream, int heads, void* krep16) {
   if (rr.S > kMaxStride || D > 128 || D % 32 != 0 || heads < 1 || (heads > 1 && !rr.mean_keys))
     return cudaErrorInvalidValue;
   const int units = (seq_k + rr.S - 1) / rr.S;
   rr_key_reps_kernel<<<dim3(unsigned(units), unsigned(heads)), D, 0, stream>>>(
-      k, bf16, rows_aligned(k, head_stride, row_stride), head_stride, row_stride, D, seq_k, head, query_head, rr,
-      krep, log_w, static_cast<__nv_bfloat16*>(krep16));
+      k, bf16, rows_aligned(k, head_stride, row_stride), head_stride, row_stride, D, seq_k, head,
+      query_head, rr, krep, log_w, static_cast<__nv_bfloat16*>(krep16));
   return cudaGetLastError();
 }
 
-cudaError_t rr_queries(const void* q, const void* k, bool bf16, int64_t q_head_stride, int64_t q_row_stride,
-                       int64_t k_head_stride, int64_t k_row_stride, int D, const Geometry& geo, int h, int hk,
-                       float scale, const RRParams& rr, float* qrep, int* visible, float* own,
-                       cudaStream_t stream, int heads, int group, void* qrep16) {
-  if (D > 128 || D % 32 != 0 || heads < 1 || group < 1 || rr.S > kMaxStride) return cudaErrorInvalidValue;
+cudaError_t rr_queries(const void* q, const void* k, bool bf16, int64_t q_head_stride,
+                       int64_t q_row_stride, int64_t k_head_stride, int64_t k_row_stride, int D,
+                       const Geometry& geo, int h, int hk, float scale, const RRParams& rr,
+                       float* qrep, int* visible, float* own, cudaStream_t stream, int heads,
+                       int group, void* qrep16) {
+  if (D > 128 || D % 32 != 0 || heads < 1 || group < 1 || rr.S > kMaxStride)
+    return cudaErrorInvalidValue;
   const int nqs = (geo.seq_q + rr.S - 1) / rr.S;
   const unsigned ctas = unsigned((nqs + kQueriesPerCta - 1) / kQueriesPerCta);
   rr_queries_kernel<<<dim3(ctas, unsigned(heads)), 32 * kQueriesPerCta, 0, stream>>>(
-      q, k, bf16, rows_aligned(k, k_head_stride, k_row_stride), q_head_stride, q_row_stride, k_head_stride,
-      k_row_stride, D, geo, h, hk, group, scale, rr, nqs, qrep, visible, own, static_cast<__nv_bfloat16*>(qrep16));
+      q, k, bf16, rows_aligned(k, k_head_stride, k_row_stride), q_head_stride, q_row_stride,
+      k_head_stride, k_row_stride, D, geo, h, hk, group, scale, rr, nqs, qrep, visible, own,
+      static_cast<__nv_bfloat16*>(qrep16));
   return cudaGetLastError();
 }
 
-cudaError_t pool_rows(const void* t, bool bf16, int64_t head_stride, int64_t row_stride, int D, int len,
-                      int head, int c, bool is_key, bool moments, float scale, float* dst, cudaStream_t stream,
-                      int heads, void* dst16) {
+cudaError_t pool_rows(const void* t, bool bf16, int64_t head_stride, int64_t row_stride, int D,
+                      int len, int head, int c, bool is_key, bool moments, float scale, float* dst,
+                      cudaStream_t stream, int heads, void* dst16) {
   if (D > 1024 || len <= 0 || heads < 1) return len <= 0 ? cudaSuccess : cudaErrorInvalidValue;
   pool_kernel<<<dim3(unsigned((len + c - 1) / c), unsigned(heads)), D, 0, stream>>>(
       t, bf16, head_stride, row_stride, D, len, head, c, is_key, moments, scale, dst,
