@@ -195,6 +195,56 @@ __device__ __forceinline__ void prepare_columns(const Tile& t, int* s_col, const
   __syncthreads();
 }
 
+/// cp.async copy of one K or V tile (BN rows x C 16-byte chunks) into shared memory at s_dst, laid
+/// out by `swz(row, chunk)` (byte offset). Row r is key t.c0 + r, or s_col[r] for a column tile;
+/// keys outside [0, seq_k) (and skipped columns, -1) are zero-filled. Shared by both kernels.
+template <int BN, int C, int NT, class T, class Swz>
+__device__ __forceinline__ void load_tile_async(uint32_t s_dst, const T* gbase, int64_t stride,
+                                                const Tile& t, const int* s_col, int seq_k, Swz swz) {
+#pragma unroll
+  for (int i = 0; i < BN * C / NT; ++i) {
+    const int id = int(threadIdx.x) + i * NT;
+    const int r = id / C, ch = id % C;
+    const int j = t.kind == kColumns ? s_col[r] : t.c0 + r;
+    const bool ok = j >= 0 && j < seq_k;
+    ptx::cp_async_16(s_dst + swz(r, ch), gbase + (ok ? int64_t(j) * stride : 0) + ch * 8, ok);
+  }
+}
+
+/// Pipeline prologue of both kernels: the CTA's Q rows (zero past `rows`), then tiles 0 and 1 of
+/// the walk with K and V in separate commit groups; always 4 groups, so the main loop's
+/// cp_async_wait counts do not depend on the walk's length. `prepare(t, stage)` resolves column
+/// tiles, `load(s_dst, gbase, stride, t, stage)` stages one K or V tile.
+template <int BM, int C, int NT, class T, class SwzQ, class Prepare, class Load>
+__device__ __forceinline__ void pipeline_prologue(uint32_t s_q, const T* gq, int64_t q_stride, int rows,
+                                                  SwzQ swz_q, uint32_t s_k, uint32_t s_v,
+                                                  uint32_t tile_bytes, const T* gk, const T* gv,
+                                                  const FlashParams& p, bool has0, bool has1,
+                                                  const Tile& t0, const Tile& t1, Prepare prepare,
+                                                  Load load) {
+#pragma unroll
+  for (int i = 0; i < BM * C / NT; ++i) {
+    const int id = int(threadIdx.x) + i * NT;
+    const int r = id / C, ch = id % C;
+    const bool ok = r < rows;
+    ptx::cp_async_16(s_q + swz_q(r, ch), gq + (ok ? int64_t(r) * q_stride : 0) + ch * 8, ok);
+  }
+  if (has0) {
+    prepare(t0, 0);
+    load(s_k, gk, p.k_row_stride, t0, 0);
+  }
+  ptx::cp_async_commit();
+  if (has0) load(s_v, gv, p.v_row_stride, t0, 0);
+  ptx::cp_async_commit();
+  if (has1) {
+    prepare(t1, 1);
+    load(s_k + tile_bytes, gk, p.k_row_stride, t1, 1);
+  }
+  ptx::cp_async_commit();
+  if (has1) load(s_v + tile_bytes, gv, p.v_row_stride, t1, 1);
+  ptx::cp_async_commit();
+}
+
 /// Sets the scores of one m16 stripe (rows at absolute positions pos0 and pos0 + 8) to -inf where
 /// the tile's kind excludes the key. Skipped by the callers for kFull tiles.
 template <int NT>
@@ -310,43 +360,18 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) flash_attentio
   auto prepare_columns = [&](const detail::Tile& t, int stage) {
     detail::prepare_columns<BN>(t, s_col + stage * BN, it, p);
   };
+  const auto swz_tile = [](int r, int ch) { return swz<C>(r, ch); };
   auto load_tile = [&](uint32_t s_dst, const T* gbase, int64_t stride, const detail::Tile& t,
                        int stage) {
-#pragma unroll
-    for (int i = 0; i < BN * C / NT; ++i) {
-      const int id = tid + i * NT;
-      const int r = id / C, ch = id % C;
-      const int j = t.kind == detail::kColumns ? s_col[stage * BN + r] : t.c0 + r;
-      const bool ok = j >= 0 && j < p.seq_k;
-      ptx::cp_async_16(s_dst + swz<C>(r, ch), gbase + (ok ? int64_t(j) * stride : 0) + ch * 8, ok);
-    }
+    detail::load_tile_async<BN, C, NT>(s_dst, gbase, stride, t, s_col + stage * BN, p.seq_k, swz_tile);
   };
 
   // ---- prologue: Q + tile 0 (K, V), tile 1 (K, V); always 4 commit groups -------------------
-#pragma unroll
-  for (int i = 0; i < BM * C / NT; ++i) {
-    const int id = tid + i * NT;
-    const int r = id / C, ch = id % C;
-    const bool ok = r < rows;
-    ptx::cp_async_16(s_q + swz<C>(r, ch), gq + (ok ? int64_t(r) * p.q_row_stride : 0) + ch * 8, ok);
-  }
   detail::Tile t0{}, t1{};
   bool has0 = it.next(t0);
   bool has1 = has0 && it.next(t1);
-  if (has0) {
-    prepare_columns(t0, 0);
-    load_tile(s_k, gk, p.k_row_stride, t0, 0);
-  }
-  ptx::cp_async_commit();
-  if (has0) load_tile(s_v, gv, p.v_row_stride, t0, 0);
-  ptx::cp_async_commit();
-  if (has1) {
-    prepare_columns(t1, 1);
-    load_tile(s_k + kTileBytes, gk, p.k_row_stride, t1, 1);
-  }
-  ptx::cp_async_commit();
-  if (has1) load_tile(s_v + kTileBytes, gv, p.v_row_stride, t1, 1);
-  ptx::cp_async_commit();
+  detail::pipeline_prologue<BM, C, NT>(s_q, gq, p.q_row_stride, rows, swz_tile, s_k, s_v, kTileBytes,
+                                       gk, gv, p, has0, has1, t0, t1, prepare_columns, load_tile);
 
   // ---- state -----------------------------------------------------------------------------------
   float o[MT][D / 8][4];

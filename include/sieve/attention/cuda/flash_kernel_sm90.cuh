@@ -66,41 +66,18 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) flash_attentio
   auto prepare_columns = [&](const detail::Tile& t, int stage) {
     detail::prepare_columns<BN>(t, s_col + stage * BN, it, p);
   };
+  const auto swz_tile = [](int r, int ch) { return pswz<BN>(r, ch); };
   auto load_tile = [&](uint32_t s_dst, const T* gbase, int64_t stride, const detail::Tile& t, int stage) {
-#pragma unroll
-    for (int i = 0; i < BN * C / NT; ++i) {
-      const int id = tid + i * NT;
-      const int r = id / C, ch = id % C;
-      const int j = t.kind == detail::kColumns ? s_col[stage * BN + r] : t.c0 + r;
-      const bool ok = j >= 0 && j < p.seq_k;
-      ptx::cp_async_16(s_dst + pswz<BN>(r, ch), gbase + (ok ? int64_t(j) * stride : 0) + ch * 8, ok);
-    }
+    detail::load_tile_async<BN, C, NT>(s_dst, gbase, stride, t, s_col + stage * BN, p.seq_k, swz_tile);
   };
 
-#pragma unroll
-  for (int i = 0; i < BM * C / NT; ++i) {
-    const int id = tid + i * NT;
-    const int r = id / C, ch = id % C;
-    const bool ok = r < rows;
-    ptx::cp_async_16(s_q + pswz<BM>(r, ch), gq + (ok ? int64_t(r) * p.q_row_stride : 0) + ch * 8, ok);
-  }
   detail::Tile t0{}, t1{};
   bool has0 = it.next(t0);
   bool has1 = has0 && it.next(t1);
-  if (has0) {
-    prepare_columns(t0, 0);
-    load_tile(s_k, gk, p.k_row_stride, t0, 0);
-  }
-  ptx::cp_async_commit();
-  if (has0) load_tile(s_v, gv, p.v_row_stride, t0, 0);
-  ptx::cp_async_commit();
-  if (has1) {
-    prepare_columns(t1, 1);
-    load_tile(s_k + kTileBytes, gk, p.k_row_stride, t1, 1);
-  }
-  ptx::cp_async_commit();
-  if (has1) load_tile(s_v + kTileBytes, gv, p.v_row_stride, t1, 1);
-  ptx::cp_async_commit();
+  detail::pipeline_prologue<BM, C, NT>(s_q, gq, p.q_row_stride, rows,
+                                       [](int r, int ch) { return pswz<BM>(r, ch); }, s_k, s_v,
+                                       kTileBytes, gk, gv, p, has0, has1, t0, t1, prepare_columns,
+                                       load_tile);
 
   float o[D / 8][4];
 #pragma unroll
