@@ -14,13 +14,14 @@ namespace sieve::attention {
 struct RRConfig {
   /// Stride S: one sampled query per S query rows, one aggregated key per S key rows. Must divide
   /// block_q and block_k. Estimation costs ~1/(2 S^2) of dense causal attention.
-  /// 8 (not the research notes' inferred 16): at 32K on the planted suite S = 8 with 3 outliers
-  /// reaches recall 0.958 at block density 0.48, S = 16 needs density 0.55 for recall 0.95.
-  int stride = 8;
+  /// 16 (the research notes' inferred value): with 5 outliers and tau 0.97 it reaches recall
+  /// 0.954 at block density 0.49 on the planted suite at 32K, as S = 8 with 3 outliers does
+  /// (0.958 at 0.48), for 0.37x the estimate arithmetic (docs/methods/attention-selectors.md).
+  int stride = 16;
   /// Top-tau: per (head, query block) keep the fewest key blocks whose estimated mass reaches
   /// tau of the row total (sink and diagonal counted first). In (0, 1]; 1 keeps every block.
-  /// 0.95: with stride 8 and 3 outliers recall ~ tau + 0.01 on the planted suite at 32K.
-  double tau = 0.95;
+  /// 0.97: with stride 16 and 5 outliers recall ~ tau - 0.02 on the planted suite at 32K.
+  double tau = 0.97;
   /// Sampling offset inside stride t for head h: kRotate r = (h + t) mod S (the offset moves
   /// along the sequence and across heads), kHead r = h mod S (fixed per head).
   enum class Offset { kRotate, kHead } offset = Offset::kRotate;
@@ -31,8 +32,9 @@ struct RRConfig {
   /// kMean only: the `outliers` keys of each stride farthest from the stride mean are kept as
   /// their own representatives (weight 1) next to the mean of the others, so that single-token
   /// stripes and sinks are not diluted by 1/S. Cost grows by (1 + outliers); still O(L^2/S^2).
-  /// 3 (was 1): single-token stripes, needles and sinks of a stride are scored on their own.
-  int outliers = 3;
+  /// 5 (was 3 at stride 8): single-token stripes, needles and sinks of a stride of 16 are scored
+  /// on their own.
+  int outliers = 5;
   /// kMean only: score the mean representative with the diagonal-Gaussian log-sum-exp
   /// correction scale^2/2 sum_d q_d^2 var_d (var over the stride's keys), so that strides whose
   /// keys spread get the mass exp(mean logit) misses. Doubles the GEMM width; still O(L^2/S^2).
