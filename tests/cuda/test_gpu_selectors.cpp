@@ -249,7 +249,8 @@ TEST(GpuEstimatePath, NamedSetting) {
 }
 
 TEST_F(GpuSelectors, RejectsSelectorsWithoutAPort) {
-  auto sel = attention::make_selector("flexprefill");
+  // xattn at stride 1: 128 entries per key block, more than its score kernel's 64-entry tile
+  auto sel = attention::make_selector("xattn", {"stride=1"});
   EXPECT_FALSE(cu::has_device_selector(*sel));
   const cu::DeviceTensor q(DType::kBF16, {2, 256, 64});
   EXPECT_THROW(cu::select_on_device(*sel, q, q, AttentionOptions{}), Error);

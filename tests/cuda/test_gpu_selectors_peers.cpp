@@ -1,4 +1,4 @@
-// GPU ports of the peer selectors (sample, xattn, vslash) against their CPU selectors on the same
+// GPU ports of the peer selectors (sample, xattn, vslash, flexprefill) against their CPU selectors on the same
 // inputs: planted (make_synthetic) and random, odd and chunked lengths, bf16 and f16, head dims 64
 // and 128, causal and not. The GPU computes the same f32 scores (tensor cores on the 16-bit inputs:
 // exact products, f32 sums in another order) and the same rules, so patterns may differ only where
@@ -89,7 +89,9 @@ Diff compare(const SparsePattern& cpu, const SparsePattern& gpu) {
 // only blocks at the threshold move (the rule of test_gpu_selectors.cpp's rr / unisparse).
 // vslash's come from slash lines: an offset at the top-k cut that swaps with its neighbour in
 // f32 moves at most the two blocks its line crosses in every query block (block_q = block_k).
-enum class Rows { kExact, kThreshold, kLines };
+// flexprefill's rows add its top vertical blocks (a swap at the cut moves one block in each row of
+// a head), slash lines and, for query-aware heads, pooled blocks at the global cumulative cut.
+enum class Rows { kExact, kThreshold, kLines, kFlex };
 
 // CPU select() on host tensors vs select_on_device() on device copies, then the GPU pattern
 // through the GPU executor.
@@ -125,8 +127,14 @@ void check_peer(const std::string& name, const std::vector<std::string>& setting
   } else if (rule == Rows::kThreshold) {
     EXPECT_LE(double(d.differing_rows), 0.03 * double(d.rows) + 1) << "too many rows differ";
     EXPECT_LE(d.worst_row_blocks, 2) << "a row differs by more than threshold blocks";
-  } else {
+  } else if (rule == Rows::kLines) {
     EXPECT_LE(d.worst_row_blocks, 4) << "a row differs by more than two swapped slash lines";
+  } else {
+    // at most one head's rows (a swapped vertical block) plus rows at the pooled cut
+    const int64_t per_head = d.rows / std::max<int64_t>(1, cpu.num_heads);
+    EXPECT_LE(double(d.differing_rows), 0.03 * double(d.rows) + double(per_head))
+        << "too many rows differ";
+    EXPECT_LE(d.worst_row_blocks, 4) << "a row differs by more than a swapped block or line";
   }
   // Columns: f32 masses in another summation order move only the columns at the cumulative cut.
   EXPECT_LE(double(d.differing_columns), 0.01 * double(d.columns_cpu) + double(cpu.num_heads))
@@ -229,6 +237,37 @@ TEST_F(GpuPeerSelectors, VerticalSlashMatchesCpu) {
              planted_inputs(DType::kF16, 2, 2, 1111, 128, seed + 3), full, "non-causal" + s, t);
 }
 
+TEST_F(GpuPeerSelectors, FlexPrefillMatchesCpu) {
+  const uint64_t seed = fresh_seed();
+  const std::string s = " seed " + std::to_string(seed);
+  AttentionOptions causal;
+  const Rows t = Rows::kFlex;
+  // default tau: the Jensen-Shannon test decides per head
+  check_peer("flexprefill", {"dense_below=0", "min_budget=256"},
+             planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed), causal, "planted" + s, t);
+  // tau 1 > sqrt(ln 2): every head query-aware (pooled block attention, min budgets)
+  check_peer("flexprefill", {"dense_below=0", "tau=1", "gamma=0.9", "min_budget=128"},
+             planted_inputs(DType::kF16, 4, 2, 1531, 64, seed + 1), causal,
+             "planted f16 d64 query-aware" + s, t);
+  // tau 0: no head query-aware (vertical and slash budgets), a budget cap
+  check_peer("flexprefill", {"dense_below=0", "tau=0", "min_budget=128", "max_budget=512"},
+             random_inputs(DType::kBF16, 4, 2, 1537, 1537, 128, seed + 2), causal,
+             "random vertical-slash" + s, t);
+  check_peer("flexprefill", {"dense_below=0", "tau=1", "gamma=0.8", "min_budget=0"},
+             random_inputs(DType::kBF16, 4, 4, 1300, 1300, 64, seed + 3), causal,
+             "random query-aware" + s, t);
+  // chunked prefill (queries bottom-right aligned after 800 keys), 64-token key blocks
+  check_peer("flexprefill", {"dense_below=0", "tau=1", "block_k=64", "min_budget=128"},
+             random_inputs(DType::kF16, 4, 1, 700, 1500, 128, seed + 4), causal, "chunked" + s, t);
+  AttentionOptions full;
+  full.causal = false;
+  check_peer("flexprefill", {"dense_below=0", "min_budget=128"},
+             planted_inputs(DType::kBF16, 2, 2, 1111, 64, seed + 5), full, "non-causal" + s, t);
+  // below dense_below (max(256, min_budget) + 1): the dense pattern
+  check_peer("flexprefill", {}, random_inputs(DType::kBF16, 2, 1, 1000, 1000, 64, seed + 6),
+             causal, "short" + s, Rows::kExact);
+}
+
 TEST_F(GpuPeerSelectors, UnportedSettingsStayOnTheCpu) {
   auto shared = attention::make_selector("sample", {"share_kv_head=true"});
   EXPECT_FALSE(cu::has_device_selector(*shared));
@@ -237,7 +276,9 @@ TEST_F(GpuPeerSelectors, UnportedSettingsStayOnTheCpu) {
   EXPECT_TRUE(cu::has_device_selector(*attention::make_selector("sample")));
   EXPECT_TRUE(cu::has_device_selector(*attention::make_selector("xattn")));
   EXPECT_TRUE(cu::has_device_selector(*attention::make_selector("vslash")));
-  EXPECT_FALSE(cu::has_device_selector(*attention::make_selector("flexprefill")));
+  EXPECT_TRUE(cu::has_device_selector(*attention::make_selector("flexprefill")));
+  EXPECT_FALSE(cu::has_device_selector(
+      *attention::make_selector("flexprefill", {"share_kv_head=true"})));
   // stride 1: 128 entries per key block, more than the kernel's 64-entry tile
   EXPECT_FALSE(cu::has_device_selector(*attention::make_selector("xattn", {"stride=1"})));
 }

@@ -360,7 +360,8 @@ DevicePattern select_on_device(const PatternSelector& selector, const TensorView
   const AttentionShape shape = check_attention_inputs(q, k, k);
   SIEVE_CHECK(has_device_selector(selector),
               "selector '{}' has no GPU port with these settings (ported: rr with stride <= 64, unisparse, "
-              "streaming, dense, sample, xattn, vslash; share_kv_head=false)",
+              "streaming, dense, sample, xattn with block_k / stride <= 64, vslash, flexprefill; "
+              "share_kv_head=false)",
               selector.name());
   SIEVE_CHECK(q.dtype == DType::kBF16 || q.dtype == DType::kF16,
               "GPU selectors take bf16 or f16 inputs, got {}", dtype_name(q.dtype));

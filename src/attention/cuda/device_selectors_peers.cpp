@@ -1,9 +1,10 @@
-// Host side of the GPU ports of the peer selectors (sample, xattn, vslash; kernels in
-// selectors/cuda/sample.cu and xattn.cu): the CPU selector's configuration turned into launch
-// arguments, stream-ordered scratch, and the pattern assembled on the device. No host
+// Host side of the GPU ports of the peer selectors (sample, xattn, vslash, flexprefill; kernels
+// in selectors/cuda/sample.cu, xattn.cu and flexprefill.cu): the CPU selector's configuration
+// turned into launch arguments, stream-ordered scratch, and the pattern assembled on the device. No host
 // synchronisation: every size the host needs follows from the shape and the settings.
 #include "../selectors/cuda/peers_gpu.h"
 #include "device_selectors_internal.h"
+#include "sieve/attention/selectors/flex_prefill.h"
 #include "sieve/attention/selectors/sample_attention.h"
 #include "sieve/attention/selectors/vertical_slash.h"
 #include "sieve/attention/selectors/xattention.h"
@@ -35,6 +36,22 @@ est::HeadInputs head_inputs(const TensorView& q, const TensorView& k, const Atte
   in.group = int(s.group_size());
   in.scale = effective_scale(opts, s.head_dim);
   return in;
+}
+
+// The exact softmax of the last m query rows (rows [Lq - m, Lq), one chunk of m rows) reduced to
+// column sums (vertical) and diagonal sums (slash) [heads][seq_k]: probe_last_rows on the GPU.
+void probe_last_rows(const est::HeadInputs& in, const est::Geometry& g, int m, Scratch& scratch,
+                     double* vertical, double* slash, const char* who, cudaStream_t stream) {
+  int* rows = scratch.alloc<int>(m);
+  auto* row_scratch =
+      scratch.alloc<unsigned char>(int64_t(est::row_mass_bytes(in.heads_q, m, g.seq_k)));
+  check(est::sampled_rows(g.seq_q, m, 1, rows, stream), who);
+  est::RowProblem rp;
+  rp.rows = rows;
+  rp.n_rows = m;
+  rp.col = vertical;
+  rp.slash = slash;
+  check(est::row_mass(in, g, rp, true, row_scratch, stream), who);
 }
 
 // SampleAttention (sample_attention.cpp): the same sampled rows, covered structure, cumulative
@@ -166,8 +183,6 @@ DevicePattern vslash_select(const VerticalSlashSelector& sel, const est::HeadInp
   }
   const int m = int(std::clamp<int64_t>(c.last_q, 1, Lq));
   Scratch scratch(stream);
-  int* rows = scratch.alloc<int>(m);
-  auto* row_scratch = scratch.alloc<unsigned char>(int64_t(est::row_mass_bytes(H, m, int(Lk))));
   double* vertical = scratch.alloc<double>(int64_t(H) * Lk);
   double* slash = scratch.alloc<double>(int64_t(H) * Lk);
   auto* stage2 = scratch.alloc<unsigned char>(int64_t(est::vslash_stage2_bytes(H, int(Lk))));
@@ -175,14 +190,7 @@ DevicePattern vslash_select(const VerticalSlashSelector& sel, const est::HeadInp
   int* counts = scratch.alloc<int>(prows);
   int* lists = scratch.alloc<int>(int64_t(prows) * g.nkb);
   StageProfile prof("vslash", stream);
-  // one chunk of m rows ending at the last row: rows [Lq - m, Lq)
-  check(est::sampled_rows(int(Lq), m, 1, rows, stream), "vslash probe rows");
-  est::RowProblem rp;
-  rp.rows = rows;
-  rp.n_rows = m;
-  rp.col = vertical;
-  rp.slash = slash;
-  check(est::row_mass(in, g, rp, true, row_scratch, stream), "vslash probe");
+  probe_last_rows(in, g, m, scratch, vertical, slash, "vslash probe", stream);
   prof.mark("probe");
   DevicePattern p = allocate_pattern(g, s, causal, int64_t(H) * Lk);
   const DevicePatternView& v = p.view();
@@ -197,6 +205,92 @@ DevicePattern vslash_select(const VerticalSlashSelector& sel, const est::HeadInp
   return p;
 }
 
+
+// FlexPrefill (flex_prefill.cpp): the exact softmax of the last block_q rows reduced to column and
+// diagonal sums (row_mass in probe mode, as vslash), key / query block means (pool_rows: the CPU's
+// mean_rows, same order), the pooled block attention softmax(meanpool(Q) . meanpool(K)^T) through
+// the shared stride estimator (one query block and one key block per entry), then budgets, the
+// Jensen-Shannon test, top-k and the global cumulative rule (flex_select).
+DevicePattern flexprefill_select(const FlexPrefillSelector& sel, const est::HeadInputs& in,
+                                 const AttentionShape& s, bool causal, cudaStream_t stream) {
+  const FlexPrefillConfig& c = sel.config();
+  const est::Geometry g = geometry(s, sel.common(), causal);
+  const int64_t Lq = s.seq_len_q, Lk = s.seq_len_k;
+  const int H = in.heads_q, Hkv = int(s.num_heads_kv), D = in.D;
+  const int m = int(std::clamp<int64_t>(g.block_q, 1, Lq));
+  est::FlexSettings fs;
+  fs.gamma = c.gamma;
+  fs.tau = c.tau;
+  fs.min_blocks = int(c.min_budget / g.block_k);
+  fs.max_blocks = c.max_budget > 0 ? int(c.max_budget / g.block_k) : g.nkb;
+  fs.probe_rows = m;
+  Scratch scratch(stream);
+  double* vertical = scratch.alloc<double>(int64_t(H) * Lk);
+  double* slash = scratch.alloc<double>(int64_t(H) * Lk);
+  float* kpool = scratch.alloc<float>(int64_t(Hkv) * g.nkb * D);
+  float* qpool = scratch.alloc<float>(int64_t(H) * g.nqb * D);
+  float* qmean = scratch.alloc<float>(int64_t(H) * D);
+  int* visible = scratch.alloc<int>(g.nqb);
+  const int64_t per_head = int64_t(g.nqb) * g.nkb;
+  auto* stats = scratch.alloc<float2>(H * per_head);
+  float* attn = scratch.alloc<float>(H * per_head);
+  auto* stage2 = scratch.alloc<unsigned char>(int64_t(est::flex_select_bytes(g, H)));
+  const int prows = H * g.nqb;
+  int* counts = scratch.alloc<int>(prows);
+  int* lists = scratch.alloc<int>(int64_t(prows) * g.nkb);
+  StageProfile prof("flexprefill", stream);
+  // 1-2. probe of the last m rows
+  probe_last_rows(in, g, m, scratch, vertical, slash, "flexprefill probe", stream);
+  prof.mark("probe");
+  // 4. pooled inputs: key block means, query block means, the mean of the probed rows
+  check(est::pool_rows(in.k, in.bf16, in.k_head_stride, in.k_row_stride, D, int(Lk), 0,
+                       g.block_k, true, false, in.scale, kpool, stream, Hkv),
+        "flexprefill key pooling");
+  check(est::pool_rows(in.q, in.bf16, in.q_head_stride, in.q_row_stride, D, int(Lq), 0,
+                       g.block_q, false, false, in.scale, qpool, stream, H),
+        "flexprefill query pooling");
+  // 16-bit elements: the probed rows start 2 * (Lq - m) * row stride bytes in
+  const void* last_rows =
+      static_cast<const unsigned char*>(in.q) + 2 * (Lq - m) * in.q_row_stride;
+  check(est::pool_rows(last_rows, in.bf16, in.q_head_stride, in.q_row_stride, D, m, 0, m, false,
+                       false, in.scale, qmean, stream, H),
+        "flexprefill probe mean");
+  check(est::pooled_visible(g, g.nqb, g.block_q, g.block_k, g.nkb, visible, stream),
+        "flexprefill visibility");
+  est::StrideProblem pb;
+  pb.qrep = qpool;
+  pb.krep = kpool;
+  pb.visible = visible;
+  pb.nqr = g.nqb;
+  pb.W = D;
+  pb.units = g.nkb;
+  pb.reps = 1;
+  pb.sq = g.block_q;
+  pb.sk = g.block_k;
+  pb.alpha = in.scale;
+  pb.heads = H;
+  pb.z_qrep = int64_t(g.nqb) * D;
+  pb.kgroup = in.group;
+  pb.z_krep = int64_t(g.nkb) * D;
+  pb.z_stats = per_head;
+  pb.z_out = per_head;
+  check(cudaMemsetAsync(stats, 0, size_t(H * per_head) * sizeof(float2), stream),
+        "flexprefill statistics");
+  check(cudaMemsetAsync(attn, 0, size_t(H * per_head) * sizeof(float), stream),
+        "flexprefill block attention");
+  check(est::stride_stats(pb, g, stats, stream), "flexprefill pooled scores");
+  check(est::block_scores(pb, g, stats, attn, est::Combine::kSet, false, 1.f, stream),
+        "flexprefill pooled attention");
+  prof.mark("pooled");
+  check(est::flex_select(g, H, in.group, D, in.scale, fs, vertical, slash, qmean, kpool, attn,
+                         stage2, counts, lists, nullptr, stream),
+        "flexprefill selection");
+  prof.mark("select");
+  DevicePattern p = finish_rows(g, s, causal, counts, lists, stream);
+  prof.mark("csr");
+  return p;
+}
+
 }  // namespace
 
 bool has_peer_port(const PatternSelector& selector) {
@@ -207,6 +301,7 @@ bool has_peer_port(const PatternSelector& selector) {
   if (const auto* v = dynamic_cast<const VerticalSlashSelector*>(&selector))
     return v->config().vertical_size.size() <= est::VsBudgets::kMaxHeads &&
            v->config().slash_size.size() <= est::VsBudgets::kMaxHeads;
+  if (dynamic_cast<const FlexPrefillSelector*>(&selector) != nullptr) return true;
   return false;
 }
 
@@ -224,6 +319,8 @@ DevicePattern select_peer(const PatternSelector& selector, const TensorView& q, 
     return xattn_select(*xa, in, shape, opts.causal, stream);
   if (const auto* vs = dynamic_cast<const VerticalSlashSelector*>(&selector))
     return vslash_select(*vs, in, shape, opts.causal, stream);
+  if (const auto* fp = dynamic_cast<const FlexPrefillSelector*>(&selector))
+    return flexprefill_select(*fp, in, shape, opts.causal, stream);
   SIEVE_FAIL("selector '{}' has no GPU port", selector.name());
 }
 

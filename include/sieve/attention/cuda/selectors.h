@@ -2,8 +2,9 @@
 // written in device memory, so that a prefill is selector + executor without a host round trip.
 //
 // Ported: rr (RRAttention), unisparse (UniSparse), streaming (both modes), dense, sample
-// (SampleAttention), xattn (XAttention; strides with block_k / stride <= 64) and vslash
-// (MInference vertical-slash); not ported: flexprefill (the CPU selector runs). Every selector
+// (SampleAttention), xattn (XAttention; strides with block_k / stride <= 64), vslash
+// (MInference vertical-slash) and flexprefill (FlexPrefill); every one with share_kv_head=false
+// (with it the CPU selector runs). Every selector
 // falls back to the dense pattern below its dense_below length, as on the CPU. The GPU
 // follows the CPU selector's arithmetic (f32 scores, the same representatives and rules); sums run
 // in another order, so blocks whose cumulative mass sits at the threshold can differ (docs/cuda.md).

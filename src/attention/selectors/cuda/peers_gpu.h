@@ -120,3 +120,34 @@ cudaError_t xattn_stats(const HeadInputs& in, const Geometry& geo, int S, int h0
                         const int* visible, float2* stats, cudaStream_t stream);
 
 }  // namespace sieve::attention::cuda::est
+
+namespace sieve::attention::cuda::est {
+
+// ---- FlexPrefill ------------------------------------------------------------------------------
+// After flex_prefill.cpp's probe (row_mass in probe mode over the last probe_rows query rows) and its
+// pooled inputs (pool_rows: key block means, query block means, the mean of the probed rows; the
+// pooled block attention softmax(meanpool(Q) . meanpool(K)^T) from stride_stats / block_scores).
+
+/// Settings of flex_select: gamma, tau, the budget clamp in key blocks (min_budget / block_k,
+/// max_budget / block_k or nkb when none) and the number of probed rows.
+struct FlexSettings {
+  double gamma = 0.95, tau = 0.1;
+  int min_blocks = 0, max_blocks = 0, probe_rows = 128;
+};
+size_t flex_select_bytes(const Geometry& geo, int heads);
+/// Per head: the tokens covering gamma of the probe's mean vertical / slash scores (in blocks,
+/// // block_k + 1, clamped), the Jensen-Shannon test between softmax(scale * qmean . kpool) and the
+/// block-pooled vertical scores over the last query block's visible key blocks, then the top
+/// vertical blocks and slash diagonals (first block forced) and, for query-aware heads, the
+/// entries of attn [heads][nqb][nkb] (rows are softmax shares, zero where not visible) kept by
+/// descending share (ties: lower row-major index) until the sum reaches gamma * (rows with a
+/// visible key). Rows: the union with the sink and diagonal blocks, visible ones, ascending.
+/// qmean [heads][D], kpool [heads / group][nkb][D]; vertical, slash [heads][seq_k] are the probe's
+/// sums (not yet divided by probe_rows). Writes counts/lists for build_csr; query_aware [heads]
+/// (may be null) gets the test's outcome.
+cudaError_t flex_select(const Geometry& geo, int heads, int group, int D, float scale,
+                        const FlexSettings& s, const double* vertical, const double* slash,
+                        const float* qmean, const float* kpool, const float* attn, void* scratch,
+                        int* counts, int* lists, int* query_aware, cudaStream_t stream);
+
+}  // namespace sieve::attention::cuda::est

@@ -6,6 +6,7 @@
 // differences.
 #include "peers_gpu.h"
 
+#include "block_reduce.cuh"
 #include "sieve/attention/cuda/ptx.cuh"
 
 #include <cub/device/device_segmented_radix_sort.cuh>
@@ -20,44 +21,6 @@ namespace sieve::attention::cuda::est {
 namespace {
 
 constexpr int kRows = 128, kKeys = 64, kThreads = 256;  // 8 warps x 16 rows, 64-key tiles
-
-// ---- block-wide helpers (blockDim.x a multiple of 32)
-// --------------------------------------------
-
-template <class T>
-__device__ T block_sum(T v, T* scratch) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  __syncthreads();
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  T r = 0;
-  for (int i = 0; i < nw; ++i) r += scratch[i];
-  __syncthreads();
-  return r;
-}
-
-// Exclusive prefix (thread order) of one value per thread; the block total in *total.
-template <class T>
-__device__ T block_scan(T v, T* scratch, T* total) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-  T x = v;
-  for (int o = 1; o < 32; o <<= 1) {
-    const T y = __shfl_up_sync(0xffffffffu, x, o);
-    if (lane >= o) x += y;
-  }
-  __syncthreads();
-  if (lane == 31) scratch[warp] = x;
-  __syncthreads();
-  T base = 0, all = 0;
-  for (int i = 0; i < nw; ++i) {
-    if (i < warp) base += scratch[i];
-    all += scratch[i];
-  }
-  __syncthreads();
-  *total = all;
-  return base + x - v;
-}
 
 // ---- row sampling
 // ---------------------------------------------------------------------------------
@@ -85,7 +48,7 @@ __global__ void sampled_rows_kernel(int seq_q, int chunk, int num_chunks, int* r
   for (int c = c0; c < c1; ++c)
     local += int(chunk_end(c, seq_q, chunk, num_chunks) - chunk_begin(c, seq_q, chunk, num_chunks));
   int total;
-  int pos = block_scan(local, scratch, &total);
+  int pos = block_exclusive_scan(local, scratch, &total);
   for (int c = c0; c < c1; ++c)
     for (int64_t r = chunk_begin(c, seq_q, chunk, num_chunks);
          r < chunk_end(c, seq_q, chunk, num_chunks); ++r)
@@ -136,10 +99,45 @@ int tiles_per_split(int n_rows, int heads, int seq_k) {
 
 enum Mode : int { kStats = 0, kSampleMass = 1, kProbeMass = 2 };
 
+// Sums of cs[n][c] (column n * 8 + 2 * tq + c of an m16n8 accumulator layout) over the 8 lanes of
+// equal tq, written to dst [64]: a butterfly that halves the values held at each of the three
+// levels (14 shuffles instead of 48); lane (gr, tq) ends with columns n * 8 + 2 * tq + {0, 1} of
+// n = 4 * bit0(gr) + 2 * bit1(gr) + bit2(gr).
+__device__ __forceinline__ void warp_column_sums(const float (&cs)[8][2], float* dst, int lane) {
+  float v[16];
+#pragma unroll
+  for (int i = 0; i < 16; ++i) v[i] = cs[i >> 1][i & 1];
+  const bool b0 = (lane >> 2) & 1, b1 = (lane >> 3) & 1, b2 = (lane >> 4) & 1;
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const float send = b0 ? v[i] : v[i + 8];
+    const float keep = b0 ? v[i + 8] : v[i];
+    v[i] = keep + __shfl_xor_sync(0xffffffffu, send, 4);
+  }
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float send = b1 ? v[i] : v[i + 4];
+    const float keep = b1 ? v[i + 4] : v[i];
+    v[i] = keep + __shfl_xor_sync(0xffffffffu, send, 8);
+  }
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    const float send = b2 ? v[i] : v[i + 2];
+    const float keep = b2 ? v[i + 2] : v[i];
+    v[i] = keep + __shfl_xor_sync(0xffffffffu, send, 16);
+  }
+  const int n = (b0 ? 4 : 0) + (b1 ? 2 : 0) + (b2 ? 1 : 0), tq = lane & 3;
+  dst[n * 8 + 2 * tq] = v[0];
+  dst[n * 8 + 2 * tq + 1] = v[1];
+}
+
 // One CTA = 128 listed rows of query head blockIdx.y against the keys of split blockIdx.z that
 // any of them sees, 64 keys per step (cp.async double buffer, XOR-swizzled rows: 16-byte chunk c
 // of row r at c ^ (r & 7)).
-//  - kStats: per (row, split) the max and sum of exp (online) into part_m / part_l;
+// Scores are kept in log2 units (scale * log2 e folded into one multiply) so that every
+// probability is one ex2.approx (~2 ulp), and tiles that lie wholly inside the row's visible keys
+// and wholly inside or outside its covered ranges skip the per-key tests.
+//  - kStats: per (row, split) the max and sum of 2^(s - max) (online) into part_m / part_l;
 //  - kSampleMass: the probabilities (row max and 1 / sum from row_max / row_inv), split into the
 //    covered mass (per head) and column mass (f64 atomics);
 //  - kProbeMass: every probability to its column and to its diagonal offset pos(i) - j
@@ -225,7 +223,8 @@ __global__ void __launch_bounds__(kThreads)
   }
   const int br = (lane & 7) + ((lane >> 4) << 3);
   const uint32_t b_off = uint32_t(br * kRowBytes + 16 * (((lane >> 3) & 1) ^ (br & 7)));
-  const float scale = in.scale;
+  // scores in log2 units (scale * log2 e folded in): one ex2 per probability
+  const float scale2 = in.scale * 1.4426950408889634f;
   double* hcol = pb.col + int64_t(h) * g.seq_k;
 
   for (int i = 0; i < ntiles; ++i) {
@@ -252,26 +251,27 @@ __global__ void __launch_bounds__(kThreads)
     if constexpr (kMode == kStats) {
 #pragma unroll
       for (int rr = 0; rr < 2; ++rr) {
+        const bool full = jt + kKeys <= ri[rr].v;  // every key of the tile visible to the row
         float tmax = -INFINITY;
 #pragma unroll
         for (int n = 0; n < 8; ++n)
 #pragma unroll
           for (int c = 0; c < 2; ++c) {
             const int j = j0 + n * 8 + c;
-            const float s = j < ri[rr].v ? scale * acc[n][2 * rr + c] : -INFINITY;
+            const float s = full || j < ri[rr].v ? scale2 * acc[n][2 * rr + c] : -INFINITY;
             acc[n][2 * rr + c] = s;
             tmax = fmaxf(tmax, s);
           }
         if (tmax == -INFINITY) continue;
         if (tmax > m[rr]) {
-          if (m[rr] != -INFINITY) l[rr] *= double(expf(m[rr] - tmax));
+          if (m[rr] != -INFINITY) l[rr] *= double(ptx::exp2_fast(m[rr] - tmax));
           m[rr] = tmax;
         }
         float sum = 0.f;
 #pragma unroll
         for (int n = 0; n < 8; ++n)
 #pragma unroll
-          for (int c = 0; c < 2; ++c) sum += expf(acc[n][2 * rr + c] - m[rr]);
+          for (int c = 0; c < 2; ++c) sum += ptx::exp2_fast(acc[n][2 * rr + c] - m[rr]);
         l[rr] += double(sum);
       }
     } else {
@@ -280,39 +280,54 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
       for (int rr = 0; rr < 2; ++rr) {
         const RowInfo& r = ri[rr];
+        const int je = jt + kKeys;
+        // Where the whole tile lies for this row: fully visible, and (sample) fully outside or
+        // fully inside one covered range; only the other tiles test every key.
+        const bool full = je <= r.v;
+        const bool outside = jt >= g.block_k && (je <= r.lo_f || jt >= r.hi_f) &&
+                             (je <= r.lo_b || jt >= r.hi_b);
+        const bool inside =
+            je <= g.block_k || (jt >= r.lo_f && je <= r.hi_f) || (jt >= r.lo_b && je <= r.hi_b);
+        const float mr = m[rr], ir = inv[rr];
+        if (kMode == kSampleMass && full && (outside || inside)) {
+          float t = 0.f;
 #pragma unroll
-        for (int n = 0; n < 8; ++n)
+          for (int n = 0; n < 8; ++n)
 #pragma unroll
-          for (int c = 0; c < 2; ++c) {
-            const int j = j0 + n * 8 + c;
-            if (j >= r.v) continue;
-            const float p = expf(scale * acc[n][2 * rr + c] - m[rr]) * inv[rr];
-            if constexpr (kMode == kSampleMass) {
-              const bool is_cov =
-                  j < g.block_k || (j >= r.lo_f && j < r.hi_f) || (j >= r.lo_b && j < r.hi_b);
-              if (is_cov)
-                cv[rr] += p;
-              else
+            for (int c = 0; c < 2; ++c) {
+              const float p = ptx::exp2_fast(fmaf(scale2, acc[n][2 * rr + c], -mr)) * ir;
+              if (outside)
                 cs[n][c] += p;
-            } else {
-              cs[n][c] += p;
-              // offset o = pos - j >= 0; slot o - (pos_lo - jt - 63) in [0, kSlash)
-              if (j <= tpos[rr]) atomicAdd(&s_slash[tpos[rr] - j - pos_lo + jt + kKeys - 1], p);
+              else
+                t += p;
             }
-          }
+          cv[rr] += t;
+        } else {
+#pragma unroll
+          for (int n = 0; n < 8; ++n)
+#pragma unroll
+            for (int c = 0; c < 2; ++c) {
+              const int j = j0 + n * 8 + c;
+              if (j >= r.v) continue;
+              const float p = ptx::exp2_fast(fmaf(scale2, acc[n][2 * rr + c], -mr)) * ir;
+              if constexpr (kMode == kSampleMass) {
+                const bool is_cov =
+                    j < g.block_k || (j >= r.lo_f && j < r.hi_f) || (j >= r.lo_b && j < r.hi_b);
+                if (is_cov)
+                  cv[rr] += p;
+                else
+                  cs[n][c] += p;
+              } else {
+                cs[n][c] += p;
+                // offset o = pos - j >= 0; slot o - (pos_lo - jt - 63) in [0, kSlash)
+                if (j <= tpos[rr]) atomicAdd(&s_slash[tpos[rr] - j - pos_lo + jt + kKeys - 1], p);
+              }
+            }
+        }
         cov[rr] += double(cv[rr]);
       }
       // column sums over the warp's 16 rows (lanes of equal tq), then over the 8 warps
-#pragma unroll
-      for (int n = 0; n < 8; ++n)
-#pragma unroll
-        for (int c = 0; c < 2; ++c) {
-          float x = cs[n][c];
-          x += __shfl_xor_sync(0xffffffffu, x, 4);
-          x += __shfl_xor_sync(0xffffffffu, x, 8);
-          x += __shfl_xor_sync(0xffffffffu, x, 16);
-          if (gr == 0) s_col[warp][n * 8 + 2 * tq + c] = x;
-        }
+      warp_column_sums(cs, s_col[warp], lane);
       __syncthreads();
       if (threadIdx.x < kKeys) {
         float x = 0.f;
@@ -337,7 +352,7 @@ __global__ void __launch_bounds__(kThreads)
       float mm = m[rr];
       mm = fmaxf(mm, __shfl_xor_sync(0xffffffffu, mm, 1));
       mm = fmaxf(mm, __shfl_xor_sync(0xffffffffu, mm, 2));
-      double ll = m[rr] == -INFINITY ? 0.0 : l[rr] * exp(double(m[rr]) - double(mm));
+      double ll = m[rr] == -INFINITY ? 0.0 : l[rr] * exp2(double(m[rr]) - double(mm));
       ll += __shfl_xor_sync(0xffffffffu, ll, 1);
       ll += __shfl_xor_sync(0xffffffffu, ll, 2);
       if (tq == 0 && trow[rr] < n_rows) {
@@ -355,7 +370,7 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// Row max and 1 / sum of exp over the splits' partial statistics.
+// Row max (log2 units) and 1 / sum of 2^(s - max) over the splits' partial statistics.
 __global__ void combine_rows_kernel(int n, int splits, const float* part_m, const double* part_l,
                                     float* row_max, float* row_inv) {
   const int i = int(blockIdx.x * blockDim.x + threadIdx.x);
@@ -366,7 +381,7 @@ __global__ void combine_rows_kernel(int n, int splits, const float* part_m, cons
   if (m != -INFINITY)
     for (int s = 0; s < splits; ++s) {
       const float ms = part_m[int64_t(i) * splits + s];
-      if (ms != -INFINITY) l += part_l[int64_t(i) * splits + s] * exp(double(ms) - double(m));
+      if (ms != -INFINITY) l += part_l[int64_t(i) * splits + s] * exp2(double(ms) - double(m));
     }
   row_max[i] = m;
   row_inv[i] = l > 0.0 ? float(1.0 / l) : 0.f;
@@ -486,7 +501,7 @@ __global__ void threshold_kernel(int seq_k, int block_k, const double* sorted, c
   for (int i = i0; i < i1; ++i)
     if (s[i] > 0) local += s[i];
   double all;
-  double prefix = block_scan(local, dscratch, &all);
+  double prefix = block_exclusive_scan(local, dscratch, &all);
   int cnt = 0;
   for (int i = i0; i < i1; ++i) {
     if (!(s[i] > 0)) break;  // positives come first
@@ -527,7 +542,7 @@ __global__ void columns_kernel(int heads, int seq_k, int block_k, const unsigned
   int local = 0;
   for (int i = i0; i < i1; ++i) local += f[i];
   int total;
-  int pos = off + block_scan(local, scratch, &total);
+  int pos = off + block_exclusive_scan(local, scratch, &total);
   for (int i = i0; i < i1; ++i)
     if (f[i]) columns[pos++] = i;
 }
@@ -611,22 +626,9 @@ __global__ void vs_rows_kernel(Geometry g, VsBudgets b, const int* offsets, int*
     if (hi < lo) continue;
     for (int kb = lo / g.block_k; kb <= hi / g.block_k && kb < nvis; ++kb) mark[kb] = 1;
   }
-  if (threadIdx.x == 0 && nvis > 0) {
-    mark[0] = 1;
-    const int first = min(max(p0, 0), g.seq_k - 1) / g.block_k;
-    const int last = min(max(p1, 0), g.seq_k - 1) / g.block_k;
-    for (int kb = max(first, 1); kb <= min(last, nvis - 1); ++kb) mark[kb] = 1;
-  }
+  if (threadIdx.x == 0) mark_forced(g, qb, nvis, mark);
   __syncthreads();
-  const int per = (nvis + int(blockDim.x) - 1) / int(blockDim.x);
-  const int i0 = int(threadIdx.x) * per, i1 = min(i0 + per, nvis);
-  int local = 0;
-  for (int i = i0; i < i1; ++i) local += mark[i];
-  int total;
-  int pos = block_scan(local, scratch, &total);
-  int* out = lists + int64_t(row) * g.nkb;
-  for (int i = i0; i < i1; ++i)
-    if (mark[i]) out[pos++] = i;
+  const int total = block_compact(mark, nvis, lists + int64_t(row) * g.nkb, scratch);
   if (threadIdx.x == 0) counts[row] = total;
 }
 

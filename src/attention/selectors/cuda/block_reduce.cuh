@@ -1,0 +1,86 @@
+// Internal: block-wide reduction, exclusive scan and compaction of one value per thread, and the
+// sink / diagonal blocks of a pattern row, shared by the GPU selector kernels (sample.cu,
+// flexprefill.cu). blockDim.x must be a multiple of 32 and at most 1024; scratch holds 32 values
+// of T in shared memory. Every thread gets the result; the calls synchronise the block (all
+// threads must reach them).
+#pragma once
+
+#include "estimation_gpu.h"
+
+#include <cuda_runtime.h>
+
+namespace sieve::attention::cuda::est {
+
+struct AddOp {
+  template <class T>
+  __device__ T operator()(T a, T b) const {
+    return a + b;
+  }
+};
+
+/// op over the block's values (warp butterflies, then the warps' results in warp order).
+template <class T, class Op>
+__device__ T block_reduce(T v, Op op, T* scratch) {
+  const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5, nw = int(blockDim.x) >> 5;
+  for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
+  __syncthreads();
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  T r = scratch[0];
+  for (int i = 1; i < nw; ++i) r = op(r, scratch[i]);
+  __syncthreads();
+  return r;
+}
+
+template <class T>
+__device__ T block_sum(T v, T* scratch) {
+  return block_reduce(v, AddOp{}, scratch);
+}
+
+/// Exclusive prefix (thread order) of one value per thread; the block total in *total.
+template <class T>
+__device__ T block_exclusive_scan(T v, T* scratch, T* total) {
+  const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5, nw = int(blockDim.x) >> 5;
+  T x = v;
+  for (int o = 1; o < 32; o <<= 1) {
+    const T y = __shfl_up_sync(0xffffffffu, x, o);
+    if (lane >= o) x += y;
+  }
+  __syncthreads();
+  if (lane == 31) scratch[warp] = x;
+  __syncthreads();
+  T base = 0, all = 0;
+  for (int i = 0; i < nw; ++i) {
+    if (i < warp) base += scratch[i];
+    all += scratch[i];
+  }
+  __syncthreads();
+  *total = all;
+  return base + x - v;
+}
+
+/// The indices i < n with mark[i] set, ascending, into out; returns their number.
+__device__ inline int block_compact(const unsigned char* mark, int n, int* out, int* scratch) {
+  const int per = (n + int(blockDim.x) - 1) / int(blockDim.x);
+  const int i0 = min(n, int(threadIdx.x) * per), i1 = min(i0 + per, n);
+  int local = 0;
+  for (int i = i0; i < i1; ++i) local += mark[i];
+  int total;
+  int pos = block_exclusive_scan(local, scratch, &total);
+  for (int i = i0; i < i1; ++i)
+    if (mark[i]) out[pos++] = i;
+  return total;
+}
+
+/// Marks the sink block and the diagonal blocks of query block qb (estimation.cpp's
+/// forced_blocks), clipped to its nvis visible key blocks; call from one thread.
+__device__ inline void mark_forced(const Geometry& g, int qb, int nvis, unsigned char* mark) {
+  if (nvis <= 0) return;
+  const int q0 = qb * g.block_q, q1 = min(q0 + g.block_q, g.seq_q) - 1;
+  mark[0] = 1;
+  const int first = min(max(q0 + g.q_offset, 0), g.seq_k - 1) / g.block_k;
+  const int last = min(max(q1 + g.q_offset, 0), g.seq_k - 1) / g.block_k;
+  for (int kb = max(first, 1); kb <= min(last, nvis - 1); ++kb) mark[kb] = 1;
+}
+
+}  // namespace sieve::attention::cuda::est
