@@ -1,16 +1,15 @@
 // Device kernels of the FlexPrefill port (peers_gpu.h: flex_select): per head the gamma budgets
 // from the probe's sorted token scores, the pooled vertical / slash block scores, the
 // Jensen-Shannon query-awareness test, the top vertical blocks and slash diagonals, the global
-// cumulative selection of pooled block attention for query-aware heads (one radix sort of all
-// heads' entries, head in the high key bits) and the rows. Mirrors selectors/flex_prefill.cpp
-// step by step; the probe and the pooled inputs come from the shared building blocks (row_mass,
-// pool_rows, stride_stats, block_scores).
+// cumulative selection of pooled block attention for query-aware heads and the rows. The sorts
+// are device-wide radix sorts of all heads at once, the head (segment) in the key bits above 32.
+// Mirrors selectors/flex_prefill.cpp step by step; the probe and the pooled inputs come from the
+// shared building blocks (row_mass, pool_rows, stride_stats, block_scores).
 #include "peers_gpu.h"
 
 #include "block_reduce.cuh"
 
 #include <cub/device/device_radix_sort.cuh>
-#include <cub/device/device_segmented_radix_sort.cuh>
 
 #include <algorithm>
 #include <cfloat>
@@ -35,33 +34,39 @@ __device__ __forceinline__ bool before(float a, int ia, float b, int ib) {
   return a > b || (a == b && ia < ib);
 }
 
-// keys [2][heads][seq_k]: float(vertical / rows), float(slash / rows) (the CPU's vtok, stok);
-// offsets [2 * heads + 1] of the segments.
+// Sort keys of the per-row token scores float(vertical / rows), float(slash / rows) (the CPU's
+// vtok, stok; segments 0.. heads - 1 vertical, heads.. 2 * heads - 1 slash): the segment in the
+// bits above 32, then the value's bits inverted (values >= 0: ascending keys, descending values).
+__device__ __forceinline__ unsigned long long desc_key(int64_t segment, float v) {
+  return (static_cast<unsigned long long>(segment) << 32) |
+         static_cast<unsigned long long>(~__float_as_uint(fmaxf(v, 0.f)));
+}
+__device__ __forceinline__ float desc_value(unsigned long long key) {
+  return __uint_as_float(~unsigned(key & 0xffffffffull));
+}
+
 __global__ void tokens_kernel(int heads, int seq_k, double rows, const double* vertical,
-                              const double* slash, float* keys, int* offsets) {
+                              const double* slash, unsigned long long* keys) {
   const int64_t n = int64_t(heads) * seq_k;
   const int64_t step = int64_t(gridDim.x) * blockDim.x;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < 2 * n || i <= 2 * heads;
-       i += step) {
-    if (i < 2 * n) keys[i] = float(i < n ? vertical[i] / rows : slash[i - n] / rows);
-    if (i <= 2 * heads) offsets[i] = int(i * seq_k);
-  }
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < 2 * n; i += step)
+    keys[i] = desc_key(i / seq_k, float(i < n ? vertical[i] / rows : slash[i - n] / rows));
 }
 
 // Entries, in descending order, needed for their sum to reach share * total (cover_count); the
 // sum and the prefixes in f64 over the sorted f32 values. One call per CTA, all threads.
-__device__ int cover_count(const float* sorted, int n, double share, double* dscratch,
+__device__ int cover_count(const unsigned long long* sorted, int n, double share, double* dscratch,
                            int* iscratch) {
   const int per = (n + int(blockDim.x) - 1) / int(blockDim.x);
   const int i0 = min(n, int(threadIdx.x) * per), i1 = min(i0 + per, n);
   double local = 0;
-  for (int i = i0; i < i1; ++i) local += sorted[i];
+  for (int i = i0; i < i1; ++i) local += desc_value(sorted[i]);
   double total;
   double prefix = block_exclusive_scan(local, dscratch, &total);
   const double required = share * total;
   int below = 0;  // entries whose inclusive prefix stays below the requirement
   for (int i = i0; i < i1; ++i) {
-    prefix += sorted[i];
+    prefix += desc_value(sorted[i]);
     if (!(prefix < required)) break;
     ++below;
   }
@@ -87,7 +92,8 @@ struct DecideArgs {
   float scale;
   FlexSettings s;
   const double *vertical, *slash;
-  const float *sorted, *qmean, *kpool;
+  const unsigned long long* sorted;
+  const float *qmean, *kpool;
   float *vblock, *sblock, *qk;
   unsigned char *vflag, *sflag;
   int* query_aware;
@@ -175,15 +181,13 @@ __global__ void __launch_bounds__(kThreads) decide_kernel(DecideArgs a) {
   if (threadIdx.x == 0) a.query_aware[h] = aware ? 1 : 0;
 }
 
-// Sort keys of heads h0.. (batch-relative head in the bits above 32, then the share's bits
-// inverted: shares are >= 0, so ascending keys are descending shares) and entry ids.
+// Sort keys of the pooled shares of heads h0.. (batch-relative head above bit 32, as desc_key)
+// and entry ids.
 __global__ void attn_keys_kernel(int64_t n, int64_t per_head, const float* attn,
                                  unsigned long long* keys, int* ids) {
   const int64_t step = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += step) {
-    const float v = fmaxf(attn[i], 0.f);
-    keys[i] = (static_cast<unsigned long long>(i / per_head) << 32) |
-              static_cast<unsigned long long>(~__float_as_uint(v));
+    keys[i] = desc_key(i / per_head, attn[i]);
     ids[i] = int(i % per_head);
   }
 }
@@ -204,7 +208,7 @@ __global__ void __launch_bounds__(kThreads)
   const double required = gamma * double(block_sum(with_keys, iscratch));
   const unsigned long long* k = keys + int64_t(z) * per_head;
   const int* id = ids + int64_t(z) * per_head;
-  const auto share = [&](int64_t i) { return __uint_as_float(~unsigned(k[i] & 0xffffffffull)); };
+  const auto share = [&](int64_t i) { return desc_value(k[i]); };
   const int64_t per = (per_head + blockDim.x - 1) / blockDim.x;
   const int64_t i0 = min(per_head, int64_t(threadIdx.x) * per), i1 = min(i0 + per, per_head);
   double local = 0;
@@ -250,6 +254,12 @@ __global__ void rows_kernel(Geometry g, const unsigned char* vflag, const unsign
 
 size_t align256(size_t x) { return (x + 255) / 256 * 256; }
 
+int bits_for(int n) {
+  int b = 0;
+  while ((1 << b) < n) ++b;
+  return b;
+}
+
 // Heads per attention sort: the batch's entries stay below 2^30 (CUB's int item count).
 int sort_heads(const Geometry& g, int heads) {
   const int64_t per = std::max<int64_t>(1, int64_t(g.nqb) * g.nkb);
@@ -257,10 +267,10 @@ int sort_heads(const Geometry& g, int heads) {
 }
 
 struct Layout {
-  size_t keys = 0, sorted = 0, offsets = 0, vblock = 0, sblock = 0, qk = 0, vflag = 0, sflag = 0,
+  size_t keys = 0, sorted = 0, vblock = 0, sblock = 0, qk = 0, vflag = 0, sflag = 0,
          aware = 0, aflag = 0, akeys_in = 0, akeys_out = 0, ids_in = 0, ids_out = 0, temp = 0,
          total = 0;
-  size_t seg_bytes = 0, sort_bytes = 0;
+  size_t token_bytes = 0, sort_bytes = 0;
 };
 Layout layout(const Geometry& g, int heads) {
   Layout s;
@@ -272,9 +282,8 @@ Layout layout(const Geometry& g, int heads) {
     field = at;
     at += align256(std::max<size_t>(bytes, 1));
   };
-  take(s.keys, n * sizeof(float));
-  take(s.sorted, n * sizeof(float));
-  take(s.offsets, size_t(2 * heads + 1) * sizeof(int));
+  take(s.keys, n * sizeof(unsigned long long));
+  take(s.sorted, n * sizeof(unsigned long long));
   take(s.vblock, nb * sizeof(float));
   take(s.sblock, nb * sizeof(float));
   take(s.qk, nb * sizeof(float));
@@ -286,23 +295,18 @@ Layout layout(const Geometry& g, int heads) {
   take(s.akeys_out, na * sizeof(unsigned long long));
   take(s.ids_in, na * sizeof(int));
   take(s.ids_out, na * sizeof(int));
-  cub::DeviceSegmentedRadixSort::SortKeysDescending(
-      nullptr, s.seg_bytes, static_cast<const float*>(nullptr), static_cast<float*>(nullptr),
-      int(n), 2 * heads, static_cast<const int*>(nullptr), static_cast<const int*>(nullptr));
+  cub::DeviceRadixSort::SortKeys(nullptr, s.token_bytes,
+                                 static_cast<const unsigned long long*>(nullptr),
+                                 static_cast<unsigned long long*>(nullptr), int(n), 0,
+                                 32 + bits_for(2 * heads));
   cub::DeviceRadixSort::SortPairs(nullptr, s.sort_bytes,
                                   static_cast<const unsigned long long*>(nullptr),
                                   static_cast<unsigned long long*>(nullptr),
                                   static_cast<const int*>(nullptr), static_cast<int*>(nullptr),
                                   int(na));
-  take(s.temp, std::max(s.seg_bytes, s.sort_bytes));
+  take(s.temp, std::max(s.token_bytes, s.sort_bytes));
   s.total = at;
   return s;
-}
-
-int bits_for(int n) {
-  int b = 0;
-  while ((1 << b) < n) ++b;
-  return b;
 }
 
 }  // namespace
@@ -317,20 +321,19 @@ cudaError_t flex_select(const Geometry& geo, int heads, int group, int D, float 
   const Layout L = layout(geo, heads);
   auto* base = static_cast<unsigned char*>(scratch);
   const auto at = [&](size_t off) { return static_cast<void*>(base + off); };
-  auto* keys = static_cast<float*>(at(L.keys));
-  auto* sorted = static_cast<float*>(at(L.sorted));
-  auto* offsets = static_cast<int*>(at(L.offsets));
+  auto* keys = static_cast<unsigned long long*>(at(L.keys));
+  auto* sorted = static_cast<unsigned long long*>(at(L.sorted));
   auto* aware = static_cast<int*>(at(L.aware));
   auto* aflag = static_cast<unsigned char*>(at(L.aflag));
   const int64_t n = int64_t(heads) * geo.seq_k;
   tokens_kernel<<<int(std::min<int64_t>((2 * n + 255) / 256, 4096)), 256, 0, stream>>>(
-      heads, geo.seq_k, double(std::max(s.probe_rows, 1)), vertical, slash, keys, offsets);
+      heads, geo.seq_k, double(std::max(s.probe_rows, 1)), vertical, slash, keys);
   cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) return e;
-  size_t temp_bytes = L.seg_bytes;
-  e = cub::DeviceSegmentedRadixSort::SortKeysDescending(
-      at(L.temp), temp_bytes, static_cast<const float*>(keys), sorted, int(2 * n), 2 * heads,
-      static_cast<const int*>(offsets), static_cast<const int*>(offsets + 1), 0, 32, stream);
+  size_t temp_bytes = L.token_bytes;
+  e = cub::DeviceRadixSort::SortKeys(at(L.temp), temp_bytes,
+                                     static_cast<const unsigned long long*>(keys), sorted,
+                                     int(2 * n), 0, 32 + bits_for(2 * heads), stream);
   if (e != cudaSuccess) return e;
   DecideArgs a;
   a.g = geo;

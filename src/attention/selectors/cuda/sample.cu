@@ -9,6 +9,7 @@
 #include "block_reduce.cuh"
 #include "sieve/attention/cuda/ptx.cuh"
 
+#include <cub/device/device_radix_sort.cuh>
 #include <cub/device/device_segmented_radix_sort.cuh>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -443,12 +444,21 @@ cudaError_t row_mass_typed(const HeadInputs& in, const Geometry& g, const RowPro
 // ---- stage 2: cumulative column selection
 // ---------------------------------------------------------
 
+// Stage 2 sorts every head's columns at once: all masses by descending value (stable), then by
+// head (stable, the few head bits only), which leaves each head's columns in descending order with
+// ties in ascending key order: two device-wide radix sorts instead of one CTA per head.
 struct Stage2Layout {
-  size_t keys = 0, ids_in = 0, ids_out = 0, offsets = 0, flags = 0, dense = 0, ncol = 0, temp = 0,
-         total = 0;
+  size_t keys = 0, ids_a = 0, ids_b = 0, ids_out = 0, hk_in = 0, hk_out = 0, flags = 0, dense = 0,
+         ncol = 0, temp = 0, total = 0;
   size_t temp_bytes = 0;
 };
 size_t align256(size_t x) { return (x + 255) / 256 * 256; }
+
+int bits_for(int n) {
+  int b = 0;
+  while ((1 << b) < n) ++b;
+  return std::max(b, 1);
+}
 
 Stage2Layout stage2_layout(int heads, int seq_k) {
   const size_t n = size_t(heads) * size_t(seq_k);
@@ -459,19 +469,47 @@ Stage2Layout stage2_layout(int heads, int seq_k) {
     at += align256(std::max<size_t>(bytes, 1));
   };
   take(s.keys, n * sizeof(double));
-  take(s.ids_in, n * sizeof(int));
+  take(s.ids_a, n * sizeof(int));
+  take(s.ids_b, n * sizeof(int));
   take(s.ids_out, n * sizeof(int));
-  take(s.offsets, size_t(heads + 1) * sizeof(int));
+  take(s.hk_in, n * sizeof(int));
+  take(s.hk_out, n * sizeof(int));
   take(s.flags, n);
   take(s.dense, size_t(heads) * sizeof(int));
   take(s.ncol, size_t(heads) * sizeof(int));
-  cub::DeviceSegmentedRadixSort::SortPairsDescending(
-      nullptr, s.temp_bytes, static_cast<const double*>(nullptr), static_cast<double*>(nullptr),
-      static_cast<const int*>(nullptr), static_cast<int*>(nullptr), int(n), heads,
-      static_cast<const int*>(nullptr), static_cast<const int*>(nullptr));
+  size_t by_value = 0, by_head = 0;
+  cub::DeviceRadixSort::SortPairsDescending(
+      nullptr, by_value, static_cast<const double*>(nullptr), static_cast<double*>(nullptr),
+      static_cast<const int*>(nullptr), static_cast<int*>(nullptr), int(n));
+  cub::DeviceRadixSort::SortPairs(nullptr, by_head, static_cast<const int*>(nullptr),
+                                  static_cast<int*>(nullptr), static_cast<const int*>(nullptr),
+                                  static_cast<int*>(nullptr), int(n), 0, bits_for(heads));
+  s.temp_bytes = std::max(by_value, by_head);
   take(s.temp, s.temp_bytes);
   s.total = at;
   return s;
+}
+
+__global__ void iota_kernel(int64_t n, int* ids) {
+  const int64_t step = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += step) ids[i] = int(i);
+}
+
+// head of each flat column id (the second sort's key)
+__global__ void head_keys_kernel(int64_t n, int seq_k, const int* ids, int* heads) {
+  const int64_t step = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += step)
+    heads[i] = ids[i] / seq_k;
+}
+
+// The sorted masses and the key index inside the head, from the sorted flat ids.
+__global__ void gather_sorted_kernel(int64_t n, int seq_k, const double* col, const int* ids,
+                                     double* keys, int* local) {
+  const int64_t step = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += step) {
+    keys[i] = col[ids[i]];
+    local[i] = ids[i] % seq_k;
+  }
 }
 
 __global__ void segments_kernel(int heads, int seq_k, int* offsets, int* ids) {
@@ -720,24 +758,35 @@ cudaError_t sample_stage2(const Geometry& geo, int heads, const double* col, con
   const Stage2Layout L = stage2_layout(heads, geo.seq_k);
   auto* base = static_cast<unsigned char*>(scratch);
   auto* keys = reinterpret_cast<double*>(base + L.keys);
-  auto* ids_in = reinterpret_cast<int*>(base + L.ids_in);
+  auto* ids_a = reinterpret_cast<int*>(base + L.ids_a);
+  auto* ids_b = reinterpret_cast<int*>(base + L.ids_b);
   auto* ids_out = reinterpret_cast<int*>(base + L.ids_out);
-  auto* offsets = reinterpret_cast<int*>(base + L.offsets);
+  auto* hk_in = reinterpret_cast<int*>(base + L.hk_in);
+  auto* hk_out = reinterpret_cast<int*>(base + L.hk_out);
   auto* flags = base + L.flags;
   auto* dense = reinterpret_cast<int*>(base + L.dense);
   auto* ncol = reinterpret_cast<int*>(base + L.ncol);
   const int64_t n = int64_t(heads) * geo.seq_k;
-  segments_kernel<<<int(std::min<int64_t>((n + 255) / 256, 4096)), 256, 0, stream>>>(
-      heads, geo.seq_k, offsets, ids_in);
+  const int grid = int(std::min<int64_t>((n + 255) / 256, 4096));
+  iota_kernel<<<grid, 256, 0, stream>>>(n, ids_a);
   cudaError_t e = cudaGetLastError();
   if (e == cudaSuccess) e = cudaMemsetAsync(flags, 0, size_t(n), stream);
   if (e != cudaSuccess) return e;
   size_t temp_bytes = L.temp_bytes;
-  // stable radix sort: equal masses keep ascending key order, the CPU's tie rule
-  e = cub::DeviceSegmentedRadixSort::SortPairsDescending(
-      base + L.temp, temp_bytes, col, keys, ids_in, ids_out, int(n), heads,
-      static_cast<const int*>(offsets), static_cast<const int*>(offsets + 1), 0, 64, stream);
+  // stable radix sorts: equal masses keep ascending key order, the CPU's tie rule
+  e = cub::DeviceRadixSort::SortPairsDescending(base + L.temp, temp_bytes, col, keys,
+                                                static_cast<const int*>(ids_a), ids_b, int(n), 0,
+                                                64, stream);
   if (e != cudaSuccess) return e;
+  head_keys_kernel<<<grid, 256, 0, stream>>>(n, geo.seq_k, ids_b, hk_in);
+  if ((e = cudaGetLastError()) != cudaSuccess) return e;
+  temp_bytes = L.temp_bytes;
+  e = cub::DeviceRadixSort::SortPairs(base + L.temp, temp_bytes, static_cast<const int*>(hk_in),
+                                      hk_out, static_cast<const int*>(ids_b), ids_a, int(n), 0,
+                                      bits_for(heads), stream);
+  if (e != cudaSuccess) return e;
+  gather_sorted_kernel<<<grid, 256, 0, stream>>>(n, geo.seq_k, col, ids_a, keys, ids_out);
+  if ((e = cudaGetLastError()) != cudaSuccess) return e;
   threshold_kernel<<<heads, 1024, 0, stream>>>(geo.seq_k, geo.block_k, keys, ids_out, covered,
                                                counted, alpha, band, dense_share, flags, dense,
                                                ncol);
