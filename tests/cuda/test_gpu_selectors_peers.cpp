@@ -1,10 +1,10 @@
-// GPU ports of the peer selectors (sample, xattn, vslash, flexprefill) against their CPU selectors on the same
-// inputs: planted (make_synthetic) and random, odd and chunked lengths, bf16 and f16, head dims 64
-// and 128, causal and not. The GPU computes the same f32 scores (tensor cores on the 16-bit inputs:
-// exact products, f32 sums in another order) and the same rules, so patterns may differ only where
-// a column's cumulative mass sits at the threshold: few columns per head, counted and bounded below
-// (docs/cuda.md). The GPU pattern then runs through the GPU executor against the f64 reference.
-// Skipped without a GPU.
+// GPU ports of the peer selectors (sample, xattn, vslash, flexprefill) against their CPU selectors
+// on the same inputs: planted (make_synthetic) and random, odd and chunked lengths, bf16 and f16,
+// head dims 64 and 128, causal and not. The GPU computes the same f32 scores (tensor cores on the
+// 16-bit inputs: exact products, f32 sums in another order) and the same rules, so patterns may
+// differ only where a column's cumulative mass sits at the threshold: few columns per head, counted
+// and bounded below (docs/cuda.md). The GPU pattern then runs through the GPU executor against the
+// f64 reference. Skipped without a GPU.
 #include "cuda_test_util.h"
 
 #include "sieve/attention/cuda/selectors.h"
@@ -264,8 +264,8 @@ TEST_F(GpuPeerSelectors, FlexPrefillMatchesCpu) {
   check_peer("flexprefill", {"dense_below=0", "min_budget=128"},
              planted_inputs(DType::kBF16, 2, 2, 1111, 64, seed + 5), full, "non-causal" + s, t);
   // below dense_below (max(256, min_budget) + 1): the dense pattern
-  check_peer("flexprefill", {}, random_inputs(DType::kBF16, 2, 1, 1000, 1000, 64, seed + 6),
-             causal, "short" + s, Rows::kExact);
+  check_peer("flexprefill", {}, random_inputs(DType::kBF16, 2, 1, 1000, 1000, 64, seed + 6), causal,
+             "short" + s, Rows::kExact);
 }
 
 TEST_F(GpuPeerSelectors, UnportedSettingsStayOnTheCpu) {
@@ -277,8 +277,8 @@ TEST_F(GpuPeerSelectors, UnportedSettingsStayOnTheCpu) {
   EXPECT_TRUE(cu::has_device_selector(*attention::make_selector("xattn")));
   EXPECT_TRUE(cu::has_device_selector(*attention::make_selector("vslash")));
   EXPECT_TRUE(cu::has_device_selector(*attention::make_selector("flexprefill")));
-  EXPECT_FALSE(cu::has_device_selector(
-      *attention::make_selector("flexprefill", {"share_kv_head=true"})));
+  EXPECT_FALSE(
+      cu::has_device_selector(*attention::make_selector("flexprefill", {"share_kv_head=true"})));
   // stride 1: 128 entries per key block, more than the kernel's 64-entry tile
   EXPECT_FALSE(cu::has_device_selector(*attention::make_selector("xattn", {"stride=1"})));
 }

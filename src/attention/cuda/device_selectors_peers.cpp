@@ -1,7 +1,7 @@
 // Host side of the GPU ports of the peer selectors (sample, xattn, vslash, flexprefill; kernels
 // in selectors/cuda/sample.cu, xattn.cu and flexprefill.cu): the CPU selector's configuration
-// turned into launch arguments, stream-ordered scratch, and the pattern assembled on the device. No host
-// synchronisation: every size the host needs follows from the shape and the settings.
+// turned into launch arguments, stream-ordered scratch, and the pattern assembled on the device. No
+// host synchronisation: every size the host needs follows from the shape and the settings.
 #include "../selectors/cuda/peers_gpu.h"
 #include "device_selectors_internal.h"
 #include "sieve/attention/selectors/flex_prefill.h"
@@ -205,7 +205,6 @@ DevicePattern vslash_select(const VerticalSlashSelector& sel, const est::HeadInp
   return p;
 }
 
-
 // FlexPrefill (flex_prefill.cpp): the exact softmax of the last block_q rows reduced to column and
 // diagonal sums (row_mass in probe mode, as vslash), key / query block means (pool_rows: the CPU's
 // mean_rows, same order), the pooled block attention softmax(meanpool(Q) . meanpool(K)^T) through
@@ -243,15 +242,14 @@ DevicePattern flexprefill_select(const FlexPrefillSelector& sel, const est::Head
   probe_last_rows(in, g, m, scratch, vertical, slash, "flexprefill probe", stream);
   prof.mark("probe");
   // 4. pooled inputs: key block means, query block means, the mean of the probed rows
-  check(est::pool_rows(in.k, in.bf16, in.k_head_stride, in.k_row_stride, D, int(Lk), 0,
-                       g.block_k, true, false, in.scale, kpool, stream, Hkv),
+  check(est::pool_rows(in.k, in.bf16, in.k_head_stride, in.k_row_stride, D, int(Lk), 0, g.block_k,
+                       true, false, in.scale, kpool, stream, Hkv),
         "flexprefill key pooling");
-  check(est::pool_rows(in.q, in.bf16, in.q_head_stride, in.q_row_stride, D, int(Lq), 0,
-                       g.block_q, false, false, in.scale, qpool, stream, H),
+  check(est::pool_rows(in.q, in.bf16, in.q_head_stride, in.q_row_stride, D, int(Lq), 0, g.block_q,
+                       false, false, in.scale, qpool, stream, H),
         "flexprefill query pooling");
   // 16-bit elements: the probed rows start 2 * (Lq - m) * row stride bytes in
-  const void* last_rows =
-      static_cast<const unsigned char*>(in.q) + 2 * (Lq - m) * in.q_row_stride;
+  const void* last_rows = static_cast<const unsigned char*>(in.q) + 2 * (Lq - m) * in.q_row_stride;
   check(est::pool_rows(last_rows, in.bf16, in.q_head_stride, in.q_row_stride, D, m, 0, m, false,
                        false, in.scale, qmean, stream, H),
         "flexprefill probe mean");

@@ -144,7 +144,8 @@ __global__ void __launch_bounds__(kThreads) decide_kernel(DecideArgs a) {
     qk[kb] = a.scale * dot;
     mx = fmaxf(mx, qk[kb]);
   }
-  mx = block_reduce(mx, [](float x, float y) { return fmaxf(x, y); }, fscratch);
+  mx = block_reduce(
+      mx, [](float x, float y) { return fmaxf(x, y); }, fscratch);
   double esum = 0;
   for (int kb = int(threadIdx.x); kb < nvis; kb += int(blockDim.x)) {
     qk[kb] = expf(qk[kb] - mx);
@@ -238,8 +239,7 @@ __global__ void rows_kernel(Geometry g, const unsigned char* vflag, const unsign
   const int diag = min(max(q1 + g.q_offset, 0), g.seq_k - 1) / g.block_k;
   const unsigned char* vf = vflag + int64_t(h) * nkb;
   const unsigned char* sf = sflag + int64_t(h) * nkb;
-  const unsigned char* af =
-      query_aware[h] ? aflag + (int64_t(h) * g.nqb + qb) * nkb : nullptr;
+  const unsigned char* af = query_aware[h] ? aflag + (int64_t(h) * g.nqb + qb) * nkb : nullptr;
   for (int kb = int(threadIdx.x); kb < nkb; kb += int(blockDim.x)) {
     // slash diagonal s = diag - kb lands on key block kb
     const int s = diag - kb;
@@ -267,9 +267,8 @@ int sort_heads(const Geometry& g, int heads) {
 }
 
 struct Layout {
-  size_t keys = 0, sorted = 0, vblock = 0, sblock = 0, qk = 0, vflag = 0, sflag = 0,
-         aware = 0, aflag = 0, akeys_in = 0, akeys_out = 0, ids_in = 0, ids_out = 0, temp = 0,
-         total = 0;
+  size_t keys = 0, sorted = 0, vblock = 0, sblock = 0, qk = 0, vflag = 0, sflag = 0, aware = 0,
+         aflag = 0, akeys_in = 0, akeys_out = 0, ids_in = 0, ids_out = 0, temp = 0, total = 0;
   size_t token_bytes = 0, sort_bytes = 0;
 };
 Layout layout(const Geometry& g, int heads) {
@@ -295,15 +294,13 @@ Layout layout(const Geometry& g, int heads) {
   take(s.akeys_out, na * sizeof(unsigned long long));
   take(s.ids_in, na * sizeof(int));
   take(s.ids_out, na * sizeof(int));
-  cub::DeviceRadixSort::SortKeys(nullptr, s.token_bytes,
-                                 static_cast<const unsigned long long*>(nullptr),
-                                 static_cast<unsigned long long*>(nullptr), int(n), 0,
-                                 32 + bits_for(2 * heads));
-  cub::DeviceRadixSort::SortPairs(nullptr, s.sort_bytes,
-                                  static_cast<const unsigned long long*>(nullptr),
-                                  static_cast<unsigned long long*>(nullptr),
-                                  static_cast<const int*>(nullptr), static_cast<int*>(nullptr),
-                                  int(na));
+  cub::DeviceRadixSort::SortKeys(
+      nullptr, s.token_bytes, static_cast<const unsigned long long*>(nullptr),
+      static_cast<unsigned long long*>(nullptr), int(n), 0, 32 + bits_for(2 * heads));
+  cub::DeviceRadixSort::SortPairs(
+      nullptr, s.sort_bytes, static_cast<const unsigned long long*>(nullptr),
+      static_cast<unsigned long long*>(nullptr), static_cast<const int*>(nullptr),
+      static_cast<int*>(nullptr), int(na));
   take(s.temp, std::max(s.token_bytes, s.sort_bytes));
   s.total = at;
   return s;
@@ -373,10 +370,9 @@ cudaError_t flex_select(const Geometry& geo, int heads, int group, int D, float 
     if ((e = cudaGetLastError()) != cudaSuccess) return e;
     size_t sort_bytes = L.sort_bytes;
     // stable: equal shares keep ascending entry order, the CPU's tie rule
-    e = cub::DeviceRadixSort::SortPairs(at(L.temp), sort_bytes,
-                                        static_cast<const unsigned long long*>(akeys), akeys_out,
-                                        static_cast<const int*>(ids), ids_out, int(na), 0,
-                                        32 + bits_for(nh), stream);
+    e = cub::DeviceRadixSort::SortPairs(
+        at(L.temp), sort_bytes, static_cast<const unsigned long long*>(akeys), akeys_out,
+        static_cast<const int*>(ids), ids_out, int(na), 0, 32 + bits_for(nh), stream);
     if (e != cudaSuccess) return e;
     attn_threshold_kernel<<<nh, kThreads, 0, stream>>>(geo, h0, s.gamma, per_head, akeys_out,
                                                        ids_out, aware, aflag);
@@ -387,8 +383,8 @@ cudaError_t flex_select(const Geometry& geo, int heads, int group, int D, float 
                            cudaMemcpyDeviceToDevice, stream)) != cudaSuccess)
     return e;
   // 6. rows
-  rows_kernel<<<heads * geo.nqb, 256, size_t(geo.nkb), stream>>>(
-      geo, a.vflag, a.sflag, aflag, aware, counts, lists);
+  rows_kernel<<<heads * geo.nqb, 256, size_t(geo.nkb), stream>>>(geo, a.vflag, a.sflag, aflag,
+                                                                 aware, counts, lists);
   return cudaGetLastError();
 }
 

@@ -124,9 +124,10 @@ cudaError_t xattn_stats(const HeadInputs& in, const Geometry& geo, int S, int h0
 namespace sieve::attention::cuda::est {
 
 // ---- FlexPrefill ------------------------------------------------------------------------------
-// After flex_prefill.cpp's probe (row_mass in probe mode over the last probe_rows query rows) and its
-// pooled inputs (pool_rows: key block means, query block means, the mean of the probed rows; the
-// pooled block attention softmax(meanpool(Q) . meanpool(K)^T) from stride_stats / block_scores).
+// After flex_prefill.cpp's probe (row_mass in probe mode over the last probe_rows query rows) and
+// its pooled inputs (pool_rows: key block means, query block means, the mean of the probed rows;
+// the pooled block attention softmax(meanpool(Q) . meanpool(K)^T) from stride_stats /
+// block_scores).
 
 /// Settings of flex_select: gamma, tau, the budget clamp in key blocks (min_budget / block_k,
 /// max_budget / block_k or nkb when none) and the number of probed rows.

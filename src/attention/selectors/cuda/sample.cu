@@ -285,8 +285,8 @@ __global__ void __launch_bounds__(kThreads)
         // Where the whole tile lies for this row: fully visible, and (sample) fully outside or
         // fully inside one covered range; only the other tiles test every key.
         const bool full = je <= r.v;
-        const bool outside = jt >= g.block_k && (je <= r.lo_f || jt >= r.hi_f) &&
-                             (je <= r.lo_b || jt >= r.hi_b);
+        const bool outside =
+            jt >= g.block_k && (je <= r.lo_f || jt >= r.hi_f) && (je <= r.lo_b || jt >= r.hi_b);
         const bool inside =
             je <= g.block_k || (jt >= r.lo_f && je <= r.hi_f) || (jt >= r.lo_b && je <= r.hi_b);
         const float mr = m[rr], ir = inv[rr];
@@ -492,7 +492,8 @@ Stage2Layout stage2_layout(int heads, int seq_k) {
 
 __global__ void iota_kernel(int64_t n, int* ids) {
   const int64_t step = int64_t(gridDim.x) * blockDim.x;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += step) ids[i] = int(i);
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += step)
+    ids[i] = int(i);
 }
 
 // head of each flat column id (the second sort's key)
