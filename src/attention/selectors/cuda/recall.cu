@@ -1,5 +1,6 @@
 // Recall of a device pattern: the exact softmax mass (f32 scores, f64 sums) a pattern keeps on
 // sampled query rows; the GPU counterpart of metrics.h's pattern_recall with row_stride.
+#include "block_reduce.cuh"
 #include "estimation_gpu.h"
 
 #include <cuda_bf16.h>
@@ -36,19 +37,6 @@ __device__ bool contains(const PatternRef& p, int head, int qb, int pos, int j) 
   return false;
 }
 
-template <class T, class Op>
-__device__ T reduce(T v, Op op, T* scratch) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-  for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
-  __syncthreads();
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  T r = scratch[0];
-  for (int i = 1; i < nw; ++i) r = op(r, scratch[i]);
-  __syncthreads();
-  return r;
-}
-
 __global__ void recall_kernel(const void* q, const void* k, bool bf16, int64_t qhs, int64_t qrs, int64_t khs,
                               int64_t krs, int D, int group, Geometry geo, float scale, PatternRef p,
                               int row_stride, int rows_per_head, float* scratch, double* out) {
@@ -70,7 +58,7 @@ __global__ void recall_kernel(const void* q, const void* k, bool bf16, int64_t q
     s[j] = scale * dot;
     m = fmaxf(m, s[j]);
   }
-  m = reduce(m, [](float a, float b) { return fmaxf(a, b); }, fs);
+  m = block_reduce(m, [](float a, float b) { return fmaxf(a, b); }, fs);
   double tot = 0, kept = 0;
   const int ph = h / p.head_div, qb = i / p.block_q;
   for (int j = threadIdx.x; j < vis; j += blockDim.x) {
@@ -78,8 +66,8 @@ __global__ void recall_kernel(const void* q, const void* k, bool bf16, int64_t q
     tot += x;
     if (contains(p, ph, qb, pos, j)) kept += x;
   }
-  tot = reduce(tot, [](double a, double b) { return a + b; }, ds);
-  kept = reduce(kept, [](double a, double b) { return a + b; }, ds);
+  tot = block_sum(tot, ds);
+  kept = block_sum(kept, ds);
   if (threadIdx.x == 0) out[blockIdx.x] = tot > 0 ? kept / tot : 1.0;
 }
 
