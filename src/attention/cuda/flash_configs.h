@@ -24,15 +24,16 @@ inline constexpr FlashShape kFlashD128{128, 32, 4, 2, false};
 
 namespace sieve::attention::cuda {
 
-/// Tile shapes of the Hopper (wgmma) kernel: BLOCK_M = 128 (two warpgroups), BLOCK_N keys.
+/// Tile shapes of the Hopper (wgmma) kernel: BLOCK_M = 128 (two warpgroups), BLOCK_N keys;
+/// loop: the main-loop schedule (FlashConfigSm90's LOOP_).
 struct FlashShapeSm90 {
-  int head_dim, block_n, min_blocks;
+  int head_dim, block_n, min_blocks, loop;
   constexpr int block_m() const { return 128; }
   constexpr int threads() const { return 256; }
   constexpr int smem_bytes() const { return 1024 + (128 * head_dim + 4 * block_n * head_dim) * 2 + 2 * block_n * 4; }
 };
 
-inline constexpr FlashShapeSm90 kSm90D64{64, 128, 2};
-inline constexpr FlashShapeSm90 kSm90D128{128, 64, 2};
+inline constexpr FlashShapeSm90 kSm90D64{64, 128, 2, 0};
+inline constexpr FlashShapeSm90 kSm90D128{128, 64, 2, 0};
 
 }  // namespace sieve::attention::cuda

@@ -260,12 +260,11 @@ __device__ __forceinline__ void mask_stripe(float (&s)[NT][4], const Tile& t, in
     }
 }
 
-/// Online-softmax update of one m16 stripe (exp2 domain): s becomes P, o is rescaled, m and l
-/// (a per-thread partial sum, reduced in the epilogue) follow. A row with nothing kept so far
-/// stays at m = -inf, l = 0 without NaN.
-template <int NT, int DT>
-__device__ __forceinline__ void online_softmax(float (&s)[NT][4], float (&o)[DT][4], float (&m)[2],
-                                               float (&l)[2], float sl2) {
+/// online_softmax without touching o: returns the two rows' rescale factors in alpha, for a caller
+/// whose o is still being written by an asynchronous MMA (wgmma) when P is computed.
+template <int NT>
+__device__ __forceinline__ void online_softmax_p(float (&s)[NT][4], float (&m)[2], float (&l)[2],
+                                                 float sl2, float (&alpha)[2]) {
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     float mx = -INFINITY;
@@ -275,7 +274,7 @@ __device__ __forceinline__ void online_softmax(float (&s)[NT][4], float (&o)[DT]
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
     const float m_new = fmaxf(m[h], mx);
     const float m_use = m_new == -INFINITY ? 0.f : m_new;
-    const float alpha = ptx::exp2_fast((m[h] - m_use) * sl2);
+    const float a = ptx::exp2_fast((m[h] - m_use) * sl2);
     m[h] = m_new;
     const float msl = m_use * sl2;
     float rs = 0.f;
@@ -287,13 +286,23 @@ __device__ __forceinline__ void online_softmax(float (&s)[NT][4], float (&o)[DT]
         s[nt][e] = pe;
         rs += pe;
       }
-    l[h] = l[h] * alpha + rs;
-#pragma unroll
-    for (int dt = 0; dt < DT; ++dt) {
-      o[dt][2 * h] *= alpha;
-      o[dt][2 * h + 1] *= alpha;
-    }
+    l[h] = l[h] * a + rs;
+    alpha[h] = a;
   }
+}
+
+/// Online-softmax update of one m16 stripe (exp2 domain): s becomes P, o is rescaled, m and l
+/// (a per-thread partial sum, reduced in the epilogue) follow. A row with nothing kept so far
+/// stays at m = -inf, l = 0 without NaN.
+template <int NT, int DT>
+__device__ __forceinline__ void online_softmax(float (&s)[NT][4], float (&o)[DT][4], float (&m)[2],
+                                               float (&l)[2], float sl2) {
+  float alpha[2];
+  online_softmax_p<NT>(s, m, l, sl2, alpha);
+#pragma unroll
+  for (int dt = 0; dt < DT; ++dt)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) o[dt][e] *= alpha[e >> 1];
 }
 
 /// Epilogue of one m16 stripe whose first row is `row0`: O / l (zeros where nothing was kept) in

@@ -9,7 +9,9 @@
 // are stored as 64-element panels of 128-byte rows, XOR-swizzled in 16-byte chunks by row % 8:
 // the layout wgmma's 128-byte swizzle mode reads. Same semantics, parameters and tile sequence
 // as the mma.sync kernel (FlashParams, TileIter); needs block_k % BLOCK_N == 0 for patterns.
-// Reference: Shah et al., "FlashAttention-3" (2024), §3.1 (without warp specialisation/TMA).
+// The main loop has four schedules (FlashConfigSm90's LOOP_; the library uses 0, the others are
+// measured by bench/gpu's sweep, docs/results/gpu-attention.md).
+// Reference: Shah et al., "FlashAttention-3" (2024), §3.1-3.2 (without warp specialisation/TMA).
 #pragma once
 
 #include "sieve/attention/cuda/flash_kernel.cuh"
@@ -17,10 +19,17 @@
 
 namespace sieve::attention::cuda {
 
-template <class T_, int D_, int BN_, int MIN_BLOCKS_ = 1>
+/// LOOP_ 0: per tile, S then P V, each awaited in turn, three CTA barriers. 1: intra-warpgroup
+/// pipelining (FlashAttention-3 §3.2): tile j's S = Q K_j^T and tile j-1's O += P V_{j-1} are
+/// issued together and run on the tensor cores while tile j's softmax runs; O's rescale waits for
+/// the P V product (P_{j-1} stays in registers across the softmax). 2: as 0 with two barriers per
+/// tile: V_{j+1} is loaded after the first (which also frees V stage j-1) while S runs, and P V
+/// is issued before K_{j+2}'s loads. 3: as 2 with V_{j+1}'s loads issued before S.
+template <class T_, int D_, int BN_, int MIN_BLOCKS_ = 1, int LOOP_ = 0>
 struct FlashConfigSm90 {
   using T = T_;
   static constexpr int kD = D_, kBN = BN_, kBM = 128, kThreads = 256, kMinBlocks = MIN_BLOCKS_;
+  static constexpr int kLoop = LOOP_;
   static constexpr int kChunks = D_ / 8;
   static constexpr int kQBytes = kBM * D_ * 2, kTileBytes = BN_ * D_ * 2;
   static constexpr int kSmemBytes = 1024 + kQBytes + 4 * kTileBytes + 2 * BN_ * 4;  // +1024: align
@@ -87,29 +96,30 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) flash_attentio
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
   const float sl2 = p.scale_log2;
 
-  for (int step = 0; has0; ++step) {
-    const int st = step & 1;
-    const uint32_t sk = s_k + st * kTileBytes, sv = s_v + st * kTileBytes;
-    ptx::cp_async_wait<3>();
-    wgmma::fence_proxy_async();
-    __syncthreads();
-
-    // S = Q K^T on the tensor cores, asynchronously; both operands K-major in shared memory.
-    float s[BN / 8][4];
+  // S = Q K^T on the tensor cores, issued and committed, not awaited; both operands K-major.
+  const auto issue_s = [&](float (&s)[BN / 8][4], uint32_t sk) {
     wgmma::fence();
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
-      const uint64_t da = wgmma::desc_sw128(s_q + (kk >> 2) * (BM * 128) + wg * 64 * 128 + (kk & 3) * 32, 16, 1024);
-      const uint64_t db = wgmma::desc_sw128(sk + (kk >> 2) * (BN * 128) + (kk & 3) * 32, 16, 1024);
-      wgmma::wgmma_ss<T, BN>(s, da, db, kk > 0 ? 1 : 0);
+      const uint32_t qa = s_q + (kk >> 2) * (BM * 128) + wg * 64 * 128 + (kk & 3) * 32;
+      const uint32_t ka = sk + (kk >> 2) * (BN * 128) + (kk & 3) * 32;
+      wgmma::wgmma_ss<T, BN>(s, wgmma::desc_sw128(qa, 16, 1024), wgmma::desc_sw128(ka, 16, 1024),
+                             kk > 0 ? 1 : 0);
     }
     wgmma::commit();
-    wgmma::wait<0>();
-    wgmma::fence_operands(s);
-
-    if (t0.kind != detail::kFull) detail::mask_stripe<BN / 8>(s, t0, r0 + wrow + g + p.q_offset, s_col + st * BN, tq, p);
-    detail::online_softmax<BN / 8, D / 8>(s, o, m, l, sl2);
-    uint32_t pa[BN / 16][4];
+  };
+  // O += P V, issued, not committed: P from registers, V as an MN-major operand (panels of 64
+  // d-values).
+  const auto issue_pv = [&](const uint32_t (&pa)[BN / 16][4], uint32_t sv) {
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; ++kk)
+      wgmma::wgmma_rs<T, D>(o, pa[kk], wgmma::desc_sw128(sv + kk * 16 * 128, BN * 128, 1024), 1);
+  };
+  const auto mask = [&](float (&s)[BN / 8][4], const detail::Tile& t, int st) {
+    if (t.kind != detail::kFull)
+      detail::mask_stripe<BN / 8>(s, t, r0 + wrow + g + p.q_offset, s_col + st * BN, tq, p);
+  };
+  const auto pack_p = [](const float (&s)[BN / 8][4], uint32_t (&pa)[BN / 16][4]) {
 #pragma unroll
     for (int kk = 0; kk < BN / 16; ++kk) {
       pa[kk][0] = ptx::pack2<T>(s[2 * kk][0], s[2 * kk][1]);
@@ -117,39 +127,135 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) flash_attentio
       pa[kk][2] = ptx::pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
       pa[kk][3] = ptx::pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
     }
+  };
 
-    ptx::cp_async_wait<2>();
-    wgmma::fence_proxy_async();
-    __syncthreads();
+  if constexpr (Cfg::kLoop == 1) {
+    // Tile j: wait for K_j and V_{j-1}; issue S_j = Q K_j^T and O += P_{j-1} V_{j-1} (one wgmma
+    // batch each); softmax of S_j while they run; rescale O once P V is done; then one barrier
+    // frees K stage j&1 and V stage (j-1)&1 for K_{j+2} and V_{j+1}. The prologue's four groups
+    // hold {Q, K0}, {V0}, {K1}, {V1}; step j >= 1 commits {K_{j+2}, V_{j+1}} (step 0: {K2}), so
+    // K_j and V_{j-1} have landed once at most 3 / 2 / 1 groups (step 0 / 1 / later) are pending.
+    uint32_t pa[BN / 16][4];
+    for (int step = 0; has0; ++step) {
+      const int st = step & 1;
+      const uint32_t sk = s_k + st * kTileBytes, sv_prev = s_v + (st ^ 1) * kTileBytes;
+      if (step == 0) ptx::cp_async_wait<3>();
+      else if (step == 1) ptx::cp_async_wait<2>();
+      else ptx::cp_async_wait<1>();
+      wgmma::fence_proxy_async();
+      __syncthreads();
 
-    detail::Tile t2{};
-    const bool has2 = has1 && it.next(t2);
-    if (has2) {
-      prepare_columns(t2, st);
-      load_tile(sk, gk, p.k_row_stride, t2, st);
-    }
-    ptx::cp_async_commit();
+      float s[BN / 8][4];
+      issue_s(s, sk);
+      if (step > 0) issue_pv(pa, sv_prev);
+      wgmma::commit();
+      wgmma::wait<1>();
+      wgmma::fence_operands(s);
 
-    // O += P V: P from registers, V as an MN-major operand (panels of 64 d-values).
-    wgmma::fence_operands(o);
-    wgmma::fence();
+      mask(s, t0, st);
+      float alpha[2];
+      detail::online_softmax_p<BN / 8>(s, m, l, sl2, alpha);
+
+      wgmma::wait<0>();
+      wgmma::fence_operands(o);
+      wgmma::fence_operands(pa);  // P_{j-1} stays in place until its wgmma has read it
 #pragma unroll
-    for (int kk = 0; kk < BN / 16; ++kk) {
-      const uint64_t db = wgmma::desc_sw128(sv + kk * 16 * 128, BN * 128, 1024);
-      wgmma::wgmma_rs<T, D>(o, pa[kk], db, 1);
+      for (int dt = 0; dt < D / 8; ++dt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) o[dt][e] *= alpha[e >> 1];
+      pack_p(s, pa);
+
+      __syncthreads();  // every warpgroup is done with K stage st and V stage st ^ 1
+      detail::Tile t2{};
+      const bool has2 = has1 && it.next(t2);
+      if (has2) {
+        prepare_columns(t2, st);
+        load_tile(sk, gk, p.k_row_stride, t2, st);
+      }
+      if (step > 0 && has1) load_tile(sv_prev, gv, p.v_row_stride, t1, st ^ 1);
+      ptx::cp_async_commit();
+
+      t0 = t1;
+      has0 = has1;
+      t1 = t2;
+      has1 = has2;
+      if (!has0) {  // the last tile's P V (its V is in stage st)
+        ptx::cp_async_wait<0>();
+        wgmma::fence_proxy_async();
+        __syncthreads();
+        wgmma::fence();
+        issue_pv(pa, s_v + st * kTileBytes);
+        wgmma::commit();
+        wgmma::wait<0>();
+        wgmma::fence_operands(o);
+      }
     }
-    wgmma::commit();
-    wgmma::wait<0>();
-    wgmma::fence_operands(o);
+  } else {
+    // kLoop 2/3 commit {V_{j+1}} after the first barrier and {K_{j+2}} after the second (step 0:
+    // {} and {K2}; V1 came with the prologue), so K_j / V_j have landed once at most 3 (steps 0
+    // and 1) or 2 groups are pending. kLoop 0 commits {K_{j+2}} and {V_{j+2}}: 3 / 2.
+    constexpr bool kTwo = Cfg::kLoop >= 2;
+    // every warpgroup is past tile j-1's P V, so V stage st ^ 1 is free for V_{j+1}
+    const auto load_next_v = [&](int step, int st) {
+      if (step > 0 && has1) load_tile(s_v + (st ^ 1) * kTileBytes, gv, p.v_row_stride, t1, st ^ 1);
+      ptx::cp_async_commit();
+    };
+    for (int step = 0; has0; ++step) {
+      const int st = step & 1;
+      const uint32_t sk = s_k + st * kTileBytes, sv = s_v + st * kTileBytes;
+      if (!kTwo || step < 2) ptx::cp_async_wait<3>();
+      else ptx::cp_async_wait<2>();
+      wgmma::fence_proxy_async();
+      __syncthreads();
 
-    __syncthreads();
-    if (has2) load_tile(sv, gv, p.v_row_stride, t2, st);
-    ptx::cp_async_commit();
+      if constexpr (Cfg::kLoop == 3) load_next_v(step, st);
+      float s[BN / 8][4];
+      issue_s(s, sk);
+      if constexpr (Cfg::kLoop == 2) load_next_v(step, st);
+      wgmma::wait<0>();
+      wgmma::fence_operands(s);
 
-    t0 = t1;
-    has0 = has1;
-    t1 = t2;
-    has1 = has2;
+      mask(s, t0, st);
+      detail::online_softmax<BN / 8, D / 8>(s, o, m, l, sl2);
+      uint32_t pa[BN / 16][4];
+      pack_p(s, pa);
+
+      if (kTwo && step >= 2) ptx::cp_async_wait<2>();
+      else if (kTwo) ptx::cp_async_wait<3>();
+      else ptx::cp_async_wait<2>();
+      wgmma::fence_proxy_async();
+      __syncthreads();
+
+      const auto pv = [&] {
+        wgmma::fence_operands(o);
+        wgmma::fence();
+        issue_pv(pa, sv);
+        wgmma::commit();
+      };
+      if constexpr (kTwo) pv();
+      detail::Tile t2{};
+      const bool has2 = has1 && it.next(t2);
+      if (has2) {
+        prepare_columns(t2, st);
+        load_tile(sk, gk, p.k_row_stride, t2, st);
+      }
+      ptx::cp_async_commit();
+      if constexpr (!kTwo) pv();
+      wgmma::wait<0>();
+      wgmma::fence_operands(o);
+      wgmma::fence_operands(pa);
+
+      if constexpr (!kTwo) {
+        __syncthreads();
+        if (has2) load_tile(sv, gv, p.v_row_stride, t2, st);
+        ptx::cp_async_commit();
+      }
+
+      t0 = t1;
+      has0 = has1;
+      t1 = t2;
+      has1 = has2;
+    }
   }
   ptx::cp_async_wait<0>();
 

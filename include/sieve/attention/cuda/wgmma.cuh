@@ -43,6 +43,15 @@ __device__ __forceinline__ void fence_operands(float (&d)[NT][4]) {
     for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(d[i][e])::"memory");
 }
 
+/// Pins register-A operands: their values stay in these registers until this point.
+template <int NT>
+__device__ __forceinline__ void fence_operands(uint32_t (&a)[NT][4]) {
+#pragma unroll
+  for (int i = 0; i < NT; ++i)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(a[i][e])::"memory");
+}
+
 /// d (+)= A(desc) * B(desc)^T, A: 64 x 16 K-major, B: N x 16 K-major. scale_d = 0 overwrites d.
 template <class T, int N>
 __device__ void wgmma_ss(float (&d)[N / 8][4], uint64_t da, uint64_t db, int scale_d);
