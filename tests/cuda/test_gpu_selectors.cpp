@@ -138,10 +138,11 @@ class GpuSelectorsMma : public GpuSelectors {
 // ~alpha * sqrt(W) * 2^-9 * |q||k| per element (< 0.01 here), i.e. block masses by < 1 %, so only
 // blocks at the cumulative cut move and each carries about the (1 - share) remainder at most.
 void check_mma_selector(const std::string& name, const std::vector<std::string>& settings, const Inputs& in,
-                        const std::string& what) {
+                        const std::string& what, bool causal = true) {
   SCOPED_TRACE(what + " selector " + name + " (mma estimate)");
   auto sel = attention::make_selector(name, settings);
   AttentionOptions opts;
+  opts.causal = causal;
   const SparsePattern cpu = sel->select(in.q, in.k, opts);
   const cu::DeviceTensor dq = cu::DeviceTensor::from_host(in.q), dk = cu::DeviceTensor::from_host(in.k);
   const cu::DevicePattern dp = cu::select_on_device(*sel, dq, dk, opts);
@@ -235,6 +236,27 @@ TEST_F(GpuSelectorsMma, FusedStatisticsAtOtherStrides) {
   check_mma_selector("unisparse", {"dense_below=0", "granularities=32:8,8:32"},
                      planted_inputs(DType::kBF16, 6, 2, 1999, 128, seed + 2),
                      "unisparse 16 and 4 per block");
+}
+
+// rr's outlier keys on the fused kernel: slot-major representatives, the mean slot at width 2D
+// and the outlier slots at width D (1, 2, 4 and 8 n8 tiles per key block; D 64 and 128; with
+// and without moments; causal and not, where the outliers of the own stride are visible), and
+// the interleaved layout on the unfused kernel (4 units per key block).
+TEST_F(GpuSelectorsMma, OutlierKeysAtWidthD) {
+  const uint64_t seed = fresh_seed();
+  check_mma_selector("rr", {"dense_below=0", "stride=8", "outliers=3"},
+                     planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed),
+                     "stride 8 three outliers planted seed " + std::to_string(seed));
+  check_mma_selector("rr", {"dense_below=0", "moments=false", "tau=0.9"},
+                     random_inputs(DType::kBF16, 4, 2, 1601, 128, seed + 1), "no moments");
+  check_mma_selector("rr", {"dense_below=0", "outliers=2", "stride=4"},
+                     planted_inputs(DType::kF16, 2, 1, 1300, 64, seed + 2), "stride 4 f16 d64");
+  check_mma_selector("rr", {"dense_below=0", "outliers=1", "stride=2"},
+                     random_inputs(DType::kBF16, 2, 2, 700, 64, seed + 3), "stride 2");
+  check_mma_selector("rr", {"dense_below=0", "stride=32", "outliers=2"},
+                     planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed + 4), "stride 32 unfused");
+  check_mma_selector("rr", {"dense_below=0"}, planted_inputs(DType::kBF16, 4, 2, 1999, 128, seed + 5),
+                     "not causal", false);
 }
 
 TEST(GpuEstimatePath, NamedSetting) {

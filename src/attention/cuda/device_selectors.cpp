@@ -143,7 +143,7 @@ bool use_mma(int W) {
 DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cudaStream_t stream) {
   const AttentionShape& s = in.shape;
   const est::Geometry g = geometry(s, sel.common(), causal);
-  const est::RRParams rr = rr_params(sel.config(), s.head_dim);
+  est::RRParams rr = rr_params(sel.config(), s.head_dim);
   const int D = int(s.head_dim), S = rr.S, R = rr.reps, W = rr.W;
   const int nks = (g.seq_k + S - 1) / S, nqs = (g.seq_q + S - 1) / S;
   const int hq = int(s.num_heads_q), group = int(s.group_size());
@@ -158,14 +158,20 @@ DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cu
   pb.sq = S;
   pb.sk = S;
   pb.alpha = in.scale;
+  // The fused kernel scores outlier keys (no variance half) at width D: slot-major key
+  // representatives when it runs, the interleaved layout otherwise.
+  pb.W2 = R > 1 ? D : 0;
+  if (!mma || !est::mma_fused(pb, g)) pb.W2 = 0;
+  rr.slot_major = pb.W2 > 0;
   const int parts = est::stats_parts(pb, g);
   const int64_t stats_per_head = int64_t(nqs) * g.nkb * parts;
   const int G = batch_heads(mma, rr.mean_keys, s, stats_per_head * 8 + int64_t(nqs) * (W * 2 + 12));
   const int KG = G >= group ? G / group : 1;  // key sets per batch
   const int64_t key_entries = int64_t(nks) * R;
+  const int64_t key_values = rr.slot_major ? int64_t(nks) * (W + (R - 1) * D) : key_entries * W;
   Scratch scratch(stream);
   float* krep = mma ? nullptr : scratch.alloc<float>(key_entries * W);
-  void* k16 = mma ? scratch.alloc<uint16_t>(KG * key_entries * W) : nullptr;
+  void* k16 = mma ? scratch.alloc<uint16_t>(KG * key_values) : nullptr;
   float* log_w = scratch.alloc<float>(KG * key_entries);
   float* qrep = mma ? nullptr : scratch.alloc<float>(int64_t(G) * nqs * W);
   void* q16 = mma ? scratch.alloc<uint16_t>(int64_t(G) * nqs * W) : nullptr;
@@ -184,7 +190,7 @@ DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cu
   pb.z_stats = stats_per_head;
   pb.z_out = int64_t(g.nqb) * g.nkb;
   pb.kgroup = G >= group ? group : 1;
-  pb.z_krep = key_entries * W;
+  pb.z_krep = key_values;
   pb.z_logw = key_entries;
   float2* stats = scratch.alloc<float2>(G * stats_per_head);
   float* scores = scratch.alloc<float>(G * pb.z_out);

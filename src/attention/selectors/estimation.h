@@ -128,17 +128,22 @@ class PatternBuilder {
 /// qb's representatives, of the mass on entries of units inside kb. emit(qb, scores, nvis) gets
 /// it once per query block, from worker threads (nvis = geo.visible_k_blocks(qb)).
 /// Requires sq | block_q and sk | block_k. Parallel over groups of query blocks (~64 rows/GEMM).
+/// rest_dim in (0, dim): the representatives after the first of each unit are zero beyond their
+/// first rest_dim values (rr's outlier keys have no variance half), so their products run over
+/// rest_dim columns only: the same values (the skipped terms are exact zeros), less arithmetic.
 template <class Visible, class Fix, class Emit>
 void stride_block_scores(const BlockGeometry& geo, const float* qrep, int64_t nqr, int64_t sq,
                          const float* krep, int64_t num_units, int64_t sk, int64_t reps,
-                         int64_t dim, float alpha, Visible visible, Fix fix, Emit emit) {
+                         int64_t dim, float alpha, Visible visible, Fix fix, Emit emit,
+                         int64_t rest_dim = 0) {
+  const bool split = reps > 1 && rest_dim > 0 && rest_dim < dim;
   const int64_t qr_per_block = geo.block_q / sq, units_per_block = geo.block_k / sk;
   const int64_t qb_per_task = std::max<int64_t>(1, 64 / qr_per_block);
   const int64_t num_tasks = (geo.num_q_blocks + qb_per_task - 1) / qb_per_task;
   const Kernels& kern = kernels();
 #pragma omp parallel num_threads(num_threads())
   {
-    std::vector<float> scores, block;
+    std::vector<float> scores, block, slot;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t task = 0; task < num_tasks; ++task) {
       const int64_t qb0 = task * qb_per_task;
@@ -150,7 +155,19 @@ void stride_block_scores(const BlockGeometry& geo, const float* qrep, int64_t nq
         n = std::max<int64_t>(n, std::min(num_units, visible(r)) * reps);
       if (n > 0) {
         scores.resize(size_t((r1 - r0) * n));
-        kern.gemm_nt(qrep + r0 * dim, dim, krep, dim, scores.data(), n, r1 - r0, n, dim, alpha);
+        if (!split) {
+          kern.gemm_nt(qrep + r0 * dim, dim, krep, dim, scores.data(), n, r1 - r0, n, dim, alpha);
+        } else {  // one product per slot (every reps-th row of krep), scattered into the rows
+          const int64_t nu = n / reps, m = r1 - r0;
+          slot.resize(size_t(m * nu));
+          for (int64_t t = 0; t < reps; ++t) {
+            kern.gemm_nt(qrep + r0 * dim, dim, krep + t * dim, reps * dim, slot.data(), nu, m, nu,
+                         t == 0 ? dim : rest_dim, alpha);
+            for (int64_t i = 0; i < m; ++i)
+              for (int64_t u = 0; u < nu; ++u)
+                scores[size_t(i * n + u * reps + t)] = slot[size_t(i * nu + u)];
+          }
+        }
       }
       for (int64_t qb = qb0; qb < qb1; ++qb) {
         const int64_t nvis = geo.visible_k_blocks(qb);

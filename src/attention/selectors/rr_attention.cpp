@@ -239,8 +239,9 @@ SparsePattern RRSelector::estimate(const TensorView& q, const TensorView& k,
       est::select_cumulative(scores, nvis, config_.tau, geo.forced_blocks(qb), sel);
       builder.set_row(int(h), qb, std::move(sel));
     };
+    // outlier keys (slots 1..m) have a zero variance half: their products need D columns only
     est::stride_block_scores(geo, sampled.data(), nqs, S, reps.data(), nks, S, R, W, scale,
-                             visible, fix, emit);
+                             visible, fix, emit, moments ? D : W);
   }
   return builder.finish();
 }

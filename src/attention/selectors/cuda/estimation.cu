@@ -26,6 +26,9 @@ __device__ __forceinline__ int visible_blocks(const Geometry& g, int qb) {
   return (visible_keys(g, qb) + g.block_k - 1) / g.block_k;
 }
 
+// Representatives stored slot by slot (rr's outliers scored at width W2 by the fused kernel).
+bool slot_major(const StrideProblem& pb) { return pb.reps > 1 && pb.W2 > 0; }
+
 int entries_per_block(const StrideProblem& pb, const Geometry& geo) {
   return (geo.block_k / pb.sk) * pb.reps;
 }
@@ -271,31 +274,60 @@ __global__ void __launch_bounds__(kMmaThreads) stride_stats_mma_kernel(StridePro
 
 // ---- fused tensor-core statistics ---------------------------------------------------------------
 //
-// For groups (a key block's entries, or one 64-entry part of it) of 8 * GN entries, GN in
-// {1, 2, 4, 8}, aligned to the 64-entry tiles, and rows of W in {128, 256} bf16: 4 warps x 16
-// rows per CTA (three CTAs per SM), the rows' bf16 fragments held in registers for the whole
-// walk, each warp scoring 16 rows x 64 entries per tile (8 n8 accumulators), finishing the scores
-// and reducing (max, sum exp) per (row, group) in registers, a group's GN n8 tiles in the thread
-// and then across the quad. Group g of a row is entries [g*gs, (g+1)*gs), so its statistics index
-// is g in both layouts (parts: kb*parts + part = e / 64). Each warp walks the CTA's tiles up to
-// the last one its own rows see and writes every group of those tiles, i.e. every group its rows
-// see: nothing needs zeroing first (block_scores reads only what a row sees).
+// For key blocks of 8 * GN units, GN in {1, 2, 4, 8} (or 64-unit parts of larger blocks when
+// reps == 1), aligned to the 64-unit tiles, and rows of W in {128, 256} bf16: 4 warps x 16 rows
+// per CTA (three CTAs per SM), the rows' bf16 fragments held in registers for the whole walk,
+// each warp scoring 16 rows x 64 units per tile and representative slot (8 n8 accumulators),
+// finishing the scores and keeping per (row, group) a running max and sum of exp in registers
+// over the slots (the key tile's rows are permuted so that a thread's columns are whole groups;
+// wider groups combine 2 or 4 threads once per tile). Representatives are slot-major
+// (StrideProblem::W2): slot 0 [units][W] (rr: the mean with its variance half; unisparse: the
+// pooled key), slots 1.. [units][W2] (rr's outlier keys, whose variance half is zero, so they are
+// scored over the first W2 = D columns only: 5/12 less arithmetic at 5 outliers with moments).
+// Group g of a row covers units [g*gs, (g+1)*gs) of every slot, so its statistics index is g in
+// both layouts (parts: kb*parts + part = unit / 64). Each warp walks the CTA's tiles up to the
+// last one its own rows see and writes every group of those tiles, i.e. every group its rows see:
+// nothing needs zeroing first (block_scores reads only what a row sees).
 constexpr int kFusedWarps = 4, kFusedRows = 16 * kFusedWarps, kFusedThreads = 32 * kFusedWarps;
-constexpr int kFusedTiles = 8;  // 64-entry tiles per CTA
+constexpr int kFusedTiles = 8;  // 64-unit tiles per CTA
 
-template <int W>
+// 64 rows of W bf16 into a swizzled tile. Key tiles (Units) are stored permuted: unit r of the
+// tile goes to row 8 n + c with n = (r % 16) / 2, c = 2 (r / 16) + r % 2, i.e. to column c of the
+// n-th n8 tile of the products, so that thread tq of a quad (columns 2 tq, 2 tq + 1 of every n8
+// tile) holds units [16 tq, 16 tq + 16): whole key blocks when a block has 8 or 16 units, and
+// the statistics are reduced in the thread without shuffles.
+__device__ __forceinline__ int unit_row(int r) {
+  return ((r & 15) >> 1) * 8 + 2 * (r >> 4) + (r & 1);
+}
+template <int W, bool Units>
 __device__ __forceinline__ void load_rows_fused(uint32_t dst, const __nv_bfloat16* src,
                                                 int64_t first_row, int rows_valid) {
   constexpr int chunks = W / 8;
   for (int i = threadIdx.x; i < 64 * chunks; i += kFusedThreads) {
-    const int r = i / chunks, c = i % chunks;
+    const int r = i / chunks, c = i % chunks, rs = Units ? unit_row(r) : r;
     const bool ok = r < rows_valid;
     const __nv_bfloat16* g = src + (ok ? (first_row + r) * W + c * 8 : 0);
-    ptx::cp_async_16(dst + uint32_t((r * chunks + (c ^ (r & 7))) * 16), g, ok);
+    ptx::cp_async_16(dst + uint32_t((rs * chunks + (c ^ (rs & 7))) * 16), g, ok);
   }
 }
 
-template <int W, int GN>
+// acc[n] += A (16 rows x 16 KS columns, registers) x B^T (64 units of the swizzled tile at sb).
+template <int KS, int RowBytes>
+__device__ __forceinline__ void fused_products(const uint32_t (*a)[4], uint32_t sb, uint32_t b_off,
+                                               float (&acc)[8][4]) {
+#pragma unroll
+  for (int kk = 0; kk < KS; ++kk) {
+#pragma unroll
+    for (int np = 0; np < 4; ++np) {
+      uint32_t b[4];
+      ptx::ldmatrix_x4(sb + ((b_off + uint32_t(np * 16 * RowBytes)) ^ uint32_t(32 * kk)), b);
+      ptx::mma_16816<__nv_bfloat16>(acc[2 * np], a[kk], b[0], b[1]);
+      ptx::mma_16816<__nv_bfloat16>(acc[2 * np + 1], a[kk], b[2], b[3]);
+    }
+  }
+}
+
+template <int W, int W2, int GN>
 __global__ void __launch_bounds__(kFusedThreads, 3)
     stride_stats_fused_kernel(StrideProblem pb, int ngroups, int tiles, float2* stats) {
   constexpr int NG = 8 / GN;  // groups per tile
@@ -308,14 +340,15 @@ __global__ void __launch_bounds__(kFusedThreads, 3)
   const int r0 = blockIdx.y * kFusedRows;
   const int x0 = blockIdx.x * kFusedTiles, x1 = min(x0 + kFusedTiles, tiles);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int units = pb.units, R = pb.reps;
   if (threadIdx.x < kFusedRows) {
     const int r = r0 + threadIdx.x;
-    s_vis[threadIdx.x] = r < pb.nqr ? min(pb.visible[r], pb.units) * pb.reps : 0;
+    s_vis[threadIdx.x] = r < pb.nqr ? min(pb.visible[r], units) : 0;
   }
   __syncthreads();
-  // this warp's rows: the most visible entries, and the first entry of any row's last unit
+  // this warp's rows: the most visible units, and the last unit before every row's last one
   const int wv = max(s_vis[warp * 16 + (lane & 15)], 0);
-  int warp_maxv = wv, warp_inner = wv - pb.reps;
+  int warp_maxv = wv, warp_inner = wv - 1;
   for (int o = 8; o > 0; o >>= 1) {
     warp_maxv = max(warp_maxv, __shfl_xor_sync(0xffffffffu, warp_maxv, o));
     warp_inner = min(warp_inner, __shfl_xor_sync(0xffffffffu, warp_inner, o));
@@ -327,9 +360,8 @@ __global__ void __launch_bounds__(kFusedThreads, 3)
 
   const auto* q16 = static_cast<const __nv_bfloat16*>(pb.qrep16);
   const auto* k16 = static_cast<const __nv_bfloat16*>(pb.krep16);
-  const int num_e = pb.units * pb.reps;
   // the 64 query rows go through key buffer 0 once, into registers
-  load_rows_fused<W>(s_base, q16, r0, pb.nqr - r0);
+  load_rows_fused<W, false>(s_base, q16, r0, pb.nqr - r0);
   ptx::cp_async_commit();
   ptx::cp_async_wait<0>();
   __syncthreads();
@@ -342,54 +374,52 @@ __global__ void __launch_bounds__(kFusedThreads, 3)
     for (int kk = 0; kk < KS; ++kk) ptx::ldmatrix_x4(s_base + (a_off ^ uint32_t(32 * kk)), a[kk]);
   }
   __syncthreads();
-  load_rows_fused<W>(s_base, k16, int64_t(x0) * 64, num_e - x0 * 64);
+  // step s scores tile x0 + s / R, slot s % R
+  const auto load_step = [&](int s, uint32_t dst) {
+    const int x = x0 + s / R, t = s % R;
+    if (t == 0)
+      load_rows_fused<W, true>(dst, k16, int64_t(x) * 64, units - x * 64);
+    else
+      load_rows_fused<W2, true>(dst, k16 + int64_t(units) * W + int64_t(t - 1) * units * W2,
+                          int64_t(x) * 64, units - x * 64);
+  };
+  load_step(0, s_base);
   ptx::cp_async_commit();
 
   const int br = (lane & 7) + ((lane >> 4) << 3);
   const uint32_t b_off = uint32_t(br * row_bytes + 16 * (((lane >> 3) & 1) ^ (br & 7)));
-  const int g = lane >> 2, tq = lane & 3;
-  // this thread's rows (g and g + 8 of the warp): visible entries, own score
-  int vis[2];
-  float own[2];
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const int rl = wr + g + 8 * h;
-    vis[h] = s_vis[rl];
-    own[h] = pb.own && r0 + rl < pb.nqr ? pb.own[r0 + rl] : 0.f;
-  }
-  const bool has_own = pb.own != nullptr;
+  const uint32_t b_off2 = uint32_t(br * 2 * W2 + 16 * (((lane >> 3) & 1) ^ (br & 7)));
+  const int g = lane >> 2, tq = lane & 3;  // this thread's rows: g and g + 8 of the warp
+  // groups of 8 GN units: GT per thread (8 or 16 units), or one over QT threads (32 or 64)
+  constexpr int GT = GN <= 2 ? 2 / GN : 1, QT = GN <= 2 ? 1 : GN / 2;
+  float run_m[2][GT] = {}, run_s[2][GT] = {};
 
-  for (int i = 0; i < nt; ++i) {
-    const int x = x0 + i;
-    if (i + 1 < nt)
-      load_rows_fused<W>(s_base + uint32_t(((i + 1) & 1) * tile_bytes), k16, int64_t(x + 1) * 64,
-                         num_e - (x + 1) * 64);
+  const int steps = nt * R;
+  for (int s = 0; s < steps; ++s) {
+    const int x = x0 + s / R, t = s % R;
+    if (s + 1 < steps) load_step(s + 1, s_base + uint32_t(((s + 1) & 1) * tile_bytes));
     ptx::cp_async_commit();
     ptx::cp_async_wait<1>();
     __syncthreads();
     const int e0 = x * 64;
     if (e0 < warp_maxv) {
-      const uint32_t sb = s_base + uint32_t((i & 1) * tile_bytes);
-      // log weights of this thread's 16 columns, loaded before the products hide their latency
+      const uint32_t sb = s_base + uint32_t((s & 1) * tile_bytes);
+      float acc[8][4] = {};
+      if (t == 0)
+        fused_products<KS, row_bytes>(a, sb, b_off, acc);
+      else
+        fused_products<W2 / 16, 2 * W2>(a, sb, b_off2, acc);
+      // log weights of this thread's 16 columns (loaded after the products: at W = 256 the
+      // registers to hold them across the products would spill)
+      const float* lwt = pb.log_w != nullptr ? pb.log_w + int64_t(t) * units : nullptr;
       float lw[8][2];
 #pragma unroll
       for (int n = 0; n < 8; ++n)
 #pragma unroll
         for (int j = 0; j < 2; ++j) {
-          const int e = e0 + n * 8 + 2 * tq + j;
-          lw[n][j] = pb.log_w != nullptr && e < num_e ? __ldg(pb.log_w + e) : 0.f;
+          const int e = e0 + 16 * tq + 2 * n + j;
+          lw[n][j] = lwt != nullptr && e < units ? __ldg(lwt + e) : 0.f;
         }
-      float acc[8][4] = {};
-#pragma unroll
-      for (int kk = 0; kk < KS; ++kk) {
-#pragma unroll
-        for (int np = 0; np < 4; ++np) {
-          uint32_t b[4];
-          ptx::ldmatrix_x4(sb + ((b_off + uint32_t(np * 16 * row_bytes)) ^ uint32_t(32 * kk)), b);
-          ptx::mma_16816<__nv_bfloat16>(acc[2 * np], a[kk], b[0], b[1]);
-          ptx::mma_16816<__nv_bfloat16>(acc[2 * np + 1], a[kk], b[2], b[3]);
-        }
-      }
       // finish the scores (finish_score's rules) in place; a tile before every row's last unit
       // (the usual case) needs only the scale and the log weight
       if (e0 + 64 <= warp_inner) {
@@ -397,53 +427,82 @@ __global__ void __launch_bounds__(kFusedThreads, 3)
         for (int n = 0; n < 8; ++n)
 #pragma unroll
           for (int c = 0; c < 4; ++c) acc[n][c] = pb.alpha * acc[n][c] + lw[n][c & 1];
-      } else {
+      } else {  // near the rows' last units (read here only: registers are scarce at W = 256)
+        int vis[2];
+        float own[2];
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int rl = wr + g + 8 * h;
+          vis[h] = s_vis[rl];
+          own[h] = pb.own != nullptr && t == 0 && r0 + rl < pb.nqr ? pb.own[r0 + rl] : 0.f;
+        }
 #pragma unroll
         for (int n = 0; n < 8; ++n)
 #pragma unroll
           for (int c = 0; c < 4; ++c) {
-            const int h = c >> 1, e = e0 + n * 8 + 2 * tq + (c & 1), v = vis[h];
-            const bool last_unit = e >= v - pb.reps;
+            const int h = c >> 1, e = e0 + 16 * tq + 2 * n + (c & 1), v = vis[h];
+            const bool last_unit = e == v - 1;
             float sc = pb.alpha * acc[n][c] + lw[n][c & 1];
-            sc = has_own && last_unit ? (e == v - pb.reps ? own[h] : -INFINITY) : sc;
-            sc += pb.has_partial && v == num_e && last_unit ? pb.partial_logw : 0.f;
+            sc = pb.own != nullptr && last_unit ? (t == 0 ? own[h] : -INFINITY) : sc;
+            sc += pb.has_partial && v == units && last_unit ? pb.partial_logw : 0.f;
             acc[n][c] = e < v ? sc : -INFINITY;
           }
       }
-      // per (row, group): the max, then the sum of exp(score - max), in the thread over the
-      // group's GN n8 tiles, then over the quad (the row's 4 threads)
-      float gm[2][NG], gsum[2][NG];
+      // per (row, group): a running max and sum of exp(score - max) over the slots, in the
+      // thread (its 16 units hold GT whole groups, or a part of one when QT > 1); the sum is
+      // rescaled only when the max grows
 #pragma unroll
       for (int h = 0; h < 2; ++h)
 #pragma unroll
-        for (int j = 0; j < NG; ++j) {
-          float m = -INFINITY;
+        for (int gl = 0; gl < GT; ++gl) {
+          constexpr int KU = 16 / GT;  // this thread's units of the group
+          float lm = -INFINITY;
 #pragma unroll
-          for (int n = j * GN; n < (j + 1) * GN; ++n)
-            m = fmaxf(m, fmaxf(acc[n][2 * h], acc[n][2 * h + 1]));
-          m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
-          m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
-          const float mm = m == -INFINITY ? 0.f : m;  // all -inf: every exp is 0
-          float t = 0.f;
+          for (int k = gl * KU; k < (gl + 1) * KU; ++k) lm = fmaxf(lm, acc[k >> 1][2 * h + (k & 1)]);
+          float& rm = run_m[h][gl];
+          float& rs = run_s[h][gl];
+          if (t == 0) {
+            rm = -INFINITY;
+            rs = 0.f;
+          }
+          if (lm > rm) {
+            rs *= exp2f((rm - lm) * kLog2e);  // rm = -inf: rs is 0 and stays 0
+            rm = lm;
+          }
+          const float mm = rm == -INFINITY ? 0.f : rm;  // all -inf: every exp is 0
+          float sum = 0.f;
 #pragma unroll
-          for (int n = j * GN; n < (j + 1) * GN; ++n)
-            t += exp2f((acc[n][2 * h] - mm) * kLog2e) + exp2f((acc[n][2 * h + 1] - mm) * kLog2e);
-          t += __shfl_xor_sync(0xffffffffu, t, 1);
-          gm[h][j] = m;
-          gsum[h][j] = t + __shfl_xor_sync(0xffffffffu, t, 2);
+          for (int k = gl * KU; k < (gl + 1) * KU; ++k)
+            sum += exp2f((acc[k >> 1][2 * h + (k & 1)] - mm) * kLog2e);
+          rs += sum;
         }
-      if (tq == 0) {
+      if (t == R - 1) {
+        // groups wider than 16 units: combine the QT threads that share one
 #pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const int r = r0 + wr + g + 8 * h;
-          if (r >= pb.nqr) continue;
-          float2* out = stats + int64_t(r) * ngroups;
+        for (int o = 1; o < QT; o <<= 1)
 #pragma unroll
-          for (int j = 0; j < NG; ++j) {
-            const int gid = x * NG + j;
-            if (gid < ngroups)
-              out[gid] =
-                  gm[h][j] == -INFINITY ? make_float2(0.f, 0.f) : make_float2(gm[h][j], gsum[h][j]);
+          for (int h = 0; h < 2; ++h) {
+            float& rm = run_m[h][0];
+            float& rs = run_s[h][0];
+            const float om = __shfl_xor_sync(0xffffffffu, rm, o);
+            const float os = __shfl_xor_sync(0xffffffffu, rs, o);
+            const float nm = fmaxf(rm, om), mm = nm == -INFINITY ? 0.f : nm;
+            rs = rs * exp2f((rm - mm) * kLog2e) + os * exp2f((om - mm) * kLog2e);
+            rm = nm;
+          }
+        if (tq % QT == 0) {
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const int r = r0 + wr + g + 8 * h;
+            if (r >= pb.nqr) continue;
+            float2* out = stats + int64_t(r) * ngroups;
+#pragma unroll
+            for (int gl = 0; gl < GT; ++gl) {
+              const int gid = x * NG + (16 * tq) / (8 * GN) + gl;
+              if (gid < ngroups)
+                out[gid] = run_m[h][gl] == -INFINITY ? make_float2(0.f, 0.f)
+                                                     : make_float2(run_m[h][gl], run_s[h][gl]);
+            }
           }
         }
       }
@@ -587,9 +646,9 @@ __device__ __forceinline__ bool is_forced(const Geometry& g, int qb, int kb, int
   return kb >= max(first, 1) && kb <= min(last, nvis - 1);
 }
 
-// Descending score, then ascending id (a total order, as the CPU's ByScoreDesc).
-__device__ __forceinline__ bool before(float sa, int ia, float sb, int ib) {
-  return sa > sb || (sa == sb && ia < ib);
+// The score of a free block's sort key (select_kernel).
+__device__ __forceinline__ float sorted_score(unsigned long long k) {
+  return __uint_as_float(static_cast<uint32_t>(k >> 32) - 2u);
 }
 
 // One CTA per query block: forced blocks, then the cumulative rule over the others.
@@ -598,9 +657,12 @@ __global__ void select_kernel(Geometry geo, const float* scores, double share, i
   scores += blockIdx.y * z_scores;
   head += int(blockIdx.y);
   extern __shared__ unsigned char smem[];
-  float* key = reinterpret_cast<float*>(smem);            // [pow2]
-  int* id = reinterpret_cast<int*>(key + pow2);           // [pow2]
-  unsigned char* keep = reinterpret_cast<unsigned char*>(id + pow2);  // [nkb]
+  // sort keys (score bits + 2) << 32 | ~id, in descending order: descending score, then
+  // ascending id (the CPU's order; scores are >= 0, so their bits order as the values); forced
+  // blocks (1) and invisible ones (0) last. One 64-bit word per entry: one load, compare and
+  // store per side of a bitonic pair.
+  unsigned long long* key = reinterpret_cast<unsigned long long*>(smem);  // [pow2]
+  unsigned char* keep = reinterpret_cast<unsigned char*>(key + pow2);    // [nkb]
   __shared__ double dscratch[32];
   __shared__ int iscratch[32];
   const int qb = blockIdx.x, nkb = geo.nkb;
@@ -616,38 +678,38 @@ __global__ void select_kernel(Geometry geo, const float* scores, double share, i
       forced_mass += s[i];
       ++nforced;
     }
-    key[i] = !vis ? -2.f : f ? -1.f : s[i];
-    id[i] = i;
+    const uint32_t cls = !vis ? 0u : f ? 1u : __float_as_uint(s[i] + 0.0f) + 2u;  // -0 -> +0
+    key[i] = (static_cast<unsigned long long>(cls) << 32) | ~static_cast<uint32_t>(i);
     if (i < nkb) keep[i] = f ? 1 : 0;
   }
   total = block_reduce(total, AddOp{}, dscratch);
   forced_mass = block_reduce(forced_mass, AddOp{}, dscratch);
   nforced = block_reduce(nforced, AddOp{}, iscratch);
   const int nfree = nvis - nforced;
-  // Only the first next_pow2(nvis) entries need sorting: the rest are invisible (key -2) and
+  // Only the first next_pow2(nvis) entries need sorting: the rest are invisible (key 0) and
   // already at their sorted place, so causal rows sort ~half as much on average.
   int p2 = 1;
   while (p2 < nvis) p2 <<= 1;
   if (share >= 1.0) {
     for (int i = threadIdx.x; i < nvis; i += blockDim.x) keep[i] = 1;
   } else if (nfree > 0) {
-    // bitonic sort of (key, id) pairs; thread t of a stage compares pair t (i < j = i + stride)
+    // bitonic sort; thread t of a stage compares pairs t, t + blockDim.x, ... (i < j = i +
+    // stride). At strides <= 32 the pairs of a warp's threads stay inside the same 64-entry
+    // segments in every stage, so two such stages in a row need only a warp barrier.
+    int prev = 1 << 30;  // after the set-up: a block barrier
     for (int size = 2; size <= p2; size <<= 1)
       for (int stride = size >> 1; stride > 0; stride >>= 1) {
-        __syncthreads();
+        if (stride > 32 || prev > 32)
+          __syncthreads();
+        else
+          __syncwarp();
+        prev = stride;
         for (int t = threadIdx.x; t < p2 / 2; t += blockDim.x) {
           const int i = ((t & ~(stride - 1)) << 1) | (t & (stride - 1)), j = i + stride;
-          {
-            const bool up = (i & size) == 0;
-            const bool swap = up ? before(key[j], id[j], key[i], id[i]) : before(key[i], id[i], key[j], id[j]);
-            if (swap) {
-              const float tk = key[i];
-              key[i] = key[j];
-              key[j] = tk;
-              const int ti = id[i];
-              id[i] = id[j];
-              id[j] = ti;
-            }
+          const unsigned long long ki = key[i], kj = key[j];
+          if ((i & size) == 0 ? kj > ki : ki > kj) {
+            key[i] = kj;
+            key[j] = ki;
           }
         }
       }
@@ -657,12 +719,12 @@ __global__ void select_kernel(Geometry geo, const float* scores, double share, i
     const int per = (nfree + blockDim.x - 1) / blockDim.x;
     const int i0 = threadIdx.x * per, i1 = min(i0 + per, nfree);
     double local = 0;
-    for (int i = i0; i < i1; ++i) local += key[i];
+    for (int i = i0; i < i1; ++i) local += sorted_score(key[i]);
     double all;
     double prefix = block_exclusive_scan(local, dscratch, &all);
     for (int i = i0; i < i1; ++i) {
-      if (forced_mass + prefix < required) keep[id[i]] = 1;
-      prefix += key[i];
+      if (forced_mass + prefix < required) keep[~static_cast<uint32_t>(key[i])] = 1;
+      prefix += sorted_score(key[i]);
     }
   }
   __syncthreads();
@@ -736,13 +798,14 @@ int next_pow2(int n) {
 }  // namespace
 
 int stats_parts(const StrideProblem& pb, const Geometry& geo) {
+  if (slot_major(pb)) return 1;  // mma_fused: a key block's units fit one 64-unit tile
   const int eb = entries_per_block(pb, geo);
   return eb <= kTE ? 1 : (eb + kTE - 1) / kTE;
 }
 
 cudaError_t stride_stats(const StrideProblem& pb, const Geometry& geo, float2* stats, cudaStream_t stream) {
   if (pb.nqr <= 0 || pb.units <= 0) return cudaSuccess;
-  if (pb.W % kTK != 0) return cudaErrorInvalidValue;
+  if (pb.W % kTK != 0 || slot_major(pb)) return cudaErrorInvalidValue;
   const int eb = entries_per_block(pb, geo);
   const int parts = stats_parts(pb, geo);
   const int bpt = eb <= kTE ? kTE / eb : 1;
@@ -755,39 +818,43 @@ cudaError_t stride_stats(const StrideProblem& pb, const Geometry& geo, float2* s
 bool mma_fits(const StrideProblem& pb) { return pb.W == 64 || pb.W == 128 || pb.W == 256; }
 
 bool mma_fused(const StrideProblem& pb, const Geometry& geo) {
-  const int eb = entries_per_block(pb, geo);
-  return (pb.W == 128 || pb.W == 256) && eb % 8 == 0 && (eb <= kTE ? kTE % eb == 0 : eb % kTE == 0);
+  const int upb = geo.block_k / pb.sk;  // units per key block
+  if ((pb.W != 128 && pb.W != 256) || upb % 8 != 0) return false;
+  if (pb.reps == 1) return upb <= kTE ? kTE % upb == 0 : upb % kTE == 0;
+  // slot-major representatives: outlier slots of W2 = D (rows of >= 8 swizzle chunks)
+  const bool widths = (pb.W == 256 && pb.W2 == 128) || (pb.W == 128 && (pb.W2 == 64 || pb.W2 == 128));
+  return widths && kTE % upb == 0;
 }
 
 namespace {
-template <int W, int GN>
+template <int W, int W2, int GN>
 cudaError_t launch_fused(const StrideProblem& pb, const Geometry& geo, float2* stats,
                          cudaStream_t stream) {
   const int ngroups = geo.nkb * stats_parts(pb, geo);
-  const int tiles = (pb.units * pb.reps + kTE - 1) / kTE;
+  const int tiles = (pb.units + kTE - 1) / kTE;
   const int smem = 2 * 64 * 2 * W;  // two key tiles (the query rows pass through the first)
-  const cudaError_t e = cudaFuncSetAttribute(stride_stats_fused_kernel<W, GN>,
+  const cudaError_t e = cudaFuncSetAttribute(stride_stats_fused_kernel<W, W2, GN>,
                                              cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (e != cudaSuccess) return e;
   const dim3 grid(unsigned((tiles + kFusedTiles - 1) / kFusedTiles),
                   unsigned((pb.nqr + kFusedRows - 1) / kFusedRows), unsigned(pb.heads));
-  stride_stats_fused_kernel<W, GN>
+  stride_stats_fused_kernel<W, W2, GN>
       <<<grid, kFusedThreads, size_t(smem), stream>>>(pb, ngroups, tiles, stats);
   return cudaGetLastError();
 }
 
-template <int W>
+template <int W, int W2>
 cudaError_t launch_fused(const StrideProblem& pb, const Geometry& geo, float2* stats,
                          cudaStream_t stream) {
-  switch (std::min(entries_per_block(pb, geo), kTE) / 8) {
+  switch (std::min(geo.block_k / pb.sk, kTE) / 8) {
     case 1:
-      return launch_fused<W, 1>(pb, geo, stats, stream);
+      return launch_fused<W, W2, 1>(pb, geo, stats, stream);
     case 2:
-      return launch_fused<W, 2>(pb, geo, stats, stream);
+      return launch_fused<W, W2, 2>(pb, geo, stats, stream);
     case 4:
-      return launch_fused<W, 4>(pb, geo, stats, stream);
+      return launch_fused<W, W2, 4>(pb, geo, stats, stream);
     default:
-      return launch_fused<W, 8>(pb, geo, stats, stream);
+      return launch_fused<W, W2, 8>(pb, geo, stats, stream);
   }
 }
 }  // namespace
@@ -796,9 +863,12 @@ cudaError_t stride_stats_mma(const StrideProblem& pb, const Geometry& geo, float
                              cudaStream_t stream) {
   if (pb.nqr <= 0 || pb.units <= 0) return cudaSuccess;
   if (!mma_fits(pb) || pb.qrep16 == nullptr || pb.krep16 == nullptr) return cudaErrorInvalidValue;
-  if (mma_fused(pb, geo))
-    return pb.W == 128 ? launch_fused<128>(pb, geo, stats, stream)
-                       : launch_fused<256>(pb, geo, stats, stream);
+  if (slot_major(pb) && !mma_fused(pb, geo)) return cudaErrorInvalidValue;
+  if (mma_fused(pb, geo)) {  // W2 matters only with outlier slots (reps > 1)
+    if (pb.W == 256) return launch_fused<256, 128>(pb, geo, stats, stream);
+    return pb.reps > 1 && pb.W2 == 64 ? launch_fused<128, 64>(pb, geo, stats, stream)
+                                      : launch_fused<128, 128>(pb, geo, stats, stream);
+  }
   const int eb = entries_per_block(pb, geo);
   const int parts = stats_parts(pb, geo);
   const int bpt = eb <= kTE ? kTE / eb : 1;

@@ -49,6 +49,10 @@ struct StrideProblem {
   // krep16 and log_w start z_krep and z_logw elements further (0: one key set for the batch).
   int kgroup = 1;
   int64_t z_krep = 0, z_logw = 0;
+  // W2 > 0 with reps > 1 (only where mma_fused): representatives stored slot by slot, slot 0
+  // [units][W] then slots 1.. [units][W2] each (rr's outlier keys: W2 = D, no variance half,
+  // scored over the first W2 columns of qrep16), log_w [reps][units]. 0: [units * reps][W].
+  int W2 = 0;
 };
 
 /// Parts of 64 entries per key block (1 when a block has <= 64 entries).
@@ -61,11 +65,12 @@ cudaError_t stride_stats(const StrideProblem& pb, const Geometry& geo, float2* s
 /// accumulation is f32; only the rounding of the representatives to bf16 differs from
 /// stride_stats.
 bool mma_fits(const StrideProblem& pb);
-/// Whether stride_stats_mma takes its fused path (a key block's entries, or its 64-entry parts,
-/// are 8, 16, 32 or 64 whole entries): one warp holds 16 rows x 64 entries of scores in registers
-/// and writes (max, sum) per (row, group) directly; it writes every group a row sees, so the
-/// statistics need no zeroing first (block_scores reads only those). Otherwise stats must be
-/// zeroed before the call.
+/// Whether stride_stats_mma takes its fused path: a key block holds 8, 16, 32 or 64 units (or,
+/// with one representative per unit, a multiple of 64 units, in 64-unit parts), W is 128 or 256,
+/// and with several representatives per unit they are slot-major (W2 = D: W2's comment). One
+/// warp holds 16 rows x 64 units of scores per slot in registers and keeps per (row, group) the
+/// running (max, sum) over the slots; it writes every group a row sees, so the statistics need
+/// no zeroing first (block_scores reads only those). Otherwise stats must be zeroed first.
 bool mma_fused(const StrideProblem& pb, const Geometry& geo);
 cudaError_t stride_stats_mma(const StrideProblem& pb, const Geometry& geo, float2* stats,
                              cudaStream_t stream);
@@ -100,11 +105,13 @@ cudaError_t fill_sink_columns(int heads, int sink, int* column_indptr, int* colu
 struct RRParams {
   int S = 16, outliers = 1, reps = 2, W = 256;
   bool rotate = true, mean_keys = true, moments = true;
+  bool slot_major = false;  // StrideProblem::W2 layout with W2 = D (bf16 output only)
 };
 /// Key representatives of KV head hk (mean mode) or of query head h (sample mode):
-/// krep [units * reps][W], log_w [units * reps]. heads > 1 (mean mode): KV heads
-/// head.. head + heads - 1 into [heads][units * reps] arrays. krep16 non-null: the
-/// representatives go to krep16 as bf16 (round to nearest even) instead of krep.
+/// krep [units * reps][W], log_w [units * reps] (slot_major: StrideProblem::W2's layout,
+/// units * (W + outliers * D) values). heads > 1 (mean mode): KV heads head.. head + heads - 1
+/// one after another. krep16 non-null: the representatives go to krep16 as bf16 (round to
+/// nearest even) instead of krep.
 cudaError_t rr_key_reps(const void* k, bool bf16, int64_t head_stride, int64_t row_stride, int D,
                         int seq_k, int head, int query_head, const RRParams& rr, float* krep,
                         float* log_w, cudaStream_t stream, int heads = 1, void* krep16 = nullptr);

@@ -9,6 +9,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -60,25 +61,36 @@ __device__ __forceinline__ void store_rep(float* dst32, __nv_bfloat16* dst16, in
     dst32[i] = v;
 }
 
-// One CTA (D threads) per stride u of KV head `head` (+ blockIdx.y in a batch of KV heads).
+// One CTA (D threads) per stride u of KV head `head` (+ blockIdx.y in a batch of KV heads); the
+// stride's keys in dynamic shared memory (S x D f32: 8 KiB at the default stride 16, so many
+// CTAs share an SM).
 __global__ void rr_key_reps_kernel(const void* k, bool bf16, bool vec, int64_t head_stride,
                                    int64_t row_stride, int D, int seq_k, int head, int query_head,
                                    RRParams rr, float* krep, float* log_w, __nv_bfloat16* krep16) {
-  __shared__ float keys[kMaxStride][128];
+  extern __shared__ float keys_s[];  // [S][D]
   __shared__ float dist[kMaxStride];
   __shared__ int order[kMaxStride];
   __shared__ float mean_s[128];
   const int u = blockIdx.x, d = threadIdx.x, S = rr.S, R = rr.reps, W = rr.W;
   const int r0 = u * S, r1 = min(r0 + S, seq_k), count = r1 - r0;
-  {  // KV head z of a batch: [heads][units * reps] outputs
-    const int64_t z = blockIdx.y, n = int64_t(gridDim.x) * R;
+  const int units = int(gridDim.x);
+  const bool sm = rr.slot_major;
+  {  // KV head z of a batch: one key set after another
+    const int64_t z = blockIdx.y, n = int64_t(units) * R;
     head += int(z);
     if (krep16)
-      krep16 += z * n * W;
+      krep16 += z * (sm ? int64_t(units) * (W + (R - 1) * D) : n * W);
     else
       krep += z * n * W;
     log_w += z * n;
   }
+  // slot t of this stride: its first value and its log weight (StrideProblem::W2's layout)
+  const auto rep_at = [&](int t) -> int64_t {
+    if (!sm) return (int64_t(u) * R + t) * W;
+    return t == 0 ? int64_t(u) * W : int64_t(units) * W + (int64_t(t - 1) * units + u) * D;
+  };
+  const auto logw_at = [&](int t) { return sm ? t * units + u : u * R + t; };
+  const auto keys = [&](int j, int e) -> float& { return keys_s[j * D + e]; };
   const int64_t hbase = int64_t(head) * head_stride;
   if (!rr.mean_keys) {  // the key at the head's round-robin offset stands for the stride
     const int off = rr.rotate ? (query_head + u) % S : query_head % S;
@@ -95,16 +107,15 @@ __global__ void rr_key_reps_kernel(const void* k, bool bf16, bool vec, int64_t h
       float v[8];
       load8(k, bf16, vec, hbase + int64_t(r0 + j) * row_stride + c, v);
 #pragma unroll
-      for (int e = 0; e < 8; ++e) keys[j][c + e] = v[e];
+      for (int e = 0; e < 8; ++e) keys(j, c + e) = v[e];
     }
     __syncthreads();
   }
   const int m = rr.outliers;
   const int outl = min(m, count);
-  const int64_t base = int64_t(u) * R * W;
   if (outl > 0) {
     float mean = 0.f;
-    for (int j = 0; j < count; ++j) mean += keys[j][d];
+    for (int j = 0; j < count; ++j) mean += keys(j, d);
     mean *= 1.0f / float(count);
     mean_s[d] = mean;
     __syncthreads();
@@ -113,7 +124,7 @@ __global__ void rr_key_reps_kernel(const void* k, bool bf16, bool vec, int64_t h
     for (int j = warp; j < count; j += nw) {
       float acc = 0.f;
       for (int e = lane; e < D; e += 32) {
-        const float x = keys[j][e] - mean_s[e];
+        const float x = keys(j, e) - mean_s[e];
         acc += x * x;
       }
       acc = warp_sum(acc);
@@ -143,10 +154,10 @@ __global__ void rr_key_reps_kernel(const void* k, bool bf16, bool vec, int64_t h
   }
   // slots 1..m: the outliers (zero variance), unused slots zero with weight -inf
   for (int t = 0; t < m; ++t) {
-    const int64_t slot = base + int64_t(1 + t) * W;
-    store_rep(krep, krep16, slot + d, t < outl ? keys[order[t]][d] : 0.f);
-    if (rr.moments) store_rep(krep, krep16, slot + D + d, 0.f);
-    if (d == 0) log_w[u * R + 1 + t] = t < outl ? 0.f : -INFINITY;
+    const int64_t slot = rep_at(1 + t);
+    store_rep(krep, krep16, slot + d, t < outl ? keys(order[t], d) : 0.f);
+    if (rr.moments && !sm) store_rep(krep, krep16, slot + D + d, 0.f);
+    if (d == 0) log_w[logw_at(1 + t)] = t < outl ? 0.f : -INFINITY;
   }
   // slot 0: mean and per-dimension variance of the remaining keys
   const int rest = count - outl;
@@ -156,16 +167,16 @@ __global__ void rr_key_reps_kernel(const void* k, bool bf16, bool vec, int64_t h
       bool out = false;
       for (int t = 0; t < outl; ++t) out |= order[t] == j;
       if (out) continue;
-      mu += keys[j][d];
-      var += keys[j][d] * keys[j][d];
+      mu += keys(j, d);
+      var += keys(j, d) * keys(j, d);
     }
     const float inv = 1.0f / float(rest);
     mu *= inv;
     var = fmaxf(0.0f, var * inv - mu * mu);
   }
-  store_rep(krep, krep16, base + d, mu);
-  if (rr.moments) store_rep(krep, krep16, base + D + d, var);
-  if (d == 0) log_w[u * R] = rest > 0 ? float(log(double(rest))) : -INFINITY;
+  store_rep(krep, krep16, rep_at(0) + d, mu);
+  if (rr.moments) store_rep(krep, krep16, rep_at(0) + D + d, var);
+  if (d == 0) log_w[logw_at(0)] = rest > 0 ? float(log(double(rest))) : -INFINITY;
 }
 
 // One warp per sampled query t of query head h + blockIdx.y, kQueriesPerCta per CTA: the lanes
@@ -238,15 +249,17 @@ __global__ void rr_queries_kernel(const void* q, const void* k, bool bf16, bool 
   if (lane == 0) own[t] = mx + float(log(sum));
 }
 
-// One CTA (D threads) per pooled group u of c rows.
+// Pooled groups u = blockIdx.x * blockDim.y + threadIdx.y, D threads (x) each: several small
+// groups per CTA, so short groups (c = 4: 512 bytes of bf16 input) do not each pay a CTA.
 __global__ void pool_kernel(const void* x, bool bf16, int64_t head_stride, int64_t row_stride,
-                            int D, int len, int head, int c, bool is_key, bool moments, float scale,
-                            float* dst, __nv_bfloat16* dst16) {
-  const int u = blockIdx.x, d = threadIdx.x;
+                            int D, int len, int head, int c, int groups, bool is_key, bool moments,
+                            float scale, float* dst, __nv_bfloat16* dst16) {
+  const int u = blockIdx.x * blockDim.y + threadIdx.y, d = threadIdx.x;
+  if (u >= groups) return;
   const int r0 = u * c, r1 = min(r0 + c, len), n = r1 - r0;
   const int W = moments ? 2 * D : D;
   head += int(blockIdx.y);  // head z of a batch: dst [heads][groups][W]
-  const int64_t out = (int64_t(blockIdx.y) * gridDim.x + u) * W;
+  const int64_t out = (int64_t(blockIdx.y) * groups + u) * W;
   const int64_t base = int64_t(head) * head_stride + d;
   float mean = 0.f;
 #pragma unroll 8
@@ -288,10 +301,12 @@ bool rows_aligned(const void* p, int64_t head_stride, int64_t row_stride) {
 cudaError_t rr_key_reps(const void* k, bool bf16, int64_t head_stride, int64_t row_stride, int D,
                         int seq_k, int head, int query_head, const RRParams& rr, float* krep,
                         float* log_w, cudaStream_t stream, int heads, void* krep16) {
-  if (rr.S > kMaxStride || D > 128 || D % 32 != 0 || heads < 1 || (heads > 1 && !rr.mean_keys))
+  if (rr.S > kMaxStride || D > 128 || D % 32 != 0 || heads < 1 || (heads > 1 && !rr.mean_keys) ||
+      (rr.slot_major && krep16 == nullptr))
     return cudaErrorInvalidValue;
   const int units = (seq_k + rr.S - 1) / rr.S;
-  rr_key_reps_kernel<<<dim3(unsigned(units), unsigned(heads)), D, 0, stream>>>(
+  const size_t smem = rr.mean_keys ? size_t(rr.S) * D * sizeof(float) : 0;
+  rr_key_reps_kernel<<<dim3(unsigned(units), unsigned(heads)), D, smem, stream>>>(
       k, bf16, rows_aligned(k, head_stride, row_stride), head_stride, row_stride, D, seq_k, head,
       query_head, rr, krep, log_w, static_cast<__nv_bfloat16*>(krep16));
   return cudaGetLastError();
@@ -317,8 +332,11 @@ cudaError_t pool_rows(const void* t, bool bf16, int64_t head_stride, int64_t row
                       int len, int head, int c, bool is_key, bool moments, float scale, float* dst,
                       cudaStream_t stream, int heads, void* dst16) {
   if (D > 1024 || len <= 0 || heads < 1) return len <= 0 ? cudaSuccess : cudaErrorInvalidValue;
-  pool_kernel<<<dim3(unsigned((len + c - 1) / c), unsigned(heads)), D, 0, stream>>>(
-      t, bf16, head_stride, row_stride, D, len, head, c, is_key, moments, scale, dst,
+  const int groups = (len + c - 1) / c;
+  const int per_cta = std::max(1, std::min(512 / D, 64 / c));  // groups per CTA
+  pool_kernel<<<dim3(unsigned((groups + per_cta - 1) / per_cta), unsigned(heads)),
+                dim3(unsigned(D), unsigned(per_cta)), 0, stream>>>(
+      t, bf16, head_stride, row_stride, D, len, head, c, groups, is_key, moments, scale, dst,
       static_cast<__nv_bfloat16*>(dst16));
   return cudaGetLastError();
 }
