@@ -13,7 +13,7 @@ struct FlashShape {
   constexpr int block_m() const { return warps * 16 * m_tiles; }
   constexpr int threads() const { return warps * 32; }
   constexpr int smem_bytes() const {
-    return (block_m() * head_dim + 4 * block_n * head_dim) * 2 + 2 * block_n * 4;
+    return (block_m() * head_dim + 4 * block_n * head_dim) * 2 + (2 * block_n + 2) * 4;
   }
 };
 
@@ -30,7 +30,9 @@ struct FlashShapeSm90 {
   int head_dim, block_n, min_blocks, loop;
   constexpr int block_m() const { return 128; }
   constexpr int threads() const { return 256; }
-  constexpr int smem_bytes() const { return 1024 + (128 * head_dim + 4 * block_n * head_dim) * 2 + 2 * block_n * 4; }
+  constexpr int smem_bytes() const {
+    return 1024 + (128 * head_dim + 4 * block_n * head_dim) * 2 + (2 * block_n + 2) * 4;
+  }
 };
 
 inline constexpr FlashShapeSm90 kSm90D64{64, 128, 2, 0};

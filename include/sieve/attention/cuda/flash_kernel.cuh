@@ -31,7 +31,7 @@ struct FlashConfig {
   static constexpr int kBM = WARPS_ * 16 * MT_;
   static constexpr int kThreads = WARPS_ * 32;
   static constexpr int kChunks = D_ / 8;  // 16-byte chunks per row
-  static constexpr int kSmemBytes = (kBM * D_ + 4 * BN_ * D_) * 2 + 2 * BN_ * 4;
+  static constexpr int kSmemBytes = (kBM * D_ + 4 * BN_ * D_) * 2 + (2 * BN_ + 2) * 4;
   static_assert(D_ % 64 == 0, "head dim must be a multiple of 64 (swizzle spans 8 chunks)");
   static_assert(BN_ % 16 == 0 && BN_ <= kThreads, "BLOCK_N must be a multiple of 16");
   static_assert((BN_ * kChunks) % kThreads == 0 && (kBM * kChunks) % kThreads == 0);
@@ -58,6 +58,7 @@ template <int BN>
 struct TileIter {
   const int32_t* indices;
   int seq_k, block_k, kmax, p_lo;
+  int band_lo;  // band tiles starting above this key lie in every row's band (no mask needed)
   bool causal, sparse;
   int phase;
   int c, end;                        // dense or band cursor
@@ -104,7 +105,8 @@ struct TileIter {
         while (merge < row_end && __ldg(indices + merge) < kb) ++merge;
         if (merge < row_end && __ldg(indices + merge) == kb) continue;
         t.c0 = c0;
-        t.kind = kBand;
+        // inside every row's band, causal for every row, within the keys: computed unmasked
+        t.kind = c0 > band_lo && c0 + BN - 1 <= p_lo && c0 + BN <= seq_k ? kFull : kBand;
         return true;
       }
       phase = 2;
@@ -147,6 +149,7 @@ __device__ __forceinline__ TileIter<BN> make_tile_iter(const FlashParams& p, int
   it.sparse = p.sparse;
   it.p_lo = r0 + p.q_offset;
   const int p_hi = r0 + rows - 1 + p.q_offset;
+  it.band_lo = p_hi - p.band;
   it.kmax = p.causal ? min(p.seq_k, p_hi + 1) : p.seq_k;
   it.phase = 0;
   it.c = 0;
@@ -176,11 +179,14 @@ __device__ __forceinline__ TileIter<BN> make_tile_iter(const FlashParams& p, int
 
 /// For a column tile: resolves its list entries to key ids in s_col[0, BN) (-1 = skip: past the
 /// end of the list, or its block is already computed), visible to all threads after the barrier.
-/// Uniform across the CTA (the barrier is taken only for column tiles).
+/// *s_plain = whether every key of the tile is valid, causal for every row of the CTA and outside
+/// every row's band, i.e. whether its scores need no mask (tile_masked). Uniform across the CTA
+/// (the barrier is taken only for column tiles).
 template <int BN>
-__device__ __forceinline__ void prepare_columns(const Tile& t, int* s_col, const TileIter<BN>& it,
-                                                const FlashParams& p) {
+__device__ __forceinline__ void prepare_columns(const Tile& t, int* s_col, int* s_plain,
+                                                const TileIter<BN>& it, const FlashParams& p) {
   if (t.kind != kColumns) return;
+  bool plain = true;
   if (int(threadIdx.x) < BN) {
     const int e = t.c0 + int(threadIdx.x);
     int j = -1;
@@ -191,8 +197,16 @@ __device__ __forceinline__ void prepare_columns(const Tile& t, int* s_col, const
       if (pos < it.row_end && __ldg(p.block_indices + pos) == kb) j = -1;
     }
     s_col[threadIdx.x] = j;
+    plain = j >= 0 && j < p.seq_k && (!p.causal || j <= it.p_lo) &&
+            (p.band <= 0 || j <= it.p_lo - p.band);
   }
-  __syncthreads();
+  const int all_plain = __syncthreads_and(plain);
+  if (threadIdx.x == 0) *s_plain = all_plain;  // read after the main loop's next barrier
+}
+
+/// Whether the scores of tile t (staged with column flag *s_plain) go through mask_stripe.
+__device__ __forceinline__ bool tile_masked(const Tile& t, const int* s_plain) {
+  return t.kind != kFull && !(t.kind == kColumns && *s_plain);
 }
 
 /// cp.async copy of one K or V tile (BN rows x C 16-byte chunks) into shared memory at s_dst, laid
@@ -353,7 +367,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) flash_attentio
   const uint32_t s_q = ptx::smem_addr(smem);
   const uint32_t s_k = s_q + BM * D * 2;  // 2 stages
   const uint32_t s_v = s_k + 2 * kTileBytes;
-  int* s_col = reinterpret_cast<int*>(smem + (BM * D + 4 * BN * D) * 2);  // [2][BN]
+  int* s_col = reinterpret_cast<int*>(smem + (BM * D + 4 * BN * D) * 2);  // [2][BN] + 2 flags
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, tq = lane & 3;
@@ -367,7 +381,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) flash_attentio
 
   detail::TileIter<BN> it = detail::make_tile_iter<BN>(p, hq, r0, rows);
   auto prepare_columns = [&](const detail::Tile& t, int stage) {
-    detail::prepare_columns<BN>(t, s_col + stage * BN, it, p);
+    detail::prepare_columns<BN>(t, s_col + stage * BN, s_col + 2 * BN + stage, it, p);
   };
   const auto swz_tile = [](int r, int ch) { return swz<C>(r, ch); };
   auto load_tile = [&](uint32_t s_dst, const T* gbase, int64_t stride, const detail::Tile& t,
@@ -455,7 +469,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) flash_attentio
     }
 
     // masking (only tiles that need it)
-    if (t0.kind != detail::kFull) {
+    if (detail::tile_masked(t0, s_col + 2 * BN + st)) {
 #pragma unroll
       for (int mi = 0; mi < MT; ++mi)
         detail::mask_stripe<BN / 8>(s[mi], t0, r0 + wrow + mi * 16 + g + p.q_offset, s_col + st * BN, tq, p);

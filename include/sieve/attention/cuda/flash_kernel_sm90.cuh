@@ -32,7 +32,7 @@ struct FlashConfigSm90 {
   static constexpr int kLoop = LOOP_;
   static constexpr int kChunks = D_ / 8;
   static constexpr int kQBytes = kBM * D_ * 2, kTileBytes = BN_ * D_ * 2;
-  static constexpr int kSmemBytes = 1024 + kQBytes + 4 * kTileBytes + 2 * BN_ * 4;  // +1024: align
+  static constexpr int kSmemBytes = 1024 + kQBytes + 4 * kTileBytes + (2 * BN_ + 2) * 4;  // +1024: align
   static_assert(D_ % 64 == 0 && (BN_ == 64 || BN_ == 128) && (D_ == 64 || D_ == 128));
 };
 
@@ -73,7 +73,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) flash_attentio
 
   detail::TileIter<BN> it = detail::make_tile_iter<BN>(p, hq, r0, rows);
   auto prepare_columns = [&](const detail::Tile& t, int stage) {
-    detail::prepare_columns<BN>(t, s_col + stage * BN, it, p);
+    detail::prepare_columns<BN>(t, s_col + stage * BN, s_col + 2 * BN + stage, it, p);
   };
   const auto swz_tile = [](int r, int ch) { return pswz<BN>(r, ch); };
   auto load_tile = [&](uint32_t s_dst, const T* gbase, int64_t stride, const detail::Tile& t, int stage) {
@@ -116,7 +116,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) flash_attentio
       wgmma::wgmma_rs<T, D>(o, pa[kk], wgmma::desc_sw128(sv + kk * 16 * 128, BN * 128, 1024), 1);
   };
   const auto mask = [&](float (&s)[BN / 8][4], const detail::Tile& t, int st) {
-    if (t.kind != detail::kFull)
+    if (detail::tile_masked(t, s_col + 2 * BN + st))
       detail::mask_stripe<BN / 8>(s, t, r0 + wrow + g + p.q_offset, s_col + st * BN, tq, p);
   };
   const auto pack_p = [](const float (&s)[BN / 8][4], uint32_t (&pa)[BN / 16][4]) {
