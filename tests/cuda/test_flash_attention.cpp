@@ -199,6 +199,21 @@ TEST_P(CudaFlash, SparseBlocksColumnsAndBand) {
   for (const SparseCase& c : cases) check_sparse(c, fresh_seed());
 }
 
+// Wide bands and many columns: most band tiles lie inside every row's band and most column tiles
+// hold only keys below every row's band, so the executor computes them without the score mask
+// (tile_masked); the rest (diagonal, band edges, columns in kept blocks or past the list end) keep
+// it. Causal and not, chunked prefill, GQA-shared patterns, odd lengths.
+TEST_P(CudaFlash, SparseUnmaskedBandAndColumnTiles) {
+  const SparseCase cases[] = {
+      {DType::kBF16, 128, 128, 128, false, true, 0.0, 400, 900, 1500, 1500},
+      {DType::kF16, 64, 128, 64, true, true, 0.1, 333, 800, 1301, 1301},
+      {DType::kBF16, 128, 128, 128, false, false, 0.05, 256, 700, 1200, 1200},  // not causal
+      {DType::kBF16, 128, 128, 128, true, true, 0.1, 300, 1000, 700, 1601},     // chunked prefill
+      {DType::kF16, 128, 256, 128, false, true, 0.0, 517, 600, 1111, 1111},
+  };
+  for (const SparseCase& c : cases) check_sparse(c, fresh_seed());
+}
+
 // Dense = the executor with the full pattern: identical tile sequence, so identical bits.
 TEST_P(CudaFlash, FullPatternAndFullBandEqualDenseBitwise) {
   const uint64_t seed = fresh_seed();
