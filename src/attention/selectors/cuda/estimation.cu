@@ -3,6 +3,7 @@
 // See estimation_gpu.h for the contract; the CPU counterpart is selectors/estimation.{h,cpp}.
 #include "estimation_gpu.h"
 
+#include "block_reduce.cuh"
 #include "sieve/attention/cuda/ptx.cuh"
 
 #include <cuda_bf16.h>
@@ -511,47 +512,7 @@ __global__ void __launch_bounds__(kFusedThreads, 3)
   }
 }
 
-// ---- block-wide reductions (blockDim.x a multiple of 32, <= 1024) -------------------------------
-
-template <class T, class Op>
-__device__ T block_reduce(T v, Op op, T* scratch) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-  for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
-  __syncthreads();
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  T r = scratch[0];
-  for (int i = 1; i < nw; ++i) r = op(r, scratch[i]);
-  __syncthreads();
-  return r;
-}
-
-// Exclusive scan of one value per thread (in thread order); returns the prefix, total in *total.
-template <class T>
-__device__ T block_exclusive_scan(T v, T* scratch, T* total) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-  T x = v;
-  for (int o = 1; o < 32; o <<= 1) {
-    const T y = __shfl_up_sync(0xffffffffu, x, o);
-    if (lane >= o) x += y;
-  }
-  __syncthreads();
-  if (lane == 31) scratch[warp] = x;
-  __syncthreads();
-  T base = 0, all = 0;
-  for (int i = 0; i < nw; ++i) {
-    if (i < warp) base += scratch[i];
-    all += scratch[i];
-  }
-  __syncthreads();
-  *total = all;
-  return base + x - v;
-}
-
-struct AddOp {
-  template <class T>
-  __device__ T operator()(T a, T b) const { return a + b; }
-};
+// block_reduce, block_exclusive_scan, AddOp: block_reduce.cuh (shared with the peer ports)
 
 // Statistics groups row r reads: those up to the group of its last visible entry (every group the
 // stats kernels wrote for it; the layout is kb * parts + part, part = 64-entry piece of a block).
