@@ -6,6 +6,7 @@
 #include "sieve/attention/cuda/check.h"
 #include "sieve/attention/cuda/device_tensor.h"
 #include "sieve/attention/reference.h"
+#include "sieve/attention/synthetic.h"
 #include "sieve/core/rng.h"
 #include "sieve/core/tensor.h"
 #include "tolerance.h"
@@ -37,6 +38,35 @@ inline Tensor random_tensor(DType dtype, int64_t h, int64_t l, int64_t d, float 
   const TensorView v = t.view();
   for (int64_t i = 0; i < t.numel(); ++i) store_from_f32(v.data, dtype, i, float(rng.normal()) * sigma);
   return t;
+}
+
+/// Q [hq, lq, d], K and V [hkv, lk, d] of one test case.
+struct Inputs {
+  Tensor q, k, v;
+};
+
+/// Normal inputs (q, k with sigma 1.6: peaked enough for selectors to choose; v with 1).
+inline Inputs random_inputs(DType dt, int64_t hq, int64_t hkv, int64_t lq, int64_t lk, int64_t d,
+                            uint64_t seed) {
+  Rng rng(seed);
+  return {random_tensor(dt, hq, lq, d, 1.6f, rng), random_tensor(dt, hkv, lk, d, 1.6f, rng),
+          random_tensor(dt, hkv, lk, d, 1.f, rng)};
+}
+inline Inputs random_inputs(DType dt, int64_t hq, int64_t hkv, int64_t l, int64_t d, uint64_t seed) {
+  return random_inputs(dt, hq, hkv, l, l, d, seed);
+}
+
+/// The planted-structure workload (make_synthetic, default strength) of that shape.
+inline Inputs planted_inputs(DType dt, int64_t hq, int64_t hkv, int64_t l, int64_t d, uint64_t seed) {
+  attention::SyntheticConfig c;
+  c.num_heads_q = hq;
+  c.num_heads_kv = hkv;
+  c.seq_len = l;
+  c.head_dim = d;
+  c.dtype = dt;
+  c.seed = seed;
+  attention::SyntheticWorkload w = attention::make_synthetic(c);
+  return {w.q, w.k, w.v};
 }
 
 inline std::vector<double> to_f64(const TensorView& t) {

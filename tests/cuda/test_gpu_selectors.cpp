@@ -44,28 +44,6 @@ RowDiff compare_rows(const SparsePattern& a, const SparsePattern& b) {
   return d;
 }
 
-struct Inputs {
-  Tensor q, k, v;
-};
-
-Inputs random_inputs(DType dt, int64_t hq, int64_t hkv, int64_t l, int64_t d, uint64_t seed) {
-  Rng rng(seed);
-  return {random_tensor(dt, hq, l, d, 1.6f, rng), random_tensor(dt, hkv, l, d, 1.6f, rng),
-          random_tensor(dt, hkv, l, d, 1.f, rng)};
-}
-
-Inputs planted_inputs(DType dt, int64_t hq, int64_t hkv, int64_t l, int64_t d, uint64_t seed) {
-  attention::SyntheticConfig c;
-  c.num_heads_q = hq;
-  c.num_heads_kv = hkv;
-  c.seq_len = l;
-  c.head_dim = d;
-  c.dtype = dt;
-  c.seed = seed;
-  attention::SyntheticWorkload w = attention::make_synthetic(c);
-  return {w.q, w.k, w.v};
-}
-
 // CPU select() on host tensors vs select_on_device() on device copies.
 void check_selector(const std::string& name, const std::vector<std::string>& settings, const Inputs& in,
                     bool exact, const std::string& what) {

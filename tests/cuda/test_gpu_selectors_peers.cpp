@@ -25,29 +25,6 @@ namespace cu = attention::cuda;
 using attention::AttentionOptions;
 using attention::SparsePattern;
 
-struct Inputs {
-  Tensor q, k, v;
-};
-
-Inputs random_inputs(DType dt, int64_t hq, int64_t hkv, int64_t lq, int64_t lk, int64_t d,
-                     uint64_t seed) {
-  Rng rng(seed);
-  return {random_tensor(dt, hq, lq, d, 1.6f, rng), random_tensor(dt, hkv, lk, d, 1.6f, rng),
-          random_tensor(dt, hkv, lk, d, 1.f, rng)};
-}
-
-Inputs planted_inputs(DType dt, int64_t hq, int64_t hkv, int64_t l, int64_t d, uint64_t seed) {
-  attention::SyntheticConfig c;
-  c.num_heads_q = hq;
-  c.num_heads_kv = hkv;
-  c.seq_len = l;
-  c.head_dim = d;
-  c.dtype = dt;
-  c.seed = seed;
-  attention::SyntheticWorkload w = attention::make_synthetic(c);
-  return {w.q, w.k, w.v};
-}
-
 std::vector<int32_t> slice(const std::vector<int32_t>& v, const std::vector<int32_t>& indptr,
                            int64_t i) {
   return {v.begin() + indptr[size_t(i)], v.begin() + indptr[size_t(i) + 1]};
