@@ -70,35 +70,29 @@ VariantInfo info(const char* name) {
   return v;
 }
 using V0 = FlashConfig<T, 128, 32, 4, 2, false>;
+using V1 = FlashConfig<T, 128, 64, 4, 2, false>;
 using W0 = FlashConfigSm90<T, 128, 128, 1>;
+using W1 = FlashConfigSm90<T, 128, 64, 1>;
 using W2 = FlashConfigSm90<T, 128, 64, 2>;
-using P0 = FlashConfigSm90<T, 128, 128, 1, 1>;
-using B0 = FlashConfigSm90<T, 128, 128, 1, 2>;
-using B2 = FlashConfigSm90<T, 128, 64, 2, 2>;
-using B3 = FlashConfigSm90<T, 128, 64, 2, 3>;
 }  // namespace
 
-int num_variants() { return 7; }
+int num_variants() { return 5; }
 VariantInfo variant_info(int i) {
   switch (i) {
     case 0: return info<V0, false>("mma_bn32_w4_mt2");
-    case 1: return info<W0, true>("wgmma_bn128");
-    case 2: return info<W2, true>("wgmma_bn64_2cta");
-    case 3: return info<P0, true>("wgmma_pipe_bn128");
-    case 4: return info<B0, true>("wgmma_2bar_bn128");
-    case 5: return info<B2, true>("wgmma_2bar_bn64_2cta");
-    default: return info<B3, true>("wgmma_2bar_vfirst_bn64_2cta");
+    case 1: return info<V1, false>("mma_bn64_w4_mt2");
+    case 2: return info<W0, true>("wgmma_bn128");
+    case 3: return info<W1, true>("wgmma_bn64");
+    default: return info<W2, true>("wgmma_bn64_2cta");
   }
 }
 cudaError_t launch_variant(int i, const attention::cuda::FlashParams& p, cudaStream_t s) {
   switch (i) {
     case 0: return launch_flash_attention<V0>(p, s);
-    case 1: return launch_flash_attention_sm90<W0>(p, s);
-    case 2: return launch_flash_attention_sm90<W2>(p, s);
-    case 3: return launch_flash_attention_sm90<P0>(p, s);
-    case 4: return launch_flash_attention_sm90<B0>(p, s);
-    case 5: return launch_flash_attention_sm90<B2>(p, s);
-    default: return launch_flash_attention_sm90<B3>(p, s);
+    case 1: return launch_flash_attention<V1>(p, s);
+    case 2: return launch_flash_attention_sm90<W0>(p, s);
+    case 3: return launch_flash_attention_sm90<W1>(p, s);
+    default: return launch_flash_attention_sm90<W2>(p, s);
   }
 }
 #else

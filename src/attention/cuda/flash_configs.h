@@ -24,10 +24,9 @@ inline constexpr FlashShape kFlashD128{128, 32, 4, 2, false};
 
 namespace sieve::attention::cuda {
 
-/// Tile shapes of the Hopper (wgmma) kernel: BLOCK_M = 128 (two warpgroups), BLOCK_N keys;
-/// loop: the main-loop schedule (FlashConfigSm90's LOOP_).
+/// Tile shapes of the Hopper (wgmma) kernel: BLOCK_M = 128 (two warpgroups), BLOCK_N keys.
 struct FlashShapeSm90 {
-  int head_dim, block_n, min_blocks, loop;
+  int head_dim, block_n, min_blocks;
   constexpr int block_m() const { return 128; }
   constexpr int threads() const { return 256; }
   constexpr int smem_bytes() const {
@@ -35,7 +34,7 @@ struct FlashShapeSm90 {
   }
 };
 
-inline constexpr FlashShapeSm90 kSm90D64{64, 128, 2, 0};
-inline constexpr FlashShapeSm90 kSm90D128{128, 64, 2, 0};
+inline constexpr FlashShapeSm90 kSm90D64{64, 128, 2};
+inline constexpr FlashShapeSm90 kSm90D128{128, 64, 2};
 
 }  // namespace sieve::attention::cuda

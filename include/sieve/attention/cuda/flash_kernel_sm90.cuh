@@ -9,8 +9,8 @@
 // are stored as 64-element panels of 128-byte rows, XOR-swizzled in 16-byte chunks by row % 8:
 // the layout wgmma's 128-byte swizzle mode reads. Same semantics, parameters and tile sequence
 // as the mma.sync kernel (FlashParams, TileIter); needs block_k % BLOCK_N == 0 for patterns.
-// The main loop has four schedules (FlashConfigSm90's LOOP_; the library uses 0, the others are
-// measured by bench/gpu's sweep, docs/results/gpu-attention.md).
+// Other main-loop schedules (FA3 intra-warpgroup pipelining, two barriers per tile) were measured
+// within 2 % or slower on an H200 and removed (docs/results/gpu-attention.md, commit c0dd52c).
 // Reference: Shah et al., "FlashAttention-3" (2024), §3.1-3.2 (without warp specialisation/TMA).
 #pragma once
 
@@ -19,17 +19,10 @@
 
 namespace sieve::attention::cuda {
 
-/// LOOP_ 0: per tile, S then P V, each awaited in turn, three CTA barriers. 1: intra-warpgroup
-/// pipelining (FlashAttention-3 §3.2): tile j's S = Q K_j^T and tile j-1's O += P V_{j-1} are
-/// issued together and run on the tensor cores while tile j's softmax runs; O's rescale waits for
-/// the P V product (P_{j-1} stays in registers across the softmax). 2: as 0 with two barriers per
-/// tile: V_{j+1} is loaded after the first (which also frees V stage j-1) while S runs, and P V
-/// is issued before K_{j+2}'s loads. 3: as 2 with V_{j+1}'s loads issued before S.
-template <class T_, int D_, int BN_, int MIN_BLOCKS_ = 1, int LOOP_ = 0>
+template <class T_, int D_, int BN_, int MIN_BLOCKS_ = 1>
 struct FlashConfigSm90 {
   using T = T_;
   static constexpr int kD = D_, kBN = BN_, kBM = 128, kThreads = 256, kMinBlocks = MIN_BLOCKS_;
-  static constexpr int kLoop = LOOP_;
   static constexpr int kChunks = D_ / 8;
   static constexpr int kQBytes = kBM * D_ * 2, kTileBytes = BN_ * D_ * 2;
   static constexpr int kSmemBytes = 1024 + kQBytes + 4 * kTileBytes + (2 * BN_ + 2) * 4;  // +1024: align
@@ -129,133 +122,52 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) flash_attentio
     }
   };
 
-  if constexpr (Cfg::kLoop == 1) {
-    // Tile j: wait for K_j and V_{j-1}; issue S_j = Q K_j^T and O += P_{j-1} V_{j-1} (one wgmma
-    // batch each); softmax of S_j while they run; rescale O once P V is done; then one barrier
-    // frees K stage j&1 and V stage (j-1)&1 for K_{j+2} and V_{j+1}. The prologue's four groups
-    // hold {Q, K0}, {V0}, {K1}, {V1}; step j >= 1 commits {K_{j+2}, V_{j+1}} (step 0: {K2}), so
-    // K_j and V_{j-1} have landed once at most 3 / 2 / 1 groups (step 0 / 1 / later) are pending.
+  // Per tile: S then P V, each awaited in turn, three CTA barriers. The prologue's four groups
+  // hold {Q, K0}, {V0}, {K1}, {V1}; step j commits {K_{j+2}} and {V_{j+2}}.
+  for (int step = 0; has0; ++step) {
+    const int st = step & 1;
+    const uint32_t sk = s_k + st * kTileBytes, sv = s_v + st * kTileBytes;
+    ptx::cp_async_wait<3>();
+    wgmma::fence_proxy_async();
+    __syncthreads();
+
+    float s[BN / 8][4];
+    issue_s(s, sk);
+    wgmma::wait<0>();
+    wgmma::fence_operands(s);
+
+    mask(s, t0, st);
+    detail::online_softmax<BN / 8, D / 8>(s, o, m, l, sl2);
     uint32_t pa[BN / 16][4];
-    for (int step = 0; has0; ++step) {
-      const int st = step & 1;
-      const uint32_t sk = s_k + st * kTileBytes, sv_prev = s_v + (st ^ 1) * kTileBytes;
-      if (step == 0) ptx::cp_async_wait<3>();
-      else if (step == 1) ptx::cp_async_wait<2>();
-      else ptx::cp_async_wait<1>();
-      wgmma::fence_proxy_async();
-      __syncthreads();
+    pack_p(s, pa);
 
-      float s[BN / 8][4];
-      issue_s(s, sk);
-      if (step > 0) issue_pv(pa, sv_prev);
-      wgmma::commit();
-      wgmma::wait<1>();
-      wgmma::fence_operands(s);
+    ptx::cp_async_wait<2>();
+    wgmma::fence_proxy_async();
+    __syncthreads();
 
-      mask(s, t0, st);
-      float alpha[2];
-      detail::online_softmax_p<BN / 8>(s, m, l, sl2, alpha);
-
-      wgmma::wait<0>();
-      wgmma::fence_operands(o);
-      wgmma::fence_operands(pa);  // P_{j-1} stays in place until its wgmma has read it
-#pragma unroll
-      for (int dt = 0; dt < D / 8; ++dt)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) o[dt][e] *= alpha[e >> 1];
-      pack_p(s, pa);
-
-      __syncthreads();  // every warpgroup is done with K stage st and V stage st ^ 1
-      detail::Tile t2{};
-      const bool has2 = has1 && it.next(t2);
-      if (has2) {
-        prepare_columns(t2, st);
-        load_tile(sk, gk, p.k_row_stride, t2, st);
-      }
-      if (step > 0 && has1) load_tile(sv_prev, gv, p.v_row_stride, t1, st ^ 1);
-      ptx::cp_async_commit();
-
-      t0 = t1;
-      has0 = has1;
-      t1 = t2;
-      has1 = has2;
-      if (!has0) {  // the last tile's P V (its V is in stage st)
-        ptx::cp_async_wait<0>();
-        wgmma::fence_proxy_async();
-        __syncthreads();
-        wgmma::fence();
-        issue_pv(pa, s_v + st * kTileBytes);
-        wgmma::commit();
-        wgmma::wait<0>();
-        wgmma::fence_operands(o);
-      }
+    detail::Tile t2{};
+    const bool has2 = has1 && it.next(t2);
+    if (has2) {
+      prepare_columns(t2, st);
+      load_tile(sk, gk, p.k_row_stride, t2, st);
     }
-  } else {
-    // kLoop 2/3 commit {V_{j+1}} after the first barrier and {K_{j+2}} after the second (step 0:
-    // {} and {K2}; V1 came with the prologue), so K_j / V_j have landed once at most 3 (steps 0
-    // and 1) or 2 groups are pending. kLoop 0 commits {K_{j+2}} and {V_{j+2}}: 3 / 2.
-    constexpr bool kTwo = Cfg::kLoop >= 2;
-    // every warpgroup is past tile j-1's P V, so V stage st ^ 1 is free for V_{j+1}
-    const auto load_next_v = [&](int step, int st) {
-      if (step > 0 && has1) load_tile(s_v + (st ^ 1) * kTileBytes, gv, p.v_row_stride, t1, st ^ 1);
-      ptx::cp_async_commit();
-    };
-    for (int step = 0; has0; ++step) {
-      const int st = step & 1;
-      const uint32_t sk = s_k + st * kTileBytes, sv = s_v + st * kTileBytes;
-      if (!kTwo || step < 2) ptx::cp_async_wait<3>();
-      else ptx::cp_async_wait<2>();
-      wgmma::fence_proxy_async();
-      __syncthreads();
+    ptx::cp_async_commit();
+    wgmma::fence_operands(o);
+    wgmma::fence();
+    issue_pv(pa, sv);
+    wgmma::commit();
+    wgmma::wait<0>();
+    wgmma::fence_operands(o);
+    wgmma::fence_operands(pa);
 
-      if constexpr (Cfg::kLoop == 3) load_next_v(step, st);
-      float s[BN / 8][4];
-      issue_s(s, sk);
-      if constexpr (Cfg::kLoop == 2) load_next_v(step, st);
-      wgmma::wait<0>();
-      wgmma::fence_operands(s);
+    __syncthreads();
+    if (has2) load_tile(sv, gv, p.v_row_stride, t2, st);
+    ptx::cp_async_commit();
 
-      mask(s, t0, st);
-      detail::online_softmax<BN / 8, D / 8>(s, o, m, l, sl2);
-      uint32_t pa[BN / 16][4];
-      pack_p(s, pa);
-
-      if (kTwo && step >= 2) ptx::cp_async_wait<2>();
-      else if (kTwo) ptx::cp_async_wait<3>();
-      else ptx::cp_async_wait<2>();
-      wgmma::fence_proxy_async();
-      __syncthreads();
-
-      const auto pv = [&] {
-        wgmma::fence_operands(o);
-        wgmma::fence();
-        issue_pv(pa, sv);
-        wgmma::commit();
-      };
-      if constexpr (kTwo) pv();
-      detail::Tile t2{};
-      const bool has2 = has1 && it.next(t2);
-      if (has2) {
-        prepare_columns(t2, st);
-        load_tile(sk, gk, p.k_row_stride, t2, st);
-      }
-      ptx::cp_async_commit();
-      if constexpr (!kTwo) pv();
-      wgmma::wait<0>();
-      wgmma::fence_operands(o);
-      wgmma::fence_operands(pa);
-
-      if constexpr (!kTwo) {
-        __syncthreads();
-        if (has2) load_tile(sv, gv, p.v_row_stride, t2, st);
-        ptx::cp_async_commit();
-      }
-
-      t0 = t1;
-      has0 = has1;
-      t1 = t2;
-      has1 = has2;
-    }
+    t0 = t1;
+    has0 = has1;
+    t1 = t2;
+    has1 = has2;
   }
   ptx::cp_async_wait<0>();
 

@@ -8,7 +8,7 @@ namespace sieve::attention::cuda {
 
 namespace {
 template <class T, FlashShapeSm90 S>
-using Cfg = FlashConfigSm90<T, S.head_dim, S.block_n, S.min_blocks, S.loop>;
+using Cfg = FlashConfigSm90<T, S.head_dim, S.block_n, S.min_blocks>;
 
 template <class T>
 cudaError_t dispatch(int head_dim, const FlashParams& p, cudaStream_t stream) {
