@@ -148,4 +148,16 @@ inline void expect_matches_reference(const GpuRun& got, const attention::Referen
                                 << " want " << ref.lse[size_t(std::max<int64_t>(worst_i, 0))];
 }
 
+/// Runs `pattern` through the CUDA executor on `in` and checks the output against the f64
+/// reference restricted to the same pattern (mask_from_pattern).
+inline void expect_pattern_output_matches_reference(const Inputs& in,
+                                                    const attention::AttentionOptions& opts,
+                                                    const attention::SparsePattern& pattern,
+                                                    const std::string& what) {
+  const GpuRun got = run_gpu(in.q, in.k, in.v, in.q.dtype(), opts, &pattern);
+  const auto ref = attention::reference_attention(
+      in.q, in.k, in.v, opts, attention::mask_from_pattern(pattern, in.q.size(0), in.k.size(0)));
+  expect_matches_reference(got, ref, in.v, in.q.dtype(), what);
+}
+
 }  // namespace sieve::test

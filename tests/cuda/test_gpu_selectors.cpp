@@ -81,10 +81,7 @@ void check_selector(const std::string& name, const std::vector<std::string>& set
   EXPECT_NEAR(r.min, m.recall_min, 1e-4);
 
   // The GPU pattern through the GPU executor equals the f64 reference on that pattern.
-  const GpuRun got = run_gpu(in.q, in.k, in.v, in.q.dtype(), opts, &gpu);
-  const auto ref = attention::reference_attention(
-      in.q, in.k, in.v, opts, attention::mask_from_pattern(gpu, in.q.size(0), in.k.size(0)));
-  expect_matches_reference(got, ref, in.v, in.q.dtype(), what + " " + name);
+  expect_pattern_output_matches_reference(in, opts, gpu, what + " " + name);
 }
 
 // The f32 (SIMT) estimate: patterns equal to the CPU's up to f32 summation order.
@@ -137,10 +134,7 @@ void check_mma_selector(const std::string& name, const std::vector<std::string>&
   EXPECT_NEAR(gpu.block_density(), cpu.block_density(), 0.02);
   EXPECT_NEAR(mg.recall_mean, mc.recall_mean, 0.01);
 
-  const GpuRun got = run_gpu(in.q, in.k, in.v, in.q.dtype(), opts, &gpu);
-  const auto ref = attention::reference_attention(
-      in.q, in.k, in.v, opts, attention::mask_from_pattern(gpu, in.q.size(0), in.k.size(0)));
-  expect_matches_reference(got, ref, in.v, in.q.dtype(), what + " " + name + " mma");
+  expect_pattern_output_matches_reference(in, opts, gpu, what + " " + name + " mma");
 }
 
 TEST_F(GpuSelectors, StreamingAndDenseMatchExactly) {

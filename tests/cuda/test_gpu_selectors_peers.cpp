@@ -122,10 +122,7 @@ void check_peer(const std::string& name, const std::vector<std::string>& setting
   // The GPU pattern through the GPU executor equals the f64 reference on that pattern (the
   // executor tiles 128-row query blocks; vslash's default 64-row blocks stop here).
   if (gpu.block_q % 128 != 0) return;
-  const GpuRun got = run_gpu(in.q, in.k, in.v, in.q.dtype(), opts, &gpu);
-  const auto ref = attention::reference_attention(
-      in.q, in.k, in.v, opts, attention::mask_from_pattern(gpu, in.q.size(0), in.k.size(0)));
-  expect_matches_reference(got, ref, in.v, in.q.dtype(), what + " " + name);
+  expect_pattern_output_matches_reference(in, opts, gpu, what + " " + name);
 }
 
 class GpuPeerSelectors : public ::testing::Test {
