@@ -19,19 +19,47 @@ using attention::SparsePattern;
 
 const char* name(DType t) { return dtype_name(t); }
 
-// Every test runs twice: on the mma.sync kernel, and on "auto" (the wgmma kernel on compute
-// capability 9.0 wherever the pattern's block_k fits it, mma.sync elsewhere).
+// Every test runs three times: on the mma.sync kernel, on the wgmma kernel (compute capability
+// 9.0 wherever the pattern's block_k fits it, mma.sync elsewhere), and on "auto" (on 9.0: the
+// warp-specialised fa3 kernel for head dim 128 and patterns of 128-key blocks without token
+// columns, wgmma for the rest).
+bool device_is_sm90() {
+  int dev = 0, major = 0, minor = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return false;
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+  cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
+  return major == 9 && minor == 0;
+}
+
+std::string g_family = "auto";  // the running test's kernel family
+
+// A pattern whose block_k the forced wgmma family cannot tile (64-key blocks at head dim 64) runs
+// on mma.sync for the duration of one case, as "auto" would.
+struct FamilyFor {
+  FamilyFor(DType dt, int64_t d, int64_t block_k) {
+    if (g_family != "wgmma") return;
+    try {
+      (void)cu::kernel_info(dt, d, block_k);
+    } catch (const Error&) {
+      cu::set_kernel_preference("mma");
+    }
+  }
+  ~FamilyFor() { cu::set_kernel_preference(g_family); }
+};
+
 class CudaFlash : public ::testing::TestWithParam<const char*> {
  protected:
   void SetUp() override {
     if (cu::device_count() == 0) GTEST_SKIP() << "no CUDA device";
-    cu::set_kernel_preference(GetParam());
+    g_family = GetParam();
+    if (g_family == "wgmma" && !device_is_sm90()) GTEST_SKIP() << "wgmma needs compute capability 9.0";
+    cu::set_kernel_preference(g_family);
   }
   void TearDown() override {
     if (cu::device_count() > 0) cu::set_kernel_preference("auto");
   }
 };
-INSTANTIATE_TEST_SUITE_P(Kernels, CudaFlash, ::testing::Values("mma", "auto"),
+INSTANTIATE_TEST_SUITE_P(Kernels, CudaFlash, ::testing::Values("mma", "wgmma", "auto"),
                          [](const ::testing::TestParamInfo<const char*>& i) {
                            return std::string(i.param);
                          });
@@ -179,6 +207,7 @@ void check_sparse(const SparseCase& c, uint64_t seed) {
                                            c.per_kv, c.keep, c.band, c.ncols, rng);
   AttentionOptions opts;
   opts.causal = c.causal;
+  const FamilyFor family(c.dtype, c.d, c.bk);
   const GpuRun got = run_gpu(q, k, v, c.dtype, opts, &pat);
   const auto ref = attention::reference_attention(q, k, v, opts,
                                                   attention::mask_from_pattern(pat, hq, hkv));
@@ -210,6 +239,21 @@ TEST_P(CudaFlash, SparseUnmaskedBandAndColumnTiles) {
       {DType::kBF16, 128, 128, 128, false, false, 0.05, 256, 700, 1200, 1200},  // not causal
       {DType::kBF16, 128, 128, 128, true, true, 0.1, 300, 1000, 700, 1601},     // chunked prefill
       {DType::kF16, 128, 256, 128, false, true, 0.0, 517, 600, 1111, 1111},
+  };
+  for (const SparseCase& c : cases) check_sparse(c, fresh_seed());
+}
+
+// Block CSR + band without token columns at head dim 128 and 128-key blocks: the patterns the fa3
+// kernel takes under "auto" on compute capability 9.0 (band tiles inside and at the edges of the
+// band, empty rows, several passes over its K/V stage ring). Causal and not, chunked prefill,
+// GQA-shared patterns, 256-key blocks, odd lengths.
+TEST_P(CudaFlash, SparseBlocksAndBandWithoutColumns) {
+  const SparseCase cases[] = {
+      {DType::kBF16, 128, 128, 128, false, true, 0.3, 300, 0, 1100, 1100},
+      {DType::kF16, 128, 128, 128, true, true, 0.5, 129, 0, 901, 901},
+      {DType::kBF16, 128, 256, 256, false, false, 0.4, 200, 0, 777, 777},  // not causal
+      {DType::kBF16, 128, 128, 128, false, true, 0.2, 64, 0, 333, 1201},   // chunked prefill
+      {DType::kF16, 128, 256, 128, true, true, 0.0, 517, 0, 1111, 1111},   // band only
   };
   for (const SparseCase& c : cases) check_sparse(c, fresh_seed());
 }
@@ -265,15 +309,29 @@ TEST_P(CudaFlash, PatternRoundTripsThroughDeviceMemory) {
   EXPECT_EQ(back.band, p.band);
 }
 
-TEST_P(CudaFlash, AutoPicksWgmmaOnHopper) {
-  int dev = 0, major = 0, minor = 0;
-  ASSERT_EQ(cudaGetDevice(&dev), cudaSuccess);
-  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
-  cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
-  const std::string want = std::string(GetParam()) == "mma" || major != 9 || minor != 0 ? "mma.sync" : "wgmma";
-  EXPECT_EQ(cu::kernel_info(DType::kBF16, 128).name, want);
+TEST_P(CudaFlash, AutoPicksFa3OrWgmmaOnHopper) {
+  const std::string pref = GetParam();
+  const bool hopper = device_is_sm90();
+  const std::string sm90 = pref == "mma" || !hopper ? "mma.sync" : "wgmma";
+  const std::string fa3 = pref == "auto" && hopper ? "fa3" : sm90;
+  EXPECT_EQ(cu::kernel_info(DType::kBF16, 128).name, fa3);
+  EXPECT_EQ(cu::kernel_info(DType::kF16, 128, 256).name, fa3);
+  // fa3 takes neither token columns, nor 64-key blocks, nor head dim 64
+  EXPECT_EQ(cu::kernel_info(DType::kBF16, 128, 128, true).name, sm90);
+  EXPECT_EQ(cu::kernel_info(DType::kBF16, 128, 64).name, sm90);
+  EXPECT_EQ(cu::kernel_info(DType::kBF16, 64).name, sm90);
   // head dim 64 runs wgmma with BLOCK_N 128: a pattern of 64-key blocks falls back to mma.sync
-  EXPECT_EQ(cu::kernel_info(DType::kBF16, 64, 64).name, std::string("mma.sync"));
+  // (forced wgmma refuses it)
+  if (pref == "wgmma")
+    EXPECT_THROW(cu::kernel_info(DType::kBF16, 64, 64), Error);
+  else
+    EXPECT_EQ(cu::kernel_info(DType::kBF16, 64, 64).name, std::string("mma.sync"));
+  if (hopper) {
+    cu::set_kernel_preference("fa3");
+    EXPECT_EQ(cu::kernel_info(DType::kBF16, 128, 128).name, std::string("fa3"));
+    EXPECT_THROW(cu::kernel_info(DType::kBF16, 128, 128, true), Error);
+    EXPECT_THROW(cu::kernel_info(DType::kBF16, 64), Error);
+  }
 }
 
 TEST_P(CudaFlash, RejectsWhatTheKernelCannotRun) {

@@ -30,7 +30,9 @@ std::vector<std::string> available_backends() {
 
 namespace {
 
-std::atomic<int> g_preference{0};  // 0 auto, 1 mma.sync, 2 wgmma
+// 0 auto, 1 mma.sync, 2 wgmma, 3 fa3, 4 / 5 its bf16 benchmark variants (ping-pong, 3 stages)
+std::atomic<int> g_preference{0};
+constexpr const char* kFa3Names[] = {"fa3", "fa3-pp", "fa3-s3"};
 
 // Compute capability 9.0 (H100/H200): the sm_90a wgmma kernel runs there and nowhere else.
 bool current_device_is_sm90() {
@@ -57,14 +59,33 @@ void set_kernel_preference(std::string_view name) {
   if (name == "auto") g_preference = 0;
   else if (name == "mma" || name == "mma.sync") g_preference = 1;
   else if (name == "wgmma") g_preference = 2;
-  else SIEVE_FAIL("unknown CUDA kernel '{}' (auto, mma, wgmma)", name);
+  else if (name == "fa3") g_preference = 3;
+  else if (name == "fa3-pp") g_preference = 4;
+  else if (name == "fa3-s3") g_preference = 5;
+  else SIEVE_FAIL("unknown CUDA kernel '{}' (auto, mma, wgmma, fa3, fa3-pp, fa3-s3)", name);
 }
 
-KernelInfo kernel_info(DType dtype, int64_t head_dim, int64_t block_k) {
+KernelInfo kernel_info(DType dtype, int64_t head_dim, int64_t block_k, bool token_columns) {
   check_supported(dtype, head_dim);
+  const int pref = g_preference.load();
+  // fa3: head dim 128, whole 128-key tiles per pattern block, no gathered token columns.
+  const FlashShapeFa3& f = kFa3D128;
+  const bool fa3_fits = head_dim == f.head_dim && (block_k == 0 || block_k % f.block_n == 0) &&
+                        !token_columns;
+  if (pref >= 3) {
+    SIEVE_CHECK(current_device_is_sm90(), "the fa3 kernel needs a compute capability 9.0 device");
+    SIEVE_CHECK(fa3_fits,
+                "the fa3 kernel needs head_dim 128, block_k a multiple of {} and no token columns "
+                "(head_dim {}, block_k {}, columns {})",
+                f.block_n, head_dim, block_k, token_columns);
+    SIEVE_CHECK(pref == 3 || dtype == DType::kBF16, "{} is built for bf16 only", kFa3Names[pref - 3]);
+    const FlashShapeFa3& v = pref == 4 ? kFa3D128PingPong : pref == 5 ? kFa3D128Stages3 : f;
+    return KernelInfo{kFa3Names[pref - 3], v.block_m(), v.block_n, v.threads(), v.smem_bytes()};
+  }
+  if (pref == 0 && fa3_fits && current_device_is_sm90())
+    return KernelInfo{"fa3", f.block_m(), f.block_n, f.threads(), f.smem_bytes()};
   const FlashShapeSm90& h = head_dim == 64 ? kSm90D64 : kSm90D128;
   const bool fits = block_k == 0 || block_k % h.block_n == 0;
-  const int pref = g_preference.load();
   bool wgmma = pref != 1 && fits && current_device_is_sm90();
   if (pref == 2) {
     SIEVE_CHECK(current_device_is_sm90(), "the wgmma kernel needs a compute capability 9.0 device");
@@ -159,9 +180,18 @@ void launch(const Prepared& r, const KernelInfo& k, Stream stream) {
   if (r.shape.seq_len_q == 0) return;
   const int d = int(r.shape.head_dim);
   const bool bf16 = r.dtype == DType::kBF16;
-  const bool wgmma = std::string_view(k.name) == "wgmma";
-  const cudaError_t e = wgmma ? (bf16 ? launch_flash_sm90_bf16(d, r.p, stream) : launch_flash_sm90_f16(d, r.p, stream))
-                              : (bf16 ? launch_flash_bf16(d, r.p, stream) : launch_flash_f16(d, r.p, stream));
+  const std::string_view name = k.name;
+  cudaError_t e;
+  const auto fa3 = std::find(std::begin(kFa3Names), std::end(kFa3Names), name);
+  if (fa3 != std::end(kFa3Names)) {
+    const int variant = int(fa3 - std::begin(kFa3Names));
+    e = bf16 ? launch_flash_fa3_bf16(d, r.p, stream, variant)
+             : launch_flash_fa3_f16(d, r.p, stream, variant);
+  } else if (name == "wgmma") {
+    e = bf16 ? launch_flash_sm90_bf16(d, r.p, stream) : launch_flash_sm90_f16(d, r.p, stream);
+  } else {
+    e = bf16 ? launch_flash_bf16(d, r.p, stream) : launch_flash_f16(d, r.p, stream);
+  }
   SIEVE_CHECK(e == cudaSuccess, "CUDA attention launch ({}) failed: {}", k.name, cudaGetErrorString(e));
 }
 
@@ -187,7 +217,7 @@ void block_sparse_attention(const TensorView& q, const TensorView& k, const Tens
   const int64_t heads = pat.per_kv_head ? s.num_heads_kv : s.num_heads_q;
   SIEVE_CHECK(pat.num_heads == heads, "pattern has {} heads, the inputs need {} ({} heads)",
               pat.num_heads, heads, pat.per_kv_head ? "KV" : "query");
-  const KernelInfo ki = kernel_info(q.dtype, s.head_dim, pat.block_k);
+  const KernelInfo ki = kernel_info(q.dtype, s.head_dim, pat.block_k, pat.column_indptr != nullptr);
   SIEVE_CHECK(pat.block_q > 0 && pat.block_q % ki.block_m == 0,
               "CUDA executor needs pattern block_q to be a multiple of {}, got {}", ki.block_m,
               pat.block_q);

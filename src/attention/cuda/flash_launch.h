@@ -1,5 +1,6 @@
 // Internal: type-erased launchers of the flash attention instantiations (flash_bf16.cu,
-// flash_f16.cu: mma.sync for sm_80+; sm90a/flash_sm90.cu: wgmma for sm_90a).
+// flash_f16.cu: mma.sync for sm_80+; sm90a/flash_sm90.cu: wgmma for sm_90a; sm90a/flash_fa3.cu:
+// warp-specialised TMA + wgmma for sm_90a).
 #pragma once
 
 #include "sieve/attention/cuda/flash_params.h"
@@ -14,5 +15,12 @@ cudaError_t launch_flash_f16(int head_dim, const FlashParams& p, cudaStream_t st
 /// Hopper (wgmma, sm_90a) kernel; only valid on compute capability 9.0 devices.
 cudaError_t launch_flash_sm90_bf16(int head_dim, const FlashParams& p, cudaStream_t stream);
 cudaError_t launch_flash_sm90_f16(int head_dim, const FlashParams& p, cudaStream_t stream);
+/// Warp-specialised Hopper kernel (TMA producer, sm_90a), head dim 128 only; `variant` 1 and 2
+/// select the bf16 benchmark variants of flash_configs.h (ping-pong, three stages). Falls back
+/// to the wgmma kernel when the inputs' strides admit no TMA tensor map.
+cudaError_t launch_flash_fa3_bf16(int head_dim, const FlashParams& p, cudaStream_t stream,
+                                  int variant = 0);
+cudaError_t launch_flash_fa3_f16(int head_dim, const FlashParams& p, cudaStream_t stream,
+                                 int variant = 0);
 
 }  // namespace sieve::attention::cuda

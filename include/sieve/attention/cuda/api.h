@@ -28,18 +28,20 @@ int device_count();
 /// Backends this process can run attention on: "cpu", plus "cuda" when a device is usable.
 std::vector<std::string> available_backends();
 
-/// Kernel instance for (dtype, head_dim, pattern block_k; 0 = dense) on the current device:
-/// "wgmma" (Hopper, compute capability 9.0, sm_90a) or "mma.sync" (sm_80+). A block-sparse pattern
-/// needs block_q % block_m == 0 and block_k % block_n == 0 (the mma.sync shape always fits when
-/// the wgmma one does not).
+/// Kernel instance for (dtype, head_dim, pattern block_k; 0 = dense; whether the pattern has token
+/// columns) on the current device: "fa3" (Hopper, warp-specialised TMA + wgmma; head dim 128,
+/// block_k a multiple of 128, no token columns), "wgmma" (Hopper, compute capability 9.0, sm_90a)
+/// or "mma.sync" (sm_80+). A block-sparse pattern needs block_q % block_m == 0 and
+/// block_k % block_n == 0 (the mma.sync shape always fits when the wgmma one does not).
 struct KernelInfo {
   const char* name = "";
   int block_m = 0, block_n = 0, threads = 0, smem_bytes = 0;
 };
-KernelInfo kernel_info(DType dtype, int64_t head_dim, int64_t block_k = 0);
+KernelInfo kernel_info(DType dtype, int64_t head_dim, int64_t block_k = 0, bool token_columns = false);
 
-/// Kernel family for later calls: "auto" (wgmma where it runs and fits, else mma.sync), "mma" or
-/// "wgmma" (throws at launch where it cannot run). For tests and benchmarks; process-wide.
+/// Kernel family for later calls: "auto" (fa3, else wgmma, where they run and fit, else
+/// mma.sync), "mma", "wgmma", "fa3", or "fa3-pp" / "fa3-s3" (bf16 benchmark variants of fa3:
+/// ping-pong scheduling, three K/V stages); a forced family throws where it cannot run. For tests and benchmarks; process-wide.
 /// @throws sieve::Error for other names
 void set_kernel_preference(std::string_view name);
 

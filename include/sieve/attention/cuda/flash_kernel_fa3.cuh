@@ -1,0 +1,250 @@
+// Warp-specialised Hopper path of the attention executor (FlashAttention-3 structure, sm_90a):
+// the tile walk, masking and online softmax of flash_kernel.cuh, with a producer warpgroup that
+// loads tiles by TMA and two consumer warpgroups that run both products on wgmma.
+//
+// A CTA (384 threads, one per SM) owns BLOCK_M = 128 query rows of one query head. Warpgroup 0
+// is the producer: one thread walks TileIter, writes each tile's (kind, first key) into a slot of
+// a STAGES-deep shared-memory ring and issues `cp.async.bulk.tensor` copies of the K and V tiles
+// (BLOCK_N x D, two 64-column panels each, 128-byte swizzle: the layout of flash_kernel_sm90.cuh)
+// against per-stage "full" mbarriers; it waits on "empty" mbarriers that the consumers' warps
+// arrive at once a stage has been read. Warpgroups 1 and 2 own 64 rows each (setmaxnreg: 24
+// registers for the producer, 240 for the consumers) and run FA3's intra-warpgroup pipeline:
+// S_j = Q K_j^T is issued together with O += P_{j-1} V_{j-1}, the softmax of S_j runs while
+// P_{j-1} V_{j-1} is in flight, and O is rescaled after its wait. With PINGPONG, named barriers
+// order the two consumers' GEMM issues so one warpgroup's softmax overlaps the other's GEMMs.
+// The end of the walk is a slot with kind -1. Out-of-range keys arrive as zeros (TMA fill).
+// Covers dense attention and patterns without token columns (block CSR + band); patterns with
+// columns use flash_kernel_sm90.cuh. Needs block_k % BLOCK_N == 0.
+// Reference: Shah et al., "FlashAttention-3" (2024), §3.1 (producer/consumer warp
+// specialisation, ping-pong scheduling) and §3.2 (intra-warpgroup pipelining).
+#pragma once
+
+#include "sieve/attention/cuda/flash_kernel.cuh"
+#include "sieve/attention/cuda/flash_kernel_sm90.cuh"
+#include "sieve/attention/cuda/tma.cuh"
+#include "sieve/attention/cuda/wgmma.cuh"
+
+#include <cuda.h>  // CUtensorMap (a plain struct; nothing links the driver library)
+
+namespace sieve::attention::cuda {
+
+template <class T_, int D_, int BN_, int STAGES_, bool PINGPONG_>
+struct FlashConfigFa3 {
+  using T = T_;
+  static constexpr int kD = D_, kBN = BN_, kBM = 128, kStages = STAGES_;
+  static constexpr bool kPingPong = PINGPONG_;
+  static constexpr int kThreads = 384;  // producer warpgroup + two consumer warpgroups
+  static constexpr int kQBytes = kBM * D_ * 2, kTileBytes = BN_ * D_ * 2;
+  static constexpr int kBarBytes = 8 * (1 + 4 * STAGES_);  // full_q, full/empty x K/V per stage
+  static constexpr int kSmemBytes =
+      1024 + kQBytes + 2 * STAGES_ * kTileBytes + kBarBytes + 8 * STAGES_;  // +1024: alignment
+  static_assert(D_ == 128 && BN_ == 128, "the FA3 path is built for head dim 128, BLOCK_N 128");
+  static_assert(kSmemBytes <= 227 * 1024, "shared memory per block");
+};
+
+/// Kernel arguments: the launch description and the TMA tensor maps of Q, K and V (3-D: head dim,
+/// sequence, heads; box 64 x 128 x 1, 128-byte swizzle).
+struct Fa3Args {
+  FlashParams p;
+  CUtensorMap tq, tk, tv;
+};
+
+template <class Cfg>
+__global__ void __launch_bounds__(Cfg::kThreads, 1) flash_attention_fa3_kernel(const __grid_constant__ Fa3Args a) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using T = typename Cfg::T;
+  constexpr int D = Cfg::kD, BN = Cfg::kBN, BM = Cfg::kBM, S = Cfg::kStages;
+  constexpr uint32_t kTileBytes = Cfg::kTileBytes, kPanelBytes = BN * 128;
+  const FlashParams& p = a.p;
+
+  extern __shared__ unsigned char smem_raw[];
+  const uint32_t raw = ptx::smem_addr(smem_raw);
+  const uint32_t s_q = (raw + 1023u) & ~1023u;
+  const uint32_t s_k = s_q + Cfg::kQBytes;  // S stages
+  const uint32_t s_v = s_k + S * kTileBytes;
+  const uint32_t bars = s_v + S * kTileBytes;
+  const uint32_t full_q = bars;
+  const auto full_k = [&](int s) { return bars + 8 * (1 + s); };
+  const auto full_v = [&](int s) { return bars + 8 * (1 + S + s); };
+  const auto empty_k = [&](int s) { return bars + 8 * (1 + 2 * S + s); };
+  const auto empty_v = [&](int s) { return bars + 8 * (1 + 3 * S + s); };
+  detail::Tile* slots = reinterpret_cast<detail::Tile*>(smem_raw + (bars - raw) + Cfg::kBarBytes);
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int m_tile = p.num_m_tiles - 1 - int(blockIdx.x);  // heaviest causal tiles first
+  const int hq = blockIdx.y, hkv = hq / p.group;
+  const int r0 = m_tile * BM;
+
+  if (tid == 0) {
+    tma::mbar_init(full_q, 1);
+#pragma unroll
+    for (int s = 0; s < S; ++s) {
+      tma::mbar_init(full_k(s), 1);
+      tma::mbar_init(full_v(s), 1);
+      tma::mbar_init(empty_k(s), 8);  // one arrival per consumer warp
+      tma::mbar_init(empty_v(s), 8);
+    }
+    tma::mbar_init_fence();
+  }
+  __syncthreads();
+
+  if (warp < 4) {  // ---- producer warpgroup: one thread issues everything ------------------------
+    tma::regs_dec<24>();
+    if (tid != 0) return;
+    tma::prefetch_map(&a.tk);
+    tma::prefetch_map(&a.tv);
+    tma::mbar_arrive_expect_tx(full_q, Cfg::kQBytes);
+#pragma unroll
+    for (int c = 0; c < D / 64; ++c) tma::load_3d(s_q + c * (BM * 128), &a.tq, full_q, c * 64, r0, hq);
+    const int rows = min(BM, p.seq_q - r0);
+    detail::TileIter<BN> it = detail::make_tile_iter<BN>(p, hq, r0, rows);
+    for (int i = 0;; ++i) {
+      const int s = i % S;
+      const uint32_t ph = uint32_t(i / S) & 1u;
+      detail::Tile t;
+      const bool has = it.next(t);
+      tma::mbar_wait(empty_k(s), ph ^ 1u);
+      if (!has) {
+        slots[s].kind = -1;
+        tma::mbar_arrive(full_k(s));
+        return;
+      }
+      slots[s] = t;
+      tma::mbar_arrive_expect_tx(full_k(s), kTileBytes);
+#pragma unroll
+      for (int c = 0; c < D / 64; ++c)
+        tma::load_3d(s_k + s * kTileBytes + c * kPanelBytes, &a.tk, full_k(s), c * 64, t.c0, hkv);
+      tma::mbar_wait(empty_v(s), ph ^ 1u);
+      tma::mbar_arrive_expect_tx(full_v(s), kTileBytes);
+#pragma unroll
+      for (int c = 0; c < D / 64; ++c)
+        tma::load_3d(s_v + s * kTileBytes + c * kPanelBytes, &a.tv, full_v(s), c * 64, t.c0, hkv);
+    }
+  } else {  // ---- consumer warpgroups -------------------------------------------------------------
+    tma::regs_inc<240>();
+    const int cw = (warp >> 2) - 1;  // consumer 0 or 1: rows [64 cw, 64 cw + 64)
+    const int g = lane >> 2, tq = lane & 3;
+    const int wrow = cw * 64 + (warp & 3) * 16;  // first row of this warp inside the CTA tile
+    const float sl2 = p.scale_log2;
+    // Ping-pong: consumer cw waits on barrier 1 + cw before issuing its GEMMs and then lets the
+    // other one go (barrier 2 - cw); 256 threads = its own sync plus the other's arrive.
+    const auto gemm_turn_begin = [&] {
+      if constexpr (Cfg::kPingPong) tma::bar_sync(1 + cw, 256);
+    };
+    const auto gemm_turn_end = [&] {
+      if constexpr (Cfg::kPingPong) tma::bar_arrive(2 - cw, 256);
+    };
+    const auto release = [&](uint32_t bar) {
+      __syncwarp();
+      if (lane == 0) tma::mbar_arrive(bar);
+    };
+
+    float o[D / 8][4];
+#pragma unroll
+    for (int dt = 0; dt < D / 8; ++dt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) o[dt][e] = 0.f;
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+
+    const auto issue_s = [&](float (&s)[BN / 8][4], uint32_t sk) {
+      wgmma::fence();
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        const uint32_t qa = s_q + (kk >> 2) * (BM * 128) + cw * 64 * 128 + (kk & 3) * 32;
+        const uint32_t ka = sk + (kk >> 2) * kPanelBytes + (kk & 3) * 32;
+        wgmma::wgmma_ss<T, BN>(s, wgmma::desc_sw128(qa, 16, 1024), wgmma::desc_sw128(ka, 16, 1024),
+                               kk > 0 ? 1 : 0);
+      }
+      wgmma::commit();
+    };
+    const auto issue_pv = [&](const uint32_t (&pa)[BN / 16][4], uint32_t sv) {
+      wgmma::fence_operands(o);
+      wgmma::fence();
+#pragma unroll
+      for (int kk = 0; kk < BN / 16; ++kk)
+        wgmma::wgmma_rs<T, D>(o, pa[kk], wgmma::desc_sw128(sv + kk * 16 * 128, kPanelBytes, 1024), 1);
+      wgmma::commit();
+    };
+    const auto mask = [&](float (&s)[BN / 8][4], const detail::Tile& t) {
+      if (t.kind != detail::kFull)
+        detail::mask_stripe<BN / 8>(s, t, r0 + wrow + g + p.q_offset, nullptr, tq, p);
+    };
+    const auto pack_p = [](const float (&s)[BN / 8][4], uint32_t (&pa)[BN / 16][4]) {
+#pragma unroll
+      for (int kk = 0; kk < BN / 16; ++kk) {
+        pa[kk][0] = ptx::pack2<T>(s[2 * kk][0], s[2 * kk][1]);
+        pa[kk][1] = ptx::pack2<T>(s[2 * kk][2], s[2 * kk][3]);
+        pa[kk][2] = ptx::pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+        pa[kk][3] = ptx::pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+      }
+    };
+
+    tma::mbar_wait(full_q, 0);  // also when there is no tile: no copy outlives the CTA
+    tma::mbar_wait(full_k(0), 0);
+    detail::Tile t = slots[0];
+    if (t.kind >= 0) {
+      // Round 0: S_0 alone. Consumer 1 first lets consumer 0 take the first turn.
+      if constexpr (Cfg::kPingPong)
+        if (cw == 1) tma::bar_arrive(1, 256);
+      float s[BN / 8][4];
+      gemm_turn_begin();
+      issue_s(s, s_k);
+      gemm_turn_end();
+      wgmma::wait<0>();
+      wgmma::fence_operands(s);
+      release(empty_k(0));
+      mask(s, t);
+      detail::online_softmax<BN / 8, D / 8>(s, o, m, l, sl2);
+      uint32_t pa[BN / 16][4];
+      pack_p(s, pa);
+
+      int prev = 0;  // stage of the tile whose P is in pa
+      uint32_t prev_ph = 0;
+      for (int i = 1;; ++i) {
+        const int st = i % S;
+        const uint32_t ph = uint32_t(i / S) & 1u;
+        tma::mbar_wait(full_k(st), ph);
+        t = slots[st];
+        if (t.kind < 0) break;
+        // Round i: S_i and P_{i-1} V_{i-1} issued together.
+        gemm_turn_begin();
+        issue_s(s, s_k + st * kTileBytes);
+        tma::mbar_wait(full_v(prev), prev_ph);
+        issue_pv(pa, s_v + prev * kTileBytes);
+        gemm_turn_end();
+        wgmma::wait<1>();  // S_i landed; P_{i-1} V_{i-1} may still run
+        wgmma::fence_operands(s);
+        release(empty_k(st));
+        mask(s, t);
+        float alpha[2];
+        detail::online_softmax_p<BN / 8>(s, m, l, sl2, alpha);
+        wgmma::wait<0>();
+        wgmma::fence_operands(o);
+        wgmma::fence_operands(pa);
+        release(empty_v(prev));
+#pragma unroll
+        for (int dt = 0; dt < D / 8; ++dt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) o[dt][e] *= alpha[e >> 1];
+        pack_p(s, pa);
+        prev = st;
+        prev_ph = ph;
+      }
+      // Last round: P V of the last tile. Consumer 1 skips its final hand-over, so both named
+      // barriers end with matched counts (consumer 0 took one turn more than consumer 1 handed).
+      tma::mbar_wait(full_v(prev), prev_ph);
+      gemm_turn_begin();
+      issue_pv(pa, s_v + prev * kTileBytes);
+      if (cw == 0) gemm_turn_end();
+      wgmma::wait<0>();
+      wgmma::fence_operands(o);
+      wgmma::fence_operands(pa);
+    }
+    detail::store_stripe<T, D / 8>(o, m, l, r0 + wrow + g, hq, tq, sl2, p);
+  }
+#else
+  __trap();  // built without sm_90a: the host never launches this (launch returns an error first)
+#endif
+}
+
+}  // namespace sieve::attention::cuda

@@ -1,0 +1,77 @@
+// Hopper (sm_90) asynchronous-copy and synchronisation wrappers for warp-specialised kernels:
+// mbarriers (init, arrive, arrive with an expected transaction count, parity wait), bulk tensor
+// copies (TMA, `cp.async.bulk.tensor`, completing on an mbarrier), named barriers (bar.sync /
+// bar.arrive with a thread count) and `setmaxnreg` (sm_90a). Device-only header; the tensor maps
+// are encoded on the host (cuTensorMapEncodeTiled) and passed as __grid_constant__ parameters.
+// Reference: PTX ISA, "Parallel Synchronization and Communication Instructions: mbarrier",
+// "cp.async.bulk.tensor", "bar / barrier", "setmaxnreg".
+#pragma once
+
+#include <cstdint>
+
+namespace sieve::attention::cuda::tma {
+
+__device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+/// Makes initialised mbarriers visible to the other threads and to the async proxy (TMA); the
+/// CTA barrier that follows publishes them.
+__device__ __forceinline__ void mbar_init_fence() {
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+/// Arrives and adds `bytes` to the phase's expected transaction count (the TMA copies that
+/// complete on this barrier count them down).
+__device__ __forceinline__ void mbar_arrive_expect_tx(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes)
+               : "memory");
+}
+/// Blocks until the phase of parity `parity` has completed (a fresh barrier counts the phase
+/// before its first as completed: waiting on parity 1 returns at once). Acquire semantics.
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+  uint32_t done;
+  do {
+    asm volatile(
+        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(bar), "r"(parity)
+        : "memory");
+  } while (!done);
+}
+
+/// 3-D tiled bulk tensor copy global -> shared (coordinates innermost first), completing
+/// `box bytes` of transactions on `bar`. Out-of-bounds elements are zero-filled.
+__device__ __forceinline__ void load_3d(uint32_t dst, const void* tmap, uint32_t bar, int c0, int c1,
+                                        int c2) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(dst),
+      "l"(tmap), "r"(c0), "r"(c1), "r"(c2), "r"(bar)
+      : "memory");
+}
+__device__ __forceinline__ void prefetch_map(const void* tmap) {
+  asm volatile("prefetch.tensormap [%0];\n" ::"l"(tmap) : "memory");
+}
+
+/// Named barrier `id` (1..15; 0 is __syncthreads) over `count` threads (a multiple of 32):
+/// sync waits for the count, arrive counts without waiting.
+__device__ __forceinline__ void bar_sync(int id, int count) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(count) : "memory");
+}
+__device__ __forceinline__ void bar_arrive(int id, int count) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(count) : "memory");
+}
+
+/// Per-thread register budget of the executing warpgroup (sm_90a; the kernel needs a register
+/// cap at entry, i.e. __launch_bounds__ with a minimum of one block).
+template <int N>
+__device__ __forceinline__ void regs_dec() {
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+template <int N>
+__device__ __forceinline__ void regs_inc() {
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+
+}  // namespace sieve::attention::cuda::tma

@@ -1,0 +1,98 @@
+// Instantiations and host launcher of the warp-specialised Hopper attention kernel
+// (flash_kernel_fa3.cuh); compiled only for sm_90a (see src/attention/CMakeLists.txt). The TMA
+// tensor maps are encoded with the driver's cuTensorMapEncodeTiled, obtained through the runtime
+// (cudaGetDriverEntryPointByVersion), so nothing links libcuda.
+#include "../flash_configs.h"
+#include "../flash_launch.h"
+#include "sieve/attention/cuda/flash_kernel_fa3.cuh"
+
+#include <cudaTypedefs.h>
+
+#include <type_traits>
+
+namespace sieve::attention::cuda {
+
+namespace {
+
+PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
+  static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
+    void* f = nullptr;
+    cudaDriverEntryPointQueryResult q{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q) !=
+            cudaSuccess ||
+        q != cudaDriverEntryPointSuccess) {
+      (void)cudaGetLastError();
+      return PFN_cuTensorMapEncodeTiled_v12000(nullptr);
+    }
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
+  }();
+  return fn;
+}
+
+// [heads, seq, d] with element strides (head, row): a 3-D map (d, seq, heads), box 64 x rows x 1,
+// 128-byte swizzle, zeros outside the tensor.
+template <class T>
+bool encode(CUtensorMap* m, const void* base, int heads, int seq, int d, int64_t head_stride,
+            int64_t row_stride, int box_rows) {
+  const auto fn = encode_fn();
+  if (!fn) return false;
+  // A single head's stride is never used; any valid value will do.
+  if (heads == 1) head_stride = row_stride * seq;
+  const cuuint64_t dims[3] = {cuuint64_t(d), cuuint64_t(seq), cuuint64_t(heads)};
+  const cuuint64_t strides[2] = {cuuint64_t(row_stride) * 2, cuuint64_t(head_stride) * 2};
+  const cuuint32_t box[3] = {64, cuuint32_t(box_rows), 1};
+  const cuuint32_t elem[3] = {1, 1, 1};
+  const CUtensorMapDataType dt = std::is_same_v<T, __nv_bfloat16> ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
+                                                                   : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
+  return fn(m, dt, 3, const_cast<void*>(base), dims, strides, box, elem, CU_TENSOR_MAP_INTERLEAVE_NONE,
+            CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
+template <class T, FlashShapeFa3 S>
+using Cfg = FlashConfigFa3<T, S.head_dim, S.block_n, S.stages, S.ping_pong>;
+
+template <class Cfg>
+cudaError_t launch(FlashParams p, cudaStream_t stream) {
+  using T = typename Cfg::T;
+  p.num_m_tiles = (p.seq_q + Cfg::kBM - 1) / Cfg::kBM;
+  if (p.num_m_tiles == 0) return cudaSuccess;
+  Fa3Args a;
+  a.p = p;
+  const int heads_kv = p.num_heads_q / p.group;
+  const bool ok = encode<T>(&a.tq, p.q, p.num_heads_q, p.seq_q, Cfg::kD, p.q_head_stride,
+                            p.q_row_stride, Cfg::kBM) &&
+                  encode<T>(&a.tk, p.k, heads_kv, p.seq_k, Cfg::kD, p.k_head_stride, p.k_row_stride,
+                            Cfg::kBN) &&
+                  encode<T>(&a.tv, p.v, heads_kv, p.seq_k, Cfg::kD, p.v_head_stride, p.v_row_stride,
+                            Cfg::kBN);
+  if (!ok) {  // strides TMA cannot describe: the cp.async wgmma kernel takes any 16-byte layout
+    return std::is_same_v<T, __nv_bfloat16> ? launch_flash_sm90_bf16(Cfg::kD, p, stream)
+                                             : launch_flash_sm90_f16(Cfg::kD, p, stream);
+  }
+  auto* kernel = &flash_attention_fa3_kernel<Cfg>;
+  cudaError_t err =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
+  if (err != cudaSuccess) return err;
+  const dim3 grid(unsigned(p.num_m_tiles), unsigned(p.num_heads_q));
+  kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytes, stream>>>(a);
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+cudaError_t launch_flash_fa3_bf16(int head_dim, const FlashParams& p, cudaStream_t stream, int variant) {
+  if (head_dim != 128) return cudaErrorInvalidValue;
+  switch (variant) {
+    case 0: return launch<Cfg<__nv_bfloat16, kFa3D128>>(p, stream);
+    case 1: return launch<Cfg<__nv_bfloat16, kFa3D128PingPong>>(p, stream);
+    case 2: return launch<Cfg<__nv_bfloat16, kFa3D128Stages3>>(p, stream);
+    default: return cudaErrorInvalidValue;
+  }
+}
+cudaError_t launch_flash_fa3_f16(int head_dim, const FlashParams& p, cudaStream_t stream, int variant) {
+  if (head_dim != 128 || variant != 0) return cudaErrorInvalidValue;
+  return launch<Cfg<__half, kFa3D128>>(p, stream);
+}
+
+}  // namespace sieve::attention::cuda
