@@ -4,6 +4,7 @@
 #include "sieve/core/error.h"
 
 #include <algorithm>
+#include <iterator>
 #include <vector>
 
 namespace sieve::attention {
@@ -173,6 +174,68 @@ double SparsePattern::token_density() const {
     }
   }
   return causal_pairs > 0 ? kept_pairs / causal_pairs : 0.0;
+}
+
+SparsePattern SparsePattern::united(const SparsePattern& a, const SparsePattern& b) {
+  SIEVE_CHECK(a.seq_len_q == b.seq_len_q && a.seq_len_k == b.seq_len_k && a.block_q == b.block_q &&
+                  a.block_k == b.block_k && a.causal == b.causal,
+              "united: patterns differ in sizes ({}x{} vs {}x{}), blocks ({}x{} vs {}x{}) or "
+              "causality", a.seq_len_q, a.seq_len_k, b.seq_len_q, b.seq_len_k, a.block_q, a.block_k,
+              b.block_q, b.block_k);
+  a.validate();
+  b.validate();
+  const int heads = std::max(a.num_heads, b.num_heads);
+  const int small = std::min(a.num_heads, b.num_heads);
+  SIEVE_CHECK(small > 0 && heads % small == 0 &&
+                  (a.num_heads == b.num_heads || (a.num_heads < b.num_heads ? a.per_kv_head
+                                                                            : b.per_kv_head)),
+              "united: head counts {} and {} do not match (a per-KV-head pattern may serve a "
+              "multiple of its heads)", a.num_heads, b.num_heads);
+  const int64_t ga = heads / a.num_heads, gb = heads / b.num_heads;
+  SparsePattern u;
+  u.seq_len_q = a.seq_len_q;
+  u.seq_len_k = a.seq_len_k;
+  u.block_q = a.block_q;
+  u.block_k = a.block_k;
+  u.causal = a.causal;
+  u.num_heads = heads;
+  u.per_kv_head = a.per_kv_head && b.per_kv_head;
+  u.band = std::max(a.band, b.band);  // bands are nested: the wider one is their union
+  u.block_indptr.assign(1, 0);
+  std::vector<int32_t> merged;
+  const auto row_of = [](const SparsePattern& p, int64_t h, int64_t qb) {
+    const int64_t r = p.row(h, qb);
+    return std::pair(p.block_indices.begin() + p.block_indptr[size_t(r)],
+                     p.block_indices.begin() + p.block_indptr[size_t(r) + 1]);
+  };
+  for (int64_t h = 0; h < heads; ++h) {
+    for (int64_t qb = 0; qb < u.num_q_blocks(); ++qb) {
+      const auto [a0, a1] = row_of(a, h / ga, qb);
+      const auto [b0, b1] = row_of(b, h / gb, qb);
+      merged.clear();
+      std::set_union(a0, a1, b0, b1, std::back_inserter(merged));
+      u.block_indices.insert(u.block_indices.end(), merged.begin(), merged.end());
+      u.block_indptr.push_back(int32_t(u.block_indices.size()));
+    }
+  }
+  if (a.has_columns() || b.has_columns()) {
+    u.column_indptr.assign(1, 0);
+    const auto cols_of = [](const SparsePattern& p, int64_t h) {
+      if (!p.has_columns()) return std::pair(p.columns.end(), p.columns.end());
+      return std::pair(p.columns.begin() + p.column_indptr[size_t(h)],
+                       p.columns.begin() + p.column_indptr[size_t(h) + 1]);
+    };
+    for (int64_t h = 0; h < heads; ++h) {
+      const auto [a0, a1] = cols_of(a, h / ga);
+      const auto [b0, b1] = cols_of(b, h / gb);
+      merged.clear();
+      std::set_union(a0, a1, b0, b1, std::back_inserter(merged));
+      u.columns.insert(u.columns.end(), merged.begin(), merged.end());
+      u.column_indptr.push_back(int32_t(u.columns.size()));
+    }
+  }
+  u.validate();
+  return u;
 }
 
 }  // namespace sieve::attention

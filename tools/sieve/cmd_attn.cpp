@@ -57,6 +57,7 @@ struct AttnArgs {
   std::string device = "cpu";  // cpu, or cuda (selectors with a GPU port and the CUDA executor)
   double oracle = 0;  // > 0: add the "oracle" block pattern holding this share of the true mass
   bool planted = false;  // add the "planted" row: the synthetic suite's ground-truth pattern
+  bool plus_planted = false;  // add "<method>+planted" rows: each pattern united with the planted
   std::vector<const CLI::Option*> synthetic_options;  // to reject them with a file input
 };
 
@@ -220,8 +221,9 @@ void run_attn(AttnArgs& a) {
   apply_settings(a.set, names, selectors);
   for (auto& s : selectors) s->validate_config();
 
-  SIEVE_CHECK(!a.planted || a.input == "synthetic",
-              "--planted needs the synthetic input ({} has no planted ground truth)", a.input);
+  SIEVE_CHECK(!(a.planted || a.plus_planted) || a.input == "synthetic",
+              "--planted and --plus-planted need the synthetic input ({} has no planted ground "
+              "truth)", a.input);
   const Workload w = make_workload(a);
   const AttentionShape shape = check_attention_inputs(w.q, w.k, w.v);
   const AttentionOptions opts;  // causal prefill, scale 1/sqrt(D)
@@ -278,30 +280,38 @@ void run_attn(AttnArgs& a) {
     progress.advance();
   }
   progress.finish();
-  if (a.planted) {  // not a selector: the structure the generator planted, 128 x 128 tiles
+  // Rows that are not selectors: run the executor on a given pattern and keep its output rows.
+  const auto add_fixed_row = [&](std::string name, std::map<std::string, std::string> settings,
+                                 SparsePattern pattern, double selector_ms) {
     MethodResult res;
-    res.name = "planted";
-    res.settings = {{"strength", fmt::format("{}", a.strength)}};
-    res.pattern = planted_pattern(w.config, w.synthetic->planted, 128, 128);
-    res.selector_ms = 0;
+    res.name = std::move(name);
+    res.settings = std::move(settings);
+    res.pattern = std::move(pattern);
+    res.selector_ms = selector_ms;
     Timer te;
     block_sparse_attention(w.q, w.k, w.v, res.pattern, out, opts);
     res.executor_ms = te.ms();
     res.out_rows = gather_rows(out, rows);
     results.push_back(std::move(res));
+  };
+  if (a.plus_planted) {  // how much of each method's error is planted structure it missed
+    const size_t n = results.size();
+    for (size_t m = 0; m < n; ++m) {
+      const SparsePattern& p = results[m].pattern;
+      SparsePattern u = SparsePattern::united(
+          p, planted_pattern(w.config, w.synthetic->planted, p.block_q, p.block_k));
+      add_fixed_row(results[m].name + "+planted", results[m].settings, std::move(u), 0);
+    }
   }
+  if (a.planted)  // not a selector: the structure the generator planted, 128 x 128 tiles
+    add_fixed_row("planted", {{"strength", fmt::format("{}", a.strength)}},
+                  planted_pattern(w.config, w.synthetic->planted, 128, 128), 0);
   if (a.oracle > 0) {  // not a selector: it reads the exact attention it is judged against
-    MethodResult res;
-    res.name = "oracle";
-    res.settings = {{"share", fmt::format("{}", a.oracle)}, {"rows", "evaluated rows"}};
     Timer t;
-    res.pattern = oracle_pattern(w.q, w.k, shape, rows, a.oracle, 128);
-    res.selector_ms = t.ms();
-    Timer te;
-    block_sparse_attention(w.q, w.k, w.v, res.pattern, out, opts);
-    res.executor_ms = te.ms();
-    res.out_rows = gather_rows(out, rows);
-    results.push_back(std::move(res));
+    SparsePattern p = oracle_pattern(w.q, w.k, shape, rows, a.oracle, 128);
+    const double ms = t.ms();
+    add_fixed_row("oracle", {{"share", fmt::format("{}", a.oracle)}, {"rows", "evaluated rows"}},
+                  std::move(p), ms);
   }
 
   // One f64 pass over the evaluated rows: recall of every pattern and the exact output.
@@ -361,13 +371,15 @@ void run_attn(AttnArgs& a) {
              a.device == "cuda" ? "CUDA" : "CPU", dense_ms, a.device == "cuda" ? "cuda" : cpu_kernel_isa(),
              num_threads(), rows.size(), shape.seq_len_q,
              stride > 1 ? fmt::format(" (every {}th, counted back from the last)", stride) : "");
-  fmt::print("{:<12} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>10} {:>10} {:>8}\n", "method",
+  size_t width = 12;  // the method column fits the longest name ("flexprefill+planted")
+  for (const auto& r : results) width = std::max(width, r.name.size());
+  fmt::print("{:<{}} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>10} {:>10} {:>8}\n", "method", width,
              "density", "tokens", "recall", "min", "p01", "rel_err", "cosine", "select_ms", "exec_ms",
              "speedup");
   for (const auto& r : results) {
     const PatternMetrics& pm = r.metrics;
-    fmt::print("{:<12} {:>8.3f} {:>8.3f} {:>8} {:>8.4f} {:>8.4f} {:>9.2e} {:>8} {:>10.1f} {:>10.1f} {:>7.2f}x\n",
-               r.name, pm.block_density, pm.token_density, fmt_ratio(pm.recall_mean), pm.recall_min,
+    fmt::print("{:<{}} {:>8.3f} {:>8.3f} {:>8} {:>8.4f} {:>8.4f} {:>9.2e} {:>8} {:>10.1f} {:>10.1f} {:>7.2f}x\n",
+               r.name, width, pm.block_density, pm.token_density, fmt_ratio(pm.recall_mean), pm.recall_min,
                pm.recall_p01, pm.rel_error, fmt_ratio(pm.cosine), r.selector_ms, r.executor_ms,
                dense_ms / (r.selector_ms + r.executor_ms));
   }
@@ -419,6 +431,9 @@ void setup_attn(CLI::App& app) {
                 "Also report the ground-truth pattern of the synthetic suite (sink, stripe and needle "
                 "columns, the band, the blocks each slash crosses): how much of the mass the planted "
                 "structure explains");
+  cmd->add_flag("--plus-planted", args->plus_planted,
+                "Also report each method's pattern united with the planted ground truth (rows "
+                "'<method>+planted'): how much of its error is planted structure it missed");
   cmd->add_flag("--list", args->list, "List the methods and their settings with defaults");
   cmd->add_option("--device", args->device,
                   "cpu, or cuda: GPU selectors where ported (else the CPU selector), CUDA executor")

@@ -44,6 +44,13 @@ struct SparsePattern {
   static SparsePattern dense(int num_heads, int64_t seq_len_q, int64_t seq_len_k, int block_q,
                              int block_k, bool causal, bool per_kv_head = false);
 
+  /// The union of two patterns of the same sizes and block sizes: a pair is kept when either keeps
+  /// it. When one is per KV head and the other per query head, the result is per query head (the
+  /// KV-head rows serve each query head of their group). Used to ask how much of a selector's
+  /// error a known structure would remove (`sieve attn --plus-planted`).
+  /// @throws sieve::Error when the sizes, block sizes, causality or head counts do not agree
+  static SparsePattern united(const SparsePattern& a, const SparsePattern& b);
+
   /// Whether (head, query row i, key j) is kept, before causal masking. Slow; for tests/metrics.
   bool contains(int64_t head, int64_t i, int64_t j) const;
 

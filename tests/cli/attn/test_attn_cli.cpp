@@ -117,7 +117,7 @@ TEST(Cli, BadInputFiles) {
   sieve::save_safetensors(missing_v, {{"q", q.view()}, {"k", k.view()}});
   expect_error("attn --input " + missing_v, "no tensor 'v'");
   expect_error("attn --input " + missing_v + " --length 16", "--length describes the synthetic workload");
-  expect_error("attn --input " + missing_v + " --planted", "--planted needs the synthetic input");
+  expect_error("attn --input " + missing_v + " --planted", "need the synthetic input");
   fs::remove(missing_v);
   const std::string bad_dim = temp_name("bad_dim.safetensors");
   sieve::save_safetensors(bad_dim, {{"q", q.view()}, {"k", k4.view()}, {"v", k4.view()}});
@@ -166,6 +166,27 @@ TEST(Cli, PlantedRowReportsTheGroundTruth) {
   EXPECT_LT(lines[1].at("density").get<double>(), 1.0);
   EXPECT_GT(lines[1].at("recall_mean").get<double>(), 0.5);
   EXPECT_LT(lines[1].at("recall_mean").get<double>(), 1.0);
+}
+
+// --plus-planted adds "<method>+planted" rows: each pattern united with the ground truth keeps a
+// superset of its pairs, so density and recall can only grow; for `streaming` the union adds the
+// stripe and needle columns and the slash blocks it lacks, so its recall must rise.
+TEST(Cli, PlusPlantedRowsUniteEachPatternWithTheGroundTruth) {
+  const RunResult r = run(
+      "attn --method streaming,rr --plus-planted --json --length 2048 --heads 2 --kv-heads 1 "
+      "--head-dim 32 --threads 1");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto lines = json_lines(r.out);
+  ASSERT_EQ(lines.size(), 4u);
+  for (size_t m = 0; m < 2; ++m) {
+    const auto& base = lines[m];
+    const auto& plus = lines[m + 2];
+    EXPECT_EQ(plus.at("method"), base.at("method").get<std::string>() + "+planted");
+    EXPECT_GE(plus.at("token_density").get<double>(), base.at("token_density").get<double>());
+    EXPECT_GE(plus.at("recall_mean").get<double>(), base.at("recall_mean").get<double>() - 1e-12);
+  }
+  EXPECT_GT(lines[2].at("recall_mean").get<double>(), lines[0].at("recall_mean").get<double>() + 0.01);
+  expect_error("attn --input missing.safetensors --plus-planted", "need the synthetic input");
 }
 
 TEST(Cli, TableHasOneRowPerMethod) {

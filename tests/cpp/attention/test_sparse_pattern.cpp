@@ -100,39 +100,86 @@ TEST(SparsePattern, HandComputedDensities) {
   EXPECT_TRUE(p.contains(0, 1, 1));
 }
 
+// A random valid pattern: a subset of the allowed tiles (via the dense pattern), maybe columns.
+static SparsePattern random_pattern(sieve::Rng& rng, int64_t seq_len_q, int64_t seq_len_k, int block_q,
+                             int block_k, int num_heads, bool causal, int64_t band) {
+  SparsePattern p;
+  p.seq_len_q = seq_len_q;
+  p.seq_len_k = seq_len_k;
+  p.block_q = block_q;
+  p.block_k = block_k;
+  p.num_heads = num_heads;
+  p.causal = causal;
+  p.band = band;
+  const SparsePattern full = SparsePattern::dense(p.num_heads, p.seq_len_q, p.seq_len_k,
+                                                  p.block_q, p.block_k, p.causal);
+  p.block_indptr = {0};
+  for (size_t r = 0; r + 1 < full.block_indptr.size(); ++r) {
+    for (int32_t t = full.block_indptr[r]; t < full.block_indptr[r + 1]; ++t)
+      if (rng.uniform() < 0.4) p.block_indices.push_back(full.block_indices[t]);
+    p.block_indptr.push_back(int32_t(p.block_indices.size()));
+  }
+  if (rng.below(2)) {
+    p.column_indptr = {0};
+    for (int h = 0; h < p.num_heads; ++h) {
+      for (int64_t j = 0; j < p.seq_len_k; ++j)
+        if (rng.uniform() < 0.1) p.columns.push_back(int32_t(j));
+      p.column_indptr.push_back(int32_t(p.columns.size()));
+    }
+  }
+  p.validate();
+  return p;
+}
+
 TEST(SparsePattern, TokenDensityMatchesBruteForceOnRandomPatterns) {
   sieve::Rng rng(7);
   for (int trial = 0; trial < 20; ++trial) {
-    SparsePattern p;
-    p.seq_len_k = 1 + int64_t(rng.below(200));
-    p.seq_len_q = 1 + int64_t(rng.below(uint64_t(p.seq_len_k)));
-    p.block_q = 1 + int(rng.below(40));
-    p.block_k = 1 + int(rng.below(40));
-    p.num_heads = 1 + int(rng.below(3));
-    p.causal = rng.below(4) != 0;
-    p.band = int64_t(rng.below(3)) * int64_t(rng.below(30));
-    // random subset of the allowed tiles, via the dense pattern
-    const SparsePattern full = SparsePattern::dense(p.num_heads, p.seq_len_q, p.seq_len_k,
-                                                    p.block_q, p.block_k, p.causal);
-    p.block_indptr = {0};
-    for (size_t r = 0; r + 1 < full.block_indptr.size(); ++r) {
-      for (int32_t t = full.block_indptr[r]; t < full.block_indptr[r + 1]; ++t)
-        if (rng.uniform() < 0.4) p.block_indices.push_back(full.block_indices[t]);
-      p.block_indptr.push_back(int32_t(p.block_indices.size()));
-    }
-    if (rng.below(2)) {
-      p.column_indptr = {0};
-      for (int h = 0; h < p.num_heads; ++h) {
-        for (int64_t j = 0; j < p.seq_len_k; ++j)
-          if (rng.uniform() < 0.1) p.columns.push_back(int32_t(j));
-        p.column_indptr.push_back(int32_t(p.columns.size()));
-      }
-    }
-    p.validate();
+    const int64_t lk = 1 + int64_t(rng.below(200));
+    const int64_t lq = 1 + int64_t(rng.below(uint64_t(lk)));
+    const int bq = 1 + int(rng.below(40)), bk = 1 + int(rng.below(40));
+    const int heads = 1 + int(rng.below(3));
+    const bool causal = rng.below(4) != 0;
+    const int64_t band = int64_t(rng.below(3)) * int64_t(rng.below(30));
+    const SparsePattern p = random_pattern(rng, lq, lk, bq, bk, heads, causal, band);
+    const SparsePattern full = SparsePattern::dense(heads, lq, lk, bq, bk, causal);
     EXPECT_NEAR(p.token_density(), brute_token_density(p), 1e-12) << "trial " << trial;
     EXPECT_NEAR(p.block_density(),
                 double(p.block_indices.size()) / double(full.block_indices.size()), 1e-12);
   }
+}
+
+// united keeps exactly the pairs either pattern keeps (membership checked pair by pair), also
+// when one pattern is per KV head and serves a group of query heads.
+TEST(SparsePattern, UnitedKeepsExactlyThePairsOfEither) {
+  sieve::Rng rng(11);
+  for (int trial = 0; trial < 12; ++trial) {
+    const int64_t lk = 1 + int64_t(rng.below(150));
+    const int64_t lq = 1 + int64_t(rng.below(uint64_t(lk)));
+    const int bq = 1 + int(rng.below(30)), bk = 1 + int(rng.below(30));
+    const bool causal = rng.below(4) != 0;
+    const int group = 1 + int(rng.below(3)), kv = 1 + int(rng.below(2));
+    const SparsePattern a = random_pattern(rng, lq, lk, bq, bk, kv * group, causal,
+                                           int64_t(rng.below(20)));
+    SparsePattern b = random_pattern(rng, lq, lk, bq, bk, kv, causal, int64_t(rng.below(20)));
+    b.per_kv_head = group > 1;
+    const SparsePattern u = SparsePattern::united(a, b);
+    ASSERT_EQ(u.num_heads, kv * group) << "trial " << trial;
+    EXPECT_EQ(SparsePattern::united(b, a).block_indices, u.block_indices) << "trial " << trial;
+    for (int h = 0; h < u.num_heads; ++h)
+      for (int64_t i = 0; i < lq; ++i)
+        for (int64_t j = 0; j < lk; ++j)
+          ASSERT_EQ(u.contains(h, i, j), a.contains(h, i, j) || b.contains(h / group, i, j))
+              << "trial " << trial << " head " << h << " (" << i << ", " << j << ")";
+  }
+  sieve::Rng r2(3);
+  const SparsePattern a = random_pattern(r2, 8, 8, 2, 2, 2, true, 0);
+  expect_error([&] { SparsePattern::united(a, random_pattern(r2, 8, 12, 2, 2, 2, true, 0)); },
+               "patterns differ in sizes");
+  expect_error([&] { SparsePattern::united(a, random_pattern(r2, 8, 8, 2, 2, 3, true, 0)); },
+               "head counts 2 and 3");
+  // a per-query-head pattern of fewer heads cannot serve a group
+  expect_error([&] { SparsePattern::united(a, random_pattern(r2, 8, 8, 2, 2, 1, true, 0)); },
+               "head counts 2 and 1");
 }
 
 TEST(SparsePattern, ValidateRejectsMalformedPatterns) {
