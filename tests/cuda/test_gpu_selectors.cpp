@@ -44,9 +44,10 @@ RowDiff compare_rows(const SparsePattern& a, const SparsePattern& b) {
   return d;
 }
 
-// CPU select() on host tensors vs select_on_device() on device copies.
+// CPU select() on host tensors vs select_on_device() on device copies. executor: also the GPU
+// recall and the GPU executor on the pattern (needs blocks the executor tiles: multiples of 128).
 void check_selector(const std::string& name, const std::vector<std::string>& settings, const Inputs& in,
-                    bool exact, const std::string& what) {
+                    bool exact, const std::string& what, bool executor = true) {
   SCOPED_TRACE(what + " selector " + name);
   auto sel = attention::make_selector(name, settings);
   AttentionOptions opts;
@@ -73,6 +74,7 @@ void check_selector(const std::string& name, const std::vector<std::string>& set
     EXPECT_LE(double(d.differing), 0.03 * double(d.rows) + 1) << "too many rows differ";
     EXPECT_LE(d.max_sym_diff, 2) << "a row differs by more than threshold blocks";
   }
+  if (!executor) return;
 
   // GPU recall of the GPU pattern = the CPU's exact (f64) recall of the same pattern.
   const attention::PatternMetrics m = attention::pattern_recall(in.q, in.k, gpu, opts, 5);
@@ -98,12 +100,14 @@ class GpuSelectors : public ::testing::Test {
   std::string saved_;
 };
 
-// The tensor-core estimate (bf16 representatives, f32 accumulation).
-class GpuSelectorsMma : public GpuSelectors {
+// The tensor-core estimate (bf16 representatives, f32 accumulation), with the fused statistics
+// kernel on mma.sync ("mma") and on warpgroup MMA ("wgmma"; on devices other than compute
+// capability 9.0 it runs the mma.sync kernel again).
+class GpuSelectorsMma : public GpuSelectors, public ::testing::WithParamInterface<std::string> {
  protected:
   void SetUp() override {
     GpuSelectors::SetUp();
-    if (!IsSkipped()) cu::set_estimate_path("mma");
+    if (!IsSkipped()) cu::set_estimate_path(GetParam());
   }
 };
 
@@ -171,7 +175,7 @@ TEST_F(GpuSelectors, UniSparseMatchesCpu) {
 // bf16 inputs whose representatives are input rows (rr with sampled keys, unisparse without
 // pooling or moments) are exact in bf16, so the mma estimate differs from the CPU's only in the
 // f32 summation order, as the SIMT one: the same near-identity as above.
-TEST_F(GpuSelectorsMma, MatchesCpuWhenRepresentativesAreExactInBf16) {
+TEST_P(GpuSelectorsMma, MatchesCpuWhenRepresentativesAreExactInBf16) {
   const uint64_t seed = fresh_seed();
   check_selector("rr", {"dense_below=0", "key_agg=sample"}, random_inputs(DType::kBF16, 4, 2, 1537, 128, seed),
                  false, "random seed " + std::to_string(seed));
@@ -182,7 +186,7 @@ TEST_F(GpuSelectorsMma, MatchesCpuWhenRepresentativesAreExactInBf16) {
                  random_inputs(DType::kBF16, 2, 1, 777, 64, seed + 2), false, "unpooled");
 }
 
-TEST_F(GpuSelectorsMma, KeepsTheCpuRecallAndDensity) {
+TEST_P(GpuSelectorsMma, KeepsTheCpuRecallAndDensity) {
   const uint64_t seed = fresh_seed();
   check_mma_selector("rr", {"dense_below=0"}, planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed),
                      "planted seed " + std::to_string(seed));
@@ -197,7 +201,7 @@ TEST_F(GpuSelectorsMma, KeepsTheCpuRecallAndDensity) {
 // Other group sizes of the fused statistics kernel (32 and 16 entries per key block; unisparse
 // mixes a fused level with an unfused one of 4 entries per block), batches of several KV heads
 // without GQA and with groups of 3, and lengths that end inside a stride.
-TEST_F(GpuSelectorsMma, FusedStatisticsAtOtherStrides) {
+TEST_P(GpuSelectorsMma, FusedStatisticsAtOtherStrides) {
   const uint64_t seed = fresh_seed();
   check_mma_selector("rr", {"dense_below=0", "stride=16"},
                      planted_inputs(DType::kBF16, 4, 4, 2125, 128, seed),
@@ -214,7 +218,7 @@ TEST_F(GpuSelectorsMma, FusedStatisticsAtOtherStrides) {
 // and the outlier slots at width D (1, 2, 4 and 8 n8 tiles per key block; D 64 and 128; with
 // and without moments; causal and not, where the outliers of the own stride are visible), and
 // the interleaved layout on the unfused kernel (4 units per key block).
-TEST_F(GpuSelectorsMma, OutlierKeysAtWidthD) {
+TEST_P(GpuSelectorsMma, OutlierKeysAtWidthD) {
   const uint64_t seed = fresh_seed();
   check_mma_selector("rr", {"dense_below=0", "stride=8", "outliers=3"},
                      planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed),
@@ -231,10 +235,14 @@ TEST_F(GpuSelectorsMma, OutlierKeysAtWidthD) {
                      "not causal", false);
 }
 
+INSTANTIATE_TEST_SUITE_P(Paths, GpuSelectorsMma, ::testing::Values("mma", "wgmma"));
+
 TEST(GpuEstimatePath, NamedSetting) {
   const std::string saved = cu::estimate_path();
   cu::set_estimate_path("mma");
   EXPECT_EQ(cu::estimate_path(), "mma");
+  cu::set_estimate_path("wgmma");
+  EXPECT_EQ(cu::estimate_path(), "wgmma");
   cu::set_estimate_path("simt");
   EXPECT_EQ(cu::estimate_path(), "simt");
   EXPECT_THROW(cu::set_estimate_path("tf32"), Error);

@@ -21,24 +21,44 @@ namespace sieve::attention::cuda {
 namespace {
 
 // Estimate arithmetic of rr and unisparse (estimate_path()): process-wide, initial value from
-// SIEVE_GPU_ESTIMATE. The mma path is the default since it passed ctest -L gpu on the H200
-// (2026-11-29, docs/results/gpu-attention.md); simt stays for exact CPU agreement.
-enum class Estimate : int { kSimt = 0, kMma = 1 };
+// SIEVE_GPU_ESTIMATE. The tensor-core paths are the default since they passed ctest -L gpu on the
+// H200 (docs/results/gpu-attention.md); simt stays for exact CPU agreement. wgmma is mma with the
+// fused statistics kernel on warpgroup MMA where the device has it (compute capability 9.0) and
+// mma.sync elsewhere; same representatives, same epilogue.
+enum class Estimate : int { kSimt = 0, kMma = 1, kWgmma = 2 };
 Estimate parse_estimate(std::string_view name) {
   if (name == "simt") return Estimate::kSimt;
   if (name == "mma") return Estimate::kMma;
-  SIEVE_FAIL("GPU estimate path must be 'simt' or 'mma', got '{}'", name);
+  if (name == "wgmma") return Estimate::kWgmma;
+  SIEVE_FAIL("GPU estimate path must be 'simt', 'mma' or 'wgmma', got '{}'", name);
 }
 std::atomic<int> g_estimate{-1};  // -1: not chosen yet, read SIEVE_GPU_ESTIMATE on first use
 Estimate current_estimate() {
   int v = g_estimate.load();
   if (v < 0) {
     const char* env = std::getenv("SIEVE_GPU_ESTIMATE");  // NOLINT(concurrency-mt-unsafe)
-    v = int(env != nullptr && *env != '\0' ? parse_estimate(env) : Estimate::kMma);
+    v = int(env != nullptr && *env != '\0' ? parse_estimate(env) : Estimate::kWgmma);
     int expected = -1;
     if (!g_estimate.compare_exchange_strong(expected, v)) v = expected;
   }
   return Estimate(v);
+}
+
+// Whether the current device runs sm_90a code (the fused kernel's wgmma instance).
+bool device_is_sm90() {
+  int dev = 0, major = 0, minor = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return major == 9 && minor == 0;
+}
+
+// pb.wgmma: the wgmma path, a Hopper device and a shape the fused kernel takes.
+void choose_fused_instance(est::StrideProblem& pb, const est::Geometry& g) {
+  pb.wgmma = current_estimate() == Estimate::kWgmma && est::mma_fused(pb, g) && device_is_sm90();
 }
 
 // Scores and softmax statistics of one stride problem on the chosen path: tensor cores from the
@@ -137,7 +157,7 @@ int batch_heads(bool mma, bool shared_keys, const AttentionShape& s, int64_t byt
 bool use_mma(int W) {
   est::StrideProblem pb;
   pb.W = W;
-  return current_estimate() == Estimate::kMma && est::mma_fits(pb);
+  return current_estimate() != Estimate::kSimt && est::mma_fits(pb);
 }
 
 DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cudaStream_t stream) {
@@ -163,6 +183,7 @@ DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cu
   pb.W2 = R > 1 ? D : 0;
   if (!mma || !est::mma_fused(pb, g)) pb.W2 = 0;
   rr.slot_major = pb.W2 > 0;
+  if (mma) choose_fused_instance(pb, g);
   const int parts = est::stats_parts(pb, g);
   const int64_t stats_per_head = int64_t(nqs) * g.nkb * parts;
   const int G = batch_heads(mma, rr.mean_keys, s, stats_per_head * 8 + int64_t(nqs) * (W * 2 + 12));
@@ -318,6 +339,7 @@ DevicePattern unisparse_select(const Inputs& in, const UniSparseSelector& sel, b
       pb.z_out = z_out;
       pb.kgroup = G >= group ? group : 1;
       pb.z_krep = int64_t(nkc) * W;
+      if (mma) choose_fused_instance(pb, g);
       stride_stats(pb, g, stats, mma, stream, "unisparse scores");
       timer.mark("scores");
       check(est::block_scores(pb, g, stats, combined,
@@ -349,7 +371,14 @@ void check_device_inputs(const TensorView& t, const char* what) {
 void set_estimate_path(std::string_view name) { g_estimate.store(int(parse_estimate(name))); }
 
 std::string estimate_path() {
-  return current_estimate() == Estimate::kMma ? "mma" : "simt";
+  switch (current_estimate()) {
+    case Estimate::kSimt:
+      return "simt";
+    case Estimate::kMma:
+      return "mma";
+    default:
+      return "wgmma";
+  }
 }
 
 bool has_device_selector(const PatternSelector& selector) {

@@ -25,9 +25,11 @@ namespace sieve::attention::cuda {
 ///    up to f32 summation order);
 ///  - "mma": the representatives rounded to bf16, scores on tensor cores (mma.sync, f32
 ///    accumulation); several times faster, patterns may differ from the CPU's where bf16 rounding
-///    moves a block across the threshold (docs/cuda.md).
+///    moves a block across the threshold (docs/cuda.md);
+///  - "wgmma": "mma" with the fused statistics kernel on Hopper's warpgroup MMA where the device
+///    has it (compute capability 9.0), mma.sync elsewhere; same values up to f32 summation order.
 /// Configurations the mma kernel cannot tile (row width other than 64/128/256) use "simt". The
-/// initial value is the environment variable SIEVE_GPU_ESTIMATE when set, else "mma".
+/// initial value is the environment variable SIEVE_GPU_ESTIMATE when set, else "wgmma".
 /// @throws sieve::Error for other names
 void set_estimate_path(std::string_view name);
 std::string estimate_path();

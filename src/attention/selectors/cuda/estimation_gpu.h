@@ -53,6 +53,10 @@ struct StrideProblem {
   // [units][W] then slots 1.. [units][W2] each (rr's outlier keys: W2 = D, no variance half,
   // scored over the first W2 columns of qrep16), log_w [reps][units]. 0: [units * reps][W].
   int W2 = 0;
+  // The fused kernel's wgmma instance (Hopper, compute capability 9.0 only) instead of mma.sync:
+  // the same steps and epilogue, each step's products by one warpgroup MMA that reads the key
+  // tile from shared memory once (not once per warp) and overlaps the previous step's epilogue.
+  bool wgmma = false;
 };
 
 /// Parts of 64 entries per key block (1 when a block has <= 64 entries).

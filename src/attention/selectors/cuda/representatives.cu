@@ -61,19 +61,21 @@ __device__ __forceinline__ void store_rep(float* dst32, __nv_bfloat16* dst16, in
     dst32[i] = v;
 }
 
-// One CTA (D threads) per stride u of KV head `head` (+ blockIdx.y in a batch of KV heads); the
-// stride's keys in dynamic shared memory (S x D f32: 8 KiB at the default stride 16, so many
-// CTAs share an SM).
+// One warp per stride u of KV head `head` (+ blockIdx.y in a batch of KV heads), blockDim.y
+// strides per CTA, each warp with its own S x D f32 slice of shared memory (loaded by 16-byte
+// vectors); lane l owns dimensions l, l + 32, ... . No CTA barriers: a stride costs a few warp
+// shuffles, not a CTA. The arithmetic per value is the CPU's (and the earlier one-CTA-per-stride
+// kernel's) in the same order: the mean and the rest's sums sequential over the keys, each
+// squared distance a per-lane sum over dimensions l, l + 32, ... then the warp butterfly.
 __global__ void rr_key_reps_kernel(const void* k, bool bf16, bool vec, int64_t head_stride,
                                    int64_t row_stride, int D, int seq_k, int head, int query_head,
-                                   RRParams rr, float* krep, float* log_w, __nv_bfloat16* krep16) {
-  extern __shared__ float keys_s[];  // [S][D]
-  __shared__ float dist[kMaxStride];
-  __shared__ int order[kMaxStride];
-  __shared__ float mean_s[128];
-  const int u = blockIdx.x, d = threadIdx.x, S = rr.S, R = rr.reps, W = rr.W;
+                                   RRParams rr, float* krep, float* log_w, __nv_bfloat16* krep16,
+                                   int units) {
+  extern __shared__ float keys_s[];  // [blockDim.y][S][D]
+  const int lane = threadIdx.x, S = rr.S, R = rr.reps, W = rr.W;
+  const int u = blockIdx.x * blockDim.y + threadIdx.y;
+  if (u >= units) return;  // the whole warp
   const int r0 = u * S, r1 = min(r0 + S, seq_k), count = r1 - r0;
-  const int units = int(gridDim.x);
   const bool sm = rr.slot_major;
   {  // KV head z of a batch: one key set after another
     const int64_t z = blockIdx.y, n = int64_t(units) * R;
@@ -90,93 +92,109 @@ __global__ void rr_key_reps_kernel(const void* k, bool bf16, bool vec, int64_t h
     return t == 0 ? int64_t(u) * W : int64_t(units) * W + (int64_t(t - 1) * units + u) * D;
   };
   const auto logw_at = [&](int t) { return sm ? t * units + u : u * R + t; };
-  const auto keys = [&](int j, int e) -> float& { return keys_s[j * D + e]; };
   const int64_t hbase = int64_t(head) * head_stride;
   if (!rr.mean_keys) {  // the key at the head's round-robin offset stands for the stride
     const int off = rr.rotate ? (query_head + u) % S : query_head % S;
     const int row = min(r0 + off, r1 - 1);
-    store_rep(krep, krep16, int64_t(u) * W + d,
-              load(k, bf16, hbase + int64_t(row) * row_stride + d));
-    if (d == 0) log_w[u] = float(log(double(count)));
+    for (int d = lane; d < D; d += 32)
+      store_rep(krep, krep16, int64_t(u) * W + d,
+                load(k, bf16, hbase + int64_t(row) * row_stride + d));
+    if (lane == 0) log_w[u] = float(log(double(count)));
     return;
   }
-  {  // the stride's keys into shared memory as f32, all 16-byte loads in flight at once
+  float* ks = keys_s + threadIdx.y * S * D;
+  const auto keys = [&](int j, int e) -> float& { return ks[j * D + e]; };
+  {  // the stride's keys into this warp's slice as f32, all 16-byte loads in flight at once
     const int per_row = D / 8;
-    for (int i = d; i < count * per_row; i += blockDim.x) {
+    for (int i = lane; i < count * per_row; i += 32) {
       const int j = i / per_row, c = (i % per_row) * 8;
       float v[8];
       load8(k, bf16, vec, hbase + int64_t(r0 + j) * row_stride + c, v);
 #pragma unroll
       for (int e = 0; e < 8; ++e) keys(j, c + e) = v[e];
     }
-    __syncthreads();
+    __syncwarp();
   }
+  constexpr int kMaxDims = 4;  // D <= 128: dimensions lane + 32 i, i < D / 32
+  const int nd = D / 32;
   const int m = rr.outliers;
   const int outl = min(m, count);
+  uint64_t is_out = 0;  // bit j: key j is an outlier
   if (outl > 0) {
-    float mean = 0.f;
-    for (int j = 0; j < count; ++j) mean += keys(j, d);
-    mean *= 1.0f / float(count);
-    mean_s[d] = mean;
-    __syncthreads();
-    // squared distance to the mean: one warp per key, lanes over the head dimension
-    const int lane = d & 31, warp = d >> 5, nw = blockDim.x >> 5;
-    for (int j = warp; j < count; j += nw) {
+    float mean[kMaxDims];
+#pragma unroll
+    for (int i = 0; i < kMaxDims; ++i) {
+      mean[i] = 0.f;
+      if (i < nd) {
+        for (int j = 0; j < count; ++j) mean[i] += keys(j, lane + 32 * i);
+        mean[i] *= 1.0f / float(count);
+      }
+    }
+    // squared distance to the mean of key j: lane j % 32 keeps it (d0: j < 32, d1: j >= 32);
+    // distances are >= 0, -1 marks an absent key, -2 a key already picked
+    float d0 = -1.f, d1 = -1.f;
+    for (int j = 0; j < count; ++j) {
       float acc = 0.f;
-      for (int e = lane; e < D; e += 32) {
-        const float x = keys(j, e) - mean_s[e];
-        acc += x * x;
-      }
-      acc = warp_sum(acc);
-      if (lane == 0) dist[j] = acc;
-    }
-    __syncthreads();
-    if (warp == 0) {  // the outl farthest keys, ties: the earlier key (warp arg-max per pick)
-      // distances are >= 0; -1 marks an absent key, -2 a key already picked
-      float d0 = lane < count ? dist[lane] : -1.f, d1 = lane + 32 < count ? dist[lane + 32] : -1.f;
-      for (int t = 0; t < outl; ++t) {
-        float bd = d1 > d0 ? d1 : d0;
-        int bj = d1 > d0 ? lane + 32 : lane;
-        for (int o = 16; o > 0; o >>= 1) {
-          const float od = __shfl_xor_sync(0xffffffffu, bd, o);
-          const int oj = __shfl_xor_sync(0xffffffffu, bj, o);
-          if (od > bd || (od == bd && oj < bj)) {
-            bd = od;
-            bj = oj;
-          }
+#pragma unroll
+      for (int i = 0; i < kMaxDims; ++i)
+        if (i < nd) {
+          const float x = keys(j, lane + 32 * i) - mean[i];
+          acc += x * x;
         }
-        if (lane == 0) order[t] = bj;
-        if (bj == lane) d0 = -2.f;
-        if (bj == lane + 32) d1 = -2.f;
-      }
+      acc = warp_sum(acc);
+      if (lane == (j & 31)) (j < 32 ? d0 : d1) = acc;
     }
-    __syncthreads();
+    // the outl farthest keys, ties: the earlier key (warp arg-max per pick); every lane ends
+    // with the same pick and writes its dimensions of it to slot 1 + t
+    for (int t = 0; t < outl; ++t) {
+      float bd = d1 > d0 ? d1 : d0;
+      int bj = d1 > d0 ? lane + 32 : lane;
+      for (int o = 16; o > 0; o >>= 1) {
+        const float od = __shfl_xor_sync(0xffffffffu, bd, o);
+        const int oj = __shfl_xor_sync(0xffffffffu, bj, o);
+        if (od > bd || (od == bd && oj < bj)) {
+          bd = od;
+          bj = oj;
+        }
+      }
+      if (bj == lane) d0 = -2.f;
+      if (bj == lane + 32) d1 = -2.f;
+      is_out |= uint64_t(1) << bj;
+      const int64_t slot = rep_at(1 + t);
+      for (int d = lane; d < D; d += 32) {
+        store_rep(krep, krep16, slot + d, keys(bj, d));
+        if (rr.moments && !sm) store_rep(krep, krep16, slot + D + d, 0.f);
+      }
+      if (lane == 0) log_w[logw_at(1 + t)] = 0.f;
+    }
   }
-  // slots 1..m: the outliers (zero variance), unused slots zero with weight -inf
-  for (int t = 0; t < m; ++t) {
+  // unused outlier slots: zero with weight -inf
+  for (int t = outl; t < m; ++t) {
     const int64_t slot = rep_at(1 + t);
-    store_rep(krep, krep16, slot + d, t < outl ? keys(order[t], d) : 0.f);
-    if (rr.moments && !sm) store_rep(krep, krep16, slot + D + d, 0.f);
-    if (d == 0) log_w[logw_at(1 + t)] = t < outl ? 0.f : -INFINITY;
+    for (int d = lane; d < D; d += 32) {
+      store_rep(krep, krep16, slot + d, 0.f);
+      if (rr.moments && !sm) store_rep(krep, krep16, slot + D + d, 0.f);
+    }
+    if (lane == 0) log_w[logw_at(1 + t)] = -INFINITY;
   }
   // slot 0: mean and per-dimension variance of the remaining keys
   const int rest = count - outl;
-  float mu = 0.f, var = 0.f;
-  if (rest > 0) {
-    for (int j = 0; j < count; ++j) {
-      bool out = false;
-      for (int t = 0; t < outl; ++t) out |= order[t] == j;
-      if (out) continue;
-      mu += keys(j, d);
-      var += keys(j, d) * keys(j, d);
+  const float inv = rest > 0 ? 1.0f / float(rest) : 0.f;
+  for (int d = lane; d < D; d += 32) {
+    float mu = 0.f, var = 0.f;
+    if (rest > 0) {
+      for (int j = 0; j < count; ++j) {
+        if ((is_out >> j) & 1) continue;
+        mu += keys(j, d);
+        var += keys(j, d) * keys(j, d);
+      }
+      mu *= inv;
+      var = fmaxf(0.0f, var * inv - mu * mu);
     }
-    const float inv = 1.0f / float(rest);
-    mu *= inv;
-    var = fmaxf(0.0f, var * inv - mu * mu);
+    store_rep(krep, krep16, rep_at(0) + d, mu);
+    if (rr.moments) store_rep(krep, krep16, rep_at(0) + D + d, var);
   }
-  store_rep(krep, krep16, rep_at(0) + d, mu);
-  if (rr.moments) store_rep(krep, krep16, rep_at(0) + D + d, var);
-  if (d == 0) log_w[logw_at(0)] = rest > 0 ? float(log(double(rest))) : -INFINITY;
+  if (lane == 0) log_w[logw_at(0)] = rest > 0 ? float(log(double(rest))) : -INFINITY;
 }
 
 // One warp per sampled query t of query head h + blockIdx.y, kQueriesPerCta per CTA: the lanes
@@ -249,35 +267,66 @@ __global__ void rr_queries_kernel(const void* q, const void* k, bool bf16, bool 
   if (lane == 0) own[t] = mx + float(log(sum));
 }
 
-// Pooled groups u = blockIdx.x * blockDim.y + threadIdx.y, D threads (x) each: several small
-// groups per CTA, so short groups (c = 4: 512 bytes of bf16 input) do not each pay a CTA.
-__global__ void pool_kernel(const void* x, bool bf16, int64_t head_stride, int64_t row_stride,
-                            int D, int len, int head, int c, int groups, bool is_key, bool moments,
-                            float scale, float* dst, __nv_bfloat16* dst16) {
-  const int u = blockIdx.x * blockDim.y + threadIdx.y, d = threadIdx.x;
+// Pooled groups u = blockIdx.x * blockDim.y + threadIdx.y, D / 8 threads (x) each owning 8
+// consecutive dimensions (16-byte loads and stores): several groups per CTA, so short groups
+// (c = 4: 1 KiB of bf16 input) do not each pay a CTA. Sums run over the group's rows in order,
+// per dimension, as the CPU's mean_rows.
+__global__ void pool_kernel(const void* x, bool bf16, bool vec, int64_t head_stride,
+                            int64_t row_stride, int D, int len, int head, int c, int groups,
+                            bool is_key, bool moments, float scale, float* dst,
+                            __nv_bfloat16* dst16) {
+  const int u = blockIdx.x * blockDim.y + threadIdx.y, d0 = 8 * threadIdx.x;
   if (u >= groups) return;
   const int r0 = u * c, r1 = min(r0 + c, len), n = r1 - r0;
   const int W = moments ? 2 * D : D;
   head += int(blockIdx.y);  // head z of a batch: dst [heads][groups][W]
-  const int64_t out = (int64_t(blockIdx.y) * groups + u) * W;
-  const int64_t base = int64_t(head) * head_stride + d;
-  float mean = 0.f;
-#pragma unroll 8
-  for (int j = r0; j < r1; ++j) mean += load(x, bf16, base + int64_t(j) * row_stride);
-  mean *= n > 0 ? 1.0f / float(n) : 0.0f;
-  store_rep(dst, dst16, out + d, mean);
-  if (!moments) return;
-  if (!is_key) {
-    store_rep(dst, dst16, out + D + d, 0.5f * scale * mean * mean);
-    return;
-  }
-  float v = 0.f;
-#pragma unroll 8
+  const int64_t out = (int64_t(blockIdx.y) * groups + u) * W + d0;
+  const int64_t base = int64_t(head) * head_stride + d0;
+  const auto store8 = [&](int64_t at, const float (&v)[8]) {
+    if (dst16) {
+      uint32_t w[4];
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        w[e] = uint32_t(__bfloat16_as_ushort(__float2bfloat16_rn(v[2 * e]))) |
+               (uint32_t(__bfloat16_as_ushort(__float2bfloat16_rn(v[2 * e + 1]))) << 16);
+      *reinterpret_cast<uint4*>(dst16 + at) = make_uint4(w[0], w[1], w[2], w[3]);
+    } else {
+#pragma unroll
+      for (int e = 0; e < 8; ++e) dst[at + e] = v[e];
+    }
+  };
+  float mean[8] = {};
+#pragma unroll 4
   for (int j = r0; j < r1; ++j) {
-    const float y = load(x, bf16, base + int64_t(j) * row_stride) - mean;
-    v += y * y;
+    float v[8];
+    load8(x, bf16, vec, base + int64_t(j) * row_stride, v);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) mean[e] += v[e];
   }
-  store_rep(dst, dst16, out + D + d, v / float(n));
+  const float inv = n > 0 ? 1.0f / float(n) : 0.0f;
+#pragma unroll
+  for (int e = 0; e < 8; ++e) mean[e] *= inv;
+  store8(out, mean);
+  if (!moments) return;
+  float second[8] = {};
+  if (!is_key) {
+#pragma unroll
+    for (int e = 0; e < 8; ++e) second[e] = 0.5f * scale * mean[e] * mean[e];
+  } else {
+#pragma unroll 4
+    for (int j = r0; j < r1; ++j) {
+      float v[8];
+      load8(x, bf16, vec, base + int64_t(j) * row_stride, v);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        const float y = v[e] - mean[e];
+        second[e] += y * y;
+      }
+    }
+#pragma unroll
+    for (int e = 0; e < 8; ++e) second[e] = second[e] / float(n);
+  }
+  store8(out + D, second);
 }
 
 __global__ void pooled_visible_kernel(Geometry geo, int nqc, int cq, int ck, int nkc, int* visible) {
@@ -305,10 +354,13 @@ cudaError_t rr_key_reps(const void* k, bool bf16, int64_t head_stride, int64_t r
       (rr.slot_major && krep16 == nullptr))
     return cudaErrorInvalidValue;
   const int units = (seq_k + rr.S - 1) / rr.S;
-  const size_t smem = rr.mean_keys ? size_t(rr.S) * D * sizeof(float) : 0;
-  rr_key_reps_kernel<<<dim3(unsigned(units), unsigned(heads)), D, smem, stream>>>(
+  // strides (warps) per CTA: 32 KiB of f32 keys at D = 128 (8 KiB per stride at the default 16)
+  const int per_cta = rr.mean_keys ? std::clamp(64 / rr.S, 1, 8) : 4;
+  const size_t smem = rr.mean_keys ? size_t(per_cta) * rr.S * D * sizeof(float) : 0;
+  rr_key_reps_kernel<<<dim3(unsigned((units + per_cta - 1) / per_cta), unsigned(heads)),
+                       dim3(32u, unsigned(per_cta)), smem, stream>>>(
       k, bf16, rows_aligned(k, head_stride, row_stride), head_stride, row_stride, D, seq_k, head,
-      query_head, rr, krep, log_w, static_cast<__nv_bfloat16*>(krep16));
+      query_head, rr, krep, log_w, static_cast<__nv_bfloat16*>(krep16), units);
   return cudaGetLastError();
 }
 
@@ -331,12 +383,16 @@ cudaError_t rr_queries(const void* q, const void* k, bool bf16, int64_t q_head_s
 cudaError_t pool_rows(const void* t, bool bf16, int64_t head_stride, int64_t row_stride, int D,
                       int len, int head, int c, bool is_key, bool moments, float scale, float* dst,
                       cudaStream_t stream, int heads, void* dst16) {
-  if (D > 1024 || len <= 0 || heads < 1) return len <= 0 ? cudaSuccess : cudaErrorInvalidValue;
+  if (D % 8 != 0 || D > 256 || len <= 0 || heads < 1)
+    return len <= 0 ? cudaSuccess : cudaErrorInvalidValue;
   const int groups = (len + c - 1) / c;
-  const int per_cta = std::max(1, std::min(512 / D, 64 / c));  // groups per CTA
+  const int lanes = D / 8, per_cta = 256 / lanes;  // groups per CTA
+  // 16-byte stores need 16-byte aligned output rows (W * 2 bytes, W a multiple of 8)
+  const bool vec = rows_aligned(t, head_stride, row_stride);
+  if (dst16 != nullptr && reinterpret_cast<uintptr_t>(dst16) % 16 != 0) return cudaErrorInvalidValue;
   pool_kernel<<<dim3(unsigned((groups + per_cta - 1) / per_cta), unsigned(heads)),
-                dim3(unsigned(D), unsigned(per_cta)), 0, stream>>>(
-      t, bf16, head_stride, row_stride, D, len, head, c, groups, is_key, moments, scale, dst,
+                dim3(unsigned(lanes), unsigned(per_cta)), 0, stream>>>(
+      t, bf16, vec, head_stride, row_stride, D, len, head, c, groups, is_key, moments, scale, dst,
       static_cast<__nv_bfloat16*>(dst16));
   return cudaGetLastError();
 }

@@ -1,0 +1,238 @@
+// Internal: the parts of the fused tensor-core statistics kernel (estimation_gpu.h: mma_fused)
+// shared by its two instances: mma.sync (estimation.cu, sm_80+) and wgmma (sm90a/, Hopper only).
+// Both walk (64-unit key tile, representative slot) steps for 4 warps x 16 representative rows
+// per CTA and hold the rows' bf16 fragments in registers; they differ only in how a step's
+// products are computed (per-warp ldmatrix + mma.sync, or one warpgroup wgmma reading the key
+// tile from shared memory once). The score finish and the per (row, group) running max / sum of
+// exp are this header's fused_epilogue, so both instances compute the same values.
+#pragma once
+
+#include "estimation_gpu.h"
+#include "sieve/attention/cuda/ptx.cuh"
+
+#include <cuda_bf16.h>
+
+#include <cfloat>
+#include <cmath>
+#include <cstdint>
+
+namespace sieve::attention::cuda::est::fused {
+
+// The mma.sync instance: 4 warps (64 rows) per CTA. The wgmma instance: two warpgroups (128
+// rows) per CTA, so each key tile read from L2 serves twice the rows. NW: warps per CTA.
+constexpr int kWarps = 4, kRows = 16 * kWarps, kThreads = 32 * kWarps;
+constexpr int kTiles = 8;  // 64-unit key tiles per CTA
+
+/// The wgmma instance (sm90a/fused_stats_sm90.cu): launches it for (W, W2, GN) as launch_fused
+/// in estimation.cu does for mma.sync; cudaErrorInvalidValue for a combination it lacks.
+cudaError_t launch_fused_sm90(const StrideProblem& pb, int W, int W2, int GN, int ngroups,
+                              int tiles, float2* stats, cudaStream_t stream);
+
+/// Head z of a batch: its query representatives, visibility, own scores and statistics.
+template <class Stats>
+__device__ __forceinline__ void batch_head(StrideProblem& pb, Stats*& stats, int z) {
+  if (pb.qrep) pb.qrep += z * pb.z_qrep;
+  if (pb.qrep16) pb.qrep16 = static_cast<const __nv_bfloat16*>(pb.qrep16) + z * pb.z_qrep;
+  const int64_t kz = z / pb.kgroup;
+  if (pb.krep) pb.krep += kz * pb.z_krep;
+  if (pb.krep16) pb.krep16 = static_cast<const __nv_bfloat16*>(pb.krep16) + kz * pb.z_krep;
+  if (pb.log_w) pb.log_w += kz * pb.z_logw;
+  pb.visible += z * pb.z_visible;
+  if (pb.own) pb.own += z * pb.z_own;
+  stats += z * pb.z_stats;
+}
+
+// Key tiles are stored permuted: unit r of the tile goes to row 8 n + c with n = (r % 16) / 2,
+// c = 2 (r / 16) + r % 2, i.e. to column c of the n-th n8 tile of the products, so that thread tq
+// of a quad (columns 2 tq, 2 tq + 1 of every n8 tile) holds units [16 tq, 16 tq + 16): whole key
+// blocks when a block has 8 or 16 units, and the statistics are reduced in the thread without
+// shuffles.
+__device__ __forceinline__ int unit_row(int r) {
+  return ((r & 15) >> 1) * 8 + 2 * (r >> 4) + (r & 1);
+}
+
+// ROWS rows of W bf16 into a tile of 2W-byte rows, 16-byte chunks XOR-swizzled by the row (the
+// ldmatrix layout); Units: rows permuted by unit_row (ROWS = 64). NT threads.
+template <int W, bool Units, int NT = kThreads, int ROWS = 64>
+__device__ __forceinline__ void load_rows(uint32_t dst, const __nv_bfloat16* src, int64_t first_row,
+                                          int rows_valid) {
+  constexpr int chunks = W / 8;
+  for (int i = threadIdx.x; i < ROWS * chunks; i += NT) {
+    const int r = i / chunks, c = i % chunks, rs = Units ? unit_row(r) : r;
+    const bool ok = r < rows_valid;
+    const __nv_bfloat16* g = src + (ok ? (first_row + r) * W + c * 8 : 0);
+    ptx::cp_async_16(dst + uint32_t((rs * chunks + (c ^ (rs & 7))) * 16), g, ok);
+  }
+}
+
+// The CTA's rows: visible units per row into s_vis [kRows]; per warp the most visible units and
+// the last unit before every one of its rows' last ones; the tiles anybody in the CTA sees.
+struct RowLimits {
+  int warp_maxv, warp_inner, nt;
+};
+template <int NW = kWarps>
+__device__ __forceinline__ RowLimits row_limits(const StrideProblem& pb, int r0, int x0, int x1,
+                                                int* s_vis) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  if (threadIdx.x < 16 * NW) {
+    const int r = r0 + threadIdx.x;
+    s_vis[threadIdx.x] = r < pb.nqr ? min(pb.visible[r], pb.units) : 0;
+  }
+  __syncthreads();
+  const int wv = max(s_vis[warp * 16 + (lane & 15)], 0);
+  RowLimits l{wv, wv - 1, 0};
+  for (int o = 8; o > 0; o >>= 1) {
+    l.warp_maxv = max(l.warp_maxv, __shfl_xor_sync(0xffffffffu, l.warp_maxv, o));
+    l.warp_inner = min(l.warp_inner, __shfl_xor_sync(0xffffffffu, l.warp_inner, o));
+  }
+  int maxv = 0;
+  for (int i = lane; i < 16 * NW; i += 32) maxv = max(maxv, s_vis[i]);
+  for (int o = 16; o > 0; o >>= 1) maxv = max(maxv, __shfl_xor_sync(0xffffffffu, maxv, o));
+  l.nt = max(0, min(x1, (maxv + 63) / 64) - x0);
+  return l;
+}
+
+// The 16 NW query rows [r0, r0 + 16 NW) of W bf16 through shared memory at s_base (16 NW rows
+// x 2W bytes) into the warps' m16n8k16 A fragments (16 rows x W: KS = W / 16 fragments). Ends
+// with a CTA barrier (the memory is free again).
+template <int W, int NW = kWarps>
+__device__ __forceinline__ void load_query_fragments(const StrideProblem& pb, int r0, uint32_t s_base,
+                                                     uint32_t (&a)[W / 16][4]) {
+  const int lane = threadIdx.x & 31, wr = (threadIdx.x >> 5) * 16;
+  load_rows<W, false, 32 * NW, 16 * NW>(s_base, static_cast<const __nv_bfloat16*>(pb.qrep16), r0,
+                                        pb.nqr - r0);
+  ptx::cp_async_commit();
+  ptx::cp_async_wait<0>();
+  __syncthreads();
+  const int ar = lane & 15;
+  const uint32_t a_off = uint32_t((wr + ar) * 2 * W + 16 * ((lane >> 4) ^ (ar & 7)));
+#pragma unroll
+  for (int kk = 0; kk < W / 16; ++kk) ptx::ldmatrix_x4(s_base + (a_off ^ uint32_t(32 * kk)), a[kk]);
+  __syncthreads();
+}
+
+// Running statistics of a thread: per (row half h, group gl) the max and the sum of exp.
+template <int GN>
+struct Running {
+  static constexpr int GT = GN <= 2 ? 2 / GN : 1;  // groups of this thread (8 or 16 units each)
+  static constexpr int QT = GN <= 2 ? 1 : GN / 2;  // threads sharing one group (32 or 64 units)
+  float m[2][GT] = {}, s[2][GT] = {};
+};
+
+// One step's epilogue for this warp: raw products acc of 16 rows x 64 units (tile x, slot t of
+// R) finished into scores (scale, log weight, the row's own unit, the partial last unit; -inf
+// where not visible), folded into the running (max, sum of exp) per (row, group), and at the last
+// slot written to stats [row][ngroups]. Groups of 8 GN units (GN in 1, 2, 4, 8).
+template <int GN>
+__device__ __forceinline__ void epilogue(const StrideProblem& pb, const float (&prod)[8][4], int x, int t,
+                                         int r0, const int* s_vis, const RowLimits& lim,
+                                         int ngroups, Running<GN>& run, float2* stats) {
+  constexpr int NG = 8 / GN;  // groups per tile
+  constexpr int GT = Running<GN>::GT, QT = Running<GN>::QT;
+  constexpr float kLog2e = 1.4426950408889634f;
+  const int lane = threadIdx.x & 31, wr = (threadIdx.x >> 5) * 16;
+  const int g = lane >> 2, tq = lane & 3;  // this thread's rows: g and g + 8 of the warp
+  const int units = pb.units, R = pb.reps;
+  const int e0 = x * 64;
+  if (e0 >= lim.warp_maxv) return;
+  // log weights of this thread's 16 columns (loaded after the products: at W = 256 the
+  // registers to hold them across the products would spill)
+  const float* lwt = pb.log_w != nullptr ? pb.log_w + int64_t(t) * units : nullptr;
+  float lw[8][2];
+#pragma unroll
+  for (int n = 0; n < 8; ++n)
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      const int e = e0 + 16 * tq + 2 * n + j;
+      lw[n][j] = lwt != nullptr && e < units ? __ldg(lwt + e) : 0.f;
+    }
+  // finish the scores (finish_score's rules); a tile before every row's last unit (the usual
+  // case) needs only the scale and the log weight. Written to acc, not into prod: the wgmma
+  // instance's products are accumulator registers, which only wgmma may define while its
+  // pipeline runs (ptxas would serialise it otherwise).
+  float acc[8][4];
+  if (e0 + 64 <= lim.warp_inner) {
+#pragma unroll
+    for (int n = 0; n < 8; ++n)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) acc[n][c] = pb.alpha * prod[n][c] + lw[n][c & 1];
+  } else {  // near the rows' last units (read here only: registers are scarce at W = 256)
+    int vis[2];
+    float own[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int rl = wr + g + 8 * h;
+      vis[h] = s_vis[rl];
+      own[h] = pb.own != nullptr && t == 0 && r0 + rl < pb.nqr ? pb.own[r0 + rl] : 0.f;
+    }
+#pragma unroll
+    for (int n = 0; n < 8; ++n)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+        const int h = c >> 1, e = e0 + 16 * tq + 2 * n + (c & 1), v = vis[h];
+        const bool last_unit = e == v - 1;
+        float sc = pb.alpha * prod[n][c] + lw[n][c & 1];
+        sc = pb.own != nullptr && last_unit ? (t == 0 ? own[h] : -INFINITY) : sc;
+        sc += pb.has_partial && v == units && last_unit ? pb.partial_logw : 0.f;
+        acc[n][c] = e < v ? sc : -INFINITY;
+      }
+  }
+  // per (row, group): a running max and sum of exp(score - max) over the slots, in the thread
+  // (its 16 units hold GT whole groups, or a part of one when QT > 1); the sum is rescaled only
+  // when the max grows
+#pragma unroll
+  for (int h = 0; h < 2; ++h)
+#pragma unroll
+    for (int gl = 0; gl < GT; ++gl) {
+      constexpr int KU = 16 / GT;  // this thread's units of the group
+      float lm = -INFINITY;
+#pragma unroll
+      for (int k = gl * KU; k < (gl + 1) * KU; ++k) lm = fmaxf(lm, acc[k >> 1][2 * h + (k & 1)]);
+      float& rm = run.m[h][gl];
+      float& rs = run.s[h][gl];
+      if (t == 0) {
+        rm = -INFINITY;
+        rs = 0.f;
+      }
+      if (lm > rm) {
+        rs *= ptx::exp2_fast((rm - lm) * kLog2e);  // rm = -inf: rs is 0 and stays 0
+        rm = lm;
+      }
+      const float mm = rm == -INFINITY ? 0.f : rm;  // all -inf: every exp is 0
+      float sum = 0.f;
+#pragma unroll
+      for (int k = gl * KU; k < (gl + 1) * KU; ++k)
+        sum += ptx::exp2_fast((acc[k >> 1][2 * h + (k & 1)] - mm) * kLog2e);
+      rs += sum;
+    }
+  if (t != R - 1) return;
+  // groups wider than 16 units: combine the QT threads that share one
+#pragma unroll
+  for (int o = 1; o < QT; o <<= 1)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      float& rm = run.m[h][0];
+      float& rs = run.s[h][0];
+      const float om = __shfl_xor_sync(0xffffffffu, rm, o);
+      const float os = __shfl_xor_sync(0xffffffffu, rs, o);
+      const float nm = fmaxf(rm, om), mm = nm == -INFINITY ? 0.f : nm;
+      rs = rs * ptx::exp2_fast((rm - mm) * kLog2e) + os * ptx::exp2_fast((om - mm) * kLog2e);
+      rm = nm;
+    }
+  if (tq % QT != 0) return;
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int r = r0 + wr + g + 8 * h;
+    if (r >= pb.nqr) continue;
+    float2* out = stats + int64_t(r) * ngroups;
+#pragma unroll
+    for (int gl = 0; gl < GT; ++gl) {
+      const int gid = x * NG + (16 * tq) / (8 * GN) + gl;
+      if (gid < ngroups)
+        out[gid] = run.m[h][gl] == -INFINITY ? make_float2(0.f, 0.f)
+                                             : make_float2(run.m[h][gl], run.s[h][gl]);
+    }
+  }
+}
+
+}  // namespace sieve::attention::cuda::est::fused

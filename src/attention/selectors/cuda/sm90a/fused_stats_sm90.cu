@@ -1,0 +1,167 @@
+// The fused statistics kernel of the GPU selectors (estimation_gpu.h: mma_fused) on Hopper's
+// warpgroup MMA; compiled only for sm_90a (src/attention/CMakeLists.txt). Same steps, rows and
+// epilogue as the mma.sync instance in estimation.cu (fused_stats.cuh), with 128 rows per CTA:
+// per step each of the two warpgroups issues one m64n64k16 wgmma chain with its 64 query rows'
+// fragments from registers (the register-A layout equals mma.sync's A layout) and the key tile
+// from shared memory, read once per CTA (not once per warp), and each tile fetched from L2
+// serves 128 rows instead of 64. The key tile is stored in wgmma's K-major 128-byte-swizzle
+// layout (64-element panels of 128-byte rows, rows permuted by unit_row as in the mma.sync
+// instance, so the accumulator columns hold the same units), and the products of step s + 1 run
+// while step s's scores are finished.
+#include "../fused_stats.cuh"
+#include "sieve/attention/cuda/wgmma.cuh"
+
+namespace sieve::attention::cuda::est::fused {
+
+namespace {
+
+constexpr int kWgWarps = 8, kWgThreads = 32 * kWgWarps, kWgRows = 16 * kWgWarps;
+
+// 64 rows of WB bf16 into the K-major 128-byte-swizzle layout: panel p (elements 64p..64p+63)
+// at p * 8 KiB, row n at n * 128 bytes in it, 16-byte chunk c at (c ^ (n & 7)) * 16; rows
+// permuted by unit_row.
+template <int WB>
+__device__ __forceinline__ void load_panels(uint32_t dst, const __nv_bfloat16* src, int64_t first_row,
+                                            int rows_valid) {
+  constexpr int chunks = WB / 8;
+  for (int i = threadIdx.x; i < 64 * chunks; i += kWgThreads) {
+    const int r = i / chunks, c = i % chunks, rs = unit_row(r);
+    const bool ok = r < rows_valid;
+    const __nv_bfloat16* g = src + (ok ? (first_row + r) * WB + c * 8 : 0);
+    ptx::cp_async_16(dst + uint32_t((c >> 3) * 8192 + rs * 128 + (((c & 7) ^ (rs & 7)) << 4)), g, ok);
+  }
+}
+
+// d (+)= A (registers, 64 x 16) x B^T with B 64 x 16 K-major in shared memory (no transpose).
+__device__ __forceinline__ void wgmma_rs_kmajor(float (&d)[8][4], const uint32_t (&a)[4], uint64_t db,
+                                                int scale_d) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, "
+      "%9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, "
+      "%28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
+      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]),
+        "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+        "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]),
+        "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
+        "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]),
+        "+f"(d[7][2]), "+f"(d[7][3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(scale_d));
+}
+
+// acc = A (the first 16 KS columns) x B^T for the 64-unit tile at sb; issued and committed.
+template <int KS, int W>
+__device__ __forceinline__ void issue_products(const uint32_t (&a)[W / 16][4], uint32_t sb,
+                                               float (&acc)[8][4]) {
+  wgmma::fence();
+#pragma unroll
+  for (int kk = 0; kk < KS; ++kk)
+    wgmma_rs_kmajor(acc, a[kk], wgmma::desc_sw128(sb + (kk >> 2) * 8192 + (kk & 3) * 32, 16, 1024),
+                    kk > 0 ? 1 : 0);
+  wgmma::commit();
+}
+
+template <int W, int W2, int GN>
+__global__ void __launch_bounds__(kWgThreads, 1)
+    stride_stats_wgmma_kernel(StrideProblem pb, int ngroups, int tiles, float2* stats) {
+  constexpr int tile_bytes = 64 * 2 * W, KS = W / 16;
+  extern __shared__ unsigned char smem_raw[];
+  const uint32_t raw = ptx::smem_addr(smem_raw);
+  const uint32_t s_base = (raw + 1023u) & ~1023u;  // swizzle atoms need 1024-byte alignment
+  int* s_vis = reinterpret_cast<int*>(smem_raw + (s_base - raw) + 2 * tile_bytes);
+  batch_head(pb, stats, int(blockIdx.z));
+  const int r0 = blockIdx.y * kWgRows;
+  const int x0 = blockIdx.x * kTiles, x1 = min(x0 + kTiles, tiles);
+  const int units = pb.units, R = pb.reps;
+  const RowLimits lim = row_limits<kWgWarps>(pb, r0, x0, x1, s_vis);
+  if (lim.nt == 0) return;
+
+  const auto* k16 = static_cast<const __nv_bfloat16*>(pb.krep16);
+  uint32_t a[KS][4];
+  load_query_fragments<W, kWgWarps>(pb, r0, s_base, a);  // 128 rows: both buffers
+  // step s scores tile x0 + s / R, slot s % R, from buffer s & 1
+  const auto load_step = [&](int s) {
+    const int x = x0 + s / R, t = s % R;
+    const uint32_t dst = s_base + uint32_t((s & 1) * tile_bytes);
+    if (t == 0)
+      load_panels<W>(dst, k16, int64_t(x) * 64, units - x * 64);
+    else
+      load_panels<W2>(dst, k16 + int64_t(units) * W + int64_t(t - 1) * units * W2, int64_t(x) * 64,
+                      units - x * 64);
+  };
+  const auto issue = [&](int s, float (&acc)[8][4]) {
+    const uint32_t sb = s_base + uint32_t((s & 1) * tile_bytes);
+    if (s % R == 0)
+      issue_products<KS, W>(a, sb, acc);
+    else
+      issue_products<W2 / 16, W>(a, sb, acc);
+  };
+  const int steps = lim.nt * R;
+  Running<GN> run;
+  // On entry to step s the products of step s are in flight into cur and the key tile of step
+  // s + 1 is loading. The barrier after both waits frees buffer s & 1 for step s + 2 and
+  // publishes step s + 1's tile to the async proxy; step s + 1's products then run during step
+  // s's epilogue.
+  const auto step = [&](int s, float (&cur)[8][4], float (&next)[8][4]) {
+    ptx::cp_async_wait<0>();
+    wgmma::fence_proxy_async();
+    wgmma::wait<0>();
+    wgmma::fence_operands(cur);
+    __syncthreads();
+    if (s + 2 < steps) load_step(s + 2);
+    ptx::cp_async_commit();
+    if (s + 1 < steps) issue(s + 1, next);
+    epilogue<GN>(pb, cur, x0 + s / R, s % R, r0, s_vis, lim, ngroups, run, stats);
+  };
+  float acc0[8][4], acc1[8][4];
+  load_step(0);
+  ptx::cp_async_commit();
+  if (steps > 1) load_step(1);
+  ptx::cp_async_commit();
+  ptx::cp_async_wait<1>();
+  wgmma::fence_proxy_async();
+  __syncthreads();
+  issue(0, acc0);
+  for (int s = 0; s < steps; s += 2) {
+    step(s, acc0, acc1);
+    if (s + 1 < steps) step(s + 1, acc1, acc0);
+  }
+  wgmma::wait<0>();  // nothing is in flight here; kept so no wgmma outlives the CTA's registers
+}
+
+template <int W, int W2, int GN>
+cudaError_t launch(const StrideProblem& pb, int ngroups, int tiles, float2* stats, cudaStream_t stream) {
+  const int smem = 1024 + 2 * 64 * 2 * W + kWgRows * 4;  // +1024: alignment; s_vis last
+  const cudaError_t e = cudaFuncSetAttribute(stride_stats_wgmma_kernel<W, W2, GN>,
+                                             cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  if (e != cudaSuccess) return e;
+  const dim3 grid(unsigned((tiles + kTiles - 1) / kTiles),
+                  unsigned((pb.nqr + kWgRows - 1) / kWgRows), unsigned(pb.heads));
+  stride_stats_wgmma_kernel<W, W2, GN>
+      <<<grid, kWgThreads, size_t(smem), stream>>>(pb, ngroups, tiles, stats);
+  return cudaGetLastError();
+}
+
+template <int W, int W2>
+cudaError_t launch(const StrideProblem& pb, int GN, int ngroups, int tiles, float2* stats,
+                   cudaStream_t stream) {
+  switch (GN) {
+    case 1: return launch<W, W2, 1>(pb, ngroups, tiles, stats, stream);
+    case 2: return launch<W, W2, 2>(pb, ngroups, tiles, stats, stream);
+    case 4: return launch<W, W2, 4>(pb, ngroups, tiles, stats, stream);
+    case 8: return launch<W, W2, 8>(pb, ngroups, tiles, stats, stream);
+    default: return cudaErrorInvalidValue;
+  }
+}
+
+}  // namespace
+
+cudaError_t launch_fused_sm90(const StrideProblem& pb, int W, int W2, int GN, int ngroups, int tiles,
+                              float2* stats, cudaStream_t stream) {
+  if (W == 256 && W2 == 128) return launch<256, 128>(pb, GN, ngroups, tiles, stats, stream);
+  if (W == 128 && W2 == 128) return launch<128, 128>(pb, GN, ngroups, tiles, stats, stream);
+  if (W == 128 && W2 == 64) return launch<128, 64>(pb, GN, ngroups, tiles, stats, stream);
+  return cudaErrorInvalidValue;
+}
+
+}  // namespace sieve::attention::cuda::est::fused
