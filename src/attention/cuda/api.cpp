@@ -30,9 +30,7 @@ std::vector<std::string> available_backends() {
 
 namespace {
 
-// 0 auto, 1 mma.sync, 2 wgmma, 3 fa3, 4 / 5 its bf16 benchmark variants (ping-pong, 3 stages)
-std::atomic<int> g_preference{0};
-constexpr const char* kFa3Names[] = {"fa3", "fa3-pp", "fa3-s3"};
+std::atomic<int> g_preference{0};  // 0 auto, 1 mma.sync, 2 wgmma, 3 fa3
 
 // Compute capability 9.0 (H100/H200): the sm_90a wgmma kernel runs there and nowhere else.
 bool current_device_is_sm90() {
@@ -60,9 +58,7 @@ void set_kernel_preference(std::string_view name) {
   else if (name == "mma" || name == "mma.sync") g_preference = 1;
   else if (name == "wgmma") g_preference = 2;
   else if (name == "fa3") g_preference = 3;
-  else if (name == "fa3-pp") g_preference = 4;
-  else if (name == "fa3-s3") g_preference = 5;
-  else SIEVE_FAIL("unknown CUDA kernel '{}' (auto, mma, wgmma, fa3, fa3-pp, fa3-s3)", name);
+  else SIEVE_FAIL("unknown CUDA kernel '{}' (auto, mma, wgmma, fa3)", name);
 }
 
 KernelInfo kernel_info(DType dtype, int64_t head_dim, int64_t block_k, bool token_columns) {
@@ -72,17 +68,14 @@ KernelInfo kernel_info(DType dtype, int64_t head_dim, int64_t block_k, bool toke
   const FlashShapeFa3& f = kFa3D128;
   const bool fa3_fits = head_dim == f.head_dim && (block_k == 0 || block_k % f.block_n == 0) &&
                         !token_columns;
-  if (pref >= 3) {
+  if (pref == 3) {
     SIEVE_CHECK(current_device_is_sm90(), "the fa3 kernel needs a compute capability 9.0 device");
     SIEVE_CHECK(fa3_fits,
                 "the fa3 kernel needs head_dim 128, block_k a multiple of {} and no token columns "
                 "(head_dim {}, block_k {}, columns {})",
                 f.block_n, head_dim, block_k, token_columns);
-    SIEVE_CHECK(pref == 3 || dtype == DType::kBF16, "{} is built for bf16 only", kFa3Names[pref - 3]);
-    const FlashShapeFa3& v = pref == 4 ? kFa3D128PingPong : pref == 5 ? kFa3D128Stages3 : f;
-    return KernelInfo{kFa3Names[pref - 3], v.block_m(), v.block_n, v.threads(), v.smem_bytes()};
   }
-  if (pref == 0 && fa3_fits && current_device_is_sm90())
+  if (pref == 3 || (pref == 0 && fa3_fits && current_device_is_sm90()))
     return KernelInfo{"fa3", f.block_m(), f.block_n, f.threads(), f.smem_bytes()};
   const FlashShapeSm90& h = head_dim == 64 ? kSm90D64 : kSm90D128;
   const bool fits = block_k == 0 || block_k % h.block_n == 0;
@@ -182,11 +175,8 @@ void launch(const Prepared& r, const KernelInfo& k, Stream stream) {
   const bool bf16 = r.dtype == DType::kBF16;
   const std::string_view name = k.name;
   cudaError_t e;
-  const auto fa3 = std::find(std::begin(kFa3Names), std::end(kFa3Names), name);
-  if (fa3 != std::end(kFa3Names)) {
-    const int variant = int(fa3 - std::begin(kFa3Names));
-    e = bf16 ? launch_flash_fa3_bf16(d, r.p, stream, variant)
-             : launch_flash_fa3_f16(d, r.p, stream, variant);
+  if (name == "fa3") {
+    e = bf16 ? launch_flash_fa3_bf16(d, r.p, stream) : launch_flash_fa3_f16(d, r.p, stream);
   } else if (name == "wgmma") {
     e = bf16 ? launch_flash_sm90_bf16(d, r.p, stream) : launch_flash_sm90_f16(d, r.p, stream);
   } else {

@@ -39,9 +39,9 @@ inline constexpr FlashShapeSm90 kSm90D128{128, 64, 2};
 
 /// Tile shape of the warp-specialised Hopper kernel (flash_kernel_fa3.cuh): BLOCK_M = 128 (two
 /// consumer warpgroups), a producer warpgroup, `stages` K/V stages, one CTA per SM; head dim 128.
+/// Ping-pong scheduling and three stages measured within noise of this (commit d1fc33f).
 struct FlashShapeFa3 {
   int head_dim, block_n, stages;
-  bool ping_pong;
   constexpr int block_m() const { return 128; }
   constexpr int threads() const { return 384; }
   constexpr int smem_bytes() const {
@@ -50,10 +50,6 @@ struct FlashShapeFa3 {
   }
 };
 
-inline constexpr FlashShapeFa3 kFa3D128{128, 128, 2, false};
-/// Benchmark variants (bf16 only; kernel preferences "fa3-pp" and "fa3-s3"): with ping-pong
-/// scheduling between the consumer warpgroups; with three K/V stages.
-inline constexpr FlashShapeFa3 kFa3D128PingPong{128, 128, 2, true};
-inline constexpr FlashShapeFa3 kFa3D128Stages3{128, 128, 3, false};
+inline constexpr FlashShapeFa3 kFa3D128{128, 128, 2};
 
 }  // namespace sieve::attention::cuda

@@ -15,12 +15,9 @@ cudaError_t launch_flash_f16(int head_dim, const FlashParams& p, cudaStream_t st
 /// Hopper (wgmma, sm_90a) kernel; only valid on compute capability 9.0 devices.
 cudaError_t launch_flash_sm90_bf16(int head_dim, const FlashParams& p, cudaStream_t stream);
 cudaError_t launch_flash_sm90_f16(int head_dim, const FlashParams& p, cudaStream_t stream);
-/// Warp-specialised Hopper kernel (TMA producer, sm_90a), head dim 128 only; `variant` 1 and 2
-/// select the bf16 benchmark variants of flash_configs.h (ping-pong, three stages). Falls back
-/// to the wgmma kernel when the inputs' strides admit no TMA tensor map.
-cudaError_t launch_flash_fa3_bf16(int head_dim, const FlashParams& p, cudaStream_t stream,
-                                  int variant = 0);
-cudaError_t launch_flash_fa3_f16(int head_dim, const FlashParams& p, cudaStream_t stream,
-                                 int variant = 0);
+/// Warp-specialised Hopper kernel (TMA producer, sm_90a), head dim 128 only. Falls back to the
+/// wgmma kernel when the inputs' strides admit no TMA tensor map.
+cudaError_t launch_flash_fa3_bf16(int head_dim, const FlashParams& p, cudaStream_t stream);
+cudaError_t launch_flash_fa3_f16(int head_dim, const FlashParams& p, cudaStream_t stream);
 
 }  // namespace sieve::attention::cuda

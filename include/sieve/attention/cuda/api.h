@@ -40,8 +40,8 @@ struct KernelInfo {
 KernelInfo kernel_info(DType dtype, int64_t head_dim, int64_t block_k = 0, bool token_columns = false);
 
 /// Kernel family for later calls: "auto" (fa3, else wgmma, where they run and fit, else
-/// mma.sync), "mma", "wgmma", "fa3", or "fa3-pp" / "fa3-s3" (bf16 benchmark variants of fa3:
-/// ping-pong scheduling, three K/V stages); a forced family throws where it cannot run. For tests and benchmarks; process-wide.
+/// mma.sync), "mma", "wgmma" or "fa3" (a forced family throws where it cannot run). For tests and
+/// benchmarks; process-wide.
 /// @throws sieve::Error for other names
 void set_kernel_preference(std::string_view name);
 

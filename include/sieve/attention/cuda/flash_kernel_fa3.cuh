@@ -10,13 +10,14 @@
 // arrive at once a stage has been read. Warpgroups 1 and 2 own 64 rows each (setmaxnreg: 24
 // registers for the producer, 240 for the consumers) and run FA3's intra-warpgroup pipeline:
 // S_j = Q K_j^T is issued together with O += P_{j-1} V_{j-1}, the softmax of S_j runs while
-// P_{j-1} V_{j-1} is in flight, and O is rescaled after its wait. With PINGPONG, named barriers
-// order the two consumers' GEMM issues so one warpgroup's softmax overlaps the other's GEMMs.
-// The end of the walk is a slot with kind -1. Out-of-range keys arrive as zeros (TMA fill).
+// P_{j-1} V_{j-1} is in flight, and O is rescaled after its wait. The end of the walk is a slot
+// with kind -1. Out-of-range keys arrive as zeros (TMA fill). FA3's ping-pong scheduling (named
+// barriers ordering the two consumers' GEMM issues) and a third K/V stage were measured within
+// noise of this on an H200 and removed (docs/results/gpu-attention.md, commit d1fc33f).
 // Covers dense attention and patterns without token columns (block CSR + band); patterns with
 // columns use flash_kernel_sm90.cuh. Needs block_k % BLOCK_N == 0.
 // Reference: Shah et al., "FlashAttention-3" (2024), §3.1 (producer/consumer warp
-// specialisation, ping-pong scheduling) and §3.2 (intra-warpgroup pipelining).
+// specialisation) and §3.2 (intra-warpgroup pipelining).
 #pragma once
 
 #include "sieve/attention/cuda/flash_kernel.cuh"
@@ -28,11 +29,10 @@
 
 namespace sieve::attention::cuda {
 
-template <class T_, int D_, int BN_, int STAGES_, bool PINGPONG_>
+template <class T_, int D_, int BN_, int STAGES_>
 struct FlashConfigFa3 {
   using T = T_;
   static constexpr int kD = D_, kBN = BN_, kBM = 128, kStages = STAGES_;
-  static constexpr bool kPingPong = PINGPONG_;
   static constexpr int kThreads = 384;  // producer warpgroup + two consumer warpgroups
   static constexpr int kQBytes = kBM * D_ * 2, kTileBytes = BN_ * D_ * 2;
   static constexpr int kBarBytes = 8 * (1 + 4 * STAGES_);  // full_q, full/empty x K/V per stage
@@ -126,14 +126,6 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) flash_attention_fa3_kernel(c
     const int g = lane >> 2, tq = lane & 3;
     const int wrow = cw * 64 + (warp & 3) * 16;  // first row of this warp inside the CTA tile
     const float sl2 = p.scale_log2;
-    // Ping-pong: consumer cw waits on barrier 1 + cw before issuing its GEMMs and then lets the
-    // other one go (barrier 2 - cw); 256 threads = its own sync plus the other's arrive.
-    const auto gemm_turn_begin = [&] {
-      if constexpr (Cfg::kPingPong) tma::bar_sync(1 + cw, 256);
-    };
-    const auto gemm_turn_end = [&] {
-      if constexpr (Cfg::kPingPong) tma::bar_arrive(2 - cw, 256);
-    };
     const auto release = [&](uint32_t bar) {
       __syncwarp();
       if (lane == 0) tma::mbar_arrive(bar);
@@ -146,57 +138,31 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) flash_attention_fa3_kernel(c
       for (int e = 0; e < 4; ++e) o[dt][e] = 0.f;
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
 
-    const auto issue_s = [&](float (&s)[BN / 8][4], uint32_t sk) {
-      wgmma::fence();
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        const uint32_t qa = s_q + (kk >> 2) * (BM * 128) + cw * 64 * 128 + (kk & 3) * 32;
-        const uint32_t ka = sk + (kk >> 2) * kPanelBytes + (kk & 3) * 32;
-        wgmma::wgmma_ss<T, BN>(s, wgmma::desc_sw128(qa, 16, 1024), wgmma::desc_sw128(ka, 16, 1024),
-                               kk > 0 ? 1 : 0);
-      }
-      wgmma::commit();
-    };
+    const uint32_t q_wg = s_q + cw * 64 * 128;
     const auto issue_pv = [&](const uint32_t (&pa)[BN / 16][4], uint32_t sv) {
       wgmma::fence_operands(o);
       wgmma::fence();
-#pragma unroll
-      for (int kk = 0; kk < BN / 16; ++kk)
-        wgmma::wgmma_rs<T, D>(o, pa[kk], wgmma::desc_sw128(sv + kk * 16 * 128, kPanelBytes, 1024), 1);
+      detail::issue_pv<T, D, BN>(o, pa, sv);
       wgmma::commit();
     };
     const auto mask = [&](float (&s)[BN / 8][4], const detail::Tile& t) {
       if (t.kind != detail::kFull)
         detail::mask_stripe<BN / 8>(s, t, r0 + wrow + g + p.q_offset, nullptr, tq, p);
     };
-    const auto pack_p = [](const float (&s)[BN / 8][4], uint32_t (&pa)[BN / 16][4]) {
-#pragma unroll
-      for (int kk = 0; kk < BN / 16; ++kk) {
-        pa[kk][0] = ptx::pack2<T>(s[2 * kk][0], s[2 * kk][1]);
-        pa[kk][1] = ptx::pack2<T>(s[2 * kk][2], s[2 * kk][3]);
-        pa[kk][2] = ptx::pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-        pa[kk][3] = ptx::pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-      }
-    };
 
     tma::mbar_wait(full_q, 0);  // also when there is no tile: no copy outlives the CTA
     tma::mbar_wait(full_k(0), 0);
     detail::Tile t = slots[0];
     if (t.kind >= 0) {
-      // Round 0: S_0 alone. Consumer 1 first lets consumer 0 take the first turn.
-      if constexpr (Cfg::kPingPong)
-        if (cw == 1) tma::bar_arrive(1, 256);
       float s[BN / 8][4];
-      gemm_turn_begin();
-      issue_s(s, s_k);
-      gemm_turn_end();
+      detail::issue_qk<T, D, BM, BN>(s, q_wg, s_k);
       wgmma::wait<0>();
       wgmma::fence_operands(s);
       release(empty_k(0));
       mask(s, t);
       detail::online_softmax<BN / 8, D / 8>(s, o, m, l, sl2);
       uint32_t pa[BN / 16][4];
-      pack_p(s, pa);
+      detail::pack_p<T, BN>(s, pa);
 
       int prev = 0;  // stage of the tile whose P is in pa
       uint32_t prev_ph = 0;
@@ -206,12 +172,10 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) flash_attention_fa3_kernel(c
         tma::mbar_wait(full_k(st), ph);
         t = slots[st];
         if (t.kind < 0) break;
-        // Round i: S_i and P_{i-1} V_{i-1} issued together.
-        gemm_turn_begin();
-        issue_s(s, s_k + st * kTileBytes);
+        // S_i and P_{i-1} V_{i-1} issued together
+        detail::issue_qk<T, D, BM, BN>(s, q_wg, s_k + st * kTileBytes);
         tma::mbar_wait(full_v(prev), prev_ph);
         issue_pv(pa, s_v + prev * kTileBytes);
-        gemm_turn_end();
         wgmma::wait<1>();  // S_i landed; P_{i-1} V_{i-1} may still run
         wgmma::fence_operands(s);
         release(empty_k(st));
@@ -226,16 +190,13 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) flash_attention_fa3_kernel(c
         for (int dt = 0; dt < D / 8; ++dt)
 #pragma unroll
           for (int e = 0; e < 4; ++e) o[dt][e] *= alpha[e >> 1];
-        pack_p(s, pa);
+        detail::pack_p<T, BN>(s, pa);
         prev = st;
         prev_ph = ph;
       }
-      // Last round: P V of the last tile. Consumer 1 skips its final hand-over, so both named
-      // barriers end with matched counts (consumer 0 took one turn more than consumer 1 handed).
+      // P V of the last tile
       tma::mbar_wait(full_v(prev), prev_ph);
-      gemm_turn_begin();
       issue_pv(pa, s_v + prev * kTileBytes);
-      if (cw == 0) gemm_turn_end();
       wgmma::wait<0>();
       wgmma::fence_operands(o);
       wgmma::fence_operands(pa);

@@ -35,6 +35,44 @@ template <int R>
 __device__ __forceinline__ uint32_t pswz(int r, int c) {
   return uint32_t((c >> 3) * (R * 128) + r * 128 + (((c & 7) ^ (r & 7)) << 4));
 }
+
+/// S = Q K^T for one warpgroup on the tensor cores, issued and committed, not awaited; both
+/// operands K-major panel tiles: q_wg = the warpgroup's first row in a [D/64][BM][128 B] Q tile,
+/// sk = a [D/64][BN][128 B] K tile.
+template <class T, int D, int BM, int BN>
+__device__ __forceinline__ void issue_qk(float (&s)[BN / 8][4], uint32_t q_wg, uint32_t sk) {
+  wgmma::fence();
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    const uint32_t qa = q_wg + (kk >> 2) * (BM * 128) + (kk & 3) * 32;
+    const uint32_t ka = sk + (kk >> 2) * (BN * 128) + (kk & 3) * 32;
+    wgmma::wgmma_ss<T, BN>(s, wgmma::desc_sw128(qa, 16, 1024), wgmma::desc_sw128(ka, 16, 1024),
+                           kk > 0 ? 1 : 0);
+  }
+  wgmma::commit();
+}
+
+/// O += P V, issued, not committed: P from registers, V (a [D/64][BN][128 B] tile at sv) as an
+/// MN-major operand, so V needs no transpose.
+template <class T, int D, int BN>
+__device__ __forceinline__ void issue_pv(float (&o)[D / 8][4], const uint32_t (&pa)[BN / 16][4],
+                                         uint32_t sv) {
+#pragma unroll
+  for (int kk = 0; kk < BN / 16; ++kk)
+    wgmma::wgmma_rs<T, D>(o, pa[kk], wgmma::desc_sw128(sv + kk * 16 * 128, BN * 128, 1024), 1);
+}
+
+/// P (f32 score accumulators) packed to T: the register-A fragments of the P V product.
+template <class T, int BN>
+__device__ __forceinline__ void pack_p(const float (&s)[BN / 8][4], uint32_t (&pa)[BN / 16][4]) {
+#pragma unroll
+  for (int kk = 0; kk < BN / 16; ++kk) {
+    pa[kk][0] = ptx::pack2<T>(s[2 * kk][0], s[2 * kk][1]);
+    pa[kk][1] = ptx::pack2<T>(s[2 * kk][2], s[2 * kk][3]);
+    pa[kk][2] = ptx::pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+    pa[kk][3] = ptx::pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+  }
+}
 }  // namespace detail
 
 template <class Cfg>
@@ -89,37 +127,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) flash_attentio
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
   const float sl2 = p.scale_log2;
 
-  // S = Q K^T on the tensor cores, issued and committed, not awaited; both operands K-major.
-  const auto issue_s = [&](float (&s)[BN / 8][4], uint32_t sk) {
-    wgmma::fence();
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      const uint32_t qa = s_q + (kk >> 2) * (BM * 128) + wg * 64 * 128 + (kk & 3) * 32;
-      const uint32_t ka = sk + (kk >> 2) * (BN * 128) + (kk & 3) * 32;
-      wgmma::wgmma_ss<T, BN>(s, wgmma::desc_sw128(qa, 16, 1024), wgmma::desc_sw128(ka, 16, 1024),
-                             kk > 0 ? 1 : 0);
-    }
-    wgmma::commit();
-  };
-  // O += P V, issued, not committed: P from registers, V as an MN-major operand (panels of 64
-  // d-values).
-  const auto issue_pv = [&](const uint32_t (&pa)[BN / 16][4], uint32_t sv) {
-#pragma unroll
-    for (int kk = 0; kk < BN / 16; ++kk)
-      wgmma::wgmma_rs<T, D>(o, pa[kk], wgmma::desc_sw128(sv + kk * 16 * 128, BN * 128, 1024), 1);
-  };
   const auto mask = [&](float (&s)[BN / 8][4], const detail::Tile& t, int st) {
     if (detail::tile_masked(t, s_col + 2 * BN + st))
       detail::mask_stripe<BN / 8>(s, t, r0 + wrow + g + p.q_offset, s_col + st * BN, tq, p);
-  };
-  const auto pack_p = [](const float (&s)[BN / 8][4], uint32_t (&pa)[BN / 16][4]) {
-#pragma unroll
-    for (int kk = 0; kk < BN / 16; ++kk) {
-      pa[kk][0] = ptx::pack2<T>(s[2 * kk][0], s[2 * kk][1]);
-      pa[kk][1] = ptx::pack2<T>(s[2 * kk][2], s[2 * kk][3]);
-      pa[kk][2] = ptx::pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-      pa[kk][3] = ptx::pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-    }
   };
 
   // Per tile: S then P V, each awaited in turn, three CTA barriers. The prologue's four groups
@@ -132,14 +142,14 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) flash_attentio
     __syncthreads();
 
     float s[BN / 8][4];
-    issue_s(s, sk);
+    detail::issue_qk<T, D, BM, BN>(s, s_q + wg * 64 * 128, sk);
     wgmma::wait<0>();
     wgmma::fence_operands(s);
 
     mask(s, t0, st);
     detail::online_softmax<BN / 8, D / 8>(s, o, m, l, sl2);
     uint32_t pa[BN / 16][4];
-    pack_p(s, pa);
+    detail::pack_p<T, BN>(s, pa);
 
     ptx::cp_async_wait<2>();
     wgmma::fence_proxy_async();
@@ -154,7 +164,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) flash_attentio
     ptx::cp_async_commit();
     wgmma::fence_operands(o);
     wgmma::fence();
-    issue_pv(pa, sv);
+    detail::issue_pv<T, D, BN>(o, pa, sv);
     wgmma::commit();
     wgmma::wait<0>();
     wgmma::fence_operands(o);

@@ -1,10 +1,9 @@
 // Hopper (sm_90) asynchronous-copy and synchronisation wrappers for warp-specialised kernels:
 // mbarriers (init, arrive, arrive with an expected transaction count, parity wait), bulk tensor
-// copies (TMA, `cp.async.bulk.tensor`, completing on an mbarrier), named barriers (bar.sync /
-// bar.arrive with a thread count) and `setmaxnreg` (sm_90a). Device-only header; the tensor maps
+// copies (TMA, `cp.async.bulk.tensor`, completing on an mbarrier) and `setmaxnreg` (sm_90a). Device-only header; the tensor maps
 // are encoded on the host (cuTensorMapEncodeTiled) and passed as __grid_constant__ parameters.
 // Reference: PTX ISA, "Parallel Synchronization and Communication Instructions: mbarrier",
-// "cp.async.bulk.tensor", "bar / barrier", "setmaxnreg".
+// "cp.async.bulk.tensor", "setmaxnreg".
 #pragma once
 
 #include <cstdint>
@@ -52,15 +51,6 @@ __device__ __forceinline__ void load_3d(uint32_t dst, const void* tmap, uint32_t
 }
 __device__ __forceinline__ void prefetch_map(const void* tmap) {
   asm volatile("prefetch.tensormap [%0];\n" ::"l"(tmap) : "memory");
-}
-
-/// Named barrier `id` (1..15; 0 is __syncthreads) over `count` threads (a multiple of 32):
-/// sync waits for the count, arrive counts without waiting.
-__device__ __forceinline__ void bar_sync(int id, int count) {
-  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(count) : "memory");
-}
-__device__ __forceinline__ void bar_arrive(int id, int count) {
-  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(count) : "memory");
 }
 
 /// Per-thread register budget of the executing warpgroup (sm_90a; the kernel needs a register

@@ -50,7 +50,7 @@ bool encode(CUtensorMap* m, const void* base, int heads, int seq, int d, int64_t
 }
 
 template <class T, FlashShapeFa3 S>
-using Cfg = FlashConfigFa3<T, S.head_dim, S.block_n, S.stages, S.ping_pong>;
+using Cfg = FlashConfigFa3<T, S.head_dim, S.block_n, S.stages>;
 
 template <class Cfg>
 cudaError_t launch(FlashParams p, cudaStream_t stream) {
@@ -81,17 +81,12 @@ cudaError_t launch(FlashParams p, cudaStream_t stream) {
 
 }  // namespace
 
-cudaError_t launch_flash_fa3_bf16(int head_dim, const FlashParams& p, cudaStream_t stream, int variant) {
+cudaError_t launch_flash_fa3_bf16(int head_dim, const FlashParams& p, cudaStream_t stream) {
   if (head_dim != 128) return cudaErrorInvalidValue;
-  switch (variant) {
-    case 0: return launch<Cfg<__nv_bfloat16, kFa3D128>>(p, stream);
-    case 1: return launch<Cfg<__nv_bfloat16, kFa3D128PingPong>>(p, stream);
-    case 2: return launch<Cfg<__nv_bfloat16, kFa3D128Stages3>>(p, stream);
-    default: return cudaErrorInvalidValue;
-  }
+  return launch<Cfg<__nv_bfloat16, kFa3D128>>(p, stream);
 }
-cudaError_t launch_flash_fa3_f16(int head_dim, const FlashParams& p, cudaStream_t stream, int variant) {
-  if (head_dim != 128 || variant != 0) return cudaErrorInvalidValue;
+cudaError_t launch_flash_fa3_f16(int head_dim, const FlashParams& p, cudaStream_t stream) {
+  if (head_dim != 128) return cudaErrorInvalidValue;
   return launch<Cfg<__half, kFa3D128>>(p, stream);
 }
 
