@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <iterator>
 #include <string>
 #include <vector>
@@ -240,6 +241,26 @@ TEST_F(GpuPeerSelectors, FlexPrefillMatchesCpu) {
   // below dense_below (max(256, min_budget) + 1): the dense pattern
   check_peer("flexprefill", {}, random_inputs(DType::kBF16, 2, 1, 1000, 1000, 64, seed + 6), causal,
              "short" + s, Rows::kExact);
+}
+
+// On Hopper the score kernels of sample / vslash / flexprefill (row_mass) and xattn run on wgmma;
+// SIEVE_GPU_SELECT_MMA=1 selects their mma.sync kernels (those every other GPU runs), checked here
+// on one case each so that both paths stay tested on an H200.
+TEST_F(GpuPeerSelectors, MmaSyncKernelsMatchCpu) {
+  struct ScopedEnv {
+    ScopedEnv() { setenv("SIEVE_GPU_SELECT_MMA", "1", 1); }  // NOLINT(concurrency-mt-unsafe)
+    ~ScopedEnv() { unsetenv("SIEVE_GPU_SELECT_MMA"); }        // NOLINT(concurrency-mt-unsafe)
+  } env;
+  const uint64_t seed = fresh_seed();
+  const std::string s = " mma.sync seed " + std::to_string(seed);
+  AttentionOptions causal;
+  check_peer("sample", {"dense_below=0", "alpha=0.9", "chunk=8", "sample_ratio=0.1"},
+             planted_inputs(DType::kF16, 4, 2, 1531, 64, seed), causal, "planted f16 d64" + s);
+  check_peer("xattn", {"dense_below=0"}, planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed + 1),
+             causal, "planted" + s, Rows::kThreshold);
+  check_peer("vslash", {"dense_below=0", "vertical_size=100", "slash_size=200"},
+             planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed + 2), causal, "planted" + s,
+             Rows::kLines);
 }
 
 TEST_F(GpuPeerSelectors, UnportedSettingsStayOnTheCpu) {

@@ -31,6 +31,10 @@ struct HeadInputs {
 };
 /// Whether the tensor-core row kernels can read these inputs (D 64/128, 16-byte aligned rows).
 bool rows_fit(const HeadInputs& in);
+/// Whether the score kernels run on warpgroup MMA (sm90a/*.cu): the current device has compute
+/// capability 9.0 and the environment variable SIEVE_GPU_SELECT_MMA is unset or 0 (set, the
+/// mma.sync kernels run on Hopper too: tests of both paths, comparisons).
+bool use_wgmma();
 
 // ---- SampleAttention
 // -----------------------------------------------------------------------------
@@ -118,6 +122,12 @@ cudaError_t xattn_visible(const Geometry& geo, int S, int nqs, int nks, int* vis
 /// block_scores reads for a StrideProblem {nqr = nqs, units = nks, reps = 1, sq = sk = S}.
 cudaError_t xattn_stats(const HeadInputs& in, const Geometry& geo, int S, int h0, int heads,
                         const int* visible, float2* stats, cudaStream_t stream);
+/// The same statistics on Hopper warpgroup MMA (sm90a/xattn_wgmma.cu; xattn_stats takes it on a
+/// compute capability 9.0 device when it fits: 8, 16, 32 or 64 entries per block, D 64 or 128).
+/// It writes only the statistics of key blocks some query stride of its 128-stride tile sees.
+bool xattn_wgmma_fits(const HeadInputs& in, int S, int block_k);
+cudaError_t xattn_stats_wgmma(const HeadInputs& in, const Geometry& geo, int S, int h0, int heads,
+                              const int* visible, float2* stats, cudaStream_t stream);
 
 }  // namespace sieve::attention::cuda::est
 

@@ -7,6 +7,7 @@
 #include "peers_gpu.h"
 
 #include "block_reduce.cuh"
+#include "row_softmax.cuh"
 #include "sieve/attention/cuda/ptx.cuh"
 
 #include <cub/device/device_radix_sort.cuh>
@@ -21,7 +22,12 @@ namespace sieve::attention::cuda::est {
 
 namespace {
 
-constexpr int kRows = 128, kKeys = 64, kThreads = 256;  // 8 warps x 16 rows, 64-key tiles
+using rows::kKeys;
+using rows::kProbeMass;
+using rows::kRows;
+using rows::kSampleMass;
+using rows::kStats;
+using rows::kThreads;
 
 // ---- row sampling
 // ---------------------------------------------------------------------------------
@@ -59,36 +65,6 @@ __global__ void sampled_rows_kernel(int seq_q, int chunk, int num_chunks, int* r
 // ---- stage 1: sampled rows x keys on tensor cores
 // ------------------------------------------------
 
-// What query row i sees and what counts as covered for it (sample_attention.cpp's take()):
-// keys [0, v); covered: the sink block [0, block_k), its query block's diagonal blocks
-// [lo_f, hi_f) (forced_blocks without block 0) and the band [lo_b, hi_b).
-struct RowInfo {
-  int v = 0, lo_f = 0, hi_f = 0, lo_b = 0, hi_b = 0;
-};
-__device__ RowInfo row_info(const Geometry& g, int i, int band) {
-  RowInfo r;
-  const int p = i + g.q_offset;
-  r.v = g.causal ? min(max(p + 1, 0), g.seq_k) : g.seq_k;
-  const int qb = i / g.block_q;
-  const int q0 = qb * g.block_q, q1 = min(q0 + g.block_q, g.seq_q) - 1;
-  const int vk = g.causal ? min(max(q1 + g.q_offset + 1, 0), g.seq_k) : g.seq_k;
-  const int nvis = (vk + g.block_k - 1) / g.block_k;
-  if (nvis > 0) {
-    const int first = min(max(q0 + g.q_offset, 0), g.seq_k - 1) / g.block_k;
-    const int last = min(max(q1 + g.q_offset, 0), g.seq_k - 1) / g.block_k;
-    const int a = max(first, 1), b = min(last, nvis - 1);
-    if (b >= a) {
-      r.lo_f = a * g.block_k;
-      r.hi_f = (b + 1) * g.block_k;
-    }
-  }
-  if (band > 0) {
-    r.lo_b = p - band + 1;
-    r.hi_b = p + 1;
-  }
-  return r;
-}
-
 // Key tiles per split (grid z) of a row tile: enough CTAs to fill the GPU (~4 per SM) also when
 // few rows are listed (vslash's probe: 64 rows per head), at least 8 tiles per split.
 int tiles_per_split(int n_rows, int heads, int seq_k) {
@@ -96,279 +72,6 @@ int tiles_per_split(int n_rows, int heads, int seq_k) {
   const int want = std::max(1, (4 * 132 + row_tiles * heads - 1) / std::max(1, row_tiles * heads));
   const int per = std::max(8, (tiles + want - 1) / want);
   return std::min(per, std::max(tiles, 1));
-}
-
-enum Mode : int { kStats = 0, kSampleMass = 1, kProbeMass = 2 };
-
-// Sums of cs[n][c] (column n * 8 + 2 * tq + c of an m16n8 accumulator layout) over the 8 lanes of
-// equal tq, written to dst [64]: a butterfly that halves the values held at each of the three
-// levels (14 shuffles instead of 48); lane (gr, tq) ends with columns n * 8 + 2 * tq + {0, 1} of
-// n = 4 * bit0(gr) + 2 * bit1(gr) + bit2(gr).
-__device__ __forceinline__ void warp_column_sums(const float (&cs)[8][2], float* dst, int lane) {
-  float v[16];
-#pragma unroll
-  for (int i = 0; i < 16; ++i) v[i] = cs[i >> 1][i & 1];
-  const bool b0 = (lane >> 2) & 1, b1 = (lane >> 3) & 1, b2 = (lane >> 4) & 1;
-#pragma unroll
-  for (int i = 0; i < 8; ++i) {
-    const float send = b0 ? v[i] : v[i + 8];
-    const float keep = b0 ? v[i + 8] : v[i];
-    v[i] = keep + __shfl_xor_sync(0xffffffffu, send, 4);
-  }
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float send = b1 ? v[i] : v[i + 4];
-    const float keep = b1 ? v[i + 4] : v[i];
-    v[i] = keep + __shfl_xor_sync(0xffffffffu, send, 8);
-  }
-#pragma unroll
-  for (int i = 0; i < 2; ++i) {
-    const float send = b2 ? v[i] : v[i + 2];
-    const float keep = b2 ? v[i + 2] : v[i];
-    v[i] = keep + __shfl_xor_sync(0xffffffffu, send, 16);
-  }
-  const int n = (b0 ? 4 : 0) + (b1 ? 2 : 0) + (b2 ? 1 : 0), tq = lane & 3;
-  dst[n * 8 + 2 * tq] = v[0];
-  dst[n * 8 + 2 * tq + 1] = v[1];
-}
-
-// One CTA = 128 listed rows of query head blockIdx.y against the keys of split blockIdx.z that
-// any of them sees, 64 keys per step (cp.async double buffer, XOR-swizzled rows: 16-byte chunk c
-// of row r at c ^ (r & 7)).
-// Scores are kept in log2 units (scale * log2 e folded into one multiply) so that every
-// probability is one ex2.approx (~2 ulp), and tiles that lie wholly inside the row's visible keys
-// and wholly inside or outside its covered ranges skip the per-key tests.
-//  - kStats: per (row, split) the max and sum of 2^(s - max) (online) into part_m / part_l;
-//  - kSampleMass: the probabilities (row max and 1 / sum from row_max / row_inv), split into the
-//    covered mass (per head) and column mass (f64 atomics);
-//  - kProbeMass: every probability to its column and to its diagonal offset pos(i) - j
-//    (probe_last_rows; the listed rows are consecutive, so a tile's offsets span < 192 values).
-template <class T, int D, int kMode>
-__global__ void __launch_bounds__(kThreads)
-    row_softmax_kernel(HeadInputs in, Geometry g, RowProblem pb, int split_tiles,
-                       const float* row_max, const float* row_inv, float* part_m, double* part_l) {
-  constexpr int kRowBytes = 2 * D, kChunks = D / 8, kSteps = D / 16, kSlash = kRows + 2 * kKeys;
-  extern __shared__ __align__(128) unsigned char smem[];
-  __shared__ float s_col[kThreads / 32][kKeys];
-  __shared__ float s_slash[kSlash];
-  __shared__ int s_v[kRows];
-  __shared__ double s_red[32];
-  const uint32_t s_q = ptx::smem_addr(smem), s_k = s_q + uint32_t(kRows * kRowBytes);
-  const int h = int(blockIdx.y), hk = h / in.group, split = int(blockIdx.z),
-            splits = int(gridDim.z);
-  const int t0 = (int(gridDim.x) - 1 - int(blockIdx.x)) * kRows;  // rows seeing the most keys first
-  const int n_rows = pb.n_rows;
-  const int* rows = pb.rows;
-  const T* q = static_cast<const T*>(in.q) + int64_t(h) * in.q_head_stride;
-  const T* k = static_cast<const T*>(in.k) + int64_t(hk) * in.k_head_stride;
-  for (int i = int(threadIdx.x); i < kRows * kChunks; i += kThreads) {
-    const int r = i / kChunks, c = i % kChunks;
-    const bool ok = t0 + r < n_rows;
-    const T* src = ok ? q + int64_t(rows[t0 + r]) * in.q_row_stride + c * 8 : q;
-    ptx::cp_async_16(s_q + uint32_t((r * kChunks + (c ^ (r & 7))) * 16), src, ok);
-  }
-  if (threadIdx.x < kRows) {
-    const int t = t0 + int(threadIdx.x);
-    s_v[threadIdx.x] = t < n_rows ? row_info(g, rows[t], pb.band).v : 0;
-  }
-  __syncthreads();
-  int maxv = 0, nrows = 0;
-  for (int i = 0; i < kRows; ++i) {
-    maxv = max(maxv, s_v[i]);
-    nrows += s_v[i] > 0 ? 1 : 0;
-  }
-  const int tile0 = split * split_tiles;
-  const int ntiles = max(0, min((maxv + kKeys - 1) / kKeys, tile0 + split_tiles) - tile0);
-  const auto load_keys = [&](int kt, uint32_t dst) {
-    for (int i = int(threadIdx.x); i < kKeys * kChunks; i += kThreads) {
-      const int r = i / kChunks, c = i % kChunks, j = kt * kKeys + r;
-      const bool ok = j < g.seq_k;
-      const T* src = ok ? k + int64_t(j) * in.k_row_stride + c * 8 : k;
-      ptx::cp_async_16(dst + uint32_t((r * kChunks + (c ^ (r & 7))) * 16), src, ok);
-    }
-  };
-  if (ntiles > 0) load_keys(tile0, s_k);
-  ptx::cp_async_commit();
-  ptx::cp_async_wait<0>();
-  __syncthreads();
-
-  const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
-  const int gr = lane >> 2, tq = lane & 3;
-  // this thread's rows: warp * 16 + gr and + 8
-  int trow[2], tpos[2];
-  RowInfo ri[2];
-  float m[2], inv[2];
-  double l[2] = {0.0, 0.0}, cov[2] = {0.0, 0.0};
-  for (int rr = 0; rr < 2; ++rr) {
-    const int local = warp * 16 + gr + rr * 8;
-    trow[rr] = t0 + local;
-    const bool ok = trow[rr] < n_rows;
-    ri[rr] = ok ? row_info(g, rows[trow[rr]], pb.band) : RowInfo{};
-    tpos[rr] = ok ? rows[trow[rr]] + g.q_offset : 0;
-    m[rr] = -INFINITY;
-    inv[rr] = 0.f;
-    if (kMode != kStats && ok) {
-      m[rr] = row_max[int64_t(h) * n_rows + trow[rr]];
-      inv[rr] = row_inv[int64_t(h) * n_rows + trow[rr]];
-    }
-  }
-  // smallest listed position of the tile (probe mode: offsets are relative to it)
-  const int pos_lo = rows[min(t0, n_rows - 1)] + g.q_offset;
-  // A fragments of the warp's 16 rows for every k step, kept in registers.
-  uint32_t a[kSteps][4];
-  {
-    const int ar = lane & 15;
-    const uint32_t a_off = uint32_t((warp * 16 + ar) * kRowBytes + 16 * ((lane >> 4) ^ (ar & 7)));
-#pragma unroll
-    for (int kk = 0; kk < kSteps; ++kk) ptx::ldmatrix_x4(s_q + (a_off ^ uint32_t(32 * kk)), a[kk]);
-  }
-  const int br = (lane & 7) + ((lane >> 4) << 3);
-  const uint32_t b_off = uint32_t(br * kRowBytes + 16 * (((lane >> 3) & 1) ^ (br & 7)));
-  // scores in log2 units (scale * log2 e folded in): one ex2 per probability
-  const float scale2 = in.scale * 1.4426950408889634f;
-  double* hcol = pb.col + int64_t(h) * g.seq_k;
-
-  for (int i = 0; i < ntiles; ++i) {
-    if (i + 1 < ntiles) load_keys(tile0 + i + 1, s_k + uint32_t(((i + 1) & 1) * kKeys * kRowBytes));
-    ptx::cp_async_commit();
-    ptx::cp_async_wait<1>();
-    if (kMode == kProbeMass)
-      for (int x = int(threadIdx.x); x < kSlash; x += kThreads) s_slash[x] = 0.f;
-    __syncthreads();
-    const uint32_t sb = s_k + uint32_t((i & 1) * kKeys * kRowBytes);
-    float acc[8][4] = {};
-#pragma unroll
-    for (int kk = 0; kk < kSteps; ++kk) {
-#pragma unroll
-      for (int np = 0; np < 4; ++np) {
-        uint32_t b[4];
-        ptx::ldmatrix_x4(sb + ((b_off + uint32_t(np * 16 * kRowBytes)) ^ uint32_t(32 * kk)), b);
-        ptx::mma_16816<T>(acc[2 * np], a[kk], b[0], b[1]);
-        ptx::mma_16816<T>(acc[2 * np + 1], a[kk], b[2], b[3]);
-      }
-    }
-    const int jt = (tile0 + i) * kKeys;
-    const int j0 = jt + 2 * tq;  // + n * 8 + c
-    if constexpr (kMode == kStats) {
-#pragma unroll
-      for (int rr = 0; rr < 2; ++rr) {
-        const bool full = jt + kKeys <= ri[rr].v;  // every key of the tile visible to the row
-        float tmax = -INFINITY;
-#pragma unroll
-        for (int n = 0; n < 8; ++n)
-#pragma unroll
-          for (int c = 0; c < 2; ++c) {
-            const int j = j0 + n * 8 + c;
-            const float s = full || j < ri[rr].v ? scale2 * acc[n][2 * rr + c] : -INFINITY;
-            acc[n][2 * rr + c] = s;
-            tmax = fmaxf(tmax, s);
-          }
-        if (tmax == -INFINITY) continue;
-        if (tmax > m[rr]) {
-          if (m[rr] != -INFINITY) l[rr] *= double(ptx::exp2_fast(m[rr] - tmax));
-          m[rr] = tmax;
-        }
-        float sum = 0.f;
-#pragma unroll
-        for (int n = 0; n < 8; ++n)
-#pragma unroll
-          for (int c = 0; c < 2; ++c) sum += ptx::exp2_fast(acc[n][2 * rr + c] - m[rr]);
-        l[rr] += double(sum);
-      }
-    } else {
-      float cs[8][2] = {};
-      float cv[2] = {0.f, 0.f};
-#pragma unroll
-      for (int rr = 0; rr < 2; ++rr) {
-        const RowInfo& r = ri[rr];
-        const int je = jt + kKeys;
-        // Where the whole tile lies for this row: fully visible, and (sample) fully outside or
-        // fully inside one covered range; only the other tiles test every key.
-        const bool full = je <= r.v;
-        const bool outside =
-            jt >= g.block_k && (je <= r.lo_f || jt >= r.hi_f) && (je <= r.lo_b || jt >= r.hi_b);
-        const bool inside =
-            je <= g.block_k || (jt >= r.lo_f && je <= r.hi_f) || (jt >= r.lo_b && je <= r.hi_b);
-        const float mr = m[rr], ir = inv[rr];
-        if (kMode == kSampleMass && full && (outside || inside)) {
-          float t = 0.f;
-#pragma unroll
-          for (int n = 0; n < 8; ++n)
-#pragma unroll
-            for (int c = 0; c < 2; ++c) {
-              const float p = ptx::exp2_fast(fmaf(scale2, acc[n][2 * rr + c], -mr)) * ir;
-              if (outside)
-                cs[n][c] += p;
-              else
-                t += p;
-            }
-          cv[rr] += t;
-        } else {
-#pragma unroll
-          for (int n = 0; n < 8; ++n)
-#pragma unroll
-            for (int c = 0; c < 2; ++c) {
-              const int j = j0 + n * 8 + c;
-              if (j >= r.v) continue;
-              const float p = ptx::exp2_fast(fmaf(scale2, acc[n][2 * rr + c], -mr)) * ir;
-              if constexpr (kMode == kSampleMass) {
-                const bool is_cov =
-                    j < g.block_k || (j >= r.lo_f && j < r.hi_f) || (j >= r.lo_b && j < r.hi_b);
-                if (is_cov)
-                  cv[rr] += p;
-                else
-                  cs[n][c] += p;
-              } else {
-                cs[n][c] += p;
-                // offset o = pos - j >= 0; slot o - (pos_lo - jt - 63) in [0, kSlash)
-                if (j <= tpos[rr]) atomicAdd(&s_slash[tpos[rr] - j - pos_lo + jt + kKeys - 1], p);
-              }
-            }
-        }
-        cov[rr] += double(cv[rr]);
-      }
-      // column sums over the warp's 16 rows (lanes of equal tq), then over the 8 warps
-      warp_column_sums(cs, s_col[warp], lane);
-      __syncthreads();
-      if (threadIdx.x < kKeys) {
-        float x = 0.f;
-        for (int w = 0; w < kThreads / 32; ++w) x += s_col[w][threadIdx.x];
-        const int j = jt + int(threadIdx.x);
-        if (x > 0.f && j < g.seq_k) atomicAdd(hcol + j, double(x));
-      }
-      if (kMode == kProbeMass) {
-        double* hs = pb.slash + int64_t(h) * g.seq_k;
-        for (int x = int(threadIdx.x); x < kSlash; x += kThreads) {
-          const int o = x + pos_lo - jt - (kKeys - 1);
-          if (s_slash[x] > 0.f && o >= 0 && o < g.seq_k) atomicAdd(hs + o, double(s_slash[x]));
-        }
-      }
-    }
-    __syncthreads();  // this key buffer (and s_col, s_slash) are free again
-  }
-
-  if constexpr (kMode == kStats) {
-#pragma unroll
-    for (int rr = 0; rr < 2; ++rr) {
-      float mm = m[rr];
-      mm = fmaxf(mm, __shfl_xor_sync(0xffffffffu, mm, 1));
-      mm = fmaxf(mm, __shfl_xor_sync(0xffffffffu, mm, 2));
-      double ll = m[rr] == -INFINITY ? 0.0 : l[rr] * exp2(double(m[rr]) - double(mm));
-      ll += __shfl_xor_sync(0xffffffffu, ll, 1);
-      ll += __shfl_xor_sync(0xffffffffu, ll, 2);
-      if (tq == 0 && trow[rr] < n_rows) {
-        const int64_t at = (int64_t(h) * n_rows + trow[rr]) * splits + split;
-        part_m[at] = mm;
-        part_l[at] = ll;
-      }
-    }
-  } else if constexpr (kMode == kSampleMass) {
-    const double c = block_sum(cov[0] + cov[1], s_red);
-    if (threadIdx.x == 0) {
-      if (c > 0.0) atomicAdd(pb.covered + h, c);
-      if (split == 0) atomicAdd(pb.counted + h, double(nrows));
-    }
-  }
 }
 
 // Row max (log2 units) and 1 / sum of 2^(s - max) over the splits' partial statistics.
@@ -392,16 +95,11 @@ template <class T, int D, int kMode>
 cudaError_t launch_rows(const HeadInputs& in, const Geometry& g, const RowProblem& pb,
                         int split_tiles, int splits, const float* row_max, const float* row_inv,
                         float* part_m, double* part_l, cudaStream_t stream) {
-  const int smem = (kRows + 2 * kKeys) * 2 * D;
-  auto* kernel = &row_softmax_kernel<T, D, kMode>;
-  const cudaError_t e =
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-  if (e != cudaSuccess) return e;
-  const dim3 grid(unsigned((pb.n_rows + kRows - 1) / kRows), unsigned(in.heads_q),
-                  unsigned(splits));
-  kernel<<<grid, kThreads, size_t(smem), stream>>>(in, g, pb, split_tiles, row_max, row_inv, part_m,
-                                                   part_l);
-  return cudaGetLastError();
+  if (use_wgmma())  // Hopper: the wgmma instantiation (sm90a/row_softmax_wgmma.cu)
+    return rows::launch_rows_wgmma(kMode, in, g, pb, split_tiles, splits, row_max, row_inv,
+                                   part_m, part_l, stream);
+  return rows::launch_row_kernel<T, D, kMode, false>(in, g, pb, split_tiles, splits, row_max,
+                                                     row_inv, part_m, part_l, stream);
 }
 
 struct RowScratch {

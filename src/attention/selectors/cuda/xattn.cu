@@ -11,6 +11,7 @@
 #include <cuda_fp16.h>
 
 #include <cmath>
+#include <cstdlib>
 
 namespace sieve::attention::cuda::est {
 
@@ -148,6 +149,16 @@ cudaError_t launch_stats(const HeadInputs& in, const Geometry& g, int S, int h0,
 
 }  // namespace
 
+bool use_wgmma() {
+  int dev = 0, major = 0, minor = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess)
+    return false;
+  const char* env = std::getenv("SIEVE_GPU_SELECT_MMA");  // NOLINT(concurrency-mt-unsafe)
+  return major == 9 && minor == 0 && (env == nullptr || *env == '\0' || *env == '0');
+}
+
 bool xattn_fits(int S, int block_k) {
   if (S < 1 || block_k % S != 0) return false;
   const int eb = block_k / S;
@@ -165,6 +176,8 @@ cudaError_t xattn_stats(const HeadInputs& in, const Geometry& geo, int S, int h0
                         const int* visible, float2* stats, cudaStream_t stream) {
   if (!rows_fit(in) || !xattn_fits(S, geo.block_k)) return cudaErrorInvalidValue;
   if (geo.seq_q <= 0 || geo.seq_k <= 0 || heads <= 0) return cudaSuccess;
+  if (use_wgmma() && xattn_wgmma_fits(in, S, geo.block_k))
+    return xattn_stats_wgmma(in, geo, S, h0, heads, visible, stats, stream);
   if (in.bf16)
     return in.D == 64
                ? launch_stats<__nv_bfloat16, 64>(in, geo, S, h0, heads, visible, stats, stream)
