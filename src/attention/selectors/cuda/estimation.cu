@@ -307,7 +307,8 @@ __global__ void __launch_bounds__(kThreads, 3)
   constexpr int row_bytes = 2 * W, tile_bytes = 64 * row_bytes, KS = W / 16;
   const uint32_t s_base = ptx::smem_addr(smem);
   fused::batch_head(pb, stats, int(blockIdx.z));
-  const int r0 = blockIdx.y * kRows;
+  // row blocks in reverse: the last rows see the most tiles, so the heaviest CTAs start first
+  const int r0 = int(gridDim.y - 1 - blockIdx.y) * kRows;
   const int x0 = blockIdx.x * kTiles, x1 = min(x0 + kTiles, tiles);
   const int lane = threadIdx.x & 31;
   const int units = pb.units, R = pb.reps;
@@ -319,9 +320,11 @@ __global__ void __launch_bounds__(kThreads, 3)
   // the 64 query rows go through key buffer 0 once, into registers
   uint32_t a[KS][4];
   fused::load_query_fragments<W>(pb, r0, s_base, a);
-  // step s scores tile x0 + s / R, slot s % R
+  // step s scores tile x0 + s / R, slot s % R; its log weights go to lw buffer s % 4
+  const uint32_t s_lw = s_base + uint32_t(2 * tile_bytes);
   const auto load_step = [&](int s, uint32_t dst) {
     const int x = x0 + s / R, t = s % R;
+    fused::load_log_weights<kThreads>(s_lw + uint32_t((s & 3) * 256), pb, x, t);
     if (t == 0)
       fused::load_rows<W, true>(dst, k16, int64_t(x) * 64, units - x * 64);
     else
@@ -350,7 +353,8 @@ __global__ void __launch_bounds__(kThreads, 3)
         fused_products<KS, row_bytes>(a, sb, b_off, acc);
       else
         fused_products<W2 / 16, 2 * W2>(a, sb, b_off2, acc);
-      fused::epilogue<GN>(pb, acc, x, t, r0, s_vis, lim, ngroups, run, stats);
+      const float* lw = reinterpret_cast<const float*>(smem + 2 * tile_bytes) + (s & 3) * 64;
+      fused::epilogue<GN>(pb, acc, x, t, r0, s_vis, lw, lim, ngroups, run, stats);
     }
     __syncthreads();  // this key buffer is free again
   }
@@ -398,7 +402,7 @@ __global__ void block_scores_kernel(StrideProblem pb, Geometry geo, int parts, i
     double tot = 0;
     if (m != -INFINITY)
       for (int j = lane; j < ng; j += 32)
-        if (srow[j].y > 0.f) tot += double(srow[j].y) * exp(double(srow[j].x - m));
+        if (srow[j].y > 0.f) tot += double(srow[j].y * expf(srow[j].x - m));  // f32 exp, f64 sum
     for (int o = 16; o > 0; o >>= 1) tot += __shfl_xor_sync(0xffffffffu, tot, o);
     if (lane == 0) {
       row_m[i] = m;
@@ -775,7 +779,8 @@ cudaError_t launch_fused(const StrideProblem& pb, const Geometry& geo, float2* s
   const int ngroups = geo.nkb * stats_parts(pb, geo);
   const int tiles = (pb.units + kTE - 1) / kTE;
   if (pb.wgmma) return fused::launch_fused_sm90(pb, W, W2, GN, ngroups, tiles, stats, stream);
-  const int smem = 2 * 64 * 2 * W;  // two key tiles (the query rows pass through the first)
+  // two key tiles (the query rows pass through the first), four steps' log weights
+  const int smem = 2 * 64 * 2 * W + 4 * 64 * 4;
   const cudaError_t e = cudaFuncSetAttribute(stride_stats_fused_kernel<W, W2, GN>,
                                              cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (e != cudaSuccess) return e;

@@ -119,33 +119,62 @@ struct Running {
   float m[2][GT] = {}, s[2][GT] = {};
 };
 
-// One step's epilogue for this warp: raw products acc of 16 rows x 64 units (tile x, slot t of
-// R) finished into scores (scale, log weight, the row's own unit, the partial last unit; -inf
-// where not visible), folded into the running (max, sum of exp) per (row, group), and at the last
-// slot written to stats [row][ngroups]. Groups of 8 GN units (GN in 1, 2, 4, 8).
+// The log weights of step s's 64 units (slot t of tile x) into dst [64] floats, zero past the
+// last unit or without log weights: 4-byte cp.async (slot t's weights start at t * units, not
+// 16-byte aligned), issued with the step's key tile so the epilogue reads them from shared
+// memory instead of waiting on global loads. NT threads.
+template <int NT>
+__device__ __forceinline__ void load_log_weights(uint32_t dst, const StrideProblem& pb, int x, int t) {
+  if (threadIdx.x >= 64) return;
+  const int e = x * 64 + int(threadIdx.x);
+  const bool ok = pb.log_w != nullptr && e < pb.units;
+  const float* src = ok ? pb.log_w + int64_t(t) * pb.units + e : nullptr;
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst + 4u * threadIdx.x),
+               "l"(ok ? src : reinterpret_cast<const float*>(pb.visible)), "r"(ok ? 4 : 0)
+               : "memory");
+}
+
+// Tree sum / max of n values (more independent operations than a chain; the sum's order differs
+// from a sequential one in the last bits).
+template <int N, class F>
+__device__ __forceinline__ float tree_reduce(const float* v, F op) {
+  if constexpr (N == 1) {
+    return v[0];
+  } else {
+    return op(tree_reduce<N / 2>(v, op), tree_reduce<N / 2>(v + N / 2, op));
+  }
+}
+
+// One step's epilogue for this warp: raw products prod of 16 rows x 64 units (tile x, slot t of
+// R) finished into scores (scale, log weight s_lw [64] from shared memory, the row's own unit,
+// the partial last unit; -inf where not visible), folded into the running (max, sum of exp) per
+// (row, group), and at the last slot written to stats [row][ngroups] as (max, sum) in natural
+// units. Scores are kept in log2 units (one FFMA for scale and weight, ex2 of score - max without
+// a multiply). Groups of 8 GN units (GN in 1, 2, 4, 8).
 template <int GN>
 __device__ __forceinline__ void epilogue(const StrideProblem& pb, const float (&prod)[8][4], int x, int t,
-                                         int r0, const int* s_vis, const RowLimits& lim,
-                                         int ngroups, Running<GN>& run, float2* stats) {
+                                         int r0, const int* s_vis, const float* s_lw,
+                                         const RowLimits& lim, int ngroups, Running<GN>& run,
+                                         float2* stats) {
   constexpr int NG = 8 / GN;  // groups per tile
   constexpr int GT = Running<GN>::GT, QT = Running<GN>::QT;
-  constexpr float kLog2e = 1.4426950408889634f;
+  constexpr float kLog2e = 1.4426950408889634f, kLn2 = 0.6931471805599453f;
   const int lane = threadIdx.x & 31, wr = (threadIdx.x >> 5) * 16;
   const int g = lane >> 2, tq = lane & 3;  // this thread's rows: g and g + 8 of the warp
   const int units = pb.units, R = pb.reps;
   const int e0 = x * 64;
   if (e0 >= lim.warp_maxv) return;
-  // log weights of this thread's 16 columns (loaded after the products: at W = 256 the
-  // registers to hold them across the products would spill)
-  const float* lwt = pb.log_w != nullptr ? pb.log_w + int64_t(t) * units : nullptr;
+  // log2 weights of this thread's 16 columns
   float lw[8][2];
 #pragma unroll
-  for (int n = 0; n < 8; ++n)
-#pragma unroll
-    for (int j = 0; j < 2; ++j) {
-      const int e = e0 + 16 * tq + 2 * n + j;
-      lw[n][j] = lwt != nullptr && e < units ? __ldg(lwt + e) : 0.f;
-    }
+  for (int n = 0; n < 8; n += 2) {
+    const float4 v = *reinterpret_cast<const float4*>(s_lw + 16 * tq + 2 * n);
+    lw[n][0] = v.x * kLog2e;
+    lw[n][1] = v.y * kLog2e;
+    lw[n + 1][0] = v.z * kLog2e;
+    lw[n + 1][1] = v.w * kLog2e;
+  }
+  const float a2 = pb.alpha * kLog2e;
   // finish the scores (finish_score's rules); a tile before every row's last unit (the usual
   // case) needs only the scale and the log weight. Written to acc, not into prod: the wgmma
   // instance's products are accumulator registers, which only wgmma may define while its
@@ -155,7 +184,7 @@ __device__ __forceinline__ void epilogue(const StrideProblem& pb, const float (&
 #pragma unroll
     for (int n = 0; n < 8; ++n)
 #pragma unroll
-      for (int c = 0; c < 4; ++c) acc[n][c] = pb.alpha * prod[n][c] + lw[n][c & 1];
+      for (int c = 0; c < 4; ++c) acc[n][c] = a2 * prod[n][c] + lw[n][c & 1];
   } else {  // near the rows' last units (read here only: registers are scarce at W = 256)
     int vis[2];
     float own[2];
@@ -163,21 +192,22 @@ __device__ __forceinline__ void epilogue(const StrideProblem& pb, const float (&
     for (int h = 0; h < 2; ++h) {
       const int rl = wr + g + 8 * h;
       vis[h] = s_vis[rl];
-      own[h] = pb.own != nullptr && t == 0 && r0 + rl < pb.nqr ? pb.own[r0 + rl] : 0.f;
+      own[h] = pb.own != nullptr && t == 0 && r0 + rl < pb.nqr ? pb.own[r0 + rl] * kLog2e : 0.f;
     }
+    const float partial2 = pb.partial_logw * kLog2e;
 #pragma unroll
     for (int n = 0; n < 8; ++n)
 #pragma unroll
       for (int c = 0; c < 4; ++c) {
         const int h = c >> 1, e = e0 + 16 * tq + 2 * n + (c & 1), v = vis[h];
         const bool last_unit = e == v - 1;
-        float sc = pb.alpha * prod[n][c] + lw[n][c & 1];
+        float sc = a2 * prod[n][c] + lw[n][c & 1];
         sc = pb.own != nullptr && last_unit ? (t == 0 ? own[h] : -INFINITY) : sc;
-        sc += pb.has_partial && v == units && last_unit ? pb.partial_logw : 0.f;
+        sc += pb.has_partial && v == units && last_unit ? partial2 : 0.f;
         acc[n][c] = e < v ? sc : -INFINITY;
       }
   }
-  // per (row, group): a running max and sum of exp(score - max) over the slots, in the thread
+  // per (row, group): a running max and sum of 2^(score - max) over the slots, in the thread
   // (its 16 units hold GT whole groups, or a part of one when QT > 1); the sum is rescaled only
   // when the max grows
 #pragma unroll
@@ -185,9 +215,10 @@ __device__ __forceinline__ void epilogue(const StrideProblem& pb, const float (&
 #pragma unroll
     for (int gl = 0; gl < GT; ++gl) {
       constexpr int KU = 16 / GT;  // this thread's units of the group
-      float lm = -INFINITY;
+      float v[KU];
 #pragma unroll
-      for (int k = gl * KU; k < (gl + 1) * KU; ++k) lm = fmaxf(lm, acc[k >> 1][2 * h + (k & 1)]);
+      for (int k = 0; k < KU; ++k) v[k] = acc[(gl * KU + k) >> 1][2 * h + ((gl * KU + k) & 1)];
+      const float lm = tree_reduce<KU>(v, [](float p, float q) { return fmaxf(p, q); });
       float& rm = run.m[h][gl];
       float& rs = run.s[h][gl];
       if (t == 0) {
@@ -195,15 +226,13 @@ __device__ __forceinline__ void epilogue(const StrideProblem& pb, const float (&
         rs = 0.f;
       }
       if (lm > rm) {
-        rs *= ptx::exp2_fast((rm - lm) * kLog2e);  // rm = -inf: rs is 0 and stays 0
+        rs *= ptx::exp2_fast(rm - lm);  // rm = -inf: rs is 0 and stays 0
         rm = lm;
       }
       const float mm = rm == -INFINITY ? 0.f : rm;  // all -inf: every exp is 0
-      float sum = 0.f;
 #pragma unroll
-      for (int k = gl * KU; k < (gl + 1) * KU; ++k)
-        sum += ptx::exp2_fast((acc[k >> 1][2 * h + (k & 1)] - mm) * kLog2e);
-      rs += sum;
+      for (int k = 0; k < KU; ++k) v[k] = ptx::exp2_fast(v[k] - mm);
+      rs += tree_reduce<KU>(v, [](float p, float q) { return p + q; });
     }
   if (t != R - 1) return;
   // groups wider than 16 units: combine the QT threads that share one
@@ -216,7 +245,7 @@ __device__ __forceinline__ void epilogue(const StrideProblem& pb, const float (&
       const float om = __shfl_xor_sync(0xffffffffu, rm, o);
       const float os = __shfl_xor_sync(0xffffffffu, rs, o);
       const float nm = fmaxf(rm, om), mm = nm == -INFINITY ? 0.f : nm;
-      rs = rs * ptx::exp2_fast((rm - mm) * kLog2e) + os * ptx::exp2_fast((om - mm) * kLog2e);
+      rs = rs * ptx::exp2_fast(rm - mm) + os * ptx::exp2_fast(om - mm);
       rm = nm;
     }
   if (tq % QT != 0) return;
@@ -230,7 +259,7 @@ __device__ __forceinline__ void epilogue(const StrideProblem& pb, const float (&
       const int gid = x * NG + (16 * tq) / (8 * GN) + gl;
       if (gid < ngroups)
         out[gid] = run.m[h][gl] == -INFINITY ? make_float2(0.f, 0.f)
-                                             : make_float2(run.m[h][gl], run.s[h][gl]);
+                                             : make_float2(run.m[h][gl] * kLn2, run.s[h][gl]);
     }
   }
 }

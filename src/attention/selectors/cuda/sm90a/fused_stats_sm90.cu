@@ -68,9 +68,12 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   extern __shared__ unsigned char smem_raw[];
   const uint32_t raw = ptx::smem_addr(smem_raw);
   const uint32_t s_base = (raw + 1023u) & ~1023u;  // swizzle atoms need 1024-byte alignment
-  int* s_vis = reinterpret_cast<int*>(smem_raw + (s_base - raw) + 2 * tile_bytes);
+  // two key tiles, then four steps' log weights, then s_vis
+  const float* s_lw = reinterpret_cast<const float*>(smem_raw + (s_base - raw) + 2 * tile_bytes);
+  int* s_vis = reinterpret_cast<int*>(smem_raw + (s_base - raw) + 2 * tile_bytes + 4 * 64 * 4);
   batch_head(pb, stats, int(blockIdx.z));
-  const int r0 = blockIdx.y * kWgRows;
+  // row blocks in reverse: the last rows see the most tiles, so the heaviest CTAs start first
+  const int r0 = int(gridDim.y - 1 - blockIdx.y) * kWgRows;
   const int x0 = blockIdx.x * kTiles, x1 = min(x0 + kTiles, tiles);
   const int units = pb.units, R = pb.reps;
   const RowLimits lim = row_limits<kWgWarps>(pb, r0, x0, x1, s_vis);
@@ -79,10 +82,12 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   const auto* k16 = static_cast<const __nv_bfloat16*>(pb.krep16);
   uint32_t a[KS][4];
   load_query_fragments<W, kWgWarps>(pb, r0, s_base, a);  // 128 rows: both buffers
-  // step s scores tile x0 + s / R, slot s % R, from buffer s & 1
+  // step s scores tile x0 + s / R, slot s % R, from buffer s & 1, log weights in buffer s & 3
+  // (step s's epilogue runs after step s + 2's loads were issued)
   const auto load_step = [&](int s) {
     const int x = x0 + s / R, t = s % R;
     const uint32_t dst = s_base + uint32_t((s & 1) * tile_bytes);
+    load_log_weights<kWgThreads>(s_base + uint32_t(2 * tile_bytes + (s & 3) * 256), pb, x, t);
     if (t == 0)
       load_panels<W>(dst, k16, int64_t(x) * 64, units - x * 64);
     else
@@ -111,7 +116,8 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     if (s + 2 < steps) load_step(s + 2);
     ptx::cp_async_commit();
     if (s + 1 < steps) issue(s + 1, next);
-    epilogue<GN>(pb, cur, x0 + s / R, s % R, r0, s_vis, lim, ngroups, run, stats);
+    epilogue<GN>(pb, cur, x0 + s / R, s % R, r0, s_vis, s_lw + (s & 3) * 64, lim, ngroups, run,
+                 stats);
   };
   float acc0[8][4], acc1[8][4];
   load_step(0);
@@ -131,7 +137,8 @@ __global__ void __launch_bounds__(kWgThreads, 1)
 
 template <int W, int W2, int GN>
 cudaError_t launch(const StrideProblem& pb, int ngroups, int tiles, float2* stats, cudaStream_t stream) {
-  const int smem = 1024 + 2 * 64 * 2 * W + kWgRows * 4;  // +1024: alignment; s_vis last
+  // +1024: alignment; two key tiles, four steps' log weights, s_vis
+  const int smem = 1024 + 2 * 64 * 2 * W + 4 * 64 * 4 + kWgRows * 4;
   const cudaError_t e = cudaFuncSetAttribute(stride_stats_wgmma_kernel<W, W2, GN>,
                                              cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (e != cudaSuccess) return e;
