@@ -117,7 +117,7 @@ __device__ __forceinline__ void warp_column_sums(const float (&cs)[8][2], float*
   dst[n * 8 + 2 * tq + 1] = v[1];
 }
 
-// One CTA = 128 listed rows of query head blockIdx.y against the keys of split blockIdx.z that
+// One CTA = 128 listed rows of query head blockIdx.y against the keys of split blockIdx.x that
 // any of them sees, 64 keys per step (cp.async double buffer, XOR-swizzled rows: 16-byte chunk c
 // of row r at c ^ (r & 7)). With kWgmma the key tiles are stored as 64-element panels of 128-byte
 // rows (the 128-byte-swizzle layout wgmma reads) and each warpgroup scores its 64 rows in one
@@ -143,9 +143,11 @@ __global__ void __launch_bounds__(kThreads)
   const uint32_t raw = ptx::smem_addr(smem);
   const uint32_t s_q = kWgmma ? (raw + 1023u) & ~1023u : raw;  // swizzle atoms: 1024-byte aligned
   const uint32_t s_k = s_q + uint32_t(kRows * kRowBytes);
-  const int h = int(blockIdx.y), hk = h / in.group, split = int(blockIdx.z),
-            splits = int(gridDim.z);
-  const int t0 = (int(gridDim.x) - 1 - int(blockIdx.x)) * kRows;  // rows seeing the most keys first
+  const int h = int(blockIdx.y), hk = h / in.group, split = int(blockIdx.x),
+            splits = int(gridDim.x);
+  // Row tiles are the slowest grid dimension, the last (most keys) first: every head's and split's
+  // longest CTAs start in the first wave, the short ones fill the tail.
+  const int t0 = (int(gridDim.z) - 1 - int(blockIdx.z)) * kRows;
   const int n_rows = pb.n_rows;
   const int* rows = pb.rows;
   const T* q = static_cast<const T*>(in.q) + int64_t(h) * in.q_head_stride;
@@ -378,7 +380,7 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-/// row_softmax_kernel on grid (row tiles, heads, splits); its dynamic shared memory holds the
+/// row_softmax_kernel on grid (splits, heads, row tiles); its dynamic shared memory holds the
 /// rows and two key tiles (kWgmma: +1024 bytes to align the key tiles' swizzle atoms).
 template <class T, int D, int kMode, bool kWgmma>
 cudaError_t launch_row_kernel(const HeadInputs& in, const Geometry& g, const RowProblem& pb,
@@ -390,15 +392,16 @@ cudaError_t launch_row_kernel(const HeadInputs& in, const Geometry& g, const Row
   const cudaError_t e =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (e != cudaSuccess) return e;
-  const dim3 grid(unsigned((pb.n_rows + kRows - 1) / kRows), unsigned(in.heads_q),
-                  unsigned(splits));
+  const int row_tiles = (pb.n_rows + kRows - 1) / kRows;
+  if (row_tiles > 65535) return cudaErrorInvalidConfiguration;  // grid z limit (~8M listed rows)
+  const dim3 grid(unsigned(splits), unsigned(in.heads_q), unsigned(row_tiles));
   kernel<<<grid, kThreads, size_t(smem), stream>>>(in, g, pb, split_tiles, row_max, row_inv, part_m,
                                                    part_l);
   return cudaGetLastError();
 }
 
 /// The Hopper instantiation (sm90a/row_softmax_wgmma.cu): kernel mode (kStats, kSampleMass,
-/// kProbeMass) of row_softmax_kernel<T, D, mode, true> on grid (row tiles, heads, splits).
+/// kProbeMass) of row_softmax_kernel<T, D, mode, true> (launch_row_kernel).
 cudaError_t launch_rows_wgmma(int mode, const HeadInputs& in, const Geometry& g,
                               const RowProblem& pb, int split_tiles, int splits,
                               const float* row_max, const float* row_inv, float* part_m,
