@@ -74,21 +74,6 @@ void stride_stats(const est::StrideProblem& pb, const est::Geometry& g, float2* 
         what);
 }
 
-// The stream-ordered pool keeps up to 4 GiB between calls instead of returning it to the system
-// at every synchronisation (the default threshold 0), so repeated selector calls reuse their
-// scratch instead of mapping it again.
-void keep_pool_memory() {
-  int dev = 0;
-  cudaMemPool_t pool = nullptr;
-  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetDefaultMemPool(&pool, dev) != cudaSuccess)
-    return;
-  uint64_t thr = 0;
-  if (cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &thr) != cudaSuccess) return;
-  if (thr >= (uint64_t(4) << 30)) return;
-  thr = uint64_t(4) << 30;
-  (void)cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &thr);
-}
-
 struct Inputs {
   const TensorView& q;
   const TensorView& k;
@@ -168,7 +153,6 @@ DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cu
   const int nks = (g.seq_k + S - 1) / S, nqs = (g.seq_q + S - 1) / S;
   const int hq = int(s.num_heads_q), group = int(s.group_size());
   const bool mma = use_mma(W);
-  keep_pool_memory();
   StageProfile timer("rr", stream);  // SIEVE_GPU_SELECT_PROFILE
   est::StrideProblem pb;
   pb.nqr = nqs;
@@ -258,7 +242,6 @@ DevicePattern unisparse_select(const Inputs& in, const UniSparseSelector& sel, b
   const int levels = int(c.granularities.size());
   const int hq = int(s.num_heads_q), group = int(s.group_size());
   const bool mma = use_mma(W);
-  keep_pool_memory();
   StageProfile timer("unisparse", stream);
   int64_t stats_per_head = 0, qrows = 0;
   for (const auto& gr : c.granularities) {

@@ -20,10 +20,26 @@
 
 namespace sieve::attention::cuda {
 
-// Stream-ordered scratch allocations, released (stream-ordered) when the object goes away.
+// The stream-ordered pool keeps up to 4 GiB between calls instead of returning it to the system
+// at every synchronisation (the default threshold 0), so repeated selector calls reuse their
+// scratch instead of mapping it again.
+inline void keep_pool_memory() {
+  int dev = 0;
+  cudaMemPool_t pool = nullptr;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetDefaultMemPool(&pool, dev) != cudaSuccess)
+    return;
+  uint64_t thr = 0;
+  if (cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &thr) != cudaSuccess) return;
+  if (thr >= (uint64_t(4) << 30)) return;
+  thr = uint64_t(4) << 30;
+  (void)cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &thr);
+}
+
+// Stream-ordered scratch allocations, released (stream-ordered) when the object goes away. Every
+// selector launcher allocates through one, so the pool threshold is raised here for all of them.
 class Scratch {
  public:
-  explicit Scratch(cudaStream_t s) : stream_(s) {}
+  explicit Scratch(cudaStream_t s) : stream_(s) { keep_pool_memory(); }
   ~Scratch() {
     for (void* p : ptrs_) cudaFreeAsync(p, stream_);
   }
