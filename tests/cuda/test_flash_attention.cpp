@@ -52,7 +52,8 @@ class CudaFlash : public ::testing::TestWithParam<const char*> {
   void SetUp() override {
     if (cu::device_count() == 0) GTEST_SKIP() << "no CUDA device";
     g_family = GetParam();
-    if (g_family == "wgmma" && !device_is_sm90()) GTEST_SKIP() << "wgmma needs compute capability 9.0";
+    if (g_family == "wgmma" && !device_is_sm90())
+      GTEST_SKIP() << "wgmma needs compute capability 9.0";
     cu::set_kernel_preference(g_family);
   }
   void TearDown() override {

@@ -50,7 +50,8 @@ struct Fa3Args {
 };
 
 template <class Cfg>
-__global__ void __launch_bounds__(Cfg::kThreads, 1) flash_attention_fa3_kernel(const __grid_constant__ Fa3Args a) {
+__global__ void __launch_bounds__(Cfg::kThreads, 1)
+    flash_attention_fa3_kernel(const __grid_constant__ Fa3Args a) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using T = typename Cfg::T;
   constexpr int D = Cfg::kD, BN = Cfg::kBN, BM = Cfg::kBM, S = Cfg::kStages;
@@ -95,7 +96,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) flash_attention_fa3_kernel(c
     tma::prefetch_map(&a.tv);
     tma::mbar_arrive_expect_tx(full_q, Cfg::kQBytes);
 #pragma unroll
-    for (int c = 0; c < D / 64; ++c) tma::load_3d(s_q + c * (BM * 128), &a.tq, full_q, c * 64, r0, hq);
+    for (int c = 0; c < D / 64; ++c)
+      tma::load_3d(s_q + c * (BM * 128), &a.tq, full_q, c * 64, r0, hq);
     const int rows = min(BM, p.seq_q - r0);
     detail::TileIter<BN> it = detail::make_tile_iter<BN>(p, hq, r0, rows);
     for (int i = 0;; ++i) {
@@ -120,7 +122,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) flash_attention_fa3_kernel(c
       for (int c = 0; c < D / 64; ++c)
         tma::load_3d(s_v + s * kTileBytes + c * kPanelBytes, &a.tv, full_v(s), c * 64, t.c0, hkv);
     }
-  } else {  // ---- consumer warpgroups -------------------------------------------------------------
+  } else {  // ---- consumer warpgroups ---------------------------------------------------------
     tma::regs_inc<240>();
     const int cw = (warp >> 2) - 1;  // consumer 0 or 1: rows [64 cw, 64 cw + 64)
     const int g = lane >> 2, tq = lane & 3;

@@ -1,7 +1,8 @@
 // Hopper (sm_90) asynchronous-copy and synchronisation wrappers for warp-specialised kernels:
 // mbarriers (init, arrive, arrive with an expected transaction count, parity wait), bulk tensor
-// copies (TMA, `cp.async.bulk.tensor`, completing on an mbarrier) and `setmaxnreg` (sm_90a). Device-only header; the tensor maps
-// are encoded on the host (cuTensorMapEncodeTiled) and passed as __grid_constant__ parameters.
+// copies (TMA, `cp.async.bulk.tensor`, completing on an mbarrier) and `setmaxnreg` (sm_90a).
+// Device-only header; the tensor maps are encoded on the host (cuTensorMapEncodeTiled) and passed
+// as __grid_constant__ parameters.
 // Reference: PTX ISA, "Parallel Synchronization and Communication Instructions: mbarrier",
 // "cp.async.bulk.tensor", "setmaxnreg".
 #pragma once
@@ -33,7 +34,8 @@ __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
   uint32_t done;
   do {
     asm volatile(
-        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+        "selp.u32 %0, 1, 0, p;\n}\n"
         : "=r"(done)
         : "r"(bar), "r"(parity)
         : "memory");
@@ -42,10 +44,11 @@ __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
 
 /// 3-D tiled bulk tensor copy global -> shared (coordinates innermost first), completing
 /// `box bytes` of transactions on `bar`. Out-of-bounds elements are zero-filled.
-__device__ __forceinline__ void load_3d(uint32_t dst, const void* tmap, uint32_t bar, int c0, int c1,
-                                        int c2) {
+__device__ __forceinline__ void load_3d(uint32_t dst, const void* tmap, uint32_t bar, int c0,
+                                        int c1, int c2) {
   asm volatile(
-      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(dst),
+      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+      " [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(dst),
       "l"(tmap), "r"(c0), "r"(c1), "r"(c2), "r"(bar)
       : "memory");
 }
