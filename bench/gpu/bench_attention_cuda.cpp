@@ -154,8 +154,9 @@ struct Problem {
         v(random_device(s.hkv, l, s.d, seed + 2, 1.f)), out(DType::kBF16, {s.hq, l, s.d}) {}
 };
 
-// Runs fn once per kernel family ("mma": mma.sync; "auto": wgmma on Hopper) with the family's
-// name ("sieve_mma.sync", "sieve_wgmma") as the impl column.
+// Runs fn once per kernel family ("mma": mma.sync; "auto": fa3 on Hopper for head dim 128, else
+// wgmma; "wgmma", "fa3" forced) with the kernel's name ("sieve_mma.sync", "sieve_fa3", ...) as
+// the impl column.
 std::vector<std::string> g_families{"mma", "auto"};  // --families: "auto" alone skips mma.sync
 void for_each_kernel(int64_t head_dim, int64_t block_k, const std::function<void(const std::string&)>& fn) {
   std::vector<std::string> seen;
