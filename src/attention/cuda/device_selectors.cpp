@@ -44,21 +44,11 @@ Estimate current_estimate() {
   return Estimate(v);
 }
 
-// Whether the current device runs sm_90a code (the fused kernel's wgmma instance).
-bool device_is_sm90() {
-  int dev = 0, major = 0, minor = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return false;
-  }
-  return major == 9 && minor == 0;
-}
 
 // pb.wgmma: the wgmma path, a Hopper device and a shape the fused kernel takes.
 void choose_fused_instance(est::StrideProblem& pb, const est::Geometry& g) {
-  pb.wgmma = current_estimate() == Estimate::kWgmma && est::mma_fused(pb, g) && device_is_sm90();
+  pb.wgmma = current_estimate() == Estimate::kWgmma && est::mma_fused(pb, g) &&
+             detail::device_is_sm90();
 }
 
 // Scores and softmax statistics of one stride problem on the chosen path: tensor cores from the

@@ -7,6 +7,9 @@
 
 namespace sieve::attention::cuda::detail {
 [[noreturn]] void throw_cuda_error(cudaError_t err, const char* expr, const char* file, int line);
+/// Whether the current device has compute capability 9.0 (H100/H200), where the sm_90a kernels
+/// (wgmma, fa3, the selectors' wgmma instances) run; false when there is no device.
+bool device_is_sm90();
 }  // namespace sieve::attention::cuda::detail
 
 #define SIEVE_CUDA_CHECK(expr)                                                                \

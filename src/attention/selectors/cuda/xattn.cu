@@ -5,6 +5,7 @@
 // stride in reverse row order, zero past the end), scale / S, causal by stride.
 #include "peers_gpu.h"
 
+#include "sieve/attention/cuda/check.h"
 #include "sieve/attention/cuda/ptx.cuh"
 
 #include <cuda_bf16.h>
@@ -150,13 +151,8 @@ cudaError_t launch_stats(const HeadInputs& in, const Geometry& g, int S, int h0,
 }  // namespace
 
 bool use_wgmma() {
-  int dev = 0, major = 0, minor = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess)
-    return false;
   const char* env = std::getenv("SIEVE_GPU_SELECT_MMA");  // NOLINT(concurrency-mt-unsafe)
-  return major == 9 && minor == 0 && (env == nullptr || *env == '\0' || *env == '0');
+  return (env == nullptr || *env == '\0' || *env == '0') && cuda::detail::device_is_sm90();
 }
 
 bool xattn_fits(int S, int block_k) {
