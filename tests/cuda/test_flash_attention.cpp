@@ -282,6 +282,51 @@ TEST_P(CudaFlash, FullPatternAndFullBandEqualDenseBitwise) {
   EXPECT_EQ(std::memcmp(dense.out.data(), banded.out.data(), size_t(dense.out.nbytes())), 0);
 }
 
+// The fa3 kernel's persistent schedule with a few CTAs, each claiming many (query block, head)
+// work tiles of unequal work: empty rows (no blocks, no band), band only, sparse rows, causal and
+// not, chunked prefill, odd lengths, GQA, so the K/V ring and the Q buffer cycle through their
+// barrier phases across tiles of every length, including none. Against the f64 reference, and
+// bitwise against one CTA per work tile (the same tile walk per work tile). Runs once, under auto.
+TEST_P(CudaFlash, Fa3PersistentCtasLoopOverManyTiles) {
+  if (g_family != "auto" || !device_is_sm90()) GTEST_SKIP() << "fa3 runs on compute capability 9.0";
+  const SparseCase cases[] = {
+      {DType::kBF16, 128, 128, 128, false, true, 0.2, 0, 0, 1100, 1100},  // many empty rows
+      {DType::kF16, 128, 128, 128, true, true, 0.0, 300, 0, 1001, 1001},  // band only
+      {DType::kBF16, 128, 256, 128, false, false, 0.3, 0, 0, 700, 700},   // not causal
+      {DType::kBF16, 128, 128, 128, false, true, 0.5, 77, 0, 333, 1201},  // chunked prefill
+  };
+  const int ctas[] = {1, 3, 7, 3};
+  for (int i = 0; i < 4; ++i) {
+    cu::set_kernel_preference(fmt::format("fa3persistent:{}", ctas[i]));
+    check_sparse(cases[i], fresh_seed());
+  }
+  cu::set_kernel_preference("fa3persistent:5");
+  check_dense({DType::kBF16, 128, DType::kBF16, true, 8, 2, 901, 901}, fresh_seed());
+  check_dense({DType::kF16, 128, DType::kF32, true, 4, 4, 200, 777}, fresh_seed());
+
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  Rng rng(seed);
+  const int64_t hq = 6, hkv = 2, l = 1157, d = 128;
+  const Tensor q = random_tensor(DType::kBF16, hq, l, d, 1.6f, rng);
+  const Tensor k = random_tensor(DType::kBF16, hkv, l, d, 1.6f, rng);
+  const Tensor v = random_tensor(DType::kBF16, hkv, l, d, 1.0f, rng);
+  const SparsePattern pat = random_pattern(int(hq), l, l, 128, 128, true, false, 0.3, 150, 0, rng);
+  AttentionOptions opts;
+  cu::set_kernel_preference("fa3grid");
+  const GpuRun grid = run_gpu(q, k, v, DType::kBF16, opts, &pat);
+  for (int n : {2, 11}) {
+    cu::set_kernel_preference(fmt::format("fa3persistent:{}", n));
+    ASSERT_EQ(cu::kernel_info(DType::kBF16, d, 128).name, std::string("fa3persistent"));
+    const GpuRun got = run_gpu(q, k, v, DType::kBF16, opts, &pat);
+    EXPECT_EQ(std::memcmp(grid.out.data(), got.out.data(), size_t(grid.out.nbytes())), 0) << n;
+    EXPECT_EQ(std::memcmp(grid.lse.data(), got.lse.data(), size_t(grid.lse.nbytes())), 0) << n;
+  }
+  EXPECT_THROW(cu::set_kernel_preference("fa3:0"), Error);
+  EXPECT_THROW(cu::set_kernel_preference("fa3persistent:x"), Error);
+  EXPECT_THROW(cu::set_kernel_preference("wgmma:3"), Error);
+}
+
 TEST_P(CudaFlash, RowsWithoutKeysGiveZerosAndMinusInfinity) {
   check_sparse({DType::kBF16, 128, 128, 128, false, true, 0.2, 0, 0, 640, 640}, fresh_seed());
   Rng rng(fresh_seed());

@@ -48,6 +48,8 @@ struct FlashShapeFa3 {
     return 1024 + (128 * head_dim + 2 * stages * block_n * head_dim) * 2 + 8 * (1 + 4 * stages) +
            8 * stages;
   }
+  /// The persistent schedule adds Q's empty barrier and the next work tile's index.
+  constexpr int smem_bytes_persistent() const { return smem_bytes() + 16; }
 };
 
 inline constexpr FlashShapeFa3 kFa3D128{128, 128, 2};

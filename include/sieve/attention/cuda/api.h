@@ -41,7 +41,9 @@ KernelInfo kernel_info(DType dtype, int64_t head_dim, int64_t block_k = 0, bool 
 
 /// Kernel family for later calls: "auto" (fa3, else wgmma, where they run and fit, else
 /// mma.sync), "mma", "wgmma" or "fa3" (a forced family throws where it cannot run). For tests and
-/// benchmarks; process-wide.
+/// benchmarks; process-wide. "fa3grid" and "fa3persistent[:N]" force fa3 with one of its two
+/// schedules: one CTA per (query block, head) tile (what "fa3" and "auto" run), or persistent
+/// CTAs claiming those tiles (N CTAs; default one per SM). KernelInfo::name then says which.
 /// @throws sieve::Error for other names
 void set_kernel_preference(std::string_view name);
 

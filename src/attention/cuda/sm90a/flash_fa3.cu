@@ -8,6 +8,8 @@
 
 #include <cudaTypedefs.h>
 
+#include <algorithm>
+#include <limits>
 #include <type_traits>
 
 namespace sieve::attention::cuda {
@@ -53,8 +55,19 @@ bool encode(CUtensorMap* m, const void* base, int heads, int seq, int d, int64_t
 template <class T, FlashShapeFa3 S>
 using Cfg = FlashConfigFa3<T, S.head_dim, S.block_n, S.stages>;
 
+// Multiprocessor count of the current device (the persistent grid's size).
+int sm_count() {
+  int dev = 0, n = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 1;
+  }
+  return n;
+}
+
 template <class Cfg>
-cudaError_t launch(FlashParams p, cudaStream_t stream) {
+cudaError_t launch(FlashParams p, cudaStream_t stream, int ctas) {
   using T = typename Cfg::T;
   p.num_m_tiles = (p.seq_q + Cfg::kBM - 1) / Cfg::kBM;
   if (p.num_m_tiles == 0) return cudaSuccess;
@@ -71,24 +84,48 @@ cudaError_t launch(FlashParams p, cudaStream_t stream) {
     return std::is_same_v<T, __nv_bfloat16> ? launch_flash_sm90_bf16(Cfg::kD, p, stream)
                                              : launch_flash_sm90_f16(Cfg::kD, p, stream);
   }
-  auto* kernel = &flash_attention_fa3_kernel<Cfg>;
-  cudaError_t err =
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
+  if (ctas < 0) {  // one CTA per (query block, head)
+    auto* kernel = &flash_attention_fa3_kernel<Cfg>;
+    cudaError_t err =
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
+    if (err != cudaSuccess) return err;
+    const dim3 grid(unsigned(p.num_m_tiles), unsigned(p.num_heads_q));
+    kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytes, stream>>>(a);
+    return cudaGetLastError();
+  }
+  // Persistent. Work tiles are numbered in int (plus up to a grid's worth of claims past the
+  // last); one CTA per SM (shared memory allows no second), never more than work tiles, and a
+  // zeroed tile counter of its own (stream-ordered, so concurrent launches never share one).
+  const int64_t tiles = int64_t(p.num_m_tiles) * p.num_heads_q;
+  if (tiles > std::numeric_limits<int>::max() - (1 << 20)) return cudaErrorInvalidValue;
+  auto* kernel = &flash_attention_fa3_persistent_kernel<Cfg>;
+  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         Cfg::kSmemBytesPersistent);
   if (err != cudaSuccess) return err;
-  const dim3 grid(unsigned(p.num_m_tiles), unsigned(p.num_heads_q));
-  kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytes, stream>>>(a);
-  return cudaGetLastError();
+  int* counter = nullptr;
+  err = cudaMallocAsync(reinterpret_cast<void**>(&counter), sizeof(int), stream);
+  if (err != cudaSuccess) return err;
+  const unsigned grid = unsigned(std::min<int64_t>(tiles, ctas > 0 ? ctas : sm_count()));
+  err = cudaMemsetAsync(counter, 0, sizeof(int), stream);
+  if (err == cudaSuccess) {
+    kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytesPersistent, stream>>>(a, counter);
+    err = cudaGetLastError();
+  }
+  const cudaError_t freed = cudaFreeAsync(counter, stream);
+  return err != cudaSuccess ? err : freed;
 }
 
 }  // namespace
 
-cudaError_t launch_flash_fa3_bf16(int head_dim, const FlashParams& p, cudaStream_t stream) {
+cudaError_t launch_flash_fa3_bf16(int head_dim, const FlashParams& p, cudaStream_t stream,
+                                  int ctas) {
   if (head_dim != 128) return cudaErrorInvalidValue;
-  return launch<Cfg<__nv_bfloat16, kFa3D128>>(p, stream);
+  return launch<Cfg<__nv_bfloat16, kFa3D128>>(p, stream, ctas);
 }
-cudaError_t launch_flash_fa3_f16(int head_dim, const FlashParams& p, cudaStream_t stream) {
+cudaError_t launch_flash_fa3_f16(int head_dim, const FlashParams& p, cudaStream_t stream,
+                                 int ctas) {
   if (head_dim != 128) return cudaErrorInvalidValue;
-  return launch<Cfg<__half, kFa3D128>>(p, stream);
+  return launch<Cfg<__half, kFa3D128>>(p, stream, ctas);
 }
 
 }  // namespace sieve::attention::cuda
