@@ -441,7 +441,11 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
       w = t.c0;  // the marker names the next work tile
       tma::mbar_wait(full_v(st), ph);  // the marker's V phase
       release(empty_v(st));
-      ++i;
+      // Every lane holds the same ring count (all read the same slots), but after the walk's
+      // data-dependent exit ptxas no longer proves it warp-uniform and builds every barrier
+      // address and wgmma descriptor of the next tiles in vector registers (R2UR before each
+      // HGMMA). REDUX writes a uniform register, which restores the grid kernel's code.
+      i = __reduce_max_sync(0xffffffffu, i + 1);
       detail::store_stripe<T, D / 8>(o, m, l, r0 + wrow + g, hq, tq, sl2, p);
     }
   }
