@@ -101,8 +101,9 @@ TEST(SparsePattern, HandComputedDensities) {
 }
 
 // A random valid pattern: a subset of the allowed tiles (via the dense pattern), maybe columns.
-static SparsePattern random_pattern(sieve::Rng& rng, int64_t seq_len_q, int64_t seq_len_k, int block_q,
-                             int block_k, int num_heads, bool causal, int64_t band) {
+static SparsePattern random_pattern(sieve::Rng& rng, int64_t seq_len_q, int64_t seq_len_k,
+                                    int block_q, int block_k, int num_heads, bool causal,
+                                    int64_t band) {
   SparsePattern p;
   p.seq_len_q = seq_len_q;
   p.seq_len_k = seq_len_k;
