@@ -5,14 +5,16 @@
 //                        [--densities 1,0.5,0.2,0.1] [--variants 8192,32768] [--heads 32 --kv-heads 8]
 //                        [--e2e 8192,131072] [--methods rr,unisparse,streaming,sample]
 //                        [--estimates simt,mma] [--families mma,auto] [--cpu-select-max 131072]
-//                        [--profile 1] [--cpu-compare 32768]
+//                        [--profile 1] [--cpu-compare 32768] [--exec-families wgmma,fa3]
 //
 // A method may carry settings after '@' ("rr@stride=16@outliers=1": make_selector("rr",
 // {"stride=16", "outliers=1"})), so one run times a selector at its defaults and at other settings
 // without changing any default. --profile 1 prints each GPU selector's per-stage times once
 // (SIEVE_GPU_SELECT_PROFILE, CUDA events between its stages) after its timed calls; --cpu-compare L
 // runs the CPU selector of every GPU-run method up to length L and prints how many rows of the
-// GPU pattern differ, both densities and both recalls.
+// GPU pattern differ, both densities and both recalls. --exec-families times each end-to-end
+// pattern's executor once more per listed kernel family (rows "e2e_exec", impl "method@family";
+// a family that cannot run the pattern is skipped).
 // Shape: 32 query heads, 8 KV heads, head dim 128, bf16, causal (the anchors of DESIGN.md). Times are
 // CUDA-event medians after warm-up. Sparse masks follow the rule shared with bench_attention.py
 // (keep_block below): each causal 128x128 block kept with probability `density` by a fixed integer
@@ -25,6 +27,7 @@
 #include "sieve/attention/selector.h"
 #include "sieve/attention/sparse_pattern.h"
 #include "sieve/attention/synthetic.h"
+#include "sieve/core/error.h"
 #include "sieve/core/timer.h"
 
 #include "bench_kernels.h"
@@ -245,6 +248,7 @@ void bench_variants(const Shape& s, const std::vector<int64_t>& lens) {
 // host wall clock of one call) and its pattern is uploaded.
 bool g_profile = false;      // --profile
 int64_t g_cpu_compare = 0;   // --cpu-compare L: GPU vs CPU pattern of rr / unisparse up to length L
+std::vector<std::string> g_exec_families;  // --exec-families
 
 // Rows (head, query block) whose block lists differ between two patterns of equal shape.
 int64_t differing_rows(const sieve::attention::SparsePattern& a, const sieve::attention::SparsePattern& b) {
@@ -302,6 +306,34 @@ void bench_e2e(const Shape& s, const std::vector<int64_t>& lens, const std::vect
                       "token_rows=%ld selector_on=%s",
                       sel_ms, 100.0 * sel_ms / dense_ms, exec_ms, rec.mean, rec.min, long(rec.rows), where);
         emit({"e2e", impl, l, pat.block_density(), sel_ms + exec_ms, flops / (sel_ms + exec_ms) * 1e-9, note});
+        // Up to 32K the families' outputs are also compared with the auto run's (max |difference|).
+        const bool compare = !g_exec_families.empty() && l <= 32768;
+        const sieve::Tensor ref = compare ? out.to_host() : sieve::Tensor();
+        for (const std::string& fam : g_exec_families) {
+          cu::set_kernel_preference(fam);
+          try {
+            const char* kernel =
+                cu::kernel_info(DType::kBF16, s.d, dp.view().block_k, pat.has_columns()).name;
+            const double ms =
+                median_ms([&] { cu::block_sparse_attention(q, k, v, dp.view(), out, o); }, 1, iters_for(l));
+            double diff = -1;
+            if (compare) {
+              const sieve::Tensor got = out.to_host();
+              diff = 0;
+              for (int64_t i = 0; i < got.numel(); ++i)
+                diff = std::max<double>(diff, std::fabs(sieve::bf16_to_f32(got.data_as<sieve::BF16>()[i]) -
+                                                        sieve::bf16_to_f32(ref.data_as<sieve::BF16>()[i])));
+            }
+            char fnote[200];
+            std::snprintf(fnote, sizeof fnote, "executor only, kernel %s%s; max|out - auto's| %s%.3g",
+                          kernel, pat.has_columns() ? ", token columns" : "",
+                          compare ? "" : "(not compared) ", diff);
+            emit({"e2e_exec", impl + "@" + fam, l, pat.block_density(), ms, flops / ms * 1e-9, fnote});
+          } catch (const sieve::Error& e) {
+            std::printf("e2e_exec %s@%s skipped: %s\n", impl.c_str(), fam.c_str(), e.what());
+          }
+          cu::set_kernel_preference("auto");
+        }
       };
       if (!cu::has_device_selector(*sel)) {
         if (l > cpu_max) {
@@ -404,6 +436,10 @@ int main(int argc, char** argv) {
     } else if (a == "--cpu-select-max") cpu_max = std::stoll(v);
     else if (a == "--profile") g_profile = v != "0";
     else if (a == "--cpu-compare") g_cpu_compare = std::stoll(v);
+    else if (a == "--exec-families") {
+      std::stringstream ss(v);
+      for (std::string t; std::getline(ss, t, ',');) g_exec_families.push_back(t);
+    }
     else if (a == "--heads") s.hq = std::stoll(v);
     else if (a == "--kv-heads") s.hkv = std::stoll(v);
     else {

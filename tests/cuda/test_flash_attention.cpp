@@ -21,8 +21,8 @@ const char* name(DType t) { return dtype_name(t); }
 
 // Every test runs three times: on the mma.sync kernel, on the wgmma kernel (compute capability
 // 9.0 wherever the pattern's block_k fits it, mma.sync elsewhere), and on "auto" (on 9.0: the
-// warp-specialised fa3 kernel for head dim 128 and patterns of 128-key blocks without token
-// columns, wgmma for the rest).
+// warp-specialised fa3 kernel for head dim 128 and patterns of 128-key multiples, its instance
+// that gathers token columns included; wgmma for the rest).
 bool device_is_sm90() {
   int dev = 0, major = 0, minor = 0;
   if (cudaGetDevice(&dev) != cudaSuccess) return false;
@@ -259,6 +259,26 @@ TEST_P(CudaFlash, SparseBlocksAndBandWithoutColumns) {
   for (const SparseCase& c : cases) check_sparse(c, fresh_seed());
 }
 
+// fa3's column instance forced (what "auto" picks on 9.0 for token columns at head dim 128):
+// column tiles only, columns after blocks and band (the producer's thread 0 alone on the
+// contiguous tiles, all 128 threads on the column tiles), many column tiles per row so the K/V
+// ring wraps with gathered tiles, entries inside kept blocks or the band (skipped), GQA-shared
+// patterns, not causal, chunked prefill, odd lengths. Runs once, under auto.
+TEST_P(CudaFlash, Fa3ColumnInstanceGathersTokenColumns) {
+  if (g_family != "auto" || !device_is_sm90()) GTEST_SKIP() << "fa3 runs on compute capability 9.0";
+  const SparseCase cases[] = {
+      {DType::kBF16, 128, 128, 128, false, true, 0.0, 0, 700, 901, 901},   // columns only
+      {DType::kF16, 128, 128, 128, true, true, 0.3, 200, 500, 1201, 1201},
+      {DType::kBF16, 128, 256, 128, false, false, 0.2, 77, 300, 640, 640},  // not causal
+      {DType::kBF16, 128, 128, 256, false, true, 0.4, 0, 900, 500, 1333},   // chunked prefill
+  };
+  for (const SparseCase& c : cases) {
+    cu::set_kernel_preference("fa3");  // check_sparse restores the test's family after each case
+    ASSERT_EQ(cu::kernel_info(DType::kBF16, 128, c.bk, true).name, std::string("fa3"));
+    check_sparse(c, fresh_seed());
+  }
+}
+
 // Dense = the executor with the full pattern: identical tile sequence, so identical bits.
 TEST_P(CudaFlash, FullPatternAndFullBandEqualDenseBitwise) {
   const uint64_t seed = fresh_seed();
@@ -362,8 +382,8 @@ TEST_P(CudaFlash, AutoPicksFa3OrWgmmaOnHopper) {
   const std::string fa3 = pref == "auto" && hopper ? "fa3" : sm90;
   EXPECT_EQ(cu::kernel_info(DType::kBF16, 128).name, fa3);
   EXPECT_EQ(cu::kernel_info(DType::kF16, 128, 256).name, fa3);
-  // fa3 takes neither token columns, nor 64-key blocks, nor head dim 64
-  EXPECT_EQ(cu::kernel_info(DType::kBF16, 128, 128, true).name, sm90);
+  // token columns run fa3's column instance; fa3 takes neither 64-key blocks nor head dim 64
+  EXPECT_EQ(cu::kernel_info(DType::kBF16, 128, 128, true).name, fa3);
   EXPECT_EQ(cu::kernel_info(DType::kBF16, 128, 64).name, sm90);
   EXPECT_EQ(cu::kernel_info(DType::kBF16, 64).name, sm90);
   // head dim 64 runs wgmma with BLOCK_N 128: a pattern of 64-key blocks falls back to mma.sync
@@ -375,8 +395,11 @@ TEST_P(CudaFlash, AutoPicksFa3OrWgmmaOnHopper) {
   if (hopper) {
     cu::set_kernel_preference("fa3");
     EXPECT_EQ(cu::kernel_info(DType::kBF16, 128, 128).name, std::string("fa3"));
-    EXPECT_THROW(cu::kernel_info(DType::kBF16, 128, 128, true), Error);
+    EXPECT_EQ(cu::kernel_info(DType::kBF16, 128, 128, true).name, std::string("fa3"));
+    EXPECT_THROW(cu::kernel_info(DType::kBF16, 128, 64, true), Error);
     EXPECT_THROW(cu::kernel_info(DType::kBF16, 64), Error);
+    cu::set_kernel_preference("fa3persistent");  // token columns run on the grid schedule only
+    EXPECT_THROW(cu::kernel_info(DType::kBF16, 128, 128, true), Error);
   }
 }
 

@@ -39,6 +39,10 @@ std::atomic<int> g_preference{0};  // 0 auto, 1 mma.sync, 2 wgmma, 3 fa3, 4 fa3g
 // the tests give a few CTAs many tiles each).
 constexpr bool kFa3Persistent = false;
 std::atomic<int> g_fa3_ctas{0};
+// Patterns with token columns under "auto" on compute capability 9.0, head dim 128: the fa3
+// instance that gathers column tiles (grid schedule) rather than the wgmma kernel; chosen from
+// the H200 comparison in docs/results/gpu-attention.md. A forced "fa3" runs it either way.
+constexpr bool kFa3Columns = true;
 
 // Compute capability 9.0 (H100/H200): the sm_90a wgmma kernel runs there and nowhere else.
 bool current_device_is_sm90() {
@@ -85,23 +89,29 @@ void set_kernel_preference(std::string_view name) {
 KernelInfo kernel_info(DType dtype, int64_t head_dim, int64_t block_k, bool token_columns) {
   check_supported(dtype, head_dim);
   int pref = g_preference.load();
-  // fa3: head dim 128, whole 128-key tiles per pattern block, no gathered token columns.
+  // fa3: head dim 128, whole 128-key tiles per pattern block. Token columns run its column
+  // instance, on the grid schedule only, and under "auto" only while kFa3Columns.
   const FlashShapeFa3& f = kFa3D128;
-  const bool fa3_fits = head_dim == f.head_dim && (block_k == 0 || block_k % f.block_n == 0) &&
-                        !token_columns;
-  const bool persistent = pref == 5 || (kFa3Persistent && (pref == 0 || pref == 3));
+  const bool fa3_fits = head_dim == f.head_dim && (block_k == 0 || block_k % f.block_n == 0);
+  const bool persistent =
+      pref == 5 || (kFa3Persistent && !token_columns && (pref == 0 || pref == 3));
   const char* fa3_name = pref == 4 ? "fa3grid" : pref == 5 ? "fa3persistent" : "fa3";
   if (pref >= 4) pref = 3;  // the fa3 kernel with a forced schedule
   if (pref == 3) {
     SIEVE_CHECK(current_device_is_sm90(), "the fa3 kernel needs a compute capability 9.0 device");
     SIEVE_CHECK(fa3_fits,
-                "the fa3 kernel needs head_dim 128, block_k a multiple of {} and no token columns "
-                "(head_dim {}, block_k {}, columns {})",
-                f.block_n, head_dim, block_k, token_columns);
+                "the fa3 kernel needs head_dim 128 and block_k a multiple of {} (head_dim {}, "
+                "block_k {})",
+                f.block_n, head_dim, block_k);
+    SIEVE_CHECK(!(persistent && token_columns),
+                "the persistent fa3 schedule takes no token columns (fa3grid or fa3 does)");
   }
-  if (pref == 3 || (pref == 0 && fa3_fits && current_device_is_sm90()))
+  if (pref == 3 || (pref == 0 && fa3_fits && (!token_columns || kFa3Columns) &&
+                    current_device_is_sm90()))
     return KernelInfo{fa3_name, f.block_m(), f.block_n, f.threads(),
-                      persistent ? f.smem_bytes_persistent() : f.smem_bytes()};
+                      persistent      ? f.smem_bytes_persistent()
+                      : token_columns ? f.smem_bytes_columns()
+                                      : f.smem_bytes()};
   const FlashShapeSm90& h = head_dim == 64 ? kSm90D64 : kSm90D128;
   const bool fits = block_k == 0 || block_k % h.block_n == 0;
   bool wgmma = pref != 1 && fits && current_device_is_sm90();
@@ -201,7 +211,8 @@ void launch(const Prepared& r, const KernelInfo& k, Stream stream) {
   const std::string_view name = k.name;
   cudaError_t e;
   if (name.starts_with("fa3")) {
-    const bool persistent = name == "fa3persistent" || (name == "fa3" && kFa3Persistent);
+    const bool persistent =
+        name == "fa3persistent" || (name == "fa3" && kFa3Persistent && !r.p.column_indptr);
     const int ctas = persistent ? g_fa3_ctas.load() : -1;
     e = bf16 ? launch_flash_fa3_bf16(d, r.p, stream, ctas)
              : launch_flash_fa3_f16(d, r.p, stream, ctas);

@@ -50,6 +50,8 @@ struct FlashShapeFa3 {
   }
   /// The persistent schedule adds Q's empty barrier and the next work tile's index.
   constexpr int smem_bytes_persistent() const { return smem_bytes() + 16; }
+  /// The instance for token columns adds each stage's column key ids and no-mask flag.
+  constexpr int smem_bytes_columns() const { return smem_bytes() + stages * (4 * block_n + 4); }
 };
 
 inline constexpr FlashShapeFa3 kFa3D128{128, 128, 2};

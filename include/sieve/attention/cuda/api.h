@@ -30,8 +30,8 @@ std::vector<std::string> available_backends();
 
 /// Kernel instance for (dtype, head_dim, pattern block_k; 0 = dense; whether the pattern has token
 /// columns) on the current device: "fa3" (Hopper, warp-specialised TMA + wgmma; head dim 128,
-/// block_k a multiple of 128, no token columns), "wgmma" (Hopper, compute capability 9.0, sm_90a)
-/// or "mma.sync" (sm_80+). A block-sparse pattern needs block_q % block_m == 0 and
+/// block_k a multiple of 128; token columns run its instance that gathers column tiles, on the
+/// grid schedule only), "wgmma" (Hopper, compute capability 9.0, sm_90a) or "mma.sync" (sm_80+). A block-sparse pattern needs block_q % block_m == 0 and
 /// block_k % block_n == 0 (the mma.sync shape always fits when the wgmma one does not).
 struct KernelInfo {
   const char* name = "";
@@ -43,7 +43,8 @@ KernelInfo kernel_info(DType dtype, int64_t head_dim, int64_t block_k = 0, bool 
 /// mma.sync), "mma", "wgmma" or "fa3" (a forced family throws where it cannot run). For tests and
 /// benchmarks; process-wide. "fa3grid" and "fa3persistent[:N]" force fa3 with one of its two
 /// schedules: one CTA per (query block, head) tile (what "fa3" and "auto" run), or persistent
-/// CTAs claiming those tiles (N CTAs; default one per SM). KernelInfo::name then says which.
+/// CTAs claiming those tiles (N CTAs; default one per SM; it throws for token columns).
+/// KernelInfo::name then says which.
 /// @throws sieve::Error for other names
 void set_kernel_preference(std::string_view name);
 

@@ -19,8 +19,12 @@
 // query block first, the query heads of one KV head side by side) until none is left, with the
 // K/V ring's phases carried across tiles and the next tile's Q loaded during the current tile's
 // last P V product and epilogue (opt-in: "fa3persistent"; see docs/cuda.md for the measurements).
-// Covers dense attention and patterns without token columns (block CSR + band); patterns with
-// columns use flash_kernel_sm90.cuh. Needs block_k % BLOCK_N == 0.
+// Token columns (instance COLUMNS, grid schedule only): the whole producer warpgroup walks the
+// tiles. Thread 0 issues the TMA copies of contiguous tiles as above; a column tile takes all 128
+// threads: thread r resolves list entry r (prepare_columns' rule) and gathers row r of K and V by
+// cp.async, the no-mask flag comes from barrier.red.and, and thread 0 arrives on the stage's full
+// barriers once every copy has landed and been published to the async proxy. Needs
+// block_k % BLOCK_N == 0.
 // Reference: Shah et al., "FlashAttention-3" (2024), §3.1 (producer/consumer warp
 // specialisation, persistent kernel with a tile scheduler) and §3.2 (intra-warpgroup
 // pipelining).
@@ -35,15 +39,22 @@
 
 namespace sieve::attention::cuda {
 
-template <class T_, int D_, int BN_, int STAGES_>
+/// COLUMNS_: the instance for patterns with token columns. Its producer warpgroup gathers column
+/// tiles, so it keeps 56 registers and the consumers get 224 (otherwise 24 and 240; 128 x
+/// producer + 256 x consumer <= 65536 registers per SM), and each stage adds the column tile's
+/// key ids and no-mask flag after the slots.
+template <class T_, int D_, int BN_, int STAGES_, bool COLUMNS_ = false>
 struct FlashConfigFa3 {
   using T = T_;
   static constexpr int kD = D_, kBN = BN_, kBM = 128, kStages = STAGES_;
+  static constexpr bool kColumns = COLUMNS_;
+  static constexpr int kProducerRegs = COLUMNS_ ? 56 : 24, kConsumerRegs = COLUMNS_ ? 224 : 240;
   static constexpr int kThreads = 384;  // producer warpgroup + two consumer warpgroups
   static constexpr int kQBytes = kBM * D_ * 2, kTileBytes = BN_ * D_ * 2;
   static constexpr int kBarBytes = 8 * (1 + 4 * STAGES_);  // full_q, full/empty x K/V per stage
-  static constexpr int kSmemBytes =
-      1024 + kQBytes + 2 * STAGES_ * kTileBytes + kBarBytes + 8 * STAGES_;  // +1024: alignment
+  static constexpr int kSmemBytes = 1024 + kQBytes + 2 * STAGES_ * kTileBytes + kBarBytes +
+                                    8 * STAGES_ +  // +1024: alignment
+                                    (COLUMNS_ ? STAGES_ * (4 * BN_ + 4) : 0);
   static_assert(D_ == 128 && BN_ == 128, "the FA3 path is built for head dim 128, BLOCK_N 128");
   // The persistent kernel adds Q's empty barrier and the next work tile's index.
   static constexpr int kSmemBytesPersistent = kSmemBytes + 16;
@@ -56,6 +67,86 @@ struct Fa3Args {
   FlashParams p;
   CUtensorMap tq, tk, tv;
 };
+
+namespace detail {
+
+/// Column instance: key ids of the stages' column tiles, [S][BN], then their no-mask flags, [S];
+/// they follow the S tile slots in shared memory.
+template <class Cfg>
+__device__ __forceinline__ int* fa3_column_ids(Tile* slots) {
+  return reinterpret_cast<int*>(slots + Cfg::kStages);
+}
+
+/// Column tile t into stage s (ring use with parity ph), run by all 128 producer threads (tid
+/// 0..127). Thread r resolves list entry t.c0 + r by prepare_columns' rule (-1: past the list's
+/// end or inside a computed block) into s_col[s][r]; warp w then gathers its 32 rows of K and V,
+/// two rows per cp.async round, each row's 16 chunks by 16 lanes (key ids by shuffle, so every
+/// row is one coalesced 256-byte read). Keys outside [0, seq_k) land as zeros.
+/// Synchronisation: only thread 0 follows the ring's phases (the other threads skip the
+/// contiguous tiles before the first column tile), so it waits for the stage to be free and
+/// named barrier 1 hands the stage to the 128 threads. Each thread waits for its own cp.async
+/// group and publishes it to the async proxy (wgmma reads the tiles); barrier.red.and over the
+/// 128 then also yields the no-mask flag, and thread 0 stores slot and flag and arrives once on
+/// each full barrier (count 1). __syncwarp() before each named barrier: lanes of a warp leave the
+/// data-dependent search (and warp 0's thread 0 the TMA branch) apart, and every warp reaches the
+/// barrier converged. Nothing else in the kernel uses barrier 1.
+template <class Cfg>
+__device__ __forceinline__ void fa3_gather_columns(const Tile& t, int s, uint32_t ph,
+                                                   const TileIter<Cfg::kBN>& it,
+                                                   const FlashParams& p, int hkv, uint32_t s_k,
+                                                   uint32_t s_v, uint32_t bars, Tile* slots) {
+  using T = typename Cfg::T;
+  constexpr int BN = Cfg::kBN, S = Cfg::kStages, C = Cfg::kD / 8;
+  static_assert(BN == 128 && C == 16, "one resolving thread per row, 16 lanes per row");
+  const int tid = int(threadIdx.x), lane = tid & 31, warp = tid >> 5;
+  int* s_col = fa3_column_ids<Cfg>(slots);
+
+  // Resolve this thread's entry while the stage may still be in use.
+  const int e = t.c0 + tid;
+  int j = -1;
+  if (e < it.col_end) {
+    j = __ldg(p.columns + e);
+    const int kb = j / p.block_k;
+    const int pos = lower_bound(p.block_indices, it.row_begin, it.row_end, kb);
+    if (pos < it.row_end && __ldg(p.block_indices + pos) == kb) j = -1;
+  }
+  const bool plain = j >= 0 && j < p.seq_k && (!p.causal || j <= it.p_lo) &&
+                     (p.band <= 0 || j <= it.p_lo - p.band);
+  if (tid == 0) {
+    tma::mbar_wait(bars + 8 * (1 + 2 * S + s), ph ^ 1u);  // empty_k(s)
+    tma::mbar_wait(bars + 8 * (1 + 3 * S + s), ph ^ 1u);  // empty_v(s)
+  }
+  __syncwarp();
+  tma::bar_sync<1, 128>();
+
+  s_col[s * BN + tid] = j;
+  const T* gk = static_cast<const T*>(p.k) + hkv * p.k_head_stride;
+  const T* gv = static_cast<const T*>(p.v) + hkv * p.v_head_stride;
+  const uint32_t dk = s_k + s * Cfg::kTileBytes, dv = s_v + s * Cfg::kTileBytes;
+  const int ch = lane & 15;
+#pragma unroll
+  for (int k = 0; k < 16; ++k) {
+    const int src = 2 * k + (lane >> 4), r = warp * 32 + src;
+    const int jr = __shfl_sync(0xffffffffu, j, src);
+    const bool ok = jr >= 0 && jr < p.seq_k;
+    const int64_t row = ok ? int64_t(jr) : 0;
+    ptx::cp_async_16(dk + pswz<BN>(r, ch), gk + row * p.k_row_stride + ch * 8, ok);
+    ptx::cp_async_16(dv + pswz<BN>(r, ch), gv + row * p.v_row_stride + ch * 8, ok);
+  }
+  ptx::cp_async_commit();
+  ptx::cp_async_wait<0>();
+  wgmma::fence_proxy_async();
+  __syncwarp();
+  const bool all_plain = tma::bar_and<1, 128>(plain);
+  if (tid == 0) {
+    slots[s] = t;
+    s_col[S * BN + s] = all_plain;
+    tma::mbar_arrive(bars + 8 * (1 + s));      // full_k(s)
+    tma::mbar_arrive(bars + 8 * (1 + S + s));  // full_v(s)
+  }
+}
+
+}  // namespace detail
 
 template <class Cfg>
 __global__ void __launch_bounds__(Cfg::kThreads, 1)
@@ -98,21 +189,35 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
   __syncthreads();
 
   if (warp < 4) {  // ---- producer warpgroup: one thread issues everything ------------------------
-    tma::regs_dec<24>();
-    if (tid != 0) return;
-    tma::prefetch_map(&a.tk);
-    tma::prefetch_map(&a.tv);
-    tma::mbar_arrive_expect_tx(full_q, Cfg::kQBytes);
+    tma::regs_dec<Cfg::kProducerRegs>();
+    if (!Cfg::kColumns && tid != 0) return;
+    if (tid == 0) {
+      tma::prefetch_map(&a.tk);
+      tma::prefetch_map(&a.tv);
+      tma::mbar_arrive_expect_tx(full_q, Cfg::kQBytes);
 #pragma unroll
-    for (int c = 0; c < D / 64; ++c)
-      tma::load_3d(s_q + c * (BM * 128), &a.tq, full_q, c * 64, r0, hq);
+      for (int c = 0; c < D / 64; ++c)
+        tma::load_3d(s_q + c * (BM * 128), &a.tq, full_q, c * 64, r0, hq);
+    }
     const int rows = min(BM, p.seq_q - r0);
     detail::TileIter<BN> it = detail::make_tile_iter<BN>(p, hq, r0, rows);
     for (int i = 0;; ++i) {
       const int s = i % S;
       const uint32_t ph = uint32_t(i / S) & 1u;
       detail::Tile t;
-      const bool has = it.next(t);
+      const bool has = it.next(t);  // the same walk in every producer thread
+      if constexpr (Cfg::kColumns) {
+        if (has && t.kind == detail::kColumns) {
+          detail::fa3_gather_columns<Cfg>(t, s, ph, it, p, hkv, s_k, s_v, bars, slots);
+          continue;
+        }
+        // Contiguous tiles (all before the first column tile) and the end are thread 0's; the
+        // others go straight on to the column tiles and wait there at the first named barrier.
+        if (tid != 0) {
+          if (!has) return;
+          continue;
+        }
+      }
       tma::mbar_wait(empty_k(s), ph ^ 1u);
       if (!has) {
         slots[s].kind = -1;
@@ -131,7 +236,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
         tma::load_3d(s_v + s * kTileBytes + c * kPanelBytes, &a.tv, full_v(s), c * 64, t.c0, hkv);
     }
   } else {  // ---- consumer warpgroups ---------------------------------------------------------
-    tma::regs_inc<240>();
+    tma::regs_inc<Cfg::kConsumerRegs>();
     const int cw = (warp >> 2) - 1;  // consumer 0 or 1: rows [64 cw, 64 cw + 64)
     const int g = lane >> 2, tq = lane & 3;
     const int wrow = cw * 64 + (warp & 3) * 16;  // first row of this warp inside the CTA tile
@@ -139,6 +244,20 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
     const auto release = [&](uint32_t bar) {
       __syncwarp();
       if (lane == 0) tma::mbar_arrive(bar);
+    };
+    // Column instance: the mask reads the stage's key ids and flag, so K's stage (whose release
+    // lets the producer rewrite them) is released after the mask instead of before it.
+    const int* s_col = detail::fa3_column_ids<Cfg>(slots);
+    const auto release_k_then_mask = [&](float (&s)[BN / 8][4], const detail::Tile& t, int st) {
+      if constexpr (Cfg::kColumns) {
+        if (detail::tile_masked(t, s_col + S * BN + st))
+          detail::mask_stripe<BN / 8>(s, t, r0 + wrow + g + p.q_offset, s_col + st * BN, tq, p);
+        release(empty_k(st));
+      } else {
+        release(empty_k(st));
+        if (t.kind != detail::kFull)
+          detail::mask_stripe<BN / 8>(s, t, r0 + wrow + g + p.q_offset, nullptr, tq, p);
+      }
     };
 
     float o[D / 8][4];
@@ -155,10 +274,6 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
       detail::issue_pv<T, D, BN>(o, pa, sv);
       wgmma::commit();
     };
-    const auto mask = [&](float (&s)[BN / 8][4], const detail::Tile& t) {
-      if (t.kind != detail::kFull)
-        detail::mask_stripe<BN / 8>(s, t, r0 + wrow + g + p.q_offset, nullptr, tq, p);
-    };
 
     tma::mbar_wait(full_q, 0);  // also when there is no tile: no copy outlives the CTA
     tma::mbar_wait(full_k(0), 0);
@@ -168,8 +283,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
       detail::issue_qk<T, D, BM, BN>(s, q_wg, s_k);
       wgmma::wait<0>();
       wgmma::fence_operands(s);
-      release(empty_k(0));
-      mask(s, t);
+      release_k_then_mask(s, t, 0);
       detail::online_softmax<BN / 8, D / 8>(s, o, m, l, sl2);
       uint32_t pa[BN / 16][4];
       detail::pack_p<T, BN>(s, pa);
@@ -188,8 +302,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
         issue_pv(pa, s_v + prev * kTileBytes);
         wgmma::wait<1>();  // S_i landed; P_{i-1} V_{i-1} may still run
         wgmma::fence_operands(s);
-        release(empty_k(st));
-        mask(s, t);
+        release_k_then_mask(s, t, st);
         float alpha[2];
         detail::online_softmax_p<BN / 8>(s, m, l, sl2, alpha);
         wgmma::wait<0>();
@@ -278,6 +391,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
   detail::Tile* slots = reinterpret_cast<detail::Tile*>(smem_raw + (bars - raw) + Cfg::kBarBytes);
   const uint32_t empty_q = bars + Cfg::kBarBytes + 8 * S;  // after the S slots
   static_assert(sizeof(detail::Tile) == 8, "slot size");
+  static_assert(!Cfg::kColumns, "token columns run on the grid schedule");
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
 

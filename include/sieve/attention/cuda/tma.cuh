@@ -1,10 +1,11 @@
 // Hopper (sm_90) asynchronous-copy and synchronisation wrappers for warp-specialised kernels:
 // mbarriers (init, arrive, arrive with an expected transaction count, parity wait), bulk tensor
-// copies (TMA, `cp.async.bulk.tensor`, completing on an mbarrier) and `setmaxnreg` (sm_90a).
-// Device-only header; the tensor maps are encoded on the host (cuTensorMapEncodeTiled) and passed
-// as __grid_constant__ parameters.
+// copies (TMA, `cp.async.bulk.tensor`, completing on an mbarrier), named barriers over a thread
+// count (barrier.sync, barrier.red.and) and `setmaxnreg` (sm_90a). Device-only header; the tensor
+// maps are encoded on the host (cuTensorMapEncodeTiled) and passed as __grid_constant__
+// parameters.
 // Reference: PTX ISA, "Parallel Synchronization and Communication Instructions: mbarrier",
-// "cp.async.bulk.tensor", "setmaxnreg".
+// "cp.async.bulk.tensor", "bar, barrier", "setmaxnreg".
 #pragma once
 
 #include <cstdint>
@@ -54,6 +55,28 @@ __device__ __forceinline__ void load_3d(uint32_t dst, const void* tmap, uint32_t
 }
 __device__ __forceinline__ void prefetch_map(const void* tmap) {
   asm volatile("prefetch.tensormap [%0];\n" ::"l"(tmap) : "memory");
+}
+
+/// Named barrier ID (1..15; 0 is __syncthreads) over COUNT threads (a multiple of 32): bar_sync
+/// waits for all of them; bar_and also returns whether `pred` holds in all of them. Non-.aligned
+/// forms (the callers' warps arrive from divergent code), but callers still reconverge each warp
+/// with __syncwarp() first so that whole warps arrive together.
+template <int ID, int COUNT>
+__device__ __forceinline__ void bar_sync() {
+  static_assert(ID > 0 && ID < 16 && COUNT % 32 == 0, "named barrier");
+  asm volatile("barrier.sync %0, %1;\n" ::"n"(ID), "n"(COUNT) : "memory");
+}
+template <int ID, int COUNT>
+__device__ __forceinline__ bool bar_and(bool pred) {
+  static_assert(ID > 0 && ID < 16 && COUNT % 32 == 0, "named barrier");
+  uint32_t r;
+  asm volatile(
+      "{\n.reg .pred p, q;\nsetp.ne.u32 p, %1, 0;\nbarrier.red.and.pred q, %2, %3, p;\n"
+      "selp.u32 %0, 1, 0, q;\n}\n"
+      : "=r"(r)
+      : "r"(uint32_t(pred)), "n"(ID), "n"(COUNT)
+      : "memory");
+  return r != 0;
 }
 
 /// Per-thread register budget of the executing warpgroup (sm_90a; the kernel needs a register

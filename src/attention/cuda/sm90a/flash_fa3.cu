@@ -52,8 +52,12 @@ bool encode(CUtensorMap* m, const void* base, int heads, int seq, int d, int64_t
             CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
-template <class T, FlashShapeFa3 S>
-using Cfg = FlashConfigFa3<T, S.head_dim, S.block_n, S.stages>;
+template <class T, FlashShapeFa3 S, bool COLUMNS>
+using Cfg = FlashConfigFa3<T, S.head_dim, S.block_n, S.stages, COLUMNS>;
+static_assert(Cfg<__nv_bfloat16, kFa3D128, false>::kSmemBytes == kFa3D128.smem_bytes() &&
+              Cfg<__nv_bfloat16, kFa3D128, true>::kSmemBytes == kFa3D128.smem_bytes_columns() &&
+              Cfg<__nv_bfloat16, kFa3D128, false>::kSmemBytesPersistent ==
+                  kFa3D128.smem_bytes_persistent());
 
 // Multiprocessor count of the current device (the persistent grid's size).
 int sm_count() {
@@ -93,26 +97,38 @@ cudaError_t launch(FlashParams p, cudaStream_t stream, int ctas) {
     kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytes, stream>>>(a);
     return cudaGetLastError();
   }
-  // Persistent. Work tiles are numbered in int (plus up to a grid's worth of claims past the
-  // last); one CTA per SM (shared memory allows no second), never more than work tiles, and a
-  // zeroed tile counter of its own (stream-ordered, so concurrent launches never share one).
-  const int64_t tiles = int64_t(p.num_m_tiles) * p.num_heads_q;
-  if (tiles > std::numeric_limits<int>::max() - (1 << 20)) return cudaErrorInvalidValue;
-  auto* kernel = &flash_attention_fa3_persistent_kernel<Cfg>;
-  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         Cfg::kSmemBytesPersistent);
-  if (err != cudaSuccess) return err;
-  int* counter = nullptr;
-  err = cudaMallocAsync(reinterpret_cast<void**>(&counter), sizeof(int), stream);
-  if (err != cudaSuccess) return err;
-  const unsigned grid = unsigned(std::min<int64_t>(tiles, ctas > 0 ? ctas : sm_count()));
-  err = cudaMemsetAsync(counter, 0, sizeof(int), stream);
-  if (err == cudaSuccess) {
-    kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytesPersistent, stream>>>(a, counter);
-    err = cudaGetLastError();
+  if constexpr (Cfg::kColumns) {
+    return cudaErrorInvalidValue;  // the host runs patterns with token columns on the grid
+  } else {
+    // Persistent. Work tiles are numbered in int (plus up to a grid's worth of claims past the
+    // last); one CTA per SM (shared memory allows no second), never more than work tiles, and a
+    // zeroed tile counter of its own (stream-ordered, so concurrent launches never share one).
+    const int64_t tiles = int64_t(p.num_m_tiles) * p.num_heads_q;
+    if (tiles > std::numeric_limits<int>::max() - (1 << 20)) return cudaErrorInvalidValue;
+    auto* kernel = &flash_attention_fa3_persistent_kernel<Cfg>;
+    cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           Cfg::kSmemBytesPersistent);
+    if (err != cudaSuccess) return err;
+    int* counter = nullptr;
+    err = cudaMallocAsync(reinterpret_cast<void**>(&counter), sizeof(int), stream);
+    if (err != cudaSuccess) return err;
+    const unsigned grid = unsigned(std::min<int64_t>(tiles, ctas > 0 ? ctas : sm_count()));
+    err = cudaMemsetAsync(counter, 0, sizeof(int), stream);
+    if (err == cudaSuccess) {
+      kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytesPersistent, stream>>>(a, counter);
+      err = cudaGetLastError();
+    }
+    const cudaError_t freed = cudaFreeAsync(counter, stream);
+    return err != cudaSuccess ? err : freed;
   }
-  const cudaError_t freed = cudaFreeAsync(counter, stream);
-  return err != cudaSuccess ? err : freed;
+}
+
+// Patterns with token columns take the instance that gathers column tiles (grid schedule only).
+template <class T>
+cudaError_t launch_instance(const FlashParams& p, cudaStream_t stream, int ctas) {
+  if (p.column_indptr)
+    return ctas < 0 ? launch<Cfg<T, kFa3D128, true>>(p, stream, ctas) : cudaErrorInvalidValue;
+  return launch<Cfg<T, kFa3D128, false>>(p, stream, ctas);
 }
 
 }  // namespace
@@ -120,12 +136,12 @@ cudaError_t launch(FlashParams p, cudaStream_t stream, int ctas) {
 cudaError_t launch_flash_fa3_bf16(int head_dim, const FlashParams& p, cudaStream_t stream,
                                   int ctas) {
   if (head_dim != 128) return cudaErrorInvalidValue;
-  return launch<Cfg<__nv_bfloat16, kFa3D128>>(p, stream, ctas);
+  return launch_instance<__nv_bfloat16>(p, stream, ctas);
 }
 cudaError_t launch_flash_fa3_f16(int head_dim, const FlashParams& p, cudaStream_t stream,
                                  int ctas) {
   if (head_dim != 128) return cudaErrorInvalidValue;
-  return launch<Cfg<__half, kFa3D128>>(p, stream, ctas);
+  return launch_instance<__half>(p, stream, ctas);
 }
 
 }  // namespace sieve::attention::cuda
