@@ -44,18 +44,6 @@ std::atomic<int> g_fa3_ctas{0};
 // the H200 comparison in docs/results/gpu-attention.md. A forced "fa3" runs it either way.
 constexpr bool kFa3Columns = true;
 
-// Compute capability 9.0 (H100/H200): the sm_90a wgmma kernel runs there and nowhere else.
-bool current_device_is_sm90() {
-  int dev = 0, major = 0, minor = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return false;
-  }
-  return major == 9 && minor == 0;
-}
-
 void check_supported(DType dtype, int64_t head_dim) {
   SIEVE_CHECK(dtype == DType::kBF16 || dtype == DType::kF16,
               "CUDA attention takes bf16 or f16 inputs, got {}", dtype_name(dtype));
@@ -98,7 +86,7 @@ KernelInfo kernel_info(DType dtype, int64_t head_dim, int64_t block_k, bool toke
   const char* fa3_name = pref == 4 ? "fa3grid" : pref == 5 ? "fa3persistent" : "fa3";
   if (pref >= 4) pref = 3;  // the fa3 kernel with a forced schedule
   if (pref == 3) {
-    SIEVE_CHECK(current_device_is_sm90(), "the fa3 kernel needs a compute capability 9.0 device");
+    SIEVE_CHECK(detail::device_is_sm90(), "the fa3 kernel needs a compute capability 9.0 device");
     SIEVE_CHECK(fa3_fits,
                 "the fa3 kernel needs head_dim 128 and block_k a multiple of {} (head_dim {}, "
                 "block_k {})",
@@ -107,16 +95,16 @@ KernelInfo kernel_info(DType dtype, int64_t head_dim, int64_t block_k, bool toke
                 "the persistent fa3 schedule takes no token columns (fa3grid or fa3 does)");
   }
   if (pref == 3 || (pref == 0 && fa3_fits && (!token_columns || kFa3Columns) &&
-                    current_device_is_sm90()))
+                    detail::device_is_sm90()))
     return KernelInfo{fa3_name, f.block_m(), f.block_n, f.threads(),
                       persistent      ? f.smem_bytes_persistent()
                       : token_columns ? f.smem_bytes_columns()
                                       : f.smem_bytes()};
   const FlashShapeSm90& h = head_dim == 64 ? kSm90D64 : kSm90D128;
   const bool fits = block_k == 0 || block_k % h.block_n == 0;
-  bool wgmma = pref != 1 && fits && current_device_is_sm90();
+  bool wgmma = pref != 1 && fits && detail::device_is_sm90();
   if (pref == 2) {
-    SIEVE_CHECK(current_device_is_sm90(), "the wgmma kernel needs a compute capability 9.0 device");
+    SIEVE_CHECK(detail::device_is_sm90(), "the wgmma kernel needs a compute capability 9.0 device");
     SIEVE_CHECK(fits, "the wgmma kernel needs block_k to be a multiple of {}, got {}", h.block_n, block_k);
     wgmma = true;
   }
