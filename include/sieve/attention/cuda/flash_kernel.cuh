@@ -177,6 +177,27 @@ __device__ __forceinline__ TileIter<BN> make_tile_iter(const FlashParams& p, int
   return it;
 }
 
+/// Key id of entry e of the CTA's column list, or -1 to skip it: past the end of the list, or its
+/// key block is in the CSR row (already computed there).
+template <int BN>
+__device__ __forceinline__ int resolve_column(int e, const TileIter<BN>& it,
+                                              const FlashParams& p) {
+  if (e >= it.col_end) return -1;
+  const int j = __ldg(p.columns + e);
+  const int kb = j / p.block_k;
+  const int pos = lower_bound(p.block_indices, it.row_begin, it.row_end, kb);
+  return pos < it.row_end && __ldg(p.block_indices + pos) == kb ? -1 : j;
+}
+
+/// Whether column key j is valid, causal for every row of the CTA and outside every row's band:
+/// its scores need no mask.
+template <int BN>
+__device__ __forceinline__ bool column_is_plain(int j, const TileIter<BN>& it,
+                                                const FlashParams& p) {
+  return j >= 0 && j < p.seq_k && (!p.causal || j <= it.p_lo) &&
+         (p.band <= 0 || j <= it.p_lo - p.band);
+}
+
 /// For a column tile: resolves its list entries to key ids in s_col[0, BN) (-1 = skip: past the
 /// end of the list, or its block is already computed), visible to all threads after the barrier.
 /// *s_plain = whether every key of the tile is valid, causal for every row of the CTA and outside
@@ -188,17 +209,9 @@ __device__ __forceinline__ void prepare_columns(const Tile& t, int* s_col, int* 
   if (t.kind != kColumns) return;
   bool plain = true;
   if (int(threadIdx.x) < BN) {
-    const int e = t.c0 + int(threadIdx.x);
-    int j = -1;
-    if (e < it.col_end) {
-      j = __ldg(p.columns + e);
-      const int kb = j / p.block_k;
-      const int pos = lower_bound(p.block_indices, it.row_begin, it.row_end, kb);
-      if (pos < it.row_end && __ldg(p.block_indices + pos) == kb) j = -1;
-    }
+    const int j = resolve_column(t.c0 + int(threadIdx.x), it, p);
     s_col[threadIdx.x] = j;
-    plain = j >= 0 && j < p.seq_k && (!p.causal || j <= it.p_lo) &&
-            (p.band <= 0 || j <= it.p_lo - p.band);
+    plain = column_is_plain(j, it, p);
   }
   const int all_plain = __syncthreads_and(plain);
   if (threadIdx.x == 0) *s_plain = all_plain;  // read after the main loop's next barrier

@@ -102,16 +102,8 @@ __device__ __forceinline__ void fa3_gather_columns(const Tile& t, int s, uint32_
   int* s_col = fa3_column_ids<Cfg>(slots);
 
   // Resolve this thread's entry while the stage may still be in use.
-  const int e = t.c0 + tid;
-  int j = -1;
-  if (e < it.col_end) {
-    j = __ldg(p.columns + e);
-    const int kb = j / p.block_k;
-    const int pos = lower_bound(p.block_indices, it.row_begin, it.row_end, kb);
-    if (pos < it.row_end && __ldg(p.block_indices + pos) == kb) j = -1;
-  }
-  const bool plain = j >= 0 && j < p.seq_k && (!p.causal || j <= it.p_lo) &&
-                     (p.band <= 0 || j <= it.p_lo - p.band);
+  const int j = resolve_column(t.c0 + tid, it, p);
+  const bool plain = column_is_plain(j, it, p);
   if (tid == 0) {
     tma::mbar_wait(bars + 8 * (1 + 2 * S + s), ph ^ 1u);  // empty_k(s)
     tma::mbar_wait(bars + 8 * (1 + 3 * S + s), ph ^ 1u);  // empty_v(s)
