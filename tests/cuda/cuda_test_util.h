@@ -5,7 +5,9 @@
 #include "sieve/attention/cuda/api.h"
 #include "sieve/attention/cuda/check.h"
 #include "sieve/attention/cuda/device_tensor.h"
+#include "sieve/attention/cuda/selectors.h"
 #include "sieve/attention/reference.h"
+#include "sieve/attention/selector.h"
 #include "sieve/attention/synthetic.h"
 #include "sieve/core/rng.h"
 #include "sieve/core/tensor.h"
@@ -158,6 +160,28 @@ inline void expect_pattern_output_matches_reference(const Inputs& in,
   const auto ref = attention::reference_attention(
       in.q, in.k, in.v, opts, attention::mask_from_pattern(pattern, in.q.size(0), in.k.size(0)));
   expect_matches_reference(got, ref, in.v, in.q.dtype(), what);
+}
+
+/// A selector's pattern from the CPU (select() on the host tensors) and from the GPU
+/// (select_on_device() on device copies dq, dk; dp downloaded to gpu and validated): what every
+/// GPU selector test compares.
+struct CpuGpuPatterns {
+  attention::SparsePattern cpu, gpu;
+  attention::cuda::DeviceTensor dq, dk;
+  attention::cuda::DevicePattern dp;
+};
+/// Fills `out` for `sel` on `in`; call through ASSERT_NO_FATAL_FAILURE.
+inline void select_on_cpu_and_gpu(const attention::PatternSelector& sel, const Inputs& in,
+                                  const attention::AttentionOptions& opts, CpuGpuPatterns& out) {
+  namespace cu = attention::cuda;
+  out.cpu = sel.select(in.q, in.k, opts);
+  out.dq = cu::DeviceTensor::from_host(in.q);
+  out.dk = cu::DeviceTensor::from_host(in.k);
+  ASSERT_TRUE(cu::has_device_selector(sel));
+  out.dp = cu::select_on_device(sel, out.dq, out.dk, opts);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  out.gpu = out.dp.download();
+  ASSERT_NO_THROW(out.gpu.validate());
 }
 
 }  // namespace sieve::test

@@ -51,13 +51,10 @@ void check_selector(const std::string& name, const std::vector<std::string>& set
   SCOPED_TRACE(what + " selector " + name);
   auto sel = attention::make_selector(name, settings);
   AttentionOptions opts;
-  const SparsePattern cpu = sel->select(in.q, in.k, opts);
-  const cu::DeviceTensor dq = cu::DeviceTensor::from_host(in.q), dk = cu::DeviceTensor::from_host(in.k);
-  ASSERT_TRUE(cu::has_device_selector(*sel));
-  const cu::DevicePattern dp = cu::select_on_device(*sel, dq, dk, opts);
-  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  const SparsePattern gpu = dp.download();
-  ASSERT_NO_THROW(gpu.validate());
+  CpuGpuPatterns r;
+  ASSERT_NO_FATAL_FAILURE(select_on_cpu_and_gpu(*sel, in, opts, r));
+  const SparsePattern& cpu = r.cpu;
+  const SparsePattern& gpu = r.gpu;
   EXPECT_EQ(gpu.band, cpu.band);
   EXPECT_EQ(gpu.column_indptr, cpu.column_indptr);
   EXPECT_EQ(gpu.columns, cpu.columns);
@@ -78,9 +75,9 @@ void check_selector(const std::string& name, const std::vector<std::string>& set
 
   // GPU recall of the GPU pattern = the CPU's exact (f64) recall of the same pattern.
   const attention::PatternMetrics m = attention::pattern_recall(in.q, in.k, gpu, opts, 5);
-  const cu::DeviceRecall r = cu::pattern_recall(dq, dk, dp.view(), opts, 5);
-  EXPECT_NEAR(r.mean, m.recall_mean, 1e-4);
-  EXPECT_NEAR(r.min, m.recall_min, 1e-4);
+  const cu::DeviceRecall rec = cu::pattern_recall(r.dq, r.dk, r.dp.view(), opts, 5);
+  EXPECT_NEAR(rec.mean, m.recall_mean, 1e-4);
+  EXPECT_NEAR(rec.min, m.recall_min, 1e-4);
 
   // The GPU pattern through the GPU executor equals the f64 reference on that pattern.
   expect_pattern_output_matches_reference(in, opts, gpu, what + " " + name);
@@ -122,12 +119,10 @@ void check_mma_selector(const std::string& name, const std::vector<std::string>&
   auto sel = attention::make_selector(name, settings);
   AttentionOptions opts;
   opts.causal = causal;
-  const SparsePattern cpu = sel->select(in.q, in.k, opts);
-  const cu::DeviceTensor dq = cu::DeviceTensor::from_host(in.q), dk = cu::DeviceTensor::from_host(in.k);
-  const cu::DevicePattern dp = cu::select_on_device(*sel, dq, dk, opts);
-  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  const SparsePattern gpu = dp.download();
-  ASSERT_NO_THROW(gpu.validate());
+  CpuGpuPatterns r;
+  ASSERT_NO_FATAL_FAILURE(select_on_cpu_and_gpu(*sel, in, opts, r));
+  const SparsePattern& cpu = r.cpu;
+  const SparsePattern& gpu = r.gpu;
   const RowDiff d = compare_rows(cpu, gpu);
   const attention::PatternMetrics mc = attention::pattern_recall(in.q, in.k, cpu, opts, 3);
   const attention::PatternMetrics mg = attention::pattern_recall(in.q, in.k, gpu, opts, 3);

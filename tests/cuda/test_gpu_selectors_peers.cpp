@@ -77,14 +77,10 @@ void check_peer(const std::string& name, const std::vector<std::string>& setting
                 const AttentionOptions& opts, const std::string& what, Rows rule = Rows::kExact) {
   SCOPED_TRACE(what + " selector " + name);
   auto sel = attention::make_selector(name, settings);
-  const SparsePattern cpu = sel->select(in.q, in.k, opts);
-  const cu::DeviceTensor dq = cu::DeviceTensor::from_host(in.q),
-                         dk = cu::DeviceTensor::from_host(in.k);
-  ASSERT_TRUE(cu::has_device_selector(*sel));
-  const cu::DevicePattern dp = cu::select_on_device(*sel, dq, dk, opts);
-  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  const SparsePattern gpu = dp.download();
-  ASSERT_NO_THROW(gpu.validate());
+  CpuGpuPatterns r;
+  ASSERT_NO_FATAL_FAILURE(select_on_cpu_and_gpu(*sel, in, opts, r));
+  const SparsePattern& cpu = r.cpu;
+  const SparsePattern& gpu = r.gpu;
   EXPECT_EQ(gpu.band, cpu.band);
   EXPECT_EQ(gpu.has_columns(), cpu.has_columns());
   ASSERT_EQ(gpu.block_indptr.size(), cpu.block_indptr.size());
