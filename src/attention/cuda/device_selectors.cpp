@@ -358,7 +358,7 @@ bool has_device_selector(const PatternSelector& selector) {
   if (selector.common().share_kv_head) return false;
   const std::string n = selector.name();
   if (n == "dense" || n == "streaming" || n == "unisparse") return true;
-  if (const auto* rr = dynamic_cast<const RRSelector*>(&selector)) return rr->config().stride <= 64;
+  if (const auto* rr = dynamic_cast<const RRSelector*>(&selector)) return rr->config().stride <= 64 && rr->config().near == 0;
   return has_peer_port(selector);
 }
 
@@ -367,7 +367,7 @@ DevicePattern select_on_device(const PatternSelector& selector, const TensorView
   selector.validate_config();
   const AttentionShape shape = check_attention_inputs(q, k, k);
   SIEVE_CHECK(has_device_selector(selector),
-              "selector '{}' has no GPU port with these settings (ported: rr with stride <= 64, unisparse, "
+              "selector '{}' has no GPU port with these settings (ported: rr with stride <= 64 and near=0, unisparse, "
               "streaming, dense, sample, xattn with block_k / stride <= 64, vslash, flexprefill; "
               "share_kv_head=false)",
               selector.name());

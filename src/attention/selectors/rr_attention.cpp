@@ -42,6 +42,8 @@ void RRSelector::set(std::string_view key, std::string_view value) {
     config_.outliers = int(parse_setting_int(name(), key, value));
   } else if (key == "moments") {
     config_.moments = parse_setting_bool(name(), key, value);
+  } else if (key == "near") {
+    config_.near = parse_setting_int(name(), key, value);
   } else if (key == "key_agg") {
     if (value == "mean") config_.key_agg = RRConfig::KeyAgg::kMean;
     else if (value == "sample") config_.key_agg = RRConfig::KeyAgg::kSample;
@@ -61,6 +63,7 @@ std::map<std::string, std::string> RRSelector::settings() const {
   s["key_agg"] = config_.key_agg == RRConfig::KeyAgg::kMean ? "mean" : "sample";
   s["outliers"] = std::to_string(config_.outliers);
   s["moments"] = config_.moments ? "true" : "false";
+  s["near"] = std::to_string(config_.near);
   return s;
 }
 
@@ -71,6 +74,7 @@ void RRSelector::validate_config() const {
               "selector 'rr': stride must be in [1, 256], got {}", config_.stride);
   SIEVE_CHECK(config_.outliers >= 0 && config_.outliers < config_.stride,
               "selector 'rr': outliers must be in [0, stride), got {}", config_.outliers);
+  SIEVE_CHECK(config_.near >= 0, "selector 'rr': near must be >= 0 tokens, got {}", config_.near);
   SIEVE_CHECK(common_.block_q % config_.stride == 0 && common_.block_k % config_.stride == 0,
               "selector 'rr': stride {} must divide block_q {} and block_k {}", config_.stride,
               common_.block_q, common_.block_k);
@@ -150,6 +154,7 @@ SparsePattern RRSelector::estimate(const TensorView& q, const TensorView& k,
   const int64_t m = mean_keys ? std::min<int64_t>(config_.outliers, S - 1) : 0;
   const int64_t R = 1 + m;  // representatives per stride
   const int nt = num_threads();
+  const int64_t near = config_.near;
   const float ninf = -std::numeric_limits<float>::infinity();
   const auto offset_of = [&](int64_t h, int64_t t) -> int64_t {
     return config_.offset == RRConfig::Offset::kRotate ? (h + t) % S : h % S;
@@ -212,27 +217,34 @@ SparsePattern RRSelector::estimate(const TensorView& q, const TensorView& k,
     };
     const auto fix = [&](int64_t t, float* row, int64_t units) {
       for (int64_t e = 0; e < units * R; ++e) row[e] += log_w[size_t(e)];
-      if (!opts.causal) return;
-      // The query's own stride holds keys up to its position only: its exact log-sum-exp over
-      // the visible keys (S dot products) replaces the representatives.
-      thread_local std::vector<float> buf;
-      const int64_t ud = units - 1, k0 = ud * S, k1 = std::min(geo.pos(rows[size_t(t)]) + 1, Lk);
-      buf.resize(static_cast<size_t>(S * D));
+      if (!opts.causal && near == 0) return;
+      // Exact strides: the query's own, partially visible stride (causal) and, with near > 0, the
+      // strides holding the `near` keys before the query. Each one's exact log-sum-exp over its
+      // visible keys replaces its representatives (one-token slash lines near the diagonal are
+      // invisible to a stride mean; here they are scored like any key).
+      thread_local std::vector<float> buf, s;
+      const int64_t pos = geo.pos(rows[size_t(t)]);
+      const int64_t hi = std::min(units - 1, pos / S);
+      const int64_t lo = near > 0 ? std::max<int64_t>(0, (pos - near) / S) : hi;
+      if (hi < lo) return;
+      const int64_t k0 = lo * S, k1 = std::min({hi * S + S, Lk, opts.causal ? pos + 1 : Lk});
+      if (k1 <= k0) return;
+      buf.resize(static_cast<size_t>((k1 - k0) * D));
+      s.resize(static_cast<size_t>(k1 - k0));
       est::load_rows_f32(k, hk, k0, k1, buf.data());
-      const float* qr = &sampled[size_t(t * W)];
-      float mx = ninf;
-      float s[256];
-      const int64_t cnt = std::min<int64_t>(k1 - k0, 256);
-      for (int64_t j = 0; j < cnt; ++j) {
-        float dot = 0.0f;
-        for (int64_t d = 0; d < D; ++d) dot += qr[d] * buf[size_t(j * D + d)];
-        s[j] = scale * dot;
-        mx = std::max(mx, s[j]);
+      est::kernels().gemm_nt(&sampled[size_t(t * W)], D, buf.data(), D, s.data(), k1 - k0, 1,
+                             k1 - k0, D, scale);
+      for (int64_t u = lo; u <= hi; ++u) {
+        const int64_t a = u * S - k0, b = std::min(u * S + S, k1) - k0;
+        float mx = ninf;
+        for (int64_t j = a; j < b; ++j) mx = std::max(mx, s[size_t(j)]);
+        double sum = 0;
+        for (int64_t j = a; j < b; ++j) sum += std::exp(double(s[size_t(j)] - mx));
+        row[u * R] = b > a ? mx + float(std::log(sum)) : ninf;
+        for (int64_t e = u * R + 1; e < u * R + R; ++e) row[e] = ninf;
       }
-      double sum = 0;
-      for (int64_t j = 0; j < cnt; ++j) sum += std::exp(double(s[j] - mx));
-      row[ud * R] = mx + float(std::log(sum));
-      for (int64_t e = ud * R + 1; e < units * R; ++e) row[e] = ninf;
+      if (opts.causal)
+        for (int64_t e = (hi + 1) * R; e < units * R; ++e) row[e] = ninf;
     };
     const auto emit = [&](int64_t qb, const float* scores, int64_t nvis) {
       std::vector<int32_t> sel;

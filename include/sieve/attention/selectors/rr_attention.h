@@ -41,6 +41,10 @@ struct RRConfig {
   /// correction scale^2/2 sum_d q_d^2 var_d (var over the stride's keys), so that strides whose
   /// keys spread get the mass exp(mean logit) misses. Doubles the GEMM width; still O(L^2/S^2).
   bool moments = true;
+  /// Near field in tokens: each sampled query scores the keys of the strides holding the `near`
+  /// keys before it exactly (log-sum-exp per stride) instead of by representatives. 0 = only the
+  /// query's own stride (causal). Costs near * D per sampled query, O(L near / S) per head.
+  int64_t near = 0;
 };
 
 class RRSelector final : public PatternSelector {
