@@ -122,22 +122,27 @@ __device__ __forceinline__ void warp_column_sums(const float (&cs)[8][2], float*
 // of row r at c ^ (r & 7)). With kWgmma the key tiles are stored as 64-element panels of 128-byte
 // rows (the 128-byte-swizzle layout wgmma reads) and each warpgroup scores its 64 rows in one
 // m64n64 group, the rows' fragments from registers (as for mma.sync), the keys from shared memory.
-// Scores are kept in log2 units (scale * log2 e folded into one multiply) so that every
-// probability is one ex2.approx (~2 ulp), and tiles that lie wholly inside the row's visible keys
-// and wholly inside or outside its covered ranges skip the per-key tests.
+// One CTA barrier per tile (it also publishes the previous tile's shared sums, flushed after it).
+// Scores are kept in log2 units (scale * log2 e folded into the fma that subtracts the row max) so
+// that every probability is one fma and one ex2.approx (~2 ulp), and tiles that lie wholly inside
+// the row's visible keys and wholly inside or outside its covered ranges skip the per-key tests.
 //  - kStats: per (row, split) the max and sum of 2^(s - max) (online) into part_m / part_l;
 //  - kSampleMass: the probabilities (row max and 1 / sum from row_max / row_inv), split into the
 //    covered mass (per head) and column mass (f64 atomics);
 //  - kProbeMass: every probability to its column and to its diagonal offset pos(i) - j
-//    (probe_last_rows; the listed rows are consecutive, so a tile's offsets span < 192 values).
+//    (probe_last_rows; the listed rows are consecutive, so a tile's offsets span < 192 values;
+//    each warp sums its tile's diagonals from the probabilities staged in shared memory).
 template <class T, int D, int kMode, bool kWgmma>
 __global__ void __launch_bounds__(kThreads)
     row_softmax_kernel(HeadInputs in, Geometry g, RowProblem pb, int split_tiles,
                        const float* row_max, const float* row_inv, float* part_m, double* part_l) {
   constexpr int kRowBytes = 2 * D, kChunks = D / 8, kSteps = D / 16, kSlash = kRows + 2 * kKeys;
   extern __shared__ __align__(128) unsigned char smem[];
-  __shared__ float s_col[kThreads / 32][kKeys];
-  __shared__ float s_slash[kSlash];
+  // per-warp column sums and (probe) diagonal sums of the last two tiles (tile i's are flushed to
+  // global memory after the barrier that starts tile i + 1: one barrier per tile)
+  constexpr int kDiag = 16 + kKeys - 1;  // diagonals of a warp's 16 x 64 tile
+  __shared__ float s_col[2][kThreads / 32][kKeys];
+  __shared__ float s_diag[2][kMode == kProbeMass ? kThreads / 32 : 1][kDiag];
   __shared__ int s_v[kRows];
   __shared__ double s_red[32];
   const uint32_t raw = ptx::smem_addr(smem);
@@ -170,14 +175,25 @@ __global__ void __launch_bounds__(kThreads)
   }
   const int tile0 = split * split_tiles;
   const int ntiles = max(0, min((maxv + kKeys - 1) / kKeys, tile0 + split_tiles) - tile0);
+  // Key tile copy: this thread's 16-byte chunk cc of rows kr + u * kRowStep (u < kCopies). The
+  // row step is a multiple of 8, so every copy has the same swizzle and the shared-memory offsets
+  // and global addresses differ by constants: no per-tile index arithmetic.
+  constexpr int kRowStep = kThreads / kChunks, kCopies = kKeys / kRowStep;
+  static_assert(kRowStep % 8 == 0 && kKeys % kRowStep == 0, "key tile copy");
+  const int kr = int(threadIdx.x) / kChunks, cc = int(threadIdx.x) % kChunks;
+  const uint32_t k_off =
+      kWgmma ? uint32_t((cc >> 3) * (kKeys * 128) + kr * 128 + (((cc & 7) ^ (kr & 7)) << 4))
+             : uint32_t((kr * kChunks + (cc ^ (kr & 7))) * 16);
+  constexpr uint32_t kOffStep = kWgmma ? kRowStep * 128 : kRowStep * kChunks * 16;
+  const T* k_src = k + int64_t(kr) * in.k_row_stride + cc * 8;
+  const int64_t k_step = int64_t(kRowStep) * in.k_row_stride;
   const auto load_keys = [&](int kt, uint32_t dst) {
-    for (int i = int(threadIdx.x); i < kKeys * kChunks; i += kThreads) {
-      const int r = i / kChunks, c = i % kChunks, j = kt * kKeys + r;
-      const bool ok = j < g.seq_k;
-      const T* src = ok ? k + int64_t(j) * in.k_row_stride + c * 8 : k;
-      const uint32_t off = kWgmma ? uint32_t((c >> 3) * (kKeys * 128) + r * 128 + (((c & 7) ^ (r & 7)) << 4))
-                                  : uint32_t((r * kChunks + (c ^ (r & 7))) * 16);
-      ptx::cp_async_16(dst + off, src, ok);
+    const T* src = k_src + int64_t(kt) * kKeys * in.k_row_stride;
+    const int j = kt * kKeys + kr;
+#pragma unroll
+    for (int u = 0; u < kCopies; ++u) {
+      const bool ok = j + u * kRowStep < g.seq_k;
+      ptx::cp_async_16(dst + k_off + uint32_t(u) * kOffStep, ok ? src + u * k_step : k, ok);
     }
   };
   if (ntiles > 0) load_keys(tile0, s_k);
@@ -222,15 +238,48 @@ __global__ void __launch_bounds__(kThreads)
   // scores in log2 units (scale * log2 e folded in): one ex2 per probability
   const float scale2 = in.scale * 1.4426950408889634f;
   double* hcol = pb.col + int64_t(h) * g.seq_k;
+  double* hslash = kMode == kProbeMass ? pb.slash + int64_t(h) * g.seq_k : nullptr;
+  // Probe mode: each warp's 16 x 64 probabilities of the current tile (row stride 64 floats,
+  // 8-float groups XOR-swizzled by row & 3: conflict-free float2 stores and diagonal loads). With
+  // D = 128 this is the warp's own rows of the query tile, dead once its fragments are in registers;
+  // otherwise launch_row_kernel adds the space after the key buffers.
+  [[maybe_unused]] float* const s_pw = reinterpret_cast<float*>(
+      smem + ((D == 128 ? s_q : s_k + 2u * kKeys * kRowBytes) - raw) + warp * 16 * kKeys * 4);
+  // Tile i's column sums over the 8 warps (f64 atomics) and, in probe mode, its diagonal sums;
+  // called after a barrier that follows every warp's writes of tile i.
+  const auto flush = [&](int i) {
+    const int b = i & 1, jt = (tile0 + i) * kKeys;
+    if (threadIdx.x < kKeys) {
+      float x = 0.f;
+      for (int w = 0; w < kThreads / 32; ++w) x += s_col[b][w][threadIdx.x];
+      const int j = jt + int(threadIdx.x);
+      if (x > 0.f && j < g.seq_k) atomicAdd(hcol + j, double(x));
+    }
+    if (kMode == kProbeMass) {
+      // tile slot x = (row - pos_lo) - key + 63 is warp w's local diagonal x - 16 w
+      for (int x = int(threadIdx.x); x < kSlash; x += kThreads) {
+        float v = 0.f;
+        for (int w = 0; w < kThreads / 32; ++w) {
+          const int d = x - 16 * w;
+          if (d >= 0 && d < kDiag) v += s_diag[b][kMode == kProbeMass ? w : 0][d];
+        }
+        const int o = x + pos_lo - jt - (kKeys - 1);
+        if (v > 0.f && o >= 0 && o < g.seq_k) atomicAdd(hslash + o, double(v));
+      }
+    }
+  };
 
+  // One barrier per tile: it publishes tile i's keys (copied during tile i - 1) and tile i - 1's
+  // shared sums, and frees the buffer of tile i - 1 for the copy of tile i + 1.
   for (int i = 0; i < ntiles; ++i) {
+    if (i > 0) {
+      ptx::cp_async_wait<0>();
+      if constexpr (kWgmma) wgmma::fence_proxy_async();
+      __syncthreads();
+      if (kMode != kStats) flush(i - 1);
+    }
     if (i + 1 < ntiles) load_keys(tile0 + i + 1, s_k + uint32_t(((i + 1) & 1) * kKeys * kRowBytes));
     ptx::cp_async_commit();
-    ptx::cp_async_wait<1>();
-    if (kMode == kProbeMass)
-      for (int x = int(threadIdx.x); x < kSlash; x += kThreads) s_slash[x] = 0.f;
-    if constexpr (kWgmma) wgmma::fence_proxy_async();
-    __syncthreads();
     const uint32_t sb = s_k + uint32_t((i & 1) * kKeys * kRowBytes);
     float acc[8][4] = {};
     if constexpr (kWgmma) {
@@ -259,30 +308,39 @@ __global__ void __launch_bounds__(kThreads)
     const int jt = (tile0 + i) * kKeys;
     const int j0 = jt + 2 * tq;  // + n * 8 + c
     if constexpr (kMode == kStats) {
+      // The max of the raw scores times scale2 (> 0: effective_scale) is the max of the scaled
+      // ones (rounding is monotonic); each term is then one fma and one ex2, as in the mass pass.
 #pragma unroll
       for (int rr = 0; rr < 2; ++rr) {
-        const bool full = jt + kKeys <= ri[rr].v;  // every key of the tile visible to the row
         float tmax = -INFINITY;
+        if (jt + kKeys <= ri[rr].v) {  // every key of the tile visible to the row
 #pragma unroll
-        for (int n = 0; n < 8; ++n)
+          for (int n = 0; n < 8; ++n)
+            tmax = fmaxf(tmax, fmaxf(acc[n][2 * rr], acc[n][2 * rr + 1]));
+        } else {
 #pragma unroll
-          for (int c = 0; c < 2; ++c) {
-            const int j = j0 + n * 8 + c;
-            const float s = full || j < ri[rr].v ? scale2 * acc[n][2 * rr + c] : -INFINITY;
-            acc[n][2 * rr + c] = s;
-            tmax = fmaxf(tmax, s);
-          }
+          for (int n = 0; n < 8; ++n)
+#pragma unroll
+            for (int c = 0; c < 2; ++c) {
+              const float s = j0 + n * 8 + c < ri[rr].v ? acc[n][2 * rr + c] : -INFINITY;
+              acc[n][2 * rr + c] = s;
+              tmax = fmaxf(tmax, s);
+            }
+        }
         if (tmax == -INFINITY) continue;
+        tmax *= scale2;
         if (tmax > m[rr]) {
           if (m[rr] != -INFINITY) l[rr] *= double(ptx::exp2_fast(m[rr] - tmax));
           m[rr] = tmax;
         }
-        float sum = 0.f;
+        const float nm = -m[rr];
+        float sum0 = 0.f, sum1 = 0.f;
 #pragma unroll
-        for (int n = 0; n < 8; ++n)
-#pragma unroll
-          for (int c = 0; c < 2; ++c) sum += ptx::exp2_fast(acc[n][2 * rr + c] - m[rr]);
-        l[rr] += double(sum);
+        for (int n = 0; n < 8; ++n) {
+          sum0 += ptx::exp2_fast(fmaf(scale2, acc[n][2 * rr], nm));
+          sum1 += ptx::exp2_fast(fmaf(scale2, acc[n][2 * rr + 1], nm));
+        }
+        l[rr] += double(sum0 + sum1);
       }
     } else {
       float cs[8][2] = {};
@@ -299,20 +357,21 @@ __global__ void __launch_bounds__(kThreads)
         const bool inside =
             je <= g.block_k || (jt >= r.lo_f && je <= r.hi_f) || (jt >= r.lo_b && je <= r.hi_b);
         const float mr = m[rr], ir = inv[rr];
-        if (kMode == kSampleMass && full && (outside || inside)) {
+        if (kMode == kSampleMass && full && outside) {
+#pragma unroll
+          for (int n = 0; n < 8; ++n)
+#pragma unroll
+            for (int c = 0; c < 2; ++c)
+              cs[n][c] += ptx::exp2_fast(fmaf(scale2, acc[n][2 * rr + c], -mr)) * ir;
+        } else if (kMode == kSampleMass && full && inside) {
           float t = 0.f;
 #pragma unroll
           for (int n = 0; n < 8; ++n)
 #pragma unroll
-            for (int c = 0; c < 2; ++c) {
-              const float p = ptx::exp2_fast(fmaf(scale2, acc[n][2 * rr + c], -mr)) * ir;
-              if (outside)
-                cs[n][c] += p;
-              else
-                t += p;
-            }
+            for (int c = 0; c < 2; ++c)
+              t += ptx::exp2_fast(fmaf(scale2, acc[n][2 * rr + c], -mr)) * ir;
           cv[rr] += t;
-        } else {
+        } else if (kMode == kSampleMass) {
 #pragma unroll
           for (int n = 0; n < 8; ++n)
 #pragma unroll
@@ -320,40 +379,55 @@ __global__ void __launch_bounds__(kThreads)
               const int j = j0 + n * 8 + c;
               if (j >= r.v) continue;
               const float p = ptx::exp2_fast(fmaf(scale2, acc[n][2 * rr + c], -mr)) * ir;
-              if constexpr (kMode == kSampleMass) {
-                const bool is_cov =
-                    j < g.block_k || (j >= r.lo_f && j < r.hi_f) || (j >= r.lo_b && j < r.hi_b);
-                if (is_cov)
-                  cv[rr] += p;
-                else
-                  cs[n][c] += p;
-              } else {
+              const bool is_cov =
+                  j < g.block_k || (j >= r.lo_f && j < r.hi_f) || (j >= r.lo_b && j < r.hi_b);
+              if (is_cov)
+                cv[rr] += p;
+              else
                 cs[n][c] += p;
-                // offset o = pos - j >= 0; slot o - (pos_lo - jt - 63) in [0, kSlash)
-                if (j <= tpos[rr]) atomicAdd(&s_slash[tpos[rr] - j - pos_lo + jt + kKeys - 1], p);
-              }
             }
+        }
+        if constexpr (kMode == kProbeMass) {
+          // every visible probability to its column; those at offsets pos - j >= 0 (zero
+          // elsewhere) into the warp's staged tile
+          const int row = gr + 8 * rr;
+#pragma unroll
+          for (int n = 0; n < 8; ++n) {
+            float pv[2];
+#pragma unroll
+            for (int c = 0; c < 2; ++c) {
+              const int j = j0 + n * 8 + c;
+              const float p =
+                  full || j < r.v ? ptx::exp2_fast(fmaf(scale2, acc[n][2 * rr + c], -mr)) * ir : 0.f;
+              cs[n][c] += p;
+              pv[c] = j <= tpos[rr] ? p : 0.f;
+            }
+            *reinterpret_cast<float2*>(s_pw + row * kKeys + ((8 * n + 2 * tq) ^ (8 * (row & 3)))) =
+                make_float2(pv[0], pv[1]);
+          }
         }
         cov[rr] += double(cv[rr]);
       }
-      // column sums over the warp's 16 rows (lanes of equal tq), then over the 8 warps
-      warp_column_sums(cs, s_col[warp], lane);
-      __syncthreads();
-      if (threadIdx.x < kKeys) {
-        float x = 0.f;
-        for (int w = 0; w < kThreads / 32; ++w) x += s_col[w][threadIdx.x];
-        const int j = jt + int(threadIdx.x);
-        if (x > 0.f && j < g.seq_k) atomicAdd(hcol + j, double(x));
-      }
-      if (kMode == kProbeMass) {
-        double* hs = pb.slash + int64_t(h) * g.seq_k;
-        for (int x = int(threadIdx.x); x < kSlash; x += kThreads) {
-          const int o = x + pos_lo - jt - (kKeys - 1);
-          if (s_slash[x] > 0.f && o >= 0 && o < g.seq_k) atomicAdd(hs + o, double(s_slash[x]));
+      if constexpr (kMode == kProbeMass) {
+        // Diagonal sums of the warp's 16 x 64 tile (local diagonal d = row - key + 63) from its
+        // staged probabilities: plain loads and adds instead of shared float atomics (a CAS loop
+        // on sm_90) per probability.
+        __syncwarp();
+        for (int d = lane; d < kDiag; d += 32) {
+          float v = 0.f;
+          for (int row = max(0, d - (kKeys - 1)); row <= min(15, d); ++row)
+            v += s_pw[row * kKeys + ((row + kKeys - 1 - d) ^ (8 * (row & 3)))];
+          s_diag[i & 1][warp][d] = v;
         }
+        __syncwarp();
       }
+      // column sums over the warp's 16 rows (lanes of equal tq); over the 8 warps in flush()
+      warp_column_sums(cs, s_col[i & 1][warp], lane);
     }
-    __syncthreads();  // this key buffer (and s_col, s_slash) are free again
+  }
+  if (kMode != kStats && ntiles > 0) {
+    __syncthreads();
+    flush(ntiles - 1);
   }
 
   if constexpr (kMode == kStats) {
@@ -381,13 +455,16 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 /// row_softmax_kernel on grid (splits, heads, row tiles); its dynamic shared memory holds the
-/// rows and two key tiles (kWgmma: +1024 bytes to align the key tiles' swizzle atoms).
+/// rows and two key tiles (kWgmma: +1024 bytes to align the key tiles' swizzle atoms; probe mode
+/// with D != 128: + the staged probability tiles).
 template <class T, int D, int kMode, bool kWgmma>
 cudaError_t launch_row_kernel(const HeadInputs& in, const Geometry& g, const RowProblem& pb,
                               int split_tiles, int splits, const float* row_max,
                               const float* row_inv, float* part_m, double* part_l,
                               cudaStream_t stream) {
-  const int smem = (kRows + 2 * kKeys) * 2 * D + (kWgmma ? 1024 : 0);
+  // probe mode with D != 128: + the warps' staged probability tiles (row_softmax_kernel)
+  const int smem = (kRows + 2 * kKeys) * 2 * D + (kWgmma ? 1024 : 0) +
+                   (kMode == kProbeMass && D != 128 ? kRows * kKeys * 4 : 0);
   auto* kernel = &row_softmax_kernel<T, D, kMode, kWgmma>;
   const cudaError_t e =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);

@@ -195,7 +195,7 @@ __global__ void iota_kernel(int64_t n, int* ids) {
     ids[i] = int(i);
 }
 
-// head of each flat column id (the second sort's key)
+// head (vslash: segment) of each flat column id (the second sort's key)
 __global__ void head_keys_kernel(int64_t n, int seq_k, const int* ids, int* heads) {
   const int64_t step = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += step)
@@ -209,15 +209,6 @@ __global__ void gather_sorted_kernel(int64_t n, int seq_k, const double* col, co
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += step) {
     keys[i] = col[ids[i]];
     local[i] = ids[i] % seq_k;
-  }
-}
-
-__global__ void segments_kernel(int heads, int seq_k, int* offsets, int* ids) {
-  const int64_t n = int64_t(heads) * seq_k;
-  const int64_t step = int64_t(gridDim.x) * blockDim.x;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n || i <= heads; i += step) {
-    if (i < n) ids[i] = int(i % seq_k);
-    if (i <= heads) offsets[i] = int(i * seq_k);
   }
 }
 
@@ -327,7 +318,7 @@ __global__ void vs_keys_kernel(int heads, int seq_k, const double* vertical, con
   }
 }
 
-// One CTA per head: the top nv columns (sorted ids, ties lower first) marked in flags.
+// One CTA per head: the top nv columns (sorted flat ids, ties lower first) marked in flags.
 __global__ void vs_mark_kernel(int seq_k, int block_k, VsBudgets b, const int* ids,
                                unsigned char* flags, int* ncol) {
   __shared__ int scratch[32];
@@ -336,8 +327,9 @@ __global__ void vs_mark_kernel(int seq_k, int block_k, VsBudgets b, const int* i
   const int* id = ids + int64_t(h) * seq_k;
   int kept = 0;
   for (int i = int(threadIdx.x); i < nv; i += int(blockDim.x)) {
-    flags[int64_t(h) * seq_k + id[i]] = 1;
-    kept += id[i] >= block_k ? 1 : 0;
+    const int j = id[i] % seq_k;
+    flags[int64_t(h) * seq_k + j] = 1;
+    kept += j >= block_k ? 1 : 0;
   }
   kept = block_sum(kept, scratch);
   if (threadIdx.x == 0) ncol[h] = kept;
@@ -359,7 +351,7 @@ __global__ void vs_rows_kernel(Geometry g, VsBudgets b, const int* offsets, int*
   const int* off = offsets + int64_t(h) * g.seq_k;
   const int p0 = q0 + g.q_offset, p1 = q1 + g.q_offset;
   for (int i = int(threadIdx.x); i < ns; i += int(blockDim.x)) {
-    const int o = off[i];
+    const int o = off[i] % g.seq_k;
     const int lo = max(0, p0 - o), hi = min(g.seq_k - 1, p1 - o);
     if (hi < lo) continue;
     for (int kb = lo / g.block_k; kb <= hi / g.block_k && kb < nvis; ++kb) mark[kb] = 1;
@@ -371,8 +363,8 @@ __global__ void vs_rows_kernel(Geometry g, VsBudgets b, const int* offsets, int*
 }
 
 struct VsLayout {
-  size_t keys = 0, keys_out = 0, ids_in = 0, ids_out = 0, offsets = 0, flags = 0, ncol = 0,
-         temp = 0, total = 0;
+  size_t keys = 0, keys_out = 0, ids_in = 0, ids_mid = 0, segs_in = 0, segs_out = 0, ids_out = 0,
+         flags = 0, ncol = 0, temp = 0, total = 0;
   size_t temp_bytes = 0;
 };
 VsLayout vs_layout(int heads, int seq_k) {
@@ -386,14 +378,20 @@ VsLayout vs_layout(int heads, int seq_k) {
   take(s.keys, n * sizeof(float));
   take(s.keys_out, n * sizeof(float));
   take(s.ids_in, n * sizeof(int));
+  take(s.ids_mid, n * sizeof(int));
+  take(s.segs_in, n * sizeof(int));
+  take(s.segs_out, n * sizeof(int));
   take(s.ids_out, n * sizeof(int));
-  take(s.offsets, size_t(2 * heads + 1) * sizeof(int));
   take(s.flags, n / 2);
   take(s.ncol, size_t(heads) * sizeof(int));
-  cub::DeviceSegmentedRadixSort::SortPairsDescending(
-      nullptr, s.temp_bytes, static_cast<const float*>(nullptr), static_cast<float*>(nullptr),
-      static_cast<const int*>(nullptr), static_cast<int*>(nullptr), int(n), 2 * heads,
-      static_cast<const int*>(nullptr), static_cast<const int*>(nullptr));
+  size_t by_value = 0, by_segment = 0;
+  cub::DeviceRadixSort::SortPairsDescending(
+      nullptr, by_value, static_cast<const float*>(nullptr), static_cast<float*>(nullptr),
+      static_cast<const int*>(nullptr), static_cast<int*>(nullptr), int(n));
+  cub::DeviceRadixSort::SortPairs(nullptr, by_segment, static_cast<const int*>(nullptr),
+                                  static_cast<int*>(nullptr), static_cast<const int*>(nullptr),
+                                  static_cast<int*>(nullptr), int(n), 0, bits_for(2 * heads));
+  s.temp_bytes = std::max(by_value, by_segment);
   take(s.temp, s.temp_bytes);
   s.total = at;
   return s;
@@ -511,8 +509,10 @@ cudaError_t vslash_stage2(const Geometry& geo, int heads, const double* vertical
   auto* keys = reinterpret_cast<float*>(base + L.keys);
   auto* keys_out = reinterpret_cast<float*>(base + L.keys_out);
   auto* ids_in = reinterpret_cast<int*>(base + L.ids_in);
+  auto* ids_mid = reinterpret_cast<int*>(base + L.ids_mid);
+  auto* segs_in = reinterpret_cast<int*>(base + L.segs_in);
+  auto* segs_out = reinterpret_cast<int*>(base + L.segs_out);
   auto* ids_out = reinterpret_cast<int*>(base + L.ids_out);
-  auto* offsets = reinterpret_cast<int*>(base + L.offsets);
   auto* flags = base + L.flags;
   auto* ncol = reinterpret_cast<int*>(base + L.ncol);
   const int64_t n = int64_t(heads) * geo.seq_k;
@@ -521,15 +521,26 @@ cudaError_t vslash_stage2(const Geometry& geo, int heads, const double* vertical
                                            force_diagonals, keys);
   cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) return e;
-  segments_kernel<<<grid, 256, 0, stream>>>(2 * heads, geo.seq_k, offsets, ids_in);
+  iota_kernel<<<grid, 256, 0, stream>>>(2 * n, ids_in);
   if ((e = cudaGetLastError()) != cudaSuccess) return e;
   if ((e = cudaMemsetAsync(flags, 0, size_t(n), stream)) != cudaSuccess) return e;
+  // All 2 * heads segments at once, as sample_stage2: every key by descending score (stable),
+  // then by segment (stable, the few segment bits only), which leaves each segment in descending
+  // order with equal scores in ascending index order (top_k_indices' tie rule). Two device-wide
+  // sorts instead of a segmented sort (one CTA per segment of seq_k keys). ids_out holds flat
+  // indices (segment * seq_k + index); the consumers take them modulo seq_k.
   size_t temp_bytes = L.temp_bytes;
-  // stable radix sort: equal scores keep ascending index order, top_k_indices' tie rule
-  e = cub::DeviceSegmentedRadixSort::SortPairsDescending(
-      base + L.temp, temp_bytes, static_cast<const float*>(keys), keys_out,
-      static_cast<const int*>(ids_in), ids_out, int(2 * n), 2 * heads,
-      static_cast<const int*>(offsets), static_cast<const int*>(offsets + 1), 0, 32, stream);
+  e = cub::DeviceRadixSort::SortPairsDescending(base + L.temp, temp_bytes,
+                                                static_cast<const float*>(keys), keys_out,
+                                                static_cast<const int*>(ids_in), ids_mid,
+                                                int(2 * n), 0, 32, stream);
+  if (e != cudaSuccess) return e;
+  head_keys_kernel<<<grid, 256, 0, stream>>>(2 * n, geo.seq_k, ids_mid, segs_in);
+  if ((e = cudaGetLastError()) != cudaSuccess) return e;
+  temp_bytes = L.temp_bytes;
+  e = cub::DeviceRadixSort::SortPairs(base + L.temp, temp_bytes, static_cast<const int*>(segs_in),
+                                      segs_out, static_cast<const int*>(ids_mid), ids_out,
+                                      int(2 * n), 0, bits_for(2 * heads), stream);
   if (e != cudaSuccess) return e;
   vs_mark_kernel<<<heads, 1024, 0, stream>>>(geo.seq_k, geo.block_k, budgets, ids_out, flags, ncol);
   if ((e = cudaGetLastError()) != cudaSuccess) return e;
