@@ -279,6 +279,23 @@ TEST_P(CudaFlash, Fa3ColumnInstanceGathersTokenColumns) {
   }
 }
 
+// Causal patterns whose band covers many of the columns: a CTA's column list stops before the
+// first key that lies, for each of its rows, inside the band or after the row (make_tile_iter), so
+// here most CTAs gather few or no column tiles although the pattern has columns. Wide bands, a band
+// of one key, a band longer than the keys (no column tile at all), chunked prefill (the cut moves
+// with the query offset), GQA-shared patterns, both dtypes; on every family, fa3's column instance
+// under auto.
+TEST_P(CudaFlash, ColumnsInsideTheBandAreNotGathered) {
+  const SparseCase cases[] = {
+      {DType::kBF16, 128, 128, 128, false, true, 0.1, 700, 600, 1000, 1000},
+      {DType::kF16, 128, 128, 128, true, true, 0.2, 1, 500, 777, 777},       // band of one key
+      {DType::kBF16, 128, 128, 128, false, true, 0.0, 2000, 400, 900, 900},  // band > keys
+      {DType::kBF16, 128, 128, 128, true, true, 0.1, 900, 800, 300, 1400},   // chunked prefill
+      {DType::kF16, 128, 128, 256, false, true, 0.3, 129, 1000, 1100, 1100},
+  };
+  for (const SparseCase& c : cases) check_sparse(c, fresh_seed());
+}
+
 // Dense = the executor with the full pattern: identical tile sequence, so identical bits.
 TEST_P(CudaFlash, FullPatternAndFullBandEqualDenseBitwise) {
   const uint64_t seed = fresh_seed();
