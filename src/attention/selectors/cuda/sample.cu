@@ -318,44 +318,63 @@ __global__ void vs_keys_kernel(int heads, int seq_k, const double* vertical, con
   }
 }
 
-// One CTA per head: the top nv columns (sorted flat ids, ties lower first) marked in flags.
-__global__ void vs_mark_kernel(int seq_k, int block_k, VsBudgets b, const int* ids,
-                               unsigned char* flags, int* ncol) {
+// One CTA per head: the top nv columns and the top ns slash offsets (sorted flat ids, ties lower
+// first) marked in flags [heads][seq_k] and sflags [heads][seq_k]; then sprefix [heads][seq_k + 1],
+// the number of marked offsets below each offset.
+__global__ void vs_mark_kernel(int heads, int seq_k, int block_k, VsBudgets b, const int* ids,
+                               unsigned char* flags, unsigned char* sflags, int* sprefix,
+                               int* ncol) {
   __shared__ int scratch[32];
   const int h = int(blockIdx.x);
   const int nv = b.per_head ? b.vertical[h] : b.vertical[0];
+  const int ns = b.per_head ? b.slash[h] : b.slash[0];
   const int* id = ids + int64_t(h) * seq_k;
+  const int* sid = ids + (int64_t(heads) + h) * seq_k;
+  unsigned char* sf = sflags + int64_t(h) * seq_k;
   int kept = 0;
   for (int i = int(threadIdx.x); i < nv; i += int(blockDim.x)) {
     const int j = id[i] % seq_k;
     flags[int64_t(h) * seq_k + j] = 1;
     kept += j >= block_k ? 1 : 0;
   }
-  kept = block_sum(kept, scratch);
+  for (int i = int(threadIdx.x); i < ns; i += int(blockDim.x)) sf[sid[i] % seq_k] = 1;
+  kept = block_sum(kept, scratch);  // its barriers also publish sf
   if (threadIdx.x == 0) ncol[h] = kept;
+  const int per = (seq_k + int(blockDim.x) - 1) / int(blockDim.x);
+  const int i0 = min(seq_k, int(threadIdx.x) * per), i1 = min(i0 + per, seq_k);
+  int local = 0;
+  for (int i = i0; i < i1; ++i) local += sf[i];
+  int total;
+  int pos = block_exclusive_scan(local, scratch, &total);
+  int* pre = sprefix + int64_t(h) * (seq_k + 1);
+  for (int i = i0; i < i1; ++i) {
+    pre[i] = pos;
+    pos += sf[i];
+  }
+  if (threadIdx.x == 0) pre[seq_k] = total;
 }
 
 // One CTA per (head, query block): the key blocks its rows' slash lines cross (top ns offsets),
-// plus the sink and diagonal blocks, ascending.
-__global__ void vs_rows_kernel(Geometry g, VsBudgets b, const int* offsets, int* counts,
-                               int* lists) {
+// plus the sink and diagonal blocks, ascending. The line of offset o covers keys
+// [max(0, p0 - o), min(Lk - 1, p1 - o)] of rows at positions [p0, p1]; it crosses key block kb
+// [kb bk, e] (e = min(Lk, (kb + 1) bk) - 1) iff p0 - e <= o <= p1 - kb bk, so a block is marked
+// iff a top offset lies in that interval: one difference of the prefix counts per block instead
+// of a walk over every offset.
+__global__ void vs_rows_kernel(Geometry g, const int* sprefix, int* counts, int* lists) {
   extern __shared__ unsigned char mark[];  // [nkb]
   __shared__ int scratch[32];
   const int row = int(blockIdx.x), h = row / g.nqb, qb = row % g.nqb;
   const int q0 = qb * g.block_q, q1 = min(q0 + g.block_q, g.seq_q) - 1;
   const int vk = g.causal ? min(max(q1 + g.q_offset + 1, 0), g.seq_k) : g.seq_k;
   const int nvis = (vk + g.block_k - 1) / g.block_k;
-  for (int kb = int(threadIdx.x); kb < g.nkb; kb += int(blockDim.x)) mark[kb] = 0;
-  __syncthreads();
-  const int ns = b.per_head ? b.slash[h] : b.slash[0];
-  const int* off = offsets + int64_t(h) * g.seq_k;
+  const int* pre = sprefix + int64_t(h) * (g.seq_k + 1);
   const int p0 = q0 + g.q_offset, p1 = q1 + g.q_offset;
-  for (int i = int(threadIdx.x); i < ns; i += int(blockDim.x)) {
-    const int o = off[i] % g.seq_k;
-    const int lo = max(0, p0 - o), hi = min(g.seq_k - 1, p1 - o);
-    if (hi < lo) continue;
-    for (int kb = lo / g.block_k; kb <= hi / g.block_k && kb < nvis; ++kb) mark[kb] = 1;
+  for (int kb = int(threadIdx.x); kb < g.nkb; kb += int(blockDim.x)) {
+    const int e = min(g.seq_k, (kb + 1) * g.block_k) - 1;
+    const int lo = max(0, p0 - e), hi = min(g.seq_k - 1, p1 - kb * g.block_k);
+    mark[kb] = kb < nvis && lo <= hi && pre[hi + 1] > pre[lo] ? 1 : 0;
   }
+  __syncthreads();
   if (threadIdx.x == 0) mark_forced(g, qb, nvis, mark);
   __syncthreads();
   const int total = block_compact(mark, nvis, lists + int64_t(row) * g.nkb, scratch);
@@ -364,7 +383,7 @@ __global__ void vs_rows_kernel(Geometry g, VsBudgets b, const int* offsets, int*
 
 struct VsLayout {
   size_t keys = 0, keys_out = 0, ids_in = 0, ids_mid = 0, segs_in = 0, segs_out = 0, ids_out = 0,
-         flags = 0, ncol = 0, temp = 0, total = 0;
+         flags = 0, sprefix = 0, ncol = 0, temp = 0, total = 0;
   size_t temp_bytes = 0;
 };
 VsLayout vs_layout(int heads, int seq_k) {
@@ -382,7 +401,8 @@ VsLayout vs_layout(int heads, int seq_k) {
   take(s.segs_in, n * sizeof(int));
   take(s.segs_out, n * sizeof(int));
   take(s.ids_out, n * sizeof(int));
-  take(s.flags, n / 2);
+  take(s.flags, n);  // [2][heads][seq_k]: columns, slash offsets
+  take(s.sprefix, (n / 2 + size_t(heads)) * sizeof(int));
   take(s.ncol, size_t(heads) * sizeof(int));
   size_t by_value = 0, by_segment = 0;
   cub::DeviceRadixSort::SortPairsDescending(
@@ -514,6 +534,7 @@ cudaError_t vslash_stage2(const Geometry& geo, int heads, const double* vertical
   auto* segs_out = reinterpret_cast<int*>(base + L.segs_out);
   auto* ids_out = reinterpret_cast<int*>(base + L.ids_out);
   auto* flags = base + L.flags;
+  auto* sprefix = reinterpret_cast<int*>(base + L.sprefix);
   auto* ncol = reinterpret_cast<int*>(base + L.ncol);
   const int64_t n = int64_t(heads) * geo.seq_k;
   const int grid = int(std::min<int64_t>((2 * n + 255) / 256, 4096));
@@ -523,7 +544,7 @@ cudaError_t vslash_stage2(const Geometry& geo, int heads, const double* vertical
   if (e != cudaSuccess) return e;
   iota_kernel<<<grid, 256, 0, stream>>>(2 * n, ids_in);
   if ((e = cudaGetLastError()) != cudaSuccess) return e;
-  if ((e = cudaMemsetAsync(flags, 0, size_t(n), stream)) != cudaSuccess) return e;
+  if ((e = cudaMemsetAsync(flags, 0, size_t(2 * n), stream)) != cudaSuccess) return e;
   // All 2 * heads segments at once, as sample_stage2: every key by descending score (stable),
   // then by segment (stable, the few segment bits only), which leaves each segment in descending
   // order with equal scores in ascending index order (top_k_indices' tie rule). Two device-wide
@@ -542,14 +563,15 @@ cudaError_t vslash_stage2(const Geometry& geo, int heads, const double* vertical
                                       segs_out, static_cast<const int*>(ids_mid), ids_out,
                                       int(2 * n), 0, bits_for(2 * heads), stream);
   if (e != cudaSuccess) return e;
-  vs_mark_kernel<<<heads, 1024, 0, stream>>>(geo.seq_k, geo.block_k, budgets, ids_out, flags, ncol);
+  vs_mark_kernel<<<heads, 1024, 0, stream>>>(heads, geo.seq_k, geo.block_k, budgets, ids_out,
+                                             flags, flags + n, sprefix, ncol);
   if ((e = cudaGetLastError()) != cudaSuccess) return e;
   columns_kernel<<<heads, 1024, 0, stream>>>(heads, geo.seq_k, geo.block_k, flags, ncol,
                                              column_indptr, columns);
   if ((e = cudaGetLastError()) != cudaSuccess) return e;
   if (heads * geo.nqb > 0)
-    vs_rows_kernel<<<heads * geo.nqb, 256, size_t(geo.nkb), stream>>>(geo, budgets, ids_out + n,
-                                                                      counts, lists);
+    vs_rows_kernel<<<heads * geo.nqb, 256, size_t(geo.nkb), stream>>>(geo, sprefix, counts,
+                                                                      lists);
   return cudaGetLastError();
 }
 
