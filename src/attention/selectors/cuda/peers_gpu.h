@@ -67,7 +67,7 @@ size_t row_mass_bytes(int heads, int n_rows, int seq_k);
 cudaError_t row_mass(const HeadInputs& in, const Geometry& geo, const RowProblem& pb, bool probe,
                      void* scratch, cudaStream_t stream);
 
-/// Scratch of sample_stage2 in bytes (the CUB segmented sort's temporary storage included).
+/// Scratch of sample_stage2 in bytes (the CUB radix sorts' temporary storage included).
 size_t sample_stage2_bytes(int heads, int seq_k);
 /// Stage 2 per head: columns by descending mass (ties: lower key), kept while covered + kept <
 /// alpha * counted; past dense_share of the keys (kept + band) the head is dense (every visible

@@ -1,7 +1,7 @@
 // Device kernels of the SampleAttention and vertical-slash ports (peers_gpu.h): chunked row
 // sampling, the exact softmax of listed query rows on tensor cores reduced to column masses
 // (sample) or to column and diagonal sums (vslash's probe), sample's cumulative column selection
-// with the dense fallback and vslash's top-k (CUB segmented sorts per head). Mirrors
+// with the dense fallback and vslash's top-k (device-wide CUB radix sorts). Mirrors
 // selectors/sample_attention.cpp and vertical_slash.cpp step by step; docs/cuda.md lists the
 // differences.
 #include "peers_gpu.h"
@@ -11,7 +11,6 @@
 #include "sieve/attention/cuda/ptx.cuh"
 
 #include <cub/device/device_radix_sort.cuh>
-#include <cub/device/device_segmented_radix_sort.cuh>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
