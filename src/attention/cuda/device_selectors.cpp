@@ -192,6 +192,7 @@ DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cu
   const int rows = hq * g.nqb;
   int* counts = scratch.alloc<int>(rows);
   int* lists = scratch.alloc<int>(int64_t(rows) * g.nkb);
+  timer.mark("alloc");  // host time to here: checks, scratch allocations
   const TensorView& q = in.q;
   const TensorView& k = in.k;
   int64_t staged = -1;
@@ -268,13 +269,13 @@ DevicePattern unisparse_select(const Inputs& in, const UniSparseSelector& sel, b
   const int rows = hq * g.nqb;
   int* counts = scratch.alloc<int>(rows);
   int* lists = scratch.alloc<int>(int64_t(rows) * g.nkb);
+  timer.mark("alloc");  // host time to here and the visibility kernels
   const TensorView& q = in.q;
   const TensorView& k = in.k;
   int64_t staged = -1;
   for (int h = 0; h < hq; h += G) {  // heads h.. h + n - 1; whole KV-head groups when G >= group
     const int n = std::min(G, hq - h), hk = h / group;
     const bool new_keys = G >= group || hk != staged;
-    SIEVE_CUDA_CHECK(cudaMemsetAsync(combined, 0, size_t(n * z_out) * 4, stream));
     for (int lv = 0; lv < levels; ++lv) {
       const auto& gr = c.granularities[size_t(lv)];
       const int cq = int(gr.c_q), ck = int(gr.c_k);
@@ -317,7 +318,7 @@ DevicePattern unisparse_select(const Inputs& in, const UniSparseSelector& sel, b
       timer.mark("scores");
       check(est::block_scores(pb, g, stats, combined,
                               c.combine == UniSparseConfig::Combine::kMax ? est::Combine::kMax : est::Combine::kMeanAdd,
-                              true, float(levels), stream),
+                              true, float(levels), stream, lv == 0),  // level 0 needs no zeroed map
             "unisparse block scores");
       timer.mark("block_sums");
     }

@@ -375,9 +375,14 @@ __device__ __forceinline__ int row_groups(const StrideProblem& pb, int eb, int p
 // warp first reduces whole rows (max and f64 total of the row, in parallel over rows), then each
 // thread adds its key blocks' shares row by row in row order (the order of the CPU and of the
 // earlier one-row-at-a-time kernel), so the result does not depend on the launch shape.
+// (Measured on the H200 and not kept: the rows staged in shared memory by 8-byte cp.async, and
+// each warp's row held in registers with its terms left in shared memory for the second pass.
+// Both read the statistics once and compute each exp once, and both were slower, 32K: 0.079 ->
+// 0.11-0.13 ms, 128K: 0.58 -> 0.66-1.10 ms: this kernel's 32 registers let 8 CTAs share an SM,
+// and the second pass mostly hits the cache.)
 __global__ void block_scores_kernel(StrideProblem pb, Geometry geo, int parts, int eb,
                                     const float2* stats, float* out, int combine, bool normalize,
-                                    float weight) {
+                                    float weight, bool first) {
   extern __shared__ float blk[];  // [nkb], then per row of the block: max, 1/total, groups
   __shared__ double dscratch[32];
   batch_head(pb, stats, int(blockIdx.y));
@@ -431,18 +436,23 @@ __global__ void block_scores_kernel(StrideProblem pb, Geometry geo, int parts, i
     blk[kb] = acc;
   }
   double t = 1.0;
+  float* o = out + int64_t(qb) * nkb;
   if (normalize) {
     t = 0;
     for (int kb = threadIdx.x; kb < nvis; kb += blockDim.x) t += blk[kb];
     t = block_reduce(t, AddOp{}, dscratch);
-    if (t <= 0) return;
+    if (t <= 0) {  // the row adds nothing; a first map leaves the zeros a memset would have
+      if (first)
+        for (int kb = threadIdx.x; kb < nvis; kb += blockDim.x) o[kb] = 0.f;
+      return;
+    }
   }
-  float* o = out + int64_t(qb) * nkb;
   for (int kb = threadIdx.x; kb < nvis; kb += blockDim.x) {
     const float v = normalize ? float(double(blk[kb]) / t) : blk[kb];
+    const float old = first ? 0.f : o[kb];  // first: as if out were zeroed before
     if (combine == int(Combine::kSet)) o[kb] = v;
-    else if (combine == int(Combine::kMax)) o[kb] = fmaxf(o[kb], v);
-    else o[kb] += v / weight;
+    else if (combine == int(Combine::kMax)) o[kb] = fmaxf(old, v);
+    else o[kb] = old + v / weight;
   }
 }
 
@@ -595,7 +605,7 @@ __device__ __forceinline__ void warp_sort_desc(unsigned long long (&key)[kSelect
 
 __device__ __forceinline__ double warp_sum_d(double v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
+  return v;  // the xor butterfly leaves the identical value in every lane
 }
 
 __global__ void __launch_bounds__(32 * kSelectWarps)
@@ -674,6 +684,155 @@ __global__ void __launch_bounds__(32 * kSelectWarps)
   __syncwarp();
   // ascending ids of kept blocks: lane w writes those of word w
   const uint32_t word = keep[lane];
+  const int c = __popc(word);
+  int pos = c;
+  for (int o = 1; o < 32; o <<= 1) {
+    const int v = __shfl_up_sync(0xffffffffu, pos, o);
+    if (lane >= o) pos += v;
+  }
+  const int count = __shfl_sync(0xffffffffu, pos, 31);
+  pos -= c;
+  const int row = head * geo.nqb + qb;
+  int* out = lists + int64_t(row) * nkb;
+  for (uint32_t w = word; w != 0; w &= w - 1) out[pos++] = lane * 32 + __ffs(int(w)) - 1;
+  if (lane == 0) counts[row] = count;
+}
+
+// ---- selection, one warp per query block: threshold search --------------------------------------
+//
+// The same rule as select_kernel without sorting, for rows of 257 to 1024 key blocks (H200, 128K:
+// 0.40 ms against the CTA sort's 1.00 ms; at 32K, 256 blocks, slower than select_warp_kernel's
+// register sort: 0.056 against 0.045 ms). Free
+// (visible, not forced) entries are ordered by the key class c = bits(score) + 2 (scores are >= 0,
+// so their bits order as the values), then by ascending id. With F(x) = forced mass + the sum of
+// the free scores of class > x (f64; F is non-increasing in x, also in floating point: every
+// term is), the sorted entry of class c that comes first among its ties is kept iff
+// F(c) < share * total. So the kept free entries are those of class > x* plus a prefix (by id) of
+// the ties at x*, where x* is the smallest class with F(x*) < share * total: a binary search over
+// the 32-bit classes (about 30 warp reductions) instead of a sort. The ties at x* are then taken
+// in ascending id while the running sum (f64, added one by one as the CPU does) stays below the
+// target. Entry p of the row sits in lane p % 32, slot p / 32 (coalesced loads); ballots give the
+// kept mask word by word and the ascending output. Sums run in another order than the CPU's
+// sequential ones (rounding only), as in the sorting kernels before.
+constexpr int kSearchMaxKpl = 32;  // up to 32 x 32 = 1024 key blocks
+
+// Kept mask of the row (word i: entries 32 i.. 32 i + 31) in `word` of lane i; KPL words.
+template <int KPL>
+__device__ __forceinline__ uint32_t warp_select_row(const Geometry& geo, const float* s, int qb,
+                                                    int nvis, double share, int lane) {
+  uint32_t cls[KPL];  // 0: invisible or forced; else bits(score) + 2
+  double val[KPL];
+  uint32_t forced_bits = 0;  // lane i: the forced bits of word i
+  double total = 0, forced_mass = 0;
+  uint32_t cmin = 0xffffffffu, cmax = 0;
+#pragma unroll
+  for (int i = 0; i < KPL; ++i) {
+    const int p = i * 32 + lane;
+    cls[i] = 0;
+    val[i] = 0;
+    const bool vis = p < nvis;
+    const float v = vis ? s[p] : 0.f;
+    const bool f = vis && is_forced(geo, qb, p, nvis);
+    const uint32_t fb = __ballot_sync(0xffffffffu, f);
+    if (lane == i) forced_bits = fb;
+    if (!vis) continue;
+    total += v;
+    if (f) {
+      forced_mass += v;
+      continue;
+    }
+    cls[i] = __float_as_uint(v + 0.0f) + 2u;  // -0 -> +0
+    val[i] = v;
+    cmin = min(cmin, cls[i]);
+    cmax = max(cmax, cls[i]);
+  }
+  total = warp_sum_d(total);
+  forced_mass = warp_sum_d(forced_mass);
+  for (int o = 16; o > 0; o >>= 1) {
+    cmin = min(cmin, __shfl_xor_sync(0xffffffffu, cmin, o));
+    cmax = max(cmax, __shfl_xor_sync(0xffffffffu, cmax, o));
+  }
+  uint32_t keep_word = forced_bits;
+  if (share >= 1.0) {  // every visible block
+#pragma unroll
+    for (int i = 0; i < KPL; ++i) {
+      const uint32_t b = __ballot_sync(0xffffffffu, i * 32 + lane < nvis);
+      if (lane == i) keep_word = b;
+    }
+    return keep_word;
+  }
+  const double required = share * total;
+  if (cmax == 0 || !(forced_mass < required)) return keep_word;  // no free entry is kept
+  const auto above = [&](uint32_t x) {  // F(x): four partial sums (shorter chains), a fixed tree
+    constexpr int NA = KPL < 4 ? KPL : 4;
+    double acc[NA];
+#pragma unroll
+    for (int a = 0; a < NA; ++a) acc[a] = 0;
+#pragma unroll
+    for (int i = 0; i < KPL; ++i) acc[i % NA] += cls[i] > x ? val[i] : 0.0;
+#pragma unroll
+    for (int a = 1; a < NA; ++a) acc[0] += acc[a];
+    return forced_mass + warp_sum_d(acc[0]);
+  };
+  // smallest x in [cmin - 1, cmax] with F(x) < required; F(cmax) = forced_mass < required
+  uint32_t lo = cmin - 1, hi = cmax;
+  while (lo < hi) {
+    const uint32_t mid = lo + (hi - lo) / 2;
+    if (above(mid) < required)
+      hi = mid;
+    else
+      lo = mid + 1;
+  }
+  const uint32_t xs = lo;
+  // ties at class xs (none when xs = cmin - 1): kept in ascending id while the sum stays below
+  int ties = 0;
+#pragma unroll
+  for (int i = 0; i < KPL; ++i) ties += __popc(__ballot_sync(0xffffffffu, cls[i] == xs));
+  int kept_ties = 0;
+  if (ties > 0) {
+    const double tv = double(__uint_as_float(xs - 2u));
+    double cum = above(xs);  // < required: the first tie is kept
+    if (tv == 0.0) kept_ties = ties;  // zeros never reach the target
+    while (kept_ties < ties && cum < required) {
+      ++kept_ties;
+      cum += tv;
+    }
+  }
+  int rank = 0;  // ties before this slot, in ascending id
+#pragma unroll
+  for (int i = 0; i < KPL; ++i) {
+    const uint32_t tb = __ballot_sync(0xffffffffu, cls[i] == xs);
+    const bool tie_kept = cls[i] == xs && rank + __popc(tb & ((1u << lane) - 1u)) < kept_ties;
+    rank += __popc(tb);
+    const uint32_t b = __ballot_sync(0xffffffffu, cls[i] > xs || tie_kept);
+    if (lane == i) keep_word |= b;
+  }
+  return keep_word;
+}
+
+__global__ void __launch_bounds__(32 * kSelectWarps, 4)
+    select_search_kernel(Geometry geo, const float* scores, double share, int head, int* counts,
+                       int* lists, int64_t z_scores) {
+  scores += blockIdx.y * z_scores;
+  head += int(blockIdx.y);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int qb = blockIdx.x * kSelectWarps + warp, nkb = geo.nkb;
+  if (qb >= geo.nqb) return;  // the whole warp
+  const int nvis = visible_blocks(geo, qb);
+  const float* s = scores + int64_t(qb) * nkb;
+  int kpl = 1;
+  while (32 * kpl < nvis) kpl <<= 1;
+  uint32_t word;
+  switch (kpl) {
+    case 1: word = warp_select_row<1>(geo, s, qb, nvis, share, lane); break;
+    case 2: word = warp_select_row<2>(geo, s, qb, nvis, share, lane); break;
+    case 4: word = warp_select_row<4>(geo, s, qb, nvis, share, lane); break;
+    case 8: word = warp_select_row<8>(geo, s, qb, nvis, share, lane); break;
+    case 16: word = warp_select_row<16>(geo, s, qb, nvis, share, lane); break;
+    default: word = warp_select_row<32>(geo, s, qb, nvis, share, lane); break;
+  }
+  if (lane >= kpl) word = 0;
+  // ascending ids of kept blocks: lane w writes those of word w
   const int c = __popc(word);
   int pos = c;
   for (int o = 1; o < 32; o <<= 1) {
@@ -832,7 +991,8 @@ cudaError_t stride_stats_mma(const StrideProblem& pb, const Geometry& geo, float
 }
 
 cudaError_t block_scores(const StrideProblem& pb, const Geometry& geo, const float2* stats, float* out,
-                         Combine combine, bool normalize, float weight, cudaStream_t stream) {
+                         Combine combine, bool normalize, float weight, cudaStream_t stream,
+                         bool first) {
   if (geo.nqb <= 0) return cudaSuccess;
   const int max_rows = (geo.block_q + pb.sq - 1) / pb.sq + 1;  // rows of one query block
   const size_t smem = size_t(geo.nkb + 3 * max_rows) * 4;
@@ -843,19 +1003,25 @@ cudaError_t block_scores(const StrideProblem& pb, const Geometry& geo, const flo
   }
   block_scores_kernel<<<dim3(unsigned(geo.nqb), unsigned(pb.heads)), 256, smem, stream>>>(
       pb, geo, stats_parts(pb, geo), entries_per_block(pb, geo), stats, out, int(combine),
-      normalize, weight);
+      normalize, weight, first);
   return cudaGetLastError();
 }
 
 cudaError_t select_rows(const Geometry& geo, const float* scores, double share, int head, int* counts,
                         int* lists, cudaStream_t stream, int heads, int64_t z_scores) {
   if (geo.nqb <= 0) return cudaSuccess;
-  // one warp per query block up to 256 key blocks; above, the CTA's bitonic sort was faster
-  // (H200, 64K / 128K: 0.33 / 1.09 ms vs 0.35-0.39 / 1.19-1.25 ms with the warp kernel)
-  if (geo.nkb <= 256) {
+  // one warp per query block: the register sort up to 256 key blocks, the threshold search up
+  // to 1024; above, the CTA's bitonic sort
+  if (geo.nkb <= 32 * kSelectMaxKpl) {
     select_warp_kernel<<<dim3(unsigned((geo.nqb + kSelectWarps - 1) / kSelectWarps), unsigned(heads)),
                          32 * kSelectWarps, 0, stream>>>(geo, scores, share, head, counts, lists,
                                                          z_scores);
+    return cudaGetLastError();
+  }
+  if (geo.nkb <= 32 * kSearchMaxKpl) {
+    const dim3 grid(unsigned((geo.nqb + kSelectWarps - 1) / kSelectWarps), unsigned(heads));
+    select_search_kernel<<<grid, 32 * kSelectWarps, 0, stream>>>(geo, scores, share, head, counts,
+                                                                 lists, z_scores);
     return cudaGetLastError();
   }
   const int pow2 = next_pow2(geo.nkb);

@@ -84,8 +84,11 @@ enum class Combine : int { kSet = 0, kMax = 1, kMeanAdd = 2 };
 /// (reads, per row, only the statistics of the key blocks / parts the row sees).
 /// normalize: divide by the row total over visible blocks (skip rows of total 0, as unisparse);
 /// combine into out [nqb][nkb]: set, max, or add value / weight (the mean over `weight` maps).
+/// first: out is taken as zero before combining (the first map; no memset needed), i.e. the
+/// visible entries of every row are written.
 cudaError_t block_scores(const StrideProblem& pb, const Geometry& geo, const float2* stats,
-                         float* out, Combine combine, bool normalize, float weight, cudaStream_t stream);
+                         float* out, Combine combine, bool normalize, float weight,
+                         cudaStream_t stream, bool first = false);
 
 /// Cumulative rule per query block of one head: forced blocks (sink, diagonal) first, then by
 /// descending score (ties: lower id) until the kept mass reaches share of the total; writes the

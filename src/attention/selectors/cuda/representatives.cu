@@ -24,33 +24,35 @@ __device__ __forceinline__ float load(const void* p, bool bf16, int64_t i) {
               : __half2float(static_cast<const __half*>(p)[i]);
 }
 
+// Eight 16-bit values of one 16-byte load as f32.
+__device__ __forceinline__ void unpack8(const uint4& v, bool bf16, float (&out)[8]) {
+  const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int e = 0; e < 4; ++e) {
+    const uint16_t lo = uint16_t(w[e] & 0xffffu), hi = uint16_t(w[e] >> 16);
+    if (bf16) {
+      out[2 * e] = __bfloat162float(__ushort_as_bfloat16(lo));
+      out[2 * e + 1] = __bfloat162float(__ushort_as_bfloat16(hi));
+    } else {
+      out[2 * e] = __half2float(__ushort_as_half(lo));
+      out[2 * e + 1] = __half2float(__ushort_as_half(hi));
+    }
+  }
+}
+
+__device__ __forceinline__ uint4 load16(const void* p, int64_t i) {
+  return *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(p) + i);
+}
+
 // Elements [i, i + 8) as f32; vec: one 16-byte load (16-byte aligned row start, i % 8 == 0).
 __device__ __forceinline__ void load8(const void* p, bool bf16, bool vec, int64_t i,
                                       float (&out)[8]) {
   if (vec) {
-    const uint4 v = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(p) + i);
-    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const uint16_t lo = uint16_t(w[e] & 0xffffu), hi = uint16_t(w[e] >> 16);
-      if (bf16) {
-        out[2 * e] = __bfloat162float(__ushort_as_bfloat16(lo));
-        out[2 * e + 1] = __bfloat162float(__ushort_as_bfloat16(hi));
-      } else {
-        out[2 * e] = __half2float(__ushort_as_half(lo));
-        out[2 * e + 1] = __half2float(__ushort_as_half(hi));
-      }
-    }
+    unpack8(load16(p, i), bf16, out);
   } else {
 #pragma unroll
     for (int e = 0; e < 8; ++e) out[e] = load(p, bf16, i + e);
   }
-}
-
-// Sum over one warp (every lane gets the total).
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
 }
 
 // A representative value: f32 into dst32[i], or bf16 (round to nearest even) into dst16[i].
@@ -71,7 +73,7 @@ __global__ void rr_key_reps_kernel(const void* k, bool bf16, bool vec, int64_t h
                                    int64_t row_stride, int D, int seq_k, int head, int query_head,
                                    RRParams rr, float* krep, float* log_w, __nv_bfloat16* krep16,
                                    int units) {
-  extern __shared__ float keys_s[];  // [blockDim.y][S][D]
+  extern __shared__ __align__(16) uint16_t keys_s[];  // [blockDim.y][S][D], 16-bit inputs
   const int lane = threadIdx.x, S = rr.S, R = rr.reps, W = rr.W;
   const int u = blockIdx.x * blockDim.y + threadIdx.y;
   if (u >= units) return;  // the whole warp
@@ -102,16 +104,36 @@ __global__ void rr_key_reps_kernel(const void* k, bool bf16, bool vec, int64_t h
     if (lane == 0) log_w[u] = float(log(double(count)));
     return;
   }
-  float* ks = keys_s + threadIdx.y * S * D;
-  const auto keys = [&](int j, int e) -> float& { return ks[j * D + e]; };
-  {  // the stride's keys into this warp's slice as f32, all 16-byte loads in flight at once
-    const int per_row = D / 8;
-    for (int i = lane; i < count * per_row; i += 32) {
-      const int j = i / per_row, c = (i % per_row) * 8;
-      float v[8];
-      load8(k, bf16, vec, hbase + int64_t(r0 + j) * row_stride + c, v);
+  // Kept as the inputs' 16-bit values (half the shared memory of f32: more CTAs per SM) and
+  // widened on every read, which is exact, so the arithmetic is that of f32 copies.
+  uint16_t* ks = keys_s + threadIdx.y * S * D;
+  const auto keys = [&](int j, int e) -> float {
+    const uint16_t u = ks[j * D + e];
+    return bf16 ? __uint_as_float(uint32_t(u) << 16) : __half2float(__ushort_as_half(u));
+  };
+  {  // the stride's keys into this warp's slice: 8 16-byte loads per lane in flight
+    const int per_row = D / 8, chunks = count * per_row;
+    constexpr int kBatch = 8;
+    const auto* k16 = static_cast<const uint16_t*>(k);
+    for (int i0 = lane; i0 < chunks; i0 += 32 * kBatch) {
+      uint4 raw[kBatch];
 #pragma unroll
-      for (int e = 0; e < 8; ++e) keys(j, c + e) = v[e];
+      for (int b = 0; b < kBatch; ++b) {
+        const int i = i0 + 32 * b, j = i / per_row, c = (i % per_row) * 8;
+        if (vec && i < chunks) raw[b] = load16(k, hbase + int64_t(r0 + j) * row_stride + c);
+      }
+#pragma unroll
+      for (int b = 0; b < kBatch; ++b) {
+        const int i = i0 + 32 * b, j = i / per_row, c = (i % per_row) * 8;
+        if (i >= chunks) continue;
+        if (vec) {
+          *reinterpret_cast<uint4*>(ks + j * D + c) = raw[b];
+        } else {
+          const int64_t src = hbase + int64_t(r0 + j) * row_stride + c;
+#pragma unroll
+          for (int e = 0; e < 8; ++e) ks[j * D + c + e] = k16[src + e];
+        }
+      }
     }
     __syncwarp();
   }
@@ -131,34 +153,49 @@ __global__ void rr_key_reps_kernel(const void* k, bool bf16, bool vec, int64_t h
       }
     }
     // squared distance to the mean of key j: lane j % 32 keeps it (d0: j < 32, d1: j >= 32);
-    // distances are >= 0, -1 marks an absent key, -2 a key already picked
+    // distances are >= 0, -1 marks an absent key. Eight keys at a time: their per-lane sums,
+    // then their warp butterflies interleaved (the same sums as one key at a time).
     float d0 = -1.f, d1 = -1.f;
-    for (int j = 0; j < count; ++j) {
-      float acc = 0.f;
+    constexpr int kKeys = 8;
+    for (int j0 = 0; j0 < count; j0 += kKeys) {
+      float acc[kKeys];
 #pragma unroll
-      for (int i = 0; i < kMaxDims; ++i)
-        if (i < nd) {
-          const float x = keys(j, lane + 32 * i) - mean[i];
-          acc += x * x;
-        }
-      acc = warp_sum(acc);
-      if (lane == (j & 31)) (j < 32 ? d0 : d1) = acc;
-    }
-    // the outl farthest keys, ties: the earlier key (warp arg-max per pick); every lane ends
-    // with the same pick and writes its dimensions of it to slot 1 + t
-    for (int t = 0; t < outl; ++t) {
-      float bd = d1 > d0 ? d1 : d0;
-      int bj = d1 > d0 ? lane + 32 : lane;
-      for (int o = 16; o > 0; o >>= 1) {
-        const float od = __shfl_xor_sync(0xffffffffu, bd, o);
-        const int oj = __shfl_xor_sync(0xffffffffu, bj, o);
-        if (od > bd || (od == bd && oj < bj)) {
-          bd = od;
-          bj = oj;
-        }
+      for (int b = 0; b < kKeys; ++b) {
+        acc[b] = 0.f;
+        const int j = min(j0 + b, count - 1);
+#pragma unroll
+        for (int i = 0; i < kMaxDims; ++i)
+          if (i < nd) {
+            const float x = keys(j, lane + 32 * i) - mean[i];
+            acc[b] += x * x;
+          }
       }
-      if (bj == lane) d0 = -2.f;
-      if (bj == lane + 32) d1 = -2.f;
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1)
+#pragma unroll
+        for (int b = 0; b < kKeys; ++b) acc[b] += __shfl_xor_sync(0xffffffffu, acc[b], o);
+#pragma unroll
+      for (int b = 0; b < kKeys; ++b) {
+        const int j = j0 + b;
+        if (j < count && lane == (j & 31)) (j < 32 ? d0 : d1) = acc[b];
+      }
+    }
+    // the outl farthest keys, ties: the earlier key. Each key's rank in that order (farther
+    // first, then lower index) from all distances broadcast once; pick t is the key of rank t,
+    // as repeated arg-max picks would give. Every lane writes its dimensions of pick t to slot
+    // 1 + t.
+    int rank0 = 0, rank1 = 0;  // ranks of keys lane and lane + 32
+    for (int j = 0; j < count; ++j) {
+      const float dj = __shfl_sync(0xffffffffu, j < 32 ? d0 : d1, j & 31);
+      rank0 += dj > d0 || (dj == d0 && j < lane);
+      rank1 += dj > d1 || (dj == d1 && j < lane + 32);
+    }
+    const bool present0 = lane < count, present1 = lane + 32 < count;
+    for (int t = 0; t < outl; ++t) {
+      const uint32_t b0 = __ballot_sync(0xffffffffu, present0 && rank0 == t);
+      const uint32_t b1 = __ballot_sync(0xffffffffu, present1 && rank1 == t);
+      // (no key of rank t only with NaN distances: any present key, never out of range)
+      const int bj = b0 != 0 ? __ffs(int(b0)) - 1 : b1 != 0 ? 32 + __ffs(int(b1)) - 1 : t;
       is_out |= uint64_t(1) << bj;
       const int64_t slot = rep_at(1 + t);
       for (int d = lane; d < D; d += 32) {
@@ -180,19 +217,32 @@ __global__ void rr_key_reps_kernel(const void* k, bool bf16, bool vec, int64_t h
   // slot 0: mean and per-dimension variance of the remaining keys
   const int rest = count - outl;
   const float inv = rest > 0 ? 1.0f / float(rest) : 0.f;
-  for (int d = lane; d < D; d += 32) {
-    float mu = 0.f, var = 0.f;
+  {  // dimensions lane + 32 i side by side (independent chains)
+    float mu[kMaxDims] = {}, var[kMaxDims] = {};
     if (rest > 0) {
       for (int j = 0; j < count; ++j) {
         if ((is_out >> j) & 1) continue;
-        mu += keys(j, d);
-        var += keys(j, d) * keys(j, d);
+#pragma unroll
+        for (int i = 0; i < kMaxDims; ++i)
+          if (i < nd) {
+            const float x = keys(j, lane + 32 * i);
+            mu[i] += x;
+            var[i] += x * x;
+          }
       }
-      mu *= inv;
-      var = fmaxf(0.0f, var * inv - mu * mu);
+#pragma unroll
+      for (int i = 0; i < kMaxDims; ++i) {
+        mu[i] *= inv;
+        var[i] = fmaxf(0.0f, var[i] * inv - mu[i] * mu[i]);
+      }
     }
-    store_rep(krep, krep16, rep_at(0) + d, mu);
-    if (rr.moments) store_rep(krep, krep16, rep_at(0) + D + d, var);
+#pragma unroll
+    for (int i = 0; i < kMaxDims; ++i)
+      if (i < nd) {
+        const int d = lane + 32 * i;
+        store_rep(krep, krep16, rep_at(0) + d, mu[i]);
+        if (rr.moments) store_rep(krep, krep16, rep_at(0) + D + d, var[i]);
+      }
   }
   if (lane == 0) log_w[logw_at(0)] = rest > 0 ? float(log(double(rest))) : -INFINITY;
 }
@@ -356,7 +406,7 @@ cudaError_t rr_key_reps(const void* k, bool bf16, int64_t head_stride, int64_t r
   const int units = (seq_k + rr.S - 1) / rr.S;
   // strides (warps) per CTA: 32 KiB of f32 keys at D = 128 (8 KiB per stride at the default 16)
   const int per_cta = rr.mean_keys ? std::clamp(64 / rr.S, 1, 8) : 4;
-  const size_t smem = rr.mean_keys ? size_t(per_cta) * rr.S * D * sizeof(float) : 0;
+  const size_t smem = rr.mean_keys ? size_t(per_cta) * rr.S * D * sizeof(uint16_t) : 0;
   rr_key_reps_kernel<<<dim3(unsigned((units + per_cta - 1) / per_cta), unsigned(heads)),
                        dim3(32u, unsigned(per_cta)), smem, stream>>>(
       k, bf16, rows_aligned(k, head_stride, row_stride), head_stride, row_stride, D, seq_k, head,
