@@ -158,7 +158,8 @@ TEST_F(GpuSelectors, RRMatchesCpu) {
 }
 
 // Rows of many key blocks: 8-token blocks give 250 blocks per row (the per-warp register sort at
-// 1, 2, 4 and 8 keys per lane over the causal rows) and 1024 (the per-CTA bitonic sort). Patterns
+// 1, 2, 4 and 8 keys per lane over the causal rows) and 1024 (the per-warp threshold search at 1
+// to 32 scores per lane; test_gpu_selection.cpp also covers the per-CTA sort above). Patterns
 // only: the executor tiles 128-row blocks. (The settings order matters: outliers is checked
 // against the stride set so far.) First passed on the H200 on 2026-11-29: 0 of 500 and 0 of 2048
 // rows differ.
