@@ -140,7 +140,7 @@ __device__ __forceinline__ bool key_kept(int kind, int j, int pos, const FlashPa
 
 
 /// The tile sequence of the CTA owning rows [r0, r0 + rows) of query head hq.
-template <int BN, bool CUT_COLUMNS = true>  // TEMPORARY parameter: false = 1a88422's list end
+template <int BN>
 __device__ __forceinline__ TileIter<BN> make_tile_iter(const FlashParams& p, int hq, int r0, int rows) {
   TileIter<BN> it;
   it.seq_k = p.seq_k;
@@ -173,7 +173,7 @@ __device__ __forceinline__ TileIter<BN> make_tile_iter(const FlashParams& p, int
       // Causal with a band: a column j > p_hi - band is, for every row of the CTA, either inside
       // its band (computed by the band's tiles) or after it, so the list stops before such keys
       // (a column tile's masked entries would only add exp2(-inf) = 0: same bits without them).
-      const int cut = CUT_COLUMNS && p.causal && p.band > 0 ? min(it.kmax, p_hi - p.band + 1) : it.kmax;
+      const int cut = p.causal && p.band > 0 ? min(it.kmax, p_hi - p.band + 1) : it.kmax;
       it.col = __ldg(p.column_indptr + ph);
       it.col_end = lower_bound(p.columns, it.col, __ldg(p.column_indptr + ph + 1), cut);
     }

@@ -43,14 +43,11 @@ namespace sieve::attention::cuda {
 /// tiles, so it keeps 56 registers and the consumers get 224 (otherwise 24 and 240; 128 x
 /// producer + 256 x consumer <= 65536 registers per SM), and each stage adds the column tile's
 /// key ids and no-mask flag after the slots.
-template <class T_, int D_, int BN_, int STAGES_, bool COLUMNS_ = false, bool SYNC_GATHER_ = false>
+template <class T_, int D_, int BN_, int STAGES_, bool COLUMNS_ = false>
 struct FlashConfigFa3 {
   using T = T_;
   static constexpr int kD = D_, kBN = BN_, kBM = 128, kStages = STAGES_;
   static constexpr bool kColumns = COLUMNS_;
-  // TEMPORARY (comparison run): the first column instance's gather (each tile's K and V copied
-  // together, every producer thread waiting for its own copies before the stage is published).
-  static constexpr bool kSyncGather = SYNC_GATHER_;
   static constexpr int kProducerRegs = COLUMNS_ ? 56 : 24, kConsumerRegs = COLUMNS_ ? 224 : 240;
   static constexpr int kThreads = 384;  // producer warpgroup + two consumer warpgroups
   static constexpr int kQBytes = kBM * D_ * 2, kTileBytes = BN_ * D_ * 2;
@@ -59,7 +56,6 @@ struct FlashConfigFa3 {
                                     8 * STAGES_ +  // +1024: alignment
                                     (COLUMNS_ ? STAGES_ * (4 * BN_ + 4) : 0);
   static_assert(D_ == 128 && BN_ == 128, "the FA3 path is built for head dim 128, BLOCK_N 128");
-  static_assert(kSmemBytes <= 227 * 1024, "shared memory per block");
   // The persistent kernel adds Q's empty barrier and the next work tile's index.
   static constexpr int kSmemBytesPersistent = kSmemBytes + 16;
   static_assert(kSmemBytesPersistent <= 227 * 1024, "shared memory per block");
@@ -142,84 +138,6 @@ __device__ __forceinline__ void fa3_gather_columns(const Tile& t, int s, uint32_
   }
 }
 
-/// Every column tile of the CTA from list entry c0 on, starting at ring use i, then the end marker;
-/// run by all 128 producer threads (tid 0..127) once the walk reaches its first column tile (the
-/// walk's last phase). Thread r resolves list entry c0 + r (prepare_columns' rule; -1: past the
-/// list or inside a computed block), and warp w gathers rows 32w..32w+31 of K, later V, two rows
-/// per cp.async round, each row's 16 chunks by 16 lanes (key ids by shuffle: one coalesced
-/// 256-byte read per row). K and V of a tile go to their stage separately, each as soon as its own
-/// empty barrier allows, and nobody waits for the copies: each thread makes the full barrier track
-/// its copies (cp.async.mbarrier.arrive, pending count +1 until they land), the named barrier
-/// orders all 128 of those before thread 0's ordinary arrival (count 1), so the phase completes
-/// when the last row has landed. The consumers publish the rows to the async proxy themselves
-/// (fence.proxy.async after the wait), as the writing threads no longer see them land. The next
-/// tile's entries are resolved while V's stage may still be in use. Only thread 0 follows the
-/// ring's phases (named barrier 1 hands each stage to the 128); every warp reaches a named barrier
-/// converged (__syncwarp: lanes leave the per-thread list search apart).
-template <class Cfg>
-__device__ __forceinline__ void fa3_column_tiles(int c0, uint32_t i, const TileIter<Cfg::kBN>& it,
-                                                 const FlashParams& p, int hkv, uint32_t s_k,
-                                                 uint32_t s_v, uint32_t bars, Tile* slots) {
-  using T = typename Cfg::T;
-  constexpr int BN = Cfg::kBN, S = Cfg::kStages, C = Cfg::kD / 8;
-  static_assert(BN == 128 && C == 16, "one resolving thread per row, 16 lanes per row");
-  const int tid = int(threadIdx.x), lane = tid & 31, warp = tid >> 5, ch = lane & 15;
-  int* s_col = fa3_column_ids<Cfg>(slots);
-  const T* gk = static_cast<const T*>(p.k) + hkv * p.k_head_stride;
-  const T* gv = static_cast<const T*>(p.v) + hkv * p.v_head_stride;
-  const auto gather = [&](uint32_t dst, const T* g, int64_t stride, int j) {
-#pragma unroll
-    for (int k = 0; k < 16; ++k) {
-      const int src = 2 * k + (lane >> 4), r = warp * 32 + src;
-      const int jr = __shfl_sync(0xffffffffu, j, src);
-      const bool ok = jr >= 0 && jr < p.seq_k;
-      ptx::cp_async_16(dst + pswz<BN>(r, ch), g + (ok ? int64_t(jr) : 0) * stride + ch * 8, ok);
-    }
-    ptx::cp_async_commit();
-  };
-  int j = resolve_column(c0 + tid, it, p);
-  for (;; ++i) {
-    const int s = int(i % S);
-    const uint32_t ph = (i / S) & 1u;
-    const uint32_t full_k = bars + 8 * (1 + s), full_v = bars + 8 * (1 + S + s);
-    const bool plain = column_is_plain(j, it, p);
-    if (tid == 0) tma::mbar_wait(bars + 8 * (1 + 2 * S + s), ph ^ 1u);  // empty_k(s)
-    __syncwarp();
-    tma::bar_sync<1, 128>();
-    s_col[s * BN + tid] = j;
-    gather(s_k + s * Cfg::kTileBytes, gk, p.k_row_stride, j);
-    tma::cp_async_mbar_arrive(full_k);
-    __syncwarp();
-    const bool all_plain = tma::bar_and<1, 128>(plain);
-    if (tid == 0) {
-      slots[s] = Tile{kColumns, c0};
-      s_col[S * BN + s] = all_plain;
-      tma::mbar_arrive(full_k);
-    }
-    const int c1 = c0 + BN;
-    const int jn = resolve_column(c1 + tid, it, p);  // -1 past the list
-    if (tid == 0) tma::mbar_wait(bars + 8 * (1 + 3 * S + s), ph ^ 1u);  // empty_v(s)
-    __syncwarp();
-    tma::bar_sync<1, 128>();
-    gather(s_v + s * Cfg::kTileBytes, gv, p.v_row_stride, j);
-    tma::cp_async_mbar_arrive(full_v);
-    __syncwarp();
-    tma::bar_sync<1, 128>();
-    if (tid == 0) tma::mbar_arrive(full_v);
-    if (c1 >= it.col_end) break;
-    c0 = c1;
-    j = jn;
-  }
-  ++i;
-  if (tid == 0) {  // the end marker
-    const int s = int(i % S);
-    tma::mbar_wait(bars + 8 * (1 + 2 * S + s), ((i / S) & 1u) ^ 1u);
-    slots[s].kind = -1;
-    tma::mbar_arrive(bars + 8 * (1 + s));
-  }
-  ptx::cp_async_wait<0>();  // no copy outlives its thread
-}
-
 }  // namespace detail
 
 template <class Cfg>
@@ -274,7 +192,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
         tma::load_3d(s_q + c * (BM * 128), &a.tq, full_q, c * 64, r0, hq);
     }
     const int rows = min(BM, p.seq_q - r0);
-    detail::TileIter<BN> it = detail::make_tile_iter<BN, !Cfg::kSyncGather>(p, hq, r0, rows);
+    detail::TileIter<BN> it = detail::make_tile_iter<BN>(p, hq, r0, rows);
     for (int i = 0;; ++i) {
       const int s = i % S;
       const uint32_t ph = uint32_t(i / S) & 1u;
@@ -282,10 +200,6 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
       const bool has = it.next(t);  // the same walk in every producer thread
       if constexpr (Cfg::kColumns) {
         if (has && t.kind == detail::kColumns) {
-          if constexpr (!Cfg::kSyncGather) {
-            detail::fa3_column_tiles<Cfg>(t.c0, uint32_t(i), it, p, hkv, s_k, s_v, bars, slots);
-            return;
-          }
           detail::fa3_gather_columns<Cfg>(t, s, ph, it, p, hkv, s_k, s_v, bars, slots);
           continue;
         }
@@ -353,17 +267,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
       wgmma::commit();
     };
 
-    // Column instance: gathered rows were written by cp.async (generic proxy) and nobody fenced
-    // them for wgmma (async proxy) yet; each consumer thread does, after the full barrier's wait.
-    const auto publish = [](bool gathered) {
-      if constexpr (Cfg::kColumns && !Cfg::kSyncGather) {
-        if (gathered) wgmma::fence_proxy_async();
-      }
-    };
     tma::mbar_wait(full_q, 0);  // also when there is no tile: no copy outlives the CTA
     tma::mbar_wait(full_k(0), 0);
     detail::Tile t = slots[0];
-    publish(t.kind == detail::kColumns);
     if (t.kind >= 0) {
       float s[BN / 8][4];
       detail::issue_qk<T, D, BM, BN>(s, q_wg, s_k);
@@ -376,18 +282,15 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
 
       int prev = 0;  // stage of the tile whose P is in pa
       uint32_t prev_ph = 0;
-      bool prev_gathered = t.kind == detail::kColumns;
       for (int i = 1;; ++i) {
         const int st = i % S;
         const uint32_t ph = uint32_t(i / S) & 1u;
         tma::mbar_wait(full_k(st), ph);
         t = slots[st];
         if (t.kind < 0) break;
-        publish(t.kind == detail::kColumns);
         // S_i and P_{i-1} V_{i-1} issued together
         detail::issue_qk<T, D, BM, BN>(s, q_wg, s_k + st * kTileBytes);
         tma::mbar_wait(full_v(prev), prev_ph);
-        publish(prev_gathered);
         issue_pv(pa, s_v + prev * kTileBytes);
         wgmma::wait<1>();  // S_i landed; P_{i-1} V_{i-1} may still run
         wgmma::fence_operands(s);
@@ -405,11 +308,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
         detail::pack_p<T, BN>(s, pa);
         prev = st;
         prev_ph = ph;
-        prev_gathered = t.kind == detail::kColumns;
       }
       // P V of the last tile
       tma::mbar_wait(full_v(prev), prev_ph);
-      publish(prev_gathered);
       issue_pv(pa, s_v + prev * kTileBytes);
       wgmma::wait<0>();
       wgmma::fence_operands(o);

@@ -1,11 +1,11 @@
 // Hopper (sm_90) asynchronous-copy and synchronisation wrappers for warp-specialised kernels:
-// mbarriers (init, arrive, arrive with an expected transaction count, parity wait, arrival on
-// completion of a thread's cp.async copies), bulk tensor copies (TMA, `cp.async.bulk.tensor`,
-// completing on an mbarrier), named barriers over a thread count (barrier.sync, barrier.red.and)
-// and `setmaxnreg` (sm_90a). Device-only header; the tensor maps are encoded on the host
-// (cuTensorMapEncodeTiled) and passed as __grid_constant__ parameters.
+// mbarriers (init, arrive, arrive with an expected transaction count, parity wait), bulk tensor
+// copies (TMA, `cp.async.bulk.tensor`, completing on an mbarrier), named barriers over a thread
+// count (barrier.sync, barrier.red.and) and `setmaxnreg` (sm_90a). Device-only header; the tensor
+// maps are encoded on the host (cuTensorMapEncodeTiled) and passed as __grid_constant__
+// parameters.
 // Reference: PTX ISA, "Parallel Synchronization and Communication Instructions: mbarrier",
-// "cp.async.mbarrier.arrive", "cp.async.bulk.tensor", "bar, barrier", "setmaxnreg".
+// "cp.async.bulk.tensor", "bar, barrier", "setmaxnreg".
 #pragma once
 
 #include <cstdint>
@@ -41,13 +41,6 @@ __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
         : "r"(bar), "r"(parity)
         : "memory");
   } while (!done);
-}
-
-/// Makes `bar` track this thread's prior cp.async copies: its pending count goes up by one now and
-/// back down once they have all landed (no .noinc: the arrival count is unchanged), so the current
-/// phase cannot complete before them. The thread itself does not wait.
-__device__ __forceinline__ void cp_async_mbar_arrive(uint32_t bar) {
-  asm volatile("cp.async.mbarrier.arrive.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
 }
 
 /// 3-D tiled bulk tensor copy global -> shared (coordinates innermost first), completing

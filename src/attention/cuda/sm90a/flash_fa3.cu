@@ -9,8 +9,6 @@
 #include <cudaTypedefs.h>
 
 #include <algorithm>
-#include <cstdlib>
-#include <cstring>
 #include <limits>
 #include <type_traits>
 
@@ -125,29 +123,11 @@ cudaError_t launch(FlashParams p, cudaStream_t stream, int ctas) {
   }
 }
 
-// TEMPORARY (one comparison run on the H200, bf16 only): SIEVE_FA3_COLUMNS=sync2 runs the first
-// column instance (1a88422: K and V gathered together, each thread waiting for its copies),
-// async3 the new gather with three stages; unset or anything else: the new gather, two stages.
-int column_variant() {
-  const char* e = std::getenv("SIEVE_FA3_COLUMNS");
-  if (!e) return 0;
-  if (std::strcmp(e, "sync2") == 0) return 1;
-  if (std::strcmp(e, "async3") == 0) return 2;
-  return 0;
-}
-
 // Patterns with token columns take the instance that gathers column tiles (grid schedule only).
 template <class T>
 cudaError_t launch_instance(const FlashParams& p, cudaStream_t stream, int ctas) {
-  if (p.column_indptr) {
-    if (ctas >= 0) return cudaErrorInvalidValue;
-    if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-      const int v = column_variant();
-      if (v == 1) return launch<FlashConfigFa3<T, 128, 128, 2, true, true>>(p, stream, ctas);
-      if (v == 2) return launch<FlashConfigFa3<T, 128, 128, 3, true>>(p, stream, ctas);
-    }
-    return launch<Cfg<T, kFa3D128, true>>(p, stream, ctas);
-  }
+  if (p.column_indptr)
+    return ctas < 0 ? launch<Cfg<T, kFa3D128, true>>(p, stream, ctas) : cudaErrorInvalidValue;
   return launch<Cfg<T, kFa3D128, false>>(p, stream, ctas);
 }
 
