@@ -62,11 +62,36 @@ struct FlashConfigFa3 {
 };
 
 /// Kernel arguments: the launch description and the TMA tensor maps of Q, K and V (3-D: head dim,
-/// sequence, heads; box 64 x 128 x 1, 128-byte swizzle).
+/// sequence, heads; box 64 x 128 x 1, 128-byte swizzle). The grid kernel's opt-in variants
+/// (fa3::kTmaStore, kPrefetch, kTiming) also read the map of O (box 64 x 64 x 1), the number of
+/// CTAs ahead whose Q block and CSR row they prefetch, and the stamp buffer.
 struct Fa3Args {
   FlashParams p;
   CUtensorMap tq, tk, tv;
+  CUtensorMap to;
+  uint64_t* stamps = nullptr;  // fa3::kStamps per CTA (blockIdx.y * gridDim.x + blockIdx.x)
+  int ahead = 0;
+  bool tma_store = false;  // kTmaStore: O's map is valid and O is not f32
 };
+
+/// Opt-in variants of the grid kernel (its FLAGS template argument, a bit set; 0 is the default
+/// kernel), measured against the per-CTA fixed cost (docs/results/gpu-attention.md):
+/// kEarly: thread 0 issues Q's copy right after the barrier set-up, before the CTA barrier and
+/// setmaxnreg, and prefetches the CTA's CSR row start into L1 first thing;
+/// kPrefetch: once two tiles are in flight, thread 0 prefetches into L2 the Q block and the first
+/// CSR indices of CTA blockIdx + `ahead` (about one wave later), so that CTA's prologue hits L2;
+/// kTmaStore: each consumer warpgroup writes its normalised O rows into its (finished) rows of
+/// Q's buffer and stores them by two TMA copies, instead of 32 scattered 4-byte stores a thread;
+/// kFastMask: causal/edge tiles (kMasked) are masked by one key bound per row;
+/// kTiming: clock64 stamps of the CTA's phases into Fa3Args::stamps (see kStamp* below).
+namespace fa3 {
+inline constexpr int kEarly = 1, kPrefetch = 2, kTmaStore = 4, kFastMask = 8, kTiming = 16;
+/// Stamp slots per CTA: 0 entry, 1 after the CTA barrier, 2 first K copy issued, 3 producer done
+/// (thread 0); 4 Q landed, 5 K0 landed, 6 S0 landed, 7 P0 packed, 8 end marker seen, 9 last P V
+/// done, 10 epilogue done (thread 128); 11 epilogue done (thread 256); 12 tiles; 13 SM id;
+/// 14 / 15 globaltimer (ns) at 0 / 10.
+inline constexpr int kStamps = 16;
+}  // namespace fa3
 
 namespace detail {
 
@@ -138,16 +163,78 @@ __device__ __forceinline__ void fa3_gather_columns(const Tile& t, int s, uint32_
   }
 }
 
+/// kFastMask: the mask of a kMasked tile (key_kept for kMasked: 0 <= j < seq_k and, if causal,
+/// j <= pos) as one bound per row on the tile-local key n = j - c0; same scores as mask_stripe.
+template <int NT>
+__device__ __forceinline__ void fa3_mask_bound(float (&s)[NT][4], int c0, int pos0, int tq,
+                                               const FlashParams& p) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int pos = pos0 + 8 * h;
+    const int lim = (p.causal ? min(pos, p.seq_k - 1) : p.seq_k - 1) - c0;
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int e = 2 * h; e < 2 * h + 2; ++e)
+        if (nt * 8 + 2 * tq + (e & 1) > lim) s[nt][e] = -INFINITY;
+  }
+}
+
+/// kTmaStore: store_stripe's O / l in T, written into row `rl` (and rl + 8) of a [D/64][BM][128 B]
+/// swizzled tile at s_o (the layout Q arrived in), plus the LSE as store_stripe writes it.
+template <class T, int D, int BM>
+__device__ __forceinline__ void fa3_stage_o(const float (&o)[D / 8][4], const float (&m)[2],
+                                            const float (&l)[2], uint32_t s_o, int rl, int r0,
+                                            int hq, int tq, float sl2, const FlashParams& p) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    float lr = l[h];
+    lr += __shfl_xor_sync(0xffffffffu, lr, 1);
+    lr += __shfl_xor_sync(0xffffffffu, lr, 2);
+    const float inv = lr > 0.f ? 1.f / lr : 0.f;
+    const int r = rl + h * 8;
+#pragma unroll
+    for (int dt = 0; dt < D / 8; ++dt) {
+      const uint32_t w = ptx::pack2<T>(o[dt][2 * h] * inv, o[dt][2 * h + 1] * inv);
+      asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(s_o + pswz<BM>(r, dt) + 4 * tq), "r"(w)
+                   : "memory");
+    }
+    const int row = r0 + r;
+    if (p.lse && tq == 0 && row < p.seq_q) {
+      p.lse[hq * p.lse_head_stride + int64_t(row) * p.lse_row_stride] =
+          lr > 0.f ? (m[h] * sl2 + __log2f(lr)) * 0.6931471805599453f : -INFINITY;
+    }
+  }
+}
+
 }  // namespace detail
 
-template <class Cfg>
+template <class Cfg, int FLAGS = 0>
 __global__ void __launch_bounds__(Cfg::kThreads, 1)
     flash_attention_fa3_kernel(const __grid_constant__ Fa3Args a) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using T = typename Cfg::T;
   constexpr int D = Cfg::kD, BN = Cfg::kBN, BM = Cfg::kBM, S = Cfg::kStages;
   constexpr uint32_t kTileBytes = Cfg::kTileBytes, kPanelBytes = BN * 128;
+  constexpr bool kEarly = (FLAGS & fa3::kEarly) != 0, kPrefetch = (FLAGS & fa3::kPrefetch) != 0;
+  constexpr bool kTmaStore = (FLAGS & fa3::kTmaStore) != 0;
+  constexpr bool kFastMask = (FLAGS & fa3::kFastMask) != 0, kTiming = (FLAGS & fa3::kTiming) != 0;
+  static_assert(FLAGS == 0 || !Cfg::kColumns, "the variants are built without token columns");
   const FlashParams& p = a.p;
+  // kTiming: stamp k of this CTA (nothing at all otherwise).
+  const auto tick = [&](int k) {
+    if constexpr (kTiming)
+      a.stamps[(int64_t(blockIdx.y) * gridDim.x + blockIdx.x) * fa3::kStamps + k] = clock64();
+  };
+  const auto put = [&](int k, uint64_t v) {
+    if constexpr (kTiming)
+      a.stamps[(int64_t(blockIdx.y) * gridDim.x + blockIdx.x) * fa3::kStamps + k] = v;
+  };
+  const auto gtimer = [] {
+    uint64_t t = 0;
+    if constexpr (kTiming) asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    return t;
+  };
 
   extern __shared__ unsigned char smem_raw[];
   const uint32_t raw = ptx::smem_addr(smem_raw);
@@ -167,7 +254,24 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
   const int hq = blockIdx.y, hkv = hq / p.group;
   const int r0 = m_tile * BM;
 
+  const auto issue_q = [&] {
+    tma::mbar_arrive_expect_tx(full_q, Cfg::kQBytes);
+#pragma unroll
+    for (int c = 0; c < D / 64; ++c)
+      tma::load_3d(s_q + c * (BM * 128), &a.tq, full_q, c * 64, r0, hq);
+  };
   if (tid == 0) {
+    if constexpr (kTiming) {
+      tick(0);
+      put(13, [] { uint32_t v; asm volatile("mov.u32 %0, %%smid;" : "=r"(v)); return v; }());
+      put(14, gtimer());
+    }
+    if constexpr (kEarly) {
+      if (p.sparse) {
+        const int prow = (hq / p.pattern_head_div) * p.num_q_blocks + r0 / p.block_q;
+        asm volatile("prefetch.global.L1 [%0];" ::"l"(p.block_indptr + prow));
+      }
+    }
     tma::mbar_init(full_q, 1);
 #pragma unroll
     for (int s = 0; s < S; ++s) {
@@ -177,6 +281,12 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
       tma::mbar_init(empty_v(s), 8);
     }
     tma::mbar_init_fence();
+    if constexpr (kEarly) {
+      tma::prefetch_map(&a.tq);
+      tma::prefetch_map(&a.tk);
+      tma::prefetch_map(&a.tv);
+      issue_q();
+    }
   }
   __syncthreads();
 
@@ -184,13 +294,26 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
     tma::regs_dec<Cfg::kProducerRegs>();
     if (!Cfg::kColumns && tid != 0) return;
     if (tid == 0) {
-      tma::prefetch_map(&a.tk);
-      tma::prefetch_map(&a.tv);
-      tma::mbar_arrive_expect_tx(full_q, Cfg::kQBytes);
-#pragma unroll
-      for (int c = 0; c < D / 64; ++c)
-        tma::load_3d(s_q + c * (BM * 128), &a.tq, full_q, c * 64, r0, hq);
+      tick(1);
+      if constexpr (!kEarly) {
+        tma::prefetch_map(&a.tk);
+        tma::prefetch_map(&a.tv);
+        issue_q();
+      }
     }
+    // kPrefetch: CTA blockIdx + ahead's Q block and first CSR indices into L2.
+    const auto prefetch_ahead = [&] {
+      const int f = int(blockIdx.y * gridDim.x + blockIdx.x) + a.ahead;
+      if (f >= int(gridDim.x * gridDim.y)) return;
+      const int fy = f / int(gridDim.x), fr0 = (p.num_m_tiles - 1 - (f - fy * int(gridDim.x))) * BM;
+#pragma unroll
+      for (int c = 0; c < D / 64; ++c) tma::prefetch_3d(&a.tq, c * 64, fr0, fy);
+      if (p.sparse) {
+        const int prow = (fy / p.pattern_head_div) * p.num_q_blocks + fr0 / p.block_q;
+        const int b = __ldg(p.block_indptr + prow), e = __ldg(p.block_indptr + prow + 1);
+        if (e > b) tma::prefetch_l2(p.block_indices + b);
+      }
+    };
     const int rows = min(BM, p.seq_q - r0);
     detail::TileIter<BN> it = detail::make_tile_iter<BN>(p, hq, r0, rows);
     for (int i = 0;; ++i) {
@@ -198,6 +321,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
       const uint32_t ph = uint32_t(i / S) & 1u;
       detail::Tile t;
       const bool has = it.next(t);  // the same walk in every producer thread
+      if constexpr (kPrefetch) {
+        if (i == S || (!has && i < S)) prefetch_ahead();
+      }
       if constexpr (Cfg::kColumns) {
         if (has && t.kind == detail::kColumns) {
           detail::fa3_gather_columns<Cfg>(t, s, ph, it, p, hkv, s_k, s_v, bars, slots);
@@ -214,6 +340,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
       if (!has) {
         slots[s].kind = -1;
         tma::mbar_arrive(full_k(s));
+        tick(3);
         return;
       }
       slots[s] = t;
@@ -221,6 +348,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
 #pragma unroll
       for (int c = 0; c < D / 64; ++c)
         tma::load_3d(s_k + s * kTileBytes + c * kPanelBytes, &a.tk, full_k(s), c * 64, t.c0, hkv);
+      if constexpr (kTiming) {
+        if (i == 0) tick(2);
+      }
       tma::mbar_wait(empty_v(s), ph ^ 1u);
       tma::mbar_arrive_expect_tx(full_v(s), kTileBytes);
 #pragma unroll
@@ -245,10 +375,22 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
         if (detail::tile_masked(t, s_col + S * BN + st))
           detail::mask_stripe<BN / 8>(s, t, r0 + wrow + g + p.q_offset, s_col + st * BN, tq, p);
         release(empty_k(st));
+      } else if constexpr (kFastMask) {
+        release(empty_k(st));
+        if (t.kind == detail::kMasked)
+          detail::fa3_mask_bound<BN / 8>(s, t.c0, r0 + wrow + g + p.q_offset, tq, p);
+        else if (t.kind != detail::kFull)
+          detail::mask_stripe<BN / 8>(s, t, r0 + wrow + g + p.q_offset, nullptr, tq, p);
       } else {
         release(empty_k(st));
         if (t.kind != detail::kFull)
           detail::mask_stripe<BN / 8>(s, t, r0 + wrow + g + p.q_offset, nullptr, tq, p);
+      }
+    };
+    // kTiming: consumer stamps from one thread per warpgroup.
+    const auto ctick = [&](int k) {
+      if constexpr (kTiming) {
+        if (tid == 128) tick(k);
       }
     };
 
@@ -268,17 +410,24 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
     };
 
     tma::mbar_wait(full_q, 0);  // also when there is no tile: no copy outlives the CTA
+    ctick(4);
     tma::mbar_wait(full_k(0), 0);
+    ctick(5);
     detail::Tile t = slots[0];
+    if constexpr (kTiming) {
+      if (tid == 128) put(12, 0);
+    }
     if (t.kind >= 0) {
       float s[BN / 8][4];
       detail::issue_qk<T, D, BM, BN>(s, q_wg, s_k);
       wgmma::wait<0>();
       wgmma::fence_operands(s);
+      ctick(6);
       release_k_then_mask(s, t, 0);
       detail::online_softmax<BN / 8, D / 8>(s, o, m, l, sl2);
       uint32_t pa[BN / 16][4];
       detail::pack_p<T, BN>(s, pa);
+      ctick(7);
 
       int prev = 0;  // stage of the tile whose P is in pa
       uint32_t prev_ph = 0;
@@ -287,7 +436,13 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
         const uint32_t ph = uint32_t(i / S) & 1u;
         tma::mbar_wait(full_k(st), ph);
         t = slots[st];
-        if (t.kind < 0) break;
+        if (t.kind < 0) {
+          if constexpr (kTiming) {
+            if (tid == 128) put(12, uint64_t(i));
+          }
+          ctick(8);
+          break;
+        }
         // S_i and P_{i-1} V_{i-1} issued together
         detail::issue_qk<T, D, BM, BN>(s, q_wg, s_k + st * kTileBytes);
         tma::mbar_wait(full_v(prev), prev_ph);
@@ -315,8 +470,37 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
       wgmma::wait<0>();
       wgmma::fence_operands(o);
       wgmma::fence_operands(pa);
+      ctick(9);
     }
-    detail::store_stripe<T, D / 8>(o, m, l, r0 + wrow + g, hq, tq, sl2, p);
+    if constexpr (kTmaStore) {
+      if (a.tma_store) {
+        // This warpgroup's Q rows are free (its last Q K^T has completed): O goes there, laid
+        // out as Q arrived, and two TMA stores (one per 64-column panel) write the 64 rows (rows
+        // past seq_q fall outside the map and are not written).
+        detail::fa3_stage_o<T, D, BM>(o, m, l, s_q, wrow + g, r0, hq, tq, sl2, p);
+        wgmma::fence_proxy_async();
+        __syncwarp();
+        tma::bar_sync_id<128>(2 + cw);
+        if ((tid & 127) == 0) {
+#pragma unroll
+          for (int c = 0; c < D / 64; ++c)
+            tma::store_3d(&a.to, q_wg + c * (BM * 128), c * 64, r0 + cw * 64, hq);
+          tma::bulk_commit();
+          tma::bulk_wait_read();
+        }
+      } else {
+        detail::store_stripe<T, D / 8>(o, m, l, r0 + wrow + g, hq, tq, sl2, p);
+      }
+    } else {
+      detail::store_stripe<T, D / 8>(o, m, l, r0 + wrow + g, hq, tq, sl2, p);
+    }
+    if constexpr (kTiming) {
+      if (tid == 128) {
+        tick(10);
+        put(15, gtimer());
+      }
+      if (tid == 256) tick(11);
+    }
   }
 #else
   __trap();  // built without sm_90a: the host never launches this (launch returns an error first)

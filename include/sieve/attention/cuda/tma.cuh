@@ -1,9 +1,9 @@
 // Hopper (sm_90) asynchronous-copy and synchronisation wrappers for warp-specialised kernels:
 // mbarriers (init, arrive, arrive with an expected transaction count, parity wait), bulk tensor
-// copies (TMA, `cp.async.bulk.tensor`, completing on an mbarrier), named barriers over a thread
-// count (barrier.sync, barrier.red.and) and `setmaxnreg` (sm_90a). Device-only header; the tensor
-// maps are encoded on the host (cuTensorMapEncodeTiled) and passed as __grid_constant__
-// parameters.
+// copies (TMA, `cp.async.bulk.tensor`: loads completing on an mbarrier, stores completing in bulk
+// groups, L2 prefetches), named barriers over a thread count (barrier.sync, barrier.red.and) and
+// `setmaxnreg` (sm_90a). Device-only header; the tensor maps are encoded on the host
+// (cuTensorMapEncodeTiled) and passed as __grid_constant__ parameters.
 // Reference: PTX ISA, "Parallel Synchronization and Communication Instructions: mbarrier",
 // "cp.async.bulk.tensor", "bar, barrier", "setmaxnreg".
 #pragma once
@@ -56,6 +56,34 @@ __device__ __forceinline__ void load_3d(uint32_t dst, const void* tmap, uint32_t
 __device__ __forceinline__ void prefetch_map(const void* tmap) {
   asm volatile("prefetch.tensormap [%0];\n" ::"l"(tmap) : "memory");
 }
+/// Prefetches the box at (c0, c1, c2) of a tensor map into L2 (no shared memory, no barrier).
+__device__ __forceinline__ void prefetch_3d(const void* tmap, int c0, int c1, int c2) {
+  asm volatile("cp.async.bulk.prefetch.tensor.3d.L2.global.tile [%0, {%1, %2, %3}];\n" ::"l"(tmap),
+               "r"(c0), "r"(c1), "r"(c2)
+               : "memory");
+}
+/// Prefetches the 128-byte line holding p into L2.
+__device__ __forceinline__ void prefetch_l2(const void* p) {
+  asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p));
+}
+/// 3-D tiled bulk tensor copy shared -> global of the box at (c0, c1, c2) (bulk async-group
+/// completion; out-of-bounds elements are not written). The writing threads order their shared
+/// stores before it with fence.proxy.async and a barrier.
+__device__ __forceinline__ void store_3d(const void* tmap, uint32_t src, int c0, int c1, int c2) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.global.shared::cta.tile.bulk_group [%0, {%1, %2, %3}], [%4];\n" ::"l"(
+          tmap),
+      "r"(c0), "r"(c1), "r"(c2), "r"(src)
+      : "memory");
+}
+__device__ __forceinline__ void bulk_commit() {
+  asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+}
+/// Waits until every committed bulk store has finished reading its shared-memory source (the
+/// buffer may be reused or the CTA may exit; the global writes may still be in flight).
+__device__ __forceinline__ void bulk_wait_read() {
+  asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+}
 
 /// Named barrier ID (1..15; 0 is __syncthreads) over COUNT threads (a multiple of 32): bar_sync
 /// waits for all of them; bar_and also returns whether `pred` holds in all of them. Non-.aligned
@@ -65,6 +93,12 @@ template <int ID, int COUNT>
 __device__ __forceinline__ void bar_sync() {
   static_assert(ID > 0 && ID < 16 && COUNT % 32 == 0, "named barrier");
   asm volatile("barrier.sync %0, %1;\n" ::"n"(ID), "n"(COUNT) : "memory");
+}
+/// bar_sync with the barrier ID in a register (uniform across the COUNT threads).
+template <int COUNT>
+__device__ __forceinline__ void bar_sync_id(int id) {
+  static_assert(COUNT % 32 == 0, "named barrier");
+  asm volatile("barrier.sync %0, %1;\n" ::"r"(id), "n"(COUNT) : "memory");
 }
 template <int ID, int COUNT>
 __device__ __forceinline__ bool bar_and(bool pred) {

@@ -9,8 +9,20 @@
 #include <cudaTypedefs.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <type_traits>
+#include <vector>
+
+// Opt-in instrumentation (off by default): built with -DSIEVE_FA3_TIMING=1, the grid kernel's
+// bf16 launches run the fa3::kTiming instance while the environment sets SIEVE_FA3_TIMING, and
+// each launch prints the phase durations of its CTAs (synchronising the stream).
+#ifndef SIEVE_FA3_TIMING
+#define SIEVE_FA3_TIMING 0
+#endif
 
 namespace sieve::attention::cuda {
 
@@ -70,7 +82,94 @@ int sm_count() {
   return n;
 }
 
-template <class Cfg>
+#if SIEVE_FA3_TIMING
+// Phase durations of one timed launch (stamps as documented at fa3::kStamps), in microseconds:
+// mean / p10 / p50 / p90 over the CTAs, the idle gap between consecutive CTAs of one SM, and a
+// least-squares line of CTA time against its tile count.
+void report_timing(const std::vector<uint64_t>& h, unsigned gx, unsigned gy, int flags) {
+  constexpr int K = fa3::kStamps;
+  const int64_t n = int64_t(gx) * gy;
+  const auto at = [&](int64_t c, int k) { return h[size_t(c * K + k)]; };
+  std::vector<double> rate;
+  for (int64_t c = 0; c < n; ++c)
+    if (at(c, 10) > at(c, 0) && at(c, 15) > at(c, 14))
+      rate.push_back(double(at(c, 15) - at(c, 14)) / double(at(c, 10) - at(c, 0)));
+  std::sort(rate.begin(), rate.end());
+  const double ns = rate.empty() ? 1.0 / 1.98 : rate[rate.size() / 2];  // ns per clock
+  const auto us = [&](uint64_t a, uint64_t b) { return double(int64_t(b - a)) * ns * 1e-3; };
+  struct Phase {
+    const char* name;
+    std::vector<double> v;
+  };
+  // From the CTA's first stamp: barrier, k0_issue, q_landed, k0_landed; then s0 (Q K0^T),
+  // softmax0 (mask, softmax, pack of tile 0), per_tile (the loop / (tiles - 1)), last_pv,
+  // epilogue0/1 (from the last P V to each warpgroup's end), total, and gap (SM idle between
+  // consecutive CTAs).
+  Phase ph[] = {{"barrier", {}}, {"unused", {}},  {"k0_issue", {}},  {"q_landed", {}},
+                {"k0_landed", {}}, {"s0", {}},     {"softmax0", {}}, {"per_tile", {}},
+                {"last_pv", {}}, {"epilogue0", {}}, {"epilogue1", {}}, {"total", {}},
+                {"gap", {}}};
+  double sx = 0, sy = 0, sxx = 0, sxy = 0, tiles = 0;
+  struct Span {
+    uint64_t b, e;
+  };
+  std::vector<std::vector<Span>> sm;
+  for (int64_t c = 0; c < n; ++c) {
+    const int nt = int(at(c, 12));
+    const uint64_t end = std::max({at(c, 3), at(c, 10), at(c, 11)});
+    ph[0].v.push_back(us(at(c, 0), at(c, 1)));
+    if (nt > 0) {
+      ph[2].v.push_back(us(at(c, 0), at(c, 2)));
+      ph[4].v.push_back(us(at(c, 0), at(c, 5)));
+      ph[5].v.push_back(us(at(c, 5), at(c, 6)));
+      ph[6].v.push_back(us(at(c, 6), at(c, 7)));
+      if (nt > 1) ph[7].v.push_back(us(at(c, 7), at(c, 8)) / (nt - 1));
+      ph[8].v.push_back(us(at(c, 8), at(c, 9)));
+      ph[9].v.push_back(us(at(c, 9), at(c, 10)));
+      ph[10].v.push_back(us(at(c, 9), at(c, 11)));
+    }
+    ph[3].v.push_back(us(at(c, 0), at(c, 4)));
+    const double tot = us(at(c, 0), end);
+    ph[11].v.push_back(tot);
+    sx += nt;
+    sy += tot;
+    sxx += double(nt) * nt;
+    sxy += nt * tot;
+    tiles += nt;
+    const size_t id = size_t(at(c, 13));
+    if (id >= sm.size()) sm.resize(id + 1);
+    sm[id].push_back({at(c, 0), end});
+  }
+  double busy = 0, span = 0;
+  for (auto& v : sm) {
+    if (v.empty()) continue;
+    std::sort(v.begin(), v.end(), [](const Span& a, const Span& b) { return a.b < b.b; });
+    for (size_t i = 0; i < v.size(); ++i) {
+      busy += us(v[i].b, v[i].e);
+      if (i + 1 < v.size()) ph[12].v.push_back(us(v[i].e, v[i + 1].b));
+    }
+    span += us(v.front().b, v.back().e);
+  }
+  const double b = (n * sxy - sx * sy) / (n * sxx - sx * sx), a = (sy - b * sx) / n;
+  std::printf("fa3-timing flags=%d grid=%ux%u ctas=%ld tiles/cta=%.2f ns/clk=%.4f sms=%zu "
+              "busy=%.1f%% fit: cta_us = %.2f + %.3f * tiles\n",
+              flags, gx, gy, long(n), tiles / double(n), ns, sm.size(),
+              span > 0 ? 100.0 * busy / span : 0.0, a, b);
+  std::printf("fa3-timing   phase(us)      mean     p10     p50     p90\n");
+  for (Phase& q : ph) {
+    if (q.v.empty()) continue;
+    std::sort(q.v.begin(), q.v.end());
+    double m = 0;
+    for (double x : q.v) m += x;
+    const auto pct = [&](double f) { return q.v[std::min(q.v.size() - 1, size_t(f * q.v.size()))]; };
+    std::printf("fa3-timing   %-10s %8.3f %7.3f %7.3f %7.3f\n", q.name, m / q.v.size(), pct(0.1),
+                pct(0.5), pct(0.9));
+  }
+  std::fflush(stdout);
+}
+#endif
+
+template <class Cfg, int FLAGS = 0>
 cudaError_t launch(FlashParams p, cudaStream_t stream, int ctas) {
   using T = typename Cfg::T;
   p.num_m_tiles = (p.seq_q + Cfg::kBM - 1) / Cfg::kBM;
@@ -89,11 +188,34 @@ cudaError_t launch(FlashParams p, cudaStream_t stream, int ctas) {
                                              : launch_flash_sm90_f16(Cfg::kD, p, stream);
   }
   if (ctas < 0) {  // one CTA per (query block, head)
-    auto* kernel = &flash_attention_fa3_kernel<Cfg>;
+    auto* kernel = &flash_attention_fa3_kernel<Cfg, FLAGS>;
     cudaError_t err =
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
     if (err != cudaSuccess) return err;
     const dim3 grid(unsigned(p.num_m_tiles), unsigned(p.num_heads_q));
+    if constexpr ((FLAGS & fa3::kTmaStore) != 0)
+      a.tma_store = !p.out_f32 && encode<T>(&a.to, p.out, p.num_heads_q, p.seq_q, Cfg::kD,
+                                            p.o_head_stride, p.o_row_stride, 64);
+    if constexpr ((FLAGS & fa3::kPrefetch) != 0) a.ahead = sm_count();
+    if constexpr ((FLAGS & fa3::kTiming) != 0) {
+#if SIEVE_FA3_TIMING
+      const size_t n = size_t(grid.x) * grid.y * fa3::kStamps;
+      err = cudaMallocAsync(reinterpret_cast<void**>(&a.stamps), n * 8, stream);
+      if (err != cudaSuccess) return err;
+      err = cudaMemsetAsync(a.stamps, 0, n * 8, stream);
+      if (err == cudaSuccess) {
+        kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytes, stream>>>(a);
+        err = cudaGetLastError();
+      }
+      std::vector<uint64_t> h(n);
+      if (err == cudaSuccess)
+        err = cudaMemcpyAsync(h.data(), a.stamps, n * 8, cudaMemcpyDeviceToHost, stream);
+      if (err == cudaSuccess) err = cudaStreamSynchronize(stream);
+      const cudaError_t freed = cudaFreeAsync(a.stamps, stream);
+      if (err == cudaSuccess) report_timing(h, grid.x, grid.y, FLAGS);
+      return err != cudaSuccess ? err : freed;
+#endif
+    }
     kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytes, stream>>>(a);
     return cudaGetLastError();
   }
@@ -123,11 +245,53 @@ cudaError_t launch(FlashParams p, cudaStream_t stream, int ctas) {
   }
 }
 
+// TEMPORARY (one comparison run on the H200, bf16 grid launches only): SIEVE_FA3_VARIANT picks
+// the grid kernel's opt-in variant: e = kEarly, ep = kEarly | kPrefetch, s = kTmaStore,
+// m = kFastMask, all = the four; unset or anything else: the default kernel.
+int grid_variant() {
+  static const int v = [] {
+    const char* e = std::getenv("SIEVE_FA3_VARIANT");
+    if (!e) return 0;
+    if (std::strcmp(e, "e") == 0) return fa3::kEarly;
+    if (std::strcmp(e, "ep") == 0) return fa3::kEarly | fa3::kPrefetch;
+    if (std::strcmp(e, "s") == 0) return fa3::kTmaStore;
+    if (std::strcmp(e, "m") == 0) return fa3::kFastMask;
+    if (std::strcmp(e, "all") == 0)
+      return fa3::kEarly | fa3::kPrefetch | fa3::kTmaStore | fa3::kFastMask;
+    return 0;
+  }();
+  return v;
+}
+
+template <class T>
+cudaError_t launch_grid_variant(const FlashParams& p, cudaStream_t stream) {
+  using C = Cfg<T, kFa3D128, false>;
+  constexpr int kAll = fa3::kEarly | fa3::kPrefetch | fa3::kTmaStore | fa3::kFastMask;
+  const int v = grid_variant();
+#if SIEVE_FA3_TIMING
+  if (std::getenv("SIEVE_FA3_TIMING")) {
+    if (v == kAll) return launch<C, kAll | fa3::kTiming>(p, stream, -1);
+    return launch<C, fa3::kTiming>(p, stream, -1);
+  }
+#endif
+  switch (v) {
+    case fa3::kEarly: return launch<C, fa3::kEarly>(p, stream, -1);
+    case fa3::kEarly | fa3::kPrefetch: return launch<C, fa3::kEarly | fa3::kPrefetch>(p, stream, -1);
+    case fa3::kTmaStore: return launch<C, fa3::kTmaStore>(p, stream, -1);
+    case fa3::kFastMask: return launch<C, fa3::kFastMask>(p, stream, -1);
+    case kAll: return launch<C, kAll>(p, stream, -1);
+    default: return launch<C>(p, stream, -1);
+  }
+}
+
 // Patterns with token columns take the instance that gathers column tiles (grid schedule only).
 template <class T>
 cudaError_t launch_instance(const FlashParams& p, cudaStream_t stream, int ctas) {
   if (p.column_indptr)
     return ctas < 0 ? launch<Cfg<T, kFa3D128, true>>(p, stream, ctas) : cudaErrorInvalidValue;
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    if (ctas < 0) return launch_grid_variant<T>(p, stream);
+  }
   return launch<Cfg<T, kFa3D128, false>>(p, stream, ctas);
 }
 
