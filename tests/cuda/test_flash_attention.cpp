@@ -183,6 +183,64 @@ TEST_P(CudaFlash, StridedTokenMajorViews) {
                            "strided");
 }
 
+// The output as a view into a larger buffer ([H][L + pad][D]; rows L.. of each head lie outside
+// the view): those rows stay untouched, which fa3's 64-row TMA stores must honour (clipped at the
+// view's length, not at the 128-row tile), and the view's rows match the reference. The lengths
+// end inside the first and inside the second 64 rows of a query tile; dense and block-sparse.
+TEST_P(CudaFlash, OutputViewPaddingStaysUntouched) {
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  Rng rng(seed);
+  const int64_t hq = 4, hkv = 2, d = 128, pad = 100;
+  for (int64_t l : {40, 200})
+    for (bool sparse : {false, true}) {
+      const std::string what = fmt::format("l={} sparse={}", l, sparse);
+      SCOPED_TRACE(what);
+      const Tensor q = random_tensor(DType::kBF16, hq, l, d, 1.6f, rng);
+      const Tensor k = random_tensor(DType::kBF16, hkv, l, d, 1.6f, rng);
+      const Tensor v = random_tensor(DType::kBF16, hkv, l, d, 1.0f, rng);
+      const SparsePattern pat =
+          random_pattern(int(hq), l, l, 128, 128, true, false, 0.7, 0, 0, rng);
+      const cu::DeviceTensor dq = cu::DeviceTensor::from_host(q);
+      const cu::DeviceTensor dk = cu::DeviceTensor::from_host(k);
+      const cu::DeviceTensor dv = cu::DeviceTensor::from_host(v);
+      cu::DeviceTensor dout(DType::kBF16, {hq, l + pad, d});
+      cu::DeviceTensor dlse(DType::kF32, {hq, l});
+      dout.fill_bytes(0xff);
+      dlse.fill_bytes(0xff);
+      TensorView out_view = dout.view();
+      out_view.shape[1] = l;
+      const TensorView lse_view = dlse.view();
+      AttentionOptions opts;
+      opts.causal = true;
+      if (sparse) {
+        const cu::DevicePattern dp = cu::DevicePattern::upload(pat);
+        cu::block_sparse_attention(dq.view(), dk.view(), dv.view(), dp.view(), out_view, opts,
+                                   &lse_view);
+        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      } else {
+        cu::dense_attention(dq.view(), dk.view(), dv.view(), out_view, opts, &lse_view);
+        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      }
+      const Tensor all = dout.to_host();
+      int64_t touched = 0;
+      for (int64_t a = 0; a < hq; ++a)
+        for (int64_t i = l; i < l + pad; ++i) {
+          const auto* b = static_cast<const unsigned char*>(all.view().ptr(a, i));
+          touched += std::count_if(b, b + d * 2, [](unsigned char x) { return x != 0xff; });
+        }
+      EXPECT_EQ(touched, 0) << "bytes written past the output view's rows";
+      GpuRun got{Tensor(DType::kBF16, {hq, l, d}), dlse.to_host()};
+      for (int64_t a = 0; a < hq; ++a)
+        for (int64_t i = 0; i < l; ++i)
+          std::memcpy(got.out.view().ptr(a, i), all.view().ptr(a, i), size_t(d * 2));
+      const auto ref = sparse ? attention::reference_attention(
+                                    q, k, v, opts, attention::mask_from_pattern(pat, hq, hkv))
+                              : attention::reference_attention(q, k, v, opts);
+      expect_matches_reference(got, ref, v, DType::kBF16, what);
+    }
+}
+
 struct SparseCase {
   DType dtype;
   int64_t d;

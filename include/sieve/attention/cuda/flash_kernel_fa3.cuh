@@ -11,7 +11,10 @@
 // registers for the producer, 240 for the consumers) and run FA3's intra-warpgroup pipeline:
 // S_j = Q K_j^T is issued together with O += P_{j-1} V_{j-1}, the softmax of S_j runs while
 // P_{j-1} V_{j-1} is in flight, and O is rescaled after its wait. The end of the walk is a slot
-// with kind -1. Out-of-range keys arrive as zeros (TMA fill). FA3's ping-pong scheduling (named
+// with kind -1. Out-of-range keys arrive as zeros (TMA fill). Without token columns, causal/edge
+// tiles are masked by one key bound per row, and each consumer writes its normalised O rows into
+// its own (finished) rows of Q's buffer and stores them with TMA (O in T with strides a tensor
+// map can describe; otherwise per-thread stores). FA3's ping-pong scheduling (named
 // barriers ordering the two consumers' GEMM issues) and a third K/V stage were measured within
 // noise of this on an H200 and removed (docs/results/gpu-attention.md, commit d1fc33f).
 // flash_attention_fa3_persistent_kernel is the same CTA with FA3's persistent schedule: one CTA
@@ -62,36 +65,23 @@ struct FlashConfigFa3 {
 };
 
 /// Kernel arguments: the launch description and the TMA tensor maps of Q, K and V (3-D: head dim,
-/// sequence, heads; box 64 x 128 x 1, 128-byte swizzle). The grid kernel's opt-in variants
-/// (fa3::kTmaStore, kPrefetch, kTiming) also read the map of O (box 64 x 64 x 1), the number of
-/// CTAs ahead whose Q block and CSR row they prefetch, and the stamp buffer.
+/// sequence, heads; box 64 x 128 x 1, 128-byte swizzle). The grid kernel without token columns
+/// also takes the map of O (box 64 x 64 x 1; used when tma_store: O is T, not f32, and its
+/// strides fit a map) and, in the instrumented instance (TIMING), the stamp buffer.
 struct Fa3Args {
   FlashParams p;
   CUtensorMap tq, tk, tv;
   CUtensorMap to;
-  uint64_t* stamps = nullptr;  // fa3::kStamps per CTA (blockIdx.y * gridDim.x + blockIdx.x)
-  int ahead = 0;
-  bool tma_store = false;  // kTmaStore: O's map is valid and O is not f32
+  uint64_t* stamps = nullptr;  // kFa3Stamps per CTA (blockIdx.y * gridDim.x + blockIdx.x)
+  bool tma_store = false;
 };
 
-/// Opt-in variants of the grid kernel (its FLAGS template argument, a bit set; 0 is the default
-/// kernel), measured against the per-CTA fixed cost (docs/results/gpu-attention.md):
-/// kEarly: thread 0 issues Q's copy right after the barrier set-up, before the CTA barrier and
-/// setmaxnreg, and prefetches the CTA's CSR row start into L1 first thing;
-/// kPrefetch: once two tiles are in flight, thread 0 prefetches into L2 the Q block and the first
-/// CSR indices of CTA blockIdx + `ahead` (about one wave later), so that CTA's prologue hits L2;
-/// kTmaStore: each consumer warpgroup writes its normalised O rows into its (finished) rows of
-/// Q's buffer and stores them by two TMA copies, instead of 32 scattered 4-byte stores a thread;
-/// kFastMask: causal/edge tiles (kMasked) are masked by one key bound per row;
-/// kTiming: clock64 stamps of the CTA's phases into Fa3Args::stamps (see kStamp* below).
-namespace fa3 {
-inline constexpr int kEarly = 1, kPrefetch = 2, kTmaStore = 4, kFastMask = 8, kTiming = 16;
-/// Stamp slots per CTA: 0 entry, 1 after the CTA barrier, 2 first K copy issued, 3 producer done
-/// (thread 0); 4 Q landed, 5 K0 landed, 6 S0 landed, 7 P0 packed, 8 end marker seen, 9 last P V
-/// done, 10 epilogue done (thread 128); 11 epilogue done (thread 256); 12 tiles; 13 SM id;
-/// 14 / 15 globaltimer (ns) at 0 / 10.
-inline constexpr int kStamps = 16;
-}  // namespace fa3
+/// Stamp slots per CTA of the instrumented grid kernel (TIMING; clock64 unless noted): 0 entry,
+/// 1 after the CTA barrier, 2 first K copy issued, 3 producer done (thread 0); 4 Q landed, 5 K0
+/// landed, 6 S0 landed, 7 P0 packed, 8 end marker seen, 9 last P V done, 10 epilogue done
+/// (thread 128); 11 epilogue done (thread 256); 12 tiles; 13 SM id; 14 / 15 globaltimer (ns) at
+/// 0 / 10.
+inline constexpr int kFa3Stamps = 16;
 
 namespace detail {
 
@@ -163,8 +153,9 @@ __device__ __forceinline__ void fa3_gather_columns(const Tile& t, int s, uint32_
   }
 }
 
-/// kFastMask: the mask of a kMasked tile (key_kept for kMasked: 0 <= j < seq_k and, if causal,
-/// j <= pos) as one bound per row on the tile-local key n = j - c0; same scores as mask_stripe.
+/// The mask of a kMasked tile (key_kept for kMasked: 0 <= j < seq_k and, if causal, j <= pos) as
+/// one bound per row on the tile-local key n = j - c0: the same scores as mask_stripe, without
+/// its per-element kind tests.
 template <int NT>
 __device__ __forceinline__ void fa3_mask_bound(float (&s)[NT][4], int c0, int pos0, int tq,
                                                const FlashParams& p) {
@@ -180,8 +171,9 @@ __device__ __forceinline__ void fa3_mask_bound(float (&s)[NT][4], int c0, int po
   }
 }
 
-/// kTmaStore: store_stripe's O / l in T, written into row `rl` (and rl + 8) of a [D/64][BM][128 B]
-/// swizzled tile at s_o (the layout Q arrived in), plus the LSE as store_stripe writes it.
+/// store_stripe's O / l in T, written into row `rl` (and rl + 8) of a [D/64][BM][128 B] swizzled
+/// tile at s_o (the layout Q arrived in) for a TMA store, plus the LSE as store_stripe writes it.
+/// One 4-byte word per (row, 8-column group) and thread: the 32 lanes hit 32 banks.
 template <class T, int D, int BM>
 __device__ __forceinline__ void fa3_stage_o(const float (&o)[D / 8][4], const float (&m)[2],
                                             const float (&l)[2], uint32_t s_o, int rl, int r0,
@@ -209,26 +201,26 @@ __device__ __forceinline__ void fa3_stage_o(const float (&o)[D / 8][4], const fl
 
 }  // namespace detail
 
-template <class Cfg, int FLAGS = 0>
+/// TIMING: the instrumented instance (stamps as listed at kFa3Stamps; flash_fa3.cu builds it only
+/// with -DSIEVE_FA3_TIMING=1). Otherwise no instruction of the instrumentation is emitted.
+template <class Cfg, bool TIMING = false>
 __global__ void __launch_bounds__(Cfg::kThreads, 1)
     flash_attention_fa3_kernel(const __grid_constant__ Fa3Args a) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using T = typename Cfg::T;
   constexpr int D = Cfg::kD, BN = Cfg::kBN, BM = Cfg::kBM, S = Cfg::kStages;
   constexpr uint32_t kTileBytes = Cfg::kTileBytes, kPanelBytes = BN * 128;
-  constexpr bool kEarly = (FLAGS & fa3::kEarly) != 0, kPrefetch = (FLAGS & fa3::kPrefetch) != 0;
-  constexpr bool kTmaStore = (FLAGS & fa3::kTmaStore) != 0;
-  constexpr bool kFastMask = (FLAGS & fa3::kFastMask) != 0, kTiming = (FLAGS & fa3::kTiming) != 0;
-  static_assert(FLAGS == 0 || !Cfg::kColumns, "the variants are built without token columns");
+  constexpr bool kTiming = TIMING;
+  static_assert(!TIMING || !Cfg::kColumns, "the instrumented instance has no token columns");
   const FlashParams& p = a.p;
-  // kTiming: stamp k of this CTA (nothing at all otherwise).
+  // Stamp k of this CTA (TIMING only).
   const auto tick = [&](int k) {
     if constexpr (kTiming)
-      a.stamps[(int64_t(blockIdx.y) * gridDim.x + blockIdx.x) * fa3::kStamps + k] = clock64();
+      a.stamps[(int64_t(blockIdx.y) * gridDim.x + blockIdx.x) * kFa3Stamps + k] = clock64();
   };
   const auto put = [&](int k, uint64_t v) {
     if constexpr (kTiming)
-      a.stamps[(int64_t(blockIdx.y) * gridDim.x + blockIdx.x) * fa3::kStamps + k] = v;
+      a.stamps[(int64_t(blockIdx.y) * gridDim.x + blockIdx.x) * kFa3Stamps + k] = v;
   };
   const auto gtimer = [] {
     uint64_t t = 0;
@@ -254,23 +246,11 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
   const int hq = blockIdx.y, hkv = hq / p.group;
   const int r0 = m_tile * BM;
 
-  const auto issue_q = [&] {
-    tma::mbar_arrive_expect_tx(full_q, Cfg::kQBytes);
-#pragma unroll
-    for (int c = 0; c < D / 64; ++c)
-      tma::load_3d(s_q + c * (BM * 128), &a.tq, full_q, c * 64, r0, hq);
-  };
   if (tid == 0) {
     if constexpr (kTiming) {
       tick(0);
       put(13, [] { uint32_t v; asm volatile("mov.u32 %0, %%smid;" : "=r"(v)); return v; }());
       put(14, gtimer());
-    }
-    if constexpr (kEarly) {
-      if (p.sparse) {
-        const int prow = (hq / p.pattern_head_div) * p.num_q_blocks + r0 / p.block_q;
-        asm volatile("prefetch.global.L1 [%0];" ::"l"(p.block_indptr + prow));
-      }
     }
     tma::mbar_init(full_q, 1);
 #pragma unroll
@@ -281,12 +261,6 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
       tma::mbar_init(empty_v(s), 8);
     }
     tma::mbar_init_fence();
-    if constexpr (kEarly) {
-      tma::prefetch_map(&a.tq);
-      tma::prefetch_map(&a.tk);
-      tma::prefetch_map(&a.tv);
-      issue_q();
-    }
   }
   __syncthreads();
 
@@ -295,25 +269,13 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
     if (!Cfg::kColumns && tid != 0) return;
     if (tid == 0) {
       tick(1);
-      if constexpr (!kEarly) {
-        tma::prefetch_map(&a.tk);
-        tma::prefetch_map(&a.tv);
-        issue_q();
-      }
-    }
-    // kPrefetch: CTA blockIdx + ahead's Q block and first CSR indices into L2.
-    const auto prefetch_ahead = [&] {
-      const int f = int(blockIdx.y * gridDim.x + blockIdx.x) + a.ahead;
-      if (f >= int(gridDim.x * gridDim.y)) return;
-      const int fy = f / int(gridDim.x), fr0 = (p.num_m_tiles - 1 - (f - fy * int(gridDim.x))) * BM;
+      tma::prefetch_map(&a.tk);
+      tma::prefetch_map(&a.tv);
+      tma::mbar_arrive_expect_tx(full_q, Cfg::kQBytes);
 #pragma unroll
-      for (int c = 0; c < D / 64; ++c) tma::prefetch_3d(&a.tq, c * 64, fr0, fy);
-      if (p.sparse) {
-        const int prow = (fy / p.pattern_head_div) * p.num_q_blocks + fr0 / p.block_q;
-        const int b = __ldg(p.block_indptr + prow), e = __ldg(p.block_indptr + prow + 1);
-        if (e > b) tma::prefetch_l2(p.block_indices + b);
-      }
-    };
+      for (int c = 0; c < D / 64; ++c)
+        tma::load_3d(s_q + c * (BM * 128), &a.tq, full_q, c * 64, r0, hq);
+    }
     const int rows = min(BM, p.seq_q - r0);
     detail::TileIter<BN> it = detail::make_tile_iter<BN>(p, hq, r0, rows);
     for (int i = 0;; ++i) {
@@ -321,9 +283,6 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
       const uint32_t ph = uint32_t(i / S) & 1u;
       detail::Tile t;
       const bool has = it.next(t);  // the same walk in every producer thread
-      if constexpr (kPrefetch) {
-        if (i == S || (!has && i < S)) prefetch_ahead();
-      }
       if constexpr (Cfg::kColumns) {
         if (has && t.kind == detail::kColumns) {
           detail::fa3_gather_columns<Cfg>(t, s, ph, it, p, hkv, s_k, s_v, bars, slots);
@@ -375,19 +334,15 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
         if (detail::tile_masked(t, s_col + S * BN + st))
           detail::mask_stripe<BN / 8>(s, t, r0 + wrow + g + p.q_offset, s_col + st * BN, tq, p);
         release(empty_k(st));
-      } else if constexpr (kFastMask) {
+      } else {
         release(empty_k(st));
         if (t.kind == detail::kMasked)
           detail::fa3_mask_bound<BN / 8>(s, t.c0, r0 + wrow + g + p.q_offset, tq, p);
         else if (t.kind != detail::kFull)
           detail::mask_stripe<BN / 8>(s, t, r0 + wrow + g + p.q_offset, nullptr, tq, p);
-      } else {
-        release(empty_k(st));
-        if (t.kind != detail::kFull)
-          detail::mask_stripe<BN / 8>(s, t, r0 + wrow + g + p.q_offset, nullptr, tq, p);
       }
     };
-    // kTiming: consumer stamps from one thread per warpgroup.
+    // TIMING: the consumers' stamps, from thread 128.
     const auto ctick = [&](int k) {
       if constexpr (kTiming) {
         if (tid == 128) tick(k);
@@ -472,24 +427,22 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
       wgmma::fence_operands(pa);
       ctick(9);
     }
-    if constexpr (kTmaStore) {
-      if (a.tma_store) {
-        // This warpgroup's Q rows are free (its last Q K^T has completed): O goes there, laid
-        // out as Q arrived, and two TMA stores (one per 64-column panel) write the 64 rows (rows
-        // past seq_q fall outside the map and are not written).
-        detail::fa3_stage_o<T, D, BM>(o, m, l, s_q, wrow + g, r0, hq, tq, sl2, p);
-        wgmma::fence_proxy_async();
-        __syncwarp();
-        tma::bar_sync_id<128>(2 + cw);
-        if ((tid & 127) == 0) {
+    if (!Cfg::kColumns && a.tma_store) {
+      // This warpgroup's Q rows are free (its last Q K^T has completed): O goes there, laid out
+      // as Q arrived, and two TMA stores (one per 64-column panel) write the 64 rows; rows past
+      // seq_q fall outside the map and are not written. Replaces 32 scattered 4-byte global
+      // stores per thread (each warp store touching 8 rows' lines); with the bound mask below
+      // this cut about 3 us per CTA on the H200 (docs/results/gpu-attention.md).
+      detail::fa3_stage_o<T, D, BM>(o, m, l, s_q, wrow + g, r0, hq, tq, sl2, p);
+      wgmma::fence_proxy_async();  // the generic-proxy stores, before the TMA (async proxy) reads
+      __syncwarp();
+      tma::bar_sync_id<128>(2 + cw);  // named barriers 2 and 3: one per consumer warpgroup
+      if ((tid & 127) == 0) {
 #pragma unroll
-          for (int c = 0; c < D / 64; ++c)
-            tma::store_3d(&a.to, q_wg + c * (BM * 128), c * 64, r0 + cw * 64, hq);
-          tma::bulk_commit();
-          tma::bulk_wait_read();
-        }
-      } else {
-        detail::store_stripe<T, D / 8>(o, m, l, r0 + wrow + g, hq, tq, sl2, p);
+        for (int c = 0; c < D / 64; ++c)
+          tma::store_3d(&a.to, q_wg + c * (BM * 128), c * 64, r0 + cw * 64, hq);
+        tma::bulk_commit();
+        tma::bulk_wait_read();  // shared memory stays allocated until the copies have read it
       }
     } else {
       detail::store_stripe<T, D / 8>(o, m, l, r0 + wrow + g, hq, tq, sl2, p);

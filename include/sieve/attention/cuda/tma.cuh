@@ -1,8 +1,8 @@
 // Hopper (sm_90) asynchronous-copy and synchronisation wrappers for warp-specialised kernels:
 // mbarriers (init, arrive, arrive with an expected transaction count, parity wait), bulk tensor
 // copies (TMA, `cp.async.bulk.tensor`: loads completing on an mbarrier, stores completing in bulk
-// groups, L2 prefetches), named barriers over a thread count (barrier.sync, barrier.red.and) and
-// `setmaxnreg` (sm_90a). Device-only header; the tensor maps are encoded on the host
+// groups), named barriers over a thread count (barrier.sync, barrier.red.and) and `setmaxnreg`
+// (sm_90a). Device-only header; the tensor maps are encoded on the host
 // (cuTensorMapEncodeTiled) and passed as __grid_constant__ parameters.
 // Reference: PTX ISA, "Parallel Synchronization and Communication Instructions: mbarrier",
 // "cp.async.bulk.tensor", "bar, barrier", "setmaxnreg".
@@ -55,16 +55,6 @@ __device__ __forceinline__ void load_3d(uint32_t dst, const void* tmap, uint32_t
 }
 __device__ __forceinline__ void prefetch_map(const void* tmap) {
   asm volatile("prefetch.tensormap [%0];\n" ::"l"(tmap) : "memory");
-}
-/// Prefetches the box at (c0, c1, c2) of a tensor map into L2 (no shared memory, no barrier).
-__device__ __forceinline__ void prefetch_3d(const void* tmap, int c0, int c1, int c2) {
-  asm volatile("cp.async.bulk.prefetch.tensor.3d.L2.global.tile [%0, {%1, %2, %3}];\n" ::"l"(tmap),
-               "r"(c0), "r"(c1), "r"(c2)
-               : "memory");
-}
-/// Prefetches the 128-byte line holding p into L2.
-__device__ __forceinline__ void prefetch_l2(const void* p) {
-  asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p));
 }
 /// 3-D tiled bulk tensor copy shared -> global of the box at (c0, c1, c2) (bulk async-group
 /// completion; out-of-bounds elements are not written). The writing threads order their shared

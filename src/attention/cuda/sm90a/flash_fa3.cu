@@ -9,17 +9,15 @@
 #include <cudaTypedefs.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <limits>
 #include <type_traits>
 #include <vector>
 
-// Opt-in instrumentation (off by default): built with -DSIEVE_FA3_TIMING=1, the grid kernel's
-// bf16 launches run the fa3::kTiming instance while the environment sets SIEVE_FA3_TIMING, and
-// each launch prints the phase durations of its CTAs (synchronising the stream).
+// Opt-in instrumentation (off by default): built with -DSIEVE_FA3_TIMING=1, grid launches without
+// token columns run the instrumented kernel instance while the environment sets SIEVE_FA3_TIMING,
+// and each launch prints the phase durations of its CTAs to stdout (synchronising the stream).
 #ifndef SIEVE_FA3_TIMING
 #define SIEVE_FA3_TIMING 0
 #endif
@@ -83,11 +81,11 @@ int sm_count() {
 }
 
 #if SIEVE_FA3_TIMING
-// Phase durations of one timed launch (stamps as documented at fa3::kStamps), in microseconds:
+// Phase durations of one timed launch (stamps as documented at kFa3Stamps), in microseconds:
 // mean / p10 / p50 / p90 over the CTAs, the idle gap between consecutive CTAs of one SM, and a
 // least-squares line of CTA time against its tile count.
-void report_timing(const std::vector<uint64_t>& h, unsigned gx, unsigned gy, int flags) {
-  constexpr int K = fa3::kStamps;
+void report_timing(const std::vector<uint64_t>& h, unsigned gx, unsigned gy) {
+  constexpr int K = kFa3Stamps;
   const int64_t n = int64_t(gx) * gy;
   const auto at = [&](int64_t c, int k) { return h[size_t(c * K + k)]; };
   std::vector<double> rate;
@@ -105,9 +103,9 @@ void report_timing(const std::vector<uint64_t>& h, unsigned gx, unsigned gy, int
   // softmax0 (mask, softmax, pack of tile 0), per_tile (the loop / (tiles - 1)), last_pv,
   // epilogue0/1 (from the last P V to each warpgroup's end), total, and gap (SM idle between
   // consecutive CTAs).
-  Phase ph[] = {{"barrier", {}}, {"unused", {}},  {"k0_issue", {}},  {"q_landed", {}},
-                {"k0_landed", {}}, {"s0", {}},     {"softmax0", {}}, {"per_tile", {}},
-                {"last_pv", {}}, {"epilogue0", {}}, {"epilogue1", {}}, {"total", {}},
+  Phase ph[] = {{"barrier", {}},   {"unused", {}},    {"k0_issue", {}},  {"q_landed", {}},
+                {"k0_landed", {}}, {"s0", {}},        {"softmax0", {}},  {"per_tile", {}},
+                {"last_pv", {}},   {"epilogue0", {}}, {"epilogue1", {}}, {"total", {}},
                 {"gap", {}}};
   double sx = 0, sy = 0, sxx = 0, sxy = 0, tiles = 0;
   struct Span {
@@ -151,9 +149,9 @@ void report_timing(const std::vector<uint64_t>& h, unsigned gx, unsigned gy, int
     span += us(v.front().b, v.back().e);
   }
   const double b = (n * sxy - sx * sy) / (n * sxx - sx * sx), a = (sy - b * sx) / n;
-  std::printf("fa3-timing flags=%d grid=%ux%u ctas=%ld tiles/cta=%.2f ns/clk=%.4f sms=%zu "
+  std::printf("fa3-timing grid=%ux%u ctas=%ld tiles/cta=%.2f ns/clk=%.4f sms=%zu "
               "busy=%.1f%% fit: cta_us = %.2f + %.3f * tiles\n",
-              flags, gx, gy, long(n), tiles / double(n), ns, sm.size(),
+              gx, gy, long(n), tiles / double(n), ns, sm.size(),
               span > 0 ? 100.0 * busy / span : 0.0, a, b);
   std::printf("fa3-timing   phase(us)      mean     p10     p50     p90\n");
   for (Phase& q : ph) {
@@ -169,7 +167,7 @@ void report_timing(const std::vector<uint64_t>& h, unsigned gx, unsigned gy, int
 }
 #endif
 
-template <class Cfg, int FLAGS = 0>
+template <class Cfg, bool TIMING = false>
 cudaError_t launch(FlashParams p, cudaStream_t stream, int ctas) {
   using T = typename Cfg::T;
   p.num_m_tiles = (p.seq_q + Cfg::kBM - 1) / Cfg::kBM;
@@ -188,18 +186,19 @@ cudaError_t launch(FlashParams p, cudaStream_t stream, int ctas) {
                                              : launch_flash_sm90_f16(Cfg::kD, p, stream);
   }
   if (ctas < 0) {  // one CTA per (query block, head)
-    auto* kernel = &flash_attention_fa3_kernel<Cfg, FLAGS>;
+    auto* kernel = &flash_attention_fa3_kernel<Cfg, TIMING>;
     cudaError_t err =
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
     if (err != cudaSuccess) return err;
     const dim3 grid(unsigned(p.num_m_tiles), unsigned(p.num_heads_q));
-    if constexpr ((FLAGS & fa3::kTmaStore) != 0)
+    // O by TMA stores (64-row boxes, one per consumer warpgroup) where O is T and its strides fit
+    // a tensor map; otherwise the kernel's per-thread stores.
+    if constexpr (!Cfg::kColumns)
       a.tma_store = !p.out_f32 && encode<T>(&a.to, p.out, p.num_heads_q, p.seq_q, Cfg::kD,
                                             p.o_head_stride, p.o_row_stride, 64);
-    if constexpr ((FLAGS & fa3::kPrefetch) != 0) a.ahead = sm_count();
-    if constexpr ((FLAGS & fa3::kTiming) != 0) {
+    if constexpr (TIMING) {
 #if SIEVE_FA3_TIMING
-      const size_t n = size_t(grid.x) * grid.y * fa3::kStamps;
+      const size_t n = size_t(grid.x) * grid.y * kFa3Stamps;
       err = cudaMallocAsync(reinterpret_cast<void**>(&a.stamps), n * 8, stream);
       if (err != cudaSuccess) return err;
       err = cudaMemsetAsync(a.stamps, 0, n * 8, stream);
@@ -212,7 +211,7 @@ cudaError_t launch(FlashParams p, cudaStream_t stream, int ctas) {
         err = cudaMemcpyAsync(h.data(), a.stamps, n * 8, cudaMemcpyDeviceToHost, stream);
       if (err == cudaSuccess) err = cudaStreamSynchronize(stream);
       const cudaError_t freed = cudaFreeAsync(a.stamps, stream);
-      if (err == cudaSuccess) report_timing(h, grid.x, grid.y, FLAGS);
+      if (err == cudaSuccess) report_timing(h, grid.x, grid.y);
       return err != cudaSuccess ? err : freed;
 #endif
     }
@@ -245,53 +244,15 @@ cudaError_t launch(FlashParams p, cudaStream_t stream, int ctas) {
   }
 }
 
-// TEMPORARY (one comparison run on the H200, bf16 grid launches only): SIEVE_FA3_VARIANT picks
-// the grid kernel's opt-in variant: e = kEarly, ep = kEarly | kPrefetch, s = kTmaStore,
-// m = kFastMask, all = the four; unset or anything else: the default kernel.
-int grid_variant() {
-  static const int v = [] {
-    const char* e = std::getenv("SIEVE_FA3_VARIANT");
-    if (!e) return 0;
-    if (std::strcmp(e, "e") == 0) return fa3::kEarly;
-    if (std::strcmp(e, "ep") == 0) return fa3::kEarly | fa3::kPrefetch;
-    if (std::strcmp(e, "s") == 0) return fa3::kTmaStore;
-    if (std::strcmp(e, "m") == 0) return fa3::kFastMask;
-    if (std::strcmp(e, "all") == 0)
-      return fa3::kEarly | fa3::kPrefetch | fa3::kTmaStore | fa3::kFastMask;
-    return 0;
-  }();
-  return v;
-}
-
-template <class T>
-cudaError_t launch_grid_variant(const FlashParams& p, cudaStream_t stream) {
-  using C = Cfg<T, kFa3D128, false>;
-  constexpr int kAll = fa3::kEarly | fa3::kPrefetch | fa3::kTmaStore | fa3::kFastMask;
-  const int v = grid_variant();
-#if SIEVE_FA3_TIMING
-  if (std::getenv("SIEVE_FA3_TIMING")) {
-    if (v == kAll) return launch<C, kAll | fa3::kTiming>(p, stream, -1);
-    return launch<C, fa3::kTiming>(p, stream, -1);
-  }
-#endif
-  switch (v) {
-    case fa3::kEarly: return launch<C, fa3::kEarly>(p, stream, -1);
-    case fa3::kEarly | fa3::kPrefetch: return launch<C, fa3::kEarly | fa3::kPrefetch>(p, stream, -1);
-    case fa3::kTmaStore: return launch<C, fa3::kTmaStore>(p, stream, -1);
-    case fa3::kFastMask: return launch<C, fa3::kFastMask>(p, stream, -1);
-    case kAll: return launch<C, kAll>(p, stream, -1);
-    default: return launch<C>(p, stream, -1);
-  }
-}
-
 // Patterns with token columns take the instance that gathers column tiles (grid schedule only).
 template <class T>
 cudaError_t launch_instance(const FlashParams& p, cudaStream_t stream, int ctas) {
   if (p.column_indptr)
     return ctas < 0 ? launch<Cfg<T, kFa3D128, true>>(p, stream, ctas) : cudaErrorInvalidValue;
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    if (ctas < 0) return launch_grid_variant<T>(p, stream);
-  }
+#if SIEVE_FA3_TIMING
+  if (ctas < 0 && std::getenv("SIEVE_FA3_TIMING"))
+    return launch<Cfg<T, kFa3D128, false>, true>(p, stream, ctas);
+#endif
   return launch<Cfg<T, kFa3D128, false>>(p, stream, ctas);
 }
 
