@@ -267,7 +267,9 @@ std::vector<PatternMetrics> pattern_recall(const TensorView& q, const TensorView
   for (size_t pi = 0; pi < np; ++pi) {
     PatternMetrics& m = result[pi];
     m.block_density = patterns[pi]->block_density();
+    const std::vector<double> head_density = patterns[pi]->head_token_densities();
     m.token_density = patterns[pi]->token_density();
+    const int64_t heads_per_pattern_head = Hq / std::max<int64_t>(1, int64_t(head_density.size()));
     const std::vector<double>& rec = recall[pi];
     double total = 0, mn = 1;
     for (int64_t h = 0; h < Hq; ++h) {
@@ -281,6 +283,7 @@ std::vector<PatternMetrics> pattern_recall(const TensorView& q, const TensorView
       }
       hr.mean = nrows ? sum / double(nrows) : 0;
       hr.p01 = percentile01(hv);
+      hr.token_density = head_density[size_t(h / heads_per_pattern_head)];
       m.per_head.push_back(hr);
       total += sum;
       mn = std::min(mn, hr.min);

@@ -137,14 +137,15 @@ double SparsePattern::block_density() const {
   return total > 0 ? double(block_indices.size()) / double(total) : 0.0;
 }
 
-double SparsePattern::token_density() const {
+std::vector<double> SparsePattern::head_token_densities() const {
   // Per (head, query block): mark keys kept by blocks or columns, prefix-sum them, then count each
   // row's causal keys and the band keys not already marked in O(1).
   const int64_t off = seq_len_k - seq_len_q;
   std::vector<uint8_t> kept(static_cast<size_t>(seq_len_k));
   std::vector<int64_t> prefix(static_cast<size_t>(seq_len_k) + 1);
-  double kept_pairs = 0, causal_pairs = 0;
+  std::vector<double> density(static_cast<size_t>(num_heads), 0.0);
   for (int64_t h = 0; h < num_heads; ++h) {
+    double kept_pairs = 0, causal_pairs = 0;
     for (int64_t qb = 0; qb < num_q_blocks(); ++qb) {
       std::fill(kept.begin(), kept.end(), 0);
       const int64_t r = row(h, qb);
@@ -172,8 +173,17 @@ double SparsePattern::token_density() const {
         kept_pairs += double(n);
       }
     }
+    density[size_t(h)] = causal_pairs > 0 ? kept_pairs / causal_pairs : 0.0;
   }
-  return causal_pairs > 0 ? kept_pairs / causal_pairs : 0.0;
+  return density;
+}
+
+double SparsePattern::token_density() const {
+  // Every head has the same causal pairs, so the mean over heads is the ratio of the sums.
+  const std::vector<double> d = head_token_densities();
+  double sum = 0;
+  for (double x : d) sum += x;
+  return d.empty() ? 0.0 : sum / double(d.size());
 }
 
 SparsePattern SparsePattern::united(const SparsePattern& a, const SparsePattern& b) {

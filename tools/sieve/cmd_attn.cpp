@@ -357,7 +357,8 @@ void run_attn(AttnArgs& a) {
       j["device"] = a.device;
       j["settings"] = r.settings;
       nlohmann::json heads = nlohmann::json::array();
-      for (const HeadRecall& h : pm.per_head) heads.push_back({{"mean", h.mean}, {"min", h.min}, {"p01", h.p01}});
+      for (const HeadRecall& h : pm.per_head)
+        heads.push_back({{"mean", h.mean}, {"min", h.min}, {"p01", h.p01}, {"token_density", h.token_density}});
       j["per_head_recall"] = heads;
       fmt::print("{}\n", j.dump());
     }

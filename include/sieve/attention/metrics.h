@@ -16,6 +16,7 @@ namespace sieve::attention {
 
 struct HeadRecall {
   double mean = 0, min = 0, p01 = 0;
+  double token_density = 0;  // kept causal pairs / causal pairs of this head's pattern
 };
 
 struct PatternMetrics {

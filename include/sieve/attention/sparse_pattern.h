@@ -59,6 +59,9 @@ struct SparsePattern {
   double block_density() const;
   /// Token density: kept causal (i, j) pairs / causal pairs, columns and band included.
   double token_density() const;
+  /// Token density of each pattern head ([num_heads]: query heads, or KV heads when per_kv_head),
+  /// e.g. to see which heads a selector kept dense. token_density() is their mean.
+  std::vector<double> head_token_densities() const;
 };
 
 }  // namespace sieve::attention

@@ -38,11 +38,12 @@ SparsePattern small_pattern() {
 }
 
 // Brute force over every (head, i, j) with the causal rule written out here.
-double brute_token_density(const SparsePattern& p) {
+// head < 0: all heads.
+double brute_token_density(const SparsePattern& p, int64_t head = -1) {
   double kept = 0, total = 0;
   const int64_t off = p.seq_len_k - p.seq_len_q;
   for (int64_t h = 0; h < p.num_heads; ++h)
-    for (int64_t i = 0; i < p.seq_len_q; ++i)
+    for (int64_t i = 0; i < p.seq_len_q && (head < 0 || h == head); ++i)
       for (int64_t j = 0; j < p.seq_len_k; ++j) {
         if (p.causal && j > i + off) continue;
         total += 1;
@@ -144,6 +145,11 @@ TEST(SparsePattern, TokenDensityMatchesBruteForceOnRandomPatterns) {
     const SparsePattern p = random_pattern(rng, lq, lk, bq, bk, heads, causal, band);
     const SparsePattern full = SparsePattern::dense(heads, lq, lk, bq, bk, causal);
     EXPECT_NEAR(p.token_density(), brute_token_density(p), 1e-12) << "trial " << trial;
+    const std::vector<double> per_head = p.head_token_densities();
+    ASSERT_EQ(per_head.size(), size_t(heads));
+    for (int h = 0; h < heads; ++h)
+      EXPECT_NEAR(per_head[size_t(h)], brute_token_density(p, h), 1e-12)
+          << "trial " << trial << " head " << h;
     EXPECT_NEAR(p.block_density(),
                 double(p.block_indices.size()) / double(full.block_indices.size()), 1e-12);
   }
