@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numeric>
 
 // The vector helpers below are internal and always inlined; the ABI note does not apply.
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -268,7 +269,10 @@ std::vector<PatternMetrics> pattern_recall(const TensorView& q, const TensorView
     PatternMetrics& m = result[pi];
     m.block_density = patterns[pi]->block_density();
     const std::vector<double> head_density = patterns[pi]->head_token_densities();
-    m.token_density = patterns[pi]->token_density();
+    // token_density() is the mean of the head densities: derived here, not counted again
+    m.token_density = head_density.empty() ? 0.0
+                                           : std::accumulate(head_density.begin(), head_density.end(), 0.0) /
+                                                 double(head_density.size());
     const int64_t heads_per_pattern_head = Hq / std::max<int64_t>(1, int64_t(head_density.size()));
     const std::vector<double>& rec = recall[pi];
     double total = 0, mn = 1;
