@@ -336,6 +336,18 @@ __device__ __forceinline__ void online_softmax(float (&s)[NT][4], float (&o)[DT]
     for (int e = 0; e < 4; ++e) o[dt][e] *= alpha[e >> 1];
 }
 
+/// A row's softmax sum l from the partial sums of the 4 lanes (one quad) that hold the row.
+__device__ __forceinline__ float quad_row_sum(float l) {
+  l += __shfl_xor_sync(0xffffffffu, l, 1);
+  return l + __shfl_xor_sync(0xffffffffu, l, 2);
+}
+
+/// Natural-log LSE of a row from its running max m (in score units; sl2 = scale * log2 e) and its
+/// full sum l; -inf where nothing was kept (l = 0).
+__device__ __forceinline__ float row_lse(float m, float l, float sl2) {
+  return l > 0.f ? (m * sl2 + __log2f(l)) * 0.6931471805599453f : -INFINITY;
+}
+
 /// Epilogue of one m16 stripe whose first row is `row0`: O / l (zeros where nothing was kept) in
 /// the output dtype, and the natural-log LSE (-inf where nothing was kept).
 template <class T, int DT>
@@ -344,9 +356,7 @@ __device__ __forceinline__ void store_stripe(const float (&o)[DT][4], const floa
                                              float sl2, const FlashParams& p) {
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
-    float lr = l[h];
-    lr += __shfl_xor_sync(0xffffffffu, lr, 1);
-    lr += __shfl_xor_sync(0xffffffffu, lr, 2);
+    const float lr = quad_row_sum(l[h]);
     const float inv = lr > 0.f ? 1.f / lr : 0.f;
     const int row = row0 + h * 8;
     if (row >= p.seq_q) continue;
@@ -362,10 +372,8 @@ __device__ __forceinline__ void store_stripe(const float (&o)[DT][4], const floa
       for (int dt = 0; dt < DT; ++dt)
         *reinterpret_cast<uint32_t*>(out + dt * 8) = ptx::pack2<T>(o[dt][2 * h] * inv, o[dt][2 * h + 1] * inv);
     }
-    if (p.lse && tq == 0) {
-      p.lse[hq * p.lse_head_stride + int64_t(row) * p.lse_row_stride] =
-          lr > 0.f ? (m[h] * sl2 + __log2f(lr)) * 0.6931471805599453f : -INFINITY;
-    }
+    if (p.lse && tq == 0)
+      p.lse[hq * p.lse_head_stride + int64_t(row) * p.lse_row_stride] = row_lse(m[h], lr, sl2);
   }
 }
 

@@ -180,9 +180,7 @@ __device__ __forceinline__ void fa3_stage_o(const float (&o)[D / 8][4], const fl
                                             int hq, int tq, float sl2, const FlashParams& p) {
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
-    float lr = l[h];
-    lr += __shfl_xor_sync(0xffffffffu, lr, 1);
-    lr += __shfl_xor_sync(0xffffffffu, lr, 2);
+    const float lr = quad_row_sum(l[h]);
     const float inv = lr > 0.f ? 1.f / lr : 0.f;
     const int r = rl + h * 8;
 #pragma unroll
@@ -192,10 +190,8 @@ __device__ __forceinline__ void fa3_stage_o(const float (&o)[D / 8][4], const fl
                    : "memory");
     }
     const int row = r0 + r;
-    if (p.lse && tq == 0 && row < p.seq_q) {
-      p.lse[hq * p.lse_head_stride + int64_t(row) * p.lse_row_stride] =
-          lr > 0.f ? (m[h] * sl2 + __log2f(lr)) * 0.6931471805599453f : -INFINITY;
-    }
+    if (p.lse && tq == 0 && row < p.seq_q)
+      p.lse[hq * p.lse_head_stride + int64_t(row) * p.lse_row_stride] = row_lse(m[h], lr, sl2);
   }
 }
 

@@ -603,6 +603,24 @@ __device__ __forceinline__ void warp_sort_desc(unsigned long long (&key)[kSelect
   }
 }
 
+// One warp writes a row's kept block ids in ascending order: lane w holds the keep bits of blocks
+// [32 w, 32 w + 32) in `word`; an exclusive warp scan of the popcounts gives each lane its first
+// slot in the row's list (lists + row * nkb), and lane 0 writes the row's count.
+__device__ __forceinline__ void write_kept_list(uint32_t word, int lane, int row, int nkb, int* lists,
+                                                int* counts) {
+  const int c = __popc(word);
+  int pos = c;
+  for (int o = 1; o < 32; o <<= 1) {
+    const int v = __shfl_up_sync(0xffffffffu, pos, o);
+    if (lane >= o) pos += v;
+  }
+  const int count = __shfl_sync(0xffffffffu, pos, 31);
+  pos -= c;
+  int* out = lists + int64_t(row) * nkb;
+  for (uint32_t w = word; w != 0; w &= w - 1) out[pos++] = lane * 32 + __ffs(int(w)) - 1;
+  if (lane == 0) counts[row] = count;
+}
+
 __device__ __forceinline__ double warp_sum_d(double v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;  // the xor butterfly leaves the identical value in every lane
@@ -682,20 +700,7 @@ __global__ void __launch_bounds__(32 * kSelectWarps)
     }
   }
   __syncwarp();
-  // ascending ids of kept blocks: lane w writes those of word w
-  const uint32_t word = keep[lane];
-  const int c = __popc(word);
-  int pos = c;
-  for (int o = 1; o < 32; o <<= 1) {
-    const int v = __shfl_up_sync(0xffffffffu, pos, o);
-    if (lane >= o) pos += v;
-  }
-  const int count = __shfl_sync(0xffffffffu, pos, 31);
-  pos -= c;
-  const int row = head * geo.nqb + qb;
-  int* out = lists + int64_t(row) * nkb;
-  for (uint32_t w = word; w != 0; w &= w - 1) out[pos++] = lane * 32 + __ffs(int(w)) - 1;
-  if (lane == 0) counts[row] = count;
+  write_kept_list(keep[lane], lane, head * geo.nqb + qb, nkb, lists, counts);
 }
 
 // ---- selection, one warp per query block: threshold search --------------------------------------
@@ -832,19 +837,7 @@ __global__ void __launch_bounds__(32 * kSelectWarps, 4)
     default: word = warp_select_row<32>(geo, s, qb, nvis, share, lane); break;
   }
   if (lane >= kpl) word = 0;
-  // ascending ids of kept blocks: lane w writes those of word w
-  const int c = __popc(word);
-  int pos = c;
-  for (int o = 1; o < 32; o <<= 1) {
-    const int v = __shfl_up_sync(0xffffffffu, pos, o);
-    if (lane >= o) pos += v;
-  }
-  const int count = __shfl_sync(0xffffffffu, pos, 31);
-  pos -= c;
-  const int row = head * geo.nqb + qb;
-  int* out = lists + int64_t(row) * nkb;
-  for (uint32_t w = word; w != 0; w &= w - 1) out[pos++] = lane * 32 + __ffs(int(w)) - 1;
-  if (lane == 0) counts[row] = count;
+  write_kept_list(word, lane, head * geo.nqb + qb, nkb, lists, counts);
 }
 
 __global__ void fill_rows_kernel(Geometry geo, bool streaming, int sink, int local, int* counts, int* lists) {
