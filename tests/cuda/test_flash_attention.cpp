@@ -358,11 +358,8 @@ TEST_P(CudaFlash, ColumnsInsideTheBandAreNotGathered) {
 TEST_P(CudaFlash, FullPatternAndFullBandEqualDenseBitwise) {
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE(seed);
-  Rng rng(seed);
   const int64_t hq = 4, hkv = 2, l = 389, d = 128;
-  const Tensor q = random_tensor(DType::kBF16, hq, l, d, 1.6f, rng);
-  const Tensor k = random_tensor(DType::kBF16, hkv, l, d, 1.6f, rng);
-  const Tensor v = random_tensor(DType::kBF16, hkv, l, d, 1.0f, rng);
+  const auto [q, k, v] = random_inputs(DType::kBF16, hq, hkv, l, d, seed);
   AttentionOptions opts;
   const GpuRun dense = run_gpu(q, k, v, DType::kBF16, opts);
   const SparsePattern full = SparsePattern::dense(int(hq), l, l, 128, 128, true);
@@ -401,11 +398,9 @@ TEST_P(CudaFlash, Fa3PersistentCtasLoopOverManyTiles) {
 
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE(seed);
-  Rng rng(seed);
   const int64_t hq = 6, hkv = 2, l = 1157, d = 128;
-  const Tensor q = random_tensor(DType::kBF16, hq, l, d, 1.6f, rng);
-  const Tensor k = random_tensor(DType::kBF16, hkv, l, d, 1.6f, rng);
-  const Tensor v = random_tensor(DType::kBF16, hkv, l, d, 1.0f, rng);
+  const auto [q, k, v] = random_inputs(DType::kBF16, hq, hkv, l, d, seed);
+  Rng rng(seed + 1);
   const SparsePattern pat = random_pattern(int(hq), l, l, 128, 128, true, false, 0.3, 150, 0, rng);
   AttentionOptions opts;
   cu::set_kernel_preference("fa3grid");
