@@ -128,6 +128,15 @@ cudaError_t xattn_stats(const HeadInputs& in, const Geometry& geo, int S, int h0
 bool xattn_wgmma_fits(const HeadInputs& in, int S, int block_k);
 cudaError_t xattn_stats_wgmma(const HeadInputs& in, const Geometry& geo, int S, int h0, int heads,
                               const int* visible, float2* stats, cudaStream_t stream);
+/// Opt-in warp-specialised variant of xattn_stats_wgmma (sm90a/xattn_tma.cu): the same tile,
+/// wgmma order and statistics, operands loaded by TMA from one producer thread (one tensor map per
+/// antidiagonal offset). xattn_stats takes it instead of xattn_stats_wgmma when the environment
+/// variable SIEVE_XATTN_KERNEL is "tma" (use_xattn_tma) and it fits: what xattn_wgmma_fits
+/// accepts, S <= 16 and seq_q, seq_k >= S. Not yet the default: untested on a GPU.
+bool use_xattn_tma();
+bool xattn_tma_fits(const HeadInputs& in, const Geometry& geo, int S);
+cudaError_t xattn_stats_tma(const HeadInputs& in, const Geometry& geo, int S, int h0, int heads,
+                            const int* visible, float2* stats, cudaStream_t stream);
 
 }  // namespace sieve::attention::cuda::est
 
