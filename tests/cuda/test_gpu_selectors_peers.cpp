@@ -184,9 +184,10 @@ void xattn_cases(const std::string& tag) {
 
 TEST_F(GpuPeerSelectors, XAttentionMatchesCpu) { xattn_cases(""); }
 
-// The opt-in warp-specialised TMA score kernel (SIEVE_XATTN_KERNEL=tma, sm90a/xattn_tma.cu; only
-// on Hopper, elsewhere the variable is ignored): the same cases against the CPU selector, then the
-// same patterns as the default kernel. Both issue the same wgmma groups in the same order on the
+// The opt-in warp-specialised TMA score kernel (sm90a/xattn_tma.cu; only on Hopper, elsewhere the
+// variable is ignored), SIEVE_XATTN_KERNEL=tma (one CTA) and tma2 (CTA pairs sharing the key tile
+// by multicast): the same cases against the CPU selector, then the same patterns as the default
+// kernel. Both issue the same wgmma groups in the same order on the
 // same operands (the TMA kernel also loads keys past every row's visibility, which both mask), so
 // the statistics and therefore the patterns are expected to be identical, not merely close.
 struct ScopedXattnKernel {
@@ -197,8 +198,10 @@ struct ScopedXattnKernel {
 };
 
 TEST_F(GpuPeerSelectors, XAttentionTmaKernelMatchesCpu) {
-  const ScopedXattnKernel env("tma");
-  xattn_cases(" tma");
+  for (const char* kernel : {"tma", "tma2"}) {
+    const ScopedXattnKernel env(kernel);
+    xattn_cases(std::string(" ") + kernel);
+  }
 }
 
 TEST_F(GpuPeerSelectors, XAttentionTmaKernelEqualsDefaultKernel) {
@@ -221,21 +224,23 @@ TEST_F(GpuPeerSelectors, XAttentionTmaKernelEqualsDefaultKernel) {
        "non-causal"},
   };
   for (const Case& c : cases) {
-    SCOPED_TRACE(std::string(c.what) + " seed " + std::to_string(seed));
     auto sel = attention::make_selector("xattn", c.settings);
     AttentionOptions opts;
     opts.causal = c.causal;
     const cu::DeviceTensor dq = cu::DeviceTensor::from_host(c.in.q);
     const cu::DeviceTensor dk = cu::DeviceTensor::from_host(c.in.k);
     const SparsePattern base = cu::select_on_device(*sel, dq, dk, opts).download();
-    SparsePattern tma;
-    {
-      const ScopedXattnKernel env("tma");
-      tma = cu::select_on_device(*sel, dq, dk, opts).download();
+    for (const char* kernel : {"tma", "tma2"}) {
+      SCOPED_TRACE(std::string(c.what) + " " + kernel + " seed " + std::to_string(seed));
+      SparsePattern tma;
+      {
+        const ScopedXattnKernel env(kernel);
+        tma = cu::select_on_device(*sel, dq, dk, opts).download();
+      }
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      EXPECT_EQ(tma.block_indptr, base.block_indptr);
+      EXPECT_EQ(tma.block_indices, base.block_indices);
     }
-    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    EXPECT_EQ(tma.block_indptr, base.block_indptr);
-    EXPECT_EQ(tma.block_indices, base.block_indices);
   }
 }
 

@@ -156,9 +156,10 @@ bool use_wgmma() {
   return (env == nullptr || *env == '\0' || *env == '0') && cuda::detail::device_is_sm90();
 }
 
-bool use_xattn_tma() {
+int xattn_tma_cluster() {
   const char* env = std::getenv("SIEVE_XATTN_KERNEL");  // NOLINT(concurrency-mt-unsafe)
-  return env != nullptr && std::string_view(env) == "tma";
+  const std::string_view v = env == nullptr ? "" : env;
+  return v == "tma" ? 1 : v == "tma2" ? 2 : 0;
 }
 
 bool xattn_fits(int S, int block_k) {
@@ -179,8 +180,9 @@ cudaError_t xattn_stats(const HeadInputs& in, const Geometry& geo, int S, int h0
   if (!rows_fit(in) || !xattn_fits(S, geo.block_k)) return cudaErrorInvalidValue;
   if (geo.seq_q <= 0 || geo.seq_k <= 0 || heads <= 0) return cudaSuccess;
   if (use_wgmma() && xattn_wgmma_fits(in, S, geo.block_k)) {
-    if (use_xattn_tma() && xattn_tma_fits(in, geo, S))
-      return xattn_stats_tma(in, geo, S, h0, heads, visible, stats, stream);
+    const int cluster = xattn_tma_cluster();
+    if (cluster > 0 && xattn_tma_fits(in, geo, S))
+      return xattn_stats_tma(in, geo, S, h0, heads, visible, stats, cluster, stream);
     return xattn_stats_wgmma(in, geo, S, h0, heads, visible, stats, stream);
   }
   if (in.bf16)

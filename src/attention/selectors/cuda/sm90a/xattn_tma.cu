@@ -49,16 +49,17 @@ struct TCfg {
   static_assert(kSmem <= 227 * 1024, "shared memory");
 };
 
-template <class T, int D, int BN, int STAGES, int G>
+template <class T, int D, int BN, int STAGES, int G, int CL>
 __global__ void __launch_bounds__(kThreads, 1)
     xattn_tma_kernel(const __grid_constant__ XMaps maps, Geometry g, float scale, int S, int nqs,
                      int h0, int group, const int* visible, float2* stats) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int P = D / 64, NH = BN / 128, EB = 8 * G;
   using C = TCfg<BN, STAGES>;
+  static_assert(CL == 1 || (CL == 2 && NH == 2), "a pair shares the two 128-key halves");
   extern __shared__ unsigned char smem_raw[];
-  __shared__ int s_vis[kBM];
-  __shared__ int s_max[4];
+  __shared__ int s_vis[CL * kBM];  // the cluster's query strides (its CTAs are along grid y)
+  __shared__ int s_max[4 * CL];
   const uint32_t raw = ptx::smem_addr(smem_raw);
   const uint32_t base = (raw + 1023u) & ~1023u;
   const uint32_t full0 = base + uint32_t(C::kBarOff), empty0 = full0 + uint32_t(8 * STAGES);
@@ -67,9 +68,11 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int tid = int(threadIdx.x), lane = tid & 31, warp = tid >> 5;
   const int z = int(blockIdx.z), h = h0 + z, hk = h / group;
   const int e0 = int(blockIdx.x) * BN, i0 = int(blockIdx.y) * kBM;
+  // Rank in the cluster of CL CTAs along grid y (cluster dims (1, CL, 1): %cluster_ctarank).
+  const int rank = int(blockIdx.y) % CL, ic0 = i0 - rank * kBM;
   const int nkb = g.nkb, kb0 = e0 / EB;
-  if (warp < 4) {  // visibility of the CTA's 128 query strides (warpgroup 0)
-    int v = i0 + tid < nqs ? visible[i0 + tid] : 0;
+  if (warp < 4 * CL) {  // visibility of the cluster's query strides
+    int v = ic0 + tid < nqs ? visible[ic0 + tid] : 0;
     s_vis[tid] = v;
     for (int o = 16; o > 0; o >>= 1) v = max(v, __shfl_xor_sync(0xffffffffu, v, o));
     if (lane == 0) s_max[warp] = v;
@@ -78,13 +81,20 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
     for (int s = 0; s < STAGES; ++s) {
       tma::mbar_init(full(s), 1);
-      tma::mbar_init(empty(s), 8);  // one arrival per consumer warp
+      tma::mbar_init(empty(s), 8 * CL);  // one arrival per consumer warp of the cluster
     }
     tma::mbar_init_fence();
   }
-  __syncthreads();
-  const int maxv = max(max(s_max[0], s_max[1]), max(s_max[2], s_max[3]));
-  if (e0 >= maxv) return;  // no stride of the tile sees these keys: block_scores never reads them
+  if constexpr (CL > 1)
+    tma::cluster_sync();  // the partner's barriers exist before any multicast or remote arrival
+  else
+    __syncthreads();
+  int maxv = 0;
+#pragma unroll
+  for (int w = 0; w < 4 * CL; ++w) maxv = max(maxv, s_max[w]);
+  // No stride of the tile (of the cluster: its CTAs skip or run together, as each loads half of
+  // the other's keys) sees these keys: block_scores never reads them.
+  if (e0 >= maxv) return;
   const bool upper = NH > 1 && e0 + 128 < maxv;  // the second 128-wide half is needed
   const int nsteps = S * P;
 
@@ -98,13 +108,20 @@ __global__ void __launch_bounds__(kThreads, 1)
       const uint32_t sa = base + uint32_t(st * C::kStage), sb = sa + uint32_t(C::kABytes);
       tma::mbar_arrive_expect_tx(full(st), bytes);
       tma::load_3d(sa, &maps.q[S - 1 - t], full(st), p * 64, i0, h);
-      tma::load_3d(sb, &maps.k[t], full(st), p * 64, e0, hk);
-      if (upper) tma::load_3d(sb + uint32_t(kPanel), &maps.k[t], full(st), p * 64, e0 + 128, hk);
+      if constexpr (CL == 1) {
+        tma::load_3d(sb, &maps.k[t], full(st), p * 64, e0, hk);
+        if (upper) tma::load_3d(sb + uint32_t(kPanel), &maps.k[t], full(st), p * 64, e0 + 128, hk);
+      } else if (rank == 0 || upper) {  // key half `rank` into both CTAs of the pair
+        tma::load_3d_multicast(sb + uint32_t(rank * kPanel), &maps.k[t], full(st), p * 64,
+                               e0 + 128 * rank, hk, uint16_t(3));
+      }
     }
+    // The partner may still arrive on this CTA's barriers (and multicast into it) until it ends.
+    if constexpr (CL > 1) tma::cluster_sync();
     return;
   }
 
-  // ---- consumers: warpgroup wg scores query strides [64 wg, 64 wg + 64) ---------------------------
+  // ---- consumers: warpgroup wg scores query strides [64 wg, 64 wg + 64) -------------------------
   tma::regs_inc<240>();
   const int cw = warp - 4, wg = cw >> 2;
   // acc[1] is read only when `upper`. The main loop is instantiated per number of live halves
@@ -131,7 +148,14 @@ __global__ void __launch_bounds__(kThreads, 1)
       wgmma::wait<1>();  // step s - 1's group retired: its stage may be rewritten
       if (s > 0) {
         __syncwarp();
-        if (lane == 0) tma::mbar_arrive(empty((s - 1) % STAGES));
+        if (lane == 0) {
+          if constexpr (CL == 1) {
+            tma::mbar_arrive(empty((s - 1) % STAGES));
+          } else {  // both producers write this stage (each its key half, multicast)
+#pragma unroll
+            for (int c = 0; c < CL; ++c) tma::mbar_arrive_cluster(empty((s - 1) % STAGES), c);
+          }
+        }
       }
     }
   };
@@ -150,7 +174,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   stats += int64_t(z) * nqs * nkb;
 #pragma unroll
   for (int rr = 0; rr < 2; ++rr) {
-    const int rl = cw * 16 + gr + rr * 8, i = i0 + rl, vis = s_vis[rl];
+    const int rl = cw * 16 + gr + rr * 8, i = i0 + rl, vis = s_vis[rank * kBM + rl];
     float2* srow = stats + int64_t(i) * nkb;
 #pragma unroll
     for (int nh = 0; nh < NH; ++nh) {
@@ -184,6 +208,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
     }
   }
+  if constexpr (CL > 1) tma::cluster_sync();  // no remote arrival may outlive the partner
 #endif
 }
 
@@ -224,37 +249,67 @@ bool encode_strided(CUtensorMap* m, const void* base, int heads, int seq, int d,
             CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
-template <class T, int D, int BN, int STAGES, int G>
-cudaError_t launch(const XMaps& maps, const HeadInputs& in, const Geometry& g, int S, int h0,
-                   int heads, const int* visible, float2* stats, cudaStream_t stream) {
+template <class T, int D, int BN, int STAGES, int G, int CL>
+cudaError_t launch_cl(const XMaps& maps, const HeadInputs& in, const Geometry& g, int S, int h0,
+                      int heads, const int* visible, float2* stats, cudaStream_t stream) {
   const int nqs = (g.seq_q + S - 1) / S, nks = (g.seq_k + S - 1) / S;
   constexpr int smem = TCfg<BN, STAGES>::kSmem;
-  auto* kernel = &xattn_tma_kernel<T, D, BN, STAGES, G>;
+  auto* kernel = &xattn_tma_kernel<T, D, BN, STAGES, G, CL>;
   const cudaError_t e =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (e != cudaSuccess) return e;
-  const dim3 grid(unsigned((nks + BN - 1) / BN), unsigned((nqs + kBM - 1) / kBM), unsigned(heads));
-  kernel<<<grid, kThreads, size_t(smem), stream>>>(maps, g, in.scale, S, nqs, h0, in.group,
-                                                     visible, stats);
-  return cudaGetLastError();
+  const int tiles_y = (nqs + kBM - 1) / kBM;
+  // grid y rounded up to whole clusters: a CTA past the last query stride only loads its key half
+  // for its partner (its own rows are zeros and write nothing)
+  const dim3 grid(unsigned((nks + BN - 1) / BN), unsigned((tiles_y + CL - 1) / CL * CL),
+                  unsigned(heads));
+  if constexpr (CL == 1) {
+    kernel<<<grid, kThreads, size_t(smem), stream>>>(maps, g, in.scale, S, nqs, h0, in.group,
+                                                       visible, stats);
+    return cudaGetLastError();
+  } else {
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = grid;
+    cfg.blockDim = dim3(kThreads);
+    cfg.dynamicSmemBytes = size_t(smem);
+    cfg.stream = stream;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = 1;
+    attr[0].val.clusterDim.y = CL;
+    attr[0].val.clusterDim.z = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    return cudaLaunchKernelEx(&cfg, kernel, maps, g, in.scale, S, nqs, h0, in.group, visible,
+                              stats);
+  }
+}
+
+template <class T, int D, int BN, int STAGES, int G>
+cudaError_t launch(const XMaps& maps, const HeadInputs& in, const Geometry& g, int S, int h0,
+                   int heads, const int* visible, float2* stats, int cluster,
+                   cudaStream_t stream) {
+  return cluster == 2
+             ? launch_cl<T, D, BN, STAGES, G, 2>(maps, in, g, S, h0, heads, visible, stats, stream)
+             : launch_cl<T, D, BN, STAGES, G, 1>(maps, in, g, S, h0, heads, visible, stats, stream);
 }
 
 template <class T, int D>
 cudaError_t by_block(const XMaps& maps, const HeadInputs& in, const Geometry& g, int S, int h0,
-                     int heads, const int* visible, float2* stats, cudaStream_t stream) {
+                     int heads, const int* visible, float2* stats, int cl, cudaStream_t stream) {
   constexpr int BN = 256, ST = 4;
   switch (g.block_k / S) {
-    case 8: return launch<T, D, BN, ST, 1>(maps, in, g, S, h0, heads, visible, stats, stream);
-    case 16: return launch<T, D, BN, ST, 2>(maps, in, g, S, h0, heads, visible, stats, stream);
-    case 32: return launch<T, D, BN, ST, 4>(maps, in, g, S, h0, heads, visible, stats, stream);
-    case 64: return launch<T, D, BN, ST, 8>(maps, in, g, S, h0, heads, visible, stats, stream);
+    case 8: return launch<T, D, BN, ST, 1>(maps, in, g, S, h0, heads, visible, stats, cl, stream);
+    case 16: return launch<T, D, BN, ST, 2>(maps, in, g, S, h0, heads, visible, stats, cl, stream);
+    case 32: return launch<T, D, BN, ST, 4>(maps, in, g, S, h0, heads, visible, stats, cl, stream);
+    case 64: return launch<T, D, BN, ST, 8>(maps, in, g, S, h0, heads, visible, stats, cl, stream);
     default: return cudaErrorInvalidValue;
   }
 }
 
 template <class T>
 cudaError_t with_maps(const HeadInputs& in, const Geometry& g, int S, int h0, int heads,
-                      const int* visible, float2* stats, cudaStream_t stream) {
+                      const int* visible, float2* stats, int cl, cudaStream_t stream) {
   XMaps maps{};
   const int heads_k = in.heads_q / in.group;
   for (int u = 0; u < S; ++u)
@@ -263,8 +318,8 @@ cudaError_t with_maps(const HeadInputs& in, const Geometry& g, int S, int h0, in
         !encode_strided<T>(&maps.k[u], in.k, heads_k, g.seq_k, in.D, S, u, in.k_head_stride,
                            in.k_row_stride))
       return cudaErrorInvalidValue;
-  return in.D == 64 ? by_block<T, 64>(maps, in, g, S, h0, heads, visible, stats, stream)
-                    : by_block<T, 128>(maps, in, g, S, h0, heads, visible, stats, stream);
+  return in.D == 64 ? by_block<T, 64>(maps, in, g, S, h0, heads, visible, stats, cl, stream)
+                    : by_block<T, 128>(maps, in, g, S, h0, heads, visible, stats, cl, stream);
 }
 
 }  // namespace
@@ -275,11 +330,11 @@ bool xattn_tma_fits(const HeadInputs& in, const Geometry& geo, int S) {
 }
 
 cudaError_t xattn_stats_tma(const HeadInputs& in, const Geometry& geo, int S, int h0, int heads,
-                            const int* visible, float2* stats, cudaStream_t stream) {
-  if (!xattn_tma_fits(in, geo, S)) return cudaErrorInvalidValue;
+                            const int* visible, float2* stats, int cluster, cudaStream_t stream) {
+  if (!xattn_tma_fits(in, geo, S) || (cluster != 1 && cluster != 2)) return cudaErrorInvalidValue;
   if (heads <= 0) return cudaSuccess;
-  return in.bf16 ? with_maps<__nv_bfloat16>(in, geo, S, h0, heads, visible, stats, stream)
-                 : with_maps<__half>(in, geo, S, h0, heads, visible, stats, stream);
+  return in.bf16 ? with_maps<__nv_bfloat16>(in, geo, S, h0, heads, visible, stats, cluster, stream)
+                 : with_maps<__half>(in, geo, S, h0, heads, visible, stats, cluster, stream);
 }
 
 }  // namespace sieve::attention::cuda::est
