@@ -15,6 +15,7 @@
 // are the existing kernel's (only keys past every row's visibility differ: loaded here, zeros
 // there, masked in both). Needs S <= kMaxStride and seq_q, seq_k >= S (every map non-empty).
 #include "../peers_gpu.h"
+#include "../../../cuda/tensor_map_encoder.h"
 
 #include "sieve/attention/cuda/ptx.cuh"
 #include "sieve/attention/cuda/tma.cuh"
@@ -212,27 +213,12 @@ __global__ void __launch_bounds__(kThreads, 1)
 #endif
 }
 
-PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
-  static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
-    void* f = nullptr;
-    cudaDriverEntryPointQueryResult q{};
-    const cudaError_t e = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000,
-                                                           cudaEnableDefault, &q);
-    if (e != cudaSuccess || q != cudaDriverEntryPointSuccess) {
-      (void)cudaGetLastError();
-      return PFN_cuTensorMapEncodeTiled_v12000(nullptr);
-    }
-    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
-  }();
-  return fn;
-}
-
 // Rows u, u + S, u + 2S.. of every head of a [heads, seq, D] tensor (element strides): a 3-D map
 // (D, ceil((seq - u) / S), heads), box 64 x 128 x 1, 128-byte swizzle, zeros outside.
 template <class T>
 bool encode_strided(CUtensorMap* m, const void* base, int heads, int seq, int d, int S, int u,
                     int64_t head_stride, int64_t row_stride) {
-  const auto fn = encode_fn();
+  const auto fn = detail::tensor_map_encoder();
   if (!fn) return false;
   const int64_t rows = (int64_t(seq) - u + S - 1) / S;
   if (heads == 1) head_stride = row_stride * seq;  // never used; any valid value will do
