@@ -184,12 +184,13 @@ void xattn_cases(const std::string& tag) {
 
 TEST_F(GpuPeerSelectors, XAttentionMatchesCpu) { xattn_cases(""); }
 
-// The opt-in warp-specialised TMA score kernel (sm90a/xattn_tma.cu; only on Hopper, elsewhere the
-// variable is ignored), SIEVE_XATTN_KERNEL=tma (one CTA) and tma2 (CTA pairs sharing the key tile
-// by multicast): the same cases against the CPU selector, then the same patterns as the default
-// kernel. Both issue the same wgmma groups in the same order on the
-// same operands (the TMA kernel also loads keys past every row's visibility, which both mask), so
-// the statistics and therefore the patterns are expected to be identical, not merely close.
+// The opt-in Hopper score kernels (only on Hopper, elsewhere the variable is ignored),
+// SIEVE_XATTN_KERNEL = tma (sm90a/xattn_tma.cu, one CTA), tma2 (CTA pairs sharing the key tile by
+// multicast) and wgmma2 (the default cp.async kernel with its main loop per live key half): the
+// same cases against the CPU selector, then the same patterns as the default kernel. All issue the
+// same wgmma groups in the same order on the same operands (the TMA kernels also load keys past
+// every row's visibility, which all mask), so the statistics and therefore the patterns are
+// expected to be identical, not merely close.
 struct ScopedXattnKernel {
   explicit ScopedXattnKernel(const char* v) {
     setenv("SIEVE_XATTN_KERNEL", v, 1);  // NOLINT(concurrency-mt-unsafe)
@@ -197,14 +198,16 @@ struct ScopedXattnKernel {
   ~ScopedXattnKernel() { unsetenv("SIEVE_XATTN_KERNEL"); }  // NOLINT(concurrency-mt-unsafe)
 };
 
-TEST_F(GpuPeerSelectors, XAttentionTmaKernelMatchesCpu) {
-  for (const char* kernel : {"tma", "tma2"}) {
+constexpr const char* kXattnOptInKernels[] = {"tma", "tma2", "wgmma2"};
+
+TEST_F(GpuPeerSelectors, XAttentionOptInKernelsMatchCpu) {
+  for (const char* kernel : kXattnOptInKernels) {
     const ScopedXattnKernel env(kernel);
     xattn_cases(std::string(" ") + kernel);
   }
 }
 
-TEST_F(GpuPeerSelectors, XAttentionTmaKernelEqualsDefaultKernel) {
+TEST_F(GpuPeerSelectors, XAttentionOptInKernelsEqualDefault) {
   const uint64_t seed = fresh_seed();
   struct Case {
     std::vector<std::string> settings;
@@ -230,7 +233,7 @@ TEST_F(GpuPeerSelectors, XAttentionTmaKernelEqualsDefaultKernel) {
     const cu::DeviceTensor dq = cu::DeviceTensor::from_host(c.in.q);
     const cu::DeviceTensor dk = cu::DeviceTensor::from_host(c.in.k);
     const SparsePattern base = cu::select_on_device(*sel, dq, dk, opts).download();
-    for (const char* kernel : {"tma", "tma2"}) {
+    for (const char* kernel : kXattnOptInKernels) {
       SCOPED_TRACE(std::string(c.what) + " " + kernel + " seed " + std::to_string(seed));
       SparsePattern tma;
       {

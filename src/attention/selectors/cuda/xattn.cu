@@ -162,6 +162,11 @@ int xattn_tma_cluster() {
   return v == "tma" ? 1 : v == "tma2" ? 2 : 0;
 }
 
+bool xattn_wgmma_hoist() {
+  const char* env = std::getenv("SIEVE_XATTN_KERNEL");  // NOLINT(concurrency-mt-unsafe)
+  return env != nullptr && std::string_view(env) == "wgmma2";
+}
+
 bool xattn_fits(int S, int block_k) {
   if (S < 1 || block_k % S != 0) return false;
   const int eb = block_k / S;
@@ -183,7 +188,7 @@ cudaError_t xattn_stats(const HeadInputs& in, const Geometry& geo, int S, int h0
     const int cluster = xattn_tma_cluster();
     if (cluster > 0 && xattn_tma_fits(in, geo, S))
       return xattn_stats_tma(in, geo, S, h0, heads, visible, stats, cluster, stream);
-    return xattn_stats_wgmma(in, geo, S, h0, heads, visible, stats, stream);
+    return xattn_stats_wgmma(in, geo, S, h0, heads, visible, stats, stream, xattn_wgmma_hoist());
   }
   if (in.bf16)
     return in.D == 64
