@@ -1,7 +1,7 @@
 // Hopper (sm_90) asynchronous-copy and synchronisation wrappers for warp-specialised kernels:
 // mbarriers (init, arrive, arrive with an expected transaction count, parity wait), bulk tensor
 // copies (TMA, `cp.async.bulk.tensor`: loads completing on an mbarrier, stores completing in bulk
-// groups, multicast to a cluster), cluster rank / barrier / remote mbarrier arrival, named
+// groups, multicast to a cluster), cluster barrier, remote mbarrier arrival, named
 // barriers over a thread count (barrier.sync, barrier.red.and) and `setmaxnreg` (sm_90a).
 // Device-only header; the tensor maps are encoded on the host (cuTensorMapEncodeTiled) and passed
 // as __grid_constant__ parameters.
@@ -77,12 +77,6 @@ __device__ __forceinline__ void bulk_wait_read() {
 }
 
 // ---- thread-block clusters (sm_90) --------------------------------------------------------------
-/// This CTA's rank in its cluster.
-__device__ __forceinline__ uint32_t cluster_rank() {
-  uint32_t r;
-  asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
-  return r;
-}
 /// Every non-exited thread of the cluster arrives (release) and waits (acquire); non-.aligned, so
 /// single threads may call it.
 __device__ __forceinline__ void cluster_sync() {
