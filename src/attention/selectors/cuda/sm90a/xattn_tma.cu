@@ -101,20 +101,24 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   if (warp < 4) {  // ---- producer: one thread issues every copy ---------------------------------
     tma::regs_dec<24>();
-    if (tid != 0) return;
-    const uint32_t bytes = uint32_t(C::kABytes + (upper ? 2 : 1) * kPanel);
-    for (int s = 0; s < nsteps; ++s) {
-      const int st = s % STAGES, t = s / P, p = s % P;
-      tma::mbar_wait(empty(st), (uint32_t(s / STAGES) & 1u) ^ 1u);
-      const uint32_t sa = base + uint32_t(st * C::kStage), sb = sa + uint32_t(C::kABytes);
-      tma::mbar_arrive_expect_tx(full(st), bytes);
-      tma::load_3d(sa, &maps.q[S - 1 - t], full(st), p * 64, i0, h);
-      if constexpr (CL == 1) {
-        tma::load_3d(sb, &maps.k[t], full(st), p * 64, e0, hk);
-        if (upper) tma::load_3d(sb + uint32_t(kPanel), &maps.k[t], full(st), p * 64, e0 + 128, hk);
-      } else if (rank == 0 || upper) {  // key half `rank` into both CTAs of the pair
-        tma::load_3d_multicast(sb + uint32_t(rank * kPanel), &maps.k[t], full(st), p * 64,
-                               e0 + 128 * rank, hk, uint16_t(3));
+    // Threads 1.. of the producer warpgroup idle (with pairs: until the final cluster barrier,
+    // which every thread of both CTAs reaches, so no thread has exited before it).
+    if (tid == 0) {
+      const uint32_t bytes = uint32_t(C::kABytes + (upper ? 2 : 1) * kPanel);
+      for (int s = 0; s < nsteps; ++s) {
+        const int st = s % STAGES, t = s / P, p = s % P;
+        tma::mbar_wait(empty(st), (uint32_t(s / STAGES) & 1u) ^ 1u);
+        const uint32_t sa = base + uint32_t(st * C::kStage), sb = sa + uint32_t(C::kABytes);
+        tma::mbar_arrive_expect_tx(full(st), bytes);
+        tma::load_3d(sa, &maps.q[S - 1 - t], full(st), p * 64, i0, h);
+        if constexpr (CL == 1) {
+          tma::load_3d(sb, &maps.k[t], full(st), p * 64, e0, hk);
+          if (upper)
+            tma::load_3d(sb + uint32_t(kPanel), &maps.k[t], full(st), p * 64, e0 + 128, hk);
+        } else if (rank == 0 || upper) {  // key half `rank` into both CTAs of the pair
+          tma::load_3d_multicast(sb + uint32_t(rank * kPanel), &maps.k[t], full(st), p * 64,
+                                 e0 + 128 * rank, hk, uint16_t(3));
+        }
       }
     }
     // The partner may still arrive on this CTA's barriers (and multicast into it) until it ends.
