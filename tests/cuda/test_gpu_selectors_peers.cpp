@@ -156,9 +156,10 @@ TEST_F(GpuPeerSelectors, SampleMatchesCpu) {
              "short" + s);
 }
 
-TEST_F(GpuPeerSelectors, XAttentionMatchesCpu) {
+// The xattn cases, run once per score kernel (`tag` names the kernel in the trace).
+void xattn_cases(const std::string& tag) {
   const uint64_t seed = fresh_seed();
-  const std::string s = " seed " + std::to_string(seed);
+  const std::string s = tag + " seed " + std::to_string(seed);
   AttentionOptions causal;
   const Rows t = Rows::kThreshold;
   check_peer("xattn", {"dense_below=0"}, planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed),
@@ -179,6 +180,71 @@ TEST_F(GpuPeerSelectors, XAttentionMatchesCpu) {
   full.causal = false;
   check_peer("xattn", {"dense_below=0"}, planted_inputs(DType::kF16, 2, 2, 1111, 128, seed + 5),
              full, "non-causal" + s, t);
+}
+
+TEST_F(GpuPeerSelectors, XAttentionMatchesCpu) { xattn_cases(""); }
+
+// The opt-in Hopper score kernels (only on Hopper, elsewhere the variable is ignored),
+// SIEVE_XATTN_KERNEL = tma (sm90a/xattn_tma.cu, one CTA), tma2 (CTA pairs sharing the key tile by
+// multicast) and wgmma2 (the default cp.async kernel with its main loop per live key half): the
+// same cases against the CPU selector, then the same patterns as the default kernel. All issue the
+// same wgmma groups in the same order on the same operands (the TMA kernels also load keys past
+// every row's visibility, which all mask), so the statistics and therefore the patterns are
+// expected to be identical, not merely close.
+struct ScopedXattnKernel {
+  explicit ScopedXattnKernel(const char* v) {
+    setenv("SIEVE_XATTN_KERNEL", v, 1);  // NOLINT(concurrency-mt-unsafe)
+  }
+  ~ScopedXattnKernel() { unsetenv("SIEVE_XATTN_KERNEL"); }  // NOLINT(concurrency-mt-unsafe)
+};
+
+constexpr const char* kXattnOptInKernels[] = {"tma", "tma2", "wgmma2"};
+
+TEST_F(GpuPeerSelectors, XAttentionOptInKernelsMatchCpu) {
+  for (const char* kernel : kXattnOptInKernels) {
+    const ScopedXattnKernel env(kernel);
+    xattn_cases(std::string(" ") + kernel);
+  }
+}
+
+TEST_F(GpuPeerSelectors, XAttentionOptInKernelsEqualDefault) {
+  const uint64_t seed = fresh_seed();
+  struct Case {
+    std::vector<std::string> settings;
+    Inputs in;
+    bool causal;
+    const char* what;
+  };
+  const std::vector<Case> cases = {
+      {{"dense_below=0"}, planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed), true, "planted"},
+      // partial last stride (1533 = 95 * 16 + 13), f16, D 64, 8 entries per block
+      {{"dense_below=0", "stride=16"}, planted_inputs(DType::kF16, 2, 1, 1533, 64, seed + 1), true,
+       "f16 d64 S16"},
+      // chunked prefill: fewer query than key strides, 32 entries per block
+      {{"dense_below=0", "stride=2", "tau=0.8"},
+       random_inputs(DType::kBF16, 2, 2, 600, 1100, 64, seed + 2), true, "chunked S2"},
+      {{"dense_below=0"}, planted_inputs(DType::kF16, 2, 2, 1111, 128, seed + 3), false,
+       "non-causal"},
+  };
+  for (const Case& c : cases) {
+    auto sel = attention::make_selector("xattn", c.settings);
+    AttentionOptions opts;
+    opts.causal = c.causal;
+    const cu::DeviceTensor dq = cu::DeviceTensor::from_host(c.in.q);
+    const cu::DeviceTensor dk = cu::DeviceTensor::from_host(c.in.k);
+    const SparsePattern base = cu::select_on_device(*sel, dq, dk, opts).download();
+    for (const char* kernel : kXattnOptInKernels) {
+      SCOPED_TRACE(std::string(c.what) + " " + kernel + " seed " + std::to_string(seed));
+      SparsePattern tma;
+      {
+        const ScopedXattnKernel env(kernel);
+        tma = cu::select_on_device(*sel, dq, dk, opts).download();
+      }
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      EXPECT_EQ(tma.block_indptr, base.block_indptr);
+      EXPECT_EQ(tma.block_indices, base.block_indices);
+    }
+  }
 }
 
 TEST_F(GpuPeerSelectors, VerticalSlashMatchesCpu) {

@@ -4,6 +4,7 @@
 // (cudaGetDriverEntryPointByVersion), so nothing links libcuda.
 #include "../flash_configs.h"
 #include "../flash_launch.h"
+#include "../tensor_map_encoder.h"
 #include "sieve/attention/cuda/flash_kernel_fa3.cuh"
 
 #include <cudaTypedefs.h>
@@ -26,27 +27,12 @@ namespace sieve::attention::cuda {
 
 namespace {
 
-PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
-  static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
-    void* f = nullptr;
-    cudaDriverEntryPointQueryResult q{};
-    const cudaError_t e = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000,
-                                                           cudaEnableDefault, &q);
-    if (e != cudaSuccess || q != cudaDriverEntryPointSuccess) {
-      (void)cudaGetLastError();
-      return PFN_cuTensorMapEncodeTiled_v12000(nullptr);
-    }
-    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
-  }();
-  return fn;
-}
-
 // [heads, seq, d] with element strides (head, row): a 3-D map (d, seq, heads), box 64 x rows x 1,
 // 128-byte swizzle, zeros outside the tensor.
 template <class T>
 bool encode(CUtensorMap* m, const void* base, int heads, int seq, int d, int64_t head_stride,
             int64_t row_stride, int box_rows) {
-  const auto fn = encode_fn();
+  const auto fn = detail::tensor_map_encoder();
   if (!fn) return false;
   // A single head's stride is never used; any valid value will do.
   if (heads == 1) head_stride = row_stride * seq;

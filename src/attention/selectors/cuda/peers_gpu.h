@@ -126,8 +126,24 @@ cudaError_t xattn_stats(const HeadInputs& in, const Geometry& geo, int S, int h0
 /// compute capability 9.0 device when it fits: 8, 16, 32 or 64 entries per block, D 64 or 128).
 /// It writes only the statistics of key blocks some query stride of its 128-stride tile sees.
 bool xattn_wgmma_fits(const HeadInputs& in, int S, int block_k);
+/// hoist (opt-in, SIEVE_XATTN_KERNEL=wgmma2): the same kernel with its main loop instantiated per
+/// number of live key halves (no injected warpgroup.arrive; see xattn_wgmma.cu).
 cudaError_t xattn_stats_wgmma(const HeadInputs& in, const Geometry& geo, int S, int h0, int heads,
-                              const int* visible, float2* stats, cudaStream_t stream);
+                              const int* visible, float2* stats, cudaStream_t stream,
+                              bool hoist = false);
+/// Opt-in warp-specialised variant of xattn_stats_wgmma (sm90a/xattn_tma.cu): the same tile,
+/// wgmma order and statistics, operands loaded by TMA from one producer thread (one tensor map per
+/// antidiagonal offset); with cluster 2, CTA pairs along the query strides each load one 128-key
+/// half and multicast it to both. xattn_stats takes it instead of xattn_stats_wgmma when
+/// xattn_tma_cluster() is nonzero and it fits: what xattn_wgmma_fits accepts, S <= 16 and seq_q,
+/// seq_k >= S. Not yet the default: untested on a GPU.
+/// The environment variable SIEVE_XATTN_KERNEL: "tma" -> 1, "tma2" -> 2 (pairs), else 0 (off).
+int xattn_tma_cluster();
+/// Whether SIEVE_XATTN_KERNEL is "wgmma2" (xattn_stats_wgmma's hoist).
+bool xattn_wgmma_hoist();
+bool xattn_tma_fits(const HeadInputs& in, const Geometry& geo, int S);
+cudaError_t xattn_stats_tma(const HeadInputs& in, const Geometry& geo, int S, int h0, int heads,
+                            const int* visible, float2* stats, int cluster, cudaStream_t stream);
 
 }  // namespace sieve::attention::cuda::est
 

@@ -13,6 +13,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <string_view>
 
 namespace sieve::attention::cuda::est {
 
@@ -155,6 +156,17 @@ bool use_wgmma() {
   return (env == nullptr || *env == '\0' || *env == '0') && cuda::detail::device_is_sm90();
 }
 
+int xattn_tma_cluster() {
+  const char* env = std::getenv("SIEVE_XATTN_KERNEL");  // NOLINT(concurrency-mt-unsafe)
+  const std::string_view v = env == nullptr ? "" : env;
+  return v == "tma" ? 1 : v == "tma2" ? 2 : 0;
+}
+
+bool xattn_wgmma_hoist() {
+  const char* env = std::getenv("SIEVE_XATTN_KERNEL");  // NOLINT(concurrency-mt-unsafe)
+  return env != nullptr && std::string_view(env) == "wgmma2";
+}
+
 bool xattn_fits(int S, int block_k) {
   if (S < 1 || block_k % S != 0) return false;
   const int eb = block_k / S;
@@ -172,8 +184,12 @@ cudaError_t xattn_stats(const HeadInputs& in, const Geometry& geo, int S, int h0
                         const int* visible, float2* stats, cudaStream_t stream) {
   if (!rows_fit(in) || !xattn_fits(S, geo.block_k)) return cudaErrorInvalidValue;
   if (geo.seq_q <= 0 || geo.seq_k <= 0 || heads <= 0) return cudaSuccess;
-  if (use_wgmma() && xattn_wgmma_fits(in, S, geo.block_k))
-    return xattn_stats_wgmma(in, geo, S, h0, heads, visible, stats, stream);
+  if (use_wgmma() && xattn_wgmma_fits(in, S, geo.block_k)) {
+    const int cluster = xattn_tma_cluster();
+    if (cluster > 0 && xattn_tma_fits(in, geo, S))
+      return xattn_stats_tma(in, geo, S, h0, heads, visible, stats, cluster, stream);
+    return xattn_stats_wgmma(in, geo, S, h0, heads, visible, stats, stream, xattn_wgmma_hoist());
+  }
   if (in.bf16)
     return in.D == 64
                ? launch_stats<__nv_bfloat16, 64>(in, geo, S, h0, heads, visible, stats, stream)

@@ -18,6 +18,7 @@
 #include <cuda_fp16.h>
 
 #include <cmath>
+#include <type_traits>
 
 namespace sieve::attention::cuda::est {
 
@@ -39,7 +40,11 @@ __device__ __forceinline__ uint32_t swz(int r, int c) {
   return uint32_t(r * 128 + ((c ^ (r & 7)) << 4));
 }
 
-template <class T, int D, int BN, int STAGES, int G>
+// HOIST (opt-in, SIEVE_XATTN_KERNEL=wgmma2): the main loop instantiated per number of live
+// 128-key halves instead of testing `upper` before each wgmma. With the test, ptxas injects a
+// warpgroup.arrive before every wgmma (C7519, 8 per k-step); hoisted, none. The default (false)
+// instance is the measured kernel, unchanged.
+template <class T, int D, int BN, int STAGES, int G, bool HOIST>
 __global__ void __launch_bounds__(kThreads, BN == 128 ? 2 : 1)
     xattn_wgmma_kernel(HeadInputs in, Geometry g, int S, int nqs, int nks, int h0,
                        const int* visible, float2* stats) {
@@ -100,26 +105,56 @@ __global__ void __launch_bounds__(kThreads, BN == 128 ? 2 : 1)
     load(s);
     ptx::cp_async_commit();
   }
-  for (int s = 0; s < nsteps; ++s) {
-    ptx::cp_async_wait<STAGES - 3>();
-    wgmma::fence_proxy_async();
-    __syncthreads();  // stage s landed everywhere; every warpgroup finished step s - 2's wgmma
-    const uint32_t sa = base + uint32_t((s % STAGES) * C::kStage), sb = sa + C::kABytes;
-    wgmma::fence();
+  if constexpr (!HOIST) {
+    for (int s = 0; s < nsteps; ++s) {
+      ptx::cp_async_wait<STAGES - 3>();
+      wgmma::fence_proxy_async();
+      __syncthreads();  // stage s landed everywhere; every warpgroup finished step s - 2's wgmma
+      const uint32_t sa = base + uint32_t((s % STAGES) * C::kStage), sb = sa + C::kABytes;
+      wgmma::fence();
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
-      const uint64_t da = wgmma::desc_sw128(sa + uint32_t(wg * 64 * 128 + kk * 32), 16, 1024);
+      for (int kk = 0; kk < 4; ++kk) {
+        const uint64_t da = wgmma::desc_sw128(sa + uint32_t(wg * 64 * 128 + kk * 32), 16, 1024);
 #pragma unroll
-      for (int nh = 0; nh < NH; ++nh)
-        if (nh == 0 || upper)
-          wgmma::wgmma_ss<T, 128>(
-              acc[nh], da, wgmma::desc_sw128(sb + uint32_t(nh * 128 * 128 + kk * 32), 16, 1024),
-              s > 0 || kk > 0 ? 1 : 0);
+        for (int nh = 0; nh < NH; ++nh)
+          if (nh == 0 || upper)
+            wgmma::wgmma_ss<T, 128>(
+                acc[nh], da, wgmma::desc_sw128(sb + uint32_t(nh * 128 * 128 + kk * 32), 16, 1024),
+                s > 0 || kk > 0 ? 1 : 0);
+      }
+      wgmma::commit();
+      load(s + STAGES - 2);  // into the buffer of step s - 2
+      ptx::cp_async_commit();
+      wgmma::wait<1>();
     }
-    wgmma::commit();
-    load(s + STAGES - 2);  // into the buffer of step s - 2
-    ptx::cp_async_commit();
-    wgmma::wait<1>();
+  } else {
+    const auto mainloop = [&](auto halves) {
+      constexpr int NA = decltype(halves)::value;
+      for (int s = 0; s < nsteps; ++s) {
+        ptx::cp_async_wait<STAGES - 3>();
+        wgmma::fence_proxy_async();
+        __syncthreads();
+        const uint32_t sa = base + uint32_t((s % STAGES) * C::kStage), sb = sa + C::kABytes;
+        wgmma::fence();
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) {
+          const uint64_t da = wgmma::desc_sw128(sa + uint32_t(wg * 64 * 128 + kk * 32), 16, 1024);
+#pragma unroll
+          for (int nh = 0; nh < NA; ++nh)
+            wgmma::wgmma_ss<T, 128>(
+                acc[nh], da, wgmma::desc_sw128(sb + uint32_t(nh * 128 * 128 + kk * 32), 16, 1024),
+                s > 0 || kk > 0 ? 1 : 0);
+        }
+        wgmma::commit();
+        load(s + STAGES - 2);
+        ptx::cp_async_commit();
+        wgmma::wait<1>();
+      }
+    };
+    if (upper)
+      mainloop(std::integral_constant<int, NH>{});
+    else
+      mainloop(std::integral_constant<int, 1>{});
   }
   wgmma::wait<0>();
 #pragma unroll
@@ -167,12 +202,12 @@ __global__ void __launch_bounds__(kThreads, BN == 128 ? 2 : 1)
 #endif
 }
 
-template <class T, int D, int BN, int STAGES, int G>
+template <class T, int D, int BN, int STAGES, int G, bool HOIST>
 cudaError_t launch(const HeadInputs& in, const Geometry& g, int S, int h0, int heads,
                    const int* visible, float2* stats, cudaStream_t stream) {
   const int nqs = (g.seq_q + S - 1) / S, nks = (g.seq_k + S - 1) / S;
   constexpr int smem = XCfg<BN, STAGES>::kSmem;
-  auto* kernel = &xattn_wgmma_kernel<T, D, BN, STAGES, G>;
+  auto* kernel = &xattn_wgmma_kernel<T, D, BN, STAGES, G, HOIST>;
   const cudaError_t e =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (e != cudaSuccess) return e;
@@ -181,23 +216,30 @@ cudaError_t launch(const HeadInputs& in, const Geometry& g, int S, int h0, int h
   return cudaGetLastError();
 }
 
-template <class T, int D, int BN, int STAGES>
+template <class T, int D, int BN, int STAGES, bool H>
 cudaError_t by_block(const HeadInputs& in, const Geometry& g, int S, int h0, int heads,
                      const int* visible, float2* stats, cudaStream_t stream) {
   switch (g.block_k / S) {
-    case 8: return launch<T, D, BN, STAGES, 1>(in, g, S, h0, heads, visible, stats, stream);
-    case 16: return launch<T, D, BN, STAGES, 2>(in, g, S, h0, heads, visible, stats, stream);
-    case 32: return launch<T, D, BN, STAGES, 4>(in, g, S, h0, heads, visible, stats, stream);
-    case 64: return launch<T, D, BN, STAGES, 8>(in, g, S, h0, heads, visible, stats, stream);
+    case 8: return launch<T, D, BN, STAGES, 1, H>(in, g, S, h0, heads, visible, stats, stream);
+    case 16: return launch<T, D, BN, STAGES, 2, H>(in, g, S, h0, heads, visible, stats, stream);
+    case 32: return launch<T, D, BN, STAGES, 4, H>(in, g, S, h0, heads, visible, stats, stream);
+    case 64: return launch<T, D, BN, STAGES, 8, H>(in, g, S, h0, heads, visible, stats, stream);
     default: return cudaErrorInvalidValue;
   }
 }
 
-template <class T>
+template <class T, bool H>
 cudaError_t by_dim(const HeadInputs& in, const Geometry& g, int S, int h0, int heads,
                    const int* visible, float2* stats, cudaStream_t stream) {
-  return in.D == 64 ? by_block<T, 64, 256, 4>(in, g, S, h0, heads, visible, stats, stream)
-                    : by_block<T, 128, 256, 4>(in, g, S, h0, heads, visible, stats, stream);
+  return in.D == 64 ? by_block<T, 64, 256, 4, H>(in, g, S, h0, heads, visible, stats, stream)
+                    : by_block<T, 128, 256, 4, H>(in, g, S, h0, heads, visible, stats, stream);
+}
+
+template <bool H>
+cudaError_t by_type(const HeadInputs& in, const Geometry& g, int S, int h0, int heads,
+                    const int* visible, float2* stats, cudaStream_t stream) {
+  return in.bf16 ? by_dim<__nv_bfloat16, H>(in, g, S, h0, heads, visible, stats, stream)
+                 : by_dim<__half, H>(in, g, S, h0, heads, visible, stats, stream);
 }
 
 }  // namespace
@@ -209,11 +251,11 @@ bool xattn_wgmma_fits(const HeadInputs& in, int S, int block_k) {
 }
 
 cudaError_t xattn_stats_wgmma(const HeadInputs& in, const Geometry& geo, int S, int h0, int heads,
-                              const int* visible, float2* stats, cudaStream_t stream) {
+                              const int* visible, float2* stats, cudaStream_t stream, bool hoist) {
   if (!xattn_wgmma_fits(in, S, geo.block_k)) return cudaErrorInvalidValue;
   if (geo.seq_q <= 0 || geo.seq_k <= 0 || heads <= 0) return cudaSuccess;
-  return in.bf16 ? by_dim<__nv_bfloat16>(in, geo, S, h0, heads, visible, stats, stream)
-                 : by_dim<__half>(in, geo, S, h0, heads, visible, stats, stream);
+  return hoist ? by_type<true>(in, geo, S, h0, heads, visible, stats, stream)
+               : by_type<false>(in, geo, S, h0, heads, visible, stats, stream);
 }
 
 }  // namespace sieve::attention::cuda::est
