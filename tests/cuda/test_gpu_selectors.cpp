@@ -98,8 +98,8 @@ class GpuSelectors : public ::testing::Test {
 };
 
 // The tensor-core estimate (bf16 representatives, f32 accumulation), with the fused statistics
-// kernel on mma.sync ("mma") and on warpgroup MMA ("wgmma"; on devices other than compute
-// capability 9.0 it runs the mma.sync kernel again).
+// kernel on mma.sync ("mma"), on warpgroup MMA ("wgmma") and on its warp-specialised instance
+// ("wgmma-ws"; on devices other than compute capability 9.0 both run the mma.sync kernel again).
 class GpuSelectorsMma : public GpuSelectors, public ::testing::WithParamInterface<std::string> {
  protected:
   void SetUp() override {
@@ -246,7 +246,8 @@ TEST_P(GpuSelectorsMma, OutlierKeysAtWidthD) {
                      "not causal", false);
 }
 
-INSTANTIATE_TEST_SUITE_P(Paths, GpuSelectorsMma, ::testing::Values("mma", "wgmma"));
+// Parameter 2 ("wgmma-ws") is the opt-in warp-specialised instance: Paths/GpuSelectorsMma.*/2.
+INSTANTIATE_TEST_SUITE_P(Paths, GpuSelectorsMma, ::testing::Values("mma", "wgmma", "wgmma-ws"));
 
 TEST(GpuEstimatePath, NamedSetting) {
   const std::string saved = cu::estimate_path();
@@ -254,6 +255,8 @@ TEST(GpuEstimatePath, NamedSetting) {
   EXPECT_EQ(cu::estimate_path(), "mma");
   cu::set_estimate_path("wgmma");
   EXPECT_EQ(cu::estimate_path(), "wgmma");
+  cu::set_estimate_path("wgmma-ws");
+  EXPECT_EQ(cu::estimate_path(), "wgmma-ws");
   cu::set_estimate_path("simt");
   EXPECT_EQ(cu::estimate_path(), "simt");
   EXPECT_THROW(cu::set_estimate_path("tf32"), Error);

@@ -24,13 +24,15 @@ namespace {
 // SIEVE_GPU_ESTIMATE. The tensor-core paths are the default since they passed ctest -L gpu on the
 // H200 (docs/results/gpu-attention.md); simt stays for exact CPU agreement. wgmma is mma with the
 // fused statistics kernel on warpgroup MMA where the device has it (compute capability 9.0) and
-// mma.sync elsewhere; same representatives, same epilogue.
-enum class Estimate : int { kSimt = 0, kMma = 1, kWgmma = 2 };
+// mma.sync elsewhere; same representatives, same epilogue. wgmma-ws (opt-in, not yet measured):
+// wgmma with the fused kernel's warp-specialised instance (estimation_gpu.h: wgmma_ws).
+enum class Estimate : int { kSimt = 0, kMma = 1, kWgmma = 2, kWgmmaWs = 3 };
 Estimate parse_estimate(std::string_view name) {
   if (name == "simt") return Estimate::kSimt;
   if (name == "mma") return Estimate::kMma;
   if (name == "wgmma") return Estimate::kWgmma;
-  SIEVE_FAIL("GPU estimate path must be 'simt', 'mma' or 'wgmma', got '{}'", name);
+  if (name == "wgmma-ws") return Estimate::kWgmmaWs;
+  SIEVE_FAIL("GPU estimate path must be 'simt', 'mma', 'wgmma' or 'wgmma-ws', got '{}'", name);
 }
 std::atomic<int> g_estimate{-1};  // -1: not chosen yet, read SIEVE_GPU_ESTIMATE on first use
 Estimate current_estimate() {
@@ -45,10 +47,13 @@ Estimate current_estimate() {
 }
 
 
-// pb.wgmma: the wgmma path, a Hopper device and a shape the fused kernel takes.
+// pb.wgmma: the wgmma path (or wgmma-ws: pb.wgmma_ws too), a Hopper device and a shape the
+// fused kernel takes.
 void choose_fused_instance(est::StrideProblem& pb, const est::Geometry& g) {
-  pb.wgmma = current_estimate() == Estimate::kWgmma && est::mma_fused(pb, g) &&
+  const Estimate e = current_estimate();
+  pb.wgmma = (e == Estimate::kWgmma || e == Estimate::kWgmmaWs) && est::mma_fused(pb, g) &&
              detail::device_is_sm90();
+  pb.wgmma_ws = pb.wgmma && e == Estimate::kWgmmaWs;
 }
 
 // Scores and softmax statistics of one stride problem on the chosen path: tensor cores from the
@@ -350,6 +355,8 @@ std::string estimate_path() {
       return "simt";
     case Estimate::kMma:
       return "mma";
+    case Estimate::kWgmmaWs:
+      return "wgmma-ws";
     default:
       return "wgmma";
   }

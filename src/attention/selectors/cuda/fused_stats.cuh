@@ -27,6 +27,10 @@ constexpr int kTiles = 8;  // 64-unit key tiles per CTA
 /// in estimation.cu does for mma.sync; cudaErrorInvalidValue for a combination it lacks.
 cudaError_t launch_fused_sm90(const StrideProblem& pb, int W, int W2, int GN, int ngroups,
                               int tiles, float2* stats, cudaStream_t stream);
+/// The warp-specialised wgmma instance (same file; StrideProblem::wgmma_ws): a producer
+/// warpgroup fills a 4-stage key-tile ring, the two consumer warpgroups run unsynchronised.
+cudaError_t launch_fused_ws_sm90(const StrideProblem& pb, int W, int W2, int GN, int ngroups,
+                                 int tiles, float2* stats, cudaStream_t stream);
 
 /// Head z of a batch: its query representatives, visibility, own scores and statistics.
 template <class Stats>
@@ -123,15 +127,21 @@ struct Running {
 // last unit or without log weights: 4-byte cp.async (slot t's weights start at t * units, not
 // 16-byte aligned), issued with the step's key tile so the epilogue reads them from shared
 // memory instead of waiting on global loads. NT threads.
-template <int NT>
-__device__ __forceinline__ void load_log_weights(uint32_t dst, const StrideProblem& pb, int x, int t) {
-  if (threadIdx.x >= 64) return;
-  const int e = x * 64 + int(threadIdx.x);
+// load_log_weights_at: the same by the threads tid < 64 of a group (the warp-specialised
+// instance's producer warpgroup, whose threads are not the CTA's first).
+__device__ __forceinline__ void load_log_weights_at(uint32_t dst, const StrideProblem& pb, int x,
+                                                    int t, int tid) {
+  if (tid >= 64) return;
+  const int e = x * 64 + tid;
   const bool ok = pb.log_w != nullptr && e < pb.units;
   const float* src = ok ? pb.log_w + int64_t(t) * pb.units + e : nullptr;
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst + 4u * threadIdx.x),
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst + 4u * uint32_t(tid)),
                "l"(ok ? src : reinterpret_cast<const float*>(pb.visible)), "r"(ok ? 4 : 0)
                : "memory");
+}
+template <int NT>
+__device__ __forceinline__ void load_log_weights(uint32_t dst, const StrideProblem& pb, int x, int t) {
+  load_log_weights_at(dst, pb, x, t, int(threadIdx.x));
 }
 
 // Tree sum / max of n values (more independent operations than a chain; the sum's order differs

@@ -9,6 +9,7 @@
 // instance, so the accumulator columns hold the same units), and the products of step s + 1 run
 // while step s's scores are finished.
 #include "../fused_stats.cuh"
+#include "sieve/attention/cuda/tma.cuh"
 #include "sieve/attention/cuda/wgmma.cuh"
 
 namespace sieve::attention::cuda::est::fused {
@@ -20,16 +21,21 @@ constexpr int kWgWarps = 8, kWgThreads = 32 * kWgWarps, kWgRows = 16 * kWgWarps;
 // 64 rows of WB bf16 into the K-major 128-byte-swizzle layout: panel p (elements 64p..64p+63)
 // at p * 8 KiB, row n at n * 128 bytes in it, 16-byte chunk c at (c ^ (n & 7)) * 16; rows
 // permuted by unit_row.
+// Chunk i of the 64 x WB / 8 chunks.
+template <int WB>
+__device__ __forceinline__ void load_panel_chunk(uint32_t dst, const __nv_bfloat16* src,
+                                                 int64_t first_row, int rows_valid, int i) {
+  constexpr int chunks = WB / 8;
+  const int r = i / chunks, c = i % chunks, rs = unit_row(r);
+  const bool ok = r < rows_valid;
+  const __nv_bfloat16* g = src + (ok ? (first_row + r) * WB + c * 8 : 0);
+  ptx::cp_async_16(dst + uint32_t((c >> 3) * 8192 + rs * 128 + (((c & 7) ^ (rs & 7)) << 4)), g, ok);
+}
 template <int WB>
 __device__ __forceinline__ void load_panels(uint32_t dst, const __nv_bfloat16* src, int64_t first_row,
                                             int rows_valid) {
-  constexpr int chunks = WB / 8;
-  for (int i = threadIdx.x; i < 64 * chunks; i += kWgThreads) {
-    const int r = i / chunks, c = i % chunks, rs = unit_row(r);
-    const bool ok = r < rows_valid;
-    const __nv_bfloat16* g = src + (ok ? (first_row + r) * WB + c * 8 : 0);
-    ptx::cp_async_16(dst + uint32_t((c >> 3) * 8192 + rs * 128 + (((c & 7) ^ (rs & 7)) << 4)), g, ok);
-  }
+  for (int i = threadIdx.x; i < 64 * (WB / 8); i += kWgThreads)
+    load_panel_chunk<WB>(dst, src, first_row, rows_valid, i);
 }
 
 // d (+)= A (registers, 64 x 16) x B^T with B 64 x 16 K-major in shared memory (no transpose).
@@ -161,6 +167,170 @@ cudaError_t launch(const StrideProblem& pb, int GN, int ngroups, int tiles, floa
   }
 }
 
+
+// ---- Warp-specialised instance (StrideProblem::wgmma_ws, estimate path "wgmma-ws") ----------
+// The same steps, rows (two consumer warpgroups x 64) and epilogue as stride_stats_wgmma_kernel,
+// with the loads moved to a third, producer warpgroup and the per-step CTA barrier removed:
+//  - the producer (threads 256..383, setmaxnreg 24) walks the steps and copies each step's key
+//    tile (same swizzled, unit_row-permuted layout as load_panels) and log weights into stage
+//    s % kStages of a ring with cp.async; once a step's copies have landed (cp.async.wait_group
+//    one step behind) each producer thread fences them for the async proxy and arrives on the
+//    stage's full mbarrier (count 128);
+//  - each consumer warpgroup (threads 0..255 as before, so the epilogue's row indexing is
+//    unchanged; setmaxnreg 240) waits on full[s + 1], issues step s + 1's products, waits for
+//    step s's (wgmma.wait_group 1) and runs step s's epilogue; each warp then arrives on the
+//    stage's empty mbarrier (count 8), after which the producer may overwrite it.
+// The two consumer warpgroups are coupled only through the ring, so one's epilogue (MUFU, FP32)
+// can overlap the other's products, and the tensor cores always have the next step queued.
+constexpr int kWsStages = 4, kWsThreads = kWgThreads + 128, kWsProducerRegs = 40,
+              kWsConsumerRegs = 232;
+
+// 64 rows of WB bf16 into load_panels' layout, copied by the producer's 128 threads (pt).
+// Unrolled twice (unrolled four times, the 40-register producer spilled 48 bytes).
+template <int WB>
+__device__ __forceinline__ void load_panels_ws(uint32_t dst, const __nv_bfloat16* src,
+                                               int64_t first_row, int rows_valid, int pt) {
+#pragma unroll 2
+  for (int i = pt; i < 64 * (WB / 8); i += 128)
+    load_panel_chunk<WB>(dst, src, first_row, rows_valid, i);
+}
+
+template <int W, int W2, int GN>
+__global__ void __launch_bounds__(kWsThreads, 1)
+    stride_stats_ws_kernel(StrideProblem pb, int ngroups, int tiles, float2* stats) {
+  constexpr int NS = kWsStages, tile_bytes = 64 * 2 * W, KS = W / 16;
+  extern __shared__ unsigned char smem_raw[];
+  const uint32_t raw = ptx::smem_addr(smem_raw);
+  const uint32_t s_base = (raw + 1023u) & ~1023u;  // swizzle atoms need 1024-byte alignment
+  // NS key tiles (the query rows pass through the first ones), NS steps' log weights, s_vis
+  // (192 entries: the producer warps' row_limits reads rows 128..191, kept zero), 2 NS mbarriers
+  const uint32_t s_lw_addr = s_base + uint32_t(NS * tile_bytes);
+  const float* s_lw = reinterpret_cast<const float*>(smem_raw + (s_lw_addr - raw));
+  int* s_vis = reinterpret_cast<int*>(smem_raw + (s_lw_addr - raw) + NS * 256);
+  const uint32_t bars = s_lw_addr + uint32_t(NS * 256 + 192 * 4);
+  const auto full = [&](int s) { return bars + uint32_t(8 * (s % NS)); };
+  const auto empty = [&](int s) { return bars + uint32_t(8 * (NS + s % NS)); };
+  batch_head(pb, stats, int(blockIdx.z));
+  const int r0 = int(gridDim.y - 1 - blockIdx.y) * kWgRows;  // heaviest row blocks first
+  const int x0 = blockIdx.x * kTiles, x1 = min(x0 + kTiles, tiles);
+  const int units = pb.units, R = pb.reps;
+  const int tid = int(threadIdx.x), lane = tid & 31;
+  if (tid == 0) {
+    for (int s = 0; s < NS; ++s) {
+      tma::mbar_init(full(s), 128);  // every producer thread, once its copies landed
+      tma::mbar_init(empty(s), 8);   // every consumer warp, once its epilogue read the stage
+    }
+    tma::mbar_init_fence();
+  }
+  if (tid >= kWgRows && tid < 192) s_vis[tid] = 0;
+  const RowLimits lim = row_limits<kWgWarps>(pb, r0, x0, x1, s_vis);  // CTA barrier inside
+  if (lim.nt == 0) return;  // CTA-uniform
+
+  // the 128 query rows through the ring's first tiles into the consumers' fragments
+  const auto* k16 = static_cast<const __nv_bfloat16*>(pb.krep16);
+  uint32_t a[KS][4];
+  load_rows<W, false, kWsThreads, kWgRows>(s_base, static_cast<const __nv_bfloat16*>(pb.qrep16), r0,
+                                           pb.nqr - r0);
+  ptx::cp_async_commit();
+  ptx::cp_async_wait<0>();
+  __syncthreads();
+  if (tid < kWgThreads) {
+    const int wr = (tid >> 5) * 16, ar = lane & 15;
+    const uint32_t a_off = uint32_t((wr + ar) * 2 * W + 16 * ((lane >> 4) ^ (ar & 7)));
+#pragma unroll
+    for (int kk = 0; kk < KS; ++kk) ptx::ldmatrix_x4(s_base + (a_off ^ uint32_t(32 * kk)), a[kk]);
+  }
+  __syncthreads();
+  const int steps = lim.nt * R;
+
+  if (tid >= kWgThreads) {  // ---- producer warpgroup ----------------------------------------
+    tma::regs_dec<kWsProducerRegs>();
+    const int pt = tid - kWgThreads;
+    for (int s = 0; s < steps; ++s) {
+      const int x = x0 + s / R, t = s % R;
+      tma::mbar_wait(empty(s), uint32_t((s / NS) & 1) ^ 1u);  // a fresh ring passes at once
+      const uint32_t dst = s_base + uint32_t((s % NS) * tile_bytes);
+      load_log_weights_at(s_lw_addr + uint32_t((s % NS) * 256), pb, x, t, pt);
+      if (t == 0)
+        load_panels_ws<W>(dst, k16, int64_t(x) * 64, units - x * 64, pt);
+      else
+        load_panels_ws<W2>(dst, k16 + int64_t(units) * W + int64_t(t - 1) * units * W2,
+                           int64_t(x) * 64, units - x * 64, pt);
+      ptx::cp_async_commit();
+      if (s >= 1) {  // step s - 1's copies have landed: publish them to the consumers' wgmma
+        ptx::cp_async_wait<1>();
+        wgmma::fence_proxy_async();
+        tma::mbar_arrive(full(s - 1));
+      }
+    }
+    ptx::cp_async_wait<0>();
+    wgmma::fence_proxy_async();
+    tma::mbar_arrive(full(steps - 1));
+    return;
+  }
+
+  // ---- consumer warpgroups --------------------------------------------------------------------
+  tma::regs_inc<kWsConsumerRegs>();
+  const auto issue = [&](int s, float (&acc)[8][4]) {
+    tma::mbar_wait(full(s), uint32_t((s / NS) & 1));
+    const uint32_t sb = s_base + uint32_t((s % NS) * tile_bytes);
+    if (s % R == 0)
+      issue_products<KS, W>(a, sb, acc);
+    else
+      issue_products<W2 / 16, W>(a, sb, acc);
+  };
+  Running<GN> run;
+  // On entry to step s the products of step s are in flight into cur. Step s + 1's are issued
+  // first (its stage full), then step s's awaited and finished, then its stage released.
+  const auto step = [&](int s, float (&cur)[8][4], float (&next)[8][4]) {
+    if (s + 1 < steps) {
+      issue(s + 1, next);
+      wgmma::wait<1>();
+    } else {
+      wgmma::wait<0>();
+    }
+    wgmma::fence_operands(cur);
+    epilogue<GN>(pb, cur, x0 + s / R, s % R, r0, s_vis, s_lw + (s % NS) * 64, lim, ngroups, run,
+                 stats);
+    __syncwarp();
+    if (lane == 0) tma::mbar_arrive(empty(s));
+  };
+  float acc0[8][4], acc1[8][4];
+  issue(0, acc0);
+  for (int s = 0; s < steps; s += 2) {
+    step(s, acc0, acc1);
+    if (s + 1 < steps) step(s + 1, acc1, acc0);
+  }
+  wgmma::wait<0>();
+}
+
+template <int W, int W2, int GN>
+cudaError_t launch_ws(const StrideProblem& pb, int ngroups, int tiles, float2* stats,
+                      cudaStream_t stream) {
+  // +1024: alignment; the ring, its log weights, s_vis, the mbarriers
+  const int smem = 1024 + kWsStages * (64 * 2 * W + 256) + 192 * 4 + 2 * kWsStages * 8;
+  const cudaError_t e = cudaFuncSetAttribute(stride_stats_ws_kernel<W, W2, GN>,
+                                             cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  if (e != cudaSuccess) return e;
+  const dim3 grid(unsigned((tiles + kTiles - 1) / kTiles),
+                  unsigned((pb.nqr + kWgRows - 1) / kWgRows), unsigned(pb.heads));
+  stride_stats_ws_kernel<W, W2, GN>
+      <<<grid, kWsThreads, size_t(smem), stream>>>(pb, ngroups, tiles, stats);
+  return cudaGetLastError();
+}
+
+template <int W, int W2>
+cudaError_t launch_ws(const StrideProblem& pb, int GN, int ngroups, int tiles, float2* stats,
+                      cudaStream_t stream) {
+  switch (GN) {
+    case 1: return launch_ws<W, W2, 1>(pb, ngroups, tiles, stats, stream);
+    case 2: return launch_ws<W, W2, 2>(pb, ngroups, tiles, stats, stream);
+    case 4: return launch_ws<W, W2, 4>(pb, ngroups, tiles, stats, stream);
+    case 8: return launch_ws<W, W2, 8>(pb, ngroups, tiles, stats, stream);
+    default: return cudaErrorInvalidValue;
+  }
+}
+
 }  // namespace
 
 cudaError_t launch_fused_sm90(const StrideProblem& pb, int W, int W2, int GN, int ngroups, int tiles,
@@ -168,6 +338,14 @@ cudaError_t launch_fused_sm90(const StrideProblem& pb, int W, int W2, int GN, in
   if (W == 256 && W2 == 128) return launch<256, 128>(pb, GN, ngroups, tiles, stats, stream);
   if (W == 128 && W2 == 128) return launch<128, 128>(pb, GN, ngroups, tiles, stats, stream);
   if (W == 128 && W2 == 64) return launch<128, 64>(pb, GN, ngroups, tiles, stats, stream);
+  return cudaErrorInvalidValue;
+}
+
+cudaError_t launch_fused_ws_sm90(const StrideProblem& pb, int W, int W2, int GN, int ngroups,
+                                 int tiles, float2* stats, cudaStream_t stream) {
+  if (W == 256 && W2 == 128) return launch_ws<256, 128>(pb, GN, ngroups, tiles, stats, stream);
+  if (W == 128 && W2 == 128) return launch_ws<128, 128>(pb, GN, ngroups, tiles, stats, stream);
+  if (W == 128 && W2 == 64) return launch_ws<128, 64>(pb, GN, ngroups, tiles, stats, stream);
   return cudaErrorInvalidValue;
 }
 
