@@ -24,7 +24,8 @@ namespace {
 // SIEVE_GPU_ESTIMATE. The tensor-core paths are the default since they passed ctest -L gpu on the
 // H200 (docs/results/gpu-attention.md); simt stays for exact CPU agreement. wgmma is mma with the
 // fused statistics kernel on warpgroup MMA where the device has it (compute capability 9.0) and
-// mma.sync elsewhere; same representatives, same epilogue. wgmma-ws (opt-in, not yet measured):
+// mma.sync elsewhere; same representatives, same epilogue. wgmma-ws (the default since it passed
+// the selector tests on the H200 and cut rr's score kernel 10-20 %, docs/results/gpu-attention.md):
 // wgmma with the fused kernel's warp-specialised instance (estimation_gpu.h: wgmma_ws).
 enum class Estimate : int { kSimt = 0, kMma = 1, kWgmma = 2, kWgmmaWs = 3 };
 Estimate parse_estimate(std::string_view name) {
@@ -39,7 +40,7 @@ Estimate current_estimate() {
   int v = g_estimate.load();
   if (v < 0) {
     const char* env = std::getenv("SIEVE_GPU_ESTIMATE");  // NOLINT(concurrency-mt-unsafe)
-    v = int(env != nullptr && *env != '\0' ? parse_estimate(env) : Estimate::kWgmma);
+    v = int(env != nullptr && *env != '\0' ? parse_estimate(env) : Estimate::kWgmmaWs);
     int expected = -1;
     if (!g_estimate.compare_exchange_strong(expected, v)) v = expected;
   }
