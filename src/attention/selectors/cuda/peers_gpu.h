@@ -148,7 +148,6 @@ struct XattnPlan {
   // (one_*_map), map 0 loads every offset (encoded once per tensor instead of S times)
   CUtensorMap q_maps[kXattnMaxStride], k_maps[kXattnMaxStride];
   bool one_q_map = false, one_k_map = false;
-  int tma_tile = 0;  // kTma: 0: 192 x 192 strides per tile, 1: 128 x 256 (SIEVE_XATTN_KERNEL=tma256)
 };
 /// Chooses the kernel (host only: environment, device, tensor-map encoding, shared-memory
 /// attributes). cudaErrorInvalidValue where xattn_stats cannot run (rows_fit, xattn_fits).
