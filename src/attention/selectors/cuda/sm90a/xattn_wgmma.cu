@@ -139,7 +139,8 @@ template <class T, int D, int G>
 cudaError_t launch(const HeadInputs& in, const Geometry& g, int S, int h0, int heads,
                    const int* visible, float2* stats, cudaStream_t stream) {
   const int nqs = (g.seq_q + S - 1) / S, nks = (g.seq_k + S - 1) / S;
-  const dim3 grid(unsigned((nks + kBN - 1) / kBN), unsigned((nqs + kBM - 1) / kBM), unsigned(heads));
+  const dim3 grid(unsigned((nks + kBN - 1) / kBN), unsigned((nqs + kBM - 1) / kBM),
+                  unsigned(heads));
   xattn_wgmma_kernel<T, D, kBN, kStages, G>
       <<<grid, kThreads, size_t(XCfg<kBN, kStages>::kSmem), stream>>>(in, g, S, nqs, nks, h0,
                                                                       visible, stats);
