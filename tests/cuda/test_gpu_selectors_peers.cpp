@@ -176,6 +176,10 @@ void xattn_cases(const std::string& tag) {
              t);
   check_peer("xattn", {"dense_below=0", "block_q=128", "block_k=64", "stride=4"},
              planted_inputs(DType::kBF16, 4, 1, 1300, 128, seed + 4), causal, "block_k 64" + s, t);
+  // stride 32 (8 entries per 256-key block): past the TMA kernel's 16 offsets, so on Hopper the
+  // cp.async wgmma kernel runs
+  check_peer("xattn", {"dense_below=0", "block_q=256", "block_k=256", "stride=32"},
+             planted_inputs(DType::kBF16, 2, 1, 2100, 128, seed + 6), causal, "S32" + s, t);
   AttentionOptions full;
   full.causal = false;
   check_peer("xattn", {"dense_below=0"}, planted_inputs(DType::kF16, 2, 2, 1111, 128, seed + 5),
@@ -184,13 +188,12 @@ void xattn_cases(const std::string& tag) {
 
 TEST_F(GpuPeerSelectors, XAttentionMatchesCpu) { xattn_cases(""); }
 
-// The opt-in Hopper score kernels (only on Hopper, elsewhere the variable is ignored),
-// SIEVE_XATTN_KERNEL = tma (sm90a/xattn_tma.cu, one CTA), tma2 (CTA pairs sharing the key tile by
-// multicast) and wgmma2 (the default cp.async kernel with its main loop per live key half): the
-// same cases against the CPU selector, then the same patterns as the default kernel. All issue the
-// same wgmma groups in the same order on the same operands (the TMA kernels also load keys past
-// every row's visibility, which all mask), so the statistics and therefore the patterns are
-// expected to be identical, not merely close.
+// On Hopper, xattn scores on the TMA kernel (sm90a/xattn_tma.cu) wherever it fits, else on the
+// cp.async wgmma kernel (sm90a/xattn_wgmma.cu: stride 32 above, S > 16); SIEVE_XATTN_KERNEL=wgmma
+// forces the latter (elsewhere the variable is ignored and these tests rerun the mma.sync path).
+// Both issue the same wgmma groups in the same order on the same operands and share the
+// statistics code (the TMA kernel also loads keys past every row's visibility, which both mask),
+// so the statistics and therefore the patterns must be identical, not merely close.
 struct ScopedXattnKernel {
   explicit ScopedXattnKernel(const char* v) {
     setenv("SIEVE_XATTN_KERNEL", v, 1);  // NOLINT(concurrency-mt-unsafe)
@@ -198,16 +201,12 @@ struct ScopedXattnKernel {
   ~ScopedXattnKernel() { unsetenv("SIEVE_XATTN_KERNEL"); }  // NOLINT(concurrency-mt-unsafe)
 };
 
-constexpr const char* kXattnOptInKernels[] = {"tma", "tma2", "wgmma2"};
-
-TEST_F(GpuPeerSelectors, XAttentionOptInKernelsMatchCpu) {
-  for (const char* kernel : kXattnOptInKernels) {
-    const ScopedXattnKernel env(kernel);
-    xattn_cases(std::string(" ") + kernel);
-  }
+TEST_F(GpuPeerSelectors, XAttentionWgmmaKernelMatchesCpu) {
+  const ScopedXattnKernel env("wgmma");
+  xattn_cases(" wgmma");
 }
 
-TEST_F(GpuPeerSelectors, XAttentionOptInKernelsEqualDefault) {
+TEST_F(GpuPeerSelectors, XAttentionTmaKernelEqualsWgmma) {
   const uint64_t seed = fresh_seed();
   struct Case {
     std::vector<std::string> settings;
@@ -220,30 +219,33 @@ TEST_F(GpuPeerSelectors, XAttentionOptInKernelsEqualDefault) {
       // partial last stride (1533 = 95 * 16 + 13), f16, D 64, 8 entries per block
       {{"dense_below=0", "stride=16"}, planted_inputs(DType::kF16, 2, 1, 1533, 64, seed + 1), true,
        "f16 d64 S16"},
-      // chunked prefill: fewer query than key strides, 32 entries per block
+      // chunked prefill: fewer query than key strides, 32 entries per block; S divides the query
+      // length, not the key length (one Q map for all offsets, one K map per offset)
       {{"dense_below=0", "stride=2", "tau=0.8"},
-       random_inputs(DType::kBF16, 2, 2, 600, 1100, 64, seed + 2), true, "chunked S2"},
+       random_inputs(DType::kBF16, 2, 2, 600, 1101, 64, seed + 2), true, "chunked S2"},
       {{"dense_below=0"}, planted_inputs(DType::kF16, 2, 2, 1111, 128, seed + 3), false,
        "non-causal"},
+      // 320 visible 128 x 256 tiles: each persistent CTA of the TMA kernel scores 2-3 of them,
+      // diagonal (one key half) and full ones, so its ring runs on across tiles
+      {{"dense_below=0", "tau=0.95"}, random_inputs(DType::kBF16, 16, 4, 8192, 128, seed + 4),
+       true, "several tiles per CTA"},
   };
   for (const Case& c : cases) {
+    SCOPED_TRACE(std::string(c.what) + " seed " + std::to_string(seed));
     auto sel = attention::make_selector("xattn", c.settings);
     AttentionOptions opts;
     opts.causal = c.causal;
     const cu::DeviceTensor dq = cu::DeviceTensor::from_host(c.in.q);
     const cu::DeviceTensor dk = cu::DeviceTensor::from_host(c.in.k);
-    const SparsePattern base = cu::select_on_device(*sel, dq, dk, opts).download();
-    for (const char* kernel : kXattnOptInKernels) {
-      SCOPED_TRACE(std::string(c.what) + " " + kernel + " seed " + std::to_string(seed));
-      SparsePattern tma;
-      {
-        const ScopedXattnKernel env(kernel);
-        tma = cu::select_on_device(*sel, dq, dk, opts).download();
-      }
-      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-      EXPECT_EQ(tma.block_indptr, base.block_indptr);
-      EXPECT_EQ(tma.block_indices, base.block_indices);
+    const SparsePattern tma = cu::select_on_device(*sel, dq, dk, opts).download();
+    SparsePattern wgmma;
+    {
+      const ScopedXattnKernel env("wgmma");
+      wgmma = cu::select_on_device(*sel, dq, dk, opts).download();
     }
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    EXPECT_EQ(tma.block_indptr, wgmma.block_indptr);
+    EXPECT_EQ(tma.block_indices, wgmma.block_indices);
   }
 }
 

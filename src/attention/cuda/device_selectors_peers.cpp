@@ -145,10 +145,12 @@ DevicePattern xattn_select(const XAttentionSelector& sel, const est::HeadInputs&
   int* counts = scratch.alloc<int>(rows);
   int* lists = scratch.alloc<int>(int64_t(rows) * g.nkb);
   pb.visible = visible;
+  est::XattnPlan plan;  // kernel choice, tensor maps, attributes: host work once, not per batch
+  check(est::xattn_plan(in, g, S, &plan), "xattn score kernel set-up");
   prof.mark("scratch");
   check(est::xattn_visible(g, S, nqs, nks, visible, stream), "xattn visibility");
   for (int h0 = 0; h0 < H; h0 += G) {
-    check(est::xattn_stats(in, g, S, h0, G, visible, stats, stream), "xattn scores");
+    check(est::xattn_stats(plan, in, g, S, h0, G, visible, stats, stream), "xattn scores");
     prof.mark("scores");
     check(est::block_scores(pb, g, stats, scores, est::Combine::kSet, false, 1.f, stream),
           "xattn block scores");

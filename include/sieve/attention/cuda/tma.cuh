@@ -1,12 +1,12 @@
 // Hopper (sm_90) asynchronous-copy and synchronisation wrappers for warp-specialised kernels:
 // mbarriers (init, arrive, arrive with an expected transaction count, parity wait), bulk tensor
 // copies (TMA, `cp.async.bulk.tensor`: loads completing on an mbarrier, stores completing in bulk
-// groups, multicast to a cluster), cluster barrier, remote mbarrier arrival, named
-// barriers over a thread count (barrier.sync, barrier.red.and) and `setmaxnreg` (sm_90a).
+// groups), named barriers over a thread count (barrier.sync, barrier.red.and) and `setmaxnreg`
+// (sm_90a).
 // Device-only header; the tensor maps are encoded on the host (cuTensorMapEncodeTiled) and passed
 // as __grid_constant__ parameters.
 // Reference: PTX ISA, "Parallel Synchronization and Communication Instructions: mbarrier",
-// "cp.async.bulk.tensor", "bar, barrier", "barrier.cluster", "mapa", "setmaxnreg".
+// "cp.async.bulk.tensor", "bar, barrier", "setmaxnreg".
 #pragma once
 
 #include <cstdint>
@@ -54,6 +54,15 @@ __device__ __forceinline__ void load_3d(uint32_t dst, const void* tmap, uint32_t
       "l"(tmap), "r"(c0), "r"(c1), "r"(c2), "r"(bar)
       : "memory");
 }
+/// load_3d with a fourth coordinate (c3 outermost).
+__device__ __forceinline__ void load_4d(uint32_t dst, const void* tmap, uint32_t bar, int c0,
+                                        int c1, int c2, int c3) {
+  asm volatile(
+      "cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+      " [%0], [%1, {%2, %3, %4, %5}], [%6];\n" ::"r"(dst),
+      "l"(tmap), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(bar)
+      : "memory");
+}
 __device__ __forceinline__ void prefetch_map(const void* tmap) {
   asm volatile("prefetch.tensormap [%0];\n" ::"l"(tmap) : "memory");
 }
@@ -74,31 +83,6 @@ __device__ __forceinline__ void bulk_commit() {
 /// buffer may be reused or the CTA may exit; the global writes may still be in flight).
 __device__ __forceinline__ void bulk_wait_read() {
   asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
-}
-
-// ---- thread-block clusters (sm_90) --------------------------------------------------------------
-/// Every non-exited thread of the cluster arrives (release) and waits (acquire); non-.aligned, so
-/// single threads may call it.
-__device__ __forceinline__ void cluster_sync() {
-  asm volatile("barrier.cluster.arrive.release;\nbarrier.cluster.wait.acquire;\n" ::: "memory");
-}
-/// Arrives on the mbarrier at shared address `bar` (this CTA's offset) of cluster CTA `cta`.
-__device__ __forceinline__ void mbar_arrive_cluster(uint32_t bar, uint32_t cta) {
-  asm volatile(
-      "{\n.reg .b32 ra;\nmapa.shared::cluster.u32 ra, %0, %1;\n"
-      "mbarrier.arrive.release.cluster.shared::cluster.b64 _, [ra];\n}\n" ::"r"(bar),
-      "r"(cta)
-      : "memory");
-}
-/// load_3d multicast to the CTAs of `mask` (bit i: cluster rank i): the box lands at `dst` and
-/// completes on `bar`, both at the same offsets, in every CTA of the mask.
-__device__ __forceinline__ void load_3d_multicast(uint32_t dst, const void* tmap, uint32_t bar,
-                                                  int c0, int c1, int c2, uint16_t mask) {
-  asm volatile(
-      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
-      ".multicast::cluster [%0], [%1, {%2, %3, %4}], [%5], %6;\n" ::"r"(dst),
-      "l"(tmap), "r"(c0), "r"(c1), "r"(c2), "r"(bar), "h"(mask)
-      : "memory");
 }
 
 /// Named barrier ID (1..15; 0 is __syncthreads) over COUNT threads (a multiple of 32): bar_sync

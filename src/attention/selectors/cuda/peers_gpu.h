@@ -12,7 +12,9 @@
 #pragma once
 
 #include "estimation_gpu.h"
+#include "sieve/core/dtype.h"  // SIEVE_HOST_DEVICE
 
+#include <cuda.h>  // CUtensorMap (a plain struct)
 #include <cuda_runtime.h>
 
 #include <cstddef>
@@ -114,36 +116,60 @@ namespace sieve::attention::cuda::est {
 /// Whether xattn_stats handles stride S with key blocks of block_k: entries per block
 /// (block_k / S) divide 64.
 bool xattn_fits(int S, int block_k);
-/// Visible key strides of every query stride (causal by stride, as the reference's mask).
+/// Visible key strides of query stride i (causal by stride, as the reference's mask; nks when not
+/// causal): what xattn_visible writes, also evaluated inside the TMA kernel.
+SIEVE_HOST_DEVICE int xattn_visible_at(const Geometry& g, int S, int nks, int i) {
+  if (!g.causal) return nks;
+  const int last = (i * S + S - 1 < g.seq_q - 1 ? i * S + S - 1 : g.seq_q - 1) + g.q_offset;
+  const int v = last / S + 1;
+  return v < 0 ? 0 : v < nks ? v : nks;
+}
+/// Visible key strides of every query stride into visible [nqs].
 cudaError_t xattn_visible(const Geometry& geo, int S, int nqs, int nks, int* visible,
                           cudaStream_t stream);
+
+/// Antidiagonal offsets the TMA kernel has tensor maps for (S <= kXattnMaxStride).
+constexpr int kXattnMaxStride = 16;
+/// The score kernel of one selector call and its host-side launch state, made once per call by
+/// xattn_plan and then used for every head batch:
+///  - kTma (sm90a/xattn_tma.cu, the default where it fits: compute capability 9.0, what
+///    xattn_wgmma_fits accepts, S <= 16, seq_q and seq_k >= S): warp-specialised, persistent, its
+///    operands loaded by TMA through one tensor map per antidiagonal offset, encoded here for all
+///    heads;
+///  - kWgmma (sm90a/xattn_wgmma.cu): the cp.async wgmma kernel, on compute capability 9.0 where
+///    kTma does not fit, or everywhere wgmma fits when the environment variable
+///    SIEVE_XATTN_KERNEL is "wgmma" (A/B comparisons, tests);
+///  - kMmaSync (xattn.cu): mma.sync, on every other device, or when SIEVE_GPU_SELECT_MMA is set.
+struct XattnPlan {
+  enum class Kernel { kMmaSync, kWgmma, kTma };
+  Kernel kernel = Kernel::kMmaSync;
+  int num_sms = 0;  // kTma: multiprocessors of the device (one persistent CTA each)
+  // kTma: map u of Q and of K loads antidiagonal offset u < S, or, where S divides the length
+  // (one_*_map), map 0 loads every offset (encoded once per tensor instead of S times)
+  CUtensorMap q_maps[kXattnMaxStride], k_maps[kXattnMaxStride];
+  bool one_q_map = false, one_k_map = false;
+};
+/// Chooses the kernel (host only: environment, device, tensor-map encoding, shared-memory
+/// attributes). cudaErrorInvalidValue where xattn_stats cannot run (rows_fit, xattn_fits).
+cudaError_t xattn_plan(const HeadInputs& in, const Geometry& geo, int S, XattnPlan* plan);
 /// Softmax statistics of query heads h0.. h0 + heads - 1: stats [heads][nqs][nkb] of (max, sum of
 /// exp(score - max)) per (query stride, key block), (0, 0) where nothing is visible: the layout
-/// block_scores reads for a StrideProblem {nqr = nqs, units = nks, reps = 1, sq = sk = S}.
-cudaError_t xattn_stats(const HeadInputs& in, const Geometry& geo, int S, int h0, int heads,
-                        const int* visible, float2* stats, cudaStream_t stream);
-/// The same statistics on Hopper warpgroup MMA (sm90a/xattn_wgmma.cu; xattn_stats takes it on a
-/// compute capability 9.0 device when it fits: 8, 16, 32 or 64 entries per block, D 64 or 128).
-/// It writes only the statistics of key blocks some query stride of its 128-stride tile sees.
+/// block_scores reads for a StrideProblem {nqr = nqs, units = nks, reps = 1, sq = sk = S}. The
+/// Hopper kernels write only the key blocks some query stride of their 128-stride tile sees.
+/// visible: xattn_visible's output (the TMA kernel evaluates xattn_visible_at instead).
+cudaError_t xattn_stats(const XattnPlan& plan, const HeadInputs& in, const Geometry& geo, int S,
+                        int h0, int heads, const int* visible, float2* stats, cudaStream_t stream);
+
+// The Hopper kernels behind xattn_stats (sm90a/*.cu): whether they fit, their one-time set-up
+// (shared-memory attributes; the TMA kernel's tensor maps) and their launches.
 bool xattn_wgmma_fits(const HeadInputs& in, int S, int block_k);
-/// hoist (opt-in, SIEVE_XATTN_KERNEL=wgmma2): the same kernel with its main loop instantiated per
-/// number of live key halves (no injected warpgroup.arrive; see xattn_wgmma.cu).
+cudaError_t xattn_wgmma_prepare(const HeadInputs& in, const Geometry& geo, int S);
 cudaError_t xattn_stats_wgmma(const HeadInputs& in, const Geometry& geo, int S, int h0, int heads,
-                              const int* visible, float2* stats, cudaStream_t stream,
-                              bool hoist = false);
-/// Opt-in warp-specialised variant of xattn_stats_wgmma (sm90a/xattn_tma.cu): the same tile,
-/// wgmma order and statistics, operands loaded by TMA from one producer thread (one tensor map per
-/// antidiagonal offset); with cluster 2, CTA pairs along the query strides each load one 128-key
-/// half and multicast it to both. xattn_stats takes it instead of xattn_stats_wgmma when
-/// xattn_tma_cluster() is nonzero and it fits: what xattn_wgmma_fits accepts, S <= 16 and seq_q,
-/// seq_k >= S. Not yet the default: untested on a GPU.
-/// The environment variable SIEVE_XATTN_KERNEL: "tma" -> 1, "tma2" -> 2 (pairs), else 0 (off).
-int xattn_tma_cluster();
-/// Whether SIEVE_XATTN_KERNEL is "wgmma2" (xattn_stats_wgmma's hoist).
-bool xattn_wgmma_hoist();
+                              const int* visible, float2* stats, cudaStream_t stream);
 bool xattn_tma_fits(const HeadInputs& in, const Geometry& geo, int S);
-cudaError_t xattn_stats_tma(const HeadInputs& in, const Geometry& geo, int S, int h0, int heads,
-                            const int* visible, float2* stats, int cluster, cudaStream_t stream);
+cudaError_t xattn_tma_prepare(const HeadInputs& in, const Geometry& geo, int S, XattnPlan* plan);
+cudaError_t xattn_stats_tma(const XattnPlan& plan, const HeadInputs& in, const Geometry& geo,
+                            int S, int h0, int heads, float2* stats, cudaStream_t stream);
 
 }  // namespace sieve::attention::cuda::est
 

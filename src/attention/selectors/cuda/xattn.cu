@@ -23,13 +23,7 @@ constexpr int kTile = 64, kThreads = 128;  // 64 query strides x 64 key strides,
 
 __global__ void xattn_visible_kernel(Geometry g, int S, int nqs, int nks, int* visible) {
   const int i = int(blockIdx.x * blockDim.x + threadIdx.x);
-  if (i >= nqs) return;
-  if (!g.causal) {
-    visible[i] = nks;
-    return;
-  }
-  const int last = min(i * S + S - 1, g.seq_q - 1) + g.q_offset;
-  visible[i] = min(max(last / S + 1, 0), nks);
+  if (i < nqs) visible[i] = xattn_visible_at(g, S, nks, i);
 }
 
 // One CTA: query strides i0.. i0 + 63 x key strides e0.. e0 + 63 of query head h0 + blockIdx.z.
@@ -132,21 +126,26 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// operands: 2 buffers x (query + key chunk); the score tile reuses them (64 x 65 floats)
+constexpr int smem_bytes(int D) { return 4 * kTile * 2 * D; }
+static_assert(smem_bytes(64) >= int(sizeof(float)) * kTile * (kTile + 1), "score tile fits");
+
 template <class T, int D>
 cudaError_t launch_stats(const HeadInputs& in, const Geometry& g, int S, int h0, int heads,
                          const int* visible, float2* stats, cudaStream_t stream) {
   const int nqs = (g.seq_q + S - 1) / S, nks = (g.seq_k + S - 1) / S;
-  // operands: 2 buffers x (query + key chunk); the score tile reuses them (64 x 65 floats)
-  const int smem = 4 * kTile * 2 * D;
-  static_assert(4 * kTile * 2 * 64 >= int(sizeof(float)) * kTile * (kTile + 1), "score tile fits");
-  auto* kernel = &xattn_stats_kernel<T, D>;
-  const cudaError_t e =
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-  if (e != cudaSuccess) return e;
   const dim3 grid(unsigned((nks + kTile - 1) / kTile), unsigned((nqs + kTile - 1) / kTile),
                   unsigned(heads));
-  kernel<<<grid, kThreads, size_t(smem), stream>>>(in, g, S, nqs, nks, h0, visible, stats);
+  xattn_stats_kernel<T, D><<<grid, kThreads, size_t(smem_bytes(D)), stream>>>(in, g, S, nqs, nks,
+                                                                              h0, visible, stats);
   return cudaGetLastError();
+}
+
+// Shared memory above the default 48 KB (D 128), set once per plan rather than per launch.
+template <class T, int D>
+cudaError_t prepare_stats() {
+  return cudaFuncSetAttribute(xattn_stats_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                              smem_bytes(D));
 }
 
 }  // namespace
@@ -154,17 +153,6 @@ cudaError_t launch_stats(const HeadInputs& in, const Geometry& g, int S, int h0,
 bool use_wgmma() {
   const char* env = std::getenv("SIEVE_GPU_SELECT_MMA");  // NOLINT(concurrency-mt-unsafe)
   return (env == nullptr || *env == '\0' || *env == '0') && cuda::detail::device_is_sm90();
-}
-
-int xattn_tma_cluster() {
-  const char* env = std::getenv("SIEVE_XATTN_KERNEL");  // NOLINT(concurrency-mt-unsafe)
-  const std::string_view v = env == nullptr ? "" : env;
-  return v == "tma" ? 1 : v == "tma2" ? 2 : 0;
-}
-
-bool xattn_wgmma_hoist() {
-  const char* env = std::getenv("SIEVE_XATTN_KERNEL");  // NOLINT(concurrency-mt-unsafe)
-  return env != nullptr && std::string_view(env) == "wgmma2";
 }
 
 bool xattn_fits(int S, int block_k) {
@@ -180,15 +168,35 @@ cudaError_t xattn_visible(const Geometry& geo, int S, int nqs, int nks, int* vis
   return cudaGetLastError();
 }
 
-cudaError_t xattn_stats(const HeadInputs& in, const Geometry& geo, int S, int h0, int heads,
-                        const int* visible, float2* stats, cudaStream_t stream) {
+cudaError_t xattn_plan(const HeadInputs& in, const Geometry& geo, int S, XattnPlan* plan) {
+  if (!rows_fit(in) || !xattn_fits(S, geo.block_k)) return cudaErrorInvalidValue;
+  using K = XattnPlan::Kernel;
+  plan->kernel = K::kMmaSync;
+  if (use_wgmma() && xattn_wgmma_fits(in, S, geo.block_k)) {
+    const char* env = std::getenv("SIEVE_XATTN_KERNEL");  // NOLINT(concurrency-mt-unsafe)
+    const bool force_wgmma = env != nullptr && std::string_view(env) == "wgmma";
+    if (!force_wgmma && xattn_tma_fits(in, geo, S)) {
+      plan->kernel = K::kTma;
+      return xattn_tma_prepare(in, geo, S, plan);
+    }
+    plan->kernel = K::kWgmma;
+    return xattn_wgmma_prepare(in, geo, S);
+  }
+  if (in.bf16)
+    return in.D == 64 ? prepare_stats<__nv_bfloat16, 64>() : prepare_stats<__nv_bfloat16, 128>();
+  return in.D == 64 ? prepare_stats<__half, 64>() : prepare_stats<__half, 128>();
+}
+
+cudaError_t xattn_stats(const XattnPlan& plan, const HeadInputs& in, const Geometry& geo, int S,
+                        int h0, int heads, const int* visible, float2* stats, cudaStream_t stream) {
   if (!rows_fit(in) || !xattn_fits(S, geo.block_k)) return cudaErrorInvalidValue;
   if (geo.seq_q <= 0 || geo.seq_k <= 0 || heads <= 0) return cudaSuccess;
-  if (use_wgmma() && xattn_wgmma_fits(in, S, geo.block_k)) {
-    const int cluster = xattn_tma_cluster();
-    if (cluster > 0 && xattn_tma_fits(in, geo, S))
-      return xattn_stats_tma(in, geo, S, h0, heads, visible, stats, cluster, stream);
-    return xattn_stats_wgmma(in, geo, S, h0, heads, visible, stats, stream, xattn_wgmma_hoist());
+  switch (plan.kernel) {
+    case XattnPlan::Kernel::kTma:
+      return xattn_stats_tma(plan, in, geo, S, h0, heads, stats, stream);
+    case XattnPlan::Kernel::kWgmma:
+      return xattn_stats_wgmma(in, geo, S, h0, heads, visible, stats, stream);
+    case XattnPlan::Kernel::kMmaSync: break;
   }
   if (in.bf16)
     return in.D == 64

@@ -1,15 +1,17 @@
-// Hopper (wgmma, sm_90a) path of xattn_stats (peers_gpu.h, mma.sync path in ../xattn.cu): the
-// same antidiagonal stride scores and per-(query stride, key block) softmax statistics.
+// Hopper (wgmma, sm_90a) cp.async path of xattn_stats (peers_gpu.h; the default TMA kernel in
+// xattn_tma.cu, the mma.sync path in ../xattn.cu): the same antidiagonal stride scores and
+// per-(query stride, key block) softmax statistics. It runs where the TMA kernel does not fit
+// (S > 16, sequences shorter than S) and under SIEVE_XATTN_KERNEL=wgmma.
 //
 // A CTA is two warpgroups (256 threads) and owns 128 query strides x BN key strides; warpgroup w
 // scores strides [64w, 64w + 64). The inner dimension S * D runs in steps of one 64-element panel
 // of one antidiagonal offset t: query rows iS + S - 1 - t and key rows jS + t, loaded by cp.async
 // (all threads, STAGES-deep ring) into 128-byte-swizzled panels, the K-major layout wgmma reads.
 // One wgmma group stays in flight across the step barrier. The statistics come straight from the
-// accumulators: a key block of eb = block_k / S entries (8, 16, 32 or 64) is eb / 8 accumulator
-// columns pairs of 4 lanes, so its max and sum of exp are in-thread sums plus two shuffles.
+// accumulators (xattn_epilogue.cuh, shared with the TMA kernel).
 // Tiles no query stride of the CTA sees are skipped (block_scores reads only visible blocks).
 #include "../peers_gpu.h"
+#include "xattn_epilogue.cuh"
 
 #include "sieve/attention/cuda/ptx.cuh"
 #include "sieve/attention/cuda/wgmma.cuh"
@@ -40,16 +42,12 @@ __device__ __forceinline__ uint32_t swz(int r, int c) {
   return uint32_t(r * 128 + ((c ^ (r & 7)) << 4));
 }
 
-// HOIST (opt-in, SIEVE_XATTN_KERNEL=wgmma2): the main loop instantiated per number of live
-// 128-key halves instead of testing `upper` before each wgmma. With the test, ptxas injects a
-// warpgroup.arrive before every wgmma (C7519, 8 per k-step); hoisted, none. The default (false)
-// instance is the measured kernel, unchanged.
-template <class T, int D, int BN, int STAGES, int G, bool HOIST>
+template <class T, int D, int BN, int STAGES, int G>
 __global__ void __launch_bounds__(kThreads, BN == 128 ? 2 : 1)
     xattn_wgmma_kernel(HeadInputs in, Geometry g, int S, int nqs, int nks, int h0,
                        const int* visible, float2* stats) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  constexpr int P = D / 64, NH = BN / 128, EB = 8 * G;
+  constexpr int P = D / 64, NH = BN / 128;
   using C = XCfg<BN, STAGES>;
   extern __shared__ unsigned char smem_raw[];
   __shared__ int s_vis[kBM];
@@ -59,7 +57,7 @@ __global__ void __launch_bounds__(kThreads, BN == 128 ? 2 : 1)
   const int tid = int(threadIdx.x), lane = tid & 31, warp = tid >> 5, wg = warp >> 2;
   const int z = int(blockIdx.z), h = h0 + z, hk = h / in.group;
   const int e0 = int(blockIdx.x) * BN, i0 = int(blockIdx.y) * kBM;
-  const int nkb = g.nkb, kb0 = e0 / EB;
+  const int nkb = g.nkb;
   int v = 0;
   if (tid < kBM) {
     v = i0 + tid < nqs ? visible[i0 + tid] : 0;
@@ -105,141 +103,48 @@ __global__ void __launch_bounds__(kThreads, BN == 128 ? 2 : 1)
     load(s);
     ptx::cp_async_commit();
   }
-  if constexpr (!HOIST) {
-    for (int s = 0; s < nsteps; ++s) {
-      ptx::cp_async_wait<STAGES - 3>();
-      wgmma::fence_proxy_async();
-      __syncthreads();  // stage s landed everywhere; every warpgroup finished step s - 2's wgmma
-      const uint32_t sa = base + uint32_t((s % STAGES) * C::kStage), sb = sa + C::kABytes;
-      wgmma::fence();
+  for (int s = 0; s < nsteps; ++s) {
+    ptx::cp_async_wait<STAGES - 3>();
+    wgmma::fence_proxy_async();
+    __syncthreads();  // stage s landed everywhere; every warpgroup finished step s - 2's wgmma
+    const uint32_t sa = base + uint32_t((s % STAGES) * C::kStage), sb = sa + C::kABytes;
+    wgmma::fence();
 #pragma unroll
-      for (int kk = 0; kk < 4; ++kk) {
-        const uint64_t da = wgmma::desc_sw128(sa + uint32_t(wg * 64 * 128 + kk * 32), 16, 1024);
+    for (int kk = 0; kk < 4; ++kk) {
+      const uint64_t da = wgmma::desc_sw128(sa + uint32_t(wg * 64 * 128 + kk * 32), 16, 1024);
 #pragma unroll
-        for (int nh = 0; nh < NH; ++nh)
-          if (nh == 0 || upper)
-            wgmma::wgmma_ss<T, 128>(
-                acc[nh], da, wgmma::desc_sw128(sb + uint32_t(nh * 128 * 128 + kk * 32), 16, 1024),
-                s > 0 || kk > 0 ? 1 : 0);
-      }
-      wgmma::commit();
-      load(s + STAGES - 2);  // into the buffer of step s - 2
-      ptx::cp_async_commit();
-      wgmma::wait<1>();
+      for (int nh = 0; nh < NH; ++nh)
+        if (nh == 0 || upper)
+          wgmma::wgmma_ss<T, 128>(
+              acc[nh], da, wgmma::desc_sw128(sb + uint32_t(nh * 128 * 128 + kk * 32), 16, 1024),
+              s > 0 || kk > 0 ? 1 : 0);
     }
-  } else {
-    const auto mainloop = [&](auto halves) {
-      constexpr int NA = decltype(halves)::value;
-      for (int s = 0; s < nsteps; ++s) {
-        ptx::cp_async_wait<STAGES - 3>();
-        wgmma::fence_proxy_async();
-        __syncthreads();
-        const uint32_t sa = base + uint32_t((s % STAGES) * C::kStage), sb = sa + C::kABytes;
-        wgmma::fence();
-#pragma unroll
-        for (int kk = 0; kk < 4; ++kk) {
-          const uint64_t da = wgmma::desc_sw128(sa + uint32_t(wg * 64 * 128 + kk * 32), 16, 1024);
-#pragma unroll
-          for (int nh = 0; nh < NA; ++nh)
-            wgmma::wgmma_ss<T, 128>(
-                acc[nh], da, wgmma::desc_sw128(sb + uint32_t(nh * 128 * 128 + kk * 32), 16, 1024),
-                s > 0 || kk > 0 ? 1 : 0);
-        }
-        wgmma::commit();
-        load(s + STAGES - 2);
-        ptx::cp_async_commit();
-        wgmma::wait<1>();
-      }
-    };
-    if (upper)
-      mainloop(std::integral_constant<int, NH>{});
-    else
-      mainloop(std::integral_constant<int, 1>{});
+    wgmma::commit();
+    load(s + STAGES - 2);  // into the buffer of step s - 2
+    ptx::cp_async_commit();
+    wgmma::wait<1>();
   }
   wgmma::wait<0>();
 #pragma unroll
   for (int nh = 0; nh < NH; ++nh) wgmma::fence_operands(acc[nh]);
 
-  // Statistics: thread (gr, tq) holds rows gr, gr + 8 of its warp's 16, columns n * 8 + 2 tq + c.
-  const int gr = lane >> 2, tq = lane & 3;
-  const float alpha = in.scale / float(S), l2e = 1.4426950408889634f;
-#pragma unroll
-  for (int rr = 0; rr < 2; ++rr) {
-    const int rl = warp * 16 + gr + rr * 8, i = i0 + rl, vis = s_vis[rl];
-    float2* srow = stats + int64_t(i) * nkb;
-#pragma unroll
-    for (int nh = 0; nh < NH; ++nh) {
-      if (nh > 0 && !upper) break;
-#pragma unroll
-      for (int b = 0; b < 16 / G; ++b) {
-        float x[2 * G];
-        float m = -INFINITY;
-#pragma unroll
-        for (int j = 0; j < G; ++j)
-#pragma unroll
-          for (int c = 0; c < 2; ++c) {
-            const int n = b * G + j, col = nh * 128 + n * 8 + 2 * tq + c;
-            const float sc = e0 + col < vis ? alpha * acc[nh][n][2 * rr + c] : -INFINITY;
-            x[2 * j + c] = sc;
-            m = fmaxf(m, sc);
-          }
-        m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
-        m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
-        float sum = 0.f;
-        if (m != -INFINITY) {
-          const float ml = m * l2e;
-#pragma unroll
-          for (int j = 0; j < 2 * G; ++j) sum += ptx::exp2_fast(fmaf(x[j], l2e, -ml));
-        }
-        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-        const int kb = kb0 + (nh * 128) / EB + b;
-        if (tq == (b & 3) && i < nqs && kb < nkb)
-          srow[kb] = m == -INFINITY ? make_float2(0.f, 0.f) : make_float2(m, sum);
-      }
-    }
-  }
+  xattn_block_stats<NH, G>(acc, lane, i0 + warp * 16, e0, upper, nqs, nkb, in.scale / float(S),
+                           [&](int i) { return s_vis[i - i0]; }, stats);
 #endif
 }
 
-template <class T, int D, int BN, int STAGES, int G, bool HOIST>
+constexpr int kBN = 256, kStages = 4;
+
+template <class T, int D, int G>
 cudaError_t launch(const HeadInputs& in, const Geometry& g, int S, int h0, int heads,
                    const int* visible, float2* stats, cudaStream_t stream) {
   const int nqs = (g.seq_q + S - 1) / S, nks = (g.seq_k + S - 1) / S;
-  constexpr int smem = XCfg<BN, STAGES>::kSmem;
-  auto* kernel = &xattn_wgmma_kernel<T, D, BN, STAGES, G, HOIST>;
-  const cudaError_t e =
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-  if (e != cudaSuccess) return e;
-  const dim3 grid(unsigned((nks + BN - 1) / BN), unsigned((nqs + kBM - 1) / kBM), unsigned(heads));
-  kernel<<<grid, kThreads, size_t(smem), stream>>>(in, g, S, nqs, nks, h0, visible, stats);
+  const dim3 grid(unsigned((nks + kBN - 1) / kBN), unsigned((nqs + kBM - 1) / kBM),
+                  unsigned(heads));
+  xattn_wgmma_kernel<T, D, kBN, kStages, G>
+      <<<grid, kThreads, size_t(XCfg<kBN, kStages>::kSmem), stream>>>(in, g, S, nqs, nks, h0,
+                                                                      visible, stats);
   return cudaGetLastError();
-}
-
-template <class T, int D, int BN, int STAGES, bool H>
-cudaError_t by_block(const HeadInputs& in, const Geometry& g, int S, int h0, int heads,
-                     const int* visible, float2* stats, cudaStream_t stream) {
-  switch (g.block_k / S) {
-    case 8: return launch<T, D, BN, STAGES, 1, H>(in, g, S, h0, heads, visible, stats, stream);
-    case 16: return launch<T, D, BN, STAGES, 2, H>(in, g, S, h0, heads, visible, stats, stream);
-    case 32: return launch<T, D, BN, STAGES, 4, H>(in, g, S, h0, heads, visible, stats, stream);
-    case 64: return launch<T, D, BN, STAGES, 8, H>(in, g, S, h0, heads, visible, stats, stream);
-    default: return cudaErrorInvalidValue;
-  }
-}
-
-template <class T, bool H>
-cudaError_t by_dim(const HeadInputs& in, const Geometry& g, int S, int h0, int heads,
-                   const int* visible, float2* stats, cudaStream_t stream) {
-  return in.D == 64 ? by_block<T, 64, 256, 4, H>(in, g, S, h0, heads, visible, stats, stream)
-                    : by_block<T, 128, 256, 4, H>(in, g, S, h0, heads, visible, stats, stream);
-}
-
-template <bool H>
-cudaError_t by_type(const HeadInputs& in, const Geometry& g, int S, int h0, int heads,
-                    const int* visible, float2* stats, cudaStream_t stream) {
-  return in.bf16 ? by_dim<__nv_bfloat16, H>(in, g, S, h0, heads, visible, stats, stream)
-                 : by_dim<__half, H>(in, g, S, h0, heads, visible, stats, stream);
 }
 
 }  // namespace
@@ -250,12 +155,22 @@ bool xattn_wgmma_fits(const HeadInputs& in, int S, int block_k) {
   return (eb == 8 || eb == 16 || eb == 32 || eb == 64) && (in.D == 64 || in.D == 128);
 }
 
+cudaError_t xattn_wgmma_prepare(const HeadInputs& in, const Geometry& geo, int S) {
+  if (!xattn_wgmma_fits(in, S, geo.block_k)) return cudaErrorInvalidValue;
+  return xattn_dispatch(in, S, geo.block_k, [&]<class T, int D, int G>() {
+    return cudaFuncSetAttribute(xattn_wgmma_kernel<T, D, kBN, kStages, G>,
+                                cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                XCfg<kBN, kStages>::kSmem);
+  });
+}
+
 cudaError_t xattn_stats_wgmma(const HeadInputs& in, const Geometry& geo, int S, int h0, int heads,
-                              const int* visible, float2* stats, cudaStream_t stream, bool hoist) {
+                              const int* visible, float2* stats, cudaStream_t stream) {
   if (!xattn_wgmma_fits(in, S, geo.block_k)) return cudaErrorInvalidValue;
   if (geo.seq_q <= 0 || geo.seq_k <= 0 || heads <= 0) return cudaSuccess;
-  return hoist ? by_type<true>(in, geo, S, h0, heads, visible, stats, stream)
-               : by_type<false>(in, geo, S, h0, heads, visible, stats, stream);
+  return xattn_dispatch(in, S, geo.block_k, [&]<class T, int D, int G>() {
+    return launch<T, D, G>(in, geo, S, h0, heads, visible, stats, stream);
+  });
 }
 
 }  // namespace sieve::attention::cuda::est

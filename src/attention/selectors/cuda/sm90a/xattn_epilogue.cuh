@@ -1,0 +1,92 @@
+// Statistics epilogue shared by the Hopper xattn score kernels (xattn_wgmma.cu, xattn_tma.cu):
+// one consumer warp's wgmma accumulators (m64nNk16 f32 layout: thread (gr, tq) = (lane / 4,
+// lane % 4) holds rows gr and gr + 8 of the warp's 16 and columns n * 8 + 2 tq + c of each
+// 128-key half) turned into the (max, sum of exp(score - max)) of every key block of 8 G entries.
+// Scores are scaled by alpha and -inf past a row's visible key strides. A block spans G column
+// groups, each held by 4 lanes: in-thread max and sum plus two shuffles each. Both kernels run
+// the same wgmmas and this same code, so their statistics are bit-identical. Also their instance
+// dispatch (xattn_dispatch).
+#pragma once
+
+#include "../peers_gpu.h"
+
+#include "sieve/attention/cuda/ptx.cuh"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cmath>
+#include <cstdint>
+
+namespace sieve::attention::cuda::est {
+
+/// acc [NH][16][4]: the warp's 16 rows x NH 128-key halves (the second only when `upper`), rows
+/// i_warp.. i_warp + 15 (absolute query strides), keys e0.. ; vis(i): visible key strides of row i
+/// (0 past the last stride). Writes stats [nqs][nkb] of the blocks that start at e0 / (8 G) ..
+template <int NH, int G, class Vis>
+__device__ __forceinline__ void xattn_block_stats(const float (&acc)[NH][16][4], int lane,
+                                                  int i_warp, int e0, bool upper, int nqs, int nkb,
+                                                  float alpha, const Vis& vis, float2* stats) {
+  constexpr int EB = 8 * G;
+  const int gr = lane >> 2, tq = lane & 3, kb0 = e0 / EB;
+  const float l2e = 1.4426950408889634f;
+#pragma unroll
+  for (int rr = 0; rr < 2; ++rr) {
+    const int i = i_warp + gr + rr * 8, v = vis(i);
+    float2* srow = stats + int64_t(i) * nkb;
+#pragma unroll
+    for (int nh = 0; nh < NH; ++nh) {
+      if (nh > 0 && !upper) break;
+#pragma unroll
+      for (int b = 0; b < 16 / G; ++b) {
+        float x[2 * G];
+        float m = -INFINITY;
+#pragma unroll
+        for (int j = 0; j < G; ++j)
+#pragma unroll
+          for (int c = 0; c < 2; ++c) {
+            const int n = b * G + j, col = nh * 128 + n * 8 + 2 * tq + c;
+            const float sc = e0 + col < v ? alpha * acc[nh][n][2 * rr + c] : -INFINITY;
+            x[2 * j + c] = sc;
+            m = fmaxf(m, sc);
+          }
+        m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
+        m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
+        float sum = 0.f;
+        if (m != -INFINITY) {
+          const float ml = m * l2e;
+#pragma unroll
+          for (int j = 0; j < 2 * G; ++j) sum += ptx::exp2_fast(fmaf(x[j], l2e, -ml));
+        }
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+        const int kb = kb0 + (nh * 128) / EB + b;
+        if (tq == (b & 3) && i < nqs && kb < nkb)
+          srow[kb] = m == -INFINITY ? make_float2(0.f, 0.f) : make_float2(m, sum);
+      }
+    }
+  }
+}
+
+/// f.template operator()<T, D, G>() for the kernel instance of these inputs: element type, head
+/// dimension 64 / 128 and G = entries per key block / 8 (8, 16, 32 or 64 entries).
+template <class F>
+cudaError_t xattn_dispatch(const HeadInputs& in, int S, int block_k, const F& f) {
+  const auto by_block = [&]<class T, int D>() -> cudaError_t {
+    switch (block_k / S) {
+      case 8: return f.template operator()<T, D, 1>();
+      case 16: return f.template operator()<T, D, 2>();
+      case 32: return f.template operator()<T, D, 4>();
+      case 64: return f.template operator()<T, D, 8>();
+      default: return cudaErrorInvalidValue;
+    }
+  };
+  const auto by_dim = [&]<class T>() -> cudaError_t {
+    return in.D == 64 ? by_block.template operator()<T, 64>()
+                      : by_block.template operator()<T, 128>();
+  };
+  return in.bf16 ? by_dim.template operator()<__nv_bfloat16>()
+                 : by_dim.template operator()<__half>();
+}
+
+}  // namespace sieve::attention::cuda::est
