@@ -31,6 +31,11 @@ cudaError_t launch_fused_sm90(const StrideProblem& pb, int W, int W2, int GN, in
 /// warpgroup fills a 4-stage key-tile ring, the two consumer warpgroups run unsynchronised.
 cudaError_t launch_fused_ws_sm90(const StrideProblem& pb, int W, int W2, int GN, int ngroups,
                                  int tiles, float2* stats, cudaStream_t stream);
+/// Its ping-pong instance (same file; StrideProblem::wgmma_pp): the same ring, each consumer
+/// warpgroup waits for its step's products before issuing the next step's (no wgmma
+/// serialisation), the two taking turns to issue.
+cudaError_t launch_fused_pp_sm90(const StrideProblem& pb, int W, int W2, int GN, int ngroups,
+                                 int tiles, float2* stats, cudaStream_t stream);
 
 /// Head z of a batch: its query representatives, visibility, own scores and statistics.
 template <class Stats>
