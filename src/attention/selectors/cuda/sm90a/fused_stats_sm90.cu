@@ -197,12 +197,6 @@ __device__ __forceinline__ void load_panels_ws(uint32_t dst, const __nv_bfloat16
     load_panel_chunk<WB>(dst, src, first_row, rows_valid, i);
 }
 
-// The producer warpgroup of the warp-specialised instances: for steps 0.. steps - 1 of the CTA
-// (tile x0 + s / R, slot s % R) the key tile into ring stage s % kWsStages (ring: kWsStages tiles
-// of 64 x 2W bytes at `ring`, log weights [kWsStages][64] floats at `lw_ring`) once its empty
-// mbarrier (bars + 8 (kWsStages + stage)) has passed; once a step's copies have landed
-// (cp.async.wait_group one step behind) each of the 128 threads (pt) fences them for the async
-// proxy and arrives on the stage's full mbarrier (bars + 8 stage).
 // Thread 0: the ring's mbarriers, full (count 128: every producer thread, once its copies landed)
 // then empty (count 8: every consumer warp, once its epilogue read the stage); published by the
 // CTA barrier that follows (row_limits).
@@ -215,10 +209,18 @@ __device__ __forceinline__ void init_ring_barriers(uint32_t bars) {
   tma::mbar_init_fence();
 }
 
+// The producer warpgroup of the warp-specialised instances (setmaxnreg down to
+// kWsProducerRegs): for steps 0.. steps - 1 of the CTA (tile x0 + s / R, slot s % R) the key tile
+// into ring stage s % kWsStages (ring: kWsStages tiles of 64 x 2W bytes at `ring`, log weights
+// [kWsStages][64] floats at `lw_ring`) once its empty mbarrier (bars + 8 (kWsStages + stage))
+// has passed; once a step's copies have landed (cp.async.wait_group one step behind) each of the
+// 128 threads (pt) fences them for the async proxy and arrives on the stage's full mbarrier
+// (bars + 8 stage).
 template <int W, int W2>
 __device__ __forceinline__ void produce_steps(const StrideProblem& pb, uint32_t ring, uint32_t lw_ring,
                                               uint32_t bars, int x0, int steps, int pt) {
   constexpr int NS = kWsStages, tile_bytes = 64 * 2 * W;
+  tma::regs_dec<kWsProducerRegs>();
   const auto* k16 = static_cast<const __nv_bfloat16*>(pb.krep16);
   const int units = pb.units, R = pb.reps;
   const auto publish = [&](int s) {  // step s's copies have landed: publish them to the wgmma
@@ -294,23 +296,15 @@ __global__ void __launch_bounds__(kWsThreads, 1)
   ptx::cp_async_commit();
   ptx::cp_async_wait<0>();
   __syncthreads();
-  if (tid < kWgThreads) {
-    const int wr = (tid >> 5) * 16, ar = lane & 15;
-    const uint32_t a_off = uint32_t((wr + ar) * 2 * W + 16 * ((lane >> 4) ^ (ar & 7)));
-#pragma unroll
-    for (int kk = 0; kk < KS; ++kk) ptx::ldmatrix_x4(s_base + (a_off ^ uint32_t(32 * kk)), a[kk]);
-  }
+  if (tid < kWgThreads) rows_to_fragments<W>(s_base, a);
   __syncthreads();
   const int steps = lim.nt * R;
 
-  if (tid >= kWgThreads) {  // ---- producer warpgroup ----------------------------------------
-    tma::regs_dec<kWsProducerRegs>();
+  if (tid >= kWgThreads) {  // the producer warpgroup
     produce_steps<W, W2>(pb, s_base, s_lw_addr, bars, x0, steps, tid - kWgThreads);
     return;
   }
-
-  // ---- consumer warpgroups --------------------------------------------------------------------
-  tma::regs_inc<kWsConsumerRegs>();
+  tma::regs_inc<kWsConsumerRegs>();  // ---- consumer warpgroups ----------------------------------
   const auto issue = [&](int s, float (&acc)[8][4]) {
     tma::mbar_wait(full(s), uint32_t((s / NS) & 1));
     const uint32_t sb = s_base + uint32_t((s % NS) * tile_bytes);
@@ -388,14 +382,11 @@ __global__ void __launch_bounds__(kWsThreads, 1)
   if (lim.nt == 0) return;  // CTA-uniform
   const int steps = lim.nt * R;
 
-  if (tid >= kWgThreads) {  // ---- producer warpgroup ----------------------------------------
-    tma::regs_dec<kWsProducerRegs>();
+  if (tid >= kWgThreads) {  // the producer warpgroup
     produce_steps<W, W2>(pb, s_base, s_lw_addr, bars, x0, steps, tid - kWgThreads);
     return;
   }
-
-  // ---- consumer warpgroups --------------------------------------------------------------------
-  tma::regs_inc<kWsConsumerRegs>();
+  tma::regs_inc<kWsConsumerRegs>();  // ---- consumer warpgroups ----------------------------------
   // the 128 query rows into the fragments (named barrier 3: the consumers only)
   uint32_t a[KS][4];
   load_rows<W, false, kWgThreads, kWgRows>(s_q, static_cast<const __nv_bfloat16*>(pb.qrep16), r0,
@@ -403,12 +394,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
   ptx::cp_async_commit();
   ptx::cp_async_wait<0>();
   tma::bar_sync<3, kWgThreads>();
-  {
-    const int wr = (tid >> 5) * 16, ar = lane & 15;
-    const uint32_t a_off = uint32_t((wr + ar) * 2 * W + 16 * ((lane >> 4) ^ (ar & 7)));
-#pragma unroll
-    for (int kk = 0; kk < KS; ++kk) ptx::ldmatrix_x4(s_q + (a_off ^ uint32_t(32 * kk)), a[kk]);
-  }
+  rows_to_fragments<W>(s_q, a);
   // Turns: warpgroup g issues after `barrier.sync 1 + g`, then lets the other one go. Each
   // issues `steps` chains; warpgroup 1 opens warpgroup 0's first turn and skips its last
   // arrival, so every arrival is consumed.
