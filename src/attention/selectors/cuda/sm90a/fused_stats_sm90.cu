@@ -7,7 +7,9 @@
 // serves 128 rows instead of 64. The key tile is stored in wgmma's K-major 128-byte-swizzle
 // layout (64-element panels of 128-byte rows, rows permuted by unit_row as in the mma.sync
 // instance, so the accumulator columns hold the same units), and the products of step s + 1 run
-// while step s's scores are finished.
+// while step s's scores are finished. Three instances: stride_stats_wgmma_kernel (estimate path
+// "wgmma"), the warp-specialised stride_stats_ws_kernel ("wgmma-ws") and its ping-pong variant
+// stride_stats_pp_kernel ("wgmma-pp", the default; see its section for why it exists).
 #include "../fused_stats.cuh"
 #include "sieve/attention/cuda/tma.cuh"
 #include "sieve/attention/cuda/wgmma.cuh"
@@ -173,17 +175,18 @@ cudaError_t launch(const StrideProblem& pb, int GN, int ngroups, int tiles, floa
 // ---- Warp-specialised instance (StrideProblem::wgmma_ws, estimate path "wgmma-ws") ----------
 // The same steps, rows (two consumer warpgroups x 64) and epilogue as stride_stats_wgmma_kernel,
 // with the loads moved to a third, producer warpgroup and the per-step CTA barrier removed:
-//  - the producer (threads 256..383, setmaxnreg 24) walks the steps and copies each step's key
+//  - the producer (threads 256..383, setmaxnreg 40) walks the steps and copies each step's key
 //    tile (same swizzled, unit_row-permuted layout as load_panels) and log weights into stage
 //    s % kStages of a ring with cp.async; once a step's copies have landed (cp.async.wait_group
 //    one step behind) each producer thread fences them for the async proxy and arrives on the
 //    stage's full mbarrier (count 128);
 //  - each consumer warpgroup (threads 0..255 as before, so the epilogue's row indexing is
-//    unchanged; setmaxnreg 240) waits on full[s + 1], issues step s + 1's products, waits for
+//    unchanged; setmaxnreg 232) waits on full[s + 1], issues step s + 1's products, waits for
 //    step s's (wgmma.wait_group 1) and runs step s's epilogue; each warp then arrives on the
 //    stage's empty mbarrier (count 8), after which the producer may overwrite it.
 // The two consumer warpgroups are coupled only through the ring, so one's epilogue (MUFU, FP32)
-// can overlap the other's products, and the tensor cores always have the next step queued.
+// can overlap the other's products. (Its own products do not: ptxas serialises this loop's
+// wgmmas, see the ping-pong instance below.)
 constexpr int kWsStages = 4, kWsThreads = kWgThreads + 128, kWsProducerRegs = 40,
               kWsConsumerRegs = 232;
 
