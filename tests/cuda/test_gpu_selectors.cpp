@@ -99,7 +99,8 @@ class GpuSelectors : public ::testing::Test {
 
 // The tensor-core estimate (bf16 representatives, f32 accumulation), with the fused statistics
 // kernel on mma.sync ("mma"), on warpgroup MMA ("wgmma") and on its warp-specialised instance
-// ("wgmma-ws"; on devices other than compute capability 9.0 both run the mma.sync kernel again).
+// ("wgmma-ws") and its ping-pong instance ("wgmma-pp"); on devices other than compute capability
+// 9.0 the three wgmma paths run the mma.sync kernel again.
 class GpuSelectorsMma : public GpuSelectors, public ::testing::WithParamInterface<std::string> {
  protected:
   void SetUp() override {
@@ -246,8 +247,45 @@ TEST_P(GpuSelectorsMma, OutlierKeysAtWidthD) {
                      "not causal", false);
 }
 
-// Parameter 2 ("wgmma-ws") is the opt-in warp-specialised instance: Paths/GpuSelectorsMma.*/2.
-INSTANTIATE_TEST_SUITE_P(Paths, GpuSelectorsMma, ::testing::Values("mma", "wgmma", "wgmma-ws"));
+// Parameter 2 ("wgmma-ws") is the warp-specialised instance: Paths/GpuSelectorsMma.*/2; parameter
+// 3 ("wgmma-pp") its ping-pong instance.
+INSTANTIATE_TEST_SUITE_P(Paths, GpuSelectorsMma,
+                         ::testing::Values("mma", "wgmma", "wgmma-ws", "wgmma-pp"));
+
+// The ping-pong instance of the fused statistics kernel ("wgmma-pp") runs the same wgmma chains
+// and epilogue as the warp-specialised one ("wgmma-ws"), only scheduled differently, so the
+// patterns must be identical block for block. Shapes: rr's default (the mean slot at 2D, five
+// outlier slots at D; 9000 keys: 563 units, so several 8-tile CTAs per row block, the last
+// partial), D 64 (W 128, W2 64), unisparse's default levels (32 and 8 units per key block).
+// Elsewhere than on compute capability 9.0 both paths run the mma.sync kernel.
+TEST_F(GpuSelectors, PingPongStatisticsEqualWarpSpecialised) {
+  const uint64_t seed = fresh_seed();
+  const auto same = [](const std::string& name, const std::vector<std::string>& settings,
+                       const Inputs& in, const std::string& what) {
+    SCOPED_TRACE(what + " selector " + name);
+    auto sel = attention::make_selector(name, settings);
+    AttentionOptions opts;
+    const cu::DeviceTensor dq = cu::DeviceTensor::from_host(in.q);
+    const cu::DeviceTensor dk = cu::DeviceTensor::from_host(in.k);
+    SparsePattern p[2];
+    const char* paths[2] = {"wgmma-ws", "wgmma-pp"};
+    for (int i = 0; i < 2; ++i) {
+      cu::set_estimate_path(paths[i]);
+      p[i] = cu::select_on_device(*sel, dq, dk, opts).download();
+      ASSERT_NO_THROW(p[i].validate());
+    }
+    EXPECT_EQ(p[1].block_indptr, p[0].block_indptr);
+    EXPECT_EQ(p[1].block_indices, p[0].block_indices);
+    EXPECT_EQ(p[1].columns, p[0].columns);
+    EXPECT_GT(p[0].block_density(), 0.0);
+  };
+  same("rr", {"dense_below=0"}, planted_inputs(DType::kBF16, 2, 1, 9000, 128, seed),
+       "planted seed " + std::to_string(seed));
+  same("rr", {"dense_below=0", "tau=0.9"}, random_inputs(DType::kBF16, 4, 2, 3001, 64, seed + 1),
+       "random d64");
+  same("unisparse", {"dense_below=0"}, planted_inputs(DType::kBF16, 2, 1, 9000, 128, seed + 2),
+       "planted unisparse");
+}
 
 TEST(GpuEstimatePath, NamedSetting) {
   const std::string saved = cu::estimate_path();
@@ -257,6 +295,8 @@ TEST(GpuEstimatePath, NamedSetting) {
   EXPECT_EQ(cu::estimate_path(), "wgmma");
   cu::set_estimate_path("wgmma-ws");
   EXPECT_EQ(cu::estimate_path(), "wgmma-ws");
+  cu::set_estimate_path("wgmma-pp");
+  EXPECT_EQ(cu::estimate_path(), "wgmma-pp");
   cu::set_estimate_path("simt");
   EXPECT_EQ(cu::estimate_path(), "simt");
   EXPECT_THROW(cu::set_estimate_path("tf32"), Error);

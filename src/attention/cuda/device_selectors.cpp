@@ -24,23 +24,26 @@ namespace {
 // SIEVE_GPU_ESTIMATE. The tensor-core paths are the default since they passed ctest -L gpu on the
 // H200 (docs/results/gpu-attention.md); simt stays for exact CPU agreement. wgmma is mma with the
 // fused statistics kernel on warpgroup MMA where the device has it (compute capability 9.0) and
-// mma.sync elsewhere; same representatives, same epilogue. wgmma-ws (the default since it passed
-// the selector tests on the H200 and cut rr's score kernel 10-20 %, docs/results/gpu-attention.md):
-// wgmma with the fused kernel's warp-specialised instance (estimation_gpu.h: wgmma_ws).
-enum class Estimate : int { kSimt = 0, kMma = 1, kWgmma = 2, kWgmmaWs = 3 };
+// mma.sync elsewhere; same representatives, same epilogue. wgmma-ws: wgmma with the fused
+// kernel's warp-specialised instance (estimation_gpu.h: wgmma_ws). wgmma-pp (the default since it
+// passed the selector tests on the H200 and cut the score kernels 7-18 % against wgmma-ws,
+// docs/results/gpu-attention.md): wgmma-ws's ping-pong instance (estimation_gpu.h: wgmma_pp).
+enum class Estimate : int { kSimt = 0, kMma = 1, kWgmma = 2, kWgmmaWs = 3, kWgmmaPp = 4 };
 Estimate parse_estimate(std::string_view name) {
   if (name == "simt") return Estimate::kSimt;
   if (name == "mma") return Estimate::kMma;
   if (name == "wgmma") return Estimate::kWgmma;
   if (name == "wgmma-ws") return Estimate::kWgmmaWs;
-  SIEVE_FAIL("GPU estimate path must be 'simt', 'mma', 'wgmma' or 'wgmma-ws', got '{}'", name);
+  if (name == "wgmma-pp") return Estimate::kWgmmaPp;
+  SIEVE_FAIL("GPU estimate path must be 'simt', 'mma', 'wgmma', 'wgmma-ws' or 'wgmma-pp', got '{}'",
+             name);
 }
 std::atomic<int> g_estimate{-1};  // -1: not chosen yet, read SIEVE_GPU_ESTIMATE on first use
 Estimate current_estimate() {
   int v = g_estimate.load();
   if (v < 0) {
     const char* env = std::getenv("SIEVE_GPU_ESTIMATE");  // NOLINT(concurrency-mt-unsafe)
-    v = int(env != nullptr && *env != '\0' ? parse_estimate(env) : Estimate::kWgmmaWs);
+    v = int(env != nullptr && *env != '\0' ? parse_estimate(env) : Estimate::kWgmmaPp);
     int expected = -1;
     if (!g_estimate.compare_exchange_strong(expected, v)) v = expected;
   }
@@ -52,9 +55,10 @@ Estimate current_estimate() {
 // fused kernel takes.
 void choose_fused_instance(est::StrideProblem& pb, const est::Geometry& g) {
   const Estimate e = current_estimate();
-  pb.wgmma = (e == Estimate::kWgmma || e == Estimate::kWgmmaWs) && est::mma_fused(pb, g) &&
-             detail::device_is_sm90();
-  pb.wgmma_ws = pb.wgmma && e == Estimate::kWgmmaWs;
+  pb.wgmma = (e == Estimate::kWgmma || e == Estimate::kWgmmaWs || e == Estimate::kWgmmaPp) &&
+             est::mma_fused(pb, g) && detail::device_is_sm90();
+  pb.wgmma_ws = pb.wgmma && (e == Estimate::kWgmmaWs || e == Estimate::kWgmmaPp);
+  pb.wgmma_pp = pb.wgmma && e == Estimate::kWgmmaPp;
 }
 
 // Scores and softmax statistics of one stride problem on the chosen path: tensor cores from the
@@ -358,6 +362,8 @@ std::string estimate_path() {
       return "mma";
     case Estimate::kWgmmaWs:
       return "wgmma-ws";
+    case Estimate::kWgmmaPp:
+      return "wgmma-pp";
     default:
       return "wgmma";
   }

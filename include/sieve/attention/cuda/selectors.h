@@ -28,10 +28,12 @@ namespace sieve::attention::cuda {
 ///    moves a block across the threshold (docs/cuda.md);
 ///  - "wgmma": "mma" with the fused statistics kernel on Hopper's warpgroup MMA where the device
 ///    has it (compute capability 9.0), mma.sync elsewhere; same values up to f32 summation order.
-///  - "wgmma-ws" (default): "wgmma" with the warp-specialised instance of the fused kernel (a
-///    producer warpgroup and a 4-stage key-tile ring; same values as "wgmma", mma.sync off Hopper).
+///  - "wgmma-ws": "wgmma" with the warp-specialised instance of the fused kernel (a producer
+///    warpgroup and a 4-stage key-tile ring; same values as "wgmma", mma.sync off Hopper).
+///  - "wgmma-pp" (default): "wgmma-ws" with its ping-pong instance (no wgmma serialisation, the
+///    consumer warpgroups taking turns to issue; same values).
 /// Configurations the mma kernel cannot tile (row width other than 64/128/256) use "simt". The
-/// initial value is the environment variable SIEVE_GPU_ESTIMATE when set, else "wgmma-ws".
+/// initial value is the environment variable SIEVE_GPU_ESTIMATE when set, else "wgmma-pp".
 /// @throws sieve::Error for other names
 void set_estimate_path(std::string_view name);
 std::string estimate_path();

@@ -57,10 +57,14 @@ struct StrideProblem {
   // the same steps and epilogue, each step's products by one warpgroup MMA that reads the key
   // tile from shared memory once (not once per warp) and overlaps the previous step's epilogue.
   bool wgmma = false;
-  // With wgmma: the warp-specialised instance (estimate path "wgmma-ws", opt-in): a producer
+  // With wgmma: the warp-specialised instance (estimate path "wgmma-ws"): a producer
   // warpgroup loads the key tiles into a 4-stage ring (cp.async, full/empty mbarriers) and the
   // two consumer warpgroups run without CTA barriers. Same steps, epilogue and values.
   bool wgmma_ws = false;
+  // With wgmma_ws: the ping-pong instance (estimate path "wgmma-pp"): the same ring, without the
+  // wgmma serialisation of wgmma_ws's partial waits, the consumer warpgroups taking turns to
+  // issue. Same steps, products, epilogue and values.
+  bool wgmma_pp = false;
 };
 
 /// Parts of 64 entries per key block (1 when a block has <= 64 entries).

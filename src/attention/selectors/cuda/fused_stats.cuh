@@ -31,6 +31,11 @@ cudaError_t launch_fused_sm90(const StrideProblem& pb, int W, int W2, int GN, in
 /// warpgroup fills a 4-stage key-tile ring, the two consumer warpgroups run unsynchronised.
 cudaError_t launch_fused_ws_sm90(const StrideProblem& pb, int W, int W2, int GN, int ngroups,
                                  int tiles, float2* stats, cudaStream_t stream);
+/// Its ping-pong instance (same file; StrideProblem::wgmma_pp): the same ring, each consumer
+/// warpgroup waits for its step's products before issuing the next step's (no wgmma
+/// serialisation), the two taking turns to issue.
+cudaError_t launch_fused_pp_sm90(const StrideProblem& pb, int W, int W2, int GN, int ngroups,
+                                 int tiles, float2* stats, cudaStream_t stream);
 
 /// Head z of a batch: its query representatives, visibility, own scores and statistics.
 template <class Stats>
@@ -96,22 +101,28 @@ __device__ __forceinline__ RowLimits row_limits(const StrideProblem& pb, int r0,
   return l;
 }
 
+// The warp's 16 rows (16 warp.. 16 warp + 15) of W bf16 staged by load_rows at s_rows into its
+// m16n8k16 A fragments (KS = W / 16).
+template <int W>
+__device__ __forceinline__ void rows_to_fragments(uint32_t s_rows, uint32_t (&a)[W / 16][4]) {
+  const int lane = threadIdx.x & 31, wr = (threadIdx.x >> 5) * 16, ar = lane & 15;
+  const uint32_t a_off = uint32_t((wr + ar) * 2 * W + 16 * ((lane >> 4) ^ (ar & 7)));
+#pragma unroll
+  for (int kk = 0; kk < W / 16; ++kk) ptx::ldmatrix_x4(s_rows + (a_off ^ uint32_t(32 * kk)), a[kk]);
+}
+
 // The 16 NW query rows [r0, r0 + 16 NW) of W bf16 through shared memory at s_base (16 NW rows
 // x 2W bytes) into the warps' m16n8k16 A fragments (16 rows x W: KS = W / 16 fragments). Ends
 // with a CTA barrier (the memory is free again).
 template <int W, int NW = kWarps>
 __device__ __forceinline__ void load_query_fragments(const StrideProblem& pb, int r0, uint32_t s_base,
                                                      uint32_t (&a)[W / 16][4]) {
-  const int lane = threadIdx.x & 31, wr = (threadIdx.x >> 5) * 16;
   load_rows<W, false, 32 * NW, 16 * NW>(s_base, static_cast<const __nv_bfloat16*>(pb.qrep16), r0,
                                         pb.nqr - r0);
   ptx::cp_async_commit();
   ptx::cp_async_wait<0>();
   __syncthreads();
-  const int ar = lane & 15;
-  const uint32_t a_off = uint32_t((wr + ar) * 2 * W + 16 * ((lane >> 4) ^ (ar & 7)));
-#pragma unroll
-  for (int kk = 0; kk < W / 16; ++kk) ptx::ldmatrix_x4(s_base + (a_off ^ uint32_t(32 * kk)), a[kk]);
+  rows_to_fragments<W>(s_base, a);
   __syncthreads();
 }
 

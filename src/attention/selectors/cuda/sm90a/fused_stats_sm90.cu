@@ -7,10 +7,14 @@
 // serves 128 rows instead of 64. The key tile is stored in wgmma's K-major 128-byte-swizzle
 // layout (64-element panels of 128-byte rows, rows permuted by unit_row as in the mma.sync
 // instance, so the accumulator columns hold the same units), and the products of step s + 1 run
-// while step s's scores are finished.
+// while step s's scores are finished. Three instances: stride_stats_wgmma_kernel (estimate path
+// "wgmma"), the warp-specialised stride_stats_ws_kernel ("wgmma-ws") and its ping-pong variant
+// stride_stats_pp_kernel ("wgmma-pp", the default; see its section for why it exists).
 #include "../fused_stats.cuh"
 #include "sieve/attention/cuda/tma.cuh"
 #include "sieve/attention/cuda/wgmma.cuh"
+
+#include <cstdlib>
 
 namespace sieve::attention::cuda::est::fused {
 
@@ -171,17 +175,18 @@ cudaError_t launch(const StrideProblem& pb, int GN, int ngroups, int tiles, floa
 // ---- Warp-specialised instance (StrideProblem::wgmma_ws, estimate path "wgmma-ws") ----------
 // The same steps, rows (two consumer warpgroups x 64) and epilogue as stride_stats_wgmma_kernel,
 // with the loads moved to a third, producer warpgroup and the per-step CTA barrier removed:
-//  - the producer (threads 256..383, setmaxnreg 24) walks the steps and copies each step's key
+//  - the producer (threads 256..383, setmaxnreg 40) walks the steps and copies each step's key
 //    tile (same swizzled, unit_row-permuted layout as load_panels) and log weights into stage
 //    s % kStages of a ring with cp.async; once a step's copies have landed (cp.async.wait_group
 //    one step behind) each producer thread fences them for the async proxy and arrives on the
 //    stage's full mbarrier (count 128);
 //  - each consumer warpgroup (threads 0..255 as before, so the epilogue's row indexing is
-//    unchanged; setmaxnreg 240) waits on full[s + 1], issues step s + 1's products, waits for
+//    unchanged; setmaxnreg 232) waits on full[s + 1], issues step s + 1's products, waits for
 //    step s's (wgmma.wait_group 1) and runs step s's epilogue; each warp then arrives on the
 //    stage's empty mbarrier (count 8), after which the producer may overwrite it.
 // The two consumer warpgroups are coupled only through the ring, so one's epilogue (MUFU, FP32)
-// can overlap the other's products, and the tensor cores always have the next step queued.
+// can overlap the other's products. (Its own products do not: ptxas serialises this loop's
+// wgmmas, see the ping-pong instance below.)
 constexpr int kWsStages = 4, kWsThreads = kWgThreads + 128, kWsProducerRegs = 40,
               kWsConsumerRegs = 232;
 
@@ -193,6 +198,73 @@ __device__ __forceinline__ void load_panels_ws(uint32_t dst, const __nv_bfloat16
 #pragma unroll 2
   for (int i = pt; i < 64 * (WB / 8); i += 128)
     load_panel_chunk<WB>(dst, src, first_row, rows_valid, i);
+}
+
+// Thread 0: the ring's mbarriers, full (count 128: every producer thread, once its copies landed)
+// then empty (count 8: every consumer warp, once its epilogue read the stage); published by the
+// CTA barrier that follows (row_limits).
+__device__ __forceinline__ void init_ring_barriers(uint32_t bars) {
+  if (threadIdx.x != 0) return;
+  for (int s = 0; s < kWsStages; ++s) {
+    tma::mbar_init(bars + uint32_t(8 * s), 128);
+    tma::mbar_init(bars + uint32_t(8 * (kWsStages + s)), 8);
+  }
+  tma::mbar_init_fence();
+}
+
+// The producer warpgroup of the warp-specialised instances (setmaxnreg down to
+// kWsProducerRegs): for steps 0.. steps - 1 of the CTA (tile x0 + s / R, slot s % R) the key tile
+// into ring stage s % kWsStages (ring: kWsStages tiles of 64 x 2W bytes at `ring`, log weights
+// [kWsStages][64] floats at `lw_ring`) once its empty mbarrier (bars + 8 (kWsStages + stage))
+// has passed; once a step's copies have landed (cp.async.wait_group one step behind) each of the
+// 128 threads (pt) fences them for the async proxy and arrives on the stage's full mbarrier
+// (bars + 8 stage).
+template <int W, int W2>
+__device__ __forceinline__ void produce_steps(const StrideProblem& pb, uint32_t ring, uint32_t lw_ring,
+                                              uint32_t bars, int x0, int steps, int pt) {
+  constexpr int NS = kWsStages, tile_bytes = 64 * 2 * W;
+  tma::regs_dec<kWsProducerRegs>();
+  const auto* k16 = static_cast<const __nv_bfloat16*>(pb.krep16);
+  const int units = pb.units, R = pb.reps;
+  const auto publish = [&](int s) {  // step s's copies have landed: publish them to the wgmma
+    wgmma::fence_proxy_async();
+    tma::mbar_arrive(bars + uint32_t(8 * (s % NS)));
+  };
+  for (int s = 0; s < steps; ++s) {
+    const int x = x0 + s / R, t = s % R;
+    const uint32_t empty = bars + uint32_t(8 * (NS + s % NS));
+    tma::mbar_wait(empty, uint32_t((s / NS) & 1) ^ 1u);  // a fresh ring passes at once
+    const uint32_t dst = ring + uint32_t((s % NS) * tile_bytes);
+    load_log_weights_at(lw_ring + uint32_t((s % NS) * 256), pb, x, t, pt);
+    if (t == 0)
+      load_panels_ws<W>(dst, k16, int64_t(x) * 64, units - x * 64, pt);
+    else
+      load_panels_ws<W2>(dst, k16 + int64_t(units) * W + int64_t(t - 1) * units * W2,
+                         int64_t(x) * 64, units - x * 64, pt);
+    ptx::cp_async_commit();
+    // Step s - 1 is published once step s is issued. Publishing two steps behind (three steps'
+    // copies in flight) was slower on the H200 (docs/cuda.md): the consumers then wait for the
+    // producer to refill a stage before they may issue the next step.
+    if (s >= 1) {
+      ptx::cp_async_wait<1>();
+      publish(s - 1);
+    }
+  }
+  ptx::cp_async_wait<0>();
+  publish(steps - 1);
+}
+
+// The consumer loop of the warp-specialised instances: step 0's products into acc0, then
+// step(s, cur, next) for s = 0.. steps - 1 with the two accumulator sets alternating.
+template <class Issue, class Step>
+__device__ __forceinline__ void walk_steps(int steps, const Issue& issue, const Step& step) {
+  float acc0[8][4], acc1[8][4];
+  issue(0, acc0);
+  for (int s = 0; s < steps; s += 2) {
+    step(s, acc0, acc1);
+    if (s + 1 < steps) step(s + 1, acc1, acc0);
+  }
+  wgmma::wait<0>();  // nothing is in flight here; kept so no wgmma outlives the CTA's registers
 }
 
 template <int W, int W2, int GN>
@@ -213,64 +285,29 @@ __global__ void __launch_bounds__(kWsThreads, 1)
   batch_head(pb, stats, int(blockIdx.z));
   const int r0 = int(gridDim.y - 1 - blockIdx.y) * kWgRows;  // heaviest row blocks first
   const int x0 = blockIdx.x * kTiles, x1 = min(x0 + kTiles, tiles);
-  const int units = pb.units, R = pb.reps;
+  const int R = pb.reps;
   const int tid = int(threadIdx.x), lane = tid & 31;
-  if (tid == 0) {
-    for (int s = 0; s < NS; ++s) {
-      tma::mbar_init(full(s), 128);  // every producer thread, once its copies landed
-      tma::mbar_init(empty(s), 8);   // every consumer warp, once its epilogue read the stage
-    }
-    tma::mbar_init_fence();
-  }
+  init_ring_barriers(bars);
   if (tid >= kWgRows && tid < 192) s_vis[tid] = 0;
   const RowLimits lim = row_limits<kWgWarps>(pb, r0, x0, x1, s_vis);  // CTA barrier inside
   if (lim.nt == 0) return;  // CTA-uniform
 
   // the 128 query rows through the ring's first tiles into the consumers' fragments
-  const auto* k16 = static_cast<const __nv_bfloat16*>(pb.krep16);
   uint32_t a[KS][4];
   load_rows<W, false, kWsThreads, kWgRows>(s_base, static_cast<const __nv_bfloat16*>(pb.qrep16), r0,
                                            pb.nqr - r0);
   ptx::cp_async_commit();
   ptx::cp_async_wait<0>();
   __syncthreads();
-  if (tid < kWgThreads) {
-    const int wr = (tid >> 5) * 16, ar = lane & 15;
-    const uint32_t a_off = uint32_t((wr + ar) * 2 * W + 16 * ((lane >> 4) ^ (ar & 7)));
-#pragma unroll
-    for (int kk = 0; kk < KS; ++kk) ptx::ldmatrix_x4(s_base + (a_off ^ uint32_t(32 * kk)), a[kk]);
-  }
+  if (tid < kWgThreads) rows_to_fragments<W>(s_base, a);
   __syncthreads();
   const int steps = lim.nt * R;
 
-  if (tid >= kWgThreads) {  // ---- producer warpgroup ----------------------------------------
-    tma::regs_dec<kWsProducerRegs>();
-    const int pt = tid - kWgThreads;
-    for (int s = 0; s < steps; ++s) {
-      const int x = x0 + s / R, t = s % R;
-      tma::mbar_wait(empty(s), uint32_t((s / NS) & 1) ^ 1u);  // a fresh ring passes at once
-      const uint32_t dst = s_base + uint32_t((s % NS) * tile_bytes);
-      load_log_weights_at(s_lw_addr + uint32_t((s % NS) * 256), pb, x, t, pt);
-      if (t == 0)
-        load_panels_ws<W>(dst, k16, int64_t(x) * 64, units - x * 64, pt);
-      else
-        load_panels_ws<W2>(dst, k16 + int64_t(units) * W + int64_t(t - 1) * units * W2,
-                           int64_t(x) * 64, units - x * 64, pt);
-      ptx::cp_async_commit();
-      if (s >= 1) {  // step s - 1's copies have landed: publish them to the consumers' wgmma
-        ptx::cp_async_wait<1>();
-        wgmma::fence_proxy_async();
-        tma::mbar_arrive(full(s - 1));
-      }
-    }
-    ptx::cp_async_wait<0>();
-    wgmma::fence_proxy_async();
-    tma::mbar_arrive(full(steps - 1));
+  if (tid >= kWgThreads) {  // the producer warpgroup
+    produce_steps<W, W2>(pb, s_base, s_lw_addr, bars, x0, steps, tid - kWgThreads);
     return;
   }
-
-  // ---- consumer warpgroups --------------------------------------------------------------------
-  tma::regs_inc<kWsConsumerRegs>();
+  tma::regs_inc<kWsConsumerRegs>();  // ---- consumer warpgroups ----------------------------------
   const auto issue = [&](int s, float (&acc)[8][4]) {
     tma::mbar_wait(full(s), uint32_t((s / NS) & 1));
     const uint32_t sb = s_base + uint32_t((s % NS) * tile_bytes);
@@ -295,40 +332,147 @@ __global__ void __launch_bounds__(kWsThreads, 1)
     __syncwarp();
     if (lane == 0) tma::mbar_arrive(empty(s));
   };
-  float acc0[8][4], acc1[8][4];
-  issue(0, acc0);
-  for (int s = 0; s < steps; s += 2) {
-    step(s, acc0, acc1);
-    if (s + 1 < steps) step(s + 1, acc1, acc0);
-  }
-  wgmma::wait<0>();
+  walk_steps(steps, issue, step);
+}
+
+// ---- Ping-pong instance (StrideProblem::wgmma_pp, estimate path "wgmma-pp") ---------------
+// stride_stats_ws_kernel issues step s + 1's products and then waits for step s's with
+// wgmma.wait_group 1. ptxas cannot tell which accumulators are still in flight after a partial
+// wait whose groups were committed in earlier loop iterations, so it serialised every wgmma of
+// that kernel (warning C7514: each of the 16 or 8 k-steps of a chain waited for the previous
+// one, and no products overlapped an epilogue). This instance waits for everything first and
+// then issues the next step (the order of stride_stats_wgmma_kernel, which compiles without
+// C7514): per consumer warpgroup and step s
+//   wgmma.wait_group 0 (step s's products done; step s + 1's stage full) -> issue step s + 1's
+//   chain -> step s's epilogue while it runs -> release stage s.
+// With `pingpong` the two consumer warpgroups also take turns issuing their chains (named
+// barriers 1 and 2 over 256 threads, warpgroup 0 first, as FlashAttention-3 §3.1), so that one's
+// chain runs on the tensor cores while the other finishes its scores. The query rows are staged
+// in their own buffer (not the ring), so the producer starts copying key tiles at once. Same
+// steps, products (the same wgmma chain) and epilogue as the other instances: the same values.
+// The ping-pong instance's schedule (the values do not depend on it): issue turns between the
+// consumer warpgroups, 64-unit key tiles per CTA.
+struct PpOptions {
+  int pingpong = 1, tiles_per_cta = kTiles;
+};
+
+__device__ __forceinline__ void bar_arrive(int id, int count) {
+  asm volatile("barrier.arrive %0, %1;\n" ::"r"(id), "r"(count) : "memory");
 }
 
 template <int W, int W2, int GN>
+__global__ void __launch_bounds__(kWsThreads, 1)
+    stride_stats_pp_kernel(StrideProblem pb, int ngroups, int tiles, float2* stats, PpOptions opt) {
+  constexpr int NS = kWsStages, tile_bytes = 64 * 2 * W, KS = W / 16;
+  extern __shared__ unsigned char smem_raw[];
+  const uint32_t raw = ptx::smem_addr(smem_raw);
+  const uint32_t s_base = (raw + 1023u) & ~1023u;  // swizzle atoms need 1024-byte alignment
+  // NS key tiles, the 128 query rows, NS steps' log weights, s_vis (192), 2 NS mbarriers
+  const uint32_t s_q = s_base + uint32_t(NS * tile_bytes);
+  const uint32_t s_lw_addr = s_q + uint32_t(kWgRows * 2 * W);
+  const float* s_lw = reinterpret_cast<const float*>(smem_raw + (s_lw_addr - raw));
+  int* s_vis = reinterpret_cast<int*>(smem_raw + (s_lw_addr - raw) + NS * 256);
+  const uint32_t bars = s_lw_addr + uint32_t(NS * 256 + 192 * 4);
+  batch_head(pb, stats, int(blockIdx.z));
+  const int r0 = int(gridDim.y - 1 - blockIdx.y) * kWgRows;  // heaviest row blocks first
+  const int x0 = blockIdx.x * opt.tiles_per_cta, x1 = min(x0 + opt.tiles_per_cta, tiles);
+  const int R = pb.reps;
+  const int tid = int(threadIdx.x), lane = tid & 31;
+  const bool pingpong = opt.pingpong != 0;
+  init_ring_barriers(bars);
+  if (tid >= kWgRows && tid < 192) s_vis[tid] = 0;
+  const RowLimits lim = row_limits<kWgWarps>(pb, r0, x0, x1, s_vis);  // CTA barrier inside
+  if (lim.nt == 0) return;  // CTA-uniform
+  const int steps = lim.nt * R;
+
+  if (tid >= kWgThreads) {  // the producer warpgroup
+    produce_steps<W, W2>(pb, s_base, s_lw_addr, bars, x0, steps, tid - kWgThreads);
+    return;
+  }
+  tma::regs_inc<kWsConsumerRegs>();  // ---- consumer warpgroups ----------------------------------
+  // the 128 query rows into the fragments (named barrier 3: the consumers only)
+  uint32_t a[KS][4];
+  load_rows<W, false, kWgThreads, kWgRows>(s_q, static_cast<const __nv_bfloat16*>(pb.qrep16), r0,
+                                           pb.nqr - r0);
+  ptx::cp_async_commit();
+  ptx::cp_async_wait<0>();
+  tma::bar_sync<3, kWgThreads>();
+  rows_to_fragments<W>(s_q, a);
+  // Turns: warpgroup g issues after `barrier.sync 1 + g`, then lets the other one go. Each
+  // issues `steps` chains; warpgroup 1 opens warpgroup 0's first turn and skips its last
+  // arrival, so every arrival is consumed.
+  const int wg = tid >> 7;
+  if (pingpong && wg == 1) bar_arrive(1, kWgThreads);
+  const auto issue = [&](int s, float (&acc)[8][4]) {
+    tma::mbar_wait(bars + uint32_t(8 * (s % NS)), uint32_t((s / NS) & 1));
+    if (pingpong) tma::bar_sync_id<kWgThreads>(1 + wg);
+    const uint32_t sb = s_base + uint32_t((s % NS) * tile_bytes);
+    if (s % R == 0)
+      issue_products<KS, W>(a, sb, acc);
+    else
+      issue_products<W2 / 16, W>(a, sb, acc);
+    if (pingpong && (wg == 0 || s + 1 < steps)) bar_arrive(2 - wg, kWgThreads);
+  };
+  Running<GN> run;
+  // On entry to step s the products of step s are in flight into cur (nothing else is).
+  const auto step = [&](int s, float (&cur)[8][4], float (&next)[8][4]) {
+    wgmma::wait<0>();
+    wgmma::fence_operands(cur);
+    if (s + 1 < steps) issue(s + 1, next);
+    epilogue<GN>(pb, cur, x0 + s / R, s % R, r0, s_vis, s_lw + (s % NS) * 64, lim, ngroups, run,
+                 stats);
+    __syncwarp();
+    if (lane == 0) tma::mbar_arrive(bars + uint32_t(8 * (NS + s % NS)));
+  };
+  walk_steps(steps, issue, step);
+}
+
+// PP: the ping-pong instance (its query buffer outside the ring), else the warp-specialised one.
+template <int W, int W2, int GN, bool PP>
 cudaError_t launch_ws(const StrideProblem& pb, int ngroups, int tiles, float2* stats,
-                      cudaStream_t stream) {
-  // +1024: alignment; the ring, its log weights, s_vis, the mbarriers
-  const int smem = 1024 + kWsStages * (64 * 2 * W + 256) + 192 * 4 + 2 * kWsStages * 8;
-  const cudaError_t e = cudaFuncSetAttribute(stride_stats_ws_kernel<W, W2, GN>,
-                                             cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+                      cudaStream_t stream, const PpOptions& opt) {
+  // +1024: alignment; the ring, (PP) the query rows, the log weights, s_vis, the mbarriers
+  const int smem = 1024 + kWsStages * (64 * 2 * W + 256) + (PP ? kWgRows * 2 * W : 0) + 192 * 4 +
+                   2 * kWsStages * 8;
+  const auto kernel = [] {
+    if constexpr (PP) return stride_stats_pp_kernel<W, W2, GN>;
+    else return stride_stats_ws_kernel<W, W2, GN>;
+  }();
+  const cudaError_t e =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (e != cudaSuccess) return e;
-  const dim3 grid(unsigned((tiles + kTiles - 1) / kTiles),
-                  unsigned((pb.nqr + kWgRows - 1) / kWgRows), unsigned(pb.heads));
-  stride_stats_ws_kernel<W, W2, GN>
-      <<<grid, kWsThreads, size_t(smem), stream>>>(pb, ngroups, tiles, stats);
+  const int tpc = PP ? opt.tiles_per_cta : kTiles;
+  const dim3 grid(unsigned((tiles + tpc - 1) / tpc), unsigned((pb.nqr + kWgRows - 1) / kWgRows),
+                  unsigned(pb.heads));
+  if constexpr (PP)
+    kernel<<<grid, kWsThreads, size_t(smem), stream>>>(pb, ngroups, tiles, stats, opt);
+  else
+    kernel<<<grid, kWsThreads, size_t(smem), stream>>>(pb, ngroups, tiles, stats);
   return cudaGetLastError();
 }
 
-template <int W, int W2>
+template <int W, int W2, bool PP>
 cudaError_t launch_ws(const StrideProblem& pb, int GN, int ngroups, int tiles, float2* stats,
-                      cudaStream_t stream) {
+                      cudaStream_t stream, const PpOptions& opt) {
   switch (GN) {
-    case 1: return launch_ws<W, W2, 1>(pb, ngroups, tiles, stats, stream);
-    case 2: return launch_ws<W, W2, 2>(pb, ngroups, tiles, stats, stream);
-    case 4: return launch_ws<W, W2, 4>(pb, ngroups, tiles, stats, stream);
-    case 8: return launch_ws<W, W2, 8>(pb, ngroups, tiles, stats, stream);
+    case 1: return launch_ws<W, W2, 1, PP>(pb, ngroups, tiles, stats, stream, opt);
+    case 2: return launch_ws<W, W2, 2, PP>(pb, ngroups, tiles, stats, stream, opt);
+    case 4: return launch_ws<W, W2, 4, PP>(pb, ngroups, tiles, stats, stream, opt);
+    case 8: return launch_ws<W, W2, 8, PP>(pb, ngroups, tiles, stats, stream, opt);
     default: return cudaErrorInvalidValue;
   }
+}
+
+template <bool PP>
+cudaError_t launch_ws(const StrideProblem& pb, int W, int W2, int GN, int ngroups, int tiles,
+                      float2* stats, cudaStream_t stream, const PpOptions& opt = {}) {
+  if (W == 256 && W2 == 128)
+    return launch_ws<256, 128, PP>(pb, GN, ngroups, tiles, stats, stream, opt);
+  if (W == 128 && W2 == 128)
+    return launch_ws<128, 128, PP>(pb, GN, ngroups, tiles, stats, stream, opt);
+  if (W == 128 && W2 == 64)
+    return launch_ws<128, 64, PP>(pb, GN, ngroups, tiles, stats, stream, opt);
+  return cudaErrorInvalidValue;
 }
 
 }  // namespace
@@ -343,10 +487,22 @@ cudaError_t launch_fused_sm90(const StrideProblem& pb, int W, int W2, int GN, in
 
 cudaError_t launch_fused_ws_sm90(const StrideProblem& pb, int W, int W2, int GN, int ngroups,
                                  int tiles, float2* stats, cudaStream_t stream) {
-  if (W == 256 && W2 == 128) return launch_ws<256, 128>(pb, GN, ngroups, tiles, stats, stream);
-  if (W == 128 && W2 == 128) return launch_ws<128, 128>(pb, GN, ngroups, tiles, stats, stream);
-  if (W == 128 && W2 == 64) return launch_ws<128, 64>(pb, GN, ngroups, tiles, stats, stream);
-  return cudaErrorInvalidValue;
+  return launch_ws<false>(pb, W, W2, GN, ngroups, tiles, stats, stream);
+}
+
+cudaError_t launch_fused_pp_sm90(const StrideProblem& pb, int W, int W2, int GN, int ngroups,
+                                 int tiles, float2* stats, cudaStream_t stream) {
+  // Schedule knobs for A/B runs (the values are the same under any of them):
+  // SIEVE_STATS_PINGPONG=0 (no issue turns), SIEVE_STATS_TILES=n (tiles per CTA, 1..64).
+  const auto knob = [](const char* name, int fallback, int lo, int hi) {
+    const char* env = std::getenv(name);  // NOLINT(concurrency-mt-unsafe)
+    const int v = env != nullptr && *env != '\0' ? std::atoi(env) : fallback;
+    return v < lo || v > hi ? fallback : v;
+  };
+  PpOptions opt;
+  opt.pingpong = knob("SIEVE_STATS_PINGPONG", opt.pingpong, 0, 1);
+  opt.tiles_per_cta = knob("SIEVE_STATS_TILES", opt.tiles_per_cta, 1, 64);
+  return launch_ws<true>(pb, W, W2, GN, ngroups, tiles, stats, stream, opt);
 }
 
 }  // namespace sieve::attention::cuda::est::fused
