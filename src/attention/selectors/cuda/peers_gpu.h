@@ -135,8 +135,8 @@ constexpr int kXattnMaxStride = 16;
 ///  - kTma (sm90a/xattn_tma.cu, the default where it fits: compute capability 9.0, what
 ///    xattn_wgmma_fits accepts, S <= 16, seq_q and seq_k >= S): warp-specialised, persistent, its
 ///    operands loaded by TMA through one tensor map per antidiagonal offset, encoded here for all
-///    heads; tiles of 128 x 256 strides, or 192 x 192 under SIEVE_XATTN_KERNEL=tma192
-///    (SIEVE_XATTN_KERNEL=tma256 names the former explicitly);
+///    heads; tiles of 192 x 192 strides, or 128 x 256 under SIEVE_XATTN_KERNEL=tma256
+///    (SIEVE_XATTN_KERNEL=tma192 names the former explicitly);
 ///  - kWgmma (sm90a/xattn_wgmma.cu): the cp.async wgmma kernel, on compute capability 9.0 where
 ///    kTma does not fit, or everywhere wgmma fits when the environment variable
 ///    SIEVE_XATTN_KERNEL is "wgmma" (A/B comparisons, tests);
@@ -150,7 +150,7 @@ struct XattnPlan {
   CUtensorMap q_maps[kXattnMaxStride], k_maps[kXattnMaxStride];
   bool one_q_map = false, one_k_map = false;
   enum class TmaTile { k128x256, k192x192 };  // kTma: query x key strides per tile
-  TmaTile tma_tile = TmaTile::k128x256;
+  TmaTile tma_tile = TmaTile::k192x192;
 };
 /// Chooses the kernel (host only: environment, device, tensor-map encoding, shared-memory
 /// attributes). cudaErrorInvalidValue where xattn_stats cannot run (rows_fit, xattn_fits).

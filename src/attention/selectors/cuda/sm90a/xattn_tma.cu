@@ -11,10 +11,11 @@
 // selector call. Step s = (t, p) of the inner dimension loads offset S - 1 - t of Q at query
 // stride i0 and offset t of K at key strides e0 (and e0 + 128.. when some stride sees them).
 //
-// Two tile shapes (XattnPlan::TmaTile): 128 x 256 strides (2 consumer warpgroups at 240
-// registers, keys as two 128-wide parts, R = 128: the cp.async kernel's tile) and 192 x 192
-// (3 consumer warpgroups at 160 registers, keys as a 128-wide and a 64-wide part, R = 64), the
-// latter 12.5 % more multiply-adds per byte brought from L2 into the same 48 KB stage.
+// Two tile shapes (XattnPlan::TmaTile): 192 x 192 strides, the default (3 consumer warpgroups at
+// 160 registers, keys as a 128-wide and a 64-wide part, R = 64), and 128 x 256 (2 consumer
+// warpgroups at 240 registers, keys as two 128-wide parts, R = 128: the cp.async kernel's tile).
+// The former does 12.5 % more multiply-adds per byte brought from L2 into the same 48 KB stage;
+// on the H200 its selections took ~4 % less time (docs/results/gpu-attention.md).
 // One CTA per multiprocessor walks the visible tiles of the batch (t = blockIdx.x, + gridDim.x,
 // ...), numbered compactly: every CTA tabulates the visible tiles per row of query tiles
 // (xattn_visible_at, the closed form the visibility kernel writes), so no CTA or loop turn is
@@ -293,8 +294,8 @@ namespace {
 // f.template operator()<BM, BN>() for the plan's tile shape.
 template <class F>
 cudaError_t by_shape(const XattnPlan& plan, const F& f) {
-  return plan.tma_tile == XattnPlan::TmaTile::k192x192 ? f.template operator()<192, 192>()
-                                                       : f.template operator()<128, 256>();
+  return plan.tma_tile == XattnPlan::TmaTile::k128x256 ? f.template operator()<128, 256>()
+                                                       : f.template operator()<192, 192>();
 }
 
 }  // namespace
