@@ -190,10 +190,11 @@ TEST_F(GpuPeerSelectors, XAttentionMatchesCpu) { xattn_cases(""); }
 
 // On Hopper, xattn scores on the TMA kernel (sm90a/xattn_tma.cu) wherever it fits, else on the
 // cp.async wgmma kernel (sm90a/xattn_wgmma.cu: stride 32 above, S > 16); SIEVE_XATTN_KERNEL=wgmma
-// forces the latter (elsewhere the variable is ignored and these tests rerun the mma.sync path).
-// Both issue the same wgmma groups in the same order on the same operands and share the
-// statistics code (the TMA kernel also loads keys past every row's visibility, which both mask),
-// so the statistics and therefore the patterns must be identical, not merely close.
+// forces the latter, tma256 / tma192 the TMA kernel's 128 x 256 / 192 x 192 tiles (elsewhere the
+// variable is ignored and these tests rerun the mma.sync path). All sum the same wgmma products
+// in the same order per accumulator and share the statistics code (the TMA kernel also loads
+// keys past every row's visibility, which all mask), so the statistics and therefore the
+// patterns must be identical, not merely close.
 struct ScopedXattnKernel {
   explicit ScopedXattnKernel(const char* v) {
     setenv("SIEVE_XATTN_KERNEL", v, 1);  // NOLINT(concurrency-mt-unsafe)
@@ -225,8 +226,9 @@ TEST_F(GpuPeerSelectors, XAttentionTmaKernelEqualsWgmma) {
        random_inputs(DType::kBF16, 2, 2, 600, 1101, 64, seed + 2), true, "chunked S2"},
       {{"dense_below=0"}, planted_inputs(DType::kF16, 2, 2, 1111, 128, seed + 3), false,
        "non-causal"},
-      // 320 visible 128 x 256 tiles: each persistent CTA of the TMA kernel scores 2-3 of them,
-      // diagonal (one key half) and full ones, so its ring runs on across tiles
+      // 320 visible 128 x 256 tiles (336 of 192 x 192): each persistent CTA of the TMA kernel
+      // scores 2-3 of them, diagonal (one key part) and full ones, so its ring runs on across
+      // tiles
       {{"dense_below=0", "tau=0.95"}, random_inputs(DType::kBF16, 16, 4, 8192, 128, seed + 4),
        true, "several tiles per CTA"},
   };
@@ -237,15 +239,18 @@ TEST_F(GpuPeerSelectors, XAttentionTmaKernelEqualsWgmma) {
     opts.causal = c.causal;
     const cu::DeviceTensor dq = cu::DeviceTensor::from_host(c.in.q);
     const cu::DeviceTensor dk = cu::DeviceTensor::from_host(c.in.k);
-    const SparsePattern tma = cu::select_on_device(*sel, dq, dk, opts).download();
-    SparsePattern wgmma;
-    {
-      const ScopedXattnKernel env("wgmma");
-      wgmma = cu::select_on_device(*sel, dq, dk, opts).download();
+    const auto select_with = [&](const char* kernel) {
+      const ScopedXattnKernel env(kernel);
+      return cu::select_on_device(*sel, dq, dk, opts).download();
+    };
+    const SparsePattern wgmma = select_with("wgmma");
+    for (const char* tile : {"tma256", "tma192"}) {
+      SCOPED_TRACE(tile);
+      const SparsePattern tma = select_with(tile);
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      EXPECT_EQ(tma.block_indptr, wgmma.block_indptr);
+      EXPECT_EQ(tma.block_indices, wgmma.block_indices);
     }
-    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    EXPECT_EQ(tma.block_indptr, wgmma.block_indptr);
-    EXPECT_EQ(tma.block_indices, wgmma.block_indices);
   }
 }
 

@@ -135,7 +135,8 @@ constexpr int kXattnMaxStride = 16;
 ///  - kTma (sm90a/xattn_tma.cu, the default where it fits: compute capability 9.0, what
 ///    xattn_wgmma_fits accepts, S <= 16, seq_q and seq_k >= S): warp-specialised, persistent, its
 ///    operands loaded by TMA through one tensor map per antidiagonal offset, encoded here for all
-///    heads;
+///    heads; tiles of 192 x 192 strides, or 128 x 256 under SIEVE_XATTN_KERNEL=tma256
+///    (SIEVE_XATTN_KERNEL=tma192 names the former explicitly);
 ///  - kWgmma (sm90a/xattn_wgmma.cu): the cp.async wgmma kernel, on compute capability 9.0 where
 ///    kTma does not fit, or everywhere wgmma fits when the environment variable
 ///    SIEVE_XATTN_KERNEL is "wgmma" (A/B comparisons, tests);
@@ -148,6 +149,8 @@ struct XattnPlan {
   // (one_*_map), map 0 loads every offset (encoded once per tensor instead of S times)
   CUtensorMap q_maps[kXattnMaxStride], k_maps[kXattnMaxStride];
   bool one_q_map = false, one_k_map = false;
+  enum class TmaTile { k128x256, k192x192 };  // kTma: query x key strides per tile
+  TmaTile tma_tile = TmaTile::k192x192;
 };
 /// Chooses the kernel (host only: environment, device, tensor-map encoding, shared-memory
 /// attributes). cudaErrorInvalidValue where xattn_stats cannot run (rows_fit, xattn_fits).
@@ -155,7 +158,7 @@ cudaError_t xattn_plan(const HeadInputs& in, const Geometry& geo, int S, XattnPl
 /// Softmax statistics of query heads h0.. h0 + heads - 1: stats [heads][nqs][nkb] of (max, sum of
 /// exp(score - max)) per (query stride, key block), (0, 0) where nothing is visible: the layout
 /// block_scores reads for a StrideProblem {nqr = nqs, units = nks, reps = 1, sq = sk = S}. The
-/// Hopper kernels write only the key blocks some query stride of their 128-stride tile sees.
+/// Hopper kernels write only the key blocks some query stride of their query tile sees.
 /// visible: xattn_visible's output (the TMA kernel evaluates xattn_visible_at instead).
 cudaError_t xattn_stats(const XattnPlan& plan, const HeadInputs& in, const Geometry& geo, int S,
                         int h0, int heads, const int* visible, float2* stats, cudaStream_t stream);

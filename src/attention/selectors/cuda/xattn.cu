@@ -177,6 +177,9 @@ cudaError_t xattn_plan(const HeadInputs& in, const Geometry& geo, int S, XattnPl
     const bool force_wgmma = env != nullptr && std::string_view(env) == "wgmma";
     if (!force_wgmma && xattn_tma_fits(in, geo, S)) {
       plan->kernel = K::kTma;
+      plan->tma_tile = env != nullptr && std::string_view(env) == "tma256"
+                           ? XattnPlan::TmaTile::k128x256
+                           : XattnPlan::TmaTile::k192x192;
       return xattn_tma_prepare(in, geo, S, plan);
     }
     plan->kernel = K::kWgmma;

@@ -1,7 +1,7 @@
 // Statistics epilogue shared by the Hopper xattn score kernels (xattn_wgmma.cu, xattn_tma.cu):
 // one consumer warp's wgmma accumulators (m64nNk16 f32 layout: thread (gr, tq) = (lane / 4,
-// lane % 4) holds rows gr and gr + 8 of the warp's 16 and columns n * 8 + 2 tq + c of each
-// 128-key half) turned into the (max, sum of exp(score - max)) of every key block of 8 G entries.
+// lane % 4) holds rows gr and gr + 8 of the warp's 16 and columns n * 8 + 2 tq + c of each part)
+// turned into the (max, sum of exp(score - max)) of every key block of 8 G entries.
 // Scores are scaled by alpha and -inf past a row's visible key strides. A block spans G column
 // groups, each held by 4 lanes: in-thread max and sum plus two shuffles each. Both kernels run
 // the same wgmmas and this same code, so their statistics are bit-identical. Also their instance
@@ -20,50 +20,48 @@
 
 namespace sieve::attention::cuda::est {
 
-/// acc [NH][16][4]: the warp's 16 rows x NH 128-key halves (the second only when `upper`), rows
-/// i_warp.. i_warp + 15 (absolute query strides), keys e0.. ; vis(i): visible key strides of row i
-/// (0 past the last stride). Writes stats [nqs][nkb] of the blocks that start at e0 / (8 G) ..
-template <int NH, int G, class Vis>
-__device__ __forceinline__ void xattn_block_stats(const float (&acc)[NH][16][4], int lane,
-                                                  int i_warp, int e0, bool upper, int nqs, int nkb,
+/// One accumulator part of a consumer warp: acc [NG][4] holds keys e0 + col0.. e0 + col0 + 8 NG
+/// of rows i_warp.. i_warp + 15 (absolute query strides); vis(i): visible key strides of row i (0
+/// past the last stride). Writes stats [nqs][nkb] of the NG / G blocks of these keys (8 G entries
+/// each; 8 G divides e0 and col0).
+template <int NG, int G, class Vis>
+__device__ __forceinline__ void xattn_block_stats(const float (&acc)[NG][4], int lane, int i_warp,
+                                                  int e0, int col0, int nqs, int nkb,
                                                   float alpha, const Vis& vis, float2* stats) {
   constexpr int EB = 8 * G;
-  const int gr = lane >> 2, tq = lane & 3, kb0 = e0 / EB;
+  static_assert(NG % G == 0, "whole blocks per part");
+  const int gr = lane >> 2, tq = lane & 3, kb0 = (e0 + col0) / EB;
   const float l2e = 1.4426950408889634f;
 #pragma unroll
   for (int rr = 0; rr < 2; ++rr) {
     const int i = i_warp + gr + rr * 8, v = vis(i);
     float2* srow = stats + int64_t(i) * nkb;
 #pragma unroll
-    for (int nh = 0; nh < NH; ++nh) {
-      if (nh > 0 && !upper) break;
+    for (int b = 0; b < NG / G; ++b) {
+      float x[2 * G];
+      float m = -INFINITY;
 #pragma unroll
-      for (int b = 0; b < 16 / G; ++b) {
-        float x[2 * G];
-        float m = -INFINITY;
+      for (int j = 0; j < G; ++j)
 #pragma unroll
-        for (int j = 0; j < G; ++j)
-#pragma unroll
-          for (int c = 0; c < 2; ++c) {
-            const int n = b * G + j, col = nh * 128 + n * 8 + 2 * tq + c;
-            const float sc = e0 + col < v ? alpha * acc[nh][n][2 * rr + c] : -INFINITY;
-            x[2 * j + c] = sc;
-            m = fmaxf(m, sc);
-          }
-        m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
-        m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
-        float sum = 0.f;
-        if (m != -INFINITY) {
-          const float ml = m * l2e;
-#pragma unroll
-          for (int j = 0; j < 2 * G; ++j) sum += ptx::exp2_fast(fmaf(x[j], l2e, -ml));
+        for (int c = 0; c < 2; ++c) {
+          const int n = b * G + j, col = col0 + n * 8 + 2 * tq + c;
+          const float sc = e0 + col < v ? alpha * acc[n][2 * rr + c] : -INFINITY;
+          x[2 * j + c] = sc;
+          m = fmaxf(m, sc);
         }
-        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-        const int kb = kb0 + (nh * 128) / EB + b;
-        if (tq == (b & 3) && i < nqs && kb < nkb)
-          srow[kb] = m == -INFINITY ? make_float2(0.f, 0.f) : make_float2(m, sum);
+      m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
+      m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
+      float sum = 0.f;
+      if (m != -INFINITY) {
+        const float ml = m * l2e;
+#pragma unroll
+        for (int j = 0; j < 2 * G; ++j) sum += ptx::exp2_fast(fmaf(x[j], l2e, -ml));
       }
+      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+      const int kb = kb0 + b;
+      if (tq == (b & 3) && i < nqs && kb < nkb)
+        srow[kb] = m == -INFINITY ? make_float2(0.f, 0.f) : make_float2(m, sum);
     }
   }
 }

@@ -128,8 +128,12 @@ __global__ void __launch_bounds__(kThreads, BN == 128 ? 2 : 1)
 #pragma unroll
   for (int nh = 0; nh < NH; ++nh) wgmma::fence_operands(acc[nh]);
 
-  xattn_block_stats<NH, G>(acc, lane, i0 + warp * 16, e0, upper, nqs, nkb, in.scale / float(S),
-                           [&](int i) { return s_vis[i - i0]; }, stats);
+  const auto vis = [&](int i) { return s_vis[i - i0]; };
+#pragma unroll
+  for (int nh = 0; nh < NH; ++nh)
+    if (nh == 0 || upper)
+      xattn_block_stats<16, G>(acc[nh], lane, i0 + warp * 16, e0, nh * 128, nqs, nkb,
+                               in.scale / float(S), vis, stats);
 #endif
 }
 
