@@ -122,9 +122,12 @@ __device__ __forceinline__ Chunks chunks(const unsigned long long* keys, int64_t
 }
 
 // Calls f(value) on the values of this thread's chunk in order until f returns false; `want`:
-// whether this thread walks at all (tiles no thread wants are not loaded). All threads call it.
+// whether this thread walks at all (tiles no thread wants are not loaded). `staged`: the first
+// position of the tile in shared memory (-1: none), kept from one walk to the next, so that a
+// tile still in place is not loaded again. All threads call it.
 template <class F>
-__device__ __forceinline__ void walk_chunks(const Chunks& c, float* stage, bool want, F&& f) {
+__device__ __forceinline__ void walk_chunks(const Chunks& c, float* stage, int64_t& staged,
+                                            bool want, F&& f) {
   want = want && c.i0 < c.i1;
   if (c.tile_threads == 0) {
     if (want)
@@ -139,10 +142,13 @@ __device__ __forceinline__ void walk_chunks(const Chunks& c, float* stage, bool 
     const bool mine = int(threadIdx.x) >= t0 && int(threadIdx.x) < t0 + c.tile_threads;
     // also keeps the previous tile's reads before this tile's stores
     if (!__syncthreads_or(mine && want)) continue;
-#pragma unroll 8  // loads in flight per thread
-    for (int64_t i = a + threadIdx.x; i < b; i += blockDim.x)
-      stage[staged_slot(i - a)] = desc_value(c.keys[i]);
-    __syncthreads();
+    if (a != staged) {  // the same for every thread
+#pragma unroll 8        // loads in flight per thread
+      for (int64_t i = a + threadIdx.x; i < b; i += blockDim.x)
+        stage[staged_slot(i - a)] = desc_value(c.keys[i]);
+      __syncthreads();
+      staged = a;
+    }
     if (mine && want)
       for (int64_t i = c.i0; i < c.i1; ++i)
         if (!f(stage[staged_slot(i - a)])) break;
@@ -172,8 +178,9 @@ __global__ void __launch_bounds__(kThreads)
   __shared__ double dscratch[32];
   __shared__ int iscratch[32];
   const Chunks c = chunks(sorted + int64_t(blockIdx.x) * n, n, n, tile_threads);
+  int64_t staged = -1;
   double local = 0;
-  walk_chunks(c, stage, true, [&](float v) {
+  walk_chunks(c, stage, staged, true, [&](float v) {
     local += v;
     return true;
   });
@@ -183,7 +190,7 @@ __global__ void __launch_bounds__(kThreads)
   // entries whose inclusive prefix stays below the requirement; fl(p + v) >= p for v >= 0, so a
   // chunk that starts at or above it counts none
   int below = 0;
-  walk_chunks(c, stage, prefix < required, [&](float v) {
+  walk_chunks(c, stage, staged, prefix < required, [&](float v) {
     prefix += v;
     if (!(prefix < required)) return false;
     ++below;
@@ -193,16 +200,17 @@ __global__ void __launch_bounds__(kThreads)
   if (threadIdx.x == 0) cover[blockIdx.x] = min(n, count + 1);
 }
 
-// Whether pooled index i ranks among the first k (descending, lower index first) of x [0, n)
-// with x[0] taken as +inf (the forced first block / diagonal).
-__device__ __forceinline__ bool in_top(const float* x, int n, int i, int k) {
+// Rank of pooled index i in x [0, n) (descending, lower index first) with x[0] taken as +inf (the
+// forced first block / diagonal): the lanes of a warp count the entries before it.
+__device__ __forceinline__ int warp_rank(const float* x, int n, int i) {
   const float v = i == 0 ? INFINITY : x[i];
   int rank = 0;
-  for (int j = 0; j < n && rank < k; ++j) {
+  for (int j = int(threadIdx.x & 31); j < n; j += 32) {
     const float w = j == 0 ? INFINITY : x[j];
     rank += before(w, j, v, i) ? 1 : 0;
   }
-  return rank < k;
+  for (int o = 16; o > 0; o >>= 1) rank += __shfl_xor_sync(0xffffffffu, rank, o);
+  return rank;
 }
 
 // x . y as one fma per element in element order (16-byte loads where aligned, batched so that
@@ -294,8 +302,8 @@ __global__ void __launch_bounds__(kThreads) decide_kernel(DecideArgs a) {
   }
   const bool aware = root < a.s.tau;
   if (aware) num_v = num_s = clamp_blocks(a.s.min_blocks);
-  // 5. top vertical blocks and slash diagonals, the first of each forced: one thread per entry
-  // of either list counts the entries ranked before it (shared-memory broadcasts)
+  // 5. top vertical blocks and slash diagonals, the first of each forced: one warp per entry of
+  // either list ranks it (entries in shared memory where they fit)
   if (a.stage_blocks) {
     for (int kb = int(threadIdx.x); kb < nkb; kb += int(blockDim.x)) {
       pooled[kb] = vb[kb];
@@ -305,11 +313,12 @@ __global__ void __launch_bounds__(kThreads) decide_kernel(DecideArgs a) {
     vb = pooled;
     sb = pooled + nkb;
   }
-  for (int e = int(threadIdx.x); e < 2 * nkb; e += int(blockDim.x)) {
+  for (int e = int(threadIdx.x) >> 5; e < 2 * nkb; e += int(blockDim.x) >> 5) {
     const bool is_slash = e >= nkb;
     const int kb = is_slash ? e - nkb : e;
-    const bool top = is_slash ? in_top(sb, nkb, kb, num_s) : in_top(vb, nkb, kb, num_v);
-    (is_slash ? a.sflag : a.vflag)[int64_t(h) * nkb + kb] = top ? 1 : 0;
+    const int rank = warp_rank(is_slash ? sb : vb, nkb, kb);
+    if ((threadIdx.x & 31) == 0)
+      (is_slash ? a.sflag : a.vflag)[int64_t(h) * nkb + kb] = rank < (is_slash ? num_s : num_v);
   }
   if (threadIdx.x == 0) a.query_aware[h] = aware ? 1 : 0;
 }
@@ -317,18 +326,22 @@ __global__ void __launch_bounds__(kThreads) decide_kernel(DecideArgs a) {
 // Sort keys (batch-relative head above bit 32, as desc_key) and entry ids (qb * nkb + kb) of the
 // visible pooled shares of heads h0.., compacted: per head the rows' visible entries one after
 // another, `present` in all. Only visible entries are sorted: the others are zero, sort behind
-// every positive share and never count. One CTA per (query block, head of the batch).
-__global__ void attn_keys_kernel(Geometry g, int64_t per_head, int64_t present, const float* attn,
-                                 unsigned long long* keys, int* ids) {
-  __shared__ int iscratch[32];
-  const int qb = int(blockIdx.x), z = int(blockIdx.y);
+// every positive share and never count. One warp per (head of the batch, query block).
+__global__ void __launch_bounds__(32 * kWarps)
+    attn_keys_kernel(Geometry g, int rows, int64_t per_head, int64_t present, const float* attn,
+                     unsigned long long* keys, int* ids) {
+  const int lane = int(threadIdx.x) & 31;
+  const int row = int(blockIdx.x) * kWarps + (int(threadIdx.x) >> 5);
+  if (row >= rows) return;
+  const int z = row / g.nqb, qb = row % g.nqb;
   int earlier = 0;  // visible entries of the rows before qb
-  for (int r = int(threadIdx.x); r < qb; r += int(blockDim.x)) earlier += visible_blocks(g, r);
-  const int64_t at = int64_t(z) * present + block_sum(earlier, iscratch);
+  for (int r = lane; r < qb; r += 32) earlier += visible_blocks(g, r);
+  for (int o = 16; o > 0; o >>= 1) earlier += __shfl_xor_sync(0xffffffffu, earlier, o);
+  const int64_t at = int64_t(z) * present + earlier;
   const int nvis = visible_blocks(g, qb);
-  const float* row = attn + int64_t(z) * per_head + int64_t(qb) * g.nkb;
-  for (int kb = int(threadIdx.x); kb < nvis; kb += int(blockDim.x)) {
-    keys[at + kb] = desc_key(z, row[kb]);
+  const float* src = attn + int64_t(z) * per_head + int64_t(qb) * g.nkb;
+  for (int kb = lane; kb < nvis; kb += 32) {
+    keys[at + kb] = desc_key(z, src[kb]);
     ids[at + kb] = qb * g.nkb + kb;
   }
 }
@@ -351,27 +364,33 @@ __global__ void __launch_bounds__(kThreads)
     with_keys += visible_blocks(g, qb) > 0 ? 1 : 0;
   const double required = gamma * double(block_sum(with_keys, iscratch));
   const Chunks c = chunks(keys + int64_t(z) * present, per_head, present, tile_threads);
+  int64_t staged = -1;
   double local = 0;
-  walk_chunks(c, stage, true, [&](float v) {
+  walk_chunks(c, stage, staged, true, [&](float v) {
     local += v;
     return true;
   });
   double all;
   double prefix = block_exclusive_scan(local, dscratch, &all);
   int n = 0;  // the kept entries: a prefix of the chunk
-  walk_chunks(c, stage, prefix < required, [&](float v) {
+  walk_chunks(c, stage, staged, prefix < required, [&](float v) {
     if (!(v > 0.f) || !(prefix < required)) return false;  // positives come first; prefixes grow
     ++n;
     prefix += v;
     return true;
   });
   kept[threadIdx.x] = n;
-  __syncthreads();
+  // past the last kept position (the barriers inside also publish kept)
+  const int end = block_reduce(
+      n > 0 ? int(c.i0) + n : 0, [](int x, int y) { return max(x, y); }, iscratch);
   const int* id = ids + int64_t(z) * present;
   unsigned char* f = flags + int64_t(h) * per_head;
-  for (int64_t i = threadIdx.x; i < present; i += blockDim.x) {
-    const int64_t t = i / c.per;
-    if (i - t * c.per < kept[t]) f[id[i]] = 1;
+  const int per = int(c.per);  // present < 2^30 (sort_heads)
+  // unrolled: the ids are loaded ahead of the tests
+#pragma unroll 4
+  for (int i = int(threadIdx.x); i < end; i += int(blockDim.x)) {
+    const int t = i / per, e = id[i];
+    if (i - t * per < kept[t]) f[e] = 1;
   }
 }
 
@@ -553,8 +572,9 @@ cudaError_t flex_select(const Geometry& geo, int heads, int group, int D, float 
   if ((e = allow_smem(attn_threshold_kernel, pooled.bytes)) != cudaSuccess) return e;
   for (int h0 = 0; h0 < heads && L.present > 0; h0 += bh) {
     const int nh = std::min(bh, heads - h0);
-    attn_keys_kernel<<<dim3(unsigned(geo.nqb), unsigned(nh)), 256, 0, stream>>>(
-        geo, per_head, L.present, attn + int64_t(h0) * per_head, akeys, ids);
+    const int key_rows = nh * geo.nqb;
+    attn_keys_kernel<<<(key_rows + kWarps - 1) / kWarps, 32 * kWarps, 0, stream>>>(
+        geo, key_rows, per_head, L.present, attn + int64_t(h0) * per_head, akeys, ids);
     if ((e = cudaGetLastError()) != cudaSuccess) return e;
     size_t sort_bytes = L.sort_bytes;
     // stable: equal shares keep ascending entry order, the CPU's tie rule
