@@ -5,6 +5,8 @@
 // differ only where a column's cumulative mass sits at the threshold: few columns per head, counted
 // and bounded below (docs/cuda.md). The GPU pattern then runs through the GPU executor against the
 // f64 reference. Skipped without a GPU.
+#include "../../src/attention/selectors/cuda/peers_gpu.h"
+#include "../../src/attention/selectors/estimation.h"
 #include "cuda_test_util.h"
 
 #include "sieve/attention/cuda/selectors.h"
@@ -16,6 +18,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iterator>
+#include <limits>
+#include <memory>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -23,6 +28,7 @@ namespace sieve::test {
 namespace {
 
 namespace cu = attention::cuda;
+namespace est = attention::cuda::est;
 using attention::AttentionOptions;
 using attention::SparsePattern;
 
@@ -310,6 +316,224 @@ TEST_F(GpuPeerSelectors, FlexPrefillMatchesCpu) {
   // below dense_below (max(256, min_budget) + 1): the dense pattern
   check_peer("flexprefill", {}, random_inputs(DType::kBF16, 2, 1, 1000, 1000, 64, seed + 6), causal,
              "short" + s, Rows::kExact);
+}
+
+// ---- flex_select's rules, exactly -------------------------------------------------------------
+// est::flex_select on probe sums and pooled shares that are dyadic (k * 2^-e, small k, many ties
+// and zeros), so every f64 sum is exact in any order: its rows must equal, block for block, the
+// CPU selector's rules applied here with the CPU's building blocks (cover_count, top_k_indices,
+// the pooled cut of flex_prefill.cpp, forced and visible blocks of BlockGeometry). tau 0 makes no
+// head query-aware, tau 2 (> sqrt(ln 2)) every head. The pooled entries past a row's visible blocks
+// hold 1e30 (flex_select must not read them). Lengths cover walks in several shared-memory tiles
+// and more than 1024 key blocks.
+struct FlexCase {
+  int seq_q, seq_k, block_q, block_k;
+  bool causal;
+  int heads, group;
+  bool aware;
+  double gamma;
+  int min_blocks, max_blocks;  // max 0: nkb
+  int ties;                    // pooled shares k * 2^-e with k < ties
+};
+
+template <class T>
+std::shared_ptr<T> on_device(const std::vector<T>& v) {
+  void* p = nullptr;
+  SIEVE_CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(v.size(), 1) * sizeof(T)));
+  std::shared_ptr<T> d(static_cast<T*>(p), [](T* q) { cudaFree(q); });
+  if (!v.empty())
+    SIEVE_CUDA_CHECK(cudaMemcpy(p, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
+  return d;
+}
+
+// The CPU rules from the probe sums on (flex_prefill.cpp steps 3-6), rows [heads * nqb]; cut
+// counts the pooled entries kept and the positive ones (query-aware heads).
+struct PooledCut {
+  int64_t kept = 0, positive = 0;
+};
+std::vector<std::vector<int32_t>> flex_rows_on_cpu(const attention::estimation::BlockGeometry& geo,
+                                                   const FlexCase& c, const est::FlexSettings& s,
+                                                   const std::vector<double>& vertical,
+                                                   const std::vector<double>& slash,
+                                                   const std::vector<float>& attn, PooledCut& cut) {
+  namespace cpu = attention::estimation;
+  const int64_t Lk = geo.seq_len_k, bk = geo.block_k, nqb = geo.num_q_blocks;
+  const int64_t nkb = geo.num_k_blocks;
+  const double rows = double(s.probe_rows);
+  const auto clamp_blocks = [&](int64_t b) {
+    return std::clamp<int64_t>(std::clamp<int64_t>(b, s.min_blocks, s.max_blocks), 0, nkb);
+  };
+  std::vector<std::vector<int32_t>> out(size_t(c.heads * nqb));
+  for (int h = 0; h < c.heads; ++h) {
+    const auto tokens = [&](const std::vector<double>& x, std::vector<float>& tok,
+                            std::vector<float>& pooled) {
+      tok.resize(size_t(Lk));
+      pooled.resize(size_t(nkb));
+      for (int64_t j = 0; j < Lk; ++j) tok[size_t(j)] = float(x[size_t(h * Lk + j)] / rows);
+      for (int64_t kb = 0; kb < nkb; ++kb) {
+        const int64_t a = kb * bk, b = std::min(Lk, a + bk);
+        double sum = 0;
+        for (int64_t j = a; j < b; ++j) sum += x[size_t(h * Lk + j)] / rows;
+        pooled[size_t(kb)] = float(sum / double(b - a));
+      }
+    };
+    std::vector<float> vtok, stok, vblock, sblock;
+    tokens(vertical, vtok, vblock);
+    tokens(slash, stok, sblock);
+    int64_t num_v = clamp_blocks(cpu::cover_count(vtok.data(), Lk, s.gamma) / bk + 1);
+    int64_t num_s = clamp_blocks(cpu::cover_count(stok.data(), Lk, s.gamma) / bk + 1);
+    if (c.aware) num_v = num_s = clamp_blocks(s.min_blocks);
+    vblock[0] = sblock[0] = std::numeric_limits<float>::infinity();
+    const std::vector<int32_t> vsel = cpu::top_k_indices(vblock.data(), nkb, num_v);
+    const std::vector<int32_t> ssel = cpu::top_k_indices(sblock.data(), nkb, num_s);
+    std::vector<std::vector<int32_t>> extra(static_cast<size_t>(nqb));
+    if (c.aware) {
+      std::vector<float> share(size_t(nqb * nkb), 0.f);  // zero past the visible blocks
+      double rows_with_keys = 0;
+      for (int64_t qb = 0; qb < nqb; ++qb) {
+        const int64_t nvis = geo.visible_k_blocks(qb);
+        for (int64_t kb = 0; kb < nvis; ++kb)
+          share[size_t(qb * nkb + kb)] = attn[size_t((h * nqb + qb) * nkb + kb)];
+        rows_with_keys += nvis > 0 ? 1 : 0;
+      }
+      std::vector<int32_t> order(share.size());
+      std::iota(order.begin(), order.end(), 0);
+      std::stable_sort(order.begin(), order.end(),
+                       [&](int32_t x, int32_t y) { return share[size_t(x)] > share[size_t(y)]; });
+      const double required = s.gamma * rows_with_keys;
+      double cum = 0;
+      for (int32_t id : order) {
+        if (cum >= required || share[size_t(id)] <= 0) break;
+        extra[size_t(id / nkb)].push_back(int32_t(id % nkb));
+        cum += share[size_t(id)];
+        ++cut.kept;
+      }
+      for (float x : share) cut.positive += x > 0 ? 1 : 0;
+    }
+    for (int64_t qb = 0; qb < nqb; ++qb) {
+      std::vector<int32_t> b = extra[size_t(qb)];
+      b.insert(b.end(), vsel.begin(), vsel.end());
+      const int64_t diag = std::clamp<int64_t>(geo.pos(geo.q_end(qb) - 1), 0, Lk - 1) / bk;
+      for (int32_t x : ssel)
+        if (diag - x >= 0) b.push_back(int32_t(diag - x));
+      for (int32_t f : geo.forced_blocks(qb)) b.push_back(f);
+      const int64_t nvis = geo.visible_k_blocks(qb);
+      std::erase_if(b, [&](int32_t x) { return x < 0 || x >= nvis; });
+      std::sort(b.begin(), b.end());
+      b.erase(std::unique(b.begin(), b.end()), b.end());
+      out[size_t(h * nqb + qb)] = std::move(b);
+    }
+  }
+  return out;
+}
+
+void check_flex_rules(const FlexCase& c, uint64_t seed) {
+  attention::AttentionShape shape;
+  shape.num_heads_q = c.heads;
+  shape.num_heads_kv = c.heads / c.group;
+  shape.seq_len_q = c.seq_q;
+  shape.seq_len_k = c.seq_k;
+  shape.head_dim = 64;
+  const attention::estimation::BlockGeometry geo(shape, c.block_q, c.block_k, c.causal);
+  est::Geometry g;
+  g.seq_q = c.seq_q;
+  g.seq_k = c.seq_k;
+  g.q_offset = int(shape.q_offset());
+  g.block_q = c.block_q;
+  g.block_k = c.block_k;
+  g.nqb = int(geo.num_q_blocks);
+  g.nkb = int(geo.num_k_blocks);
+  g.causal = c.causal;
+  const int D = int(shape.head_dim), H = c.heads, nqb = g.nqb, nkb = g.nkb;
+  SCOPED_TRACE("flex_select L " + std::to_string(c.seq_q) + "/" + std::to_string(c.seq_k) +
+               " nkb " + std::to_string(nkb) + " aware " + std::to_string(c.aware) + " seed " +
+               std::to_string(seed));
+  est::FlexSettings s;
+  s.gamma = c.gamma;
+  s.tau = c.aware ? 2.0 : 0.0;
+  s.min_blocks = c.min_blocks;
+  s.max_blocks = c.max_blocks > 0 ? c.max_blocks : nkb;
+  s.probe_rows = 128;
+  Rng rng(seed);
+  // probe sums: rows * k * 2^-20, a few large k among small ones (moderate budgets)
+  const auto probe = [&] {
+    std::vector<double> x(size_t(H) * size_t(c.seq_k));
+    for (double& v : x) {
+      const int k =
+          rng.uniform() < 0.05 ? 32 + int(rng.uniform() * 32) % 32 : int(rng.uniform() * 4) % 4;
+      v = double(s.probe_rows) * std::ldexp(double(k), -20);
+    }
+    return x;
+  };
+  const std::vector<double> vertical = probe(), slash = probe();
+  // pooled shares: row qb's visible entries k * 2^-e, e such that a row sums to 1-2 on average
+  // (the total ~1.5 x rows, so the cut at gamma x rows falls inside the sorted entries)
+  std::vector<float> attn(size_t(H) * nqb * nkb, 1e30f);
+  for (int h = 0; h < H; ++h)
+    for (int qb = 0; qb < nqb; ++qb) {
+      const int64_t nvis = geo.visible_k_blocks(qb);
+      const int e = int(std::floor(std::log2(double(nvis) * (c.ties - 1)))) - 1;
+      for (int64_t kb = 0; kb < nvis; ++kb)
+        attn[(size_t(h) * nqb + size_t(qb)) * nkb + size_t(kb)] =
+            std::ldexp(float(int(rng.uniform() * c.ties) % c.ties), -e);
+    }
+  std::vector<float> qmean(size_t(H) * D), kpool(size_t(H / c.group) * nkb * D);
+  for (float& v : qmean) v = float(0.1 * rng.normal());
+  for (float& v : kpool) v = float(0.1 * rng.normal());
+  const auto d_vertical = on_device(vertical), d_slash = on_device(slash);
+  const auto d_attn = on_device(attn), d_qmean = on_device(qmean), d_kpool = on_device(kpool);
+  const auto d_scratch = on_device(std::vector<unsigned char>(est::flex_select_bytes(g, H)));
+  const auto d_counts = on_device(std::vector<int>(size_t(H) * nqb));
+  const auto d_lists = on_device(std::vector<int>(size_t(H) * nqb * nkb));
+  const auto d_aware = on_device(std::vector<int>(size_t(H)));
+  ASSERT_EQ(est::flex_select(g, H, c.group, D, 0.125f, s, d_vertical.get(), d_slash.get(),
+                             d_qmean.get(), d_kpool.get(), d_attn.get(), d_scratch.get(),
+                             d_counts.get(), d_lists.get(), d_aware.get(), nullptr),
+            cudaSuccess);
+  std::vector<int> counts(size_t(H) * nqb), lists(size_t(H) * nqb * nkb),
+      aware(static_cast<size_t>(H));
+  SIEVE_CUDA_CHECK(cudaMemcpy(counts.data(), d_counts.get(), counts.size() * sizeof(int),
+                              cudaMemcpyDeviceToHost));
+  SIEVE_CUDA_CHECK(
+      cudaMemcpy(lists.data(), d_lists.get(), lists.size() * sizeof(int), cudaMemcpyDeviceToHost));
+  SIEVE_CUDA_CHECK(
+      cudaMemcpy(aware.data(), d_aware.get(), aware.size() * sizeof(int), cudaMemcpyDeviceToHost));
+  for (int h = 0; h < H; ++h) EXPECT_EQ(aware[size_t(h)], c.aware ? 1 : 0) << "head " << h;
+  PooledCut cut;
+  const auto want = flex_rows_on_cpu(geo, c, s, vertical, slash, attn, cut);
+  if (c.aware) {  // the data put the pooled cut inside the sorted entries
+    EXPECT_GT(cut.kept, 0);
+    EXPECT_LT(cut.kept, cut.positive);
+  }
+  int64_t differing = 0, kept = 0;
+  for (size_t r = 0; r < want.size(); ++r) {
+    const std::vector<int32_t> got(lists.begin() + int64_t(r) * nkb,
+                                   lists.begin() + int64_t(r) * nkb + counts[r]);
+    kept += int64_t(want[r].size());
+    if (got != want[r] && ++differing <= 3)
+      ADD_FAILURE() << "row " << r << ": gpu keeps " << got.size() << " blocks, cpu "
+                    << want[r].size();
+  }
+  EXPECT_EQ(differing, 0);
+  std::printf(
+      "[flex rules] L %d/%d nkb %d aware %d: %zu rows, %.3f blocks per row, pooled cut %ld of %ld "
+      "positive, %ld differ\n",
+      c.seq_q, c.seq_k, nkb, int(c.aware), want.size(), double(kept) / double(want.size()),
+      long(cut.kept), long(cut.positive), long(differing));
+}
+
+TEST_F(GpuPeerSelectors, FlexSelectRulesExactWithTies) {
+  const uint64_t seed = fresh_seed();
+  const FlexCase cases[] = {
+      {2048, 2048, 128, 128, true, 4, 2, false, 0.9, 1, 0, 4},
+      {2048, 2048, 128, 128, true, 4, 2, true, 0.7, 2, 0, 4},
+      {700, 1500, 128, 64, true, 3, 3, true, 0.5, 3, 10, 64},
+      {1111, 1111, 128, 128, false, 2, 1, true, 0.6, 1, 0, 2},
+      // 1094 key blocks: token walks in two tiles, the pooled walk in eleven
+      {70000, 70000, 64, 64, true, 2, 1, true, 0.7, 1, 0, 16},
+      {70000, 70000, 64, 64, true, 2, 1, false, 0.95, 1, 0, 16},
+  };
+  for (size_t i = 0; i < std::size(cases); ++i) check_flex_rules(cases[i], seed + i);
 }
 
 // On Hopper the score kernels of sample / vslash / flexprefill (row_mass) and xattn run on wgmma;

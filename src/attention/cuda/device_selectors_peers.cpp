@@ -286,10 +286,9 @@ DevicePattern flexprefill_select(const FlexPrefillSelector& sel, const est::Head
   pb.z_out = per_head;
   check(cudaMemsetAsync(stats, 0, size_t(H * per_head) * sizeof(float2), stream),
         "flexprefill statistics");
-  check(cudaMemsetAsync(attn, 0, size_t(H * per_head) * sizeof(float), stream),
-        "flexprefill block attention");
   check(est::stride_stats(pb, g, stats, stream), "flexprefill pooled scores");
-  check(est::block_scores(pb, g, stats, attn, est::Combine::kSet, false, 1.f, stream),
+  // first: every row's visible entries written; flex_select reads no others (no memset)
+  check(est::block_scores(pb, g, stats, attn, est::Combine::kSet, false, 1.f, stream, true),
         "flexprefill pooled attention");
   prof.mark("pooled");
   check(est::flex_select(g, H, in.group, D, in.scale, fs, vertical, slash, qmean, kpool, attn,

@@ -5,6 +5,13 @@
 // are device-wide radix sorts of all heads at once, the head (segment) in the key bits above 32.
 // Mirrors selectors/flex_prefill.cpp step by step; the probe and the pooled inputs come from the
 // shared building blocks (row_mass, pool_rows, stride_stats, block_scores).
+//
+// Where the f64 sums run in another order than the CPU's (the cumulative walks over sorted
+// values), that order is fixed by a 1024-thread CTA per segment: thread t sums the chunk
+// [t * per, (t + 1) * per) in order, the block scan (block_reduce.cuh) combines the chunks. The
+// work around those walks is spread over the whole GPU (a warp per key block, per row), and the
+// walks read their sorted values through shared memory, so no step is one latency-bound CTA per
+// head any more; every value is the one the one-CTA-per-head kernels gave.
 #include "peers_gpu.h"
 
 #include "block_reduce.cuh"
@@ -20,12 +27,19 @@ namespace sieve::attention::cuda::est {
 
 namespace {
 
+// Threads of the CTAs that walk sorted values: the chunking and the scan order of the f64 sums.
 constexpr int kThreads = 1024;
+// Sorted values per shared-memory tile of a walk (at most ~198 KiB with the padding): one tile
+// holds a 32K segment of token scores and the visible pooled entries of a head up to ~48K.
+constexpr int64_t kStageValues = 49152;
+constexpr int kWarps = 8;  // warps per CTA of the warp-per-item kernels
 
-__device__ __forceinline__ int visible_blocks(const Geometry& g, int qb) {
+// Key blocks query block qb sees (also on the host: the attention sort's item count).
+__host__ __device__ __forceinline__ int visible_blocks(const Geometry& g, int qb) {
   if (!g.causal) return g.nkb;
-  const int q_end = min((qb + 1) * g.block_q, g.seq_q);
-  const int vk = min(max(q_end - 1 + g.q_offset + 1, 0), g.seq_k);
+  const int q_end = (qb + 1) * g.block_q < g.seq_q ? (qb + 1) * g.block_q : g.seq_q;
+  const int last = q_end - 1 + g.q_offset + 1;
+  const int vk = last < 0 ? 0 : last < g.seq_k ? last : g.seq_k;
   return (vk + g.block_k - 1) / g.block_k;
 }
 
@@ -45,103 +59,217 @@ __device__ __forceinline__ float desc_value(unsigned long long key) {
   return __uint_as_float(~unsigned(key & 0xffffffffull));
 }
 
-__global__ void tokens_kernel(int heads, int seq_k, double rows, const double* vertical,
-                              const double* slash, unsigned long long* keys) {
-  const int64_t n = int64_t(heads) * seq_k;
-  const int64_t step = int64_t(gridDim.x) * blockDim.x;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < 2 * n; i += step)
-    keys[i] = desc_key(i / seq_k, float(i < n ? vertical[i] / rows : slash[i - n] / rows));
+// One warp per (segment, key block): the sort keys of the block's tokens and the block's pooled
+// score, pool_mean's f64 sum of vertical / rows (slash / rows) in token order, then float. Lanes
+// load and divide 32 tokens at a time (coalesced); lane 0 adds them in order.
+__global__ void __launch_bounds__(32 * kWarps)
+    tokens_kernel(int heads, int seq_k, int nkb, int block_k, double rows, const double* vertical,
+                  const double* slash, unsigned long long* keys, float* vblock, float* sblock) {
+  __shared__ double part[kWarps][32];
+  const int lane = int(threadIdx.x) & 31, w = int(threadIdx.x) >> 5;
+  const int64_t item = int64_t(blockIdx.x) * kWarps + w;
+  if (item >= 2 * int64_t(heads) * nkb) return;
+  const int seg = int(item / nkb), kb = int(item % nkb);
+  const bool is_slash = seg >= heads;
+  const int h = is_slash ? seg - heads : seg;
+  const double* src = (is_slash ? slash : vertical) + int64_t(h) * seq_k;
+  unsigned long long* key = keys + int64_t(seg) * seq_k;
+  const int j0 = kb * block_k, j1 = min(seq_k, j0 + block_k);
+  double sum = 0;
+  for (int c = j0; c < j1; c += 32) {
+    const int j = c + lane;
+    double q = 0;
+    if (j < j1) {
+      q = src[j] / rows;
+      key[j] = desc_key(seg, float(q));
+    }
+    part[w][lane] = q;
+    __syncwarp();
+    if (lane == 0) {
+      const int m = min(32, j1 - c);
+      for (int i = 0; i < m; ++i) sum += part[w][i];
+    }
+    __syncwarp();
+  }
+  if (lane == 0) (is_slash ? sblock : vblock)[int64_t(h) * nkb + kb] = float(sum / double(j1 - j0));
 }
 
-// Entries, in descending order, needed for their sum to reach share * total (cover_count); the
-// sum and the prefixes in f64 over the sorted f32 values. One call per CTA, all threads.
-__device__ int cover_count(const unsigned long long* sorted, int n, double share, double* dscratch,
-                           int* iscratch) {
-  const int per = (n + int(blockDim.x) - 1) / int(blockDim.x);
-  const int i0 = min(n, int(threadIdx.x) * per), i1 = min(i0 + per, n);
+// Shared-memory slot of a staged value: one pad word per 32 values, so that the threads' chunks
+// of consecutive values fall in different banks.
+__device__ __forceinline__ int staged_slot(int64_t j) { return int(j + (j >> 5)); }
+
+// The sorted values of one segment as the walks see them: `span` positions in blockDim.x chunks
+// of per = ceil(span / blockDim.x), thread t owning [t * per, (t + 1) * per); the first `present`
+// positions hold keys, the rest are zeros (never read: adding +0 to a sum >= +0 changes nothing).
+// Tiles of tile_threads whole chunks pass through shared memory (coalesced loads, then every
+// thread reads its chunk there); tile_threads 0 (a chunk longer than a tile): global memory.
+struct Chunks {
+  const unsigned long long* keys;
+  int64_t present, per, i0, i1;  // [i0, i1): this thread's present positions
+  int tile_threads;
+};
+__device__ __forceinline__ Chunks chunks(const unsigned long long* keys, int64_t span,
+                                         int64_t present, int tile_threads) {
+  Chunks c;
+  c.keys = keys;
+  c.present = present;
+  c.per = (span + blockDim.x - 1) / blockDim.x;
+  const int64_t i0 = min(span, int64_t(threadIdx.x) * c.per), i1 = min(i0 + c.per, span);
+  c.i0 = min(i0, present);
+  c.i1 = min(i1, present);
+  c.tile_threads = tile_threads;
+  return c;
+}
+
+// Calls f(value) on the values of this thread's chunk in order until f returns false; `want`:
+// whether this thread walks at all (tiles no thread wants are not loaded). `staged`: the first
+// position of the tile in shared memory (-1: none), kept from one walk to the next, so that a
+// tile still in place is not loaded again. All threads call it.
+template <class F>
+__device__ __forceinline__ void walk_chunks(const Chunks& c, float* stage, int64_t& staged,
+                                            bool want, F&& f) {
+  want = want && c.i0 < c.i1;
+  if (c.tile_threads == 0) {
+    if (want)
+      for (int64_t i = c.i0; i < c.i1; ++i)
+        if (!f(desc_value(c.keys[i]))) break;
+    return;
+  }
+  for (int t0 = 0; t0 < int(blockDim.x); t0 += c.tile_threads) {
+    const int64_t a = min(c.present, t0 * c.per);
+    const int64_t b = min(c.present, (t0 + c.tile_threads) * c.per);
+    if (a >= b) break;  // the same for every thread: later tiles hold nothing
+    const bool mine = int(threadIdx.x) >= t0 && int(threadIdx.x) < t0 + c.tile_threads;
+    // also keeps the previous tile's reads before this tile's stores
+    if (!__syncthreads_or(mine && want)) continue;
+    if (a != staged) {  // the same for every thread
+#pragma unroll 8        // loads in flight per thread
+      for (int64_t i = a + threadIdx.x; i < b; i += blockDim.x)
+        stage[staged_slot(i - a)] = desc_value(c.keys[i]);
+      __syncthreads();
+      staged = a;
+    }
+    if (mine && want)
+      for (int64_t i = c.i0; i < c.i1; ++i)
+        if (!f(stage[staged_slot(i - a)])) break;
+  }
+}
+
+// Host: threads per tile and dynamic shared memory of a walk over (span, present).
+struct Staging {
+  int tile_threads = 0;
+  size_t bytes = 0;
+};
+Staging staging(int64_t span, int64_t present) {
+  const int64_t per = std::max<int64_t>(1, (span + kThreads - 1) / kThreads);
+  const int64_t tt = std::min<int64_t>(kThreads, kStageValues / per);
+  if (tt == 0) return {};
+  const int64_t values = std::max<int64_t>(1, std::min(present, tt * per));
+  return {int(tt), size_t(values + values / 32 + 1) * sizeof(float)};
+}
+
+// One CTA per segment of sorted token scores: the entries, in descending order, needed for their
+// sum to reach gamma * total (the CPU's cover_count); the sum and the prefixes in f64 over the
+// sorted f32 values, chunked as above.
+__global__ void __launch_bounds__(kThreads)
+    cover_kernel(int n, double gamma, const unsigned long long* sorted, int tile_threads,
+                 int* cover) {
+  extern __shared__ float stage[];
+  __shared__ double dscratch[32];
+  __shared__ int iscratch[32];
+  const Chunks c = chunks(sorted + int64_t(blockIdx.x) * n, n, n, tile_threads);
+  int64_t staged = -1;
   double local = 0;
-  for (int i = i0; i < i1; ++i) local += desc_value(sorted[i]);
+  walk_chunks(c, stage, staged, true, [&](float v) {
+    local += v;
+    return true;
+  });
   double total;
   double prefix = block_exclusive_scan(local, dscratch, &total);
-  const double required = share * total;
-  int below = 0;  // entries whose inclusive prefix stays below the requirement
-  for (int i = i0; i < i1; ++i) {
-    prefix += desc_value(sorted[i]);
-    if (!(prefix < required)) break;
+  const double required = gamma * total;
+  // entries whose inclusive prefix stays below the requirement; fl(p + v) >= p for v >= 0, so a
+  // chunk that starts at or above it counts none
+  int below = 0;
+  walk_chunks(c, stage, staged, prefix < required, [&](float v) {
+    prefix += v;
+    if (!(prefix < required)) return false;
     ++below;
-  }
-  const int c = block_sum(below, iscratch);
-  return min(n, c + 1);
+    return true;
+  });
+  const int count = block_sum(below, iscratch);
+  if (threadIdx.x == 0) cover[blockIdx.x] = min(n, count + 1);
 }
 
-// Whether pooled index i ranks among the first k (descending, lower index first) of x [0, n)
-// with x[0] taken as +inf (the forced first block / diagonal).
-__device__ __forceinline__ bool in_top(const float* x, int n, int i, int k) {
+// Rank of pooled index i in x [0, n) (descending, lower index first) with x[0] taken as +inf (the
+// forced first block / diagonal): the lanes of a warp count the entries before it.
+__device__ __forceinline__ int warp_rank(const float* x, int n, int i) {
   const float v = i == 0 ? INFINITY : x[i];
   int rank = 0;
-  for (int j = 0; j < n && rank < k; ++j) {
+  for (int j = int(threadIdx.x & 31); j < n; j += 32) {
     const float w = j == 0 ? INFINITY : x[j];
     rank += before(w, j, v, i) ? 1 : 0;
   }
-  return rank < k;
+  for (int o = 16; o > 0; o >>= 1) rank += __shfl_xor_sync(0xffffffffu, rank, o);
+  return rank;
+}
+
+// x . y as one fma per element in element order (16-byte loads where aligned, batched so that
+// the loads overlap the fma chain).
+__device__ __forceinline__ float dot_in_order(const float* x, const float* y, int D) {
+  float dot = 0.f;
+  if (D % 4 == 0 && (reinterpret_cast<uintptr_t>(x) | reinterpret_cast<uintptr_t>(y)) % 16 == 0) {
+    const auto* x4 = reinterpret_cast<const float4*>(x);
+    const auto* y4 = reinterpret_cast<const float4*>(y);
+#pragma unroll 8
+    for (int d = 0; d < D / 4; ++d) {
+      const float4 p = __ldg(x4 + d), q = __ldg(y4 + d);
+      dot = fmaf(p.x, q.x, dot);
+      dot = fmaf(p.y, q.y, dot);
+      dot = fmaf(p.z, q.z, dot);
+      dot = fmaf(p.w, q.w, dot);
+    }
+    return dot;
+  }
+  for (int d = 0; d < D; ++d) dot = fmaf(x[d], y[d], dot);
+  return dot;
 }
 
 struct DecideArgs {
   Geometry g;
-  int heads, group, D, probe_rows;
+  int heads, group, D;
   float scale;
   FlexSettings s;
-  const double *vertical, *slash;
-  const unsigned long long* sorted;
-  const float *qmean, *kpool;
-  float *vblock, *sblock, *qk;
+  const int* cover;
+  const float *vblock, *sblock, *qmean, *kpool;
+  float* qk;
   unsigned char *vflag, *sflag;
   int* query_aware;
+  bool stage_blocks;  // the pooled scores fit in shared memory
 };
 
-// One CTA per head: budgets, pooled vertical / slash scores, the query-awareness test and the
-// chosen vertical blocks / slash diagonals (flags [heads][nkb]).
+// One CTA per head (1024 threads: the reductions' order): budgets, the query-awareness test and
+// the chosen vertical blocks / slash diagonals (flags [heads][nkb]), ranked in parallel.
 __global__ void __launch_bounds__(kThreads) decide_kernel(DecideArgs a) {
+  extern __shared__ float pooled[];  // [2][nkb] when staged
   __shared__ double dscratch[32];
-  __shared__ int iscratch[32];
   __shared__ float fscratch[32];
   const Geometry& g = a.g;
-  const int h = int(blockIdx.x), hk = h / a.group, nkb = g.nkb, bk = g.block_k;
-  const int Lk = g.seq_k;
+  const int h = int(blockIdx.x), hk = h / a.group, nkb = g.nkb;
   const auto clamp_blocks = [&](int b) {
     return min(max(min(max(b, a.s.min_blocks), a.s.max_blocks), 0), nkb);
   };
-  // 3. budgets: tokens covering gamma, // block + 1, clamped
-  const int cover_v = cover_count(a.sorted + int64_t(h) * Lk, Lk, a.s.gamma, dscratch, iscratch);
-  const int cover_s =
-      cover_count(a.sorted + int64_t(a.heads + h) * Lk, Lk, a.s.gamma, dscratch, iscratch);
-  int num_v = clamp_blocks(cover_v / bk + 1), num_s = clamp_blocks(cover_s / bk + 1);
-  // pooled means of the per-row scores (pool_mean: f64 sum in token order, then float)
-  const double rows = double(max(a.probe_rows, 1));
-  float* vb = a.vblock + int64_t(h) * nkb;
-  float* sb = a.sblock + int64_t(h) * nkb;
-  const double* vt = a.vertical + int64_t(h) * Lk;
-  const double* st = a.slash + int64_t(h) * Lk;
-  for (int kb = int(threadIdx.x); kb < nkb; kb += int(blockDim.x)) {
-    const int j0 = kb * bk, j1 = min(Lk, j0 + bk);
-    double sv = 0, ss = 0;
-    for (int j = j0; j < j1; ++j) {
-      sv += vt[j] / rows;
-      ss += st[j] / rows;
-    }
-    vb[kb] = float(sv / double(j1 - j0));
-    sb[kb] = float(ss / double(j1 - j0));
-  }
+  // 3. budgets: tokens covering gamma (cover_kernel), // block + 1, clamped
+  int num_v = clamp_blocks(a.cover[h] / g.block_k + 1);
+  int num_s = clamp_blocks(a.cover[a.heads + h] / g.block_k + 1);
+  const float* vb = a.vblock + int64_t(h) * nkb;
+  const float* sb = a.sblock + int64_t(h) * nkb;
   // 4. pooled estimate of the last block: softmax(scale * qmean . kpool) over its visible blocks
   const int nvis = visible_blocks(g, g.nqb - 1);
   float* qk = a.qk + int64_t(h) * nkb;
   const float* qm = a.qmean + int64_t(h) * a.D;
   float mx = -INFINITY;
   for (int kb = int(threadIdx.x); kb < nvis; kb += int(blockDim.x)) {
-    const float* kp = a.kpool + (int64_t(hk) * nkb + kb) * a.D;
-    float dot = 0.f;
-    for (int d = 0; d < a.D; ++d) dot = fmaf(qm[d], kp[d], dot);
-    qk[kb] = a.scale * dot;
+    qk[kb] = a.scale * dot_in_order(qm, a.kpool + (int64_t(hk) * nkb + kb) * a.D, a.D);
     mx = fmaxf(mx, qk[kb]);
   }
   mx = block_reduce(
@@ -174,82 +302,130 @@ __global__ void __launch_bounds__(kThreads) decide_kernel(DecideArgs a) {
   }
   const bool aware = root < a.s.tau;
   if (aware) num_v = num_s = clamp_blocks(a.s.min_blocks);
-  // 5. top vertical blocks and slash diagonals, the first of each forced
-  for (int kb = int(threadIdx.x); kb < nkb; kb += int(blockDim.x)) {
-    a.vflag[int64_t(h) * nkb + kb] = in_top(vb, nkb, kb, num_v) ? 1 : 0;
-    a.sflag[int64_t(h) * nkb + kb] = in_top(sb, nkb, kb, num_s) ? 1 : 0;
+  // 5. top vertical blocks and slash diagonals, the first of each forced: one warp per entry of
+  // either list ranks it (entries in shared memory where they fit)
+  if (a.stage_blocks) {
+    for (int kb = int(threadIdx.x); kb < nkb; kb += int(blockDim.x)) {
+      pooled[kb] = vb[kb];
+      pooled[nkb + kb] = sb[kb];
+    }
+    __syncthreads();
+    vb = pooled;
+    sb = pooled + nkb;
+  }
+  for (int e = int(threadIdx.x) >> 5; e < 2 * nkb; e += int(blockDim.x) >> 5) {
+    const bool is_slash = e >= nkb;
+    const int kb = is_slash ? e - nkb : e;
+    const int rank = warp_rank(is_slash ? sb : vb, nkb, kb);
+    if ((threadIdx.x & 31) == 0)
+      (is_slash ? a.sflag : a.vflag)[int64_t(h) * nkb + kb] = rank < (is_slash ? num_s : num_v);
   }
   if (threadIdx.x == 0) a.query_aware[h] = aware ? 1 : 0;
 }
 
-// Sort keys of the pooled shares of heads h0.. (batch-relative head above bit 32, as desc_key)
-// and entry ids.
-__global__ void attn_keys_kernel(int64_t n, int64_t per_head, const float* attn,
-                                 unsigned long long* keys, int* ids) {
-  const int64_t step = int64_t(gridDim.x) * blockDim.x;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += step) {
-    keys[i] = desc_key(i / per_head, attn[i]);
-    ids[i] = int(i % per_head);
+// Sort keys (batch-relative head above bit 32, as desc_key) and entry ids (qb * nkb + kb) of the
+// visible pooled shares of heads h0.., compacted: per head the rows' visible entries one after
+// another, `present` in all. Only visible entries are sorted: the others are zero, sort behind
+// every positive share and never count. One warp per (head of the batch, query block).
+__global__ void __launch_bounds__(32 * kWarps)
+    attn_keys_kernel(Geometry g, int rows, int64_t per_head, int64_t present, const float* attn,
+                     unsigned long long* keys, int* ids) {
+  const int lane = int(threadIdx.x) & 31;
+  const int row = int(blockIdx.x) * kWarps + (int(threadIdx.x) >> 5);
+  if (row >= rows) return;
+  const int z = row / g.nqb, qb = row % g.nqb;
+  int earlier = 0;  // visible entries of the rows before qb
+  for (int r = lane; r < qb; r += 32) earlier += visible_blocks(g, r);
+  for (int o = 16; o > 0; o >>= 1) earlier += __shfl_xor_sync(0xffffffffu, earlier, o);
+  const int64_t at = int64_t(z) * present + earlier;
+  const int nvis = visible_blocks(g, qb);
+  const float* src = attn + int64_t(z) * per_head + int64_t(qb) * g.nkb;
+  for (int kb = lane; kb < nvis; kb += 32) {
+    keys[at + kb] = desc_key(z, src[kb]);
+    ids[at + kb] = qb * g.nkb + kb;
   }
 }
 
 // One CTA per query-aware head of the batch: the sorted entries kept while the cumulative share
-// stays below gamma * (rows with a visible key), positive ones only; marked in flags.
+// stays below gamma * (rows with a visible key), positive ones only, chunked over the head's
+// nqb * nkb positions (the invisible ones zeros past `present`); marked in flags.
 __global__ void __launch_bounds__(kThreads)
-    attn_threshold_kernel(Geometry g, int h0, double gamma, int64_t per_head,
+    attn_threshold_kernel(Geometry g, int h0, double gamma, int64_t per_head, int64_t present,
                           const unsigned long long* keys, const int* ids, const int* query_aware,
-                          unsigned char* flags) {
+                          int tile_threads, unsigned char* flags) {
+  extern __shared__ float stage[];
   __shared__ double dscratch[32];
   __shared__ int iscratch[32];
+  __shared__ int kept[kThreads];
   const int z = int(blockIdx.x), h = h0 + z;
   if (!query_aware[h]) return;
   int with_keys = 0;
   for (int qb = int(threadIdx.x); qb < g.nqb; qb += int(blockDim.x))
     with_keys += visible_blocks(g, qb) > 0 ? 1 : 0;
   const double required = gamma * double(block_sum(with_keys, iscratch));
-  const unsigned long long* k = keys + int64_t(z) * per_head;
-  const int* id = ids + int64_t(z) * per_head;
-  const auto share = [&](int64_t i) { return desc_value(k[i]); };
-  const int64_t per = (per_head + blockDim.x - 1) / blockDim.x;
-  const int64_t i0 = min(per_head, int64_t(threadIdx.x) * per), i1 = min(i0 + per, per_head);
+  const Chunks c = chunks(keys + int64_t(z) * present, per_head, present, tile_threads);
+  int64_t staged = -1;
   double local = 0;
-  for (int64_t i = i0; i < i1; ++i) local += share(i);
+  walk_chunks(c, stage, staged, true, [&](float v) {
+    local += v;
+    return true;
+  });
   double all;
   double prefix = block_exclusive_scan(local, dscratch, &all);
-  unsigned char* f = flags + int64_t(h) * per_head;
-  for (int64_t i = i0; i < i1; ++i) {
-    const float v = share(i);
-    if (!(v > 0.f) || !(prefix < required)) break;  // positives come first; prefixes grow
-    f[id[i]] = 1;
+  int n = 0;  // the kept entries: a prefix of the chunk
+  walk_chunks(c, stage, staged, prefix < required, [&](float v) {
+    if (!(v > 0.f) || !(prefix < required)) return false;  // positives come first; prefixes grow
+    ++n;
     prefix += v;
+    return true;
+  });
+  kept[threadIdx.x] = n;
+  // past the last kept position (the barriers inside also publish kept)
+  const int end = block_reduce(
+      n > 0 ? int(c.i0) + n : 0, [](int x, int y) { return max(x, y); }, iscratch);
+  const int* id = ids + int64_t(z) * present;
+  unsigned char* f = flags + int64_t(h) * per_head;
+  const int per = int(c.per);  // present < 2^30 (sort_heads)
+  // unrolled: the ids are loaded ahead of the tests
+#pragma unroll 4
+  for (int i = int(threadIdx.x); i < end; i += int(blockDim.x)) {
+    const int t = i / per, e = id[i];
+    if (i - t * per < kept[t]) f[e] = 1;
   }
 }
 
-// One CTA per (head, query block): the kept pooled entries (query-aware heads), the vertical
-// blocks, the key blocks diag - s of the slash diagonals s, the sink and diagonal blocks; the
-// visible ones in ascending order.
-__global__ void rows_kernel(Geometry g, const unsigned char* vflag, const unsigned char* sflag,
-                            const unsigned char* aflag, const int* query_aware, int* counts,
-                            int* lists) {
-  extern __shared__ unsigned char mark[];  // [nkb]
-  __shared__ int scratch[32];
-  const int row = int(blockIdx.x), h = row / g.nqb, qb = row % g.nqb, nkb = g.nkb;
+// One warp per (head, query block) row: the kept pooled entries (query-aware heads), the vertical
+// blocks, the key blocks diag - s of the slash diagonals s, the sink and diagonal blocks
+// (mark_forced); the visible ones in ascending order, compacted by ballots.
+__global__ void __launch_bounds__(32 * kWarps)
+    rows_kernel(Geometry g, int rows, const unsigned char* vflag, const unsigned char* sflag,
+                const unsigned char* aflag, const int* query_aware, int* counts, int* lists) {
+  const int lane = int(threadIdx.x) & 31;
+  const int row = int(blockIdx.x) * kWarps + (int(threadIdx.x) >> 5);
+  if (row >= rows) return;
+  const int h = row / g.nqb, qb = row % g.nqb, nkb = g.nkb;
   const int nvis = visible_blocks(g, qb);
-  const int q1 = min((qb + 1) * g.block_q, g.seq_q) - 1;
+  const int q0 = qb * g.block_q, q1 = min(q0 + g.block_q, g.seq_q) - 1;
+  const int first = max(min(max(q0 + g.q_offset, 0), g.seq_k - 1) / g.block_k, 1);
   const int diag = min(max(q1 + g.q_offset, 0), g.seq_k - 1) / g.block_k;
   const unsigned char* vf = vflag + int64_t(h) * nkb;
   const unsigned char* sf = sflag + int64_t(h) * nkb;
-  const unsigned char* af = query_aware[h] ? aflag + (int64_t(h) * g.nqb + qb) * nkb : nullptr;
-  for (int kb = int(threadIdx.x); kb < nkb; kb += int(blockDim.x)) {
-    // slash diagonal s = diag - kb lands on key block kb
-    const int s = diag - kb;
-    mark[kb] = (vf[kb] | (s >= 0 && s < nkb ? sf[s] : 0) | (af ? af[kb] : 0)) ? 1 : 0;
+  const unsigned char* af = query_aware[h] ? aflag + int64_t(row) * nkb : nullptr;
+  int* out = lists + int64_t(row) * nkb;
+  int n = 0;
+  for (int c = 0; c < nvis; c += 32) {
+    const int kb = c + lane;
+    bool m = false;
+    if (kb < nvis) {
+      const int s = diag - kb;  // slash diagonal s lands on key block kb
+      m = kb == 0 || (kb >= first && kb <= diag) || vf[kb] != 0 ||
+          (s >= 0 && s < nkb && sf[s] != 0) || (af != nullptr && af[kb] != 0);
+    }
+    const unsigned ballot = __ballot_sync(0xffffffffu, m);
+    if (m) out[n + __popc(ballot & ((1u << lane) - 1u))] = kb;
+    n += __popc(ballot);
   }
-  __syncthreads();
-  if (threadIdx.x == 0) mark_forced(g, qb, nvis, mark);
-  __syncthreads();
-  const int total = block_compact(mark, nvis, lists + int64_t(row) * nkb, scratch);
-  if (threadIdx.x == 0) counts[row] = total;
+  if (lane == 0) counts[row] = n;
 }
 
 size_t align256(size_t x) { return (x + 255) / 256 * 256; }
@@ -260,22 +436,31 @@ int bits_for(int n) {
   return b;
 }
 
+// Visible pooled entries of one head (the attention sort's items per head).
+int64_t visible_entries(const Geometry& g) {
+  int64_t n = 0;
+  for (int qb = 0; qb < g.nqb; ++qb) n += visible_blocks(g, qb);
+  return n;
+}
+
 // Heads per attention sort: the batch's entries stay below 2^30 (CUB's int item count).
-int sort_heads(const Geometry& g, int heads) {
-  const int64_t per = std::max<int64_t>(1, int64_t(g.nqb) * g.nkb);
-  return int(std::clamp<int64_t>((int64_t(1) << 30) / per, 1, heads));
+int sort_heads(int64_t present, int heads) {
+  return int(std::clamp<int64_t>((int64_t(1) << 30) / std::max<int64_t>(1, present), 1, heads));
 }
 
 struct Layout {
-  size_t keys = 0, sorted = 0, vblock = 0, sblock = 0, qk = 0, vflag = 0, sflag = 0, aware = 0,
-         aflag = 0, akeys_in = 0, akeys_out = 0, ids_in = 0, ids_out = 0, temp = 0, total = 0;
+  size_t keys = 0, sorted = 0, vblock = 0, sblock = 0, qk = 0, cover = 0, vflag = 0, sflag = 0,
+         aware = 0, aflag = 0, akeys_in = 0, akeys_out = 0, ids_in = 0, ids_out = 0, temp = 0,
+         total = 0;
   size_t token_bytes = 0, sort_bytes = 0;
+  int64_t present = 0;  // visible pooled entries per head
 };
 Layout layout(const Geometry& g, int heads) {
   Layout s;
   const size_t n = 2 * size_t(heads) * size_t(g.seq_k), nb = size_t(heads) * size_t(g.nkb);
-  const int bh = sort_heads(g, heads);
-  const size_t na = size_t(bh) * size_t(g.nqb) * size_t(g.nkb);
+  s.present = visible_entries(g);
+  const int bh = sort_heads(s.present, heads);
+  const size_t na = size_t(bh) * size_t(s.present);
   size_t at = 0;
   const auto take = [&](size_t& field, size_t bytes) {
     field = at;
@@ -286,6 +471,7 @@ Layout layout(const Geometry& g, int heads) {
   take(s.vblock, nb * sizeof(float));
   take(s.sblock, nb * sizeof(float));
   take(s.qk, nb * sizeof(float));
+  take(s.cover, 2 * size_t(heads) * sizeof(int));
   take(s.vflag, nb);
   take(s.sflag, nb);
   take(s.aware, size_t(heads) * sizeof(int));
@@ -306,6 +492,13 @@ Layout layout(const Geometry& g, int heads) {
   return s;
 }
 
+// Dynamic shared memory of a kernel above the default 48 KiB needs the attribute first.
+template <class Kernel>
+cudaError_t allow_smem(Kernel* kernel, size_t bytes) {
+  if (bytes <= 48 * 1024) return cudaSuccess;
+  return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
+}
+
 }  // namespace
 
 size_t flex_select_bytes(const Geometry& geo, int heads) { return layout(geo, heads).total; }
@@ -320,62 +513,79 @@ cudaError_t flex_select(const Geometry& geo, int heads, int group, int D, float 
   const auto at = [&](size_t off) { return static_cast<void*>(base + off); };
   auto* keys = static_cast<unsigned long long*>(at(L.keys));
   auto* sorted = static_cast<unsigned long long*>(at(L.sorted));
+  auto* vblock = static_cast<float*>(at(L.vblock));
+  auto* sblock = static_cast<float*>(at(L.sblock));
+  auto* cover = static_cast<int*>(at(L.cover));
+  auto* vflag = static_cast<unsigned char*>(at(L.vflag));
+  auto* sflag = static_cast<unsigned char*>(at(L.sflag));
   auto* aware = static_cast<int*>(at(L.aware));
   auto* aflag = static_cast<unsigned char*>(at(L.aflag));
-  const int64_t n = int64_t(heads) * geo.seq_k;
-  tokens_kernel<<<int(std::min<int64_t>((2 * n + 255) / 256, 4096)), 256, 0, stream>>>(
-      heads, geo.seq_k, double(std::max(s.probe_rows, 1)), vertical, slash, keys);
+  // 1-3. token sort keys and pooled block scores, the sort, the budgets' token counts
+  const int64_t items = 2 * int64_t(heads) * geo.nkb;
+  tokens_kernel<<<int((items + kWarps - 1) / kWarps), 32 * kWarps, 0, stream>>>(
+      heads, geo.seq_k, geo.nkb, geo.block_k, double(std::max(s.probe_rows, 1)), vertical, slash,
+      keys, vblock, sblock);
   cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) return e;
+  const int64_t n = 2 * int64_t(heads) * geo.seq_k;
   size_t temp_bytes = L.token_bytes;
   e = cub::DeviceRadixSort::SortKeys(at(L.temp), temp_bytes,
-                                     static_cast<const unsigned long long*>(keys), sorted,
-                                     int(2 * n), 0, 32 + bits_for(2 * heads), stream);
+                                     static_cast<const unsigned long long*>(keys), sorted, int(n),
+                                     0, 32 + bits_for(2 * heads), stream);
   if (e != cudaSuccess) return e;
+  const Staging tokens = staging(geo.seq_k, geo.seq_k);
+  if ((e = allow_smem(cover_kernel, tokens.bytes)) != cudaSuccess) return e;
+  cover_kernel<<<2 * heads, kThreads, tokens.bytes, stream>>>(geo.seq_k, s.gamma, sorted,
+                                                              tokens.tile_threads, cover);
+  if ((e = cudaGetLastError()) != cudaSuccess) return e;
+  // 4-5. the query-awareness test and the top vertical blocks / slash diagonals
   DecideArgs a;
   a.g = geo;
   a.heads = heads;
   a.group = group;
   a.D = D;
-  a.probe_rows = s.probe_rows;
   a.scale = scale;
   a.s = s;
-  a.vertical = vertical;
-  a.slash = slash;
-  a.sorted = sorted;
+  a.cover = cover;
+  a.vblock = vblock;
+  a.sblock = sblock;
   a.qmean = qmean;
   a.kpool = kpool;
-  a.vblock = static_cast<float*>(at(L.vblock));
-  a.sblock = static_cast<float*>(at(L.sblock));
   a.qk = static_cast<float*>(at(L.qk));
-  a.vflag = static_cast<unsigned char*>(at(L.vflag));
-  a.sflag = static_cast<unsigned char*>(at(L.sflag));
+  a.vflag = vflag;
+  a.sflag = sflag;
   a.query_aware = aware;
-  decide_kernel<<<heads, kThreads, 0, stream>>>(a);
+  const size_t pooled_bytes = 2 * size_t(geo.nkb) * sizeof(float);
+  a.stage_blocks = pooled_bytes <= 48 * 1024;
+  decide_kernel<<<heads, kThreads, a.stage_blocks ? pooled_bytes : 0, stream>>>(a);
   if ((e = cudaGetLastError()) != cudaSuccess) return e;
   // 5b. query-aware heads: pooled block attention kept globally by descending share
   const int64_t per_head = int64_t(geo.nqb) * geo.nkb;
   if ((e = cudaMemsetAsync(aflag, 0, size_t(heads) * size_t(per_head), stream)) != cudaSuccess)
     return e;
-  const int bh = sort_heads(geo, heads);
+  const int bh = sort_heads(L.present, heads);
   auto* akeys = static_cast<unsigned long long*>(at(L.akeys_in));
   auto* akeys_out = static_cast<unsigned long long*>(at(L.akeys_out));
   auto* ids = static_cast<int*>(at(L.ids_in));
   auto* ids_out = static_cast<int*>(at(L.ids_out));
-  for (int h0 = 0; h0 < heads; h0 += bh) {
+  const Staging pooled = staging(per_head, L.present);
+  if ((e = allow_smem(attn_threshold_kernel, pooled.bytes)) != cudaSuccess) return e;
+  for (int h0 = 0; h0 < heads && L.present > 0; h0 += bh) {
     const int nh = std::min(bh, heads - h0);
-    const int64_t na = int64_t(nh) * per_head;
-    attn_keys_kernel<<<int(std::min<int64_t>((na + 255) / 256, 8192)), 256, 0, stream>>>(
-        na, per_head, attn + int64_t(h0) * per_head, akeys, ids);
+    const int key_rows = nh * geo.nqb;
+    attn_keys_kernel<<<(key_rows + kWarps - 1) / kWarps, 32 * kWarps, 0, stream>>>(
+        geo, key_rows, per_head, L.present, attn + int64_t(h0) * per_head, akeys, ids);
     if ((e = cudaGetLastError()) != cudaSuccess) return e;
     size_t sort_bytes = L.sort_bytes;
     // stable: equal shares keep ascending entry order, the CPU's tie rule
-    e = cub::DeviceRadixSort::SortPairs(
-        at(L.temp), sort_bytes, static_cast<const unsigned long long*>(akeys), akeys_out,
-        static_cast<const int*>(ids), ids_out, int(na), 0, 32 + bits_for(nh), stream);
+    e = cub::DeviceRadixSort::SortPairs(at(L.temp), sort_bytes,
+                                        static_cast<const unsigned long long*>(akeys), akeys_out,
+                                        static_cast<const int*>(ids), ids_out,
+                                        int(int64_t(nh) * L.present), 0, 32 + bits_for(nh), stream);
     if (e != cudaSuccess) return e;
-    attn_threshold_kernel<<<nh, kThreads, 0, stream>>>(geo, h0, s.gamma, per_head, akeys_out,
-                                                       ids_out, aware, aflag);
+    attn_threshold_kernel<<<nh, kThreads, pooled.bytes, stream>>>(
+        geo, h0, s.gamma, per_head, L.present, akeys_out, ids_out, aware, pooled.tile_threads,
+        aflag);
     if ((e = cudaGetLastError()) != cudaSuccess) return e;
   }
   if (query_aware != nullptr &&
@@ -383,8 +593,10 @@ cudaError_t flex_select(const Geometry& geo, int heads, int group, int D, float 
                            cudaMemcpyDeviceToDevice, stream)) != cudaSuccess)
     return e;
   // 6. rows
-  rows_kernel<<<heads * geo.nqb, 256, size_t(geo.nkb), stream>>>(geo, a.vflag, a.sflag, aflag,
-                                                                 aware, counts, lists);
+  const int rows = heads * geo.nqb;
+  if (rows == 0) return cudaSuccess;
+  rows_kernel<<<(rows + kWarps - 1) / kWarps, 32 * kWarps, 0, stream>>>(
+      geo, rows, vflag, sflag, aflag, aware, counts, lists);
   return cudaGetLastError();
 }
 

@@ -195,9 +195,10 @@ size_t flex_select_bytes(const Geometry& geo, int heads);
 /// // block_k + 1, clamped), the Jensen-Shannon test between softmax(scale * qmean . kpool) and the
 /// block-pooled vertical scores over the last query block's visible key blocks, then the top
 /// vertical blocks and slash diagonals (first block forced) and, for query-aware heads, the
-/// entries of attn [heads][nqb][nkb] (rows are softmax shares, zero where not visible) kept by
-/// descending share (ties: lower row-major index) until the sum reaches gamma * (rows with a
-/// visible key). Rows: the union with the sink and diagonal blocks, visible ones, ascending.
+/// entries of attn [heads][nqb][nkb] (rows are softmax shares over the row's visible key blocks;
+/// the entries past them are not read, block_scores' `first` output) kept by descending share
+/// (ties: lower row-major index) until the sum reaches gamma * (rows with a visible key). Rows:
+/// the union with the sink and diagonal blocks, visible ones, ascending.
 /// qmean [heads][D], kpool [heads / group][nkb][D]; vertical, slash [heads][seq_k] are the probe's
 /// sums (not yet divided by probe_rows). Writes counts/lists for build_csr; query_aware [heads]
 /// (may be null) gets the test's outcome.
