@@ -71,6 +71,19 @@ __device__ __forceinline__ void issue_products(const uint32_t (&a)[W / 16][4], u
   wgmma::commit();
 }
 
+// The consumer loop of every instance: step 0's products into acc0, then
+// step(s, cur, next) for s = 0.. steps - 1 with the two accumulator sets alternating.
+template <class Issue, class Step>
+__device__ __forceinline__ void walk_steps(int steps, const Issue& issue, const Step& step) {
+  float acc0[8][4], acc1[8][4];
+  issue(0, acc0);
+  for (int s = 0; s < steps; s += 2) {
+    step(s, acc0, acc1);
+    if (s + 1 < steps) step(s + 1, acc1, acc0);
+  }
+  wgmma::wait<0>();  // nothing is in flight here; kept so no wgmma outlives the CTA's registers
+}
+
 template <int W, int W2, int GN>
 __global__ void __launch_bounds__(kWgThreads, 1)
     stride_stats_wgmma_kernel(StrideProblem pb, int ngroups, int tiles, float2* stats) {
@@ -129,7 +142,6 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     epilogue<GN>(pb, cur, x0 + s / R, s % R, r0, s_vis, s_lw + (s & 3) * 64, lim, ngroups, run,
                  stats);
   };
-  float acc0[8][4], acc1[8][4];
   load_step(0);
   ptx::cp_async_commit();
   if (steps > 1) load_step(1);
@@ -137,12 +149,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   ptx::cp_async_wait<1>();
   wgmma::fence_proxy_async();
   __syncthreads();
-  issue(0, acc0);
-  for (int s = 0; s < steps; s += 2) {
-    step(s, acc0, acc1);
-    if (s + 1 < steps) step(s + 1, acc1, acc0);
-  }
-  wgmma::wait<0>();  // nothing is in flight here; kept so no wgmma outlives the CTA's registers
+  walk_steps(steps, issue, step);
 }
 
 template <int W, int W2, int GN>
@@ -252,19 +259,6 @@ __device__ __forceinline__ void produce_steps(const StrideProblem& pb, uint32_t 
   }
   ptx::cp_async_wait<0>();
   publish(steps - 1);
-}
-
-// The consumer loop of the warp-specialised instances: step 0's products into acc0, then
-// step(s, cur, next) for s = 0.. steps - 1 with the two accumulator sets alternating.
-template <class Issue, class Step>
-__device__ __forceinline__ void walk_steps(int steps, const Issue& issue, const Step& step) {
-  float acc0[8][4], acc1[8][4];
-  issue(0, acc0);
-  for (int s = 0; s < steps; s += 2) {
-    step(s, acc0, acc1);
-    if (s + 1 < steps) step(s + 1, acc1, acc0);
-  }
-  wgmma::wait<0>();  // nothing is in flight here; kept so no wgmma outlives the CTA's registers
 }
 
 template <int W, int W2, int GN>
