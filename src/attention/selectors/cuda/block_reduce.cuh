@@ -59,17 +59,44 @@ __device__ T block_exclusive_scan(T v, T* scratch, T* total) {
   return base + x - v;
 }
 
+/// The calling thread's contiguous chunk [i0, i1) of v[0, n), the sum of the entries before it
+/// (first, a block-wide exclusive scan) and of all of them (total). Every thread of the block
+/// calls it.
+struct CountChunk {
+  int i0, i1, first, total;
+};
+template <class T>
+__device__ inline CountChunk block_count_chunk(const T* v, int n, int* scratch) {
+  CountChunk c;
+  const int per = (n + int(blockDim.x) - 1) / int(blockDim.x);
+  c.i0 = min(n, int(threadIdx.x) * per);
+  c.i1 = min(c.i0 + per, n);
+  int local = 0;
+  for (int i = c.i0; i < c.i1; ++i) local += int(v[i]);
+  c.first = block_exclusive_scan(local, scratch, &c.total);
+  return c;
+}
+
+/// out[i] = v[0] + ... + v[i - 1] for i = 0..n (out holds n + 1 entries): CSR offsets of counts,
+/// or the number of set marks below each index.
+template <class T>
+__device__ inline void block_exclusive_prefix(const T* v, int n, int* out, int* scratch) {
+  const CountChunk c = block_count_chunk(v, n, scratch);
+  int pos = c.first;
+  for (int i = c.i0; i < c.i1; ++i) {
+    out[i] = pos;
+    pos += int(v[i]);
+  }
+  if (threadIdx.x == 0) out[n] = c.total;
+}
+
 /// The indices i < n with mark[i] set, ascending, into out; returns their number.
 __device__ inline int block_compact(const unsigned char* mark, int n, int* out, int* scratch) {
-  const int per = (n + int(blockDim.x) - 1) / int(blockDim.x);
-  const int i0 = min(n, int(threadIdx.x) * per), i1 = min(i0 + per, n);
-  int local = 0;
-  for (int i = i0; i < i1; ++i) local += mark[i];
-  int total;
-  int pos = block_exclusive_scan(local, scratch, &total);
-  for (int i = i0; i < i1; ++i)
+  const CountChunk c = block_count_chunk(mark, n, scratch);
+  int pos = c.first;
+  for (int i = c.i0; i < c.i1; ++i)
     if (mark[i]) out[pos++] = i;
-  return total;
+  return c.total;
 }
 
 /// Marks the sink block and the diagonal blocks of query block qb (estimation.cpp's

@@ -861,17 +861,7 @@ __global__ void fill_rows_kernel(Geometry geo, bool streaming, int sink, int loc
 
 __global__ void scan_counts_kernel(int rows, const int* counts, int* indptr) {
   __shared__ int scratch[32];
-  const int per = (rows + blockDim.x - 1) / blockDim.x;
-  const int i0 = threadIdx.x * per, i1 = min(i0 + per, rows);
-  int local = 0;
-  for (int i = i0; i < i1; ++i) local += counts[i];
-  int total;
-  int pos = block_exclusive_scan(local, scratch, &total);
-  for (int i = i0; i < i1; ++i) {
-    indptr[i] = pos;
-    pos += counts[i];
-  }
-  if (threadIdx.x == 0) indptr[rows] = total;
+  block_exclusive_prefix(counts, rows, indptr, scratch);
 }
 
 __global__ void gather_rows_kernel(int nkb, const int* counts, const int* lists, const int* indptr, int* indices) {

@@ -339,18 +339,7 @@ __global__ void vs_mark_kernel(int heads, int seq_k, int block_k, VsBudgets b, c
   for (int i = int(threadIdx.x); i < ns; i += int(blockDim.x)) sf[sid[i] % seq_k] = 1;
   kept = block_sum(kept, scratch);  // its barriers also publish sf
   if (threadIdx.x == 0) ncol[h] = kept;
-  const int per = (seq_k + int(blockDim.x) - 1) / int(blockDim.x);
-  const int i0 = min(seq_k, int(threadIdx.x) * per), i1 = min(i0 + per, seq_k);
-  int local = 0;
-  for (int i = i0; i < i1; ++i) local += sf[i];
-  int total;
-  int pos = block_exclusive_scan(local, scratch, &total);
-  int* pre = sprefix + int64_t(h) * (seq_k + 1);
-  for (int i = i0; i < i1; ++i) {
-    pre[i] = pos;
-    pos += sf[i];
-  }
-  if (threadIdx.x == 0) pre[seq_k] = total;
+  block_exclusive_prefix(sf, seq_k, sprefix + int64_t(h) * (seq_k + 1), scratch);
 }
 
 // One CTA per (head, query block): the key blocks its rows' slash lines cross (top ns offsets),
