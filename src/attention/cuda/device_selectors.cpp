@@ -25,9 +25,9 @@ namespace {
 // H200 (docs/results/gpu-attention.md); simt stays for exact CPU agreement. wgmma is mma with the
 // fused statistics kernel on warpgroup MMA where the device has it (compute capability 9.0) and
 // mma.sync elsewhere; same representatives, same epilogue. wgmma-ws: wgmma with the fused
-// kernel's warp-specialised instance (estimation_gpu.h: wgmma_ws). wgmma-pp (the default since it
-// passed the selector tests on the H200 and cut the score kernels 7-18 % against wgmma-ws,
-// docs/results/gpu-attention.md): wgmma-ws's ping-pong instance (estimation_gpu.h: wgmma_pp).
+// kernel's warp-specialised instance; wgmma-pp (the default since it passed the selector tests
+// on the H200 and cut the score kernels 7-18 % against wgmma-ws, docs/results/gpu-attention.md):
+// its ping-pong instance (estimation_gpu.h: StrideProblem::Fused).
 enum class Estimate : int { kSimt = 0, kMma = 1, kWgmma = 2, kWgmmaWs = 3, kWgmmaPp = 4 };
 Estimate parse_estimate(std::string_view name) {
   if (name == "simt") return Estimate::kSimt;
@@ -51,14 +51,18 @@ Estimate current_estimate() {
 }
 
 
-// pb.wgmma: the wgmma path (or wgmma-ws: pb.wgmma_ws too), a Hopper device and a shape the
-// fused kernel takes.
+// pb.fused: the wgmma instance the estimate path names, where the device is Hopper and the fused
+// kernel takes the shape; mma.sync otherwise.
 void choose_fused_instance(est::StrideProblem& pb, const est::Geometry& g) {
+  using F = est::StrideProblem::Fused;
   const Estimate e = current_estimate();
-  pb.wgmma = (e == Estimate::kWgmma || e == Estimate::kWgmmaWs || e == Estimate::kWgmmaPp) &&
-             est::mma_fused(pb, g) && detail::device_is_sm90();
-  pb.wgmma_ws = pb.wgmma && (e == Estimate::kWgmmaWs || e == Estimate::kWgmmaPp);
-  pb.wgmma_pp = pb.wgmma && e == Estimate::kWgmmaPp;
+  const F wanted = e == Estimate::kWgmma     ? F::kWgmma
+                   : e == Estimate::kWgmmaWs ? F::kWgmmaWs
+                   : e == Estimate::kWgmmaPp ? F::kWgmmaPp
+                                             : F::kMmaSync;
+  pb.fused = wanted != F::kMmaSync && est::mma_fused(pb, g) && detail::device_is_sm90()
+                 ? wanted
+                 : F::kMmaSync;
 }
 
 // Scores and softmax statistics of one stride problem on the chosen path: tensor cores from the

@@ -920,10 +920,15 @@ cudaError_t launch_fused(const StrideProblem& pb, const Geometry& geo, float2* s
                          cudaStream_t stream) {
   const int ngroups = geo.nkb * stats_parts(pb, geo);
   const int tiles = (pb.units + kTE - 1) / kTE;
-  if (pb.wgmma)
-    return pb.wgmma_pp   ? fused::launch_fused_pp_sm90(pb, W, W2, GN, ngroups, tiles, stats, stream)
-           : pb.wgmma_ws ? fused::launch_fused_ws_sm90(pb, W, W2, GN, ngroups, tiles, stats, stream)
-                         : fused::launch_fused_sm90(pb, W, W2, GN, ngroups, tiles, stats, stream);
+  switch (pb.fused) {
+    case StrideProblem::Fused::kWgmmaPp:
+      return fused::launch_fused_pp_sm90(pb, W, W2, GN, ngroups, tiles, stats, stream);
+    case StrideProblem::Fused::kWgmmaWs:
+      return fused::launch_fused_ws_sm90(pb, W, W2, GN, ngroups, tiles, stats, stream);
+    case StrideProblem::Fused::kWgmma:
+      return fused::launch_fused_sm90(pb, W, W2, GN, ngroups, tiles, stats, stream);
+    case StrideProblem::Fused::kMmaSync: break;
+  }
   // two key tiles (the query rows pass through the first), four steps' log weights
   const int smem = 2 * 64 * 2 * W + 4 * 64 * 4;
   const cudaError_t e = cudaFuncSetAttribute(stride_stats_fused_kernel<W, W2, GN>,

@@ -53,18 +53,18 @@ struct StrideProblem {
   // [units][W] then slots 1.. [units][W2] each (rr's outlier keys: W2 = D, no variance half,
   // scored over the first W2 columns of qrep16), log_w [reps][units]. 0: [units * reps][W].
   int W2 = 0;
-  // The fused kernel's wgmma instance (Hopper, compute capability 9.0 only) instead of mma.sync:
-  // the same steps and epilogue, each step's products by one warpgroup MMA that reads the key
-  // tile from shared memory once (not once per warp) and overlaps the previous step's epilogue.
-  bool wgmma = false;
-  // With wgmma: the warp-specialised instance (estimate path "wgmma-ws"): a producer
-  // warpgroup loads the key tiles into a 4-stage ring (cp.async, full/empty mbarriers) and the
-  // two consumer warpgroups run without CTA barriers. Same steps, epilogue and values.
-  bool wgmma_ws = false;
-  // With wgmma_ws: the ping-pong instance (estimate path "wgmma-pp"): the same ring, without the
-  // wgmma serialisation of wgmma_ws's partial waits, the consumer warpgroups taking turns to
-  // issue. Same steps, products, epilogue and values.
-  bool wgmma_pp = false;
+  // Which instance of the fused kernel runs (chosen by the estimate path, estimate_path()):
+  //  - kMmaSync: mma.sync, every device;
+  //  - kWgmma (Hopper, compute capability 9.0 only): the same steps and epilogue, each step's
+  //    products by one warpgroup MMA that reads the key tile from shared memory once (not once
+  //    per warp) and overlaps the previous step's epilogue ("wgmma");
+  //  - kWgmmaWs: warp-specialised, a producer warpgroup loads the key tiles into a 4-stage ring
+  //    (cp.async, full/empty mbarriers) and the two consumer warpgroups run without CTA
+  //    barriers ("wgmma-ws");
+  //  - kWgmmaPp: the same ring without the wgmma serialisation of kWgmmaWs's partial waits, the
+  //    consumer warpgroups taking turns to issue ("wgmma-pp").
+  // Same steps, products, epilogue and values in all four.
+  enum class Fused { kMmaSync, kWgmma, kWgmmaWs, kWgmmaPp } fused = Fused::kMmaSync;
 };
 
 /// Parts of 64 entries per key block (1 when a block has <= 64 entries).

@@ -27,11 +27,11 @@ constexpr int kTiles = 8;  // 64-unit key tiles per CTA
 /// in estimation.cu does for mma.sync; cudaErrorInvalidValue for a combination it lacks.
 cudaError_t launch_fused_sm90(const StrideProblem& pb, int W, int W2, int GN, int ngroups,
                               int tiles, float2* stats, cudaStream_t stream);
-/// The warp-specialised wgmma instance (same file; StrideProblem::wgmma_ws): a producer
+/// The warp-specialised wgmma instance (same file; Fused::kWgmmaWs): a producer
 /// warpgroup fills a 4-stage key-tile ring, the two consumer warpgroups run unsynchronised.
 cudaError_t launch_fused_ws_sm90(const StrideProblem& pb, int W, int W2, int GN, int ngroups,
                                  int tiles, float2* stats, cudaStream_t stream);
-/// Its ping-pong instance (same file; StrideProblem::wgmma_pp): the same ring, each consumer
+/// Its ping-pong instance (same file; Fused::kWgmmaPp): the same ring, each consumer
 /// warpgroup waits for its step's products before issuing the next step's (no wgmma
 /// serialisation), the two taking turns to issue.
 cudaError_t launch_fused_pp_sm90(const StrideProblem& pb, int W, int W2, int GN, int ngroups,

@@ -179,7 +179,7 @@ cudaError_t launch(const StrideProblem& pb, int GN, int ngroups, int tiles, floa
 }
 
 
-// ---- Warp-specialised instance (StrideProblem::wgmma_ws, estimate path "wgmma-ws") ----------
+// ---- Warp-specialised instance (Fused::kWgmmaWs, estimate path "wgmma-ws") ----------------
 // The same steps, rows (two consumer warpgroups x 64) and epilogue as stride_stats_wgmma_kernel,
 // with the loads moved to a third, producer warpgroup and the per-step CTA barrier removed:
 //  - the producer (threads 256..383, setmaxnreg 40) walks the steps and copies each step's key
@@ -329,7 +329,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
   walk_steps(steps, issue, step);
 }
 
-// ---- Ping-pong instance (StrideProblem::wgmma_pp, estimate path "wgmma-pp") ---------------
+// ---- Ping-pong instance (Fused::kWgmmaPp, estimate path "wgmma-pp") -----------------------
 // stride_stats_ws_kernel issues step s + 1's products and then waits for step s's with
 // wgmma.wait_group 1. ptxas cannot tell which accumulators are still in flight after a partial
 // wait whose groups were committed in earlier loop iterations, so it serialised every wgmma of
