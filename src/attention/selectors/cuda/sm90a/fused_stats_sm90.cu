@@ -225,8 +225,9 @@ __device__ __forceinline__ void init_ring_barriers(uint32_t bars) {
 // [kWsStages][64] floats at `lw_ring`) once its empty mbarrier (bars + 8 (kWsStages + stage))
 // has passed; once a step's copies have landed (cp.async.wait_group one step behind) each of the
 // 128 threads (pt) fences them for the async proxy and arrives on the stage's full mbarrier
-// (bars + 8 stage).
-template <int W, int W2>
+// (bars + 8 stage). SKIP_LOADS (diagnostic only, wrong values): steps >= kWsStages copy nothing
+// and are published at once, so the consumers score the first kWsStages steps' tiles again.
+template <int W, int W2, bool SKIP_LOADS = false>
 __device__ __forceinline__ void produce_steps(const StrideProblem& pb, uint32_t ring, uint32_t lw_ring,
                                               uint32_t bars, int x0, int steps, int pt) {
   constexpr int NS = kWsStages, tile_bytes = 64 * 2 * W;
@@ -242,13 +243,15 @@ __device__ __forceinline__ void produce_steps(const StrideProblem& pb, uint32_t 
     const uint32_t empty = bars + uint32_t(8 * (NS + s % NS));
     tma::mbar_wait(empty, uint32_t((s / NS) & 1) ^ 1u);  // a fresh ring passes at once
     const uint32_t dst = ring + uint32_t((s % NS) * tile_bytes);
-    load_log_weights_at(lw_ring + uint32_t((s % NS) * 256), pb, x, t, pt);
-    if (t == 0)
-      load_panels_ws<W>(dst, k16, int64_t(x) * 64, units - x * 64, pt);
-    else
-      load_panels_ws<W2>(dst, k16 + int64_t(units) * W + int64_t(t - 1) * units * W2,
-                         int64_t(x) * 64, units - x * 64, pt);
-    ptx::cp_async_commit();
+    if (!SKIP_LOADS || s < NS) {
+      load_log_weights_at(lw_ring + uint32_t((s % NS) * 256), pb, x, t, pt);
+      if (t == 0)
+        load_panels_ws<W>(dst, k16, int64_t(x) * 64, units - x * 64, pt);
+      else
+        load_panels_ws<W2>(dst, k16 + int64_t(units) * W + int64_t(t - 1) * units * W2,
+                           int64_t(x) * 64, units - x * 64, pt);
+    }
+    ptx::cp_async_commit();  // an empty group when skipped: the wait_group counts stay the same
     // Step s - 1 is published once step s is issued. Publishing two steps behind (three steps'
     // copies in flight) was slower on the H200 (docs/cuda.md): the consumers then wait for the
     // producer to refill a stage before they may issue the next step.
@@ -348,13 +351,30 @@ __global__ void __launch_bounds__(kWsThreads, 1)
 // consumer warpgroups, 64-unit key tiles per CTA.
 struct PpOptions {
   int pingpong = 1, tiles_per_cta = kTiles;
+  int diag = 0;  // kDiag* bits (timing diagnostics only; the statistics are then wrong)
 };
+
+// Timing diagnostics of the ping-pong instance (SIEVE_STATS_DIAG; W 256, W2 128 only), to tell
+// its two candidate limits apart in one job (docs/cuda.md "wgmma-pp"): kDiagNoLoads copies only
+// the first kWsStages steps' key tiles and log weights (later steps reuse the ring's stale
+// stages: the products and epilogues without the L2 -> shared traffic); kDiagNoProducts issues
+// no wgmma (each step's accumulators are opaque zeros: the loads and epilogues without the
+// tensor cores); both: the epilogues, barriers and turns alone.
+constexpr int kDiagNoLoads = 1, kDiagNoProducts = 2;
+
+// Opaque zeros for kDiagNoProducts (asm volatile, so the epilogue is not folded away).
+__device__ __forceinline__ void opaque_zeros(float (&acc)[8][4]) {
+#pragma unroll
+  for (int n = 0; n < 8; ++n)
+#pragma unroll
+    for (int c = 0; c < 4; ++c) asm volatile("mov.b32 %0, 0;\n" : "=f"(acc[n][c]));
+}
 
 __device__ __forceinline__ void bar_arrive(int id, int count) {
   asm volatile("barrier.arrive %0, %1;\n" ::"r"(id), "r"(count) : "memory");
 }
 
-template <int W, int W2, int GN>
+template <int W, int W2, int GN, int DIAG = 0>
 __global__ void __launch_bounds__(kWsThreads, 1)
     stride_stats_pp_kernel(StrideProblem pb, int ngroups, int tiles, float2* stats, PpOptions opt) {
   constexpr int NS = kWsStages, tile_bytes = 64 * 2 * W, KS = W / 16;
@@ -380,7 +400,8 @@ __global__ void __launch_bounds__(kWsThreads, 1)
   const int steps = lim.nt * R;
 
   if (tid >= kWgThreads) {  // the producer warpgroup
-    produce_steps<W, W2>(pb, s_base, s_lw_addr, bars, x0, steps, tid - kWgThreads);
+    produce_steps<W, W2, (DIAG & kDiagNoLoads) != 0>(pb, s_base, s_lw_addr, bars, x0, steps,
+                                                     tid - kWgThreads);
     return;
   }
   tma::regs_inc<kWsConsumerRegs>();  // ---- consumer warpgroups ----------------------------------
@@ -401,7 +422,9 @@ __global__ void __launch_bounds__(kWsThreads, 1)
     tma::mbar_wait(bars + uint32_t(8 * (s % NS)), uint32_t((s / NS) & 1));
     if (pingpong) tma::bar_sync_id<kWgThreads>(1 + wg);
     const uint32_t sb = s_base + uint32_t((s % NS) * tile_bytes);
-    if (s % R == 0)
+    if constexpr ((DIAG & kDiagNoProducts) != 0)
+      opaque_zeros(acc);
+    else if (s % R == 0)
       issue_products<KS, W>(a, sb, acc);
     else
       issue_products<W2 / 16, W>(a, sb, acc);
@@ -422,14 +445,15 @@ __global__ void __launch_bounds__(kWsThreads, 1)
 }
 
 // PP: the ping-pong instance (its query buffer outside the ring), else the warp-specialised one.
-template <int W, int W2, int GN, bool PP>
+// DIAG: the ping-pong instance's timing diagnostics (PpOptions::diag).
+template <int W, int W2, int GN, bool PP, int DIAG = 0>
 cudaError_t launch_ws(const StrideProblem& pb, int ngroups, int tiles, float2* stats,
                       cudaStream_t stream, const PpOptions& opt) {
   // +1024: alignment; the ring, (PP) the query rows, the log weights, s_vis, the mbarriers
   const int smem = 1024 + kWsStages * (64 * 2 * W + 256) + (PP ? kWgRows * 2 * W : 0) + 192 * 4 +
                    2 * kWsStages * 8;
   const auto kernel = [] {
-    if constexpr (PP) return stride_stats_pp_kernel<W, W2, GN>;
+    if constexpr (PP) return stride_stats_pp_kernel<W, W2, GN, DIAG>;
     else return stride_stats_ws_kernel<W, W2, GN>;
   }();
   const cudaError_t e =
@@ -445,14 +469,32 @@ cudaError_t launch_ws(const StrideProblem& pb, int ngroups, int tiles, float2* s
   return cudaGetLastError();
 }
 
-template <int W, int W2, bool PP>
+template <int W, int W2, bool PP, int DIAG = 0>
 cudaError_t launch_ws(const StrideProblem& pb, int GN, int ngroups, int tiles, float2* stats,
                       cudaStream_t stream, const PpOptions& opt) {
   switch (GN) {
-    case 1: return launch_ws<W, W2, 1, PP>(pb, ngroups, tiles, stats, stream, opt);
-    case 2: return launch_ws<W, W2, 2, PP>(pb, ngroups, tiles, stats, stream, opt);
-    case 4: return launch_ws<W, W2, 4, PP>(pb, ngroups, tiles, stats, stream, opt);
-    case 8: return launch_ws<W, W2, 8, PP>(pb, ngroups, tiles, stats, stream, opt);
+    case 1: return launch_ws<W, W2, 1, PP, DIAG>(pb, ngroups, tiles, stats, stream, opt);
+    case 2: return launch_ws<W, W2, 2, PP, DIAG>(pb, ngroups, tiles, stats, stream, opt);
+    case 4: return launch_ws<W, W2, 4, PP, DIAG>(pb, ngroups, tiles, stats, stream, opt);
+    case 8: return launch_ws<W, W2, 8, PP, DIAG>(pb, ngroups, tiles, stats, stream, opt);
+    default: return cudaErrorInvalidValue;
+  }
+}
+
+// The diagnostic instances exist for (W 256, W2 128) only (rr and unisparse at D 128, the shapes
+// issue 4 measures); any other shape under a diagnostic fails (cudaErrorInvalidValue) rather
+// than silently timing the normal kernel.
+cudaError_t launch_pp_diag(const StrideProblem& pb, int W, int W2, int GN, int ngroups, int tiles,
+                           float2* stats, cudaStream_t stream, const PpOptions& opt) {
+  if (W != 256 || W2 != 128) return cudaErrorInvalidValue;
+  switch (opt.diag) {
+    case kDiagNoLoads:
+      return launch_ws<256, 128, true, kDiagNoLoads>(pb, GN, ngroups, tiles, stats, stream, opt);
+    case kDiagNoProducts:
+      return launch_ws<256, 128, true, kDiagNoProducts>(pb, GN, ngroups, tiles, stats, stream, opt);
+    case kDiagNoLoads | kDiagNoProducts:
+      return launch_ws<256, 128, true, kDiagNoLoads | kDiagNoProducts>(pb, GN, ngroups, tiles,
+                                                                          stats, stream, opt);
     default: return cudaErrorInvalidValue;
   }
 }
@@ -488,6 +530,8 @@ cudaError_t launch_fused_pp_sm90(const StrideProblem& pb, int W, int W2, int GN,
                                  int tiles, float2* stats, cudaStream_t stream) {
   // Schedule knobs for A/B runs (the values are the same under any of them):
   // SIEVE_STATS_PINGPONG=0 (no issue turns), SIEVE_STATS_TILES=n (tiles per CTA, 1..64).
+  // Timing diagnostics (wrong values; PpOptions::diag): SIEVE_STATS_DIAG=1 (no key-tile loads
+  // after the first ring), 2 (no products), 3 (neither).
   const auto knob = [](const char* name, int fallback, int lo, int hi) {
     const char* env = std::getenv(name);  // NOLINT(concurrency-mt-unsafe)
     const int v = env != nullptr && *env != '\0' ? std::atoi(env) : fallback;
@@ -496,6 +540,8 @@ cudaError_t launch_fused_pp_sm90(const StrideProblem& pb, int W, int W2, int GN,
   PpOptions opt;
   opt.pingpong = knob("SIEVE_STATS_PINGPONG", opt.pingpong, 0, 1);
   opt.tiles_per_cta = knob("SIEVE_STATS_TILES", opt.tiles_per_cta, 1, 64);
+  opt.diag = knob("SIEVE_STATS_DIAG", 0, 0, kDiagNoLoads | kDiagNoProducts);
+  if (opt.diag != 0) return launch_pp_diag(pb, W, W2, GN, ngroups, tiles, stats, stream, opt);
   return launch_ws<true>(pb, W, W2, GN, ngroups, tiles, stats, stream, opt);
 }
 
