@@ -28,15 +28,22 @@ namespace {
 // kernel's warp-specialised instance (estimation_gpu.h: wgmma_ws). wgmma-pp (the default since it
 // passed the selector tests on the H200 and cut the score kernels 7-18 % against wgmma-ws,
 // docs/results/gpu-attention.md): wgmma-ws's ping-pong instance (estimation_gpu.h: wgmma_pp).
-enum class Estimate : int { kSimt = 0, kMma = 1, kWgmma = 2, kWgmmaWs = 3, kWgmmaPp = 4 };
+// wgmma-tma (opt-in, not yet run on a GPU): wgmma-pp with the key tiles copied by TMA
+// (estimation_gpu.h: wgmma_tma).
+enum class Estimate : int {
+  kSimt = 0, kMma = 1, kWgmma = 2, kWgmmaWs = 3, kWgmmaPp = 4, kWgmmaTma = 5
+};
 Estimate parse_estimate(std::string_view name) {
   if (name == "simt") return Estimate::kSimt;
   if (name == "mma") return Estimate::kMma;
   if (name == "wgmma") return Estimate::kWgmma;
   if (name == "wgmma-ws") return Estimate::kWgmmaWs;
   if (name == "wgmma-pp") return Estimate::kWgmmaPp;
-  SIEVE_FAIL("GPU estimate path must be 'simt', 'mma', 'wgmma', 'wgmma-ws' or 'wgmma-pp', got '{}'",
-             name);
+  if (name == "wgmma-tma") return Estimate::kWgmmaTma;
+  SIEVE_FAIL(
+      "GPU estimate path must be 'simt', 'mma', 'wgmma', 'wgmma-ws', 'wgmma-pp' or 'wgmma-tma', "
+      "got '{}'",
+      name);
 }
 std::atomic<int> g_estimate{-1};  // -1: not chosen yet, read SIEVE_GPU_ESTIMATE on first use
 Estimate current_estimate() {
@@ -55,10 +62,13 @@ Estimate current_estimate() {
 // fused kernel takes.
 void choose_fused_instance(est::StrideProblem& pb, const est::Geometry& g) {
   const Estimate e = current_estimate();
-  pb.wgmma = (e == Estimate::kWgmma || e == Estimate::kWgmmaWs || e == Estimate::kWgmmaPp) &&
+  pb.wgmma = (e == Estimate::kWgmma || e == Estimate::kWgmmaWs || e == Estimate::kWgmmaPp ||
+              e == Estimate::kWgmmaTma) &&
              est::mma_fused(pb, g) && detail::device_is_sm90();
-  pb.wgmma_ws = pb.wgmma && (e == Estimate::kWgmmaWs || e == Estimate::kWgmmaPp);
-  pb.wgmma_pp = pb.wgmma && e == Estimate::kWgmmaPp;
+  pb.wgmma_ws = pb.wgmma && (e == Estimate::kWgmmaWs || e == Estimate::kWgmmaPp ||
+                             e == Estimate::kWgmmaTma);
+  pb.wgmma_pp = pb.wgmma && (e == Estimate::kWgmmaPp || e == Estimate::kWgmmaTma);
+  pb.wgmma_tma = pb.wgmma && e == Estimate::kWgmmaTma;
 }
 
 // Scores and softmax statistics of one stride problem on the chosen path: tensor cores from the
@@ -364,6 +374,8 @@ std::string estimate_path() {
       return "wgmma-ws";
     case Estimate::kWgmmaPp:
       return "wgmma-pp";
+    case Estimate::kWgmmaTma:
+      return "wgmma-tma";
     default:
       return "wgmma";
   }

@@ -32,6 +32,8 @@ namespace sieve::attention::cuda {
 ///    warpgroup and a 4-stage key-tile ring; same values as "wgmma", mma.sync off Hopper).
 ///  - "wgmma-pp" (default): "wgmma-ws" with its ping-pong instance (no wgmma serialisation, the
 ///    consumer warpgroups taking turns to issue; same values).
+///  - "wgmma-tma" (opt-in, compiled but not yet run on a GPU): "wgmma-pp" with the key tiles
+///    copied by TMA instead of cp.async (same values; "wgmma-pp" when units % 16 != 0).
 /// Configurations the mma kernel cannot tile (row width other than 64/128/256) use "simt". The
 /// initial value is the environment variable SIEVE_GPU_ESTIMATE when set, else "wgmma-pp".
 /// @throws sieve::Error for other names

@@ -931,7 +931,8 @@ cudaError_t launch_fused(const StrideProblem& pb, const Geometry& geo, float2* s
   const int ngroups = geo.nkb * stats_parts(pb, geo);
   const int tiles = (pb.units + kTE - 1) / kTE;
   if (pb.wgmma)
-    return pb.wgmma_pp   ? fused::launch_fused_pp_sm90(pb, W, W2, GN, ngroups, tiles, stats, stream)
+    return pb.wgmma_tma  ? fused::launch_fused_tma_sm90(pb, W, W2, GN, ngroups, tiles, stats, stream)
+           : pb.wgmma_pp ? fused::launch_fused_pp_sm90(pb, W, W2, GN, ngroups, tiles, stats, stream)
            : pb.wgmma_ws ? fused::launch_fused_ws_sm90(pb, W, W2, GN, ngroups, tiles, stats, stream)
                          : fused::launch_fused_sm90(pb, W, W2, GN, ngroups, tiles, stats, stream);
   // two key tiles (the query rows pass through the first), four steps' log weights

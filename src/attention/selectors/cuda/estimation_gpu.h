@@ -65,6 +65,10 @@ struct StrideProblem {
   // wgmma serialisation of wgmma_ws's partial waits, the consumer warpgroups taking turns to
   // issue. Same steps, products, epilogue and values.
   bool wgmma_pp = false;
+  // With wgmma_pp: its TMA instance (estimate path "wgmma-tma", opt-in): each step's key tile
+  // copied by TMA instead of the producer's 16-byte cp.async. Same steps, products, epilogue and
+  // values.
+  bool wgmma_tma = false;
 };
 
 /// Parts of 64 entries per key block (1 when a block has <= 64 entries).
