@@ -548,7 +548,8 @@ __global__ void __launch_bounds__(kWsThreads, 1)
     stride_stats_tma_kernel(StrideProblem pb, int ngroups, int tiles, float2* stats, PpOptions opt,
                             const __grid_constant__ KeyMaps maps) {
   const StrideProblem& cpb = pb;
-  const int kz = int(blockIdx.z) / pb.kgroup;
+  // the key set of this head (KeyMaps' dimension 4; one set when z_krep is 0, whatever kgroup)
+  const int kz = pb.z_krep == 0 ? 0 : int(blockIdx.z) / pb.kgroup;
   pp_cta<W, W2, GN, 0>(pb, ngroups, tiles, stats, opt,
                        [&](uint32_t ring, uint32_t lw_ring, uint32_t bars, int x0, int steps,
                            int pt) {
