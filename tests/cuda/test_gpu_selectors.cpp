@@ -248,9 +248,33 @@ TEST_P(GpuSelectorsMma, OutlierKeysAtWidthD) {
 }
 
 // Parameter 2 ("wgmma-ws") is the warp-specialised instance: Paths/GpuSelectorsMma.*/2; parameter
-// 3 ("wgmma-pp") its ping-pong instance.
+// 3 ("wgmma-pp") its ping-pong instance, 4 ("wgmma-tma") the ping-pong instance with TMA key
+// tiles (where units % 16 == 0; the ping-pong instance elsewhere).
 INSTANTIATE_TEST_SUITE_P(Paths, GpuSelectorsMma,
-                         ::testing::Values("mma", "wgmma", "wgmma-ws", "wgmma-pp"));
+                         ::testing::Values("mma", "wgmma", "wgmma-ws", "wgmma-pp", "wgmma-tma"));
+
+// Two estimate paths that run the same arithmetic in a different schedule must give identical
+// patterns, block for block (the path is process-wide; the caller's tests reset it).
+void same_pattern_on_paths(const char* path_a, const char* path_b, const std::string& name,
+                           const std::vector<std::string>& settings, const Inputs& in,
+                           const std::string& what) {
+  SCOPED_TRACE(what + " selector " + name + ": " + path_a + " vs " + path_b);
+  auto sel = attention::make_selector(name, settings);
+  AttentionOptions opts;
+  const cu::DeviceTensor dq = cu::DeviceTensor::from_host(in.q);
+  const cu::DeviceTensor dk = cu::DeviceTensor::from_host(in.k);
+  SparsePattern p[2];
+  const char* paths[2] = {path_a, path_b};
+  for (int i = 0; i < 2; ++i) {
+    cu::set_estimate_path(paths[i]);
+    p[i] = cu::select_on_device(*sel, dq, dk, opts).download();
+    ASSERT_NO_THROW(p[i].validate());
+  }
+  EXPECT_EQ(p[1].block_indptr, p[0].block_indptr);
+  EXPECT_EQ(p[1].block_indices, p[0].block_indices);
+  EXPECT_EQ(p[1].columns, p[0].columns);
+  EXPECT_GT(p[0].block_density(), 0.0);
+}
 
 // The ping-pong instance of the fused statistics kernel ("wgmma-pp") runs the same wgmma chains
 // and epilogue as the warp-specialised one ("wgmma-ws"), only scheduled differently, so the
@@ -262,22 +286,7 @@ TEST_F(GpuSelectors, PingPongStatisticsEqualWarpSpecialised) {
   const uint64_t seed = fresh_seed();
   const auto same = [](const std::string& name, const std::vector<std::string>& settings,
                        const Inputs& in, const std::string& what) {
-    SCOPED_TRACE(what + " selector " + name);
-    auto sel = attention::make_selector(name, settings);
-    AttentionOptions opts;
-    const cu::DeviceTensor dq = cu::DeviceTensor::from_host(in.q);
-    const cu::DeviceTensor dk = cu::DeviceTensor::from_host(in.k);
-    SparsePattern p[2];
-    const char* paths[2] = {"wgmma-ws", "wgmma-pp"};
-    for (int i = 0; i < 2; ++i) {
-      cu::set_estimate_path(paths[i]);
-      p[i] = cu::select_on_device(*sel, dq, dk, opts).download();
-      ASSERT_NO_THROW(p[i].validate());
-    }
-    EXPECT_EQ(p[1].block_indptr, p[0].block_indptr);
-    EXPECT_EQ(p[1].block_indices, p[0].block_indices);
-    EXPECT_EQ(p[1].columns, p[0].columns);
-    EXPECT_GT(p[0].block_density(), 0.0);
+    same_pattern_on_paths("wgmma-ws", "wgmma-pp", name, settings, in, what);
   };
   same("rr", {"dense_below=0"}, planted_inputs(DType::kBF16, 2, 1, 9000, 128, seed),
        "planted seed " + std::to_string(seed));
@@ -285,6 +294,31 @@ TEST_F(GpuSelectors, PingPongStatisticsEqualWarpSpecialised) {
        "random d64");
   same("unisparse", {"dense_below=0"}, planted_inputs(DType::kBF16, 2, 1, 9000, 128, seed + 2),
        "planted unisparse");
+}
+
+// The TMA instance ("wgmma-tma") runs the ping-pong instance's wgmma chains and epilogue on key
+// tiles copied by a 5-D tensor map instead of cp.async (the map applies the unit_row
+// permutation), so its patterns must equal "wgmma-pp"'s block for block. Shapes with
+// units % 16 == 0 (the TMA instance's condition) and a partial last 64-unit tile: rr's default
+// at 8960 keys (stride 16: 560 units, the last tile 48 units; the rest map's partial tiles read
+// the next outlier slot's first rows), D 64 with two KV heads (two key sets in one launch: the
+// map's key-set dimension) at 3328 keys, unisparse's default levels at 8960 keys (2240 and 560
+// units), and one shape off the condition (9000 keys: 563 units, the ping-pong fallback).
+// Elsewhere than on compute capability 9.0 both paths run the mma.sync kernel.
+TEST_F(GpuSelectors, TmaStatisticsEqualPingPong) {
+  const uint64_t seed = fresh_seed();
+  const auto same = [](const std::string& name, const std::vector<std::string>& settings,
+                       const Inputs& in, const std::string& what) {
+    same_pattern_on_paths("wgmma-pp", "wgmma-tma", name, settings, in, what);
+  };
+  same("rr", {"dense_below=0"}, planted_inputs(DType::kBF16, 2, 1, 8960, 128, seed),
+       "planted seed " + std::to_string(seed));
+  same("rr", {"dense_below=0", "tau=0.9"}, random_inputs(DType::kBF16, 4, 2, 3328, 64, seed + 1),
+       "random d64");
+  same("unisparse", {"dense_below=0"}, planted_inputs(DType::kBF16, 2, 1, 8960, 128, seed + 2),
+       "planted unisparse");
+  same("rr", {"dense_below=0"}, planted_inputs(DType::kBF16, 2, 1, 9000, 128, seed + 3),
+       "fallback (563 units)");
 }
 
 TEST(GpuEstimatePath, NamedSetting) {
@@ -297,6 +331,8 @@ TEST(GpuEstimatePath, NamedSetting) {
   EXPECT_EQ(cu::estimate_path(), "wgmma-ws");
   cu::set_estimate_path("wgmma-pp");
   EXPECT_EQ(cu::estimate_path(), "wgmma-pp");
+  cu::set_estimate_path("wgmma-tma");
+  EXPECT_EQ(cu::estimate_path(), "wgmma-tma");
   cu::set_estimate_path("simt");
   EXPECT_EQ(cu::estimate_path(), "simt");
   EXPECT_THROW(cu::set_estimate_path("tf32"), Error);

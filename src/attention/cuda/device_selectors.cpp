@@ -25,25 +25,31 @@ namespace {
 // H200 (docs/results/gpu-attention.md); simt stays for exact CPU agreement. wgmma is mma with the
 // fused statistics kernel on warpgroup MMA where the device has it (compute capability 9.0) and
 // mma.sync elsewhere; same representatives, same epilogue. wgmma-ws: wgmma with the fused
-// kernel's warp-specialised instance; wgmma-pp (the default since it passed the selector tests
-// on the H200 and cut the score kernels 7-18 % against wgmma-ws, docs/results/gpu-attention.md):
-// its ping-pong instance (estimation_gpu.h: StrideProblem::Fused).
-enum class Estimate : int { kSimt = 0, kMma = 1, kWgmma = 2, kWgmmaWs = 3, kWgmmaPp = 4 };
+// kernel's warp-specialised instance; wgmma-pp (the default from session 5 to session 7): its
+// ping-pong instance; wgmma-tma (the default since it passed the selector tests on the H200 and cut
+// the score kernels 5-21 % against wgmma-pp in one job, docs/results/gpu-attention.md): wgmma-pp
+// with the key tiles copied by TMA (estimation_gpu.h: StrideProblem::Fused).
+enum class Estimate : int {
+  kSimt = 0, kMma = 1, kWgmma = 2, kWgmmaWs = 3, kWgmmaPp = 4, kWgmmaTma = 5
+};
 Estimate parse_estimate(std::string_view name) {
   if (name == "simt") return Estimate::kSimt;
   if (name == "mma") return Estimate::kMma;
   if (name == "wgmma") return Estimate::kWgmma;
   if (name == "wgmma-ws") return Estimate::kWgmmaWs;
   if (name == "wgmma-pp") return Estimate::kWgmmaPp;
-  SIEVE_FAIL("GPU estimate path must be 'simt', 'mma', 'wgmma', 'wgmma-ws' or 'wgmma-pp', got '{}'",
-             name);
+  if (name == "wgmma-tma") return Estimate::kWgmmaTma;
+  SIEVE_FAIL(
+      "GPU estimate path must be 'simt', 'mma', 'wgmma', 'wgmma-ws', 'wgmma-pp' or 'wgmma-tma', "
+      "got '{}'",
+      name);
 }
 std::atomic<int> g_estimate{-1};  // -1: not chosen yet, read SIEVE_GPU_ESTIMATE on first use
 Estimate current_estimate() {
   int v = g_estimate.load();
   if (v < 0) {
     const char* env = std::getenv("SIEVE_GPU_ESTIMATE");  // NOLINT(concurrency-mt-unsafe)
-    v = int(env != nullptr && *env != '\0' ? parse_estimate(env) : Estimate::kWgmmaPp);
+    v = int(env != nullptr && *env != '\0' ? parse_estimate(env) : Estimate::kWgmmaTma);
     int expected = -1;
     if (!g_estimate.compare_exchange_strong(expected, v)) v = expected;
   }
@@ -56,10 +62,11 @@ Estimate current_estimate() {
 void choose_fused_instance(est::StrideProblem& pb, const est::Geometry& g) {
   using F = est::StrideProblem::Fused;
   const Estimate e = current_estimate();
-  const F wanted = e == Estimate::kWgmma     ? F::kWgmma
-                   : e == Estimate::kWgmmaWs ? F::kWgmmaWs
-                   : e == Estimate::kWgmmaPp ? F::kWgmmaPp
-                                             : F::kMmaSync;
+  const F wanted = e == Estimate::kWgmma      ? F::kWgmma
+                   : e == Estimate::kWgmmaWs  ? F::kWgmmaWs
+                   : e == Estimate::kWgmmaPp  ? F::kWgmmaPp
+                   : e == Estimate::kWgmmaTma ? F::kWgmmaTma
+                                              : F::kMmaSync;
   pb.fused = wanted != F::kMmaSync && est::mma_fused(pb, g) && detail::device_is_sm90()
                  ? wanted
                  : F::kMmaSync;
@@ -368,6 +375,8 @@ std::string estimate_path() {
       return "wgmma-ws";
     case Estimate::kWgmmaPp:
       return "wgmma-pp";
+    case Estimate::kWgmmaTma:
+      return "wgmma-tma";
     default:
       return "wgmma";
   }

@@ -30,10 +30,12 @@ namespace sieve::attention::cuda {
 ///    has it (compute capability 9.0), mma.sync elsewhere; same values up to f32 summation order.
 ///  - "wgmma-ws": "wgmma" with the warp-specialised instance of the fused kernel (a producer
 ///    warpgroup and a 4-stage key-tile ring; same values as "wgmma", mma.sync off Hopper).
-///  - "wgmma-pp" (default): "wgmma-ws" with its ping-pong instance (no wgmma serialisation, the
+///  - "wgmma-pp": "wgmma-ws" with its ping-pong instance (no wgmma serialisation, the
 ///    consumer warpgroups taking turns to issue; same values).
+///  - "wgmma-tma" (default): "wgmma-pp" with the key tiles copied by TMA instead of cp.async
+///    (same values; "wgmma-pp" when units % 16 != 0).
 /// Configurations the mma kernel cannot tile (row width other than 64/128/256) use "simt". The
-/// initial value is the environment variable SIEVE_GPU_ESTIMATE when set, else "wgmma-pp".
+/// initial value is the environment variable SIEVE_GPU_ESTIMATE when set, else "wgmma-tma".
 /// @throws sieve::Error for other names
 void set_estimate_path(std::string_view name);
 std::string estimate_path();

@@ -921,6 +921,8 @@ cudaError_t launch_fused(const StrideProblem& pb, const Geometry& geo, float2* s
   const int ngroups = geo.nkb * stats_parts(pb, geo);
   const int tiles = (pb.units + kTE - 1) / kTE;
   switch (pb.fused) {
+    case StrideProblem::Fused::kWgmmaTma:
+      return fused::launch_fused_tma_sm90(pb, W, W2, GN, ngroups, tiles, stats, stream);
     case StrideProblem::Fused::kWgmmaPp:
       return fused::launch_fused_pp_sm90(pb, W, W2, GN, ngroups, tiles, stats, stream);
     case StrideProblem::Fused::kWgmmaWs:

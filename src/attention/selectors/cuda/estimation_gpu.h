@@ -62,9 +62,11 @@ struct StrideProblem {
   //    (cp.async, full/empty mbarriers) and the two consumer warpgroups run without CTA
   //    barriers ("wgmma-ws");
   //  - kWgmmaPp: the same ring without the wgmma serialisation of kWgmmaWs's partial waits, the
-  //    consumer warpgroups taking turns to issue ("wgmma-pp").
-  // Same steps, products, epilogue and values in all four.
-  enum class Fused { kMmaSync, kWgmma, kWgmmaWs, kWgmmaPp } fused = Fused::kMmaSync;
+  //    consumer warpgroups taking turns to issue ("wgmma-pp");
+  //  - kWgmmaTma: kWgmmaPp with each step's key tile copied by TMA instead of the producer's
+  //    16-byte cp.async ("wgmma-tma"; needs units % 16 == 0, kWgmmaPp runs otherwise).
+  // Same steps, products, epilogue and values in all five.
+  enum class Fused { kMmaSync, kWgmma, kWgmmaWs, kWgmmaPp, kWgmmaTma } fused = Fused::kMmaSync;
 };
 
 /// Parts of 64 entries per key block (1 when a block has <= 64 entries).

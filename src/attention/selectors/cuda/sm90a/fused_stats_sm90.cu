@@ -10,9 +10,12 @@
 // while step s's scores are finished. Three instances: stride_stats_wgmma_kernel (estimate path
 // "wgmma"), the warp-specialised stride_stats_ws_kernel ("wgmma-ws") and its ping-pong variant
 // stride_stats_pp_kernel ("wgmma-pp", the default; see its section for why it exists).
+#include "../../../cuda/tensor_map_encoder.h"
 #include "../fused_stats.cuh"
 #include "sieve/attention/cuda/tma.cuh"
 #include "sieve/attention/cuda/wgmma.cuh"
+
+#include <cudaTypedefs.h>
 
 #include <cstdlib>
 
@@ -225,33 +228,27 @@ __device__ __forceinline__ void init_ring_barriers(uint32_t bars) {
 // [kWsStages][64] floats at `lw_ring`) once its empty mbarrier (bars + 8 (kWsStages + stage))
 // has passed; once a step's copies have landed (cp.async.wait_group one step behind) each of the
 // 128 threads (pt) fences them for the async proxy and arrives on the stage's full mbarrier
-// (bars + 8 stage).
-template <int W, int W2>
-__device__ __forceinline__ void produce_steps(const StrideProblem& pb, uint32_t ring, uint32_t lw_ring,
-                                              uint32_t bars, int x0, int steps, int pt) {
+// (bars + 8 stage). SKIP_LOADS (diagnostic only, wrong values): steps >= kWsStages copy nothing
+// and are published at once, so the consumers score the first kWsStages steps' tiles again.
+// The ring walk both producers share: for each step s (tile x0 + s / R, slot t = s % R) wait
+// for its stage's empty mbarrier, load(s, x, t, dst, full) issues the step's copies into stage
+// dst (full: the stage's full mbarrier), then step s - 1 is published once step s is issued.
+// Publishing two steps behind (three steps' copies in flight) was slower on the H200
+// (docs/cuda.md): the consumers then wait for the producer to refill a stage before they may
+// issue the next step.
+template <int W, class Load>
+__device__ __forceinline__ void walk_ring(int R, uint32_t ring, uint32_t bars, int x0, int steps,
+                                          const Load& load) {
   constexpr int NS = kWsStages, tile_bytes = 64 * 2 * W;
-  tma::regs_dec<kWsProducerRegs>();
-  const auto* k16 = static_cast<const __nv_bfloat16*>(pb.krep16);
-  const int units = pb.units, R = pb.reps;
   const auto publish = [&](int s) {  // step s's copies have landed: publish them to the wgmma
     wgmma::fence_proxy_async();
     tma::mbar_arrive(bars + uint32_t(8 * (s % NS)));
   };
   for (int s = 0; s < steps; ++s) {
-    const int x = x0 + s / R, t = s % R;
-    const uint32_t empty = bars + uint32_t(8 * (NS + s % NS));
+    const uint32_t full = bars + uint32_t(8 * (s % NS)), empty = bars + uint32_t(8 * (NS + s % NS));
     tma::mbar_wait(empty, uint32_t((s / NS) & 1) ^ 1u);  // a fresh ring passes at once
-    const uint32_t dst = ring + uint32_t((s % NS) * tile_bytes);
-    load_log_weights_at(lw_ring + uint32_t((s % NS) * 256), pb, x, t, pt);
-    if (t == 0)
-      load_panels_ws<W>(dst, k16, int64_t(x) * 64, units - x * 64, pt);
-    else
-      load_panels_ws<W2>(dst, k16 + int64_t(units) * W + int64_t(t - 1) * units * W2,
-                         int64_t(x) * 64, units - x * 64, pt);
-    ptx::cp_async_commit();
-    // Step s - 1 is published once step s is issued. Publishing two steps behind (three steps'
-    // copies in flight) was slower on the H200 (docs/cuda.md): the consumers then wait for the
-    // producer to refill a stage before they may issue the next step.
+    load(s, x0 + s / R, s % R, ring + uint32_t((s % NS) * tile_bytes), full);
+    ptx::cp_async_commit();  // an empty group when nothing was copied: the wait counts stay
     if (s >= 1) {
       ptx::cp_async_wait<1>();
       publish(s - 1);
@@ -259,6 +256,23 @@ __device__ __forceinline__ void produce_steps(const StrideProblem& pb, uint32_t 
   }
   ptx::cp_async_wait<0>();
   publish(steps - 1);
+}
+
+template <int W, int W2, bool SKIP_LOADS = false>
+__device__ __forceinline__ void produce_steps(const StrideProblem& pb, uint32_t ring, uint32_t lw_ring,
+                                              uint32_t bars, int x0, int steps, int pt) {
+  tma::regs_dec<kWsProducerRegs>();
+  const auto* k16 = static_cast<const __nv_bfloat16*>(pb.krep16);
+  const int units = pb.units;
+  walk_ring<W>(pb.reps, ring, bars, x0, steps, [&](int s, int x, int t, uint32_t dst, uint32_t) {
+    if (SKIP_LOADS && s >= kWsStages) return;
+    load_log_weights_at(lw_ring + uint32_t((s % kWsStages) * 256), pb, x, t, pt);
+    if (t == 0)
+      load_panels_ws<W>(dst, k16, int64_t(x) * 64, units - x * 64, pt);
+    else
+      load_panels_ws<W2>(dst, k16 + int64_t(units) * W + int64_t(t - 1) * units * W2,
+                         int64_t(x) * 64, units - x * 64, pt);
+  });
 }
 
 template <int W, int W2, int GN>
@@ -348,15 +362,35 @@ __global__ void __launch_bounds__(kWsThreads, 1)
 // consumer warpgroups, 64-unit key tiles per CTA.
 struct PpOptions {
   int pingpong = 1, tiles_per_cta = kTiles;
+  int diag = 0;  // kDiag* bits (timing diagnostics only; the statistics are then wrong)
 };
+
+// Timing diagnostics of the ping-pong instance (SIEVE_STATS_DIAG; W 256, W2 128 only), to tell
+// its two candidate limits apart in one job (docs/cuda.md "wgmma-pp"): kDiagNoLoads copies only
+// the first kWsStages steps' key tiles and log weights (later steps reuse the ring's stale
+// stages: the products and epilogues without the L2 -> shared traffic); kDiagNoProducts issues
+// no wgmma (each step's accumulators are opaque zeros: the loads and epilogues without the
+// tensor cores); both: the epilogues, barriers and turns alone.
+constexpr int kDiagNoLoads = 1, kDiagNoProducts = 2;
+
+// Opaque zeros for kDiagNoProducts (asm volatile, so the epilogue is not folded away).
+__device__ __forceinline__ void opaque_zeros(float (&acc)[8][4]) {
+#pragma unroll
+  for (int n = 0; n < 8; ++n)
+#pragma unroll
+    for (int c = 0; c < 4; ++c) asm volatile("mov.b32 %0, 0;\n" : "=f"(acc[n][c]));
+}
 
 __device__ __forceinline__ void bar_arrive(int id, int count) {
   asm volatile("barrier.arrive %0, %1;\n" ::"r"(id), "r"(count) : "memory");
 }
 
-template <int W, int W2, int GN>
-__global__ void __launch_bounds__(kWsThreads, 1)
-    stride_stats_pp_kernel(StrideProblem pb, int ngroups, int tiles, float2* stats, PpOptions opt) {
+// The ping-pong CTA (stride_stats_pp_kernel, stride_stats_tma_kernel): the producer warpgroup
+// runs produce(s_base, s_lw_addr, bars, x0, steps, pt) (ring, log-weight ring, mbarriers, first
+// tile, steps, producer thread), the consumers as described above.
+template <int W, int W2, int GN, int DIAG, class Produce>
+__device__ __forceinline__ void pp_cta(StrideProblem& pb, int ngroups, int tiles, float2* stats,
+                                       const PpOptions& opt, const Produce& produce) {
   constexpr int NS = kWsStages, tile_bytes = 64 * 2 * W, KS = W / 16;
   extern __shared__ unsigned char smem_raw[];
   const uint32_t raw = ptx::smem_addr(smem_raw);
@@ -380,7 +414,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
   const int steps = lim.nt * R;
 
   if (tid >= kWgThreads) {  // the producer warpgroup
-    produce_steps<W, W2>(pb, s_base, s_lw_addr, bars, x0, steps, tid - kWgThreads);
+    produce(s_base, s_lw_addr, bars, x0, steps, tid - kWgThreads);
     return;
   }
   tma::regs_inc<kWsConsumerRegs>();  // ---- consumer warpgroups ----------------------------------
@@ -401,7 +435,9 @@ __global__ void __launch_bounds__(kWsThreads, 1)
     tma::mbar_wait(bars + uint32_t(8 * (s % NS)), uint32_t((s / NS) & 1));
     if (pingpong) tma::bar_sync_id<kWgThreads>(1 + wg);
     const uint32_t sb = s_base + uint32_t((s % NS) * tile_bytes);
-    if (s % R == 0)
+    if constexpr ((DIAG & kDiagNoProducts) != 0)
+      opaque_zeros(acc);
+    else if (s % R == 0)
       issue_products<KS, W>(a, sb, acc);
     else
       issue_products<W2 / 16, W>(a, sb, acc);
@@ -421,15 +457,109 @@ __global__ void __launch_bounds__(kWsThreads, 1)
   walk_steps(steps, issue, step);
 }
 
+template <int W, int W2, int GN, int DIAG = 0>
+__global__ void __launch_bounds__(kWsThreads, 1)
+    stride_stats_pp_kernel(StrideProblem pb, int ngroups, int tiles, float2* stats, PpOptions opt) {
+  const StrideProblem& cpb = pb;  // the producer reads the batch head's arrays (pp_cta set them)
+  pp_cta<W, W2, GN, DIAG>(pb, ngroups, tiles, stats, opt,
+                          [&](uint32_t ring, uint32_t lw_ring, uint32_t bars, int x0, int steps,
+                              int pt) {
+                            produce_steps<W, W2, (DIAG & kDiagNoLoads) != 0>(cpb, ring, lw_ring,
+                                                                             bars, x0, steps, pt);
+                          });
+}
+
+// ---- TMA instance (StrideProblem::Fused::kWgmmaTma, estimate path "wgmma-tma") --------------------
+// stride_stats_pp_kernel with each step's key tile copied by TMA (one bulk tensor copy per
+// 64-column panel, issued by one producer thread) instead of 128 threads' 16-byte cp.async:
+// FlashAttention-3 moves its K/V tiles at the same 128 FLOP per byte at ~18 bytes per clock and
+// SM with TMA, against ~6.8 measured for this ring (docs/cuda.md "wgmma-pp"). The unit_row
+// permutation is done by the tensor map itself: the tile's row r = 16 a + 2 b + c (a < 4,
+// b < 8, c < 2) goes to shared row unit_row(r) = 8 b + 2 a + c, so a 5-D map whose dimensions
+// are, innermost first, (column, c, a, b, key set) with box (64, 2, 4, 8, 1) writes the box in
+// exactly that order (the 128-byte swizzle is a function of the shared address, as in
+// load_panel_chunk). Dimension a runs over all 16-unit groups of a slot (slot 0) or of all outlier
+// slots one after another (rest), so the representatives keep their layout; this needs
+// units % 16 == 0 (the launcher falls back to the cp.async ring otherwise, same values). Rows
+// past `units` in a partial tile are zeros (slot 0, last outlier slot) or the next slot's first
+// rows (finite; their columns are -inf in the epilogue, which selects, never adds, there), so
+// the statistics equal stride_stats_pp_kernel's. Log weights as before (4-byte cp.async); the full
+// mbarrier keeps count 128 and producer thread 0 adds the tile's bytes (expect_tx) before
+// issuing the copies, i.e. before its own arrival for that step.
+struct KeyMaps {
+  CUtensorMap slot0;  // [key set][units / 16][8][2][W], see above
+  CUtensorMap rest;   // the outlier slots [key set][(reps - 1) units / 16][8][2][W2] (reps > 1)
+};
+
+__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(bytes)
+               : "memory");
+}
+__device__ __forceinline__ void load_5d(uint32_t dst, const CUtensorMap* tmap, uint32_t bar, int c0,
+                                        int c1, int c2, int c3, int c4) {
+  asm volatile(
+      "cp.async.bulk.tensor.5d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+      " [%0], [%1, {%2, %3, %4, %5, %6}], [%7];\n" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(tmap)), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(c4), "r"(bar)
+      : "memory");
+}
+
+// produce_steps with the key tiles by TMA (key set kz of the maps); the log weights and the
+// full / empty protocol unchanged.
+template <int W, int W2>
+__device__ __forceinline__ void produce_steps_tma(const StrideProblem& pb, const KeyMaps& maps,
+                                                  int kz, uint32_t ring, uint32_t lw_ring,
+                                                  uint32_t bars, int x0, int steps, int pt) {
+  tma::regs_dec<kWsProducerRegs>();
+  const int groups = pb.units / 16;
+  if (pt == 0) {
+    tma::prefetch_map(&maps.slot0);
+    if (pb.reps > 1) tma::prefetch_map(&maps.rest);
+  }
+  walk_ring<W>(pb.reps, ring, bars, x0, steps, [&](int s, int x, int t, uint32_t dst,
+                                                   uint32_t full) {
+    load_log_weights_at(lw_ring + uint32_t((s % kWsStages) * 256), pb, x, t, pt);
+    if (pt != 0) return;
+    if (t == 0) {
+      mbar_expect_tx(full, uint32_t(64 * 2 * W));
+#pragma unroll
+      for (int p = 0; p < W / 64; ++p)
+        load_5d(dst + uint32_t(p * 8192), &maps.slot0, full, 64 * p, 0, 4 * x, 0, kz);
+    } else {
+      mbar_expect_tx(full, uint32_t(64 * 2 * W2));
+#pragma unroll
+      for (int p = 0; p < W2 / 64; ++p)
+        load_5d(dst + uint32_t(p * 8192), &maps.rest, full, 64 * p, 0, (t - 1) * groups + 4 * x,
+                0, kz);
+    }
+  });
+}
+
+template <int W, int W2, int GN>
+__global__ void __launch_bounds__(kWsThreads, 1)
+    stride_stats_tma_kernel(StrideProblem pb, int ngroups, int tiles, float2* stats, PpOptions opt,
+                            const __grid_constant__ KeyMaps maps) {
+  const StrideProblem& cpb = pb;
+  // the key set of this head (KeyMaps' dimension 4; one set when z_krep is 0, whatever kgroup)
+  const int kz = pb.z_krep == 0 ? 0 : int(blockIdx.z) / pb.kgroup;
+  pp_cta<W, W2, GN, 0>(pb, ngroups, tiles, stats, opt,
+                       [&](uint32_t ring, uint32_t lw_ring, uint32_t bars, int x0, int steps,
+                           int pt) {
+                         produce_steps_tma<W, W2>(cpb, maps, kz, ring, lw_ring, bars, x0, steps,
+                                                  pt);
+                       });
+}
+
 // PP: the ping-pong instance (its query buffer outside the ring), else the warp-specialised one.
-template <int W, int W2, int GN, bool PP>
+// DIAG: the ping-pong instance's timing diagnostics (PpOptions::diag).
+template <int W, int W2, int GN, bool PP, int DIAG = 0>
 cudaError_t launch_ws(const StrideProblem& pb, int ngroups, int tiles, float2* stats,
                       cudaStream_t stream, const PpOptions& opt) {
   // +1024: alignment; the ring, (PP) the query rows, the log weights, s_vis, the mbarriers
   const int smem = 1024 + kWsStages * (64 * 2 * W + 256) + (PP ? kWgRows * 2 * W : 0) + 192 * 4 +
                    2 * kWsStages * 8;
   const auto kernel = [] {
-    if constexpr (PP) return stride_stats_pp_kernel<W, W2, GN>;
+    if constexpr (PP) return stride_stats_pp_kernel<W, W2, GN, DIAG>;
     else return stride_stats_ws_kernel<W, W2, GN>;
   }();
   const cudaError_t e =
@@ -445,14 +575,32 @@ cudaError_t launch_ws(const StrideProblem& pb, int ngroups, int tiles, float2* s
   return cudaGetLastError();
 }
 
-template <int W, int W2, bool PP>
+template <int W, int W2, bool PP, int DIAG = 0>
 cudaError_t launch_ws(const StrideProblem& pb, int GN, int ngroups, int tiles, float2* stats,
                       cudaStream_t stream, const PpOptions& opt) {
   switch (GN) {
-    case 1: return launch_ws<W, W2, 1, PP>(pb, ngroups, tiles, stats, stream, opt);
-    case 2: return launch_ws<W, W2, 2, PP>(pb, ngroups, tiles, stats, stream, opt);
-    case 4: return launch_ws<W, W2, 4, PP>(pb, ngroups, tiles, stats, stream, opt);
-    case 8: return launch_ws<W, W2, 8, PP>(pb, ngroups, tiles, stats, stream, opt);
+    case 1: return launch_ws<W, W2, 1, PP, DIAG>(pb, ngroups, tiles, stats, stream, opt);
+    case 2: return launch_ws<W, W2, 2, PP, DIAG>(pb, ngroups, tiles, stats, stream, opt);
+    case 4: return launch_ws<W, W2, 4, PP, DIAG>(pb, ngroups, tiles, stats, stream, opt);
+    case 8: return launch_ws<W, W2, 8, PP, DIAG>(pb, ngroups, tiles, stats, stream, opt);
+    default: return cudaErrorInvalidValue;
+  }
+}
+
+// The diagnostic instances exist for (W 256, W2 128) only (rr and unisparse at D 128, the shapes
+// issue 4 measures); any other shape under a diagnostic fails (cudaErrorInvalidValue) rather
+// than silently timing the normal kernel.
+cudaError_t launch_pp_diag(const StrideProblem& pb, int W, int W2, int GN, int ngroups, int tiles,
+                           float2* stats, cudaStream_t stream, const PpOptions& opt) {
+  if (W != 256 || W2 != 128) return cudaErrorInvalidValue;
+  switch (opt.diag) {
+    case kDiagNoLoads:
+      return launch_ws<256, 128, true, kDiagNoLoads>(pb, GN, ngroups, tiles, stats, stream, opt);
+    case kDiagNoProducts:
+      return launch_ws<256, 128, true, kDiagNoProducts>(pb, GN, ngroups, tiles, stats, stream, opt);
+    case kDiagNoLoads | kDiagNoProducts:
+      return launch_ws<256, 128, true, kDiagNoLoads | kDiagNoProducts>(pb, GN, ngroups, tiles,
+                                                                          stats, stream, opt);
     default: return cudaErrorInvalidValue;
   }
 }
@@ -467,6 +615,53 @@ cudaError_t launch_ws(const StrideProblem& pb, int W, int W2, int GN, int ngroup
   if (W == 128 && W2 == 64)
     return launch_ws<128, 64, PP>(pb, GN, ngroups, tiles, stats, stream, opt);
   return cudaErrorInvalidValue;
+}
+
+// stride_stats_tma_kernel for (W, W2, GN): launch_ws<W, W2, GN, true>'s shared memory and grid.
+template <int W, int W2, int GN>
+cudaError_t launch_tma(const StrideProblem& pb, int ngroups, int tiles, float2* stats,
+                       cudaStream_t stream, const PpOptions& opt, const KeyMaps& maps) {
+  const int smem = 1024 + kWsStages * (64 * 2 * W + 256) + kWgRows * 2 * W + 192 * 4 +
+                   2 * kWsStages * 8;
+  const auto kernel = stride_stats_tma_kernel<W, W2, GN>;
+  const cudaError_t e =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  if (e != cudaSuccess) return e;
+  const int tpc = opt.tiles_per_cta;
+  const dim3 grid(unsigned((tiles + tpc - 1) / tpc), unsigned((pb.nqr + kWgRows - 1) / kWgRows),
+                  unsigned(pb.heads));
+  kernel<<<grid, kWsThreads, size_t(smem), stream>>>(pb, ngroups, tiles, stats, opt, maps);
+  return cudaGetLastError();
+}
+
+template <int W, int W2>
+cudaError_t launch_tma(const StrideProblem& pb, int GN, int ngroups, int tiles, float2* stats,
+                       cudaStream_t stream, const PpOptions& opt, const KeyMaps& maps) {
+  switch (GN) {
+    case 1: return launch_tma<W, W2, 1>(pb, ngroups, tiles, stats, stream, opt, maps);
+    case 2: return launch_tma<W, W2, 2>(pb, ngroups, tiles, stats, stream, opt, maps);
+    case 4: return launch_tma<W, W2, 4>(pb, ngroups, tiles, stats, stream, opt, maps);
+    case 8: return launch_tma<W, W2, 8>(pb, ngroups, tiles, stats, stream, opt, maps);
+    default: return cudaErrorInvalidValue;
+  }
+}
+
+// KeyMaps' map of one slot width: rows of `width` bf16 at `base`, `groups` 16-row groups, key
+// sets `set_stride` elements apart (sets of them). Dimensions (column, c, a, b, key set) as
+// described at KeyMaps; every stride is a multiple of 16 bytes since width >= 64 and
+// units % 16 == 0. Zeros outside the tensor (groups past the last).
+bool encode_key_map(CUtensorMap* m, const void* base, int width, int64_t groups, int sets,
+                    int64_t set_stride) {
+  const auto fn = detail::tensor_map_encoder();
+  if (!fn) return false;
+  const cuuint64_t row = cuuint64_t(width) * 2;
+  const cuuint64_t dims[5] = {cuuint64_t(width), 2, cuuint64_t(groups), 8, cuuint64_t(sets)};
+  const cuuint64_t strides[4] = {row, 16 * row, 2 * row, cuuint64_t(set_stride) * 2};
+  const cuuint32_t box[5] = {64, 2, 4, 8, 1};
+  const cuuint32_t elem[5] = {1, 1, 1, 1, 1};
+  return fn(m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 5, const_cast<void*>(base), dims, strides, box,
+            elem, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+            CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
 }  // namespace
@@ -488,6 +683,8 @@ cudaError_t launch_fused_pp_sm90(const StrideProblem& pb, int W, int W2, int GN,
                                  int tiles, float2* stats, cudaStream_t stream) {
   // Schedule knobs for A/B runs (the values are the same under any of them):
   // SIEVE_STATS_PINGPONG=0 (no issue turns), SIEVE_STATS_TILES=n (tiles per CTA, 1..64).
+  // Timing diagnostics (wrong values; PpOptions::diag): SIEVE_STATS_DIAG=1 (no key-tile loads
+  // after the first ring), 2 (no products), 3 (neither).
   const auto knob = [](const char* name, int fallback, int lo, int hi) {
     const char* env = std::getenv(name);  // NOLINT(concurrency-mt-unsafe)
     const int v = env != nullptr && *env != '\0' ? std::atoi(env) : fallback;
@@ -496,7 +693,34 @@ cudaError_t launch_fused_pp_sm90(const StrideProblem& pb, int W, int W2, int GN,
   PpOptions opt;
   opt.pingpong = knob("SIEVE_STATS_PINGPONG", opt.pingpong, 0, 1);
   opt.tiles_per_cta = knob("SIEVE_STATS_TILES", opt.tiles_per_cta, 1, 64);
+  opt.diag = knob("SIEVE_STATS_DIAG", 0, 0, kDiagNoLoads | kDiagNoProducts);
+  if (opt.diag != 0) return launch_pp_diag(pb, W, W2, GN, ngroups, tiles, stats, stream, opt);
   return launch_ws<true>(pb, W, W2, GN, ngroups, tiles, stats, stream, opt);
+}
+
+cudaError_t launch_fused_tma_sm90(const StrideProblem& pb, int W, int W2, int GN, int ngroups,
+                                  int tiles, float2* stats, cudaStream_t stream) {
+  // Unit counts off the 16-unit groups: the ping-pong instance (the same values).
+  if (pb.units % 16 != 0) return launch_fused_pp_sm90(pb, W, W2, GN, ngroups, tiles, stats, stream);
+  const int sets = pb.z_krep == 0 ? 1 : (pb.heads + pb.kgroup - 1) / pb.kgroup;
+  const int R = pb.reps, rest_width = R > 1 ? W2 : 0;
+  // one key set's elements (its stride when the batch has one set: never used, any valid value)
+  const int64_t set_elems = int64_t(pb.units) * (W + int64_t(R - 1) * rest_width);
+  const int64_t set_stride = pb.z_krep == 0 ? set_elems : pb.z_krep;
+  KeyMaps maps{};
+  const auto* k16 = static_cast<const __nv_bfloat16*>(pb.krep16);
+  if (!encode_key_map(&maps.slot0, k16, W, pb.units / 16, sets, set_stride) ||
+      (R > 1 && !encode_key_map(&maps.rest, k16 + int64_t(pb.units) * W, W2,
+                                int64_t(R - 1) * pb.units / 16, sets, set_stride)))
+    return cudaErrorInvalidValue;  // no encoder, or a map the driver rejects: reported, no fallback
+  PpOptions opt;  // the ping-pong defaults (issue turns, 8 tiles per CTA)
+  if (W == 256 && W2 == 128)
+    return launch_tma<256, 128>(pb, GN, ngroups, tiles, stats, stream, opt, maps);
+  if (W == 128 && W2 == 128)
+    return launch_tma<128, 128>(pb, GN, ngroups, tiles, stats, stream, opt, maps);
+  if (W == 128 && W2 == 64)
+    return launch_tma<128, 64>(pb, GN, ngroups, tiles, stats, stream, opt, maps);
+  return cudaErrorInvalidValue;
 }
 
 }  // namespace sieve::attention::cuda::est::fused
