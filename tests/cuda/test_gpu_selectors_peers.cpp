@@ -162,84 +162,6 @@ TEST_F(GpuPeerSelectors, SampleMatchesCpu) {
              "short" + s);
 }
 
-// An environment variable set for one scope (the GPU selectors read their A/B switches on every
-// call).
-struct ScopedEnv {
-  ScopedEnv(const char* name, const char* v) : name_(name) {
-    setenv(name, v, 1);  // NOLINT(concurrency-mt-unsafe)
-  }
-  ~ScopedEnv() { unsetenv(name_); }  // NOLINT(concurrency-mt-unsafe)
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  const char* name_;
-};
-
-// One selector input of the equality tests below, selected on the device under a switch value.
-struct SwitchCase {
-  std::vector<std::string> settings;
-  Inputs in;
-  bool causal;
-  const char* what;
-};
-template <class Compare>
-void for_each_switch_case(const char* selector, const std::vector<SwitchCase>& cases,
-                          uint64_t seed, const char* variable, const Compare& compare) {
-  for (const SwitchCase& c : cases) {
-    SCOPED_TRACE(std::string(c.what) + " seed " + std::to_string(seed));
-    auto sel = attention::make_selector(selector, c.settings);
-    AttentionOptions opts;
-    opts.causal = c.causal;
-    const cu::DeviceTensor dq = cu::DeviceTensor::from_host(c.in.q);
-    const cu::DeviceTensor dk = cu::DeviceTensor::from_host(c.in.k);
-    compare(c, [&](const char* value) {
-      const ScopedEnv env(variable, value);
-      return cu::select_on_device(*sel, dq, dk, opts).download();
-    });
-  }
-}
-
-// Stage 2 of sample sorts, by default, only each head's candidates (the columns in binary-exponent
-// bins the cumulative rule can reach, sample.cu candidates_kernel) in one segmented sort;
-// SIEVE_SAMPLE_STAGE2=sort sorts every column of every head. The kept columns are a prefix of
-// the same stable order summed in the same per-thread chunks, so both must give identical
-// patterns. Cases: the planted structure (few candidates), diffuse random heads without the
-// fallback (nearly every column a candidate), alpha low enough that the window alone covers it
-// (no candidates), chunked prefill, non-causal, and 16 heads at 8192 keys (segments of up to 8192
-// entries).
-TEST_F(GpuPeerSelectors, SampleCandidateSortEqualsFullSort) {
-  const uint64_t seed = fresh_seed();
-  const std::vector<SwitchCase> cases = {
-      {{"dense_below=0"}, planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed), true, "planted"},
-      {{"dense_below=0", "alpha=0.9", "chunk=8", "sample_ratio=0.1"},
-       planted_inputs(DType::kF16, 4, 2, 1531, 64, seed + 1), true, "planted f16 d64"},
-      {{"dense_below=0", "dense_share=1"},
-       random_inputs(DType::kBF16, 4, 2, 1537, 1537, 128, seed + 2), true, "random, no fallback"},
-      {{"dense_below=0", "alpha=0.05"}, planted_inputs(DType::kBF16, 2, 1, 2048, 128, seed + 3),
-       true, "window covers alpha"},
-      {{"dense_below=0", "dense_share=1", "window_ratio=0.02"},
-       random_inputs(DType::kF16, 4, 1, 700, 1500, 128, seed + 4), true, "chunked"},
-      {{"dense_below=0", "window_ratio=0", "alpha=0.95"},
-       planted_inputs(DType::kBF16, 2, 2, 1300, 64, seed + 5), false, "non-causal"},
-      {{"dense_below=0"}, planted_inputs(DType::kBF16, 16, 4, 8192, 128, seed + 6), true,
-       "16 heads, 8192 keys"},
-  };
-  for_each_switch_case("sample", cases, seed, "SIEVE_SAMPLE_STAGE2", [](const SwitchCase& c,
-                                                                          const auto& select_with) {
-    const SparsePattern all = select_with("sort");
-    const SparsePattern cand = select_with("select");
-    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    ASSERT_NO_THROW(cand.validate());
-    EXPECT_EQ(cand.block_indptr, all.block_indptr);
-    EXPECT_EQ(cand.block_indices, all.block_indices);
-    EXPECT_EQ(cand.column_indptr, all.column_indptr);
-    EXPECT_EQ(cand.columns, all.columns);
-    std::printf("[stage 2] %s: %zu columns, density %.4f\n", c.what, all.columns.size(),
-                all.block_density());
-  });
-}
-
 // The xattn cases, run once per score kernel (`tag` names the kernel in the trace).
 void xattn_cases(const std::string& tag) {
   const uint64_t seed = fresh_seed();
@@ -279,8 +201,11 @@ TEST_F(GpuPeerSelectors, XAttentionMatchesCpu) { xattn_cases(""); }
 // in the same order per accumulator and share the statistics code (the TMA kernel also loads
 // keys past every row's visibility, which all mask), so the statistics and therefore the
 // patterns must be identical, not merely close.
-struct ScopedXattnKernel : ScopedEnv {
-  explicit ScopedXattnKernel(const char* v) : ScopedEnv("SIEVE_XATTN_KERNEL", v) {}
+struct ScopedXattnKernel {
+  explicit ScopedXattnKernel(const char* v) {
+    setenv("SIEVE_XATTN_KERNEL", v, 1);  // NOLINT(concurrency-mt-unsafe)
+  }
+  ~ScopedXattnKernel() { unsetenv("SIEVE_XATTN_KERNEL"); }  // NOLINT(concurrency-mt-unsafe)
 };
 
 TEST_F(GpuPeerSelectors, XAttentionWgmmaKernelMatchesCpu) {
@@ -290,7 +215,13 @@ TEST_F(GpuPeerSelectors, XAttentionWgmmaKernelMatchesCpu) {
 
 TEST_F(GpuPeerSelectors, XAttentionTmaKernelEqualsWgmma) {
   const uint64_t seed = fresh_seed();
-  const std::vector<SwitchCase> cases = {
+  struct Case {
+    std::vector<std::string> settings;
+    Inputs in;
+    bool causal;
+    const char* what;
+  };
+  const std::vector<Case> cases = {
       {{"dense_below=0"}, planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed), true, "planted"},
       // partial last stride (1533 = 95 * 16 + 13), f16, D 64, 8 entries per block
       {{"dense_below=0", "stride=16"}, planted_inputs(DType::kF16, 2, 1, 1533, 64, seed + 1), true,
@@ -307,8 +238,17 @@ TEST_F(GpuPeerSelectors, XAttentionTmaKernelEqualsWgmma) {
       {{"dense_below=0", "tau=0.95"}, random_inputs(DType::kBF16, 16, 4, 8192, 128, seed + 4),
        true, "several tiles per CTA"},
   };
-  for_each_switch_case("xattn", cases, seed, "SIEVE_XATTN_KERNEL", [](const SwitchCase&,
-                                                                       const auto& select_with) {
+  for (const Case& c : cases) {
+    SCOPED_TRACE(std::string(c.what) + " seed " + std::to_string(seed));
+    auto sel = attention::make_selector("xattn", c.settings);
+    AttentionOptions opts;
+    opts.causal = c.causal;
+    const cu::DeviceTensor dq = cu::DeviceTensor::from_host(c.in.q);
+    const cu::DeviceTensor dk = cu::DeviceTensor::from_host(c.in.k);
+    const auto select_with = [&](const char* kernel) {
+      const ScopedXattnKernel env(kernel);
+      return cu::select_on_device(*sel, dq, dk, opts).download();
+    };
     const SparsePattern wgmma = select_with("wgmma");
     for (const char* tile : {"tma256", "tma192"}) {
       SCOPED_TRACE(tile);
@@ -317,7 +257,7 @@ TEST_F(GpuPeerSelectors, XAttentionTmaKernelEqualsWgmma) {
       EXPECT_EQ(tma.block_indptr, wgmma.block_indptr);
       EXPECT_EQ(tma.block_indices, wgmma.block_indices);
     }
-  });
+  }
 }
 
 TEST_F(GpuPeerSelectors, VerticalSlashMatchesCpu) {

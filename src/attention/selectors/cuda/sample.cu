@@ -11,14 +11,11 @@
 #include "sieve/attention/cuda/ptx.cuh"
 
 #include <cub/device/device_radix_sort.cuh>
-#include <cub/device/device_segmented_radix_sort.cuh>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
-#include <string_view>
 
 namespace sieve::attention::cuda::est {
 
@@ -145,23 +142,14 @@ cudaError_t row_mass_typed(const HeadInputs& in, const Geometry& g, const RowPro
 // ---- stage 2: cumulative column selection
 // ---------------------------------------------------------
 
-// Stage 2 orders every head's columns by descending mass with ties in ascending key order, the
-// CPU's order, in one of two ways (the same kept columns, see candidates_kernel):
-//  - "select" (the default): per head only the candidates, the columns the cumulative rule can
-//    keep, go through one segmented radix sort (a segment per head);
-//  - "sort" (SIEVE_SAMPLE_STAGE2=sort, the way until session 7): all masses by descending value
-//    (stable), then by head (stable, the few head bits only): two device-wide radix sorts over
-//    heads x seq_k entries.
+// Stage 2 sorts every head's columns at once: all masses by descending value (stable), then by
+// head (stable, the few head bits only), which leaves each head's columns in descending order with
+// ties in ascending key order: two device-wide radix sorts instead of one CTA per head.
 struct Stage2Layout {
-  size_t keys = 0, keys_b = 0, ids_a = 0, ids_b = 0, ids_out = 0, hk_in = 0, hk_out = 0, flags = 0,
-         dense = 0, ncol = 0, seg_begin = 0, seg_end = 0, temp = 0, total = 0;
+  size_t keys = 0, ids_a = 0, ids_b = 0, ids_out = 0, hk_in = 0, hk_out = 0, flags = 0, dense = 0,
+         ncol = 0, temp = 0, total = 0;
   size_t temp_bytes = 0;
 };
-
-bool stage2_sorts_all() {
-  const char* env = std::getenv("SIEVE_SAMPLE_STAGE2");  // NOLINT(concurrency-mt-unsafe)
-  return env != nullptr && std::string_view(env) == "sort";
-}
 size_t align256(size_t x) { return (x + 255) / 256 * 256; }
 
 int bits_for(int n) {
@@ -179,7 +167,6 @@ Stage2Layout stage2_layout(int heads, int seq_k) {
     at += align256(std::max<size_t>(bytes, 1));
   };
   take(s.keys, n * sizeof(double));
-  take(s.keys_b, n * sizeof(double));
   take(s.ids_a, n * sizeof(int));
   take(s.ids_b, n * sizeof(int));
   take(s.ids_out, n * sizeof(int));
@@ -188,20 +175,14 @@ Stage2Layout stage2_layout(int heads, int seq_k) {
   take(s.flags, n);
   take(s.dense, size_t(heads) * sizeof(int));
   take(s.ncol, size_t(heads) * sizeof(int));
-  take(s.seg_begin, size_t(heads) * sizeof(int));
-  take(s.seg_end, size_t(heads) * sizeof(int));
-  size_t by_value = 0, by_head = 0, by_segment = 0;
+  size_t by_value = 0, by_head = 0;
   cub::DeviceRadixSort::SortPairsDescending(
       nullptr, by_value, static_cast<const double*>(nullptr), static_cast<double*>(nullptr),
       static_cast<const int*>(nullptr), static_cast<int*>(nullptr), int(n));
   cub::DeviceRadixSort::SortPairs(nullptr, by_head, static_cast<const int*>(nullptr),
                                   static_cast<int*>(nullptr), static_cast<const int*>(nullptr),
                                   static_cast<int*>(nullptr), int(n), 0, bits_for(heads));
-  cub::DeviceSegmentedRadixSort::SortPairsDescending(
-      nullptr, by_segment, static_cast<const double*>(nullptr), static_cast<double*>(nullptr),
-      static_cast<const int*>(nullptr), static_cast<int*>(nullptr), int(n), heads,
-      static_cast<const int*>(nullptr), static_cast<const int*>(nullptr));
-  s.temp_bytes = std::max({by_value, by_head, by_segment});
+  s.temp_bytes = std::max(by_value, by_head);
   take(s.temp, s.temp_bytes);
   s.total = at;
   return s;
@@ -230,107 +211,20 @@ __global__ void gather_sorted_kernel(int64_t n, int seq_k, const double* col, co
   }
 }
 
-// The binary exponent of a positive double: masses of one bin are within a factor 2.
-__device__ __forceinline__ int exponent_bin(double v) {
-  return int((__double_as_longlong(v) >> 52) & 0x7ff);
-}
-
-struct MinInt {
-  __device__ int operator()(int a, int b) const { return min(a, b); }
-};
-struct MaxInt {
-  __device__ int operator()(int a, int b) const { return max(a, b); }
-};
-
-// One CTA per head ("select"): the candidates of the cumulative rule, i.e. every positive mass
-// whose exponent bin is >= b, where b is the highest bin at which the masses of bins >= b reach
-// the needed mass alpha * counted - covered plus a margin of 1e-9 x the head's total (f64
-// rounding of these sums is below 1e-12 of the total at 2^20 keys). Every column the rule keeps
-// then lies in a bin >= b: the kept columns are the shortest prefix of the descending order whose
-// sum reaches the needed mass, and the columns of bins >= b already reach it. b comes from a
-// bisection over the bins the head's masses occupy (block sums of the masses in bins >= mid: no
-// atomics, ~log2(bins in use) passes over the head's columns). The candidates are written in
-// ascending key order (keys, ids: local key index) at the head's segment [h seq_k, end[h]), so a
-// stable sort of the segment orders them as the sort of all columns does, and the kept columns
-// are the same prefix. Nothing needed (needed <= 0): no candidates; the needed mass above the
-// head's total: every positive mass.
-__global__ void candidates_kernel(int seq_k, const double* col, const double* covered,
-                                  const double* counted, double alpha, double* keys, int* ids,
-                                  int* seg_begin, int* seg_end) {
-  __shared__ double dscratch[32];
-  __shared__ int iscratch[32];
-  const int h = int(blockIdx.x), tid = int(threadIdx.x), nt = int(blockDim.x);
-  const double* c = col + int64_t(h) * seq_k;
-  const auto mass_from = [&](int bin) {  // the head's masses in bins >= bin (every thread)
-    double v = 0;
-    for (int j = tid; j < seq_k; j += nt) {
-      const double m = c[j];
-      v += m > 0 && exponent_bin(m) >= bin ? m : 0.0;
-    }
-    return block_sum(v, dscratch);
-  };
-  int lo_bin = 2048, hi_bin = -1;
-  for (int j = tid; j < seq_k; j += nt) {
-    const double m = c[j];
-    if (m > 0) {
-      lo_bin = min(lo_bin, exponent_bin(m));
-      hi_bin = max(hi_bin, exponent_bin(m));
-    }
-  }
-  lo_bin = block_reduce(lo_bin, MinInt{}, iscratch);
-  hi_bin = block_reduce(hi_bin, MaxInt{}, iscratch);
-  const double needed = alpha * counted[h] - covered[h];
-  int first = 2048;  // no candidates
-  if (needed > 0 && hi_bin >= 0) {
-    const double target = needed + 1e-9 * mass_from(lo_bin);
-    // invariant: mass_from(lo) >= target (or lo is the lowest bin in use), mass_from(hi) < target
-    int lo = lo_bin, hi = hi_bin + 1;
-    while (hi - lo > 1) {
-      const int mid = (lo + hi) / 2;
-      if (mass_from(mid) >= target)
-        lo = mid;
-      else
-        hi = mid;
-    }
-    first = lo;
-  }
-  const auto candidate = [&](double m) { return m > 0 && exponent_bin(m) >= first; };
-  const int per = (seq_k + nt - 1) / nt, i0 = min(seq_k, tid * per), i1 = min(i0 + per, seq_k);
-  int local = 0;
-  for (int i = i0; i < i1; ++i) local += candidate(c[i]) ? 1 : 0;
-  int count;
-  int pos = block_exclusive_scan(local, iscratch, &count);
-  double* kout = keys + int64_t(h) * seq_k;
-  int* iout = ids + int64_t(h) * seq_k;
-  for (int i = i0; i < i1; ++i)
-    if (candidate(c[i])) {
-      kout[pos] = c[i];
-      iout[pos++] = i;
-    }
-  if (tid == 0) {
-    seg_begin[h] = h * seq_k;
-    seg_end[h] = h * seq_k + count;
-  }
-}
-
 // One CTA per head: how many sorted columns the cumulative rule keeps, the dense fallback, and the
-// kept columns marked in flags. seg_end (nullptr: all seq_k entries of each head) ends each head's
-// sorted entries ("select": its candidates, h seq_k + their number); the per-thread chunks are
-// those of seq_k entries either way, so the sums over a head's leading entries, hence the count,
-// are the same as over all of its columns.
+// kept columns marked in flags.
 __global__ void threshold_kernel(int seq_k, int block_k, const double* sorted, const int* ids,
-                                 const int* seg_end, const double* covered, const double* counted,
-                                 double alpha, int band, double dense_share, unsigned char* flags,
-                                 int* dense, int* ncol) {
+                                 const double* covered, const double* counted, double alpha,
+                                 int band, double dense_share, unsigned char* flags, int* dense,
+                                 int* ncol) {
   __shared__ double dscratch[32];
   __shared__ int iscratch[32];
   const int h = int(blockIdx.x);
   const double* s = sorted + int64_t(h) * seq_k;
   const int* id = ids + int64_t(h) * seq_k;
   const double required = alpha * counted[h], base = covered[h];
-  const int n = seg_end != nullptr ? seg_end[h] - h * seq_k : seq_k;
   const int per = (seq_k + int(blockDim.x) - 1) / int(blockDim.x);
-  const int i0 = int(threadIdx.x) * per, i1 = min(i0 + per, n);
+  const int i0 = int(threadIdx.x) * per, i1 = min(i0 + per, seq_k);
   double local = 0;
   for (int i = i0; i < i1; ++i)
     if (s[i] > 0) local += s[i];
@@ -562,63 +456,6 @@ cudaError_t row_mass(const HeadInputs& in, const Geometry& geo, const RowProblem
 
 size_t sample_stage2_bytes(int heads, int seq_k) { return stage2_layout(heads, seq_k).total; }
 
-namespace {
-
-// "sort": every head's columns through two device-wide stable radix sorts (by descending mass,
-// then by head), the sorted masses into keys and the local key ids into ids_out.
-cudaError_t sort_all_columns(const Stage2Layout& L, unsigned char* base, int heads, int seq_k,
-                             const double* col, double* keys, int* ids_out, cudaStream_t stream) {
-  auto* ids_a = reinterpret_cast<int*>(base + L.ids_a);
-  auto* ids_b = reinterpret_cast<int*>(base + L.ids_b);
-  auto* hk_in = reinterpret_cast<int*>(base + L.hk_in);
-  auto* hk_out = reinterpret_cast<int*>(base + L.hk_out);
-  const int64_t n = int64_t(heads) * seq_k;
-  const int grid = int(std::min<int64_t>((n + 255) / 256, 4096));
-  iota_kernel<<<grid, 256, 0, stream>>>(n, ids_a);
-  cudaError_t e = cudaGetLastError();
-  if (e != cudaSuccess) return e;
-  // stable radix sorts: equal masses keep ascending key order, the CPU's tie rule
-  size_t temp_bytes = L.temp_bytes;
-  e = cub::DeviceRadixSort::SortPairsDescending(base + L.temp, temp_bytes, col, keys,
-                                                static_cast<const int*>(ids_a), ids_b, int(n), 0,
-                                                64, stream);
-  if (e != cudaSuccess) return e;
-  head_keys_kernel<<<grid, 256, 0, stream>>>(n, seq_k, ids_b, hk_in);
-  if ((e = cudaGetLastError()) != cudaSuccess) return e;
-  temp_bytes = L.temp_bytes;
-  e = cub::DeviceRadixSort::SortPairs(base + L.temp, temp_bytes, static_cast<const int*>(hk_in),
-                                      hk_out, static_cast<const int*>(ids_b), ids_a, int(n), 0,
-                                      bits_for(heads), stream);
-  if (e != cudaSuccess) return e;
-  gather_sorted_kernel<<<grid, 256, 0, stream>>>(n, seq_k, col, ids_a, keys, ids_out);
-  return cudaGetLastError();
-}
-
-// "select": each head's candidates (candidates_kernel) through one segmented stable radix sort,
-// the sorted masses into keys and the local key ids into ids_out; the segment ends in *seg_end.
-cudaError_t sort_candidates(const Stage2Layout& L, unsigned char* base, int heads, int seq_k,
-                            const double* col, const double* covered, const double* counted,
-                            double alpha, double* keys, int* ids_out, const int** seg_end,
-                            cudaStream_t stream) {
-  auto* keys_b = reinterpret_cast<double*>(base + L.keys_b);
-  auto* ids_a = reinterpret_cast<int*>(base + L.ids_a);
-  auto* begin = reinterpret_cast<int*>(base + L.seg_begin);
-  auto* end = reinterpret_cast<int*>(base + L.seg_end);
-  candidates_kernel<<<heads, 1024, 0, stream>>>(seq_k, col, covered, counted, alpha, keys_b, ids_a,
-                                                begin, end);
-  cudaError_t e = cudaGetLastError();
-  if (e != cudaSuccess) return e;
-  size_t temp_bytes = L.temp_bytes;
-  e = cub::DeviceSegmentedRadixSort::SortPairsDescending(
-      base + L.temp, temp_bytes, static_cast<const double*>(keys_b), keys,
-      static_cast<const int*>(ids_a), ids_out, int(int64_t(heads) * seq_k), heads,
-      static_cast<const int*>(begin), static_cast<const int*>(end), 0, 64, stream);
-  *seg_end = end;
-  return e;
-}
-
-}  // namespace
-
 cudaError_t sample_stage2(const Geometry& geo, int heads, const double* col, const double* covered,
                           const double* counted, double alpha, int band, double dense_share,
                           void* scratch, int* counts, int* lists, int* column_indptr, int* columns,
@@ -627,20 +464,38 @@ cudaError_t sample_stage2(const Geometry& geo, int heads, const double* col, con
   const Stage2Layout L = stage2_layout(heads, geo.seq_k);
   auto* base = static_cast<unsigned char*>(scratch);
   auto* keys = reinterpret_cast<double*>(base + L.keys);
+  auto* ids_a = reinterpret_cast<int*>(base + L.ids_a);
+  auto* ids_b = reinterpret_cast<int*>(base + L.ids_b);
   auto* ids_out = reinterpret_cast<int*>(base + L.ids_out);
+  auto* hk_in = reinterpret_cast<int*>(base + L.hk_in);
+  auto* hk_out = reinterpret_cast<int*>(base + L.hk_out);
   auto* flags = base + L.flags;
   auto* dense = reinterpret_cast<int*>(base + L.dense);
   auto* ncol = reinterpret_cast<int*>(base + L.ncol);
-  cudaError_t e = cudaMemsetAsync(flags, 0, size_t(int64_t(heads) * geo.seq_k), stream);
+  const int64_t n = int64_t(heads) * geo.seq_k;
+  const int grid = int(std::min<int64_t>((n + 255) / 256, 4096));
+  iota_kernel<<<grid, 256, 0, stream>>>(n, ids_a);
+  cudaError_t e = cudaGetLastError();
+  if (e == cudaSuccess) e = cudaMemsetAsync(flags, 0, size_t(n), stream);
   if (e != cudaSuccess) return e;
-  const int* seg_end = nullptr;  // "sort": every column of a head is sorted
-  e = stage2_sorts_all() ? sort_all_columns(L, base, heads, geo.seq_k, col, keys, ids_out, stream)
-                         : sort_candidates(L, base, heads, geo.seq_k, col, covered, counted, alpha,
-                                           keys, ids_out, &seg_end, stream);
+  size_t temp_bytes = L.temp_bytes;
+  // stable radix sorts: equal masses keep ascending key order, the CPU's tie rule
+  e = cub::DeviceRadixSort::SortPairsDescending(base + L.temp, temp_bytes, col, keys,
+                                                static_cast<const int*>(ids_a), ids_b, int(n), 0,
+                                                64, stream);
   if (e != cudaSuccess) return e;
-  threshold_kernel<<<heads, 1024, 0, stream>>>(geo.seq_k, geo.block_k, keys, ids_out, seg_end,
-                                               covered, counted, alpha, band, dense_share, flags,
-                                               dense, ncol);
+  head_keys_kernel<<<grid, 256, 0, stream>>>(n, geo.seq_k, ids_b, hk_in);
+  if ((e = cudaGetLastError()) != cudaSuccess) return e;
+  temp_bytes = L.temp_bytes;
+  e = cub::DeviceRadixSort::SortPairs(base + L.temp, temp_bytes, static_cast<const int*>(hk_in),
+                                      hk_out, static_cast<const int*>(ids_b), ids_a, int(n), 0,
+                                      bits_for(heads), stream);
+  if (e != cudaSuccess) return e;
+  gather_sorted_kernel<<<grid, 256, 0, stream>>>(n, geo.seq_k, col, ids_a, keys, ids_out);
+  if ((e = cudaGetLastError()) != cudaSuccess) return e;
+  threshold_kernel<<<heads, 1024, 0, stream>>>(geo.seq_k, geo.block_k, keys, ids_out, covered,
+                                               counted, alpha, band, dense_share, flags, dense,
+                                               ncol);
   if ((e = cudaGetLastError()) != cudaSuccess) return e;
   columns_kernel<<<heads, 1024, 0, stream>>>(heads, geo.seq_k, geo.block_k, flags, ncol,
                                              column_indptr, columns);
