@@ -11,46 +11,49 @@ namespace sieve::attention::cuda::est::rows {
 namespace {
 
 template <class T, int D, int kMode>
-cudaError_t launch(const HeadInputs& in, const Geometry& g, const RowProblem& pb, int split_tiles,
-                   int splits, const float* row_max, const float* row_inv, float* part_m,
-                   double* part_l, cudaStream_t stream) {
-  return launch_row_kernel<T, D, kMode, true>(in, g, pb, split_tiles, splits, row_max, row_inv,
-                                              part_m, part_l, stream);
+cudaError_t launch(bool lean, const HeadInputs& in, const Geometry& g, const RowProblem& pb,
+                   int split_tiles, int splits, const float* row_max, const float* row_inv,
+                   float* part_m, double* part_l, cudaStream_t stream) {
+  return lean ? launch_row_kernel<T, D, kMode, true, true>(in, g, pb, split_tiles, splits,
+                                                           row_max, row_inv, part_m, part_l,
+                                                           stream)
+              : launch_row_kernel<T, D, kMode, true>(in, g, pb, split_tiles, splits, row_max,
+                                                     row_inv, part_m, part_l, stream);
 }
 
 template <class T, int D>
-cudaError_t by_mode(int mode, const HeadInputs& in, const Geometry& g, const RowProblem& pb,
+cudaError_t by_mode(int mode, bool lean, const HeadInputs& in, const Geometry& g, const RowProblem& pb,
                     int split_tiles, int splits, const float* row_max, const float* row_inv,
                     float* part_m, double* part_l, cudaStream_t stream) {
   switch (mode) {
     case kStats:
-      return launch<T, D, kStats>(in, g, pb, split_tiles, splits, row_max, row_inv, part_m,
-                                  part_l, stream);
+      return launch<T, D, kStats>(lean, in, g, pb, split_tiles, splits, row_max, row_inv,
+                                  part_m, part_l, stream);
     case kSampleMass:
-      return launch<T, D, kSampleMass>(in, g, pb, split_tiles, splits, row_max, row_inv, part_m,
-                                       part_l, stream);
+      return launch<T, D, kSampleMass>(lean, in, g, pb, split_tiles, splits, row_max, row_inv,
+                                       part_m, part_l, stream);
     case kProbeMass:
-      return launch<T, D, kProbeMass>(in, g, pb, split_tiles, splits, row_max, row_inv, part_m,
-                                      part_l, stream);
+      return launch<T, D, kProbeMass>(lean, in, g, pb, split_tiles, splits, row_max, row_inv,
+                                      part_m, part_l, stream);
     default: return cudaErrorInvalidValue;
   }
 }
 
 }  // namespace
 
-cudaError_t launch_rows_wgmma(int mode, const HeadInputs& in, const Geometry& g,
+cudaError_t launch_rows_wgmma(int mode, bool lean, const HeadInputs& in, const Geometry& g,
                               const RowProblem& pb, int split_tiles, int splits,
                               const float* row_max, const float* row_inv, float* part_m,
                               double* part_l, cudaStream_t stream) {
   if (in.D != 64 && in.D != 128) return cudaErrorInvalidValue;
   if (in.bf16)
-    return in.D == 64 ? by_mode<__nv_bfloat16, 64>(mode, in, g, pb, split_tiles, splits, row_max,
+    return in.D == 64 ? by_mode<__nv_bfloat16, 64>(mode, lean, in, g, pb, split_tiles, splits, row_max,
                                                    row_inv, part_m, part_l, stream)
-                      : by_mode<__nv_bfloat16, 128>(mode, in, g, pb, split_tiles, splits, row_max,
+                      : by_mode<__nv_bfloat16, 128>(mode, lean, in, g, pb, split_tiles, splits, row_max,
                                                     row_inv, part_m, part_l, stream);
-  return in.D == 64 ? by_mode<__half, 64>(mode, in, g, pb, split_tiles, splits, row_max, row_inv,
+  return in.D == 64 ? by_mode<__half, 64>(mode, lean, in, g, pb, split_tiles, splits, row_max, row_inv,
                                           part_m, part_l, stream)
-                    : by_mode<__half, 128>(mode, in, g, pb, split_tiles, splits, row_max, row_inv,
+                    : by_mode<__half, 128>(mode, lean, in, g, pb, split_tiles, splits, row_max, row_inv,
                                            part_m, part_l, stream);
 }
 
