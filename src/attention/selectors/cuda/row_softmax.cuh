@@ -117,6 +117,31 @@ __device__ __forceinline__ void warp_column_sums(const float (&cs)[8][2], float*
   dst[n * 8 + 2 * tq + 1] = v[1];
 }
 
+// warp_column_sums through shared memory (kLean, sample mode, D 128): each lane stores its 16 sums
+// at buf[gr * 72 + column] (rows padded to 72 floats: conflict-free float2 stores and loads at
+// constant offsets, 2304 bytes per warp), then lane l adds the 8 row groups of columns 2 l and
+// 2 l + 1 in the butterfly's tree (pairs over gr bit 0, then bit 1, then bit 2), so each sum is the
+// same f32 value: 8 stores, 8 loads and 14 adds instead of 14 shuffles, 28 selects and 14 adds.
+inline constexpr int kStageStride = 72;
+__device__ __forceinline__ void warp_column_sums_staged(const float (&cs)[8][2], float* buf,
+                                                        float* dst, int lane) {
+  const int gr = lane >> 2, tq = lane & 3;
+  float* const w = buf + gr * kStageStride + 2 * tq;
+#pragma unroll
+  for (int n = 0; n < 8; ++n)
+    *reinterpret_cast<float2*>(w + 8 * n) = make_float2(cs[n][0], cs[n][1]);
+  __syncwarp();
+  float2 r[8];
+  const float* const rd = buf + 2 * lane;
+#pragma unroll
+  for (int g = 0; g < 8; ++g) r[g] = *reinterpret_cast<const float2*>(rd + g * kStageStride);
+  const float x =
+      ((r[0].x + r[1].x) + (r[2].x + r[3].x)) + ((r[4].x + r[5].x) + (r[6].x + r[7].x));
+  const float y =
+      ((r[0].y + r[1].y) + (r[2].y + r[3].y)) + ((r[4].y + r[5].y) + (r[6].y + r[7].y));
+  *reinterpret_cast<float2*>(dst + 2 * lane) = make_float2(x, y);
+}
+
 // One CTA = 128 listed rows of query head blockIdx.y against the keys of split blockIdx.x that
 // any of them sees, 64 keys per step (cp.async double buffer, XOR-swizzled rows: 16-byte chunk c
 // of row r at c ^ (r & 7)). With kWgmma the key tiles are stored as 64-element panels of 128-byte
@@ -133,11 +158,13 @@ __device__ __forceinline__ void warp_column_sums(const float (&cs)[8][2], float*
 //    (probe_last_rows; the listed rows are consecutive, so a tile's offsets span < 192 values;
 //    each warp sums its tile's diagonals from the probabilities staged in shared memory).
 // kLean (SIEVE_ROWS_EPI=fast, wgmma only) is the same arithmetic with fewer instructions per tile:
-// key descriptors by one add from a precomputed base, interior key tiles copied without bounds
-// selects, and, where both of a thread's rows see the whole tile (and, for sample's mass, both lie
-// wholly outside or wholly inside the covered ranges), the two rows' epilogues interleaved with
-// max trees and sums that start at their first term (0 + x == x for every x >= +0 the sums see).
-// Every f32 / f64 value is produced by the same operations in the same order as without kLean.
+// key descriptors by one add from a precomputed one, interior key tiles copied from a running
+// pointer without bounds selects; where both of a thread's rows see the whole tile (and, for
+// sample's mass, both lie wholly outside or wholly inside the covered ranges) the two rows'
+// epilogues interleaved, with max trees and sums that start at their first term (0 + x == x for
+// every x >= +0 the sums see); sample's per-warp column sums (D 128) through shared memory in the
+// butterfly's tree. Every f32 / f64 value is produced by the same operations in the same order as
+// without kLean (max is exact in any order).
 template <class T, int D, int kMode, bool kWgmma, bool kLean = false>
 __global__ void __launch_bounds__(kThreads)
     row_softmax_kernel(HeadInputs in, Geometry g, RowProblem pb, int split_tiles,
@@ -193,10 +220,12 @@ __global__ void __launch_bounds__(kThreads)
   constexpr uint32_t kOffStep = kWgmma ? kRowStep * 128 : kRowStep * kChunks * 16;
   const T* k_src = k + int64_t(kr) * in.k_row_stride + cc * 8;
   const int64_t k_step = int64_t(kRowStep) * in.k_row_stride;
+  // kLean: the tiles are loaded in order tile0, tile0 + 1, ...: a running source pointer
   [[maybe_unused]] const int64_t k_tile = int64_t(kKeys) * in.k_row_stride;
+  [[maybe_unused]] const T* k_next = k_src + int64_t(tile0) * k_tile;
   const auto load_keys = [&](int kt, uint32_t dst) {
-    const T* src = kLean ? k_src + int64_t(kt) * k_tile
-                         : k_src + int64_t(kt) * kKeys * in.k_row_stride;
+    const T* src = kLean ? k_next : k_src + int64_t(kt) * kKeys * in.k_row_stride;
+    if constexpr (kLean) k_next += k_tile;
     if (kLean && (kt + 1) * kKeys <= g.seq_k) {  // interior tile: every row in bounds
 #pragma unroll
       for (int u = 0; u < kCopies; ++u)
@@ -251,9 +280,11 @@ __global__ void __launch_bounds__(kThreads)
       uint32_t(br * kRowBytes + 16 * (((lane >> 3) & 1) ^ (br & 7)));
   // scores in log2 units (scale * log2 e folded in): one ex2 per probability
   const float scale2 = in.scale * 1.4426950408889634f;
-  // kLean: the key tiles' descriptors as base + (offset >> 4): shared addresses are < 2^18 and
-  // 16-byte multiples, so the 14-bit start field never carries (desc_sw128 masks the same bits)
+  // kLean: the key tiles' descriptors by a 32-bit add of offset >> 4 to the low word of this one
+  // (the high word is constant): shared addresses are < 2^18 and 16-byte multiples, so the 14-bit
+  // start field never carries (desc_sw128 masks the same bits)
   [[maybe_unused]] const uint64_t desc_base = wgmma::desc_sw128(s_k, 16, 1024);
+  [[maybe_unused]] const uint32_t desc_hi = uint32_t(desc_base >> 32);
   double* hcol = pb.col + int64_t(h) * g.seq_k;
   double* hslash = kMode == kProbeMass ? pb.slash + int64_t(h) * g.seq_k : nullptr;
   // Probe mode: each warp's 16 x 64 probabilities of the current tile (row stride 64 floats,
@@ -262,6 +293,11 @@ __global__ void __launch_bounds__(kThreads)
   // otherwise launch_row_kernel adds the space after the key buffers.
   [[maybe_unused]] float* const s_pw = reinterpret_cast<float*>(
       smem + ((D == 128 ? s_q : s_k + 2u * kKeys * kRowBytes) - raw) + warp * 16 * kKeys * 4);
+  // kLean, sample mode, D 128: the warp's own rows of the query tile (dead once its fragments are
+  // in registers, 4 KiB) stage its column sums (warp_column_sums_staged)
+  [[maybe_unused]] float* const s_cs =
+      reinterpret_cast<float*>(smem + (s_q - raw) + warp * 16 * kRowBytes);
+  static_assert(D != 128 || 8 * kStageStride * 4 <= 16 * kRowBytes, "staged column sums");
   // Tile i's column sums over the 8 warps (f64 atomics) and, in probe mode, its diagonal sums;
   // called after a barrier that follows every warp's writes of tile i.
   const auto flush = [&](int i) {
@@ -301,12 +337,13 @@ __global__ void __launch_bounds__(kThreads)
     float acc[8][4] = {};
     if constexpr (kWgmma) {
       wgmma::fence();
+      [[maybe_unused]] const uint32_t desc_lo =
+          uint32_t(desc_base) + (uint32_t((i & 1) * kKeys * kRowBytes) >> 4);
 #pragma unroll
       for (int kk = 0; kk < kSteps; ++kk) {
         const uint32_t off = uint32_t((kk >> 2) * (kKeys * 128) + (kk & 3) * 32);
-        const uint64_t db =
-            kLean ? desc_base + uint64_t((uint32_t((i & 1) * kKeys * kRowBytes) + off) >> 4)
-                  : wgmma::desc_sw128(sb + off, 16, 1024);
+        const uint64_t db = kLean ? (uint64_t(desc_hi) << 32) | (desc_lo + (off >> 4))
+                                  : wgmma::desc_sw128(sb + off, 16, 1024);
         wgmma_rs_kmajor<T>(acc, a[kk], db, kk > 0 ? 1 : 0);
       }
       wgmma::commit();
@@ -524,7 +561,10 @@ __global__ void __launch_bounds__(kThreads)
         __syncwarp();
       }
       // column sums over the warp's 16 rows (lanes of equal tq); over the 8 warps in flush()
-      warp_column_sums(cs, s_col[i & 1][warp], lane);
+      if constexpr (kLean && kMode == kSampleMass && D == 128)
+        warp_column_sums_staged(cs, s_cs, s_col[i & 1][warp], lane);
+      else
+        warp_column_sums(cs, s_col[i & 1][warp], lane);
     }
   }
   if (kMode != kStats && ntiles > 0) {
