@@ -379,7 +379,9 @@ __global__ void __launch_bounds__(kThreads)
             for (int n = 0; n < w; ++n) x[n] = fmaxf(x[n], x[n + w]);
           t[rr] = x[0];
         }
-        if (t[0] != -INFINITY && t[1] != -INFINITY) {
+        // (a row tile of NaN scores: the tree gives NaN where the per-row chain from -inf gives
+        // -inf and skips the row; such tiles take the per-row code)
+        if (t[0] > -INFINITY && t[1] > -INFINITY) {
 #pragma unroll
           for (int rr = 0; rr < 2; ++rr) {
             const float tmax = t[rr] * scale2;
