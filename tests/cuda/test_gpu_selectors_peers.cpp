@@ -15,8 +15,10 @@
 #include "sieve/attention/synthetic.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iterator>
 #include <limits>
 #include <memory>
@@ -554,6 +556,205 @@ TEST_F(GpuPeerSelectors, MmaSyncKernelsMatchCpu) {
   check_peer("vslash", {"dense_below=0", "vertical_size=100", "slash_size=200"},
              planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed + 2), causal, "planted" + s,
              Rows::kLines);
+}
+
+// The Hopper row kernel (row_softmax.cuh) runs its lean epilogue (kLean) by default and the
+// earlier one under SIEVE_ROWS_EPI=default: the same f32 / f64 operations per value in the same
+// order, in fewer instructions. So the patterns of sample, vslash and flexprefill must be equal,
+// not merely close.
+// Off Hopper the variable is ignored and both selections run the same kernel.
+struct ScopedRowsEpi {
+  explicit ScopedRowsEpi(const char* v) {
+    if (v != nullptr) setenv("SIEVE_ROWS_EPI", v, 1);  // NOLINT(concurrency-mt-unsafe)
+  }
+  ~ScopedRowsEpi() { unsetenv("SIEVE_ROWS_EPI"); }  // NOLINT(concurrency-mt-unsafe)
+};
+
+TEST_F(GpuPeerSelectors, FastRowEpilogueEqualsDefault) {
+  const uint64_t seed = fresh_seed();
+  struct Case {
+    std::string name;
+    std::vector<std::string> settings;
+    Inputs in;
+    bool causal;
+    const char* what;
+  };
+  const std::vector<Case> cases = {
+      {"sample", {"dense_below=0"}, planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed), true,
+       "planted"},
+      {"sample",
+       {"dense_below=0", "alpha=0.9", "chunk=8", "sample_ratio=0.1"},
+       planted_inputs(DType::kF16, 4, 2, 1531, 64, seed + 1), true, "planted f16 d64"},
+      // group 4, chunked prefill, two row tiles (sample_ratio 0.3 of 700 rows)
+      {"sample",
+       {"dense_below=0", "dense_share=1", "window_ratio=0.02", "sample_ratio=0.3"},
+       random_inputs(DType::kF16, 4, 1, 700, 1500, 128, seed + 2), true, "chunked group 4"},
+      {"sample", {"dense_below=0", "window_ratio=0", "alpha=0.95"},
+       planted_inputs(DType::kBF16, 4, 2, 1300, 64, seed + 3), false, "non-causal"},
+      {"vslash", {"dense_below=0", "vertical_size=100", "slash_size=200"},
+       planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed + 4), true, "planted"},
+      {"vslash",
+       {"dense_below=0", "last_q=200", "vertical_size=40,50,60,70", "slash_size=60,80,100,300",
+        "block_q=128", "block_k=64"},
+       random_inputs(DType::kBF16, 4, 1, 700, 1500, 128, seed + 5), true, "chunked per-head"},
+      {"flexprefill", {"dense_below=0", "min_budget=256"},
+       planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed + 6), true, "planted"},
+      {"flexprefill", {"dense_below=0", "tau=1", "block_k=64", "min_budget=128"},
+       random_inputs(DType::kF16, 4, 1, 700, 1500, 64, seed + 7), true, "chunked group 4 d64"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name + " " + c.what + " seed " + std::to_string(seed));
+    auto sel = attention::make_selector(c.name, c.settings);
+    AttentionOptions opts;
+    opts.causal = c.causal;
+    const cu::DeviceTensor dq = cu::DeviceTensor::from_host(c.in.q);
+    const cu::DeviceTensor dk = cu::DeviceTensor::from_host(c.in.k);
+    const auto select_with = [&](const char* epi) {
+      const ScopedRowsEpi env(epi);
+      return cu::select_on_device(*sel, dq, dk, opts).download();
+    };
+    const SparsePattern base = select_with("default");
+    const SparsePattern fast = select_with("fast");
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    EXPECT_EQ(fast.band, base.band);
+    EXPECT_EQ(fast.block_indptr, base.block_indptr);
+    EXPECT_EQ(fast.block_indices, base.block_indices);
+    EXPECT_EQ(fast.column_indptr, base.column_indptr);
+    EXPECT_EQ(fast.columns, base.columns);
+    std::printf("[fast rows] %s %s: %zu blocks, %zu columns, density %.4f\n", c.name.c_str(),
+                c.what, base.block_indices.size(), base.columns.size(), base.block_density());
+  }
+}
+
+// The same at the level of row_mass's sums. With at most 128 listed rows (one row tile) every
+// (head, key) column gets exactly one f64 atomic (one CTA covers each key tile), so the column
+// masses are deterministic and must be bit-identical between the two epilogues; so are sample's
+// counted rows. The covered mass (one atomic per key split) and the probe's diagonal sums (one per
+// key tile crossing the diagonal) are added in a run-dependent order: equal to 1e-12 relative,
+// while one f32 rounding apart anywhere in a row (its max, sum or a probability) moves them by
+// ~1e-8 or more.
+TEST_F(GpuPeerSelectors, FastRowEpilogueExactColumnMasses) {
+  const uint64_t seed = fresh_seed();
+  struct Case {
+    Inputs in;
+    int seq_q, seq_k, q_offset, D, block_k;
+    bool bf16, causal, probe;
+    std::vector<int> rows;
+    int band;
+    const char* what;
+  };
+  const auto spread = [](int n, int step, int first) {
+    std::vector<int> r(static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) r[size_t(i)] = first + i * step;
+    return r;
+  };
+  const auto last = [](int n, int seq_q) {
+    std::vector<int> r(static_cast<size_t>(n));
+    std::iota(r.begin(), r.end(), seq_q - n);
+    return r;
+  };
+  const std::vector<Case> cases = {
+      {planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed), 2048, 2048, 0, 128, 128, true, true,
+       false, spread(120, 17, 3), 100, "sample planted bf16 d128"},
+      {random_inputs(DType::kF16, 4, 1, 700, 1500, 128, seed + 1), 700, 1500, 800, 128, 64, false,
+       true, false, spread(128, 5, 60), 30, "sample chunked group 4 f16 d128"},
+      {planted_inputs(DType::kF16, 4, 2, 1300, 64, seed + 2), 1300, 1300, 0, 64, 128, false, false,
+       false, spread(100, 13, 0), 0, "sample non-causal f16 d64"},
+      {planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed + 3), 2048, 2048, 0, 128, 128, true,
+       true, true, last(100, 2048), 0, "probe planted bf16 d128"},
+      {random_inputs(DType::kBF16, 4, 2, 1537, 1537, 64, seed + 4), 1537, 1537, 0, 64, 64, true,
+       true, true, last(64, 1537), 0, "probe random bf16 d64"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(std::string(c.what) + " seed " + std::to_string(seed));
+    const int H = int(c.in.q.size(0)), Hkv = int(c.in.k.size(0));
+    const cu::DeviceTensor dq = cu::DeviceTensor::from_host(c.in.q);
+    const cu::DeviceTensor dk = cu::DeviceTensor::from_host(c.in.k);
+    est::HeadInputs hin;
+    hin.q = dq.view().data;
+    hin.k = dk.view().data;
+    hin.bf16 = c.bf16;
+    hin.q_head_stride = int64_t(c.seq_q) * c.D;
+    hin.q_row_stride = c.D;
+    hin.k_head_stride = int64_t(c.seq_k) * c.D;
+    hin.k_row_stride = c.D;
+    hin.D = c.D;
+    hin.heads_q = H;
+    hin.group = H / Hkv;
+    hin.scale = 1.f / std::sqrt(float(c.D));
+    ASSERT_TRUE(est::rows_fit(hin));
+    est::Geometry geo;
+    geo.seq_q = c.seq_q;
+    geo.seq_k = c.seq_k;
+    geo.q_offset = c.q_offset;
+    geo.block_q = 128;
+    geo.block_k = c.block_k;
+    geo.nqb = (c.seq_q + 127) / 128;
+    geo.nkb = (c.seq_k + c.block_k - 1) / c.block_k;
+    geo.causal = c.causal;
+    const int n = int(c.rows.size());
+    const size_t cols = size_t(H) * size_t(c.seq_k);
+    const auto d_rows = on_device(c.rows);
+    const auto d_col = on_device(std::vector<double>(cols));
+    const auto d_slash = on_device(std::vector<double>(cols));
+    const auto d_cov = on_device(std::vector<double>(size_t(H)));
+    const auto d_cnt = on_device(std::vector<double>(size_t(H)));
+    const auto d_scratch =
+        on_device(std::vector<unsigned char>(est::row_mass_bytes(H, n, c.seq_k)));
+    est::RowProblem pb;
+    pb.rows = d_rows.get();
+    pb.n_rows = n;
+    pb.band = c.band;
+    pb.col = d_col.get();
+    pb.slash = c.probe ? d_slash.get() : nullptr;
+    pb.covered = c.probe ? nullptr : d_cov.get();
+    pb.counted = c.probe ? nullptr : d_cnt.get();
+    struct Sums {
+      std::vector<double> col, slash, covered, counted;
+    };
+    const auto download = [](const double* p, size_t count) {
+      std::vector<double> v(count);
+      SIEVE_CUDA_CHECK(cudaMemcpy(v.data(), p, count * sizeof(double), cudaMemcpyDeviceToHost));
+      return v;
+    };
+    const auto run = [&](const char* epi) {
+      const ScopedRowsEpi env(epi);
+      EXPECT_EQ(est::row_mass(hin, geo, pb, c.probe, d_scratch.get(), nullptr), cudaSuccess);
+      EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      Sums s;
+      s.col = download(d_col.get(), cols);
+      if (c.probe) {
+        s.slash = download(d_slash.get(), cols);
+      } else {
+        s.covered = download(d_cov.get(), size_t(H));
+        s.counted = download(d_cnt.get(), size_t(H));
+      }
+      return s;
+    };
+    const Sums base = run("default");
+    const Sums fast = run("fast");
+    // the sums are not trivially empty: each row's probabilities add up to 1
+    const double total = std::accumulate(base.col.begin(), base.col.end(), 0.0) +
+                         std::accumulate(base.covered.begin(), base.covered.end(), 0.0);
+    EXPECT_NEAR(total, double(H) * n, 1e-3 * double(H) * n);
+    int64_t col_bits_differ = 0;
+    for (size_t j = 0; j < cols; ++j)
+      if (std::memcmp(&base.col[j], &fast.col[j], sizeof(double)) != 0 && ++col_bits_differ <= 3)
+        ADD_FAILURE() << "column " << j << ": default " << base.col[j] << " fast " << fast.col[j];
+    EXPECT_EQ(col_bits_differ, 0);
+    EXPECT_EQ(fast.counted, base.counted);
+    const auto near = [](const std::vector<double>& a, const std::vector<double>& b,
+                         const char* what) {
+      ASSERT_EQ(a.size(), b.size());
+      for (size_t i = 0; i < a.size(); ++i)
+        ASSERT_LE(std::abs(a[i] - b[i]), 1e-12 * std::abs(a[i]) + 1e-300)
+            << what << " " << i << ": default " << a[i] << " fast " << b[i];
+    };
+    near(base.covered, fast.covered, "covered head");
+    near(base.slash, fast.slash, "diagonal offset");
+    std::printf("[fast rows, sums] %s: %d rows, total mass %.6f, %s\n", c.what, n, total,
+                est::use_wgmma() ? "wgmma" : "mma.sync (variable ignored)");
+  }
 }
 
 TEST_F(GpuPeerSelectors, UnportedSettingsStayOnTheCpu) {

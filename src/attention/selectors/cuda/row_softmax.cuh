@@ -117,6 +117,31 @@ __device__ __forceinline__ void warp_column_sums(const float (&cs)[8][2], float*
   dst[n * 8 + 2 * tq + 1] = v[1];
 }
 
+// warp_column_sums through shared memory (kLean, sample mode, D 128): each lane stores its 16 sums
+// at buf[gr * 72 + column] (rows padded to 72 floats: conflict-free float2 stores and loads at
+// constant offsets, 2304 bytes per warp), then lane l adds the 8 row groups of columns 2 l and
+// 2 l + 1 in the butterfly's tree (pairs over gr bit 0, then bit 1, then bit 2), so each sum is the
+// same f32 value: 8 stores, 8 loads and 14 adds instead of 14 shuffles, 28 selects and 14 adds.
+inline constexpr int kStageStride = 72;
+__device__ __forceinline__ void warp_column_sums_staged(const float (&cs)[8][2], float* buf,
+                                                        float* dst, int lane) {
+  const int gr = lane >> 2, tq = lane & 3;
+  float* const w = buf + gr * kStageStride + 2 * tq;
+#pragma unroll
+  for (int n = 0; n < 8; ++n)
+    *reinterpret_cast<float2*>(w + 8 * n) = make_float2(cs[n][0], cs[n][1]);
+  __syncwarp();
+  float2 r[8];
+  const float* const rd = buf + 2 * lane;
+#pragma unroll
+  for (int g = 0; g < 8; ++g) r[g] = *reinterpret_cast<const float2*>(rd + g * kStageStride);
+  const float x =
+      ((r[0].x + r[1].x) + (r[2].x + r[3].x)) + ((r[4].x + r[5].x) + (r[6].x + r[7].x));
+  const float y =
+      ((r[0].y + r[1].y) + (r[2].y + r[3].y)) + ((r[4].y + r[5].y) + (r[6].y + r[7].y));
+  *reinterpret_cast<float2*>(dst + 2 * lane) = make_float2(x, y);
+}
+
 // One CTA = 128 listed rows of query head blockIdx.y against the keys of split blockIdx.x that
 // any of them sees, 64 keys per step (cp.async double buffer, XOR-swizzled rows: 16-byte chunk c
 // of row r at c ^ (r & 7)). With kWgmma the key tiles are stored as 64-element panels of 128-byte
@@ -132,7 +157,15 @@ __device__ __forceinline__ void warp_column_sums(const float (&cs)[8][2], float*
 //  - kProbeMass: every probability to its column and to its diagonal offset pos(i) - j
 //    (probe_last_rows; the listed rows are consecutive, so a tile's offsets span < 192 values;
 //    each warp sums its tile's diagonals from the probabilities staged in shared memory).
-template <class T, int D, int kMode, bool kWgmma>
+// kLean (wgmma only; the default on Hopper, SIEVE_ROWS_EPI=default selects the other) is the same
+// arithmetic with fewer instructions per tile: key descriptors by one add from a precomputed one,
+// interior key tiles copied from a running pointer without bounds selects; where both of a thread's
+// rows see the whole tile (and, for sample's mass, both lie wholly outside or wholly inside the
+// covered ranges) the two rows' epilogues interleaved, with max trees and sums that start at their
+// first term (0 + x == x for every x >= +0 the sums see); sample's per-warp column sums (D 128)
+// through shared memory in the butterfly's tree. Every f32 / f64 value is produced by the same
+// operations in the same order as without kLean (max is exact in any order).
+template <class T, int D, int kMode, bool kWgmma, bool kLean = false>
 __global__ void __launch_bounds__(kThreads)
     row_softmax_kernel(HeadInputs in, Geometry g, RowProblem pb, int split_tiles,
                        const float* row_max, const float* row_inv, float* part_m, double* part_l) {
@@ -187,8 +220,18 @@ __global__ void __launch_bounds__(kThreads)
   constexpr uint32_t kOffStep = kWgmma ? kRowStep * 128 : kRowStep * kChunks * 16;
   const T* k_src = k + int64_t(kr) * in.k_row_stride + cc * 8;
   const int64_t k_step = int64_t(kRowStep) * in.k_row_stride;
+  // kLean: the tiles are loaded in order tile0, tile0 + 1, ...: a running source pointer
+  [[maybe_unused]] const int64_t k_tile = int64_t(kKeys) * in.k_row_stride;
+  [[maybe_unused]] const T* k_next = k_src + int64_t(tile0) * k_tile;
   const auto load_keys = [&](int kt, uint32_t dst) {
-    const T* src = k_src + int64_t(kt) * kKeys * in.k_row_stride;
+    const T* src = kLean ? k_next : k_src + int64_t(kt) * kKeys * in.k_row_stride;
+    if constexpr (kLean) k_next += k_tile;
+    if (kLean && (kt + 1) * kKeys <= g.seq_k) {  // interior tile: every row in bounds
+#pragma unroll
+      for (int u = 0; u < kCopies; ++u)
+        ptx::cp_async_16(dst + k_off + uint32_t(u) * kOffStep, src + u * k_step, true);
+      return;
+    }
     const int j = kt * kKeys + kr;
 #pragma unroll
     for (int u = 0; u < kCopies; ++u) {
@@ -237,6 +280,11 @@ __global__ void __launch_bounds__(kThreads)
       uint32_t(br * kRowBytes + 16 * (((lane >> 3) & 1) ^ (br & 7)));
   // scores in log2 units (scale * log2 e folded in): one ex2 per probability
   const float scale2 = in.scale * 1.4426950408889634f;
+  // kLean: the key tiles' descriptors by a 32-bit add of offset >> 4 to the low word of this one
+  // (the high word is constant): shared addresses are < 2^18 and 16-byte multiples, so the 14-bit
+  // start field never carries (desc_sw128 masks the same bits)
+  [[maybe_unused]] const uint64_t desc_base = wgmma::desc_sw128(s_k, 16, 1024);
+  [[maybe_unused]] const uint32_t desc_hi = uint32_t(desc_base >> 32);
   double* hcol = pb.col + int64_t(h) * g.seq_k;
   double* hslash = kMode == kProbeMass ? pb.slash + int64_t(h) * g.seq_k : nullptr;
   // Probe mode: each warp's 16 x 64 probabilities of the current tile (row stride 64 floats,
@@ -245,6 +293,11 @@ __global__ void __launch_bounds__(kThreads)
   // otherwise launch_row_kernel adds the space after the key buffers.
   [[maybe_unused]] float* const s_pw = reinterpret_cast<float*>(
       smem + ((D == 128 ? s_q : s_k + 2u * kKeys * kRowBytes) - raw) + warp * 16 * kKeys * 4);
+  // kLean, sample mode, D 128: the warp's own rows of the query tile (dead once its fragments are
+  // in registers, 4 KiB) stage its column sums (warp_column_sums_staged)
+  [[maybe_unused]] float* const s_cs =
+      reinterpret_cast<float*>(smem + (s_q - raw) + warp * 16 * kRowBytes);
+  static_assert(D != 128 || 8 * kStageStride * 4 <= 16 * kRowBytes, "staged column sums");
   // Tile i's column sums over the 8 warps (f64 atomics) and, in probe mode, its diagonal sums;
   // called after a barrier that follows every warp's writes of tile i.
   const auto flush = [&](int i) {
@@ -284,12 +337,15 @@ __global__ void __launch_bounds__(kThreads)
     float acc[8][4] = {};
     if constexpr (kWgmma) {
       wgmma::fence();
+      [[maybe_unused]] const uint32_t desc_lo =
+          uint32_t(desc_base) + (uint32_t((i & 1) * kKeys * kRowBytes) >> 4);
 #pragma unroll
-      for (int kk = 0; kk < kSteps; ++kk)
-        wgmma_rs_kmajor<T>(
-            acc, a[kk],
-            wgmma::desc_sw128(sb + uint32_t((kk >> 2) * (kKeys * 128) + (kk & 3) * 32), 16, 1024),
-            kk > 0 ? 1 : 0);
+      for (int kk = 0; kk < kSteps; ++kk) {
+        const uint32_t off = uint32_t((kk >> 2) * (kKeys * 128) + (kk & 3) * 32);
+        const uint64_t db = kLean ? (uint64_t(desc_hi) << 32) | (desc_lo + (off >> 4))
+                                  : wgmma::desc_sw128(sb + off, 16, 1024);
+        wgmma_rs_kmajor<T>(acc, a[kk], db, kk > 0 ? 1 : 0);
+      }
       wgmma::commit();
       wgmma::wait<0>();
       wgmma::fence_operands(acc);
@@ -307,6 +363,51 @@ __global__ void __launch_bounds__(kThreads)
     }
     const int jt = (tile0 + i) * kKeys;
     const int j0 = jt + 2 * tq;  // + n * 8 + c
+    // kLean, both rows seeing the whole tile: the statistics of the two rows interleaved
+    // (independent chains), each exactly as the per-row code below computes it.
+    if constexpr (kLean && kMode == kStats) {
+      if (jt + kKeys <= min(ri[0].v, ri[1].v)) {
+        float t[2];
+#pragma unroll
+        for (int rr = 0; rr < 2; ++rr) {
+          float x[8];
+#pragma unroll
+          for (int n = 0; n < 8; ++n) x[n] = fmaxf(acc[n][2 * rr], acc[n][2 * rr + 1]);
+#pragma unroll
+          for (int w = 4; w > 0; w >>= 1)
+#pragma unroll
+            for (int n = 0; n < w; ++n) x[n] = fmaxf(x[n], x[n + w]);
+          t[rr] = x[0];
+        }
+        // (a row tile of NaN scores: the tree gives NaN where the per-row chain from -inf gives
+        // -inf and skips the row; such tiles take the per-row code)
+        if (t[0] > -INFINITY && t[1] > -INFINITY) {
+#pragma unroll
+          for (int rr = 0; rr < 2; ++rr) {
+            const float tmax = t[rr] * scale2;
+            if (tmax > m[rr]) {
+              if (m[rr] != -INFINITY) l[rr] *= double(ptx::exp2_fast(m[rr] - tmax));
+              m[rr] = tmax;
+            }
+          }
+          const float nm0 = -m[0], nm1 = -m[1];
+          float s00 = ptx::exp2_fast(fmaf(scale2, acc[0][0], nm0));
+          float s01 = ptx::exp2_fast(fmaf(scale2, acc[0][1], nm0));
+          float s10 = ptx::exp2_fast(fmaf(scale2, acc[0][2], nm1));
+          float s11 = ptx::exp2_fast(fmaf(scale2, acc[0][3], nm1));
+#pragma unroll
+          for (int n = 1; n < 8; ++n) {
+            s00 += ptx::exp2_fast(fmaf(scale2, acc[n][0], nm0));
+            s01 += ptx::exp2_fast(fmaf(scale2, acc[n][1], nm0));
+            s10 += ptx::exp2_fast(fmaf(scale2, acc[n][2], nm1));
+            s11 += ptx::exp2_fast(fmaf(scale2, acc[n][3], nm1));
+          }
+          l[0] += double(s00 + s01);
+          l[1] += double(s10 + s11);
+          continue;
+        }
+      }
+    }
     if constexpr (kMode == kStats) {
       // The max of the raw scores times scale2 (> 0: effective_scale) is the max of the scaled
       // ones (rounding is monotonic); each term is then one fma and one ex2, as in the mass pass.
@@ -345,8 +446,48 @@ __global__ void __launch_bounds__(kThreads)
     } else {
       float cs[8][2] = {};
       float cv[2] = {0.f, 0.f};
+      // kLean, both rows seeing the whole tile and both wholly outside (inside) the covered
+      // ranges: the two rows' probabilities interleaved into the column (covered) sums with the
+      // operations the per-row loop below compiles to (nvcc contracts `sum += e * ir` into
+      // fma(e, ir, sum), and fma(e, ir, +0) == e * ir for e, ir >= +0), written out as fmaf:
+      // cs = fma(e1, ir1, e0 * ir0), t = fma(e15, ir, ... fma(e1, ir, e0 * ir)). The equality
+      // tests (GpuPeerSelectors.FastRowEpilogue*) guard this against another compiler.
+      int lean = 0;  // 1: both outside, 2: both inside, 0: per-row code
+      if constexpr (kLean && kMode == kSampleMass) {
+        const int je = jt + kKeys;
+        bool out2 = je <= min(ri[0].v, ri[1].v) && jt >= g.block_k, in2 = out2 || je <= g.block_k;
+        in2 = je <= min(ri[0].v, ri[1].v) && in2;
 #pragma unroll
-      for (int rr = 0; rr < 2; ++rr) {
+        for (int rr = 0; rr < 2; ++rr) {
+          const RowInfo& r = ri[rr];
+          out2 = out2 && (je <= r.lo_f || jt >= r.hi_f) && (je <= r.lo_b || jt >= r.hi_b);
+          in2 = in2 && (je <= g.block_k || (jt >= r.lo_f && je <= r.hi_f) ||
+                        (jt >= r.lo_b && je <= r.hi_b));
+        }
+        lean = out2 ? 1 : in2 ? 2 : 0;
+        const float nm0 = -m[0], nm1 = -m[1], ir0 = inv[0], ir1 = inv[1];
+        if (lean == 1) {
+#pragma unroll
+          for (int n = 0; n < 8; ++n)
+#pragma unroll
+            for (int c = 0; c < 2; ++c)
+              cs[n][c] = fmaf(ptx::exp2_fast(fmaf(scale2, acc[n][2 + c], nm1)), ir1,
+                              ptx::exp2_fast(fmaf(scale2, acc[n][c], nm0)) * ir0);
+        } else if (lean == 2) {
+          float t0 = ptx::exp2_fast(fmaf(scale2, acc[0][0], nm0)) * ir0;
+          float t1 = ptx::exp2_fast(fmaf(scale2, acc[0][2], nm1)) * ir1;
+#pragma unroll
+          for (int e = 1; e < 16; ++e) {
+            const int n = e >> 1, c = e & 1;
+            t0 = fmaf(ptx::exp2_fast(fmaf(scale2, acc[n][c], nm0)), ir0, t0);
+            t1 = fmaf(ptx::exp2_fast(fmaf(scale2, acc[n][2 + c], nm1)), ir1, t1);
+          }
+          cov[0] += double(t0);
+          cov[1] += double(t1);
+        }
+      }
+#pragma unroll
+      for (int rr = 0; lean == 0 && rr < 2; ++rr) {
         const RowInfo& r = ri[rr];
         const int je = jt + kKeys;
         // Where the whole tile lies for this row: fully visible, and (sample) fully outside or
@@ -422,7 +563,10 @@ __global__ void __launch_bounds__(kThreads)
         __syncwarp();
       }
       // column sums over the warp's 16 rows (lanes of equal tq); over the 8 warps in flush()
-      warp_column_sums(cs, s_col[i & 1][warp], lane);
+      if constexpr (kLean && kMode == kSampleMass && D == 128)
+        warp_column_sums_staged(cs, s_cs, s_col[i & 1][warp], lane);
+      else
+        warp_column_sums(cs, s_col[i & 1][warp], lane);
     }
   }
   if (kMode != kStats && ntiles > 0) {
@@ -457,7 +601,7 @@ __global__ void __launch_bounds__(kThreads)
 /// row_softmax_kernel on grid (splits, heads, row tiles); its dynamic shared memory holds the
 /// rows and two key tiles (kWgmma: +1024 bytes to align the key tiles' swizzle atoms; probe mode
 /// with D != 128: + the staged probability tiles).
-template <class T, int D, int kMode, bool kWgmma>
+template <class T, int D, int kMode, bool kWgmma, bool kLean = false>
 cudaError_t launch_row_kernel(const HeadInputs& in, const Geometry& g, const RowProblem& pb,
                               int split_tiles, int splits, const float* row_max,
                               const float* row_inv, float* part_m, double* part_l,
@@ -465,7 +609,7 @@ cudaError_t launch_row_kernel(const HeadInputs& in, const Geometry& g, const Row
   // probe mode with D != 128: + the warps' staged probability tiles (row_softmax_kernel)
   const int smem = (kRows + 2 * kKeys) * 2 * D + (kWgmma ? 1024 : 0) +
                    (kMode == kProbeMass && D != 128 ? kRows * kKeys * 4 : 0);
-  auto* kernel = &row_softmax_kernel<T, D, kMode, kWgmma>;
+  auto* kernel = &row_softmax_kernel<T, D, kMode, kWgmma, kLean>;
   const cudaError_t e =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (e != cudaSuccess) return e;
@@ -478,8 +622,8 @@ cudaError_t launch_row_kernel(const HeadInputs& in, const Geometry& g, const Row
 }
 
 /// The Hopper instantiation (sm90a/row_softmax_wgmma.cu): kernel mode (kStats, kSampleMass,
-/// kProbeMass) of row_softmax_kernel<T, D, mode, true> (launch_row_kernel).
-cudaError_t launch_rows_wgmma(int mode, const HeadInputs& in, const Geometry& g,
+/// kProbeMass) of row_softmax_kernel<T, D, mode, true, lean> (launch_row_kernel).
+cudaError_t launch_rows_wgmma(int mode, bool lean, const HeadInputs& in, const Geometry& g,
                               const RowProblem& pb, int split_tiles, int splits,
                               const float* row_max, const float* row_inv, float* part_m,
                               double* part_l, cudaStream_t stream);

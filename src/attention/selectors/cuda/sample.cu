@@ -16,6 +16,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 namespace sieve::attention::cuda::est {
 
@@ -91,13 +93,22 @@ __global__ void combine_rows_kernel(int n, int splits, const float* part_m, cons
   row_inv[i] = l > 0.0 ? float(1.0 / l) : 0.f;
 }
 
+// The Hopper row kernel's lean epilogue (row_softmax.cuh, kLean: the same arithmetic in fewer
+// instructions) is the default since it gave identical patterns and a 5-10 % faster stage 1 on
+// the H200 (docs/results/gpu-attention.md, session 7); SIEVE_ROWS_EPI=default selects the
+// earlier epilogue (A/B and tests). Read at every launch so that tests can switch it.
+bool rows_epi_lean() {
+  const char* v = std::getenv("SIEVE_ROWS_EPI");  // NOLINT(concurrency-mt-unsafe)
+  return v == nullptr || std::strcmp(v, "default") != 0;
+}
+
 template <class T, int D, int kMode>
 cudaError_t launch_rows(const HeadInputs& in, const Geometry& g, const RowProblem& pb,
                         int split_tiles, int splits, const float* row_max, const float* row_inv,
                         float* part_m, double* part_l, cudaStream_t stream) {
   if (use_wgmma())  // Hopper: the wgmma instantiation (sm90a/row_softmax_wgmma.cu)
-    return rows::launch_rows_wgmma(kMode, in, g, pb, split_tiles, splits, row_max, row_inv,
-                                   part_m, part_l, stream);
+    return rows::launch_rows_wgmma(kMode, rows_epi_lean(), in, g, pb, split_tiles, splits,
+                                   row_max, row_inv, part_m, part_l, stream);
   return rows::launch_row_kernel<T, D, kMode, false>(in, g, pb, split_tiles, splits, row_max,
                                                      row_inv, part_m, part_l, stream);
 }
