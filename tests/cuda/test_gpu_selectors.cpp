@@ -12,6 +12,8 @@
 #include "sieve/attention/synthetic.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <functional>
 #include <iterator>
 #include <string>
 #include <vector>
@@ -253,20 +255,17 @@ TEST_P(GpuSelectorsMma, OutlierKeysAtWidthD) {
 INSTANTIATE_TEST_SUITE_P(Paths, GpuSelectorsMma,
                          ::testing::Values("mma", "wgmma", "wgmma-ws", "wgmma-pp", "wgmma-tma"));
 
-// Two estimate paths that run the same arithmetic in a different schedule must give identical
-// patterns, block for block (the path is process-wide; the caller's tests reset it).
-void same_pattern_on_paths(const char* path_a, const char* path_b, const std::string& name,
-                           const std::vector<std::string>& settings, const Inputs& in,
-                           const std::string& what) {
-  SCOPED_TRACE(what + " selector " + name + ": " + path_a + " vs " + path_b);
+// Two runs of the selector that compute the same arithmetic in a different schedule must give
+// identical patterns, block for block; configure(i) sets run i (0, 1) up.
+void same_pattern_on_runs(const std::string& name, const std::vector<std::string>& settings,
+                          const Inputs& in, const std::function<void(int)>& configure) {
   auto sel = attention::make_selector(name, settings);
   AttentionOptions opts;
   const cu::DeviceTensor dq = cu::DeviceTensor::from_host(in.q);
   const cu::DeviceTensor dk = cu::DeviceTensor::from_host(in.k);
   SparsePattern p[2];
-  const char* paths[2] = {path_a, path_b};
   for (int i = 0; i < 2; ++i) {
-    cu::set_estimate_path(paths[i]);
+    configure(i);
     p[i] = cu::select_on_device(*sel, dq, dk, opts).download();
     ASSERT_NO_THROW(p[i].validate());
   }
@@ -274,6 +273,15 @@ void same_pattern_on_paths(const char* path_a, const char* path_b, const std::st
   EXPECT_EQ(p[1].block_indices, p[0].block_indices);
   EXPECT_EQ(p[1].columns, p[0].columns);
   EXPECT_GT(p[0].block_density(), 0.0);
+}
+
+// Two estimate paths (the path is process-wide; the caller's tests reset it).
+void same_pattern_on_paths(const char* path_a, const char* path_b, const std::string& name,
+                           const std::vector<std::string>& settings, const Inputs& in,
+                           const std::string& what) {
+  SCOPED_TRACE(what + " selector " + name + ": " + path_a + " vs " + path_b);
+  const char* paths[2] = {path_a, path_b};
+  same_pattern_on_runs(name, settings, in, [&](int i) { cu::set_estimate_path(paths[i]); });
 }
 
 // The ping-pong instance of the fused statistics kernel ("wgmma-pp") runs the same wgmma chains
@@ -319,6 +327,44 @@ TEST_F(GpuSelectors, TmaStatisticsEqualPingPong) {
        "planted unisparse");
   same("rr", {"dense_below=0"}, planted_inputs(DType::kBF16, 2, 1, 9000, 128, seed + 3),
        "fallback (563 units)");
+}
+
+// SIEVE_STATS_EPI (read by the TMA instance's launcher at every launch) for one scope; unset
+// again on exit.
+struct ScopedStatsEpi {
+  ~ScopedStatsEpi() { unsetenv("SIEVE_STATS_EPI"); }  // NOLINT(concurrency-mt-unsafe)
+  void set(const char* v) {
+    if (v == nullptr)
+      unsetenv("SIEVE_STATS_EPI");  // NOLINT(concurrency-mt-unsafe)
+    else
+      setenv("SIEVE_STATS_EPI", v, 1);  // NOLINT(concurrency-mt-unsafe)
+  }
+};
+
+// The TMA instance's two epilogue forms (lean by default, SIEVE_STATS_EPI=plain the first one:
+// counted tile and slot, hoisted wgmma descriptors, log weights pre-multiplied by log2 e in the
+// producer with the same f32 product) run the same chains and the same f32 operations on the same
+// operands, so they must give the same patterns block for block. Shapes of
+// TmaStatisticsEqualPingPong plus rr at stride 8 (16 units per key block: GN 2), so GN 1, 2 and 4
+// and both instance widths (D 128: W 256 / W2 128; D 64: 128 / 64) are covered. Elsewhere than on
+// compute capability 9.0 both runs take the mma.sync kernel.
+TEST_F(GpuSelectors, TmaEpilogueVariantsEqualDefault) {
+  const uint64_t seed = fresh_seed();
+  cu::set_estimate_path("wgmma-tma");
+  ScopedStatsEpi env;
+  const auto same = [&](const std::string& name, const std::vector<std::string>& settings,
+                        const Inputs& in, const std::string& what) {
+    SCOPED_TRACE(what + " selector " + name + ": SIEVE_STATS_EPI=plain vs the default (lean)");
+    same_pattern_on_runs(name, settings, in, [&](int i) { env.set(i == 0 ? "plain" : nullptr); });
+  };
+  same("rr", {"dense_below=0"}, planted_inputs(DType::kBF16, 2, 1, 8960, 128, seed),
+       "planted seed " + std::to_string(seed));
+  same("rr", {"dense_below=0", "stride=8"},
+       planted_inputs(DType::kBF16, 2, 1, 8960, 128, seed + 4), "planted stride 8");
+  same("rr", {"dense_below=0", "tau=0.9"}, random_inputs(DType::kBF16, 4, 2, 3328, 64, seed + 1),
+       "random d64");
+  same("unisparse", {"dense_below=0"}, planted_inputs(DType::kBF16, 2, 1, 8960, 128, seed + 2),
+       "planted unisparse");
 }
 
 TEST(GpuEstimatePath, NamedSetting) {

@@ -171,41 +171,41 @@ __device__ __forceinline__ float tree_reduce(const float* v, F op) {
   }
 }
 
-// One step's epilogue for this warp: raw products prod of 16 rows x 64 units (tile x, slot t of
-// R) finished into scores (scale, log weight s_lw [64] from shared memory, the row's own unit,
-// the partial last unit; -inf where not visible), folded into the running (max, sum of exp) per
-// (row, group), and at the last slot written to stats [row][ngroups] as (max, sum) in natural
-// units. Scores are kept in log2 units (one FFMA for scale and weight, ex2 of score - max without
-// a multiply). Groups of 8 GN units (GN in 1, 2, 4, 8).
-template <int GN>
-__device__ __forceinline__ void epilogue(const StrideProblem& pb, const float (&prod)[8][4], int x, int t,
-                                         int r0, const int* s_vis, const float* s_lw,
-                                         const RowLimits& lim, int ngroups, Running<GN>& run,
-                                         float2* stats) {
-  constexpr int NG = 8 / GN;  // groups per tile
-  constexpr int GT = Running<GN>::GT, QT = Running<GN>::QT;
-  constexpr float kLog2e = 1.4426950408889634f, kLn2 = 0.6931471805599453f;
-  const int lane = threadIdx.x & 31, wr = (threadIdx.x >> 5) * 16;
-  const int g = lane >> 2, tq = lane & 3;  // this thread's rows: g and g + 8 of the warp
-  const int units = pb.units, R = pb.reps;
-  const int e0 = x * 64;
-  if (e0 >= lim.warp_maxv) return;
-  // log2 weights of this thread's 16 columns
-  float lw[8][2];
+constexpr float kLog2e = 1.4426950408889634f;
+
+// The log2 weights of this thread's 16 columns (lane % 4 = tq: units 16 tq.. 16 tq + 15) of a
+// step's 64 log weights s_lw [64] in shared memory. Prescaled: s_lw already holds
+// __fmul_rn(log weight, kLog2e) (the same f32 product this function forms otherwise), written by
+// the producer (the epilogue variants of sm90a/fused_stats_sm90.cu).
+template <bool Prescaled = false>
+__device__ __forceinline__ void step_log2_weights(const float* s_lw, float (&lw)[8][2]) {
+  const int tq = threadIdx.x & 3;
 #pragma unroll
   for (int n = 0; n < 8; n += 2) {
     const float4 v = *reinterpret_cast<const float4*>(s_lw + 16 * tq + 2 * n);
-    lw[n][0] = v.x * kLog2e;
-    lw[n][1] = v.y * kLog2e;
-    lw[n + 1][0] = v.z * kLog2e;
-    lw[n + 1][1] = v.w * kLog2e;
+    if constexpr (Prescaled) {
+      lw[n][0] = v.x, lw[n][1] = v.y, lw[n + 1][0] = v.z, lw[n + 1][1] = v.w;
+    } else {
+      lw[n][0] = v.x * kLog2e;
+      lw[n][1] = v.y * kLog2e;
+      lw[n + 1][0] = v.z * kLog2e;
+      lw[n + 1][1] = v.w * kLog2e;
+    }
   }
+}
+
+// The step's scores (finish_score's rules) from the raw products and the log2 weights: a tile
+// before every row's last unit (the usual case) needs only the scale and the log weight. Written
+// to acc, not into prod: the wgmma instance's products are accumulator registers, which only
+// wgmma may define while its pipeline runs (ptxas would serialise it otherwise).
+__device__ __forceinline__ void finish_scores(const StrideProblem& pb, const float (&prod)[8][4],
+                                              int e0, int t, int r0, const int* s_vis,
+                                              const float (&lw)[8][2], const RowLimits& lim,
+                                              float (&acc)[8][4]) {
+  const int lane = threadIdx.x & 31, wr = (threadIdx.x >> 5) * 16;
+  const int g = lane >> 2, tq = lane & 3;  // this thread's rows: g and g + 8 of the warp
+  const int units = pb.units;
   const float a2 = pb.alpha * kLog2e;
-  // finish the scores (finish_score's rules); a tile before every row's last unit (the usual
-  // case) needs only the scale and the log weight. Written to acc, not into prod: the wgmma
-  // instance's products are accumulator registers, which only wgmma may define while its
-  // pipeline runs (ptxas would serialise it otherwise).
-  float acc[8][4];
   if (e0 + 64 <= lim.warp_inner) {
 #pragma unroll
     for (int n = 0; n < 8; ++n)
@@ -233,33 +233,68 @@ __device__ __forceinline__ void epilogue(const StrideProblem& pb, const float (&
         acc[n][c] = e < v ? sc : -INFINITY;
       }
   }
-  // per (row, group): a running max and sum of 2^(score - max) over the slots, in the thread
-  // (its 16 units hold GT whole groups, or a part of one when QT > 1); the sum is rescaled only
-  // when the max grows
+}
+
+// Row half h's scores (acc [.][2h], acc [.][2h + 1]) into the running statistics: per (row,
+// group) a running max and sum of 2^(score - max) over the slots, in the thread (its 16 units
+// hold GT whole groups, or a part of one when QT > 1); the sum is rescaled only when the max
+// grows. In two parts: fold_exps (max, rescale, the exps into e) and fold_sums (the exps' tree
+// sums added), so that a caller may run other work while the exps are in flight.
+template <int GN>
+using HalfExps = float[Running<GN>::GT][16 / Running<GN>::GT];
+template <int GN>
+__device__ __forceinline__ void fold_exps(const float (&acc)[8][4], int h, int t, Running<GN>& run,
+                                          HalfExps<GN>& e) {
+  constexpr int GT = Running<GN>::GT, KU = 16 / GT;  // KU: this thread's units of a group
 #pragma unroll
-  for (int h = 0; h < 2; ++h)
+  for (int gl = 0; gl < GT; ++gl) {
+    float* v = e[gl];
 #pragma unroll
-    for (int gl = 0; gl < GT; ++gl) {
-      constexpr int KU = 16 / GT;  // this thread's units of the group
-      float v[KU];
-#pragma unroll
-      for (int k = 0; k < KU; ++k) v[k] = acc[(gl * KU + k) >> 1][2 * h + ((gl * KU + k) & 1)];
-      const float lm = tree_reduce<KU>(v, [](float p, float q) { return fmaxf(p, q); });
-      float& rm = run.m[h][gl];
-      float& rs = run.s[h][gl];
-      if (t == 0) {
-        rm = -INFINITY;
-        rs = 0.f;
-      }
-      if (lm > rm) {
-        rs *= ptx::exp2_fast(rm - lm);  // rm = -inf: rs is 0 and stays 0
-        rm = lm;
-      }
-      const float mm = rm == -INFINITY ? 0.f : rm;  // all -inf: every exp is 0
-#pragma unroll
-      for (int k = 0; k < KU; ++k) v[k] = ptx::exp2_fast(v[k] - mm);
-      rs += tree_reduce<KU>(v, [](float p, float q) { return p + q; });
+    for (int k = 0; k < KU; ++k) v[k] = acc[(gl * KU + k) >> 1][2 * h + ((gl * KU + k) & 1)];
+    const float lm = tree_reduce<KU>(v, [](float p, float q) { return fmaxf(p, q); });
+    float& rm = run.m[h][gl];
+    float& rs = run.s[h][gl];
+    if (t == 0) {
+      rm = -INFINITY;
+      rs = 0.f;
     }
+    if (lm > rm) {
+      rs *= ptx::exp2_fast(rm - lm);  // rm = -inf: rs is 0 and stays 0
+      rm = lm;
+    }
+    const float mm = rm == -INFINITY ? 0.f : rm;  // all -inf: every exp is 0
+#pragma unroll
+    for (int k = 0; k < KU; ++k) v[k] = ptx::exp2_fast(v[k] - mm);
+  }
+}
+// The sums of groups [g0, g1) of the thread's GT.
+template <int GN>
+__device__ __forceinline__ void fold_sums(const HalfExps<GN>& e, int h, Running<GN>& run, int g0 = 0,
+                                          int g1 = Running<GN>::GT) {
+  constexpr int GT = Running<GN>::GT, KU = 16 / GT;
+#pragma unroll
+  for (int gl = 0; gl < GT; ++gl)
+    if (gl >= g0 && gl < g1)
+      run.s[h][gl] += tree_reduce<KU>(e[gl], [](float p, float q) { return p + q; });
+}
+template <int GN>
+__device__ __forceinline__ void fold_row_half(const float (&acc)[8][4], int h, int t,
+                                              Running<GN>& run) {
+  HalfExps<GN> e;
+  fold_exps(acc, h, t, run, e);
+  fold_sums(e, h, run);
+}
+
+// At the last slot (t = R - 1, R = pb.reps) of tile x: the running statistics to stats
+// [row][ngroups] as (max, sum) in natural units.
+template <int GN>
+__device__ __forceinline__ void store_stats(const StrideProblem& pb, int x, int t, int R, int r0,
+                                            int ngroups, Running<GN>& run, float2* stats) {
+  constexpr int NG = 8 / GN;  // groups per tile
+  constexpr int GT = Running<GN>::GT, QT = Running<GN>::QT;
+  constexpr float kLn2 = 0.6931471805599453f;
+  const int lane = threadIdx.x & 31, wr = (threadIdx.x >> 5) * 16;
+  const int g = lane >> 2, tq = lane & 3;
   if (t != R - 1) return;
   // groups wider than 16 units: combine the QT threads that share one
 #pragma unroll
@@ -288,6 +323,38 @@ __device__ __forceinline__ void epilogue(const StrideProblem& pb, const float (&
                                              : make_float2(run.m[h][gl] * kLn2, run.s[h][gl]);
     }
   }
+}
+
+// epilogue with the step's log2 weights already in registers (step_log2_weights).
+template <int GN>
+__device__ __forceinline__ void epilogue_lw(const StrideProblem& pb, const float (&prod)[8][4], int x,
+                                            int t, int r0, const int* s_vis, const float (&lw)[8][2],
+                                            const RowLimits& lim, int ngroups, Running<GN>& run,
+                                            float2* stats) {
+  const int R = pb.reps, e0 = x * 64;
+  if (e0 >= lim.warp_maxv) return;
+  float acc[8][4];
+  finish_scores(pb, prod, e0, t, r0, s_vis, lw, lim, acc);
+  fold_row_half(acc, 0, t, run);
+  fold_row_half(acc, 1, t, run);
+  store_stats(pb, x, t, R, r0, ngroups, run, stats);
+}
+
+// One step's epilogue for this warp: raw products prod of 16 rows x 64 units (tile x, slot t of
+// R) finished into scores (scale, log weight s_lw [64] from shared memory, the row's own unit,
+// the partial last unit; -inf where not visible), folded into the running (max, sum of exp) per
+// (row, group), and at the last slot written to stats [row][ngroups] as (max, sum) in natural
+// units. Scores are kept in log2 units (one FFMA for scale and weight, ex2 of score - max without
+// a multiply). Groups of 8 GN units (GN in 1, 2, 4, 8).
+template <int GN>
+__device__ __forceinline__ void epilogue(const StrideProblem& pb, const float (&prod)[8][4], int x, int t,
+                                         int r0, const int* s_vis, const float* s_lw,
+                                         const RowLimits& lim, int ngroups, Running<GN>& run,
+                                         float2* stats) {
+  if (x * 64 >= lim.warp_maxv) return;
+  float lw[8][2];
+  step_log2_weights(s_lw, lw);
+  epilogue_lw<GN>(pb, prod, x, t, r0, s_vis, lw, lim, ngroups, run, stats);
 }
 
 }  // namespace sieve::attention::cuda::est::fused

@@ -18,6 +18,7 @@
 #include <cudaTypedefs.h>
 
 #include <cstdlib>
+#include <cstring>
 
 namespace sieve::attention::cuda::est::fused {
 
@@ -72,6 +73,28 @@ __device__ __forceinline__ void issue_products(const uint32_t (&a)[W / 16][4], u
     wgmma_rs_kmajor(acc, a[kk], wgmma::desc_sw128(sb + (kk >> 2) * 8192 + (kk & 3) * 32, 16, 1024),
                     kk > 0 ? 1 : 0);
   wgmma::commit();
+}
+
+// issue_products with the descriptors of the KS k-steps formed from the tile's first one: lo is
+// the descriptor's low word for the tile at sb, ((sb & 0x3ffff) >> 4) | (16 >> 4) << 16 (the
+// leading byte offset), and k-step kk adds ((kk >> 2) * 8192 + (kk & 3) * 32) >> 4 to it, which
+// stays inside the 14-bit address field (shared addresses < 256 KB), so the descriptors equal
+// wgmma::desc_sw128's (same products); the high word is the constant (1024 >> 4) | 1 << 30.
+// One add per k-step instead of desc_sw128's mask / shift / or of each address.
+template <int KS, int W>
+__device__ __forceinline__ void issue_products_lean(const uint32_t (&a)[W / 16][4], uint32_t lo,
+                                                    float (&acc)[8][4]) {
+  constexpr uint64_t hi = uint64_t((1024u >> 4) | (1u << 30)) << 32;
+  wgmma::fence();
+#pragma unroll
+  for (int kk = 0; kk < KS; ++kk)
+    wgmma_rs_kmajor(acc, a[kk], hi | (lo + uint32_t(((kk >> 2) * 8192 + (kk & 3) * 32) >> 4)),
+                    kk > 0 ? 1 : 0);
+  wgmma::commit();
+}
+// The low descriptor word issue_products_lean takes for the tile at shared address sb.
+__device__ __forceinline__ uint32_t desc_lo_sw128(uint32_t sb) {
+  return ((sb & 0x3ffffu) >> 4) | (1u << 16);
 }
 
 // The consumer loop of every instance: step 0's products into acc0, then
@@ -236,11 +259,22 @@ __device__ __forceinline__ void init_ring_barriers(uint32_t bars) {
 // Publishing two steps behind (three steps' copies in flight) was slower on the H200
 // (docs/cuda.md): the consumers then wait for the producer to refill a stage before they may
 // issue the next step.
-template <int W, class Load>
+// ScaleLw (the epilogue variants, EpiVariant): before publishing step s, producer thread pt < 64
+// replaces its log weight (lw_ring stage s % kWsStages, entry pt, copied by itself) with
+// __fmul_rn(weight, kLog2e), the product the epilogue forms otherwise (step_log2_weights).
+template <int W, bool ScaleLw = false, class Load>
 __device__ __forceinline__ void walk_ring(int R, uint32_t ring, uint32_t bars, int x0, int steps,
-                                          const Load& load) {
+                                          const Load& load, uint32_t lw_ring = 0, int pt = 0) {
   constexpr int NS = kWsStages, tile_bytes = 64 * 2 * W;
   const auto publish = [&](int s) {  // step s's copies have landed: publish them to the wgmma
+    if constexpr (ScaleLw) {
+      if (pt < 64) {
+        const uint32_t e = lw_ring + uint32_t((s % NS) * 256 + 4 * pt);
+        float v;
+        asm volatile("ld.shared.f32 %0, [%1];\n" : "=f"(v) : "r"(e) : "memory");
+        asm volatile("st.shared.f32 [%0], %1;\n" ::"r"(e), "f"(__fmul_rn(v, kLog2e)) : "memory");
+      }
+    }
     wgmma::fence_proxy_async();
     tma::mbar_arrive(bars + uint32_t(8 * (s % NS)));
   };
@@ -381,6 +415,23 @@ __device__ __forceinline__ void opaque_zeros(float (&acc)[8][4]) {
     for (int c = 0; c < 4; ++c) asm volatile("mov.b32 %0, 0;\n" : "=f"(acc[n][c]));
 }
 
+// The consumers' step in two forms (SIEVE_STATS_EPI, read by launch_fused_tma_sm90 at every
+// launch). Both give the same statistics bit for bit: the same wgmma chains (same descriptors),
+// the same f32 operations on the same operands in the same order in the epilogue; only where the
+// integers and the log2 weights come from differs.
+//  - kEpiLean (the default on the TMA instance since session 7: rr's score kernel 13-15 % faster
+//    on the H200, docs/results/gpu-attention.md): the step's tile and slot are counted (x, t)
+//    instead of s / R and s % R (an integer division by the runtime R, with MUFU.RCP, I2F and
+//    F2I on the pipe the ex2 need, in front of every step's epilogue and issue); the wgmma
+//    descriptors are one add per k-step from the stage's (issue_products_lean); the producer
+//    writes the log weights pre-multiplied by log2 e (walk_ring's ScaleLw), so the epilogue loads
+//    them without 16 FMUL.
+//  - kEpiPlain ("plain"; the ping-pong and diagnostic instances always): the step as written
+//    first.
+// Measured and dropped (same values, docs/results): releasing the ring stage before the epilogue
+// ("early") and issuing the next chain between the epilogue's row halves ("split").
+enum EpiVariant : int { kEpiPlain = 0, kEpiLean = 1 };
+
 __device__ __forceinline__ void bar_arrive(int id, int count) {
   asm volatile("barrier.arrive %0, %1;\n" ::"r"(id), "r"(count) : "memory");
 }
@@ -388,7 +439,7 @@ __device__ __forceinline__ void bar_arrive(int id, int count) {
 // The ping-pong CTA (stride_stats_pp_kernel, stride_stats_tma_kernel): the producer warpgroup
 // runs produce(s_base, s_lw_addr, bars, x0, steps, pt) (ring, log-weight ring, mbarriers, first
 // tile, steps, producer thread), the consumers as described above.
-template <int W, int W2, int GN, int DIAG, class Produce>
+template <int W, int W2, int GN, int DIAG, int EPI = kEpiPlain, class Produce>
 __device__ __forceinline__ void pp_cta(StrideProblem& pb, int ngroups, int tiles, float2* stats,
                                        const PpOptions& opt, const Produce& produce) {
   constexpr int NS = kWsStages, tile_bytes = 64 * 2 * W, KS = W / 16;
@@ -444,17 +495,52 @@ __device__ __forceinline__ void pp_cta(StrideProblem& pb, int ngroups, int tiles
     if (pingpong && (wg == 0 || s + 1 < steps)) bar_arrive(2 - wg, kWgThreads);
   };
   Running<GN> run;
-  // On entry to step s the products of step s are in flight into cur (nothing else is).
-  const auto step = [&](int s, float (&cur)[8][4], float (&next)[8][4]) {
-    wgmma::wait<0>();
-    wgmma::fence_operands(cur);
-    if (s + 1 < steps) issue(s + 1, next);
-    epilogue<GN>(pb, cur, x0 + s / R, s % R, r0, s_vis, s_lw + (s % NS) * 64, lim, ngroups, run,
-                 stats);
-    __syncwarp();
-    if (lane == 0) tma::mbar_arrive(bars + uint32_t(8 * (NS + s % NS)));
-  };
-  walk_steps(steps, issue, step);
+  if constexpr (EPI == kEpiPlain) {
+    // On entry to step s the products of step s are in flight into cur (nothing else is).
+    const auto step = [&](int s, float (&cur)[8][4], float (&next)[8][4]) {
+      wgmma::wait<0>();
+      wgmma::fence_operands(cur);
+      if (s + 1 < steps) issue(s + 1, next);
+      epilogue<GN>(pb, cur, x0 + s / R, s % R, r0, s_vis, s_lw + (s % NS) * 64, lim, ngroups, run,
+                   stats);
+      __syncwarp();
+      if (lane == 0) tma::mbar_arrive(bars + uint32_t(8 * (NS + s % NS)));
+    };
+    walk_steps(steps, issue, step);
+  } else {  // EpiVariant: the same chains and epilogue arithmetic, scheduled as described there
+    static_assert(DIAG == 0, "the epilogue variants have no diagnostic instances");
+    const uint32_t lo0 = desc_lo_sw128(s_base);
+    int xe = x0, te = 0;  // tile and slot of the step being finished
+    int ti = 0;           // slot of the step being issued
+    const auto issue_lean = [&](int s, float (&acc)[8][4]) {
+      tma::mbar_wait(bars + uint32_t(8 * (s % NS)), uint32_t((s / NS) & 1));
+      if (pingpong) tma::bar_sync_id<kWgThreads>(1 + wg);
+      const uint32_t lo = lo0 + uint32_t((s % NS) * (tile_bytes >> 4));
+      if (ti == 0)
+        issue_products_lean<KS, W>(a, lo, acc);
+      else
+        issue_products_lean<W2 / 16, W>(a, lo, acc);
+      if (pingpong && (wg == 0 || s + 1 < steps)) bar_arrive(2 - wg, kWgThreads);
+    };
+    const auto step = [&](int s, float (&cur)[8][4], float (&next)[8][4]) {
+      wgmma::wait<0>();
+      wgmma::fence_operands(cur);
+      ti = te + 1 == R ? 0 : te + 1;
+      const float* lw_s = s_lw + (s % NS) * 64;
+      const uint32_t empty = bars + uint32_t(8 * (NS + s % NS));
+      if (s + 1 < steps) issue_lean(s + 1, next);
+      if (xe * 64 < lim.warp_maxv) {
+        float lw[8][2];
+        step_log2_weights<true>(lw_s, lw);
+        epilogue_lw<GN>(pb, cur, xe, te, r0, s_vis, lw, lim, ngroups, run, stats);
+      }
+      __syncwarp();
+      if (lane == 0) tma::mbar_arrive(empty);
+      xe += ti == 0 ? 1 : 0;
+      te = ti;
+    };
+    walk_steps(steps, issue_lean, step);
+  }
 }
 
 template <int W, int W2, int GN, int DIAG = 0>
@@ -506,7 +592,7 @@ __device__ __forceinline__ void load_5d(uint32_t dst, const CUtensorMap* tmap, u
 
 // produce_steps with the key tiles by TMA (key set kz of the maps); the log weights and the
 // full / empty protocol unchanged.
-template <int W, int W2>
+template <int W, int W2, bool ScaleLw = false>
 __device__ __forceinline__ void produce_steps_tma(const StrideProblem& pb, const KeyMaps& maps,
                                                   int kz, uint32_t ring, uint32_t lw_ring,
                                                   uint32_t bars, int x0, int steps, int pt) {
@@ -516,8 +602,8 @@ __device__ __forceinline__ void produce_steps_tma(const StrideProblem& pb, const
     tma::prefetch_map(&maps.slot0);
     if (pb.reps > 1) tma::prefetch_map(&maps.rest);
   }
-  walk_ring<W>(pb.reps, ring, bars, x0, steps, [&](int s, int x, int t, uint32_t dst,
-                                                   uint32_t full) {
+  walk_ring<W, ScaleLw>(pb.reps, ring, bars, x0, steps, [&](int s, int x, int t, uint32_t dst,
+                                                            uint32_t full) {
     load_log_weights_at(lw_ring + uint32_t((s % kWsStages) * 256), pb, x, t, pt);
     if (pt != 0) return;
     if (t == 0) {
@@ -532,22 +618,22 @@ __device__ __forceinline__ void produce_steps_tma(const StrideProblem& pb, const
         load_5d(dst + uint32_t(p * 8192), &maps.rest, full, 64 * p, 0, (t - 1) * groups + 4 * x,
                 0, kz);
     }
-  });
+  }, lw_ring, pt);
 }
 
-template <int W, int W2, int GN>
+template <int W, int W2, int GN, int EPI = kEpiPlain>
 __global__ void __launch_bounds__(kWsThreads, 1)
     stride_stats_tma_kernel(StrideProblem pb, int ngroups, int tiles, float2* stats, PpOptions opt,
                             const __grid_constant__ KeyMaps maps) {
   const StrideProblem& cpb = pb;
   // the key set of this head (KeyMaps' dimension 4; one set when z_krep is 0, whatever kgroup)
   const int kz = pb.z_krep == 0 ? 0 : int(blockIdx.z) / pb.kgroup;
-  pp_cta<W, W2, GN, 0>(pb, ngroups, tiles, stats, opt,
-                       [&](uint32_t ring, uint32_t lw_ring, uint32_t bars, int x0, int steps,
-                           int pt) {
-                         produce_steps_tma<W, W2>(cpb, maps, kz, ring, lw_ring, bars, x0, steps,
-                                                  pt);
-                       });
+  pp_cta<W, W2, GN, 0, EPI>(pb, ngroups, tiles, stats, opt,
+                            [&](uint32_t ring, uint32_t lw_ring, uint32_t bars, int x0, int steps,
+                                int pt) {
+                              produce_steps_tma<W, W2, EPI != kEpiPlain>(
+                                  cpb, maps, kz, ring, lw_ring, bars, x0, steps, pt);
+                            });
 }
 
 // PP: the ping-pong instance (its query buffer outside the ring), else the warp-specialised one.
@@ -618,12 +704,12 @@ cudaError_t launch_ws(const StrideProblem& pb, int W, int W2, int GN, int ngroup
 }
 
 // stride_stats_tma_kernel for (W, W2, GN): launch_ws<W, W2, GN, true>'s shared memory and grid.
-template <int W, int W2, int GN>
+template <int W, int W2, int GN, int EPI = kEpiPlain>
 cudaError_t launch_tma(const StrideProblem& pb, int ngroups, int tiles, float2* stats,
                        cudaStream_t stream, const PpOptions& opt, const KeyMaps& maps) {
   const int smem = 1024 + kWsStages * (64 * 2 * W + 256) + kWgRows * 2 * W + 192 * 4 +
                    2 * kWsStages * 8;
-  const auto kernel = stride_stats_tma_kernel<W, W2, GN>;
+  const auto kernel = stride_stats_tma_kernel<W, W2, GN, EPI>;
   const cudaError_t e =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (e != cudaSuccess) return e;
@@ -634,16 +720,45 @@ cudaError_t launch_tma(const StrideProblem& pb, int ngroups, int tiles, float2* 
   return cudaGetLastError();
 }
 
-template <int W, int W2>
+template <int W, int W2, int EPI = kEpiPlain>
 cudaError_t launch_tma(const StrideProblem& pb, int GN, int ngroups, int tiles, float2* stats,
                        cudaStream_t stream, const PpOptions& opt, const KeyMaps& maps) {
   switch (GN) {
-    case 1: return launch_tma<W, W2, 1>(pb, ngroups, tiles, stats, stream, opt, maps);
-    case 2: return launch_tma<W, W2, 2>(pb, ngroups, tiles, stats, stream, opt, maps);
-    case 4: return launch_tma<W, W2, 4>(pb, ngroups, tiles, stats, stream, opt, maps);
-    case 8: return launch_tma<W, W2, 8>(pb, ngroups, tiles, stats, stream, opt, maps);
+    case 1: return launch_tma<W, W2, 1, EPI>(pb, ngroups, tiles, stats, stream, opt, maps);
+    case 2: return launch_tma<W, W2, 2, EPI>(pb, ngroups, tiles, stats, stream, opt, maps);
+    case 4: return launch_tma<W, W2, 4, EPI>(pb, ngroups, tiles, stats, stream, opt, maps);
+    case 8: return launch_tma<W, W2, 8, EPI>(pb, ngroups, tiles, stats, stream, opt, maps);
     default: return cudaErrorInvalidValue;
   }
+}
+
+// launch_tma<W, W2> under an epilogue variant (EpiVariant; runtime value to instance).
+template <int W, int W2>
+cudaError_t launch_tma_epi(int epi, const StrideProblem& pb, int GN, int ngroups, int tiles,
+                           float2* stats, cudaStream_t stream, const PpOptions& opt,
+                           const KeyMaps& maps) {
+  switch (epi) {
+    case kEpiPlain: return launch_tma<W, W2>(pb, GN, ngroups, tiles, stats, stream, opt, maps);
+    case kEpiLean:
+      return launch_tma<W, W2, kEpiLean>(pb, GN, ngroups, tiles, stats, stream, opt, maps);
+    default: return cudaErrorInvalidValue;
+  }
+}
+
+// An integer schedule knob from the environment: fallback when unset, empty or outside [lo, hi].
+int knob(const char* name, int fallback, int lo, int hi) {
+  const char* env = std::getenv(name);  // NOLINT(concurrency-mt-unsafe)
+  const int v = env != nullptr && *env != '\0' ? std::atoi(env) : fallback;
+  return v < lo || v > hi ? fallback : v;
+}
+
+// SIEVE_STATS_EPI: unset, empty or "lean" -> kEpiLean, "plain" -> kEpiPlain; anything else -1 (the
+// launch then fails with cudaErrorInvalidValue rather than timing the default silently).
+int epi_variant_from_env() {
+  const char* env = std::getenv("SIEVE_STATS_EPI");  // NOLINT(concurrency-mt-unsafe)
+  if (env == nullptr || *env == '\0' || std::strcmp(env, "lean") == 0) return kEpiLean;
+  if (std::strcmp(env, "plain") == 0) return kEpiPlain;
+  return -1;
 }
 
 // KeyMaps' map of one slot width: rows of `width` bf16 at `base`, `groups` 16-row groups, key
@@ -685,11 +800,6 @@ cudaError_t launch_fused_pp_sm90(const StrideProblem& pb, int W, int W2, int GN,
   // SIEVE_STATS_PINGPONG=0 (no issue turns), SIEVE_STATS_TILES=n (tiles per CTA, 1..64).
   // Timing diagnostics (wrong values; PpOptions::diag): SIEVE_STATS_DIAG=1 (no key-tile loads
   // after the first ring), 2 (no products), 3 (neither).
-  const auto knob = [](const char* name, int fallback, int lo, int hi) {
-    const char* env = std::getenv(name);  // NOLINT(concurrency-mt-unsafe)
-    const int v = env != nullptr && *env != '\0' ? std::atoi(env) : fallback;
-    return v < lo || v > hi ? fallback : v;
-  };
   PpOptions opt;
   opt.pingpong = knob("SIEVE_STATS_PINGPONG", opt.pingpong, 0, 1);
   opt.tiles_per_cta = knob("SIEVE_STATS_TILES", opt.tiles_per_cta, 1, 64);
@@ -714,12 +824,15 @@ cudaError_t launch_fused_tma_sm90(const StrideProblem& pb, int W, int W2, int GN
                                 int64_t(R - 1) * pb.units / 16, sets, set_stride)))
     return cudaErrorInvalidValue;  // no encoder, or a map the driver rejects: reported, no fallback
   PpOptions opt;  // the ping-pong defaults (issue turns, 8 tiles per CTA)
+  opt.pingpong = knob("SIEVE_STATS_PINGPONG", opt.pingpong, 0, 1);  // A/B knob, same values
+  // Epilogue variant (A/B knob, same values): SIEVE_STATS_EPI=lean (default) | plain.
+  const int epi = epi_variant_from_env();
   if (W == 256 && W2 == 128)
-    return launch_tma<256, 128>(pb, GN, ngroups, tiles, stats, stream, opt, maps);
+    return launch_tma_epi<256, 128>(epi, pb, GN, ngroups, tiles, stats, stream, opt, maps);
   if (W == 128 && W2 == 128)
-    return launch_tma<128, 128>(pb, GN, ngroups, tiles, stats, stream, opt, maps);
+    return launch_tma_epi<128, 128>(epi, pb, GN, ngroups, tiles, stats, stream, opt, maps);
   if (W == 128 && W2 == 64)
-    return launch_tma<128, 64>(pb, GN, ngroups, tiles, stats, stream, opt, maps);
+    return launch_tma_epi<128, 64>(epi, pb, GN, ngroups, tiles, stats, stream, opt, maps);
   return cudaErrorInvalidValue;
 }
 
