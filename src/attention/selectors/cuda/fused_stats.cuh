@@ -238,17 +238,14 @@ __device__ __forceinline__ void finish_scores(const StrideProblem& pb, const flo
 // Row half h's scores (acc [.][2h], acc [.][2h + 1]) into the running statistics: per (row,
 // group) a running max and sum of 2^(score - max) over the slots, in the thread (its 16 units
 // hold GT whole groups, or a part of one when QT > 1); the sum is rescaled only when the max
-// grows. In two parts: fold_exps (max, rescale, the exps into e) and fold_sums (the exps' tree
-// sums added), so that a caller may run other work while the exps are in flight.
+// grows.
 template <int GN>
-using HalfExps = float[Running<GN>::GT][16 / Running<GN>::GT];
-template <int GN>
-__device__ __forceinline__ void fold_exps(const float (&acc)[8][4], int h, int t, Running<GN>& run,
-                                          HalfExps<GN>& e) {
+__device__ __forceinline__ void fold_row_half(const float (&acc)[8][4], int h, int t,
+                                              Running<GN>& run) {
   constexpr int GT = Running<GN>::GT, KU = 16 / GT;  // KU: this thread's units of a group
 #pragma unroll
   for (int gl = 0; gl < GT; ++gl) {
-    float* v = e[gl];
+    float v[KU];
 #pragma unroll
     for (int k = 0; k < KU; ++k) v[k] = acc[(gl * KU + k) >> 1][2 * h + ((gl * KU + k) & 1)];
     const float lm = tree_reduce<KU>(v, [](float p, float q) { return fmaxf(p, q); });
@@ -265,24 +262,8 @@ __device__ __forceinline__ void fold_exps(const float (&acc)[8][4], int h, int t
     const float mm = rm == -INFINITY ? 0.f : rm;  // all -inf: every exp is 0
 #pragma unroll
     for (int k = 0; k < KU; ++k) v[k] = ptx::exp2_fast(v[k] - mm);
+    rs += tree_reduce<KU>(v, [](float p, float q) { return p + q; });
   }
-}
-// The sums of groups [g0, g1) of the thread's GT.
-template <int GN>
-__device__ __forceinline__ void fold_sums(const HalfExps<GN>& e, int h, Running<GN>& run, int g0 = 0,
-                                          int g1 = Running<GN>::GT) {
-  constexpr int GT = Running<GN>::GT, KU = 16 / GT;
-#pragma unroll
-  for (int gl = 0; gl < GT; ++gl)
-    if (gl >= g0 && gl < g1)
-      run.s[h][gl] += tree_reduce<KU>(e[gl], [](float p, float q) { return p + q; });
-}
-template <int GN>
-__device__ __forceinline__ void fold_row_half(const float (&acc)[8][4], int h, int t,
-                                              Running<GN>& run) {
-  HalfExps<GN> e;
-  fold_exps(acc, h, t, run, e);
-  fold_sums(e, h, run);
 }
 
 // At the last slot (t = R - 1, R = pb.reps) of tile x: the running statistics to stats
