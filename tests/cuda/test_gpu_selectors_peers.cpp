@@ -164,6 +164,83 @@ TEST_F(GpuPeerSelectors, SampleMatchesCpu) {
              "short" + s);
 }
 
+// An environment variable set for one scope (the GPU selectors read their A/B switches on every
+// call).
+struct ScopedEnv {
+  ScopedEnv(const char* name, const char* v) : name_(name) {
+    setenv(name, v, 1);  // NOLINT(concurrency-mt-unsafe)
+  }
+  ~ScopedEnv() { unsetenv(name_); }  // NOLINT(concurrency-mt-unsafe)
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+};
+
+// One selector input of the equality tests below, selected on the device under a switch value.
+struct SwitchCase {
+  std::vector<std::string> settings;
+  Inputs in;
+  bool causal;
+  const char* what;
+};
+template <class Compare>
+void for_each_switch_case(const char* selector, const std::vector<SwitchCase>& cases,
+                          uint64_t seed, const char* variable, const Compare& compare) {
+  for (const SwitchCase& c : cases) {
+    SCOPED_TRACE(std::string(c.what) + " seed " + std::to_string(seed));
+    auto sel = attention::make_selector(selector, c.settings);
+    AttentionOptions opts;
+    opts.causal = c.causal;
+    const cu::DeviceTensor dq = cu::DeviceTensor::from_host(c.in.q);
+    const cu::DeviceTensor dk = cu::DeviceTensor::from_host(c.in.k);
+    compare(c, [&](const char* value) {
+      const ScopedEnv env(variable, value);
+      return cu::select_on_device(*sel, dq, dk, opts).download();
+    });
+  }
+}
+
+// Stage 2 of sample finds each head's kept columns by a radix select over the masses' bits
+// (sample.cu select_pass_kernel); SIEVE_SAMPLE_STAGE2=sort sorts every column of every head.
+// Both apply the same cumulative rule and tie order, summing in different orders, so they differ
+// only if an f64 sum lands exactly at the requirement (never with these continuous masses): the
+// patterns must be identical. Cases: the planted structure, diffuse random heads without the
+// fallback (many kept columns), alpha low enough that the window alone covers it (no columns),
+// chunked prefill, non-causal, and 16 heads at 8192 keys (4 CTAs per head in each pass).
+TEST_F(GpuPeerSelectors, SampleSelectEqualsSort) {
+  const uint64_t seed = fresh_seed();
+  const std::vector<SwitchCase> cases = {
+      {{"dense_below=0"}, planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed), true, "planted"},
+      {{"dense_below=0", "alpha=0.9", "chunk=8", "sample_ratio=0.1"},
+       planted_inputs(DType::kF16, 4, 2, 1531, 64, seed + 1), true, "planted f16 d64"},
+      {{"dense_below=0", "dense_share=1"},
+       random_inputs(DType::kBF16, 4, 2, 1537, 1537, 128, seed + 2), true, "random, no fallback"},
+      {{"dense_below=0", "alpha=0.05"}, planted_inputs(DType::kBF16, 2, 1, 2048, 128, seed + 3),
+       true, "window covers alpha"},
+      {{"dense_below=0", "dense_share=1", "window_ratio=0.02"},
+       random_inputs(DType::kF16, 4, 1, 700, 1500, 128, seed + 4), true, "chunked"},
+      {{"dense_below=0", "window_ratio=0", "alpha=0.95"},
+       planted_inputs(DType::kBF16, 2, 2, 1300, 64, seed + 5), false, "non-causal"},
+      {{"dense_below=0"}, planted_inputs(DType::kBF16, 16, 4, 8192, 128, seed + 6), true,
+       "16 heads, 8192 keys"},
+  };
+  for_each_switch_case("sample", cases, seed, "SIEVE_SAMPLE_STAGE2", [](const SwitchCase& c,
+                                                                          const auto& select_with) {
+    const SparsePattern all = select_with("sort");
+    const SparsePattern sel = select_with("select");
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    ASSERT_NO_THROW(sel.validate());
+    EXPECT_EQ(sel.block_indptr, all.block_indptr);
+    EXPECT_EQ(sel.block_indices, all.block_indices);
+    EXPECT_EQ(sel.column_indptr, all.column_indptr);
+    EXPECT_EQ(sel.columns, all.columns);
+    std::printf("[stage 2] %s: %zu columns, density %.4f\n", c.what, all.columns.size(),
+                all.block_density());
+  });
+}
+
 // The xattn cases, run once per score kernel (`tag` names the kernel in the trace).
 void xattn_cases(const std::string& tag) {
   const uint64_t seed = fresh_seed();
@@ -203,11 +280,8 @@ TEST_F(GpuPeerSelectors, XAttentionMatchesCpu) { xattn_cases(""); }
 // in the same order per accumulator and share the statistics code (the TMA kernel also loads
 // keys past every row's visibility, which all mask), so the statistics and therefore the
 // patterns must be identical, not merely close.
-struct ScopedXattnKernel {
-  explicit ScopedXattnKernel(const char* v) {
-    setenv("SIEVE_XATTN_KERNEL", v, 1);  // NOLINT(concurrency-mt-unsafe)
-  }
-  ~ScopedXattnKernel() { unsetenv("SIEVE_XATTN_KERNEL"); }  // NOLINT(concurrency-mt-unsafe)
+struct ScopedXattnKernel : ScopedEnv {
+  explicit ScopedXattnKernel(const char* v) : ScopedEnv("SIEVE_XATTN_KERNEL", v) {}
 };
 
 TEST_F(GpuPeerSelectors, XAttentionWgmmaKernelMatchesCpu) {
@@ -217,13 +291,7 @@ TEST_F(GpuPeerSelectors, XAttentionWgmmaKernelMatchesCpu) {
 
 TEST_F(GpuPeerSelectors, XAttentionTmaKernelEqualsWgmma) {
   const uint64_t seed = fresh_seed();
-  struct Case {
-    std::vector<std::string> settings;
-    Inputs in;
-    bool causal;
-    const char* what;
-  };
-  const std::vector<Case> cases = {
+  const std::vector<SwitchCase> cases = {
       {{"dense_below=0"}, planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed), true, "planted"},
       // partial last stride (1533 = 95 * 16 + 13), f16, D 64, 8 entries per block
       {{"dense_below=0", "stride=16"}, planted_inputs(DType::kF16, 2, 1, 1533, 64, seed + 1), true,
@@ -240,17 +308,8 @@ TEST_F(GpuPeerSelectors, XAttentionTmaKernelEqualsWgmma) {
       {{"dense_below=0", "tau=0.95"}, random_inputs(DType::kBF16, 16, 4, 8192, 128, seed + 4),
        true, "several tiles per CTA"},
   };
-  for (const Case& c : cases) {
-    SCOPED_TRACE(std::string(c.what) + " seed " + std::to_string(seed));
-    auto sel = attention::make_selector("xattn", c.settings);
-    AttentionOptions opts;
-    opts.causal = c.causal;
-    const cu::DeviceTensor dq = cu::DeviceTensor::from_host(c.in.q);
-    const cu::DeviceTensor dk = cu::DeviceTensor::from_host(c.in.k);
-    const auto select_with = [&](const char* kernel) {
-      const ScopedXattnKernel env(kernel);
-      return cu::select_on_device(*sel, dq, dk, opts).download();
-    };
+  for_each_switch_case("xattn", cases, seed, "SIEVE_XATTN_KERNEL", [](const SwitchCase&,
+                                                                       const auto& select_with) {
     const SparsePattern wgmma = select_with("wgmma");
     for (const char* tile : {"tma256", "tma192"}) {
       SCOPED_TRACE(tile);
@@ -259,7 +318,7 @@ TEST_F(GpuPeerSelectors, XAttentionTmaKernelEqualsWgmma) {
       EXPECT_EQ(tma.block_indptr, wgmma.block_indptr);
       EXPECT_EQ(tma.block_indices, wgmma.block_indices);
     }
-  }
+  });
 }
 
 TEST_F(GpuPeerSelectors, VerticalSlashMatchesCpu) {
@@ -755,6 +814,155 @@ TEST_F(GpuPeerSelectors, FastRowEpilogueExactColumnMasses) {
     std::printf("[fast rows, sums] %s: %d rows, total mass %.6f, %s\n", c.what, n, total,
                 est::use_wgmma() ? "wgmma" : "mma.sync (variable ignored)");
   }
+}
+
+// ---- sample's stage 2 on given masses, exactly ----------------------------------------------
+// est::sample_stage2 on column masses k * 2^-10 (small integers k: every f64 sum is exact in any
+// order, and many masses are equal) against the cumulative rule written here (sample_attention.cpp
+// stage 2: positives by descending mass, ties by ascending key, kept while covered + kept <
+// required; dense past dense_share). Heads: the cut inside a run of 300 equal masses spread over
+// the 4 chunks of a pass (151 kept; and 150 with the requirement exactly at a tie's end), the
+// structure covering the requirement, every positive needed (zeros and negatives never kept), a
+// dense fallback, random masses of 64 values, one large column. Both stage-2 paths must give the
+// reference; with NaN masses (never kept, as the CPU's `col > 0`) only the default path, which
+// treats them so (the sort path orders them first).
+struct Stage2Reference {
+  std::vector<int32_t> column_indptr, columns;
+  std::vector<bool> dense;
+  std::vector<int64_t> kept;
+};
+Stage2Reference stage2_on_cpu(int H, int seq_k, int block_k, const std::vector<double>& col,
+                              const std::vector<double>& covered,
+                              const std::vector<double>& required, int band, double dense_share) {
+  Stage2Reference r;
+  r.column_indptr.push_back(0);
+  for (int h = 0; h < H; ++h) {
+    const double* m = col.data() + size_t(h) * size_t(seq_k);
+    std::vector<int32_t> order;
+    for (int32_t j = 0; j < seq_k; ++j)
+      if (m[j] > 0) order.push_back(j);
+    std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return m[a] > m[b]; });
+    double cum = covered[size_t(h)];
+    std::vector<int32_t> keep;
+    for (int32_t j : order) {
+      if (!(cum < required[size_t(h)])) break;
+      keep.push_back(j);
+      cum += m[j];
+    }
+    const bool dense = (double(keep.size()) + double(band)) / double(seq_k) > dense_share;
+    r.dense.push_back(dense);
+    r.kept.push_back(int64_t(keep.size()));
+    std::sort(keep.begin(), keep.end());
+    if (!dense)
+      for (int32_t j : keep)
+        if (j >= block_k) r.columns.push_back(j);
+    r.column_indptr.push_back(int32_t(r.columns.size()));
+  }
+  return r;
+}
+
+TEST_F(GpuPeerSelectors, SampleStage2RuleOnTies) {
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  constexpr int H = 6, L = 8192, kBlock = 64, kBand = 64;
+  constexpr double kUnit = 0x1.0p-10, kDenseShare = 0.5;
+  Rng rng(seed);
+  const auto small = [&](int n) { return int(rng.uniform() * n) % n; };
+  std::vector<double> col(size_t(H) * L), covered(H, 0.25), target(H);
+  const auto at = [&](int h, int j) -> double& { return col[size_t(h) * L + size_t(j)]; };
+  // heads 0 and 4: masses 0..3 units, 300 columns of 8 units at random places
+  for (int h : {0, 4}) {
+    for (int j = 0; j < L; ++j) at(h, j) = small(4) * kUnit;
+    for (int placed = 0; placed < 300;) {
+      const int j = small(L);
+      if (at(h, j) != 8 * kUnit) {
+        at(h, j) = 8 * kUnit;
+        ++placed;
+      }
+    }
+  }
+  target[0] = 0.25 + 150.5 * 8 * kUnit;  // ties j < 150.5 kept: 151
+  target[4] = 0.25 + 150 * 8 * kUnit;    // exactly at the end of tie 150: 150
+  // head 1: the structure covers the requirement
+  for (int j = 0; j < L; ++j) at(1, j) = small(16) * kUnit;
+  covered[1] = 1.0;
+  target[1] = 0.75;
+  // head 2: 100 positive columns among zeros and negatives, all needed
+  for (int j = 0; j < L; ++j) at(2, j) = small(3) == 0 ? -double(small(5)) * kUnit : 0.0;
+  for (int n = 0; n < 100; ++n) at(2, small(L)) = (1 + small(8)) * kUnit;
+  target[2] = 100.0;
+  // head 3: uniform masses, 60 % of them needed: dense
+  for (int j = 0; j < L; ++j) at(3, j) = kUnit;
+  target[3] = 0.25 + 0.6 * L * kUnit;
+  // head 5: 64 values, a third of the mass; one large column first
+  double total5 = 0;
+  for (int j = 0; j < L; ++j) total5 += (at(5, j) = small(64) * kUnit);
+  at(5, 4321) = 1.0;
+  target[5] = 0.25 + std::ldexp(std::floor(std::ldexp(total5 / 3, 10)), -10);
+  // required = alpha * counted exactly: alpha 0.5, counted 2 x target
+  std::vector<double> counted(H), required(H);
+  for (int h = 0; h < H; ++h) {
+    counted[size_t(h)] = 2 * target[size_t(h)];
+    required[size_t(h)] = 0.5 * counted[size_t(h)];
+  }
+  est::Geometry g;
+  g.seq_q = 128;
+  g.seq_k = L;
+  g.q_offset = 0;
+  g.block_q = kBlock;
+  g.block_k = kBlock;
+  g.nqb = 2;
+  g.nkb = L / kBlock;
+  g.causal = false;
+  const auto run = [&](const std::vector<double>& masses, const char* mode,
+                       const Stage2Reference& want) {
+    SCOPED_TRACE(mode);
+    const ScopedEnv env("SIEVE_SAMPLE_STAGE2", mode);
+    const auto d_col = on_device(masses), d_cov = on_device(covered), d_cnt = on_device(counted);
+    const auto d_scratch =
+        on_device(std::vector<unsigned char>(est::sample_stage2_bytes(H, L), 0xab));
+    const auto d_counts = on_device(std::vector<int>(size_t(H) * g.nqb));
+    const auto d_lists = on_device(std::vector<int>(size_t(H) * g.nqb * g.nkb));
+    const auto d_indptr = on_device(std::vector<int>(H + 1));
+    const auto d_columns = on_device(std::vector<int>(size_t(H) * L));
+    ASSERT_EQ(est::sample_stage2(g, H, d_col.get(), d_cov.get(), d_cnt.get(), 0.5, kBand,
+                                 kDenseShare, d_scratch.get(), d_counts.get(), d_lists.get(),
+                                 d_indptr.get(), d_columns.get(), nullptr),
+              cudaSuccess);
+    std::vector<int> indptr(H + 1), counts(size_t(H) * g.nqb);
+    SIEVE_CUDA_CHECK(cudaMemcpy(indptr.data(), d_indptr.get(), indptr.size() * sizeof(int),
+                                cudaMemcpyDeviceToHost));
+    SIEVE_CUDA_CHECK(cudaMemcpy(counts.data(), d_counts.get(), counts.size() * sizeof(int),
+                                cudaMemcpyDeviceToHost));
+    std::vector<int> columns(static_cast<size_t>(indptr[H]));
+    SIEVE_CUDA_CHECK(cudaMemcpy(columns.data(), d_columns.get(), columns.size() * sizeof(int),
+                                cudaMemcpyDeviceToHost));
+    EXPECT_EQ(std::vector<int32_t>(indptr.begin(), indptr.end()), want.column_indptr);
+    EXPECT_EQ(std::vector<int32_t>(columns.begin(), columns.end()), want.columns);
+    for (int h = 0; h < H; ++h)
+      for (int qb = 0; qb < g.nqb; ++qb)  // non-causal: a dense row lists every key block
+        EXPECT_EQ(counts[size_t(h) * g.nqb + qb] == g.nkb, bool(want.dense[size_t(h)]))
+            << "head " << h << " query block " << qb;
+  };
+  const Stage2Reference want =
+      stage2_on_cpu(H, L, kBlock, col, covered, required, kBand, kDenseShare);
+  // the cases the data are meant to build
+  EXPECT_EQ(want.kept[0], 151);  // 151 of the 300 equal masses
+  EXPECT_EQ(want.kept[4], 150);
+  EXPECT_EQ(want.kept[1], 0);
+  EXPECT_TRUE(want.dense[3]);
+  EXPECT_GT(want.kept[5], 1);
+  for (const char* mode : {"select", "sort"}) run(col, mode, want);
+  // NaN masses (some of the 0-unit columns of head 0, and of head 5) are never kept
+  std::vector<double> with_nan = col;
+  for (int h : {0, 5})
+    for (int j = 0; j < L; j += 97)
+      if (with_nan[size_t(h) * L + size_t(j)] == 0) with_nan[size_t(h) * L + size_t(j)] = NAN;
+  run(with_nan, "select",
+      stage2_on_cpu(H, L, kBlock, with_nan, covered, required, kBand, kDenseShare));
+  std::printf("[stage 2 rule] kept per head:");
+  for (int64_t k : want.kept) std::printf(" %ld", long(k));
+  std::printf("\n");
 }
 
 TEST_F(GpuPeerSelectors, UnportedSettingsStayOnTheCpu) {

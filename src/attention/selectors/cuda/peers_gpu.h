@@ -69,10 +69,15 @@ size_t row_mass_bytes(int heads, int n_rows, int seq_k);
 cudaError_t row_mass(const HeadInputs& in, const Geometry& geo, const RowProblem& pb, bool probe,
                      void* scratch, cudaStream_t stream);
 
-/// Scratch of sample_stage2 in bytes (the CUB radix sorts' temporary storage included).
+/// Scratch of sample_stage2 in bytes for the path SIEVE_SAMPLE_STAGE2 selects now (both read the
+/// variable: it must not change between the two calls).
 size_t sample_stage2_bytes(int heads, int seq_k);
 /// Stage 2 per head: columns by descending mass (ties: lower key), kept while covered + kept <
-/// alpha * counted; past dense_share of the keys (kept + band) the head is dense (every visible
+/// alpha * counted (by default a radix select over the masses' bits; SIEVE_SAMPLE_STAGE2=sort:
+/// two device-wide CUB radix sorts, the earlier way, for A/B and tests: the same kept set unless
+/// an f64 sum lands exactly at the requirement, as sample.cu explains; NaN masses are never kept
+/// by the default, the sort path orders them first and may keep them); past dense_share of the
+/// keys (kept + band) the head is dense (every visible
 /// block, no columns), else its rows are the sink and diagonal blocks and its columns the kept
 /// keys >= block_k in ascending order. Writes counts/lists [heads * nqb][nkb] (build_csr) and the
 /// pattern's column_indptr [heads + 1] and columns (capacity heads * seq_k).

@@ -1,7 +1,8 @@
 // Device kernels of the SampleAttention and vertical-slash ports (peers_gpu.h): chunked row
 // sampling, the exact softmax of listed query rows on tensor cores reduced to column masses
 // (sample) or to column and diagonal sums (vslash's probe), sample's cumulative column selection
-// with the dense fallback and vslash's top-k (device-wide CUB radix sorts). Mirrors
+// (a per-head radix select; device-wide CUB radix sorts under SIEVE_SAMPLE_STAGE2=sort) with the
+// dense fallback and vslash's top-k (device-wide CUB radix sorts). Mirrors
 // selectors/sample_attention.cpp and vertical_slash.cpp step by step; docs/cuda.md lists the
 // differences.
 #include "peers_gpu.h"
@@ -153,9 +154,10 @@ cudaError_t row_mass_typed(const HeadInputs& in, const Geometry& g, const RowPro
 // ---- stage 2: cumulative column selection
 // ---------------------------------------------------------
 
-// Stage 2 sorts every head's columns at once: all masses by descending value (stable), then by
-// head (stable, the few head bits only), which leaves each head's columns in descending order with
-// ties in ascending key order: two device-wide radix sorts instead of one CTA per head.
+// Under SIEVE_SAMPLE_STAGE2=sort, stage 2 sorts every head's columns at once: all masses by
+// descending value (stable), then by head (stable, the few head bits only), which leaves each
+// head's columns in descending order with ties in ascending key order: two device-wide radix
+// sorts instead of one CTA per head. The default selects without sorting (below).
 struct Stage2Layout {
   size_t keys = 0, ids_a = 0, ids_b = 0, ids_out = 0, hk_in = 0, hk_out = 0, flags = 0, dense = 0,
          ncol = 0, temp = 0, total = 0;
@@ -260,6 +262,347 @@ __global__ void threshold_kernel(int seq_k, int block_k, const double* sorted, c
     dense[h] = is_dense ? 1 : 0;
     ncol[h] = is_dense ? 0 : kept;
   }
+}
+
+// ---- stage 2 without sorting: a per-head radix select (the default)
+// ----------------------------------------------------------------------------------------------
+// The cumulative rule keeps, in descending mass order (ties: ascending key), the columns i with
+// covered + (mass before i) < required = alpha * counted. For positive doubles the bit pattern
+// read as uint64 orders like the value, so the last kept column's mass t* is found digit by digit
+// (9 bits a pass, 7 passes over the 63 bits below the sign): each pass histograms (count, f64
+// sum) per digit of the columns whose higher bits equal the prefix found so far, and the bins are
+// scanned from the top to the one where covered + (mass above it) + (its mass) reaches the
+// requirement. The kept set is then: mass > t*, plus the first `ties` columns (key order) of
+// mass == t*. Non-positive and NaN masses are never kept (key 0; the CPU's `col > 0` filter).
+// Exactness: the same set as the sorted walk except where an f64 sum lands exactly at the
+// requirement, since the masses are added in another order (bins, chunks, then the ties by
+// ceil((required - acc) / t*) instead of one by one). Everything is deterministic: per-warp
+// histograms, per-CTA partials reduced in chunk order, no floating atomics. Grid: chunks x heads
+// CTAs per pass; the last CTA of a head to finish (a ticket counter) reduces the partials and
+// scans, so a pass is one launch; later passes of resolved heads return at once (a head is
+// resolved as soon as its crossing bin holds one column, usually after 2-3 passes).
+constexpr int kSelBits = 9, kSelBins = 1 << kSelBits, kSelPasses = 7;  // 7 x 9 = 63 bits
+constexpr int kSelThreads = 128, kSelWarps = kSelThreads / 32, kSelUnroll = 8;
+constexpr int kSelGroups = 32, kSelGroupBins = kSelBins / kSelGroups;  // the scan's two levels
+constexpr unsigned kFull = 0xffffffffu;
+enum : int { kSearching = 0, kResolved = 1 };
+
+struct SelState {
+  unsigned long long prefix;  // searching: key bits fixed so far; resolved: the threshold key
+  double acc;                 // covered + mass of the columns above the prefix's range
+  int above;                  // number of those columns
+  int status;
+  int ties;        // resolved: columns with key == prefix that are kept (the first in key order)
+  int n_eq;        // resolved: columns with key == prefix
+  int count;       // resolved: columns kept
+  int rank_digit;  // resolved with ties < n_eq (last pass): the digit of the per-chunk counts
+};
+
+// Chunks (CTAs) per head of a pass: at least 2048 columns each, at most 32 (the partials the last
+// CTA reduces: 32 x 512 bins).
+int select_chunks(int seq_k) { return std::max(1, std::min(32, (seq_k + 2047) / 2048)); }
+
+__device__ inline unsigned long long mass_key(double x) {
+  return x > 0 ? static_cast<unsigned long long>(__double_as_longlong(x)) : 0ull;
+}
+
+__device__ inline int warp_max(int v) {
+#if __CUDA_ARCH__ >= 800
+  return int(__reduce_max_sync(kFull, unsigned(v)));
+#else
+  for (int o = 16; o > 0; o >>= 1) v = max(v, __shfl_xor_sync(kFull, v, o));
+  return v;
+#endif
+}
+
+// Adds the warp's 32 values (x, `in` the lanes whose key matches the prefix) to the warp's
+// histogram: lanes of one bin are summed on their lowest lane (in lane order when the bins are
+// many, a butterfly per bin when few bins hold many lanes), which alone updates the bin.
+__device__ inline void warp_histogram(double x, bool in, unsigned bin, unsigned* cnt,
+                                      double* sum) {
+  const int lane = int(threadIdx.x) & 31;
+  if (!__any_sync(kFull, in)) return;
+  const unsigned b = in ? bin : 0xffffffffu;
+  const unsigned peers = __match_any_sync(kFull, b);
+  const int leader = __ffs(int(peers)) - 1;
+  const bool lead = in && lane == leader;
+  const unsigned leaders = __ballot_sync(kFull, lead);
+  const int rounds = warp_max(in ? __popc(peers) : 0);
+  if (__popc(leaders) * 5 < rounds) {  // few bins, many lanes each: one butterfly per bin
+    for (unsigned pending = leaders; pending != 0; pending &= pending - 1) {
+      const int l = __ffs(int(pending)) - 1;
+      const unsigned lb = __shfl_sync(kFull, b, l);
+      double y = in && b == lb ? x : 0.0;
+      for (int o = 16; o > 0; o >>= 1) y += __shfl_xor_sync(kFull, y, o);
+      if (lane == l) {
+        cnt[b] += unsigned(__popc(peers));
+        sum[b] += y;
+      }
+    }
+  } else {  // the lowest lane of each bin adds its peers one by one
+    double y = x;
+    unsigned rest = lead ? peers & (peers - 1) : 0u;
+    for (int k = 1; k < rounds; ++k) {
+      const int src = rest != 0 ? __ffs(int(rest)) - 1 : lane;
+      const double z = __shfl_sync(kFull, x, src);
+      if (rest != 0) {
+        y += z;
+        rest &= rest - 1;
+      }
+    }
+    if (lead) {
+      cnt[b] += unsigned(__popc(peers));
+      sum[b] += y;
+    }
+  }
+  __syncwarp();
+}
+
+// Pass `pass` of the select (grid chunks x heads, kSelThreads threads): the partial histogram of
+// chunk blockIdx.x into part_cnt / part_sum [heads][chunks][bins]; the head's last CTA sums them
+// in chunk order and moves the head's state on (or resolves it). Pass 0 also starts the state
+// from covered / counted and zeroes ncol for select_mark_kernel.
+__global__ void __launch_bounds__(kSelThreads)
+    select_pass_kernel(int pass, int seq_k, int chunks, int chunk_len, const double* col,
+                       const double* covered, const double* counted, double alpha,
+                       SelState* state, int* arrive, unsigned* part_cnt, double* part_sum,
+                       int* ncol) {
+  __shared__ unsigned s_cnt[kSelWarps][kSelBins];
+  __shared__ double s_sum[kSelWarps][kSelBins];
+  __shared__ unsigned g_cnt[kSelGroups];
+  __shared__ double g_sum[kSelGroups];
+  __shared__ int s_last;
+  const int h = int(blockIdx.y), c = int(blockIdx.x), tid = int(threadIdx.x);
+  const int lane = tid & 31, warp = tid >> 5;
+  const int shift = 63 - kSelBits * (pass + 1);
+  unsigned long long prefix = 0;
+  if (pass > 0) {
+    if (state[h].status != kSearching) return;
+    prefix = state[h].prefix;
+  }
+  for (int i = tid; i < kSelWarps * kSelBins; i += kSelThreads) {
+    s_cnt[i / kSelBins][i % kSelBins] = 0;
+    s_sum[i / kSelBins][i % kSelBins] = 0.0;
+  }
+  __syncthreads();
+  const unsigned long long hi = prefix >> (shift + kSelBits);
+  const int64_t row = int64_t(h) * seq_k;
+  const int b0 = c * chunk_len, b1 = min(b0 + chunk_len, seq_k);
+  constexpr int kTile = 32 * kSelUnroll;
+  for (int t0 = b0 + warp * kTile; t0 < b1; t0 += kSelWarps * kTile) {  // warp-uniform
+    double v[kSelUnroll];
+#pragma unroll
+    for (int u = 0; u < kSelUnroll; ++u) {
+      const int i = t0 + u * 32 + lane;
+      v[u] = i < b1 ? col[row + i] : 0.0;
+    }
+#pragma unroll
+    for (int u = 0; u < kSelUnroll; ++u) {
+      const unsigned long long key = mass_key(v[u]);
+      const bool in = key != 0 && (key >> (shift + kSelBits)) == hi;
+      warp_histogram(v[u], in, unsigned(key >> shift) & unsigned(kSelBins - 1), s_cnt[warp],
+                     s_sum[warp]);
+    }
+  }
+  __syncthreads();
+  const int64_t part = (int64_t(h) * chunks + c) * kSelBins;
+  for (int b = tid; b < kSelBins; b += kSelThreads) {
+    unsigned n = s_cnt[0][b];
+    double s = s_sum[0][b];
+    for (int w = 1; w < kSelWarps; ++w) {
+      n += s_cnt[w][b];
+      s += s_sum[w][b];
+    }
+    part_cnt[part + b] = n;
+    part_sum[part + b] = s;
+  }
+  __threadfence();  // the partials before the ticket
+  __syncthreads();
+  if (tid == 0) s_last = atomicAdd(&arrive[h], 1) == chunks - 1 ? 1 : 0;
+  __syncthreads();
+  if (!s_last) return;
+  __threadfence();
+  // the head's last CTA: bins summed over the chunks in chunk order (L2 reads: written by other
+  // CTAs), then 32 groups of 16 bins from the top
+  unsigned* cnt = s_cnt[0];
+  double* sum = s_sum[0];
+  for (int b = tid; b < kSelBins; b += kSelThreads) {
+    unsigned n = 0;
+    double s = 0.0;
+    for (int k = 0; k < chunks; ++k) {
+      const int64_t at = (int64_t(h) * chunks + k) * kSelBins + b;
+      n += __ldcg(part_cnt + at);
+      s += __ldcg(part_sum + at);
+    }
+    cnt[b] = n;
+    sum[b] = s;
+  }
+  __syncthreads();
+  if (tid < kSelGroups) {
+    unsigned n = 0;
+    double s = 0.0;
+    for (int j = 0; j < kSelGroupBins; ++j) {
+      const int b = kSelBins - 1 - tid * kSelGroupBins - j;
+      n += cnt[b];
+      s += sum[b];
+    }
+    g_cnt[tid] = n;
+    g_sum[tid] = s;
+  }
+  __syncthreads();
+  if (tid != 0) return;
+  arrive[h] = 0;  // for the next pass
+  SelState st = pass == 0 ? SelState{} : state[h];
+  if (pass == 0) {
+    st.prefix = 0;
+    st.acc = covered[h];
+    st.above = 0;
+    ncol[h] = 0;
+  }
+  const double required = alpha * counted[h];
+  const auto resolve = [&](unsigned long long key, int ties, int n_eq, int count, int digit) {
+    st.status = kResolved;
+    st.prefix = key;
+    st.ties = ties;
+    st.n_eq = n_eq;
+    st.count = count;
+    st.rank_digit = digit;
+    state[h] = st;
+  };
+  if (pass == 0 && !(st.acc < required)) {  // the structure covers it: nothing kept
+    resolve(~0ull, 0, 0, 0, -1);
+    return;
+  }
+  // the group, then the bin, holding the crossing; when rounding of the sums puts it past the
+  // last group (pass > 0: the prefix's bin needed all its mass), the last non-empty one
+  double acc = st.acc, acc_last = 0.0;
+  int above = st.above, above_last = 0, g = 0, last = -1;
+  for (; g < kSelGroups; ++g) {
+    if (g_cnt[g] == 0) continue;
+    if (acc + g_sum[g] >= required) break;
+    last = g;
+    acc_last = acc;
+    above_last = above;
+    acc += g_sum[g];
+    above += int(g_cnt[g]);
+  }
+  if (g == kSelGroups) {
+    if (pass == 0 || last < 0) {  // every positive column is needed
+      resolve(0ull, 0, 0, above, -1);
+      return;
+    }
+    g = last;
+    acc = acc_last;
+    above = above_last;
+  }
+  int sel = -1, sel_last = -1;
+  for (int j = 0; j < kSelGroupBins; ++j) {
+    const int b = kSelBins - 1 - g * kSelGroupBins - j;
+    if (cnt[b] == 0) continue;
+    if (acc + sum[b] >= required) {
+      sel = b;
+      break;
+    }
+    sel_last = b;
+    acc_last = acc;
+    above_last = above;
+    acc += sum[b];
+    above += int(cnt[b]);
+  }
+  if (sel < 0) {
+    sel = sel_last;
+    acc = acc_last;
+    above = above_last;
+  }
+  const int nb = int(cnt[sel]);
+  const unsigned long long key = st.prefix | (static_cast<unsigned long long>(sel) << shift);
+  if (nb == 1) {  // one column: its sum is its mass, exactly
+    resolve(static_cast<unsigned long long>(__double_as_longlong(sum[sel])), 1, 1, above + 1, -1);
+  } else if (shift == 0) {  // nb columns of mass t: the first `ties` (key order) are kept
+    const double t = __longlong_as_double(static_cast<long long>(key));
+    const double q = (required - acc) / t;  // tie j is kept iff acc + j t < required
+    const int ties = q < double(nb) ? max(1, int(ceil(q))) : nb;
+    resolve(key, ties, nb, above + ties, ties < nb ? sel : -1);
+  } else {
+    st.prefix = key;
+    st.acc = acc;
+    st.above = above;
+    st.status = kSearching;
+    state[h] = st;
+  }
+}
+
+// Grid chunks x heads: the dense fallback from the kept count, then per column the flag (mass
+// above the threshold, or equal and among the first `ties` equal ones in key order: the equal
+// ones in earlier chunks from the last pass's partial counts, within the chunk a block scan), the
+// kept columns >= block_k added to ncol.
+__global__ void __launch_bounds__(kSelThreads)
+    select_mark_kernel(int seq_k, int block_k, int chunks, int chunk_len, const double* col,
+                       const SelState* state, const unsigned* part_cnt, int band,
+                       double dense_share, unsigned char* flags, int* dense, int* ncol) {
+  __shared__ int scratch[32];
+  const int h = int(blockIdx.y), c = int(blockIdx.x), tid = int(threadIdx.x);
+  const SelState st = state[h];
+  const bool is_dense = (double(st.count) + double(band)) / double(max(1, seq_k)) > dense_share;
+  if (c == 0 && tid == 0) dense[h] = is_dense ? 1 : 0;
+  if (is_dense) return;  // ncol stays 0; columns_kernel reads no flags
+  const bool rank = st.ties < st.n_eq;
+  int before = 0;
+  if (rank)
+    for (int k = 0; k < c; ++k)
+      before += int(part_cnt[(int64_t(h) * chunks + k) * kSelBins + st.rank_digit]);
+  const int64_t row = int64_t(h) * seq_k;
+  const int b0 = c * chunk_len, b1 = min(b0 + chunk_len, seq_k);
+  int kept = 0;
+  for (int r0 = b0; r0 < b1; r0 += kSelThreads) {  // block-uniform
+    const int i = r0 + tid;
+    const unsigned long long key = i < b1 ? mass_key(col[row + i]) : 0ull;
+    const bool eq = key != 0 && key == st.prefix;
+    bool keep = key > st.prefix || (eq && !rank);
+    if (rank) {
+      int n_eq;
+      const int pos = block_exclusive_scan(eq ? 1 : 0, scratch, &n_eq);
+      keep = keep || (eq && before + pos < st.ties);
+      before += n_eq;
+    }
+    if (i < b1) {
+      flags[row + i] = keep ? 1 : 0;
+      kept += keep && i >= block_k ? 1 : 0;
+    }
+  }
+  kept = block_sum(kept, scratch);
+  if (tid == 0 && kept > 0) atomicAdd(ncol + h, kept);
+}
+
+struct SelectLayout {
+  size_t state = 0, arrive = 0, part_cnt = 0, part_sum = 0, flags = 0, dense = 0, ncol = 0,
+         total = 0;
+};
+SelectLayout select_layout(int heads, int seq_k) {
+  const size_t n = size_t(heads) * size_t(seq_k);
+  const size_t parts = size_t(heads) * size_t(select_chunks(seq_k)) * kSelBins;
+  SelectLayout s;
+  size_t at = 0;
+  const auto take = [&](size_t& field, size_t bytes) {
+    field = at;
+    at += align256(std::max<size_t>(bytes, 1));
+  };
+  take(s.state, size_t(heads) * sizeof(SelState));
+  take(s.arrive, size_t(heads) * sizeof(int));
+  take(s.part_cnt, parts * sizeof(unsigned));
+  take(s.part_sum, parts * sizeof(double));
+  take(s.flags, n);
+  take(s.dense, size_t(heads) * sizeof(int));
+  take(s.ncol, size_t(heads) * sizeof(int));
+  s.total = at;
+  return s;
+}
+
+// SIEVE_SAMPLE_STAGE2=sort selects the two device-wide sorts (A/B, tests); read at every call of
+// sample_stage2_bytes and sample_stage2.
+bool stage2_sort() {
+  const char* v = std::getenv("SIEVE_SAMPLE_STAGE2");  // NOLINT(concurrency-mt-unsafe)
+  return v != nullptr && std::strcmp(v, "sort") == 0;
 }
 
 // One CTA per head: column_indptr and the kept columns >= block_k in ascending order.
@@ -465,15 +808,19 @@ cudaError_t row_mass(const HeadInputs& in, const Geometry& geo, const RowProblem
                     : row_mass_typed<__half, 128>(in, geo, pb, probe, scratch, stream);
 }
 
-size_t sample_stage2_bytes(int heads, int seq_k) { return stage2_layout(heads, seq_k).total; }
+size_t sample_stage2_bytes(int heads, int seq_k) {
+  return stage2_sort() ? stage2_layout(heads, seq_k).total : select_layout(heads, seq_k).total;
+}
 
-cudaError_t sample_stage2(const Geometry& geo, int heads, const double* col, const double* covered,
-                          const double* counted, double alpha, int band, double dense_share,
-                          void* scratch, int* counts, int* lists, int* column_indptr, int* columns,
-                          cudaStream_t stream) {
-  if (heads <= 0 || geo.seq_k <= 0) return cudaErrorInvalidValue;
+namespace {
+
+// Sort path: flags, dense and ncol of every head from the two device-wide sorts and
+// threshold_kernel.
+cudaError_t stage2_by_sort(const Geometry& geo, int heads, const double* col,
+                           const double* covered, const double* counted, double alpha, int band,
+                           double dense_share, unsigned char* base, unsigned char** flags_out,
+                           int** dense_out, int** ncol_out, cudaStream_t stream) {
   const Stage2Layout L = stage2_layout(heads, geo.seq_k);
-  auto* base = static_cast<unsigned char*>(scratch);
   auto* keys = reinterpret_cast<double*>(base + L.keys);
   auto* ids_a = reinterpret_cast<int*>(base + L.ids_a);
   auto* ids_b = reinterpret_cast<int*>(base + L.ids_b);
@@ -483,6 +830,9 @@ cudaError_t sample_stage2(const Geometry& geo, int heads, const double* col, con
   auto* flags = base + L.flags;
   auto* dense = reinterpret_cast<int*>(base + L.dense);
   auto* ncol = reinterpret_cast<int*>(base + L.ncol);
+  *flags_out = flags;
+  *dense_out = dense;
+  *ncol_out = ncol;
   const int64_t n = int64_t(heads) * geo.seq_k;
   const int grid = int(std::min<int64_t>((n + 255) / 256, 4096));
   iota_kernel<<<grid, 256, 0, stream>>>(n, ids_a);
@@ -507,7 +857,60 @@ cudaError_t sample_stage2(const Geometry& geo, int heads, const double* col, con
   threshold_kernel<<<heads, 1024, 0, stream>>>(geo.seq_k, geo.block_k, keys, ids_out, covered,
                                                counted, alpha, band, dense_share, flags, dense,
                                                ncol);
-  if ((e = cudaGetLastError()) != cudaSuccess) return e;
+  return cudaGetLastError();
+}
+
+// Select path (the default): a memset, kSelPasses pass launches and the marking, whatever the
+// data (resolved heads return at once).
+cudaError_t stage2_by_select(const Geometry& geo, int heads, const double* col,
+                             const double* covered, const double* counted, double alpha,
+                             int band, double dense_share, unsigned char* base,
+                             unsigned char** flags_out, int** dense_out, int** ncol_out,
+                             cudaStream_t stream) {
+  const SelectLayout L = select_layout(heads, geo.seq_k);
+  auto* state = reinterpret_cast<SelState*>(base + L.state);
+  auto* arrive = reinterpret_cast<int*>(base + L.arrive);
+  auto* part_cnt = reinterpret_cast<unsigned*>(base + L.part_cnt);
+  auto* part_sum = reinterpret_cast<double*>(base + L.part_sum);
+  auto* flags = base + L.flags;
+  auto* dense = reinterpret_cast<int*>(base + L.dense);
+  auto* ncol = reinterpret_cast<int*>(base + L.ncol);
+  *flags_out = flags;
+  *dense_out = dense;
+  *ncol_out = ncol;
+  const int chunks = select_chunks(geo.seq_k), chunk_len = (geo.seq_k + chunks - 1) / chunks;
+  cudaError_t e = cudaMemsetAsync(arrive, 0, size_t(heads) * sizeof(int), stream);
+  if (e != cudaSuccess) return e;
+  const dim3 grid{unsigned(chunks), unsigned(heads)};
+  for (int pass = 0; pass < kSelPasses; ++pass) {
+    select_pass_kernel<<<grid, kSelThreads, 0, stream>>>(pass, geo.seq_k, chunks, chunk_len, col,
+                                                         covered, counted, alpha, state, arrive,
+                                                         part_cnt, part_sum, ncol);
+    if ((e = cudaGetLastError()) != cudaSuccess) return e;
+  }
+  select_mark_kernel<<<grid, kSelThreads, 0, stream>>>(geo.seq_k, geo.block_k, chunks, chunk_len,
+                                                       col, state, part_cnt, band, dense_share,
+                                                       flags, dense, ncol);
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+cudaError_t sample_stage2(const Geometry& geo, int heads, const double* col, const double* covered,
+                          const double* counted, double alpha, int band, double dense_share,
+                          void* scratch, int* counts, int* lists, int* column_indptr, int* columns,
+                          cudaStream_t stream) {
+  if (heads <= 0 || geo.seq_k <= 0) return cudaErrorInvalidValue;
+  auto* base = static_cast<unsigned char*>(scratch);
+  unsigned char* flags = nullptr;
+  int *dense = nullptr, *ncol = nullptr;
+  cudaError_t e =
+      stage2_sort()
+          ? stage2_by_sort(geo, heads, col, covered, counted, alpha, band, dense_share, base,
+                           &flags, &dense, &ncol, stream)
+          : stage2_by_select(geo, heads, col, covered, counted, alpha, band, dense_share, base,
+                             &flags, &dense, &ncol, stream);
+  if (e != cudaSuccess) return e;
   columns_kernel<<<heads, 1024, 0, stream>>>(heads, geo.seq_k, geo.block_k, flags, ncol,
                                              column_indptr, columns);
   if ((e = cudaGetLastError()) != cudaSuccess) return e;
