@@ -4,7 +4,7 @@
 //   bench_attention_cuda --csv FILE [--dense 8192,32768] [--sparse 32768,131072]
 //                        [--densities 1,0.5,0.2,0.1] [--variants 8192,32768] [--heads 32 --kv-heads 8]
 //                        [--e2e 8192,131072] [--methods rr,unisparse,streaming,sample]
-//                        [--estimates simt,mma] [--families mma,auto] [--cpu-select-max 131072]
+//                        [--estimates wgmma-pp,wgmma-tma] [--families mma,auto] [--cpu-select-max 131072]
 //                        [--profile 1] [--cpu-compare 32768] [--exec-families wgmma,fa3]
 //
 // A method may carry settings after '@' ("rr@stride=16@outliers=1": make_selector("rr",
@@ -407,7 +407,9 @@ std::vector<double> parse_doubles(const std::string& s) {
 int main(int argc, char** argv) {
   std::string& csv = g_csv;
   std::vector<int64_t> dense, sparse, variants, e2e;
-  std::vector<std::string> estimates{"simt", "mma"};
+  // rr / unisparse are timed on the library's current estimate path (SIEVE_GPU_ESTIMATE or the
+  // default, wgmma-tma on Hopper) unless --estimates lists paths to compare
+  std::vector<std::string> estimates{cu::estimate_path()};
   int64_t cpu_max = 131072;
   std::vector<std::string> methods{"rr", "unisparse", "streaming", "sample"};
   std::vector<double> densities{1.0, 0.5, 0.2, 0.1};
