@@ -64,7 +64,8 @@ struct StrideProblem {
   //  - kWgmmaPp: the same ring without the wgmma serialisation of kWgmmaWs's partial waits, the
   //    consumer warpgroups taking turns to issue ("wgmma-pp");
   //  - kWgmmaTma: kWgmmaPp with each step's key tile copied by TMA instead of the producer's
-  //    16-byte cp.async ("wgmma-tma"; needs units % 16 == 0, kWgmmaPp runs otherwise).
+  //    16-byte cp.async and a leaner step ("wgmma-tma", the default; needs units % 16 == 0,
+  //    kWgmmaPp runs otherwise).
   // Same steps, products, epilogue and values in all five.
   enum class Fused { kMmaSync, kWgmma, kWgmmaWs, kWgmmaPp, kWgmmaTma } fused = Fused::kMmaSync;
 };

@@ -36,9 +36,9 @@ cudaError_t launch_fused_ws_sm90(const StrideProblem& pb, int W, int W2, int GN,
 /// serialisation), the two taking turns to issue.
 cudaError_t launch_fused_pp_sm90(const StrideProblem& pb, int W, int W2, int GN, int ngroups,
                                  int tiles, float2* stats, cudaStream_t stream);
-/// Its TMA instance (same file; StrideProblem::Fused::kWgmmaTma): the ping-pong kernel with the key
-/// tiles copied by TMA (5-D tensor maps that also apply the unit_row permutation); the ping-pong
-/// kernel itself when units % 16 != 0. Same values.
+/// Its TMA instance (same file; Fused::kWgmmaTma, the default): the ping-pong kernel with the key
+/// tiles copied by TMA (5-D tensor maps that also apply the unit_row permutation) and the lean
+/// step (SIEVE_STATS_EPI); the ping-pong kernel itself when units % 16 != 0. Same values.
 cudaError_t launch_fused_tma_sm90(const StrideProblem& pb, int W, int W2, int GN, int ngroups,
                                   int tiles, float2* stats, cudaStream_t stream);
 

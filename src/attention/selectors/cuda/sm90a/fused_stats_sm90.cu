@@ -7,9 +7,10 @@
 // serves 128 rows instead of 64. The key tile is stored in wgmma's K-major 128-byte-swizzle
 // layout (64-element panels of 128-byte rows, rows permuted by unit_row as in the mma.sync
 // instance, so the accumulator columns hold the same units), and the products of step s + 1 run
-// while step s's scores are finished. Three instances: stride_stats_wgmma_kernel (estimate path
-// "wgmma"), the warp-specialised stride_stats_ws_kernel ("wgmma-ws") and its ping-pong variant
-// stride_stats_pp_kernel ("wgmma-pp", the default; see its section for why it exists).
+// while step s's scores are finished. Four instances: stride_stats_wgmma_kernel (estimate path
+// "wgmma"), the warp-specialised stride_stats_ws_kernel ("wgmma-ws"), its ping-pong variant
+// stride_stats_pp_kernel ("wgmma-pp"; see its section for why it exists) and the ping-pong kernel
+// with TMA key tiles and the lean step, stride_stats_tma_kernel ("wgmma-tma", the default).
 #include "../../../cuda/tensor_map_encoder.h"
 #include "../fused_stats.cuh"
 #include "sieve/attention/cuda/tma.cuh"
