@@ -917,16 +917,17 @@ TEST_F(GpuPeerSelectors, SampleStage2RuleOnTies) {
   const auto run = [&](const std::vector<double>& masses, const char* mode,
                        const Stage2Reference& want) {
     SCOPED_TRACE(mode);
-    const ScopedEnv env("SIEVE_SAMPLE_STAGE2", mode);
+    const est::Stage2Way way =
+        std::string(mode) == "sort" ? est::Stage2Way::kSort : est::Stage2Way::kSelect;
     const auto d_col = on_device(masses), d_cov = on_device(covered), d_cnt = on_device(counted);
     const auto d_scratch =
-        on_device(std::vector<unsigned char>(est::sample_stage2_bytes(H, L), 0xab));
+        on_device(std::vector<unsigned char>(est::sample_stage2_bytes(H, L, way), 0xab));
     const auto d_counts = on_device(std::vector<int>(size_t(H) * g.nqb));
     const auto d_lists = on_device(std::vector<int>(size_t(H) * g.nqb * g.nkb));
     const auto d_indptr = on_device(std::vector<int>(H + 1));
     const auto d_columns = on_device(std::vector<int>(size_t(H) * L));
     ASSERT_EQ(est::sample_stage2(g, H, d_col.get(), d_cov.get(), d_cnt.get(), 0.5, kBand,
-                                 kDenseShare, d_scratch.get(), d_counts.get(), d_lists.get(),
+                                 kDenseShare, way, d_scratch.get(), d_counts.get(), d_lists.get(),
                                  d_indptr.get(), d_columns.get(), nullptr),
               cudaSuccess);
     std::vector<int> indptr(H + 1), counts(size_t(H) * g.nqb);

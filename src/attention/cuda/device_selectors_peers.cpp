@@ -77,7 +77,8 @@ DevicePattern sample_select(const SampleAttentionSelector& sel, const est::HeadI
   double* col = scratch.alloc<double>(int64_t(H) * Lk);
   double* covered = scratch.alloc<double>(H);
   double* counted = scratch.alloc<double>(H);
-  auto* stage2 = scratch.alloc<unsigned char>(int64_t(est::sample_stage2_bytes(H, int(Lk))));
+  const est::Stage2Way way = est::sample_stage2_way();
+  auto* stage2 = scratch.alloc<unsigned char>(int64_t(est::sample_stage2_bytes(H, int(Lk), way)));
   const int prows = H * g.nqb;
   int* counts = scratch.alloc<int>(prows);
   int* lists = scratch.alloc<int>(int64_t(prows) * g.nkb);
@@ -94,8 +95,8 @@ DevicePattern sample_select(const SampleAttentionSelector& sel, const est::HeadI
   prof.mark("stage1");
   DevicePattern p = allocate_pattern(g, s, causal, int64_t(H) * Lk, band);
   const DevicePatternView& v = p.view();
-  check(est::sample_stage2(g, H, col, covered, counted, c.alpha, int(band), c.dense_share, stage2,
-                           counts, lists, const_cast<int32_t*>(v.column_indptr),
+  check(est::sample_stage2(g, H, col, covered, counted, c.alpha, int(band), c.dense_share, way,
+                           stage2, counts, lists, const_cast<int32_t*>(v.column_indptr),
                            const_cast<int32_t*>(v.columns), stream),
         "sample stage 2");
   prof.mark("stage2");

@@ -69,12 +69,17 @@ size_t row_mass_bytes(int heads, int n_rows, int seq_k);
 cudaError_t row_mass(const HeadInputs& in, const Geometry& geo, const RowProblem& pb, bool probe,
                      void* scratch, cudaStream_t stream);
 
-/// Scratch of sample_stage2 in bytes for the path SIEVE_SAMPLE_STAGE2 selects now (both read the
-/// variable: it must not change between the two calls).
-size_t sample_stage2_bytes(int heads, int seq_k);
+/// How sample_stage2 finds the kept columns: a radix select over the masses' bits (the default) or
+/// two device-wide CUB radix sorts (the earlier way, kept for A/B and tests).
+enum class Stage2Way { kSelect, kSort };
+/// The way the environment asks for: SIEVE_SAMPLE_STAGE2=sort gives kSort, anything else kSelect.
+/// Read once per selector call and passed to both functions below, so the scratch always fits.
+Stage2Way sample_stage2_way();
+/// Scratch of sample_stage2 in bytes for that way.
+size_t sample_stage2_bytes(int heads, int seq_k, Stage2Way way);
 /// Stage 2 per head: columns by descending mass (ties: lower key), kept while covered + kept <
-/// alpha * counted (by default a radix select over the masses' bits; SIEVE_SAMPLE_STAGE2=sort:
-/// two device-wide CUB radix sorts, the earlier way, for A/B and tests: the same kept set unless
+/// alpha * counted (kSelect: a radix select over the masses' bits; kSort: two device-wide CUB
+/// radix sorts, the earlier way: the same kept set unless
 /// an f64 sum lands exactly at the requirement, as sample.cu explains; NaN masses are never kept
 /// by the default, the sort path orders them first and may keep them); past dense_share of the
 /// keys (kept + band) the head is dense (every visible
@@ -83,8 +88,8 @@ size_t sample_stage2_bytes(int heads, int seq_k);
 /// pattern's column_indptr [heads + 1] and columns (capacity heads * seq_k).
 cudaError_t sample_stage2(const Geometry& geo, int heads, const double* col, const double* covered,
                           const double* counted, double alpha, int band, double dense_share,
-                          void* scratch, int* counts, int* lists, int* column_indptr, int* columns,
-                          cudaStream_t stream);
+                          Stage2Way way, void* scratch, int* counts, int* lists,
+                          int* column_indptr, int* columns, cudaStream_t stream);
 
 // ---- MInference vertical-slash
 // --------------------------------------------------------------------

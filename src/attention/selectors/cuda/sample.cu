@@ -598,12 +598,6 @@ SelectLayout select_layout(int heads, int seq_k) {
   return s;
 }
 
-// SIEVE_SAMPLE_STAGE2=sort selects the two device-wide sorts (A/B, tests); read at every call of
-// sample_stage2_bytes and sample_stage2.
-bool stage2_sort() {
-  const char* v = std::getenv("SIEVE_SAMPLE_STAGE2");  // NOLINT(concurrency-mt-unsafe)
-  return v != nullptr && std::strcmp(v, "sort") == 0;
-}
 
 // One CTA per head: column_indptr and the kept columns >= block_k in ascending order.
 __global__ void columns_kernel(int heads, int seq_k, int block_k, const unsigned char* flags,
@@ -808,8 +802,14 @@ cudaError_t row_mass(const HeadInputs& in, const Geometry& geo, const RowProblem
                     : row_mass_typed<__half, 128>(in, geo, pb, probe, scratch, stream);
 }
 
-size_t sample_stage2_bytes(int heads, int seq_k) {
-  return stage2_sort() ? stage2_layout(heads, seq_k).total : select_layout(heads, seq_k).total;
+Stage2Way sample_stage2_way() {
+  const char* v = std::getenv("SIEVE_SAMPLE_STAGE2");  // NOLINT(concurrency-mt-unsafe)
+  return v != nullptr && std::strcmp(v, "sort") == 0 ? Stage2Way::kSort : Stage2Way::kSelect;
+}
+
+size_t sample_stage2_bytes(int heads, int seq_k, Stage2Way way) {
+  return way == Stage2Way::kSort ? stage2_layout(heads, seq_k).total
+                                 : select_layout(heads, seq_k).total;
 }
 
 namespace {
@@ -898,14 +898,14 @@ cudaError_t stage2_by_select(const Geometry& geo, int heads, const double* col,
 
 cudaError_t sample_stage2(const Geometry& geo, int heads, const double* col, const double* covered,
                           const double* counted, double alpha, int band, double dense_share,
-                          void* scratch, int* counts, int* lists, int* column_indptr, int* columns,
-                          cudaStream_t stream) {
+                          Stage2Way way, void* scratch, int* counts, int* lists,
+                          int* column_indptr, int* columns, cudaStream_t stream) {
   if (heads <= 0 || geo.seq_k <= 0) return cudaErrorInvalidValue;
   auto* base = static_cast<unsigned char*>(scratch);
   unsigned char* flags = nullptr;
   int *dense = nullptr, *ncol = nullptr;
   cudaError_t e =
-      stage2_sort()
+      way == Stage2Way::kSort
           ? stage2_by_sort(geo, heads, col, covered, counted, alpha, band, dense_share, base,
                            &flags, &dense, &ncol, stream)
           : stage2_by_select(geo, heads, col, covered, counted, alpha, band, dense_share, base,
