@@ -25,7 +25,7 @@ namespace {
 // H200 (docs/results/gpu-attention.md); simt stays for exact CPU agreement. wgmma is mma with the
 // fused statistics kernel on warpgroup MMA where the device has it (compute capability 9.0) and
 // mma.sync elsewhere; same representatives, same epilogue. wgmma-ws: wgmma with the fused
-// kernel's warp-specialised instance; wgmma-pp (the default from session 5 to session 7): its
+// kernel's warp-specialised instance; wgmma-pp (the default in session 6): its
 // ping-pong instance; wgmma-tma (the default since it passed the selector tests on the H200 and cut
 // the score kernels 5-21 % against wgmma-pp in one job, docs/results/gpu-attention.md): wgmma-pp
 // with the key tiles copied by TMA (estimation_gpu.h: StrideProblem::Fused).
