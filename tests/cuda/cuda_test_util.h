@@ -17,6 +17,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <random>
 #include <string>
 
@@ -27,6 +28,21 @@ namespace sieve::test {
   do {                                                                            \
     if (::sieve::attention::cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device"; \
   } while (0)
+
+/// An environment variable set for one scope and unset on exit (the GPU kernels read their A/B
+/// switches on every call, so a test selects a variant by scoping one of these around the call).
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    setenv(name, value, 1);  // NOLINT(concurrency-mt-unsafe)
+  }
+  ~ScopedEnv() { unsetenv(name_); }  // NOLINT(concurrency-mt-unsafe)
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+};
 
 /// A fresh seed per call (METHOD: fresh inputs for every check); printed by the callers' traces.
 inline uint64_t fresh_seed() {

@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <functional>
 #include <iterator>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -329,18 +330,6 @@ TEST_F(GpuSelectors, TmaStatisticsEqualPingPong) {
        "fallback (563 units)");
 }
 
-// SIEVE_STATS_EPI (read by the TMA instance's launcher at every launch) for one scope; unset
-// again on exit.
-struct ScopedStatsEpi {
-  ~ScopedStatsEpi() { unsetenv("SIEVE_STATS_EPI"); }  // NOLINT(concurrency-mt-unsafe)
-  void set(const char* v) {
-    if (v == nullptr)
-      unsetenv("SIEVE_STATS_EPI");  // NOLINT(concurrency-mt-unsafe)
-    else
-      setenv("SIEVE_STATS_EPI", v, 1);  // NOLINT(concurrency-mt-unsafe)
-  }
-};
-
 // The TMA instance's two epilogue forms (lean by default, SIEVE_STATS_EPI=plain the first one:
 // counted tile and slot, hoisted wgmma descriptors, log weights pre-multiplied by log2 e in the
 // producer with the same f32 product) run the same chains and the same f32 operations on the same
@@ -351,11 +340,15 @@ struct ScopedStatsEpi {
 TEST_F(GpuSelectors, TmaEpilogueVariantsEqualDefault) {
   const uint64_t seed = fresh_seed();
   cu::set_estimate_path("wgmma-tma");
-  ScopedStatsEpi env;
+  std::optional<ScopedEnv> env;  // SIEVE_STATS_EPI, read by the TMA launcher at every launch
   const auto same = [&](const std::string& name, const std::vector<std::string>& settings,
                         const Inputs& in, const std::string& what) {
     SCOPED_TRACE(what + " selector " + name + ": SIEVE_STATS_EPI=plain vs the default (lean)");
-    same_pattern_on_runs(name, settings, in, [&](int i) { env.set(i == 0 ? "plain" : nullptr); });
+    same_pattern_on_runs(name, settings, in, [&](int i) {
+      env.reset();  // run 1: unset, the default
+      if (i == 0) env.emplace("SIEVE_STATS_EPI", "plain");
+    });
+    env.reset();
   };
   same("rr", {"dense_below=0"}, planted_inputs(DType::kBF16, 2, 1, 8960, 128, seed),
        "planted seed " + std::to_string(seed));

@@ -164,33 +164,22 @@ TEST_F(GpuPeerSelectors, SampleMatchesCpu) {
              "short" + s);
 }
 
-// An environment variable set for one scope (the GPU selectors read their A/B switches on every
-// call).
-struct ScopedEnv {
-  ScopedEnv(const char* name, const char* v) : name_(name) {
-    setenv(name, v, 1);  // NOLINT(concurrency-mt-unsafe)
-  }
-  ~ScopedEnv() { unsetenv(name_); }  // NOLINT(concurrency-mt-unsafe)
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  const char* name_;
-};
-
-// One selector input of the equality tests below, selected on the device under a switch value.
+// One selector input of the equality tests below, selected on the device under a switch value
+// (selector: the test's selector when null).
 struct SwitchCase {
   std::vector<std::string> settings;
   Inputs in;
   bool causal;
   const char* what;
+  const char* selector = nullptr;
 };
 template <class Compare>
 void for_each_switch_case(const char* selector, const std::vector<SwitchCase>& cases,
                           uint64_t seed, const char* variable, const Compare& compare) {
   for (const SwitchCase& c : cases) {
-    SCOPED_TRACE(std::string(c.what) + " seed " + std::to_string(seed));
-    auto sel = attention::make_selector(selector, c.settings);
+    const char* name = c.selector != nullptr ? c.selector : selector;
+    SCOPED_TRACE(std::string(name) + " " + c.what + " seed " + std::to_string(seed));
+    auto sel = attention::make_selector(name, c.settings);
     AttentionOptions opts;
     opts.causal = c.causal;
     const cu::DeviceTensor dq = cu::DeviceTensor::from_host(c.in.q);
@@ -280,12 +269,9 @@ TEST_F(GpuPeerSelectors, XAttentionMatchesCpu) { xattn_cases(""); }
 // in the same order per accumulator and share the statistics code (the TMA kernel also loads
 // keys past every row's visibility, which all mask), so the statistics and therefore the
 // patterns must be identical, not merely close.
-struct ScopedXattnKernel : ScopedEnv {
-  explicit ScopedXattnKernel(const char* v) : ScopedEnv("SIEVE_XATTN_KERNEL", v) {}
-};
 
 TEST_F(GpuPeerSelectors, XAttentionWgmmaKernelMatchesCpu) {
-  const ScopedXattnKernel env("wgmma");
+  const ScopedEnv env("SIEVE_XATTN_KERNEL", "wgmma");
   xattn_cases(" wgmma");
 }
 
@@ -601,10 +587,7 @@ TEST_F(GpuPeerSelectors, FlexSelectRulesExactWithTies) {
 // SIEVE_GPU_SELECT_MMA=1 selects their mma.sync kernels (those every other GPU runs), checked here
 // on one case each so that both paths stay tested on an H200.
 TEST_F(GpuPeerSelectors, MmaSyncKernelsMatchCpu) {
-  struct ScopedEnv {
-    ScopedEnv() { setenv("SIEVE_GPU_SELECT_MMA", "1", 1); }  // NOLINT(concurrency-mt-unsafe)
-    ~ScopedEnv() { unsetenv("SIEVE_GPU_SELECT_MMA"); }        // NOLINT(concurrency-mt-unsafe)
-  } env;
+  const ScopedEnv env("SIEVE_GPU_SELECT_MMA", "1");
   const uint64_t seed = fresh_seed();
   const std::string s = " mma.sync seed " + std::to_string(seed);
   AttentionOptions causal;
@@ -622,56 +605,33 @@ TEST_F(GpuPeerSelectors, MmaSyncKernelsMatchCpu) {
 // order, in fewer instructions. So the patterns of sample, vslash and flexprefill must be equal,
 // not merely close.
 // Off Hopper the variable is ignored and both selections run the same kernel.
-struct ScopedRowsEpi {
-  explicit ScopedRowsEpi(const char* v) {
-    if (v != nullptr) setenv("SIEVE_ROWS_EPI", v, 1);  // NOLINT(concurrency-mt-unsafe)
-  }
-  ~ScopedRowsEpi() { unsetenv("SIEVE_ROWS_EPI"); }  // NOLINT(concurrency-mt-unsafe)
-};
-
 TEST_F(GpuPeerSelectors, FastRowEpilogueEqualsDefault) {
   const uint64_t seed = fresh_seed();
-  struct Case {
-    std::string name;
-    std::vector<std::string> settings;
-    Inputs in;
-    bool causal;
-    const char* what;
-  };
-  const std::vector<Case> cases = {
-      {"sample", {"dense_below=0"}, planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed), true,
-       "planted"},
-      {"sample",
-       {"dense_below=0", "alpha=0.9", "chunk=8", "sample_ratio=0.1"},
-       planted_inputs(DType::kF16, 4, 2, 1531, 64, seed + 1), true, "planted f16 d64"},
+  const std::vector<SwitchCase> cases = {
+      {{"dense_below=0"}, planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed), true, "planted",
+       "sample"},
+      {{"dense_below=0", "alpha=0.9", "chunk=8", "sample_ratio=0.1"},
+       planted_inputs(DType::kF16, 4, 2, 1531, 64, seed + 1), true, "planted f16 d64", "sample"},
       // group 4, chunked prefill, two row tiles (sample_ratio 0.3 of 700 rows)
-      {"sample",
-       {"dense_below=0", "dense_share=1", "window_ratio=0.02", "sample_ratio=0.3"},
-       random_inputs(DType::kF16, 4, 1, 700, 1500, 128, seed + 2), true, "chunked group 4"},
-      {"sample", {"dense_below=0", "window_ratio=0", "alpha=0.95"},
-       planted_inputs(DType::kBF16, 4, 2, 1300, 64, seed + 3), false, "non-causal"},
-      {"vslash", {"dense_below=0", "vertical_size=100", "slash_size=200"},
-       planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed + 4), true, "planted"},
-      {"vslash",
-       {"dense_below=0", "last_q=200", "vertical_size=40,50,60,70", "slash_size=60,80,100,300",
+      {{"dense_below=0", "dense_share=1", "window_ratio=0.02", "sample_ratio=0.3"},
+       random_inputs(DType::kF16, 4, 1, 700, 1500, 128, seed + 2), true, "chunked group 4",
+       "sample"},
+      {{"dense_below=0", "window_ratio=0", "alpha=0.95"},
+       planted_inputs(DType::kBF16, 4, 2, 1300, 64, seed + 3), false, "non-causal", "sample"},
+      {{"dense_below=0", "vertical_size=100", "slash_size=200"},
+       planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed + 4), true, "planted", "vslash"},
+      {{"dense_below=0", "last_q=200", "vertical_size=40,50,60,70", "slash_size=60,80,100,300",
         "block_q=128", "block_k=64"},
-       random_inputs(DType::kBF16, 4, 1, 700, 1500, 128, seed + 5), true, "chunked per-head"},
-      {"flexprefill", {"dense_below=0", "min_budget=256"},
-       planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed + 6), true, "planted"},
-      {"flexprefill", {"dense_below=0", "tau=1", "block_k=64", "min_budget=128"},
-       random_inputs(DType::kF16, 4, 1, 700, 1500, 64, seed + 7), true, "chunked group 4 d64"},
+       random_inputs(DType::kBF16, 4, 1, 700, 1500, 128, seed + 5), true, "chunked per-head",
+       "vslash"},
+      {{"dense_below=0", "min_budget=256"}, planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed + 6),
+       true, "planted", "flexprefill"},
+      {{"dense_below=0", "tau=1", "block_k=64", "min_budget=128"},
+       random_inputs(DType::kF16, 4, 1, 700, 1500, 64, seed + 7), true, "chunked group 4 d64",
+       "flexprefill"},
   };
-  for (const Case& c : cases) {
-    SCOPED_TRACE(c.name + " " + c.what + " seed " + std::to_string(seed));
-    auto sel = attention::make_selector(c.name, c.settings);
-    AttentionOptions opts;
-    opts.causal = c.causal;
-    const cu::DeviceTensor dq = cu::DeviceTensor::from_host(c.in.q);
-    const cu::DeviceTensor dk = cu::DeviceTensor::from_host(c.in.k);
-    const auto select_with = [&](const char* epi) {
-      const ScopedRowsEpi env(epi);
-      return cu::select_on_device(*sel, dq, dk, opts).download();
-    };
+  for_each_switch_case(nullptr, cases, seed, "SIEVE_ROWS_EPI", [](const SwitchCase& c,
+                                                                  const auto& select_with) {
     const SparsePattern base = select_with("default");
     const SparsePattern fast = select_with("fast");
     ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
@@ -680,9 +640,9 @@ TEST_F(GpuPeerSelectors, FastRowEpilogueEqualsDefault) {
     EXPECT_EQ(fast.block_indices, base.block_indices);
     EXPECT_EQ(fast.column_indptr, base.column_indptr);
     EXPECT_EQ(fast.columns, base.columns);
-    std::printf("[fast rows] %s %s: %zu blocks, %zu columns, density %.4f\n", c.name.c_str(),
+    std::printf("[fast rows] %s %s: %zu blocks, %zu columns, density %.4f\n", c.selector,
                 c.what, base.block_indices.size(), base.columns.size(), base.block_density());
-  }
+  });
 }
 
 // The same at the level of row_mass's sums. With at most 128 listed rows (one row tile) every
@@ -777,7 +737,7 @@ TEST_F(GpuPeerSelectors, FastRowEpilogueExactColumnMasses) {
       return v;
     };
     const auto run = [&](const char* epi) {
-      const ScopedRowsEpi env(epi);
+      const ScopedEnv env("SIEVE_ROWS_EPI", epi);
       EXPECT_EQ(est::row_mass(hin, geo, pb, c.probe, d_scratch.get(), nullptr), cudaSuccess);
       EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
       Sums s;
