@@ -428,8 +428,6 @@ __global__ void __launch_bounds__(32 * kWarps)
   if (lane == 0) counts[row] = n;
 }
 
-size_t align256(size_t x) { return (x + 255) / 256 * 256; }
-
 int bits_for(int n) {
   int b = 0;
   while ((1 << b) < n) ++b;
@@ -461,25 +459,21 @@ Layout layout(const Geometry& g, int heads) {
   s.present = visible_entries(g);
   const int bh = sort_heads(s.present, heads);
   const size_t na = size_t(bh) * size_t(s.present);
-  size_t at = 0;
-  const auto take = [&](size_t& field, size_t bytes) {
-    field = at;
-    at += align256(std::max<size_t>(bytes, 1));
-  };
-  take(s.keys, n * sizeof(unsigned long long));
-  take(s.sorted, n * sizeof(unsigned long long));
-  take(s.vblock, nb * sizeof(float));
-  take(s.sblock, nb * sizeof(float));
-  take(s.qk, nb * sizeof(float));
-  take(s.cover, 2 * size_t(heads) * sizeof(int));
-  take(s.vflag, nb);
-  take(s.sflag, nb);
-  take(s.aware, size_t(heads) * sizeof(int));
-  take(s.aflag, size_t(heads) * size_t(g.nqb) * size_t(g.nkb));
-  take(s.akeys_in, na * sizeof(unsigned long long));
-  take(s.akeys_out, na * sizeof(unsigned long long));
-  take(s.ids_in, na * sizeof(int));
-  take(s.ids_out, na * sizeof(int));
+  ScratchCarver carve;
+  s.keys = carve.take(n * sizeof(unsigned long long));
+  s.sorted = carve.take(n * sizeof(unsigned long long));
+  s.vblock = carve.take(nb * sizeof(float));
+  s.sblock = carve.take(nb * sizeof(float));
+  s.qk = carve.take(nb * sizeof(float));
+  s.cover = carve.take(2 * size_t(heads) * sizeof(int));
+  s.vflag = carve.take(nb);
+  s.sflag = carve.take(nb);
+  s.aware = carve.take(size_t(heads) * sizeof(int));
+  s.aflag = carve.take(size_t(heads) * size_t(g.nqb) * size_t(g.nkb));
+  s.akeys_in = carve.take(na * sizeof(unsigned long long));
+  s.akeys_out = carve.take(na * sizeof(unsigned long long));
+  s.ids_in = carve.take(na * sizeof(int));
+  s.ids_out = carve.take(na * sizeof(int));
   cub::DeviceRadixSort::SortKeys(
       nullptr, s.token_bytes, static_cast<const unsigned long long*>(nullptr),
       static_cast<unsigned long long*>(nullptr), int(n), 0, 32 + bits_for(2 * heads));
@@ -487,8 +481,8 @@ Layout layout(const Geometry& g, int heads) {
       nullptr, s.sort_bytes, static_cast<const unsigned long long*>(nullptr),
       static_cast<unsigned long long*>(nullptr), static_cast<const int*>(nullptr),
       static_cast<int*>(nullptr), int(na));
-  take(s.temp, std::max(s.token_bytes, s.sort_bytes));
-  s.total = at;
+  s.temp = carve.take(std::max(s.token_bytes, s.sort_bytes));
+  s.total = carve.total;
   return s;
 }
 

@@ -22,6 +22,18 @@
 
 namespace sieve::attention::cuda::est {
 
+/// Offsets of the buffers that one scratch allocation of a stage-2 launcher holds (host side):
+/// take(bytes) returns the next buffer's offset, 256-byte aligned, at least one byte each so that
+/// every buffer has its own address; total is the allocation's size.
+struct ScratchCarver {
+  size_t total = 0;
+  size_t take(size_t bytes) {
+    const size_t at = total;
+    total += ((bytes > 0 ? bytes : 1) + 255) / 256 * 256;
+    return at;
+  }
+};
+
 /// Device q, k of the selector call (element strides; rows 16-byte aligned, see rows_fit()).
 struct HeadInputs {
   const void* q = nullptr;

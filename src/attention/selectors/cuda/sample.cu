@@ -163,8 +163,6 @@ struct Stage2Layout {
          ncol = 0, temp = 0, total = 0;
   size_t temp_bytes = 0;
 };
-size_t align256(size_t x) { return (x + 255) / 256 * 256; }
-
 int bits_for(int n) {
   int b = 0;
   while ((1 << b) < n) ++b;
@@ -174,20 +172,16 @@ int bits_for(int n) {
 Stage2Layout stage2_layout(int heads, int seq_k) {
   const size_t n = size_t(heads) * size_t(seq_k);
   Stage2Layout s;
-  size_t at = 0;
-  const auto take = [&](size_t& field, size_t bytes) {
-    field = at;
-    at += align256(std::max<size_t>(bytes, 1));
-  };
-  take(s.keys, n * sizeof(double));
-  take(s.ids_a, n * sizeof(int));
-  take(s.ids_b, n * sizeof(int));
-  take(s.ids_out, n * sizeof(int));
-  take(s.hk_in, n * sizeof(int));
-  take(s.hk_out, n * sizeof(int));
-  take(s.flags, n);
-  take(s.dense, size_t(heads) * sizeof(int));
-  take(s.ncol, size_t(heads) * sizeof(int));
+  ScratchCarver carve;
+  s.keys = carve.take(n * sizeof(double));
+  s.ids_a = carve.take(n * sizeof(int));
+  s.ids_b = carve.take(n * sizeof(int));
+  s.ids_out = carve.take(n * sizeof(int));
+  s.hk_in = carve.take(n * sizeof(int));
+  s.hk_out = carve.take(n * sizeof(int));
+  s.flags = carve.take(n);
+  s.dense = carve.take(size_t(heads) * sizeof(int));
+  s.ncol = carve.take(size_t(heads) * sizeof(int));
   size_t by_value = 0, by_head = 0;
   cub::DeviceRadixSort::SortPairsDescending(
       nullptr, by_value, static_cast<const double*>(nullptr), static_cast<double*>(nullptr),
@@ -196,8 +190,8 @@ Stage2Layout stage2_layout(int heads, int seq_k) {
                                   static_cast<int*>(nullptr), static_cast<const int*>(nullptr),
                                   static_cast<int*>(nullptr), int(n), 0, bits_for(heads));
   s.temp_bytes = std::max(by_value, by_head);
-  take(s.temp, s.temp_bytes);
-  s.total = at;
+  s.temp = carve.take(s.temp_bytes);
+  s.total = carve.total;
   return s;
 }
 
@@ -582,19 +576,15 @@ SelectLayout select_layout(int heads, int seq_k) {
   const size_t n = size_t(heads) * size_t(seq_k);
   const size_t parts = size_t(heads) * size_t(select_chunks(seq_k)) * kSelBins;
   SelectLayout s;
-  size_t at = 0;
-  const auto take = [&](size_t& field, size_t bytes) {
-    field = at;
-    at += align256(std::max<size_t>(bytes, 1));
-  };
-  take(s.state, size_t(heads) * sizeof(SelState));
-  take(s.arrive, size_t(heads) * sizeof(int));
-  take(s.part_cnt, parts * sizeof(unsigned));
-  take(s.part_sum, parts * sizeof(double));
-  take(s.flags, n);
-  take(s.dense, size_t(heads) * sizeof(int));
-  take(s.ncol, size_t(heads) * sizeof(int));
-  s.total = at;
+  ScratchCarver carve;
+  s.state = carve.take(size_t(heads) * sizeof(SelState));
+  s.arrive = carve.take(size_t(heads) * sizeof(int));
+  s.part_cnt = carve.take(parts * sizeof(unsigned));
+  s.part_sum = carve.take(parts * sizeof(double));
+  s.flags = carve.take(n);
+  s.dense = carve.take(size_t(heads) * sizeof(int));
+  s.ncol = carve.take(size_t(heads) * sizeof(int));
+  s.total = carve.total;
   return s;
 }
 
@@ -725,21 +715,17 @@ struct VsLayout {
 VsLayout vs_layout(int heads, int seq_k) {
   const size_t n = 2 * size_t(heads) * size_t(seq_k);
   VsLayout s;
-  size_t at = 0;
-  const auto take = [&](size_t& field, size_t bytes) {
-    field = at;
-    at += align256(std::max<size_t>(bytes, 1));
-  };
-  take(s.keys, n * sizeof(float));
-  take(s.keys_out, n * sizeof(float));
-  take(s.ids_in, n * sizeof(int));
-  take(s.ids_mid, n * sizeof(int));
-  take(s.segs_in, n * sizeof(int));
-  take(s.segs_out, n * sizeof(int));
-  take(s.ids_out, n * sizeof(int));
-  take(s.flags, n);  // [2][heads][seq_k]: columns, slash offsets
-  take(s.sprefix, (n / 2 + size_t(heads)) * sizeof(int));
-  take(s.ncol, size_t(heads) * sizeof(int));
+  ScratchCarver carve;
+  s.keys = carve.take(n * sizeof(float));
+  s.keys_out = carve.take(n * sizeof(float));
+  s.ids_in = carve.take(n * sizeof(int));
+  s.ids_mid = carve.take(n * sizeof(int));
+  s.segs_in = carve.take(n * sizeof(int));
+  s.segs_out = carve.take(n * sizeof(int));
+  s.ids_out = carve.take(n * sizeof(int));
+  s.flags = carve.take(n);  // [2][heads][seq_k]: columns, slash offsets
+  s.sprefix = carve.take((n / 2 + size_t(heads)) * sizeof(int));
+  s.ncol = carve.take(size_t(heads) * sizeof(int));
   size_t by_value = 0, by_segment = 0;
   cub::DeviceRadixSort::SortPairsDescending(
       nullptr, by_value, static_cast<const float*>(nullptr), static_cast<float*>(nullptr),
@@ -748,8 +734,8 @@ VsLayout vs_layout(int heads, int seq_k) {
                                   static_cast<int*>(nullptr), static_cast<const int*>(nullptr),
                                   static_cast<int*>(nullptr), int(n), 0, bits_for(2 * heads));
   s.temp_bytes = std::max(by_value, by_segment);
-  take(s.temp, s.temp_bytes);
-  s.total = at;
+  s.temp = carve.take(s.temp_bytes);
+  s.total = carve.total;
   return s;
 }
 
