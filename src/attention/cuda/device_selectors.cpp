@@ -245,6 +245,34 @@ DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cu
   return p;
 }
 
+// Whether an A/B switch holds `value` (read at every call, so one process can time both).
+bool env_is(const char* name, std::string_view value) {
+  const char* v = std::getenv(name);  // NOLINT(concurrency-mt-unsafe)
+  return v != nullptr && value == v;
+}
+
+// SIEVE_UNI_POOL=fused: every level's pooled rows of one tensor in one pass (est::pool_levels,
+// the same values) where the levels' group sizes nest; true when it ran, false when the caller
+// pools level by level (no launch: sizes that do not nest, rows not 16-byte aligned).
+bool pool_all_levels(const TensorView& t, bool bf16, int D, int len, int head, int heads,
+                     const std::vector<int>& c, bool is_key, bool moments, float scale,
+                     const std::vector<float*>& dst, const std::vector<void*>& dst16,
+                     cudaStream_t stream) {
+  est::PoolOutputs po;
+  if (c.size() > size_t(est::PoolOutputs::kMax)) return false;
+  po.n = int(c.size());
+  for (size_t o = 0; o < c.size(); ++o) {
+    po.c[o] = c[o];
+    po.dst[o] = dst[o];
+    po.dst16[o] = dst16[o];
+  }
+  const cudaError_t e = est::pool_levels(t.data, bf16, t.strides[0], t.strides[1], D, len, head,
+                                         po, is_key, moments, scale, stream, heads);
+  if (e == cudaErrorNotSupported) return false;
+  check(e, is_key ? "unisparse key pooling (all levels)" : "unisparse query pooling (all levels)");
+  return true;
+}
+
 DevicePattern unisparse_select(const Inputs& in, const UniSparseSelector& sel, bool causal,
                                cudaStream_t stream) {
   const AttentionShape& s = in.shape;
@@ -254,6 +282,7 @@ DevicePattern unisparse_select(const Inputs& in, const UniSparseSelector& sel, b
   const int levels = int(c.granularities.size());
   const int hq = int(s.num_heads_q), group = int(s.group_size());
   const bool mma = use_mma(W);
+  const bool fused_pool = env_is("SIEVE_UNI_POOL", "fused");
   StageProfile timer("unisparse", stream);
   int64_t stats_per_head = 0, qrows = 0;
   for (const auto& gr : c.granularities) {
@@ -297,18 +326,32 @@ DevicePattern unisparse_select(const Inputs& in, const UniSparseSelector& sel, b
   for (int h = 0; h < hq; h += G) {  // heads h.. h + n - 1; whole KV-head groups when G >= group
     const int n = std::min(G, hq - h), hk = h / group;
     const bool new_keys = G >= group || hk != staged;
+    bool keys_pooled = false, queries_pooled = false;  // all levels at once (SIEVE_UNI_POOL)
+    if (fused_pool) {
+      std::vector<int> cqs, cks;
+      for (const auto& gr : c.granularities) {
+        cqs.push_back(int(gr.c_q));
+        cks.push_back(int(gr.c_k));
+      }
+      keys_pooled = !new_keys || pool_all_levels(k, in.bf16, D, g.seq_k, hk, G >= group ? n / group : 1,
+                                                 cks, true, c.moments, in.scale, kpool, k16, stream);
+      queries_pooled = pool_all_levels(q, in.bf16, D, g.seq_q, h, n, cqs, false, c.moments,
+                                       in.scale, qpool, q16, stream);
+    }
     for (int lv = 0; lv < levels; ++lv) {
       const auto& gr = c.granularities[size_t(lv)];
       const int cq = int(gr.c_q), ck = int(gr.c_k);
       const int nkc = (g.seq_k + ck - 1) / ck, nqc = (g.seq_q + cq - 1) / cq;
-      if (new_keys)
+      if (new_keys && !keys_pooled)
         check(est::pool_rows(k.data, in.bf16, k.strides[0], k.strides[1], D, g.seq_k, hk, ck, true,
                              c.moments, in.scale, kpool[size_t(lv)], stream,
                              G >= group ? n / group : 1, k16[size_t(lv)]),
               "unisparse key pooling");
-      check(est::pool_rows(q.data, in.bf16, q.strides[0], q.strides[1], D, g.seq_q, h, cq, false,
-                           c.moments, in.scale, qpool[size_t(lv)], stream, n, q16[size_t(lv)]),
-            "unisparse query pooling");
+      if (!queries_pooled)
+        check(est::pool_rows(q.data, in.bf16, q.strides[0], q.strides[1], D, g.seq_q, h, cq,
+                             false, c.moments, in.scale, qpool[size_t(lv)], stream, n,
+                             q16[size_t(lv)]),
+              "unisparse query pooling");
       timer.mark("pooling");
       est::StrideProblem pb;
       pb.qrep = qpool[size_t(lv)];
