@@ -418,7 +418,9 @@ TEST_F(GpuSelectors, UniSparsePoolingAndBlockScoreSwitchesEqualDefault) {
   // levels that do not nest (c_q 32 and 3, c_k 3 and 32; 96-token blocks): the fallback
   cu::set_estimate_path("simt");
   for (const Switches& sw : runs) {
-    SCOPED_TRACE(std::string("non-nesting levels: SIEVE_UNI_POOL=") + (sw.pool ? sw.pool : "unset"));
+    SCOPED_TRACE(std::string("non-nesting levels: SIEVE_UNI_POOL=") +
+                 (sw.pool ? sw.pool : "unset") +
+                 " SIEVE_BLOCK_SCORES=" + (sw.scores ? sw.scores : "unset"));
     same_pattern_on_runs("unisparse",
                          {"dense_below=0", "block_q=96", "block_k=96", "granularities=32:3,3:32"},
                          random_inputs(DType::kBF16, 2, 1, 2000, 128, seed + 6), [&](int i) {
@@ -434,10 +436,12 @@ TEST_F(GpuSelectors, UniSparsePoolingAndBlockScoreSwitchesEqualDefault) {
   // the switched path against the CPU (f32 representatives)
   pool.emplace("SIEVE_UNI_POOL", "fused");
   scores.emplace("SIEVE_BLOCK_SCORES", "v2");
-  check_selector("unisparse", {"dense_below=0"}, random_inputs(DType::kBF16, 4, 2, 1537, 128, seed + 7),
-                 false, "switched, random");
+  check_selector("unisparse", {"dense_below=0"},
+                 random_inputs(DType::kBF16, 4, 2, 1537, 128, seed + 7), false,
+                 "switched, random");
   check_selector("unisparse", {"dense_below=0", "top_p=0.9"},
-                 planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed + 8), false, "switched, planted");
+                 planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed + 8), false,
+                 "switched, planted");
 }
 
 TEST(GpuEstimatePath, NamedSetting) {
