@@ -360,88 +360,47 @@ TEST_F(GpuSelectors, TmaEpilogueVariantsEqualDefault) {
        "planted unisparse");
 }
 
-// SIEVE_UNI_POOL=fused pools every unisparse level in one pass per tensor (est::pool_levels) and
-// SIEVE_BLOCK_SCORES=v2 runs the other block-sum kernel (unisparse and rr); both compute the same
-// operations in the same order as the defaults, so the patterns must equal the defaults' block
-// for block, on the f32 (simt) and the bf16 (wgmma-tma) representatives. Cases: the default
-// levels (64:4 and 16:16, moments), D 64 f16 at an odd length without moments (partial last
-// groups), three nesting levels, levels of 1 key (two 64-entry parts per block), and levels that
-// do not nest at 96-token blocks (both tensors pooled level by level: the fallback). Then the
-// switched path against the CPU under the rule of UniSparseMatchesCpu.
-TEST_F(GpuSelectors, UniSparsePoolingAndBlockScoreSwitchesEqualDefault) {
+// unisparse pools every nesting level in one pass per tensor (est::pool_levels, the default) or,
+// under SIEVE_UNI_POOL=levels, level by level (pool_rows, the earlier path); both compute the same
+// operations in the same order, so the patterns must be equal block for block, on the f32 (simt)
+// and the bf16 (wgmma-tma) representatives. Cases: the default levels (64:4 and 16:16, moments),
+// D 64 f16 at an odd length without moments (partial last groups), three nesting levels, levels
+// of 1 key (two 64-entry parts per block), and levels that do not nest at 96-token blocks (both
+// runs pool level by level there: the fallback). The default path against the CPU is
+// UniSparseMatchesCpu.
+TEST_F(GpuSelectors, UniSparseFusedPoolingEqualsPerLevel) {
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
   struct Case {
-    const char* name;
     std::vector<std::string> settings;
     Inputs in;
     const char* what;
   };
   const std::vector<Case> cases = {
-      {"unisparse", {"dense_below=0"}, planted_inputs(DType::kBF16, 2, 1, 8960, 128, seed),
+      {{"dense_below=0"}, planted_inputs(DType::kBF16, 2, 1, 8960, 128, seed),
        "planted default levels"},
-      {"unisparse", {"dense_below=0", "moments=false", "top_p=0.9"},
+      {{"dense_below=0", "moments=false", "top_p=0.9"},
        random_inputs(DType::kF16, 4, 2, 3001, 64, seed + 1), "random f16 d64 odd length"},
-      {"unisparse", {"dense_below=0", "granularities=64:4,16:16,8:2"},
+      {{"dense_below=0", "granularities=64:4,16:16,8:2"},
        planted_inputs(DType::kF16, 2, 2, 4100, 128, seed + 2), "three levels"},
-      {"unisparse", {"dense_below=0", "granularities=2:1,16", "combine=mean"},
+      {{"dense_below=0", "granularities=2:1,16", "combine=mean"},
        random_inputs(DType::kBF16, 2, 1, 2500, 64, seed + 3), "one-key level (two parts)"},
-      {"rr", {"dense_below=0"}, planted_inputs(DType::kBF16, 2, 1, 8960, 128, seed + 4),
-       "rr planted"},
-      {"rr", {"dense_below=0", "stride=8", "tau=0.9"},
-       random_inputs(DType::kBF16, 4, 2, 3001, 64, seed + 5), "rr stride 8"},
+      {{"dense_below=0", "block_q=96", "block_k=96", "granularities=32:3,3:32"},
+       random_inputs(DType::kBF16, 2, 1, 2000, 128, seed + 6), "non-nesting levels"},
   };
-  struct Switches {
-    const char* pool;
-    const char* scores;
-  };
-  const Switches runs[] = {{"fused", nullptr}, {nullptr, "v2"}, {"fused", "v2"}};
-  std::optional<ScopedEnv> pool, scores;
+  std::optional<ScopedEnv> levels;
   for (const char* path : {"simt", "wgmma-tma"}) {
     cu::set_estimate_path(path);
-    for (const Case& c : cases)
-      for (const Switches& sw : runs) {
-        SCOPED_TRACE(std::string(c.what) + " " + c.name + " on " + path + ": SIEVE_UNI_POOL=" +
-                     (sw.pool ? sw.pool : "unset") +
-                     " SIEVE_BLOCK_SCORES=" + (sw.scores ? sw.scores : "unset"));
-        same_pattern_on_runs(c.name, c.settings, c.in, [&](int i) {
-          pool.reset();
-          scores.reset();
-          if (i == 0) return;  // run 0: the defaults
-          if (sw.pool) pool.emplace("SIEVE_UNI_POOL", sw.pool);
-          if (sw.scores) scores.emplace("SIEVE_BLOCK_SCORES", sw.scores);
-        });
-        pool.reset();
-        scores.reset();
-      }
+    for (const Case& c : cases) {
+      SCOPED_TRACE(std::string(c.what) + " on " + path);
+      same_pattern_on_runs("unisparse", c.settings, c.in, [&](int i) {
+        levels.reset();
+        if (i == 1) levels.emplace("SIEVE_UNI_POOL", "levels");  // run 0: the default
+      });
+      levels.reset();
+    }
   }
-  // levels that do not nest (c_q 32 and 3, c_k 3 and 32; 96-token blocks): the fallback
   cu::set_estimate_path("simt");
-  for (const Switches& sw : runs) {
-    SCOPED_TRACE(std::string("non-nesting levels: SIEVE_UNI_POOL=") +
-                 (sw.pool ? sw.pool : "unset") +
-                 " SIEVE_BLOCK_SCORES=" + (sw.scores ? sw.scores : "unset"));
-    same_pattern_on_runs("unisparse",
-                         {"dense_below=0", "block_q=96", "block_k=96", "granularities=32:3,3:32"},
-                         random_inputs(DType::kBF16, 2, 1, 2000, 128, seed + 6), [&](int i) {
-                           pool.reset();
-                           scores.reset();
-                           if (i == 0) return;
-                           if (sw.pool) pool.emplace("SIEVE_UNI_POOL", sw.pool);
-                           if (sw.scores) scores.emplace("SIEVE_BLOCK_SCORES", sw.scores);
-                         });
-    pool.reset();
-    scores.reset();
-  }
-  // the switched path against the CPU (f32 representatives)
-  pool.emplace("SIEVE_UNI_POOL", "fused");
-  scores.emplace("SIEVE_BLOCK_SCORES", "v2");
-  check_selector("unisparse", {"dense_below=0"},
-                 random_inputs(DType::kBF16, 4, 2, 1537, 128, seed + 7), false,
-                 "switched, random");
-  check_selector("unisparse", {"dense_below=0", "top_p=0.9"},
-                 planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed + 8), false,
-                 "switched, planted");
 }
 
 TEST(GpuEstimatePath, NamedSetting) {

@@ -252,8 +252,9 @@ bool env_is(const char* name, std::string_view value) {
   return v != nullptr && value == v;
 }
 
-// SIEVE_UNI_POOL=fused: every level's pooled rows of one tensor in one pass (est::pool_levels,
-// the same values) where the levels' group sizes nest; true when it ran, false when the caller
+// Every level's pooled rows of one tensor in one pass (est::pool_levels, the same values as
+// pool_rows level by level; the default since session 8, SIEVE_UNI_POOL=levels keeps the per-level
+// passes) where the levels' group sizes nest; true when it ran, false when the caller
 // pools level by level (no launch: sizes that do not nest, rows not 16-byte aligned).
 bool pool_all_levels(const TensorView& t, bool bf16, int D, int len, int head, int heads,
                      const std::vector<int>& c, bool is_key, bool moments, float scale,
@@ -283,7 +284,7 @@ DevicePattern unisparse_select(const Inputs& in, const UniSparseSelector& sel, b
   const int levels = int(c.granularities.size());
   const int hq = int(s.num_heads_q), group = int(s.group_size());
   const bool mma = use_mma(W);
-  const bool fused_pool = env_is("SIEVE_UNI_POOL", "fused");
+  const bool fused_pool = !env_is("SIEVE_UNI_POOL", "levels");
   StageProfile timer("unisparse", stream);
   int64_t stats_per_head = 0, qrows = 0;
   for (const auto& gr : c.granularities) {

@@ -12,8 +12,6 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
-#include <cstdlib>
-#include <string_view>
 
 namespace sieve::attention::cuda::est {
 
@@ -373,38 +371,6 @@ __device__ __forceinline__ int row_groups(const StrideProblem& pb, int eb, int p
   return (last / eb) * parts + (parts > 1 ? (last % eb) / 64 : 0) + 1;
 }
 
-// Softmax share of key block kb in a row (its parts in order, those the row sees) and the
-// combination of a block score v into o[kb]: block_scores_kernel and block_scores_v2_kernel.
-__device__ __forceinline__ float block_share(const float2* srow, int kb, int parts, int ng,
-                                             float m) {
-  float share = 0.f;
-  for (int p = 0; p < parts; ++p) {
-    const int j = kb * parts + p;
-    if (j >= ng) break;
-    const float2 x = srow[j];
-    if (x.y > 0.f) share += x.y * expf(x.x - m);
-  }
-  return share;
-}
-// A row's statistics from its max and its lanes' f64 totals: the butterfly sum, then lane 0
-// writes the max, 1 / total and the groups to read (0: no finite score, the CPU leaves zeros).
-__device__ __forceinline__ void finish_row(float m, double tot, int ng, int lane, float* row_m,
-                                           float* row_inv, int* row_ng) {
-  for (int o = 16; o > 0; o >>= 1) tot += __shfl_xor_sync(0xffffffffu, tot, o);
-  if (lane == 0) {
-    *row_m = m;
-    *row_inv = m == -INFINITY ? 0.f : float(1.0 / tot);
-    *row_ng = m == -INFINITY ? 0 : ng;
-  }
-}
-__device__ __forceinline__ void combine_into(float* o, int kb, float v, int combine, float weight,
-                                             bool first) {
-  const float old = first ? 0.f : o[kb];  // first: as if out were zeroed before
-  if (combine == int(Combine::kSet)) o[kb] = v;
-  else if (combine == int(Combine::kMax)) o[kb] = fmaxf(old, v);
-  else o[kb] = old + v / weight;
-}
-
 // One CTA per query block: sum over its rows of the per-row softmax mass of each key block. Each
 // warp first reduces whole rows (max and f64 total of the row, in parallel over rows), then each
 // thread adds its key blocks' shares row by row in row order (the order of the CPU and of the
@@ -442,7 +408,12 @@ __global__ void block_scores_kernel(StrideProblem pb, Geometry geo, int parts, i
     if (m != -INFINITY)
       for (int j = lane; j < ng; j += 32)
         if (srow[j].y > 0.f) tot += double(srow[j].y * expf(srow[j].x - m));  // f32 exp, f64 sum
-    finish_row(m, tot, ng, lane, row_m + i, row_inv + i, row_ng + i);
+    for (int o = 16; o > 0; o >>= 1) tot += __shfl_xor_sync(0xffffffffu, tot, o);
+    if (lane == 0) {
+      row_m[i] = m;
+      row_inv[i] = m == -INFINITY ? 0.f : float(1.0 / tot);
+      row_ng[i] = m == -INFINITY ? 0 : ng;  // 0: no finite score, the CPU leaves zeros
+    }
   }
   __syncthreads();
   for (int kb = threadIdx.x; kb < nkb; kb += blockDim.x) {
@@ -451,8 +422,15 @@ __global__ void block_scores_kernel(StrideProblem pb, Geometry geo, int parts, i
       for (int i = 0; i < nr; ++i) {
         const int ng = row_ng[i];
         if (ng == 0) continue;
-        const float share =
-            block_share(stats + int64_t(rb0 + i) * nkb * parts, kb, parts, ng, row_m[i]);
+        const float2* srow = stats + int64_t(rb0 + i) * nkb * parts;
+        const float m = row_m[i];
+        float share = 0.f;
+        for (int p = 0; p < parts; ++p) {
+          const int j = kb * parts + p;
+          if (j >= ng) break;
+          const float2 x = srow[j];
+          if (x.y > 0.f) share += x.y * expf(x.x - m);
+        }
         acc += share * row_inv[i];
       }
     blk[kb] = acc;
@@ -470,146 +448,11 @@ __global__ void block_scores_kernel(StrideProblem pb, Geometry geo, int parts, i
     }
   }
   for (int kb = threadIdx.x; kb < nvis; kb += blockDim.x) {
-    combine_into(o, kb, normalize ? float(double(blk[kb]) / t) : blk[kb], combine, weight, first);
-  }
-}
-
-// SIEVE_BLOCK_SCORES=v2: block_scores_kernel's values (the same operations on the same operands
-// in the same order, so the same map bit for bit) with more statistics loads in flight and all
-// warps busy when a query block has few rows. One CTA of 256 threads takes qpc query blocks (so
-// unisparse's 64-row level, 2 rows per 128-row block, fills 8 warps with 8 rows); the row passes
-// issue 8 loads per lane before using any, the block pass one load per row for up to 8 rows. The
-// max pass may run in any order (fmaxf is exact); the f64 row total keeps each lane's entries
-// j = lane, lane + 32, ... in order and the butterfly, and the normalising total keeps
-// block_reduce's partition over 256 threads, per query block.
-constexpr int kBsThreads = 256, kBsMaxQb = 8, kBsLoads = 8;
-
-__global__ void __launch_bounds__(kBsThreads, 6)
-    block_scores_v2_kernel(StrideProblem pb, Geometry geo, int parts, int eb,
-                           const float2* stats, float* out, int combine,
-                           bool normalize, float weight, bool first, int qpc, int max_rows) {
-  extern __shared__ float bsm[];  // blk [qpc][nkb], then per row slot: max, 1/total, groups
-  __shared__ double red[kBsMaxQb][kBsThreads / 32];
-  __shared__ int s_off[kBsMaxQb + 1], s_rb0[kBsMaxQb];
-  batch_head(pb, stats, int(blockIdx.y));
-  out += blockIdx.y * pb.z_out;
-  const int nkb = geo.nkb, qb0 = int(blockIdx.x) * qpc, nq = min(qpc, geo.nqb - qb0);
-  float* blk = bsm;
-  float* row_m = blk + qpc * nkb;
-  float* row_inv = row_m + qpc * max_rows;
-  int* row_ng = reinterpret_cast<int*>(row_inv + qpc * max_rows);
-  if (threadIdx.x == 0) {  // the query blocks' rows one after another: slots s_off[a]..
-    int off = 0;
-    for (int a = 0; a < nq; ++a) {
-      const int qb = qb0 + a, q_end = min((qb + 1) * geo.block_q, geo.seq_q);
-      const int rb0 = qb * geo.block_q / pb.sq, rb1 = min(pb.nqr, (q_end + pb.sq - 1) / pb.sq);
-      s_rb0[a] = rb0;
-      s_off[a] = off;
-      off += max(0, rb1 - rb0);
-    }
-    s_off[nq] = off;
-  }
-  __syncthreads();
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  for (int s = warp; s < s_off[nq]; s += kBsThreads / 32) {
-    int a = 0;
-    while (s >= s_off[a + 1]) ++a;
-    const int r = s_rb0[a] + (s - s_off[a]);
-    const int ng = row_groups(pb, eb, parts, r);
-    const float2* srow = stats + int64_t(r) * nkb * parts;
-    const auto load_row = [&](int j0, float2(&x)[kBsLoads]) {  // entries j0 + 32 b, all at once
-#pragma unroll
-      for (int b = 0; b < kBsLoads; ++b) {
-        const int j = j0 + 32 * b;
-        x[b] = j < ng ? srow[j] : make_float2(0.f, 0.f);
-      }
-    };
-    float m = -INFINITY;
-    for (int j0 = lane; j0 < ng; j0 += 32 * kBsLoads) {
-      float2 x[kBsLoads];
-      load_row(j0, x);
-#pragma unroll
-      for (int b = 0; b < kBsLoads; ++b)
-        if (x[b].y > 0.f) m = fmaxf(m, x[b].x);
-    }
-    for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-    double tot = 0;
-    if (m != -INFINITY)
-      for (int j0 = lane; j0 < ng; j0 += 32 * kBsLoads) {
-        float2 x[kBsLoads];
-        load_row(j0, x);
-#pragma unroll
-        for (int b = 0; b < kBsLoads; ++b)
-          if (x[b].y > 0.f) tot += double(x[b].y * expf(x[b].x - m));  // f32 exp, f64 sum
-      }
-    finish_row(m, tot, ng, lane, row_m + s, row_inv + s, row_ng + s);
-  }
-  __syncthreads();
-  for (int idx = threadIdx.x; idx < nq * nkb; idx += kBsThreads) {
-    const int a = idx / nkb, kb = idx - a * nkb;
-    float acc = 0.f;
-    if (kb < visible_blocks(geo, qb0 + a)) {
-      const int s0 = s_off[a], nr = s_off[a + 1] - s0;
-      const float2* rows = stats + int64_t(s_rb0[a]) * nkb * parts;
-      if (parts == 1) {
-        for (int i0 = 0; i0 < nr; i0 += kBsLoads) {
-          float2 x[kBsLoads];
-#pragma unroll
-          for (int b = 0; b < kBsLoads; ++b) {
-            const int i = i0 + b;
-            x[b] = i < nr && kb < row_ng[s0 + i] ? rows[int64_t(i) * nkb + kb]
-                                                  : make_float2(0.f, 0.f);
-          }
-#pragma unroll
-          for (int b = 0; b < kBsLoads; ++b) {
-            const int i = i0 + b;
-            if (i >= nr || row_ng[s0 + i] == 0) continue;
-            float share = 0.f;
-            if (kb < row_ng[s0 + i] && x[b].y > 0.f)
-              share += x[b].y * expf(x[b].x - row_m[s0 + i]);
-            acc += share * row_inv[s0 + i];
-          }
-        }
-      } else {
-        for (int i = 0; i < nr; ++i) {
-          const int ng = row_ng[s0 + i];
-          if (ng == 0) continue;
-          const float share =
-              block_share(rows + int64_t(i) * nkb * parts, kb, parts, ng, row_m[s0 + i]);
-          acc += share * row_inv[s0 + i];
-        }
-      }
-    }
-    blk[idx] = acc;
-  }
-  if (normalize) {  // block_reduce's sums, one per query block: thread order, then warp order
-    __syncthreads();
-    for (int a = 0; a < nq; ++a) {
-      const int nvis = visible_blocks(geo, qb0 + a);
-      double t = 0;
-      for (int kb = threadIdx.x; kb < nvis; kb += kBsThreads) t += blk[a * nkb + kb];
-      for (int o = 16; o > 0; o >>= 1) t += __shfl_xor_sync(0xffffffffu, t, o);
-      if (lane == 0) red[a][warp] = t;
-    }
-  }
-  __syncthreads();
-  int cur = -1;
-  double t = 1.0;
-  for (int idx = threadIdx.x; idx < nq * nkb; idx += kBsThreads) {
-    const int a = idx / nkb, kb = idx - a * nkb;
-    if (kb >= visible_blocks(geo, qb0 + a)) continue;
-    float* o = out + int64_t(qb0 + a) * nkb;
-    if (normalize && a != cur) {
-      cur = a;
-      t = red[a][0];
-      for (int w = 1; w < kBsThreads / 32; ++w) t = t + red[a][w];
-    }
-    if (normalize && t <= 0) {  // the row adds nothing; a first map leaves a memset's zeros
-      if (first) o[kb] = 0.f;
-      continue;
-    }
-    combine_into(o, kb, normalize ? float(double(blk[idx]) / t) : blk[idx], combine, weight,
-                 first);
+    const float v = normalize ? float(double(blk[kb]) / t) : blk[kb];
+    const float old = first ? 0.f : o[kb];  // first: as if out were zeroed before
+    if (combine == int(Combine::kSet)) o[kb] = v;
+    else if (combine == int(Combine::kMax)) o[kb] = fmaxf(old, v);
+    else o[kb] = old + v / weight;
   }
 }
 
@@ -1140,33 +983,11 @@ cudaError_t stride_stats_mma(const StrideProblem& pb, const Geometry& geo, float
   return cudaGetLastError();
 }
 
-// SIEVE_BLOCK_SCORES=v2 selects block_scores_v2_kernel (read at every call).
-static bool block_scores_v2() {
-  const char* v = std::getenv("SIEVE_BLOCK_SCORES");  // NOLINT(concurrency-mt-unsafe)
-  return v != nullptr && std::string_view(v) == "v2";
-}
-
 cudaError_t block_scores(const StrideProblem& pb, const Geometry& geo, const float2* stats, float* out,
                          Combine combine, bool normalize, float weight, cudaStream_t stream,
                          bool first) {
   if (geo.nqb <= 0) return cudaSuccess;
   const int max_rows = (geo.block_q + pb.sq - 1) / pb.sq + 1;  // rows of one query block
-  if (block_scores_v2()) {
-    // query blocks per CTA: about 8 rows in all (one per warp), at most 24 KiB of block sums
-    const int rows = (geo.block_q + pb.sq - 1) / pb.sq;
-    const int qpc = std::clamp(std::min(kBsMaxQb / rows, 6144 / std::max(1, geo.nkb)), 1, kBsMaxQb);
-    const size_t smem2 = size_t(qpc) * (geo.nkb + 3 * max_rows) * 4;
-    if (smem2 > 48 * 1024) {
-      const cudaError_t e = cudaFuncSetAttribute(
-          block_scores_v2_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem2));
-      if (e != cudaSuccess) return e;
-    }
-    block_scores_v2_kernel<<<dim3(unsigned((geo.nqb + qpc - 1) / qpc), unsigned(pb.heads)),
-                             kBsThreads, smem2, stream>>>(
-        pb, geo, stats_parts(pb, geo), entries_per_block(pb, geo), stats, out, int(combine),
-        normalize, weight, first, qpc, max_rows);
-    return cudaGetLastError();
-  }
   const size_t smem = size_t(geo.nkb + 3 * max_rows) * 4;
   if (smem > 48 * 1024) {
     const cudaError_t e = cudaFuncSetAttribute(
