@@ -360,6 +360,49 @@ TEST_F(GpuSelectors, TmaEpilogueVariantsEqualDefault) {
        "planted unisparse");
 }
 
+// unisparse pools every nesting level in one pass per tensor (est::pool_levels, the default) or,
+// under SIEVE_UNI_POOL=levels, level by level (pool_rows, the earlier path); both compute the same
+// operations in the same order, so the patterns must be equal block for block, on the f32 (simt)
+// and the bf16 (wgmma-tma) representatives. Cases: the default levels (64:4 and 16:16, moments),
+// D 64 f16 at an odd length without moments (partial last groups), three nesting levels, levels
+// of 1 key (two 64-entry parts per block), and levels that do not nest at 96-token blocks (both
+// runs pool level by level there: the fallback). The default path against the CPU is
+// UniSparseMatchesCpu.
+TEST_F(GpuSelectors, UniSparseFusedPoolingEqualsPerLevel) {
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  struct Case {
+    std::vector<std::string> settings;
+    Inputs in;
+    const char* what;
+  };
+  const std::vector<Case> cases = {
+      {{"dense_below=0"}, planted_inputs(DType::kBF16, 2, 1, 8960, 128, seed),
+       "planted default levels"},
+      {{"dense_below=0", "moments=false", "top_p=0.9"},
+       random_inputs(DType::kF16, 4, 2, 3001, 64, seed + 1), "random f16 d64 odd length"},
+      {{"dense_below=0", "granularities=64:4,16:16,8:2"},
+       planted_inputs(DType::kF16, 2, 2, 4100, 128, seed + 2), "three levels"},
+      {{"dense_below=0", "granularities=2:1,16", "combine=mean"},
+       random_inputs(DType::kBF16, 2, 1, 2500, 64, seed + 3), "one-key level (two parts)"},
+      {{"dense_below=0", "block_q=96", "block_k=96", "granularities=32:3,3:32"},
+       random_inputs(DType::kBF16, 2, 1, 2000, 128, seed + 6), "non-nesting levels"},
+  };
+  std::optional<ScopedEnv> levels;
+  for (const char* path : {"simt", "wgmma-tma"}) {
+    cu::set_estimate_path(path);
+    for (const Case& c : cases) {
+      SCOPED_TRACE(std::string(c.what) + " on " + path);
+      same_pattern_on_runs("unisparse", c.settings, c.in, [&](int i) {
+        levels.reset();
+        if (i == 1) levels.emplace("SIEVE_UNI_POOL", "levels");  // run 0: the default
+      });
+      levels.reset();
+    }
+  }
+  cu::set_estimate_path("simt");
+}
+
 TEST(GpuEstimatePath, NamedSetting) {
   const std::string saved = cu::estimate_path();
   cu::set_estimate_path("mma");

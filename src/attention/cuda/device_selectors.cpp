@@ -3,6 +3,7 @@
 #include "sieve/attention/cuda/selectors.h"
 
 #include "../selectors/cuda/estimation_gpu.h"
+#include "../selectors/cuda/peers_gpu.h"  // est::ScratchCarver
 #include "device_selectors_internal.h"
 #include "sieve/attention/cuda/check.h"
 #include "sieve/attention/selectors/rr_attention.h"
@@ -245,6 +246,35 @@ DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cu
   return p;
 }
 
+// Whether an A/B switch holds `value` (read at every call, so one process can time both).
+bool env_is(const char* name, std::string_view value) {
+  const char* v = std::getenv(name);  // NOLINT(concurrency-mt-unsafe)
+  return v != nullptr && value == v;
+}
+
+// Every level's pooled rows of one tensor in one pass (est::pool_levels, the same values as
+// pool_rows level by level; the default since session 8, SIEVE_UNI_POOL=levels keeps the per-level
+// passes) where the levels' group sizes nest; true when it ran, false when the caller
+// pools level by level (no launch: sizes that do not nest, rows not 16-byte aligned).
+bool pool_all_levels(const TensorView& t, bool bf16, int D, int len, int head, int heads,
+                     const std::vector<int>& c, bool is_key, bool moments, float scale,
+                     const std::vector<float*>& dst, const std::vector<void*>& dst16,
+                     cudaStream_t stream) {
+  est::PoolOutputs po;
+  if (c.size() > size_t(est::PoolOutputs::kMax)) return false;
+  po.n = int(c.size());
+  for (size_t o = 0; o < c.size(); ++o) {
+    po.c[o] = c[o];
+    po.dst[o] = dst[o];
+    po.dst16[o] = dst16[o];
+  }
+  const cudaError_t e = est::pool_levels(t.data, bf16, t.strides[0], t.strides[1], D, len, head,
+                                         po, is_key, moments, scale, stream, heads);
+  if (e == cudaErrorNotSupported) return false;
+  check(e, is_key ? "unisparse key pooling (all levels)" : "unisparse query pooling (all levels)");
+  return true;
+}
+
 DevicePattern unisparse_select(const Inputs& in, const UniSparseSelector& sel, bool causal,
                                cudaStream_t stream) {
   const AttentionShape& s = in.shape;
@@ -254,6 +284,7 @@ DevicePattern unisparse_select(const Inputs& in, const UniSparseSelector& sel, b
   const int levels = int(c.granularities.size());
   const int hq = int(s.num_heads_q), group = int(s.group_size());
   const bool mma = use_mma(W);
+  const bool fused_pool = !env_is("SIEVE_UNI_POOL", "levels");
   StageProfile timer("unisparse", stream);
   int64_t stats_per_head = 0, qrows = 0;
   for (const auto& gr : c.granularities) {
@@ -265,7 +296,28 @@ DevicePattern unisparse_select(const Inputs& in, const UniSparseSelector& sel, b
   }
   const int G = batch_heads(mma, true, s, stats_per_head * 8 + qrows * W * 2);
   const int KG = G >= group ? G / group : 1;  // key sets per batch
+  // Every scratch array carved from one stream-ordered allocation (256-byte aligned pieces): one
+  // cudaMallocAsync per call instead of 3 per level + 4.
+  est::ScratchCarver carve;
+  std::vector<size_t> kpool_at(static_cast<size_t>(levels)), qpool_at(static_cast<size_t>(levels)),
+      visible_at(static_cast<size_t>(levels));
+  for (int lv = 0; lv < levels; ++lv) {
+    const auto& gr = c.granularities[size_t(lv)];
+    const int64_t nkc = (s.seq_len_k + gr.c_k - 1) / gr.c_k,
+                  nqc = (s.seq_len_q + gr.c_q - 1) / gr.c_q;
+    const size_t elem = mma ? sizeof(uint16_t) : sizeof(float);
+    kpool_at[size_t(lv)] = carve.take(size_t(mma ? KG : 1) * size_t(nkc * W) * elem);
+    qpool_at[size_t(lv)] = carve.take(size_t(G) * size_t(nqc * W) * elem);
+    visible_at[size_t(lv)] = carve.take(size_t(nqc) * sizeof(int));
+  }
+  const int64_t z_out = int64_t(g.nqb) * g.nkb;
+  const int rows = hq * g.nqb;
+  const size_t stats_at = carve.take(size_t(G * stats_per_head) * sizeof(float2));
+  const size_t combined_at = carve.take(size_t(G * z_out) * sizeof(float));
+  const size_t counts_at = carve.take(size_t(rows) * sizeof(int));
+  const size_t lists_at = carve.take(size_t(rows) * size_t(g.nkb) * sizeof(int));
   Scratch scratch(stream);
+  char* base = scratch.alloc<char>(int64_t(carve.total));
   std::vector<float*> kpool(static_cast<size_t>(levels)), qpool(static_cast<size_t>(levels));
   std::vector<int*> visible(static_cast<size_t>(levels));
   std::vector<void*> k16(static_cast<size_t>(levels)), q16(static_cast<size_t>(levels));
@@ -274,22 +326,20 @@ DevicePattern unisparse_select(const Inputs& in, const UniSparseSelector& sel, b
     const int64_t nkc = (s.seq_len_k + gr.c_k - 1) / gr.c_k,
                   nqc = (s.seq_len_q + gr.c_q - 1) / gr.c_q;
     if (mma) {
-      k16[size_t(lv)] = scratch.alloc<uint16_t>(KG * nkc * W);
-      q16[size_t(lv)] = scratch.alloc<uint16_t>(G * nqc * W);
+      k16[size_t(lv)] = base + kpool_at[size_t(lv)];
+      q16[size_t(lv)] = base + qpool_at[size_t(lv)];
     } else {
-      kpool[size_t(lv)] = scratch.alloc<float>(nkc * W);
-      qpool[size_t(lv)] = scratch.alloc<float>(G * nqc * W);
+      kpool[size_t(lv)] = reinterpret_cast<float*>(base + kpool_at[size_t(lv)]);
+      qpool[size_t(lv)] = reinterpret_cast<float*>(base + qpool_at[size_t(lv)]);
     }
-    visible[size_t(lv)] = scratch.alloc<int>(nqc);
+    visible[size_t(lv)] = reinterpret_cast<int*>(base + visible_at[size_t(lv)]);
     check(est::pooled_visible(g, int(nqc), int(gr.c_q), int(gr.c_k), int(nkc), visible[size_t(lv)], stream),
           "unisparse visibility");
   }
-  float2* stats = scratch.alloc<float2>(G * stats_per_head);
-  const int64_t z_out = int64_t(g.nqb) * g.nkb;
-  float* combined = scratch.alloc<float>(G * z_out);
-  const int rows = hq * g.nqb;
-  int* counts = scratch.alloc<int>(rows);
-  int* lists = scratch.alloc<int>(int64_t(rows) * g.nkb);
+  auto* stats = reinterpret_cast<float2*>(base + stats_at);
+  auto* combined = reinterpret_cast<float*>(base + combined_at);
+  int* counts = reinterpret_cast<int*>(base + counts_at);
+  int* lists = reinterpret_cast<int*>(base + lists_at);
   timer.mark("alloc");  // host time to here and the visibility kernels
   const TensorView& q = in.q;
   const TensorView& k = in.k;
@@ -297,18 +347,33 @@ DevicePattern unisparse_select(const Inputs& in, const UniSparseSelector& sel, b
   for (int h = 0; h < hq; h += G) {  // heads h.. h + n - 1; whole KV-head groups when G >= group
     const int n = std::min(G, hq - h), hk = h / group;
     const bool new_keys = G >= group || hk != staged;
+    bool keys_pooled = false, queries_pooled = false;  // all levels at once (SIEVE_UNI_POOL)
+    if (fused_pool) {
+      std::vector<int> cqs, cks;
+      for (const auto& gr : c.granularities) {
+        cqs.push_back(int(gr.c_q));
+        cks.push_back(int(gr.c_k));
+      }
+      keys_pooled = !new_keys || pool_all_levels(k, in.bf16, D, g.seq_k, hk,
+                                                 G >= group ? n / group : 1, cks, true, c.moments,
+                                                 in.scale, kpool, k16, stream);
+      queries_pooled = pool_all_levels(q, in.bf16, D, g.seq_q, h, n, cqs, false, c.moments,
+                                       in.scale, qpool, q16, stream);
+    }
     for (int lv = 0; lv < levels; ++lv) {
       const auto& gr = c.granularities[size_t(lv)];
       const int cq = int(gr.c_q), ck = int(gr.c_k);
       const int nkc = (g.seq_k + ck - 1) / ck, nqc = (g.seq_q + cq - 1) / cq;
-      if (new_keys)
+      if (new_keys && !keys_pooled)
         check(est::pool_rows(k.data, in.bf16, k.strides[0], k.strides[1], D, g.seq_k, hk, ck, true,
                              c.moments, in.scale, kpool[size_t(lv)], stream,
                              G >= group ? n / group : 1, k16[size_t(lv)]),
               "unisparse key pooling");
-      check(est::pool_rows(q.data, in.bf16, q.strides[0], q.strides[1], D, g.seq_q, h, cq, false,
-                           c.moments, in.scale, qpool[size_t(lv)], stream, n, q16[size_t(lv)]),
-            "unisparse query pooling");
+      if (!queries_pooled)
+        check(est::pool_rows(q.data, in.bf16, q.strides[0], q.strides[1], D, g.seq_q, h, cq,
+                             false, c.moments, in.scale, qpool[size_t(lv)], stream, n,
+                             q16[size_t(lv)]),
+              "unisparse query pooling");
       timer.mark("pooling");
       est::StrideProblem pb;
       pb.qrep = qpool[size_t(lv)];

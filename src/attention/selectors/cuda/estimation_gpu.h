@@ -151,6 +151,22 @@ cudaError_t rr_queries(const void* q, const void* k, bool bf16, int64_t q_head_s
 cudaError_t pool_rows(const void* t, bool bf16, int64_t head_stride, int64_t row_stride, int D,
                       int len, int head, int c, bool is_key, bool moments, float scale, float* dst,
                       cudaStream_t stream, int heads = 1, void* dst16 = nullptr);
+/// Destinations of pool_levels: output o pools groups of c[o] rows into dst[o] (f32) or dst16[o]
+/// (bf16), laid out as pool_rows' dst / dst16 (groups[o] is filled in by pool_levels).
+struct PoolOutputs {
+  static constexpr int kMax = 4;
+  int n = 0;
+  int c[kMax] = {}, groups[kMax] = {};
+  float* dst[kMax] = {};
+  void* dst16[kMax] = {};
+};
+/// pool_rows for every output in one pass over the rows, where the group sizes nest (each divides
+/// the largest): the same values as one pool_rows per output, bit for bit. Returns
+/// cudaErrorNotSupported, launching nothing, when they do not nest, there are more than kMax
+/// outputs or the rows are not 16-byte aligned (the caller then pools level by level).
+cudaError_t pool_levels(const void* t, bool bf16, int64_t head_stride, int64_t row_stride, int D,
+                        int len, int head, PoolOutputs po, bool is_key, bool moments, float scale,
+                        cudaStream_t stream, int heads = 1);
 /// Visible pooled keys per pooled query (causal by the pooled group's last row).
 cudaError_t pooled_visible(const Geometry& geo, int nqc, int cq, int ck, int nkc, int* visible,
                            cudaStream_t stream);

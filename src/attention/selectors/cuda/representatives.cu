@@ -317,6 +317,63 @@ __global__ void rr_queries_kernel(const void* q, const void* k, bool bf16, bool 
   if (lane == 0) own[t] = mx + float(log(sum));
 }
 
+// Eight values at dst[at..] as f32, or as bf16 (round to nearest even, one 16-byte store) into
+// dst16 when it is non-null.
+__device__ __forceinline__ void store8(float* dst, __nv_bfloat16* dst16, int64_t at,
+                                       const float (&v)[8]) {
+  if (dst16) {
+    uint32_t w[4];
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+      w[e] = uint32_t(__bfloat16_as_ushort(__float2bfloat16_rn(v[2 * e]))) |
+             (uint32_t(__bfloat16_as_ushort(__float2bfloat16_rn(v[2 * e + 1]))) << 16);
+    *reinterpret_cast<uint4*>(dst16 + at) = make_uint4(w[0], w[1], w[2], w[3]);
+  } else {
+#pragma unroll
+    for (int e = 0; e < 8; ++e) dst[at + e] = v[e];
+  }
+}
+
+// Output of one pooled group of n rows starting at `first`: the mean from the row sums in acc
+// (which it resets), then the second half: scale/2 * mean^2 (queries), or the variance (kKeyVar:
+// keys with moments, re-reading the rows): pool_kernel's operations after its row sums (that
+// kernel keeps its own copy: inlining this twice there took it from 44 to 56 registers).
+template <bool kKeyVar, int kVarUnroll = 4>  // rows of the variance loop unrolled
+__device__ __forceinline__ void finish_group(const void* __restrict__ x, bool bf16, bool vec,
+                                             int64_t first, int64_t row_stride, int n,
+                                             float (&acc)[8],
+                                             bool moments, float scale, int D, float* dst,
+                                             __nv_bfloat16* dst16, int64_t out) {
+  float mean[8];
+  const float inv = 1.0f / float(n);
+#pragma unroll
+  for (int e = 0; e < 8; ++e) {
+    mean[e] = acc[e] * inv;
+    acc[e] = 0.f;
+  }
+  store8(dst, dst16, out, mean);
+  if (!moments) return;
+  float second[8] = {};
+  if constexpr (!kKeyVar) {
+#pragma unroll
+    for (int e = 0; e < 8; ++e) second[e] = 0.5f * scale * mean[e] * mean[e];
+  } else {
+#pragma unroll kVarUnroll
+    for (int jj = 0; jj < n; ++jj) {
+      float w[8];
+      load8(x, bf16, vec, first + int64_t(jj) * row_stride, w);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        const float y = w[e] - mean[e];
+        second[e] += y * y;
+      }
+    }
+#pragma unroll
+    for (int e = 0; e < 8; ++e) second[e] = second[e] / float(n);
+  }
+  store8(dst, dst16, out + D, second);
+}
+
 // Pooled groups u = blockIdx.x * blockDim.y + threadIdx.y, D / 8 threads (x) each owning 8
 // consecutive dimensions (16-byte loads and stores): several groups per CTA, so short groups
 // (c = 4: 1 KiB of bf16 input) do not each pay a CTA. Sums run over the group's rows in order,
@@ -332,19 +389,6 @@ __global__ void pool_kernel(const void* x, bool bf16, bool vec, int64_t head_str
   head += int(blockIdx.y);  // head z of a batch: dst [heads][groups][W]
   const int64_t out = (int64_t(blockIdx.y) * groups + u) * W + d0;
   const int64_t base = int64_t(head) * head_stride + d0;
-  const auto store8 = [&](int64_t at, const float (&v)[8]) {
-    if (dst16) {
-      uint32_t w[4];
-#pragma unroll
-      for (int e = 0; e < 4; ++e)
-        w[e] = uint32_t(__bfloat16_as_ushort(__float2bfloat16_rn(v[2 * e]))) |
-               (uint32_t(__bfloat16_as_ushort(__float2bfloat16_rn(v[2 * e + 1]))) << 16);
-      *reinterpret_cast<uint4*>(dst16 + at) = make_uint4(w[0], w[1], w[2], w[3]);
-    } else {
-#pragma unroll
-      for (int e = 0; e < 8; ++e) dst[at + e] = v[e];
-    }
-  };
   float mean[8] = {};
 #pragma unroll 4
   for (int j = r0; j < r1; ++j) {
@@ -356,7 +400,7 @@ __global__ void pool_kernel(const void* x, bool bf16, bool vec, int64_t head_str
   const float inv = n > 0 ? 1.0f / float(n) : 0.0f;
 #pragma unroll
   for (int e = 0; e < 8; ++e) mean[e] *= inv;
-  store8(out, mean);
+  store8(dst, dst16, out, mean);
   if (!moments) return;
   float second[8] = {};
   if (!is_key) {
@@ -376,7 +420,66 @@ __global__ void pool_kernel(const void* x, bool bf16, bool vec, int64_t head_str
 #pragma unroll
     for (int e = 0; e < 8; ++e) second[e] = second[e] / float(n);
   }
-  store8(out + D, second);
+  store8(dst, dst16, out + D, second);
+}
+
+// One pass over the rows for every level's pooling where the group sizes nest (each c divides
+// the largest, cmax): thread (x, y) owns 8 dimensions of one cmax-row group and keeps one f32 sum
+// per output, each run over its own group's rows in row order and finished (mean, then the second
+// half) at the group's last row, so every value is pool_kernel's bit for bit (same operations in
+// the same order). Keys with moments re-read the group just finished for the variance (L1/L2
+// hits, as pool_kernel's second loop). Four rows' 16-byte loads are issued before any is summed;
+// __launch_bounds__ keeps the default levels without spills: queries <= 64 registers (4 CTAs
+// of 256 threads per SM), keys with moments <= 80 (3 CTAs).
+template <int NO, bool kKeyVar>  // kKeyVar: keys with moments (the variance pass)
+__global__ void __launch_bounds__(256, NO <= 2 ? (kKeyVar ? 3 : 4) : (kKeyVar ? 2 : 3))
+    pool_levels_kernel(const void* __restrict__ x, bool bf16, int64_t head_stride,
+                       int64_t row_stride, int D, int len, int head, int cmax, int groups,
+                       PoolOutputs po, bool moments, float scale) {
+  const int u = blockIdx.x * blockDim.y + threadIdx.y, d0 = 8 * threadIdx.x;
+  if (u >= groups) return;
+  const int r0 = u * cmax, r1 = min(r0 + cmax, len);
+  const int W = moments ? 2 * D : D;
+  head += int(blockIdx.y);
+  const int64_t base = int64_t(head) * head_stride + d0;
+  float acc[NO][8];
+  int rows[NO], gi[NO];  // rows summed into output o's open group, that group's index
+#pragma unroll
+  for (int o = 0; o < NO; ++o) {
+    rows[o] = 0;
+    gi[o] = r0 / po.c[o];  // r0 is a multiple of cmax, hence of every c: groups start with it
+#pragma unroll
+    for (int e = 0; e < 8; ++e) acc[o][e] = 0.f;
+  }
+  constexpr int kBatch = 4;
+  for (int j0 = r0; j0 < r1; j0 += kBatch) {
+    uint4 raw[kBatch];
+#pragma unroll
+    for (int b = 0; b < kBatch; ++b)
+      if (j0 + b < r1) raw[b] = load16(x, base + int64_t(j0 + b) * row_stride);
+#pragma unroll
+    for (int b = 0; b < kBatch; ++b) {
+      const int j = j0 + b;
+      if (j < r1) {
+        float v[8];
+        unpack8(raw[b], bf16, v);
+#pragma unroll
+        for (int o = 0; o < NO; ++o) {
+#pragma unroll
+          for (int e = 0; e < 8; ++e) acc[o][e] += v[e];
+          const int n = ++rows[o];
+          if (n == po.c[o] || j + 1 == r1) {  // output o's group ends at row j: rows [j + 1 - n, j]
+            const int64_t out = (int64_t(blockIdx.y) * po.groups[o] + gi[o]) * W + d0;
+            finish_group<kKeyVar, 2>(x, bf16, true, base + int64_t(j + 1 - n) * row_stride,
+                                     row_stride, n, acc[o], moments, scale, D, po.dst[o],
+                                     static_cast<__nv_bfloat16*>(po.dst16[o]), out);
+            rows[o] = 0;
+            ++gi[o];
+          }
+        }
+      }
+    }
+  }
 }
 
 __global__ void pooled_visible_kernel(Geometry geo, int nqc, int cq, int ck, int nkc, int* visible) {
@@ -444,6 +547,42 @@ cudaError_t pool_rows(const void* t, bool bf16, int64_t head_stride, int64_t row
                 dim3(unsigned(lanes), unsigned(per_cta)), 0, stream>>>(
       t, bf16, vec, head_stride, row_stride, D, len, head, c, groups, is_key, moments, scale, dst,
       static_cast<__nv_bfloat16*>(dst16));
+  return cudaGetLastError();
+}
+
+cudaError_t pool_levels(const void* t, bool bf16, int64_t head_stride, int64_t row_stride, int D,
+                        int len, int head, PoolOutputs po, bool is_key, bool moments, float scale,
+                        cudaStream_t stream, int heads) {
+  if (len <= 0) return cudaSuccess;
+  if (po.n < 1 || po.n > PoolOutputs::kMax || D % 8 != 0 || D > 256 || heads < 1 ||
+      !rows_aligned(t, head_stride, row_stride))
+    return cudaErrorNotSupported;
+  int cmax = 0;
+  for (int o = 0; o < po.n; ++o) {
+    if (po.c[o] < 1) return cudaErrorNotSupported;
+    cmax = std::max(cmax, po.c[o]);
+  }
+  for (int o = 0; o < po.n; ++o) {
+    if (cmax % po.c[o] != 0) return cudaErrorNotSupported;  // the levels do not nest
+    if ((po.dst16[o] == nullptr) == (po.dst[o] == nullptr)) return cudaErrorInvalidValue;
+    if (reinterpret_cast<uintptr_t>(po.dst16[o]) % 16 != 0) return cudaErrorInvalidValue;
+    po.groups[o] = (len + po.c[o] - 1) / po.c[o];
+  }
+  const int groups = (len + cmax - 1) / cmax;
+  const int lanes = D / 8, per_cta = 256 / lanes;
+  const dim3 grid{unsigned((groups + per_cta - 1) / per_cta), unsigned(heads)};
+  const dim3 block{unsigned(lanes), unsigned(per_cta)};
+  const auto launch = [&](auto kernel) {
+    kernel<<<grid, block, 0, stream>>>(t, bf16, head_stride, row_stride, D, len, head, cmax,
+                                       groups, po, moments, scale);
+  };
+  const bool var = is_key && moments;
+  switch (po.n) {
+    case 1: launch(var ? pool_levels_kernel<1, true> : pool_levels_kernel<1, false>); break;
+    case 2: launch(var ? pool_levels_kernel<2, true> : pool_levels_kernel<2, false>); break;
+    case 3: launch(var ? pool_levels_kernel<3, true> : pool_levels_kernel<3, false>); break;
+    default: launch(var ? pool_levels_kernel<4, true> : pool_levels_kernel<4, false>); break;
+  }
   return cudaGetLastError();
 }
 
