@@ -112,6 +112,41 @@ void apply_settings(const std::vector<std::string>& pairs, const std::vector<std
   }
 }
 
+#if defined(SIEVE_HAS_CUDA)
+// Whether --set names `key` for method `name` ("name.key=..." or a bare "key=...").
+bool user_sets(const std::vector<std::string>& pairs, const std::string& name, const std::string& key) {
+  for (const std::string& text : pairs) {
+    const std::string k = text.substr(0, text.find('='));
+    if (k == key || k == name + "." + key) return true;
+  }
+  return false;
+}
+
+// --device cuda: every CUDA executor kernel runs 128-row query tiles over whole 128-key tiles, so a
+// selector whose default blocks are smaller (vslash's 64 x 64, MInference's kernel blocks) selects
+// 128 x 128 blocks there, with a note on stderr; block sizes the user set are left alone (the
+// executor then names the mismatch).
+void fit_blocks_to_cuda(const std::vector<std::string>& pairs, const std::vector<std::string>& names,
+                        std::vector<std::unique_ptr<PatternSelector>>& selectors) {
+  constexpr int kTile = 128;
+  for (size_t m = 0; m < selectors.size(); ++m) {
+    const auto st = selectors[m]->settings();
+    std::string changed;
+    for (const char* key : {"block_q", "block_k"}) {
+      const auto it = st.find(key);
+      if (it == st.end() || user_sets(pairs, names[m], key)) continue;
+      if (std::stoi(it->second) % kTile == 0) continue;
+      selectors[m]->set(key, std::to_string(kTile));
+      changed += fmt::format("{}{}={} (default {})", changed.empty() ? "" : ", ", key, kTile,
+                             it->second);
+    }
+    if (!changed.empty())
+      fmt::print(stderr, "sieve attn: {}: {} on --device cuda: the CUDA executor runs {}-token "
+                 "tiles\n", names[m], changed, kTile);
+  }
+}
+#endif
+
 // Q/K/V views plus whatever owns their memory.
 struct Workload {
   std::string description;
@@ -239,6 +274,7 @@ void run_attn(AttnArgs& a) {
   std::unique_ptr<cuda::HostWorkload> gpu;
   if (a.device == "cuda") {
     gpu = std::make_unique<cuda::HostWorkload>(w.q, w.k, w.v);
+    fit_blocks_to_cuda(a.set, names, selectors);
     dense_ms = gpu->dense(opts, out, a.repeat);
   }
 #else
@@ -399,7 +435,8 @@ void setup_attn(CLI::App& app) {
       "Accuracy: recall is the share of each query row's exact softmax mass that the pattern keeps;\n"
       "rel_err and cosine compare the executor output with exact attention computed in f64 on the\n"
       "same rows (every --recall-stride'th row counted back from the last; auto keeps ~2048 rows\n"
-      "per head, 1 = every row). Times are the best of --repeat runs.");
+      "per head, 1 = every row). Times are the best of --repeat runs (on the GPU after one\n"
+      "untimed warm-up call).");
   cmd->add_option("--method", args->method, "Method name, comma-separated names, or all (see --list)")
       ->capture_default_str();
   cmd->add_option("--input", args->input, "synthetic, or a .safetensors file with q, k, v")

@@ -18,8 +18,13 @@ DeviceTensor upload(const TensorView& t) {
   return DeviceTensor::from_host(t);
 }
 
-// Best of `repeat` runs, each timed with CUDA events around fn.
+// Best of `repeat` runs, each timed with CUDA events around fn, after one untimed warm-up call: a
+// kernel's first launch in a process pays for loading its module (CUDA loads lazily) and the
+// stream-ordered pool grows to the call's scratch, neither of which a steady-state prefill sees
+// (rr's first select at 32K took 37 ms against 0.9 ms after it).
 double best_ms(int repeat, const std::function<void()>& fn) {
+  fn();
+  SIEVE_CUDA_CHECK(cudaDeviceSynchronize());
   cudaEvent_t a, b;
   SIEVE_CUDA_CHECK(cudaEventCreate(&a));
   SIEVE_CUDA_CHECK(cudaEventCreate(&b));

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -41,9 +42,16 @@ std::string temp_name(const std::string& stem) {
       .string();
 }
 
+// The binary under test: the build's own, or SIEVE_CLI_BINARY (to run these tests elsewhere, e.g.
+// the GPU machine, against a copied binary).
+std::string binary() {
+  const char* env = std::getenv("SIEVE_CLI_BINARY");  // NOLINT(concurrency-mt-unsafe)
+  return env != nullptr && *env != '\0' ? env : SIEVE_BINARY;
+}
+
 RunResult run(const std::string& args) {
   const std::string out = temp_name("stdout"), err = temp_name("stderr");
-  const std::string cmd = std::string(SIEVE_BINARY) + " " + args + " >" + out + " 2>" + err;
+  const std::string cmd = binary() + " " + args + " >" + out + " 2>" + err;
   const int status = std::system(cmd.c_str());
   RunResult r;
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -151,6 +159,43 @@ TEST(Cli, JsonSmokeRunOverAllMethods) {
   EXPECT_EQ(lines[0].at("density"), 1.0);
   EXPECT_NEAR(lines[0].at("recall_mean").get<double>(), 1.0, 1e-12);
   EXPECT_LT(lines[0].at("rel_error").get<double>(), 1e-5);
+}
+
+// --device cuda runs every method (GPU selectors where ported, the CUDA executor). Selectors whose
+// default blocks are not 128-token tiles (vslash's 64 x 64) select 128 x 128 blocks there, with one
+// note line on stderr; block sizes the user sets are kept, and the executor rejects 64 with one
+// error line. Skipped where the build or the machine has no CUDA.
+TEST(Cli, DeviceCudaRunsEveryMethod) {
+  const std::string shape =
+      " --length 2048 --heads 2 --kv-heads 1 --head-dim 128 --threads 1 --set dense_below=0";
+  const RunResult r = run("attn --device cuda --method all --json" + shape);
+  if (r.code != 0 && (r.err.find("no CUDA device") != std::string::npos ||
+                      r.err.find("no CUDA backend") != std::string::npos))
+    GTEST_SKIP() << r.err;
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto lines = json_lines(r.out);
+  const auto names = sieve::attention::selector_names();
+  ASSERT_EQ(lines.size(), names.size());
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const auto& j = lines[i];
+    EXPECT_EQ(j.at("method"), names[i]);
+    EXPECT_EQ(j.at("device"), "cuda");
+    const auto& st = j.at("settings");
+    for (const char* key : {"block_q", "block_k"}) {
+      if (st.contains(key)) {
+        EXPECT_EQ(std::stoi(st.at(key).get<std::string>()) % 128, 0) << names[i] << " " << key;
+      }
+    }
+    EXPECT_GT(j.at("density").get<double>(), 0.0);
+    EXPECT_LE(j.at("recall_mean").get<double>(), 1.0 + 1e-9);
+  }
+  EXPECT_NEAR(lines[0].at("recall_mean").get<double>(), 1.0, 1e-12);  // dense
+  EXPECT_NE(r.err.find("vslash: block_q=128 (default 64), block_k=128 (default 64) on --device cuda"),
+            std::string::npos)
+      << r.err;
+  expect_error("attn --device cuda --method vslash --set vslash.block_q=64 --set vslash.block_k=64" +
+                   shape,
+               "multiple of 128");
 }
 
 // --planted adds the generator's ground truth as a row after the methods: a sparse pattern that
