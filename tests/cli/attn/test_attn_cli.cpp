@@ -82,6 +82,19 @@ std::vector<nlohmann::json> json_lines(const std::string& text) {
 
 const char* kSmall = "--length 384 --heads 2 --kv-heads 1 --head-dim 32 --threads 1";
 
+// The --json lines of a `--method all` run, checked to be one per registered method in registry
+// order; empty (with a failure recorded) when the run failed or the lines do not match.
+std::vector<nlohmann::json> method_lines(const RunResult& r) {
+  EXPECT_EQ(r.code, 0) << r.err;
+  if (r.code != 0) return {};
+  auto lines = json_lines(r.out);
+  const auto names = sieve::attention::selector_names();
+  EXPECT_EQ(lines.size(), names.size());
+  if (lines.size() != names.size()) return {};
+  for (size_t i = 0; i < lines.size(); ++i) EXPECT_EQ(lines[i].at("method"), names[i]);
+  return lines;
+}
+
 }  // namespace
 
 TEST(Cli, HelpAndListSucceed) {
@@ -134,14 +147,9 @@ TEST(Cli, BadInputFiles) {
 }
 
 TEST(Cli, JsonSmokeRunOverAllMethods) {
-  const RunResult r = run(std::string("attn --method all --json ") + kSmall);
-  ASSERT_EQ(r.code, 0) << r.err;
-  const auto lines = json_lines(r.out);
-  const auto names = sieve::attention::selector_names();
-  ASSERT_EQ(lines.size(), names.size());
-  for (size_t i = 0; i < lines.size(); ++i) {
-    const auto& j = lines[i];
-    EXPECT_EQ(j.at("method"), names[i]);
+  const auto lines = method_lines(run(std::string("attn --method all --json ") + kSmall));
+  ASSERT_FALSE(lines.empty());
+  for (const auto& j : lines) {
     EXPECT_EQ(j.at("length"), 384);
     for (const char* key : {"density", "token_density", "recall_mean", "recall_min", "recall_p01",
                             "rel_error", "cosine", "selector_ms", "executor_ms", "dense_ms", "speedup"})
@@ -172,18 +180,14 @@ TEST(Cli, DeviceCudaRunsEveryMethod) {
   if (r.code != 0 && (r.err.find("no CUDA device") != std::string::npos ||
                       r.err.find("no CUDA backend") != std::string::npos))
     GTEST_SKIP() << r.err;
-  ASSERT_EQ(r.code, 0) << r.err;
-  const auto lines = json_lines(r.out);
-  const auto names = sieve::attention::selector_names();
-  ASSERT_EQ(lines.size(), names.size());
-  for (size_t i = 0; i < lines.size(); ++i) {
-    const auto& j = lines[i];
-    EXPECT_EQ(j.at("method"), names[i]);
+  const auto lines = method_lines(r);
+  ASSERT_FALSE(lines.empty());
+  for (const auto& j : lines) {
     EXPECT_EQ(j.at("device"), "cuda");
     const auto& st = j.at("settings");
     for (const char* key : {"block_q", "block_k"}) {
       if (st.contains(key)) {
-        EXPECT_EQ(std::stoi(st.at(key).get<std::string>()) % 128, 0) << names[i] << " " << key;
+        EXPECT_EQ(std::stoi(st.at(key).get<std::string>()) % 128, 0) << j.at("method") << " " << key;
       }
     }
     EXPECT_GT(j.at("density").get<double>(), 0.0);
