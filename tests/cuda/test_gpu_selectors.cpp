@@ -403,15 +403,15 @@ TEST_F(GpuSelectors, UniSparseFusedPoolingEqualsPerLevel) {
   cu::set_estimate_path("simt");
 }
 
-// SIEVE_BLOCK_SCORES=warp / warp2 (one warp per query block, 4 or 2 key blocks in flight per
-// lane) compute every block score with the CTA kernel's operations in its order, and the
-// normaliser over the CTA kernel's partition and reduction tree, so the patterns must equal the
-// default's block for block, on both estimate paths. Cases: unisparse's default levels, f16 D 64
+// The warp block-sum kernel (SIEVE_BLOCK_SCORES=warp: one warp per query block) computes every
+// block score with the CTA kernel's (=cta) operations in its order, and the normaliser over the
+// CTA kernel's partition and reduction tree, so the patterns must be equal block for block, on
+// both estimate paths (the default picks by rows per query block: both kernels run by default). Cases: unisparse's default levels, f16 D 64
 // at an odd length without moments, levels of 1 key (two 64-entry parts per block), three
 // levels; rr planted, at stride 8 and random D 64; 313 key blocks per row (more than the CTA
 // kernel's 256 threads: its threads sum several blocks) and 1032 (64-token blocks at 66000 keys:
 // more than 32 blocks per lane of the warp kernel's unrolled loop).
-TEST_F(GpuSelectors, BlockScoresWarpKernelEqualsDefault) {
+TEST_F(GpuSelectors, BlockScoresWarpKernelEqualsCtaKernel) {
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
   struct Case {
@@ -446,14 +446,14 @@ TEST_F(GpuSelectors, BlockScoresWarpKernelEqualsDefault) {
   for (const char* path : {"simt", "wgmma-tma"}) {
     cu::set_estimate_path(path);
     for (const Case& c : cases)
-      for (const char* kernel : {"warp", "warp2"}) {
-        SCOPED_TRACE(std::string(c.what) + " (" + c.method + ") on " + path + ", " + kernel);
-        same_pattern_on_runs(c.method, c.settings, c.in, [&](int i) {
-          env.reset();  // run 0: unset, the default
-          if (i == 1) env.emplace("SIEVE_BLOCK_SCORES", kernel);
-        });
+    {
+      SCOPED_TRACE(std::string(c.what) + " (" + c.method + ") on " + path);
+      same_pattern_on_runs(c.method, c.settings, c.in, [&](int i) {
         env.reset();
-      }
+        env.emplace("SIEVE_BLOCK_SCORES", i == 0 ? "cta" : "warp");
+      });
+      env.reset();
+    }
   }
   cu::set_estimate_path("simt");
 }

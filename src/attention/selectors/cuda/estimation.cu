@@ -487,15 +487,14 @@ __global__ void block_scores_kernel(StrideProblem pb, Geometry geo, int parts, i
     combine_score(o + kb, blk[kb], normalize, t, combine, weight, first);
 }
 
-// SIEVE_BLOCK_SCORES=warp: one warp per query block (kWarpBlocks per CTA, no CTA barriers), for
-// query blocks of few rows (unisparse's 64:4 level: 2 rows per block, where most of the CTA
+// One warp per query block (kWarpBlocks per CTA, no CTA barriers), for query blocks of few rows (unisparse's 64:4 level: 2 rows per block, where most of the CTA
 // kernel's warps idle in its row phase). Same values bit for bit: the rows' max and total by
 // row_norm, each key block's sum by block_share in row order, and the normaliser over the CTA
 // kernel's partition (virtual thread l + 32 w of 256 sums kb = l + 32 w + 256 n in order; each
 // virtual warp's butterfly, then the 8 warp sums in warp order, as block_reduce). The warp's
 // block sums and rows go to its own slice of shared memory: [nkb], then max, 1/total, groups
-// per row. kUnroll key blocks per lane are in flight together; kMinCtas: 6 gives 40 registers,
-// 8 gives 32 (a few bytes spilled; SIEVE_BLOCK_SCORES=warp2 with kUnroll 2).
+// per row. kUnroll key blocks per lane are in flight together; kMinCtas 6 gives 40 registers
+// (kUnroll 2 at 8 CTAs, 32 registers with a few bytes spilled, timed the same).
 constexpr int kWarpBlocks = 8;
 template <int kUnroll, int kMinCtas>
 __global__ void __launch_bounds__(32 * kWarpBlocks, kMinCtas)
@@ -1093,13 +1092,17 @@ cudaError_t stride_stats_mma(const StrideProblem& pb, const Geometry& geo, float
   return cudaGetLastError();
 }
 
-// SIEVE_BLOCK_SCORES: 0 (unset) the CTA kernel, 1 (warp) block_scores_warp_kernel with 4 key
-// blocks in flight per lane (40 registers), 2 (warp2) with 2 (32). Same values; read at every
-// launch so that tests can switch it.
-static int block_scores_warp() {
+// Which block-sum kernel runs: the warp kernel where a query block has at most kWarpRows rows
+// (unisparse's 64:4 level: on the H200 0.139 -> 0.073 ms at 64K, 0.35 -> 0.23 ms at 128K), the
+// CTA kernel otherwise (rr's and the 16:16 level's 8 rows: the warp kernel was as fast at 32K and
+// 64K and 10-40 % slower at 128K; docs/results/gpu-attention.md, session 8). SIEVE_BLOCK_SCORES=cta
+// or =warp forces one (same values; read at every launch so that tests can switch it).
+constexpr int kWarpRows = 2;
+static bool use_block_scores_warp(int rows) {
   const char* v = std::getenv("SIEVE_BLOCK_SCORES");  // NOLINT(concurrency-mt-unsafe)
-  if (v == nullptr) return 0;
-  return std::strcmp(v, "warp") == 0 ? 1 : std::strcmp(v, "warp2") == 0 ? 2 : 0;
+  if (v != nullptr && std::strcmp(v, "cta") == 0) return false;
+  if (v != nullptr && std::strcmp(v, "warp") == 0) return true;
+  return rows <= kWarpRows;
 }
 
 template <int kUnroll, int kMinCtas>
@@ -1126,13 +1129,10 @@ cudaError_t block_scores(const StrideProblem& pb, const Geometry& geo, const flo
   if (geo.nqb <= 0) return cudaSuccess;
   const int max_rows = (geo.block_q + pb.sq - 1) / pb.sq + 1;  // rows of one query block
   const size_t warp_smem = size_t(geo.nkb + 3 * max_rows) * 4 * kWarpBlocks;
-  const int warp = block_scores_warp();
-  if (warp != 0 && warp_smem <= 200 * 1024) {  // else the CTA kernel (same values)
-    return warp == 1 ? launch_block_scores_warp<4, 6>(pb, geo, max_rows, warp_smem, stats, out,
-                                                       combine, normalize, weight, stream, first)
-                     : launch_block_scores_warp<2, 8>(pb, geo, max_rows, warp_smem, stats, out,
-                                                       combine, normalize, weight, stream, first);
-  }
+  if (use_block_scores_warp((geo.block_q + pb.sq - 1) / pb.sq) &&
+      warp_smem <= 200 * 1024)  // else the CTA kernel (same values)
+    return launch_block_scores_warp<4, 6>(pb, geo, max_rows, warp_smem, stats, out, combine,
+                                          normalize, weight, stream, first);
   const size_t smem = size_t(geo.nkb + 3 * max_rows) * 4;
   if (smem > 48 * 1024) {
     const cudaError_t e = cudaFuncSetAttribute(
