@@ -403,6 +403,61 @@ TEST_F(GpuSelectors, UniSparseFusedPoolingEqualsPerLevel) {
   cu::set_estimate_path("simt");
 }
 
+// The warp block-sum kernel (SIEVE_BLOCK_SCORES=warp: one warp per query block) computes every
+// block score with the CTA kernel's (=cta) operations in its order, and the normaliser over the
+// CTA kernel's partition and reduction tree, so the patterns must be equal block for block, on
+// both estimate paths (the default picks by rows per query block: both kernels run by default). Cases: unisparse's default levels, f16 D 64
+// at an odd length without moments, levels of 1 key (two 64-entry parts per block), three
+// levels; rr planted, at stride 8 and random D 64; 313 key blocks per row (more than the CTA
+// kernel's 256 threads: its threads sum several blocks) and 1032 (64-token blocks at 66000 keys:
+// more than 32 blocks per lane of the warp kernel's unrolled loop).
+TEST_F(GpuSelectors, BlockScoresWarpKernelEqualsCtaKernel) {
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  struct Case {
+    const char* method;
+    std::vector<std::string> settings;
+    Inputs in;
+    const char* what;
+  };
+  const std::vector<Case> cases = {
+      {"unisparse", {"dense_below=0"}, planted_inputs(DType::kBF16, 2, 1, 8960, 128, seed),
+       "planted default levels"},
+      {"unisparse", {"dense_below=0", "moments=false", "top_p=0.9"},
+       random_inputs(DType::kF16, 4, 2, 3001, 64, seed + 1), "random f16 d64 odd length"},
+      {"unisparse", {"dense_below=0", "granularities=2:1,16", "combine=mean"},
+       random_inputs(DType::kBF16, 2, 1, 2500, 64, seed + 2), "one-key level (two parts)"},
+      {"unisparse", {"dense_below=0", "granularities=64:4,16:16,8:2"},
+       planted_inputs(DType::kF16, 2, 2, 4100, 128, seed + 3), "three levels"},
+      {"rr", {"dense_below=0"}, planted_inputs(DType::kBF16, 2, 1, 8960, 128, seed + 4),
+       "rr planted"},
+      {"rr", {"dense_below=0", "stride=8"}, planted_inputs(DType::kBF16, 2, 1, 8960, 128, seed + 5),
+       "rr stride 8"},
+      {"rr", {"dense_below=0", "tau=0.9"}, random_inputs(DType::kBF16, 4, 2, 3328, 64, seed + 6),
+       "rr random d64"},
+      {"unisparse", {"dense_below=0"}, random_inputs(DType::kBF16, 1, 1, 40000, 64, seed + 7),
+       "313 key blocks"},
+      {"rr", {"dense_below=0"}, random_inputs(DType::kBF16, 1, 1, 40000, 64, seed + 8),
+       "rr 313 key blocks"},
+      {"unisparse", {"dense_below=0", "block_q=64", "block_k=64"},
+       random_inputs(DType::kBF16, 1, 1, 66000, 64, seed + 9), "1032 key blocks"},
+  };
+  std::optional<ScopedEnv> env;  // SIEVE_BLOCK_SCORES, read by block_scores at every launch
+  for (const char* path : {"simt", "wgmma-tma"}) {
+    cu::set_estimate_path(path);
+    for (const Case& c : cases)
+    {
+      SCOPED_TRACE(std::string(c.what) + " (" + c.method + ") on " + path);
+      same_pattern_on_runs(c.method, c.settings, c.in, [&](int i) {
+        env.reset();
+        env.emplace("SIEVE_BLOCK_SCORES", i == 0 ? "cta" : "warp");
+      });
+      env.reset();
+    }
+  }
+  cu::set_estimate_path("simt");
+}
+
 TEST(GpuEstimatePath, NamedSetting) {
   const std::string saved = cu::estimate_path();
   cu::set_estimate_path("mma");

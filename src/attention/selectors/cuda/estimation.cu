@@ -12,6 +12,8 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 namespace sieve::attention::cuda::est {
 
@@ -371,6 +373,67 @@ __device__ __forceinline__ int row_groups(const StrideProblem& pb, int eb, int p
   return (last / eb) * parts + (parts > 1 ? (last % eb) / 64 : 0) + 1;
 }
 
+// Row r's max and 1 / (f64 total of exp) over its statistics groups, by one warp (lane l reads
+// groups l, l + 32, ...; xor butterflies), into m[i], inv[i] and ng[i] (0: no finite score, the
+// CPU leaves zeros). Shared by both block-score kernels, so their values are identical.
+__device__ __forceinline__ void row_norm(const StrideProblem& pb, const float2* stats, int eb,
+                                         int parts, int nkb, int r, int lane, int i, float* row_m,
+                                         float* row_inv, int* row_ng) {
+  const int ng = row_groups(pb, eb, parts, r);
+  const float2* srow = stats + int64_t(r) * nkb * parts;
+  float m = -INFINITY;
+  for (int j = lane; j < ng; j += 32)
+    if (srow[j].y > 0.f) m = fmaxf(m, srow[j].x);
+  for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+  double tot = 0;
+  if (m != -INFINITY)
+    for (int j = lane; j < ng; j += 32)
+      if (srow[j].y > 0.f) tot += double(srow[j].y * expf(srow[j].x - m));  // f32 exp, f64 sum
+  for (int o = 16; o > 0; o >>= 1) tot += __shfl_xor_sync(0xffffffffu, tot, o);
+  if (lane == 0) {
+    row_m[i] = m;
+    row_inv[i] = m == -INFINITY ? 0.f : float(1.0 / tot);
+    row_ng[i] = m == -INFINITY ? 0 : ng;
+  }
+}
+
+// share plus statistics group x's mass (max, sum of exp) at row max m.
+__device__ __forceinline__ float group_share(float2 x, float m, float share) {
+  if (x.y > 0.f) share += x.y * expf(x.x - m);
+  return share;
+}
+
+// Key block kb's unnormalised share of a row (its parts in order) with row max m.
+__device__ __forceinline__ float block_share(const float2* srow, float m, int kb, int parts,
+                                             int ng) {
+  float share = 0.f;
+  for (int p = 0; p < parts; ++p) {
+    const int j = kb * parts + p;
+    if (j >= ng) break;
+    share = group_share(srow[j], m, share);
+  }
+  return share;
+}
+
+// Pooled rows of query block qb (the first is qb * block_q / sq).
+__device__ __forceinline__ int block_rows(const StrideProblem& pb, const Geometry& geo, int qb) {
+  const int q_end = min((qb + 1) * geo.block_q, geo.seq_q);
+  return max(0, min(pb.nqr, (q_end + pb.sq - 1) / pb.sq) - qb * geo.block_q / pb.sq);
+}
+
+// out entry *o combined with block sum v (normalised by the f64 total t).
+__device__ __forceinline__ void combine_score(float* o, float v, bool normalize, double t,
+                                              int combine, float weight, bool first) {
+  if (normalize) v = float(double(v) / t);
+  const float old = first ? 0.f : *o;  // first: as if out were zeroed before
+  if (combine == int(Combine::kSet)) *o = v;
+  else if (combine == int(Combine::kMax)) *o = fmaxf(old, v);
+  else *o = old + v / weight;
+}
+
+// Threads of block_scores_kernel's CTA; the warp kernel reproduces its normaliser's reduction.
+constexpr int kScoreThreads = 256;
+
 // One CTA per query block: sum over its rows of the per-row softmax mass of each key block. Each
 // warp first reduces whole rows (max and f64 total of the row, in parallel over rows), then each
 // thread adds its key blocks' shares row by row in row order (the order of the CPU and of the
@@ -389,32 +452,13 @@ __global__ void block_scores_kernel(StrideProblem pb, Geometry geo, int parts, i
   out += blockIdx.y * pb.z_out;
   const int qb = blockIdx.x, nkb = geo.nkb;
   const int nvis = visible_blocks(geo, qb);
-  const int q_end = min((qb + 1) * geo.block_q, geo.seq_q);
-  const int rb0 = qb * geo.block_q / pb.sq, rb1 = min(pb.nqr, (q_end + pb.sq - 1) / pb.sq);
-  const int nr = max(0, rb1 - rb0);
+  const int rb0 = qb * geo.block_q / pb.sq, nr = block_rows(pb, geo, qb);
   float* row_m = blk + nkb;
   float* row_inv = row_m + nr;
   int* row_ng = reinterpret_cast<int*>(row_inv + nr);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-  for (int i = warp; i < nr; i += nw) {
-    const int r = rb0 + i;
-    const int ng = row_groups(pb, eb, parts, r);
-    const float2* srow = stats + int64_t(r) * nkb * parts;
-    float m = -INFINITY;
-    for (int j = lane; j < ng; j += 32)
-      if (srow[j].y > 0.f) m = fmaxf(m, srow[j].x);
-    for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-    double tot = 0;
-    if (m != -INFINITY)
-      for (int j = lane; j < ng; j += 32)
-        if (srow[j].y > 0.f) tot += double(srow[j].y * expf(srow[j].x - m));  // f32 exp, f64 sum
-    for (int o = 16; o > 0; o >>= 1) tot += __shfl_xor_sync(0xffffffffu, tot, o);
-    if (lane == 0) {
-      row_m[i] = m;
-      row_inv[i] = m == -INFINITY ? 0.f : float(1.0 / tot);
-      row_ng[i] = m == -INFINITY ? 0 : ng;  // 0: no finite score, the CPU leaves zeros
-    }
-  }
+  for (int i = warp; i < nr; i += nw)
+    row_norm(pb, stats, eb, parts, nkb, rb0 + i, lane, i, row_m, row_inv, row_ng);
   __syncthreads();
   for (int kb = threadIdx.x; kb < nkb; kb += blockDim.x) {
     float acc = 0.f;
@@ -423,15 +467,7 @@ __global__ void block_scores_kernel(StrideProblem pb, Geometry geo, int parts, i
         const int ng = row_ng[i];
         if (ng == 0) continue;
         const float2* srow = stats + int64_t(rb0 + i) * nkb * parts;
-        const float m = row_m[i];
-        float share = 0.f;
-        for (int p = 0; p < parts; ++p) {
-          const int j = kb * parts + p;
-          if (j >= ng) break;
-          const float2 x = srow[j];
-          if (x.y > 0.f) share += x.y * expf(x.x - m);
-        }
-        acc += share * row_inv[i];
+        acc += block_share(srow, row_m[i], kb, parts, ng) * row_inv[i];
       }
     blk[kb] = acc;
   }
@@ -447,13 +483,86 @@ __global__ void block_scores_kernel(StrideProblem pb, Geometry geo, int parts, i
       return;
     }
   }
-  for (int kb = threadIdx.x; kb < nvis; kb += blockDim.x) {
-    const float v = normalize ? float(double(blk[kb]) / t) : blk[kb];
-    const float old = first ? 0.f : o[kb];  // first: as if out were zeroed before
-    if (combine == int(Combine::kSet)) o[kb] = v;
-    else if (combine == int(Combine::kMax)) o[kb] = fmaxf(old, v);
-    else o[kb] = old + v / weight;
+  for (int kb = threadIdx.x; kb < nvis; kb += blockDim.x)
+    combine_score(o + kb, blk[kb], normalize, t, combine, weight, first);
+}
+
+// One warp per query block (kWarpBlocks per CTA, no CTA barriers), for query blocks of few rows (unisparse's 64:4 level: 2 rows per block, where most of the CTA
+// kernel's warps idle in its row phase). Same values bit for bit: the rows' max and total by
+// row_norm, each key block's sum by block_share in row order, and the normaliser over the CTA
+// kernel's partition (virtual thread l + 32 w of 256 sums kb = l + 32 w + 256 n in order; each
+// virtual warp's butterfly, then the 8 warp sums in warp order, as block_reduce). The warp's
+// block sums and rows go to its own slice of shared memory: [nkb], then max, 1/total, groups
+// per row. kUnroll key blocks per lane are in flight together; kMinCtas 6 gives 40 registers
+// (kUnroll 2 at 8 CTAs, 32 registers with a few bytes spilled, timed the same).
+constexpr int kWarpBlocks = 8;
+template <int kUnroll, int kMinCtas>
+__global__ void __launch_bounds__(32 * kWarpBlocks, kMinCtas)
+    block_scores_warp_kernel(StrideProblem pb, Geometry geo, int parts, int eb, int max_rows,
+                             const float2* stats, float* out, int combine, bool normalize,
+                             float weight, bool first) {
+  extern __shared__ float warp_smem[];
+  const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
+  const int qb = int(blockIdx.x) * kWarpBlocks + warp, nkb = geo.nkb;
+  if (qb >= geo.nqb) return;  // no CTA barriers below
+  batch_head(pb, stats, int(blockIdx.y));
+  out += blockIdx.y * pb.z_out;
+  float* blk = warp_smem + int64_t(warp) * (nkb + 3 * max_rows);
+  const int nvis = visible_blocks(geo, qb);
+  const int rb0 = qb * geo.block_q / pb.sq, nr = block_rows(pb, geo, qb);
+  float* row_m = blk + nkb;
+  float* row_inv = row_m + nr;
+  int* row_ng = reinterpret_cast<int*>(row_inv + nr);
+  for (int i = 0; i < nr; ++i)
+    row_norm(pb, stats, eb, parts, nkb, rb0 + i, lane, i, row_m, row_inv, row_ng);
+  __syncwarp();
+  for (int kb0 = 0; kb0 < nvis; kb0 += 32 * kUnroll) {
+    float acc[kUnroll] = {};
+    for (int i = 0; i < nr; ++i) {
+      const int ng = row_ng[i];
+      if (ng == 0) continue;
+      const float2* srow = stats + int64_t(rb0 + i) * nkb * parts;
+      const float m = row_m[i], inv = row_inv[i];
+      if (parts == 1) {  // the loads first (a group past ng adds 0 * inv, as block_share's 0)
+        float2 x[kUnroll];
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) {
+          const int kb = kb0 + 32 * u + lane;
+          x[u] = kb < nvis && kb < ng ? srow[kb] : make_float2(0.f, 0.f);
+        }
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u)
+          if (kb0 + 32 * u + lane < nvis) acc[u] += group_share(x[u], m, 0.f) * inv;
+        continue;
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const int kb = kb0 + 32 * u + lane;
+        if (kb < nvis) acc[u] += block_share(srow, m, kb, parts, ng) * inv;
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u)
+      if (kb0 + 32 * u + lane < nvis) blk[kb0 + 32 * u + lane] = acc[u];
   }
+  __syncwarp();
+  double t = 1.0;
+  float* o = out + int64_t(qb) * nkb;
+  if (normalize) {
+    for (int w = 0; w < kScoreThreads / 32; ++w) {
+      double part = 0;  // virtual thread lane + 32 w of the CTA kernel
+      for (int kb = 32 * w + lane; kb < nvis; kb += kScoreThreads) part += blk[kb];
+      for (int s = 16; s > 0; s >>= 1) part += __shfl_xor_sync(0xffffffffu, part, s);
+      t = w == 0 ? part : t + part;
+    }
+    if (t <= 0) {
+      if (first)
+        for (int kb = lane; kb < nvis; kb += 32) o[kb] = 0.f;
+      return;
+    }
+  }
+  for (int kb = lane; kb < nvis; kb += 32)
+    combine_score(o + kb, blk[kb], normalize, t, combine, weight, first);
 }
 
 __device__ __forceinline__ bool is_forced(const Geometry& g, int qb, int kb, int nvis) {
@@ -983,18 +1092,55 @@ cudaError_t stride_stats_mma(const StrideProblem& pb, const Geometry& geo, float
   return cudaGetLastError();
 }
 
+// Which block-sum kernel runs: the warp kernel where a query block has at most kWarpRows rows
+// (unisparse's 64:4 level: on the H200 0.139 -> 0.073 ms at 64K, 0.35 -> 0.23 ms at 128K), the
+// CTA kernel otherwise (rr's and the 16:16 level's 8 rows: the warp kernel was as fast at 32K and
+// 64K and 10-40 % slower at 128K; docs/results/gpu-attention.md, session 8). SIEVE_BLOCK_SCORES=cta
+// or =warp forces one (same values; read at every launch so that tests can switch it).
+constexpr int kWarpRows = 2;
+static bool use_block_scores_warp(int rows) {
+  const char* v = std::getenv("SIEVE_BLOCK_SCORES");  // NOLINT(concurrency-mt-unsafe)
+  if (v != nullptr && std::strcmp(v, "cta") == 0) return false;
+  if (v != nullptr && std::strcmp(v, "warp") == 0) return true;
+  return rows <= kWarpRows;
+}
+
+template <int kUnroll, int kMinCtas>
+cudaError_t launch_block_scores_warp(const StrideProblem& pb, const Geometry& geo, int max_rows,
+                                     size_t smem, const float2* stats, float* out,
+                                     Combine combine, bool normalize, float weight,
+                                     cudaStream_t stream, bool first) {
+  const auto kernel = block_scores_warp_kernel<kUnroll, kMinCtas>;
+  if (smem > 48 * 1024) {
+    const cudaError_t e =
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+    if (e != cudaSuccess) return e;
+  }
+  const dim3 grid(unsigned((geo.nqb + kWarpBlocks - 1) / kWarpBlocks), unsigned(pb.heads));
+  kernel<<<grid, 32 * kWarpBlocks, smem, stream>>>(pb, geo, stats_parts(pb, geo),
+                                                   entries_per_block(pb, geo), max_rows, stats,
+                                                   out, int(combine), normalize, weight, first);
+  return cudaGetLastError();
+}
+
 cudaError_t block_scores(const StrideProblem& pb, const Geometry& geo, const float2* stats, float* out,
                          Combine combine, bool normalize, float weight, cudaStream_t stream,
                          bool first) {
   if (geo.nqb <= 0) return cudaSuccess;
   const int max_rows = (geo.block_q + pb.sq - 1) / pb.sq + 1;  // rows of one query block
+  const size_t warp_smem = size_t(geo.nkb + 3 * max_rows) * 4 * kWarpBlocks;
+  if (use_block_scores_warp((geo.block_q + pb.sq - 1) / pb.sq) &&
+      warp_smem <= 200 * 1024)  // else the CTA kernel (same values)
+    return launch_block_scores_warp<4, 6>(pb, geo, max_rows, warp_smem, stats, out, combine,
+                                          normalize, weight, stream, first);
   const size_t smem = size_t(geo.nkb + 3 * max_rows) * 4;
   if (smem > 48 * 1024) {
     const cudaError_t e = cudaFuncSetAttribute(
         block_scores_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
     if (e != cudaSuccess) return e;
   }
-  block_scores_kernel<<<dim3(unsigned(geo.nqb), unsigned(pb.heads)), 256, smem, stream>>>(
+  const dim3 grid(unsigned(geo.nqb), unsigned(pb.heads));
+  block_scores_kernel<<<grid, kScoreThreads, smem, stream>>>(
       pb, geo, stats_parts(pb, geo), entries_per_block(pb, geo), stats, out, int(combine),
       normalize, weight, first);
   return cudaGetLastError();
