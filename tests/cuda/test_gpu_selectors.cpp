@@ -276,6 +276,40 @@ void same_pattern_on_runs(const std::string& name, const std::vector<std::string
   EXPECT_GT(p[0].block_density(), 0.0);
 }
 
+// Two runs of one selector with the A/B switch `var` set to values[0], then values[1] (nullptr:
+// unset; the kernels read their switches at every launch) must give identical patterns.
+void same_pattern_under_env(const std::string& name, const std::vector<std::string>& settings,
+                            const Inputs& in, const char* var, const char* const (&values)[2]) {
+  SCOPED_TRACE(std::string(var) + "=" + (values[0] ? values[0] : "(unset)") + " vs " +
+               (values[1] ? values[1] : "(unset)"));
+  std::optional<ScopedEnv> env;
+  same_pattern_on_runs(name, settings, in, [&](int i) {
+    env.reset();
+    if (values[i] != nullptr) env.emplace(var, values[i]);
+  });
+}
+
+// One selector case of the switch tests below.
+struct SelectorCase {
+  const char* method;
+  std::vector<std::string> settings;
+  Inputs in;
+  const char* what;
+};
+
+// same_pattern_under_env for every case on both the f32 (simt) and the bf16 (wgmma-tma)
+// representatives (the estimate path is process-wide; the fixture restores it).
+void same_patterns_on_both_paths(const std::vector<SelectorCase>& cases, const char* var,
+                                 const char* const (&values)[2]) {
+  for (const char* path : {"simt", "wgmma-tma"}) {
+    cu::set_estimate_path(path);
+    for (const SelectorCase& c : cases) {
+      SCOPED_TRACE(std::string(c.what) + " (" + c.method + ") on " + path);
+      same_pattern_under_env(c.method, c.settings, c.in, var, values);
+    }
+  }
+}
+
 // Two estimate paths (the path is process-wide; the caller's tests reset it).
 void same_pattern_on_paths(const char* path_a, const char* path_b, const std::string& name,
                            const std::vector<std::string>& settings, const Inputs& in,
@@ -340,15 +374,10 @@ TEST_F(GpuSelectors, TmaStatisticsEqualPingPong) {
 TEST_F(GpuSelectors, TmaEpilogueVariantsEqualDefault) {
   const uint64_t seed = fresh_seed();
   cu::set_estimate_path("wgmma-tma");
-  std::optional<ScopedEnv> env;  // SIEVE_STATS_EPI, read by the TMA launcher at every launch
   const auto same = [&](const std::string& name, const std::vector<std::string>& settings,
                         const Inputs& in, const std::string& what) {
-    SCOPED_TRACE(what + " selector " + name + ": SIEVE_STATS_EPI=plain vs the default (lean)");
-    same_pattern_on_runs(name, settings, in, [&](int i) {
-      env.reset();  // run 1: unset, the default
-      if (i == 0) env.emplace("SIEVE_STATS_EPI", "plain");
-    });
-    env.reset();
+    SCOPED_TRACE(what + " selector " + name);
+    same_pattern_under_env(name, settings, in, "SIEVE_STATS_EPI", {"plain", nullptr});
   };
   same("rr", {"dense_below=0"}, planted_inputs(DType::kBF16, 2, 1, 8960, 128, seed),
        "planted seed " + std::to_string(seed));
@@ -371,56 +400,33 @@ TEST_F(GpuSelectors, TmaEpilogueVariantsEqualDefault) {
 TEST_F(GpuSelectors, UniSparseFusedPoolingEqualsPerLevel) {
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
-  struct Case {
-    std::vector<std::string> settings;
-    Inputs in;
-    const char* what;
-  };
-  const std::vector<Case> cases = {
-      {{"dense_below=0"}, planted_inputs(DType::kBF16, 2, 1, 8960, 128, seed),
+  const std::vector<SelectorCase> cases = {
+      {"unisparse", {"dense_below=0"}, planted_inputs(DType::kBF16, 2, 1, 8960, 128, seed),
        "planted default levels"},
-      {{"dense_below=0", "moments=false", "top_p=0.9"},
+      {"unisparse", {"dense_below=0", "moments=false", "top_p=0.9"},
        random_inputs(DType::kF16, 4, 2, 3001, 64, seed + 1), "random f16 d64 odd length"},
-      {{"dense_below=0", "granularities=64:4,16:16,8:2"},
+      {"unisparse", {"dense_below=0", "granularities=64:4,16:16,8:2"},
        planted_inputs(DType::kF16, 2, 2, 4100, 128, seed + 2), "three levels"},
-      {{"dense_below=0", "granularities=2:1,16", "combine=mean"},
+      {"unisparse", {"dense_below=0", "granularities=2:1,16", "combine=mean"},
        random_inputs(DType::kBF16, 2, 1, 2500, 64, seed + 3), "one-key level (two parts)"},
-      {{"dense_below=0", "block_q=96", "block_k=96", "granularities=32:3,3:32"},
+      {"unisparse", {"dense_below=0", "block_q=96", "block_k=96", "granularities=32:3,3:32"},
        random_inputs(DType::kBF16, 2, 1, 2000, 128, seed + 6), "non-nesting levels"},
   };
-  std::optional<ScopedEnv> levels;
-  for (const char* path : {"simt", "wgmma-tma"}) {
-    cu::set_estimate_path(path);
-    for (const Case& c : cases) {
-      SCOPED_TRACE(std::string(c.what) + " on " + path);
-      same_pattern_on_runs("unisparse", c.settings, c.in, [&](int i) {
-        levels.reset();
-        if (i == 1) levels.emplace("SIEVE_UNI_POOL", "levels");  // run 0: the default
-      });
-      levels.reset();
-    }
-  }
-  cu::set_estimate_path("simt");
+  same_patterns_on_both_paths(cases, "SIEVE_UNI_POOL", {nullptr, "levels"});
 }
 
 // The warp block-sum kernel (SIEVE_BLOCK_SCORES=warp: one warp per query block) computes every
 // block score with the CTA kernel's (=cta) operations in its order, and the normaliser over the
 // CTA kernel's partition and reduction tree, so the patterns must be equal block for block, on
-// both estimate paths (the default picks by rows per query block: both kernels run by default). Cases: unisparse's default levels, f16 D 64
-// at an odd length without moments, levels of 1 key (two 64-entry parts per block), three
-// levels; rr planted, at stride 8 and random D 64; 313 key blocks per row (more than the CTA
+// both estimate paths (the default picks by rows per query block: both kernels run by default).
+// Cases: unisparse's default levels, f16 D 64 at an odd length without moments, levels of 1 key
+// (two 64-entry parts per block), three levels; rr planted, at stride 8 and random D 64; 313 key blocks per row (more than the CTA
 // kernel's 256 threads: its threads sum several blocks) and 1032 (64-token blocks at 66000 keys:
 // more than 32 blocks per lane of the warp kernel's unrolled loop).
 TEST_F(GpuSelectors, BlockScoresWarpKernelEqualsCtaKernel) {
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
-  struct Case {
-    const char* method;
-    std::vector<std::string> settings;
-    Inputs in;
-    const char* what;
-  };
-  const std::vector<Case> cases = {
+  const std::vector<SelectorCase> cases = {
       {"unisparse", {"dense_below=0"}, planted_inputs(DType::kBF16, 2, 1, 8960, 128, seed),
        "planted default levels"},
       {"unisparse", {"dense_below=0", "moments=false", "top_p=0.9"},
@@ -442,20 +448,7 @@ TEST_F(GpuSelectors, BlockScoresWarpKernelEqualsCtaKernel) {
       {"unisparse", {"dense_below=0", "block_q=64", "block_k=64"},
        random_inputs(DType::kBF16, 1, 1, 66000, 64, seed + 9), "1032 key blocks"},
   };
-  std::optional<ScopedEnv> env;  // SIEVE_BLOCK_SCORES, read by block_scores at every launch
-  for (const char* path : {"simt", "wgmma-tma"}) {
-    cu::set_estimate_path(path);
-    for (const Case& c : cases)
-    {
-      SCOPED_TRACE(std::string(c.what) + " (" + c.method + ") on " + path);
-      same_pattern_on_runs(c.method, c.settings, c.in, [&](int i) {
-        env.reset();
-        env.emplace("SIEVE_BLOCK_SCORES", i == 0 ? "cta" : "warp");
-      });
-      env.reset();
-    }
-  }
-  cu::set_estimate_path("simt");
+  same_patterns_on_both_paths(cases, "SIEVE_BLOCK_SCORES", {"cta", "warp"});
 }
 
 TEST(GpuEstimatePath, NamedSetting) {
