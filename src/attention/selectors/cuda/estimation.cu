@@ -487,17 +487,17 @@ __global__ void block_scores_kernel(StrideProblem pb, Geometry geo, int parts, i
     combine_score(o + kb, blk[kb], normalize, t, combine, weight, first);
 }
 
-// One warp per query block (kWarpBlocks per CTA, no CTA barriers), for query blocks of few rows (unisparse's 64:4 level: 2 rows per block, where most of the CTA
-// kernel's warps idle in its row phase). Same values bit for bit: the rows' max and total by
-// row_norm, each key block's sum by block_share in row order, and the normaliser over the CTA
-// kernel's partition (virtual thread l + 32 w of 256 sums kb = l + 32 w + 256 n in order; each
-// virtual warp's butterfly, then the 8 warp sums in warp order, as block_reduce). The warp's
-// block sums and rows go to its own slice of shared memory: [nkb], then max, 1/total, groups
-// per row. kUnroll key blocks per lane are in flight together; kMinCtas 6 gives 40 registers
-// (kUnroll 2 at 8 CTAs, 32 registers with a few bytes spilled, timed the same).
-constexpr int kWarpBlocks = 8;
-template <int kUnroll, int kMinCtas>
-__global__ void __launch_bounds__(32 * kWarpBlocks, kMinCtas)
+// One warp per query block (kWarpBlocks per CTA, no CTA barriers), for query blocks of few rows
+// (unisparse's 64:4 level: 2 rows per block, where most of the CTA kernel's warps idle in its row
+// phase). Same values bit for bit: the rows' max and total by row_norm, each key block's sum by
+// block_share in row order, and the normaliser over the CTA kernel's partition (virtual thread
+// l + 32 w of 256 sums kb = l + 32 w + 256 n in order; each virtual warp's butterfly, then the 8
+// warp sums in warp order, as block_reduce). The warp's block sums and rows go to its own slice of
+// shared memory: [nkb], then max, 1/total, groups per row. kUnroll key blocks per lane are in
+// flight together; at 6 CTAs per SM that is 40 registers (2 blocks at 8 CTAs: 32 registers with a
+// few bytes spilled, timed the same in session 8).
+constexpr int kWarpBlocks = 8, kUnroll = 4;
+__global__ void __launch_bounds__(32 * kWarpBlocks, 6)
     block_scores_warp_kernel(StrideProblem pb, Geometry geo, int parts, int eb, int max_rows,
                              const float2* stats, float* out, int combine, bool normalize,
                              float weight, bool first) {
@@ -1105,12 +1105,11 @@ static bool use_block_scores_warp(int rows) {
   return rows <= kWarpRows;
 }
 
-template <int kUnroll, int kMinCtas>
-cudaError_t launch_block_scores_warp(const StrideProblem& pb, const Geometry& geo, int max_rows,
-                                     size_t smem, const float2* stats, float* out,
+static cudaError_t launch_block_scores_warp(const StrideProblem& pb, const Geometry& geo,
+                                            int max_rows, size_t smem, const float2* stats, float* out,
                                      Combine combine, bool normalize, float weight,
                                      cudaStream_t stream, bool first) {
-  const auto kernel = block_scores_warp_kernel<kUnroll, kMinCtas>;
+  const auto kernel = block_scores_warp_kernel;
   if (smem > 48 * 1024) {
     const cudaError_t e =
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
@@ -1131,8 +1130,8 @@ cudaError_t block_scores(const StrideProblem& pb, const Geometry& geo, const flo
   const size_t warp_smem = size_t(geo.nkb + 3 * max_rows) * 4 * kWarpBlocks;
   if (use_block_scores_warp((geo.block_q + pb.sq - 1) / pb.sq) &&
       warp_smem <= 200 * 1024)  // else the CTA kernel (same values)
-    return launch_block_scores_warp<4, 6>(pb, geo, max_rows, warp_smem, stats, out, combine,
-                                          normalize, weight, stream, first);
+    return launch_block_scores_warp(pb, geo, max_rows, warp_smem, stats, out, combine, normalize,
+                                    weight, stream, first);
   const size_t smem = size_t(geo.nkb + 3 * max_rows) * 4;
   if (smem > 48 * 1024) {
     const cudaError_t e = cudaFuncSetAttribute(
