@@ -27,6 +27,8 @@
 #include "sieve/core/threading.h"
 #include "sieve/core/timer.h"
 
+#include "common/bench_args.h"
+
 #ifdef SIEVE_HAVE_OPENBLAS
 #include <cblas.h>
 #endif
@@ -46,15 +48,6 @@ struct Options {
   int block = 128;
 };
 
-std::vector<int64_t> parse_list(const char* s) {
-  std::vector<int64_t> v;
-  for (const char* p = s; *p;) {
-    v.push_back(std::strtoll(p, const_cast<char**>(&p), 10));
-    if (*p == ',') ++p;
-  }
-  return v;
-}
-
 Options parse(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
@@ -71,15 +64,15 @@ Options parse(int argc, char** argv) {
       o.lengths = {2048, 4096};
       o.sparse_length = 4096;
     } else if (a == "--threads") {
-      o.threads = std::atoi(next());
+      o.threads = int(sieve::bench::arg_int(a, next()));
     } else if (a == "--heads") {
-      o.heads = std::atoll(next());
+      o.heads = sieve::bench::arg_int(a, next());
     } else if (a == "--lengths") {
-      o.lengths = parse_list(next());
+      o.lengths = sieve::bench::arg_int_list(a, next());
     } else if (a == "--sparse-length") {
-      o.sparse_length = std::atoll(next());
+      o.sparse_length = sieve::bench::arg_int(a, next());
     } else if (a == "--block") {
-      o.block = std::atoi(next());
+      o.block = int(sieve::bench::arg_int(a, next()));
     } else {
       std::fprintf(stderr,
                    "usage: %s [--quick] [--threads N] [--heads H] [--lengths a,b] "
@@ -199,7 +192,13 @@ SparsePattern random_causal_pattern(int heads, int64_t len, int block, double de
 }  // namespace
 
 int main(int argc, char** argv) {
-  const Options o = parse(argc, argv);
+  Options o;
+  try {
+    o = parse(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", argv[0], e.what());
+    return 2;
+  }
   set_num_threads(o.threads);
   const int threads = num_threads();
 #ifdef SIEVE_HAVE_OPENBLAS

@@ -22,18 +22,12 @@
 #include "sieve/core/threading.h"
 #include "sieve/core/timer.h"
 
+#include "common/bench_args.h"
+
 using namespace sieve;
 using namespace sieve::attention;
 
 namespace {
-
-std::vector<int64_t> parse_list(const char* text) {
-  std::vector<int64_t> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) out.push_back(std::stoll(item));
-  return out;
-}
 
 template <class F>
 double best_ms(int repeat, F&& f) {
@@ -60,19 +54,25 @@ int main(int argc, char** argv) {
   std::vector<int64_t> lengths = {16384, 32768}, strides = {8, 16, 32};
   int64_t heads = 2, kv_heads = 1, rr_length = 32768;
   int repeat = 3, threads = 0;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string a = argv[i];
-    if (a == "--lengths") lengths = parse_list(argv[i + 1]);
-    else if (a == "--strides") strides = parse_list(argv[i + 1]);
-    else if (a == "--heads") heads = std::atoll(argv[i + 1]);
-    else if (a == "--kv-heads") kv_heads = std::atoll(argv[i + 1]);
-    else if (a == "--rr-length") rr_length = std::atoll(argv[i + 1]);
-    else if (a == "--repeat") repeat = std::atoi(argv[i + 1]);
-    else if (a == "--threads") threads = std::atoi(argv[i + 1]);
-    else {
-      std::fprintf(stderr, "bench_selectors: unknown option %s\n", a.c_str());
-      return 2;
+  using sieve::bench::arg_int;
+  using sieve::bench::arg_int_list;
+  try {
+    for (int i = 1; i < argc; i += 2) {
+      const std::string a = argv[i];
+      SIEVE_CHECK(i + 1 < argc, "{} needs a value", a);
+      const std::string v = argv[i + 1];
+      if (a == "--lengths") lengths = arg_int_list(a, v);
+      else if (a == "--strides") strides = arg_int_list(a, v);
+      else if (a == "--heads") heads = arg_int(a, v);
+      else if (a == "--kv-heads") kv_heads = arg_int(a, v);
+      else if (a == "--rr-length") rr_length = arg_int(a, v);
+      else if (a == "--repeat") repeat = int(arg_int(a, v));
+      else if (a == "--threads") threads = int(arg_int(a, v));
+      else SIEVE_FAIL("unknown option {}", a);
     }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_selectors: %s\n", e.what());
+    return 2;
   }
   set_num_threads(threads);
   const AttentionOptions opts;

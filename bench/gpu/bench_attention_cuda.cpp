@@ -31,6 +31,7 @@
 #include "sieve/core/timer.h"
 
 #include "bench_kernels.h"
+#include "common/bench_args.h"
 
 #include <algorithm>
 #include <cmath>
@@ -387,21 +388,6 @@ void bench_e2e(const Shape& s, const std::vector<int64_t>& lens, const std::vect
   }
 }
 
-std::vector<int64_t> parse_lens(const std::string& s) {
-  std::vector<int64_t> r;
-  std::stringstream ss(s);
-  for (std::string t; std::getline(ss, t, ',');)
-    if (!t.empty()) r.push_back(std::stoll(t));
-  return r;
-}
-std::vector<double> parse_doubles(const std::string& s) {
-  std::vector<double> r;
-  std::stringstream ss(s);
-  for (std::string t; std::getline(ss, t, ',');)
-    if (!t.empty()) r.push_back(std::stod(t));
-  return r;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -414,40 +400,36 @@ int main(int argc, char** argv) {
   std::vector<std::string> methods{"rr", "unisparse", "streaming", "sample"};
   std::vector<double> densities{1.0, 0.5, 0.2, 0.1};
   Shape s;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string a = argv[i], v = argv[i + 1];
-    if (a == "--csv") csv = v;
-    else if (a == "--dense") dense = parse_lens(v);
-    else if (a == "--sparse") sparse = parse_lens(v);
-    else if (a == "--variants") variants = parse_lens(v);
-    else if (a == "--e2e") e2e = parse_lens(v);
-    else if (a == "--methods") {
-      methods.clear();
-      std::stringstream ss(v);
-      for (std::string t; std::getline(ss, t, ',');) methods.push_back(t);
+  using sieve::bench::arg_double_list;
+  using sieve::bench::arg_int;
+  using sieve::bench::arg_int_list;
+  using sieve::bench::arg_string_list;
+  try {
+    for (int i = 1; i < argc; i += 2) {
+      const std::string a = argv[i];
+      SIEVE_CHECK(i + 1 < argc, "{} needs a value", a);
+      const std::string v = argv[i + 1];
+      if (a == "--csv") csv = v;
+      else if (a == "--dense") dense = arg_int_list(a, v);
+      else if (a == "--sparse") sparse = arg_int_list(a, v);
+      else if (a == "--variants") variants = arg_int_list(a, v);
+      else if (a == "--e2e") e2e = arg_int_list(a, v);
+      else if (a == "--methods") methods = arg_string_list(v);
+      else if (a == "--densities") densities = arg_double_list(a, v);
+      else if (a == "--estimates") estimates = arg_string_list(v);
+      else if (a == "--families") g_families = arg_string_list(v);
+      else if (a == "--cpu-select-max") cpu_max = arg_int(a, v);
+      else if (a == "--profile") g_profile = v != "0";
+      else if (a == "--cpu-compare") g_cpu_compare = arg_int(a, v);
+      else if (a == "--exec-families") {
+        for (std::string& f : arg_string_list(v)) g_exec_families.push_back(std::move(f));
+      } else if (a == "--heads") s.hq = arg_int(a, v);
+      else if (a == "--kv-heads") s.hkv = arg_int(a, v);
+      else SIEVE_FAIL("unknown argument {}", a);
     }
-    else if (a == "--densities") densities = parse_doubles(v);
-    else if (a == "--estimates") {
-      estimates.clear();
-      std::stringstream ss(v);
-      for (std::string t; std::getline(ss, t, ',');) estimates.push_back(t);
-    } else if (a == "--families") {
-      g_families.clear();
-      std::stringstream ss(v);
-      for (std::string t; std::getline(ss, t, ',');) g_families.push_back(t);
-    } else if (a == "--cpu-select-max") cpu_max = std::stoll(v);
-    else if (a == "--profile") g_profile = v != "0";
-    else if (a == "--cpu-compare") g_cpu_compare = std::stoll(v);
-    else if (a == "--exec-families") {
-      std::stringstream ss(v);
-      for (std::string t; std::getline(ss, t, ',');) g_exec_families.push_back(t);
-    }
-    else if (a == "--heads") s.hq = std::stoll(v);
-    else if (a == "--kv-heads") s.hkv = std::stoll(v);
-    else {
-      std::fprintf(stderr, "bench_attention_cuda: unknown argument %s\n", a.c_str());
-      return 2;
-    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_attention_cuda: %s\n", e.what());
+    return 2;
   }
   try {
     if (cu::device_count() == 0) {

@@ -1,0 +1,58 @@
+// Command-line numbers of the benchmark programs (bench/cpu, bench/gpu): the whole text must parse,
+// otherwise sieve::Error names the flag and the text, so a typo ends the program with one line
+// instead of an uncaught std::invalid_argument from std::stoll.
+#pragma once
+
+#include "sieve/core/error.h"
+
+#include <charconv>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sieve::bench {
+
+inline int64_t arg_int(std::string_view flag, std::string_view text) {
+  int64_t v = 0;
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, v);
+  SIEVE_CHECK(!text.empty() && ec == std::errc() && ptr == end, "{} needs an integer, got '{}'",
+              flag, text);
+  return v;
+}
+
+inline double arg_double(std::string_view flag, std::string_view text) {
+  const std::string s(text);
+  char* end = nullptr;
+  const double v = s.empty() ? 0.0 : std::strtod(s.c_str(), &end);
+  SIEVE_CHECK(!s.empty() && end == s.c_str() + s.size(), "{} needs a number, got '{}'", flag,
+              text);
+  return v;
+}
+
+/// Comma-separated items; empty items are skipped, so "" is the empty list.
+template <class T, class Parse>
+std::vector<T> arg_list(std::string_view flag, std::string_view text, Parse parse) {
+  std::vector<T> out;
+  while (!text.empty()) {
+    const size_t comma = text.find(',');
+    const std::string_view item = text.substr(0, comma);
+    if (!item.empty()) out.push_back(parse(flag, item));
+    text = comma == std::string_view::npos ? std::string_view{} : text.substr(comma + 1);
+  }
+  return out;
+}
+inline std::vector<int64_t> arg_int_list(std::string_view flag, std::string_view text) {
+  return arg_list<int64_t>(flag, text, arg_int);
+}
+inline std::vector<double> arg_double_list(std::string_view flag, std::string_view text) {
+  return arg_list<double>(flag, text, arg_double);
+}
+inline std::vector<std::string> arg_string_list(std::string_view text) {
+  return arg_list<std::string>({}, text,
+                               [](std::string_view, std::string_view s) { return std::string(s); });
+}
+
+}  // namespace sieve::bench

@@ -1,0 +1,20 @@
+# Runs a benchmark program with bad arguments (cmake -P script): it must exit with status 2, print
+# nothing on stdout and one line on stderr that contains EXPECT.
+#   -DPROGRAM=<path> -DARGS=<arguments separated by '|'> -DEXPECT=<substring of the error line>
+cmake_minimum_required(VERSION 3.25)
+string(REPLACE "|" ";" ARGS "${ARGS}")
+execute_process(COMMAND ${PROGRAM} ${ARGS} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 2)
+  message(FATAL_ERROR "expected exit status 2, got '${rc}'; stderr:\n${err}")
+endif()
+string(STRIP "${err}" line)
+if(line MATCHES "\n")
+  message(FATAL_ERROR "expected one error line, got:\n${err}")
+endif()
+string(FIND "${line}" "${EXPECT}" pos)
+if(pos EQUAL -1)
+  message(FATAL_ERROR "error line lacks '${EXPECT}': ${line}")
+endif()
+if(NOT out STREQUAL "")
+  message(FATAL_ERROR "a failing command printed to stdout:\n${out}")
+endif()
