@@ -373,22 +373,44 @@ __device__ __forceinline__ int row_groups(const StrideProblem& pb, int eb, int p
   return (last / eb) * parts + (parts > 1 ? (last % eb) / 64 : 0) + 1;
 }
 
+// Loads in flight per lane in the block-score kernels' passes over statistics rows. The rows are
+// read from DRAM once (the stats tensors outgrow L2), so a loop that issued one 8-byte load per
+// iteration waited a full memory latency per iteration.
+constexpr int kLoadBatch = 8;
+
 // Row r's max and 1 / (f64 total of exp) over its statistics groups, by one warp (lane l reads
-// groups l, l + 32, ...; xor butterflies), into m[i], inv[i] and ng[i] (0: no finite score, the
-// CPU leaves zeros). Shared by both block-score kernels, so their values are identical.
+// groups l, l + 32, ... in that order, kLoadBatch at a time; xor butterflies), into m[i], inv[i]
+// and ng[i] (0: no finite score, the CPU leaves zeros). Shared by both block-score kernels, so
+// their values are identical.
 __device__ __forceinline__ void row_norm(const StrideProblem& pb, const float2* stats, int eb,
                                          int parts, int nkb, int r, int lane, int i, float* row_m,
                                          float* row_inv, int* row_ng) {
   const int ng = row_groups(pb, eb, parts, r);
   const float2* srow = stats + int64_t(r) * nkb * parts;
+  // groups j0 + 32 u of this lane; (0, 0) past the row, which both passes skip
+  const auto load = [&](int j0, float2 (&x)[kLoadBatch]) {
+#pragma unroll
+    for (int u = 0; u < kLoadBatch; ++u)
+      x[u] = j0 + 32 * u < ng ? srow[j0 + 32 * u] : make_float2(0.f, 0.f);
+  };
   float m = -INFINITY;
-  for (int j = lane; j < ng; j += 32)
-    if (srow[j].y > 0.f) m = fmaxf(m, srow[j].x);
+  for (int j0 = lane; j0 < ng; j0 += 32 * kLoadBatch) {
+    float2 x[kLoadBatch];
+    load(j0, x);
+#pragma unroll
+    for (int u = 0; u < kLoadBatch; ++u)
+      if (x[u].y > 0.f) m = fmaxf(m, x[u].x);
+  }
   for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
   double tot = 0;
   if (m != -INFINITY)
-    for (int j = lane; j < ng; j += 32)
-      if (srow[j].y > 0.f) tot += double(srow[j].y * expf(srow[j].x - m));  // f32 exp, f64 sum
+    for (int j0 = lane; j0 < ng; j0 += 32 * kLoadBatch) {
+      float2 x[kLoadBatch];
+      load(j0, x);
+#pragma unroll
+      for (int u = 0; u < kLoadBatch; ++u)  // f32 exp, f64 sum, in the lane's group order
+        if (x[u].y > 0.f) tot += double(x[u].y * expf(x[u].x - m));
+    }
   for (int o = 16; o > 0; o >>= 1) tot += __shfl_xor_sync(0xffffffffu, tot, o);
   if (lane == 0) {
     row_m[i] = m;
@@ -462,13 +484,31 @@ __global__ void block_scores_kernel(StrideProblem pb, Geometry geo, int parts, i
   __syncthreads();
   for (int kb = threadIdx.x; kb < nkb; kb += blockDim.x) {
     float acc = 0.f;
-    if (kb < nvis)
+    if (kb < nvis && parts == 1) {
+      // kLoadBatch rows' entries loaded before any is added; the same terms in row order (a
+      // group past a row's ng reads as (0, 0) and adds 0 * inv, as block_share's 0)
+      for (int i0 = 0; i0 < nr; i0 += kLoadBatch) {
+        float2 x[kLoadBatch];
+#pragma unroll
+        for (int u = 0; u < kLoadBatch; ++u) {
+          const int i = i0 + u;
+          x[u] = i < nr && kb < row_ng[i] ? stats[int64_t(rb0 + i) * nkb + kb]
+                                           : make_float2(0.f, 0.f);
+        }
+#pragma unroll
+        for (int u = 0; u < kLoadBatch; ++u) {
+          const int i = i0 + u;
+          if (i < nr && row_ng[i] != 0) acc += group_share(x[u], row_m[i], 0.f) * row_inv[i];
+        }
+      }
+    } else if (kb < nvis) {
       for (int i = 0; i < nr; ++i) {
         const int ng = row_ng[i];
         if (ng == 0) continue;
         const float2* srow = stats + int64_t(rb0 + i) * nkb * parts;
         acc += block_share(srow, row_m[i], kb, parts, ng) * row_inv[i];
       }
+    }
     blk[kb] = acc;
   }
   double t = 1.0;
