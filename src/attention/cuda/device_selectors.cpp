@@ -279,15 +279,16 @@ DevicePattern unisparse_select(const Inputs& in, const UniSparseSelector& sel, b
                                cudaStream_t stream) {
   const AttentionShape& s = in.shape;
   const UniSparseConfig& c = sel.config();
+  const std::vector<UniSparseConfig::Granularity> gran = sel.levels();  // c_q capped at block_q
   const est::Geometry g = geometry(s, sel.common(), causal);
   const int D = int(s.head_dim), W = c.moments ? 2 * D : D;
-  const int levels = int(c.granularities.size());
+  const int levels = int(gran.size());
   const int hq = int(s.num_heads_q), group = int(s.group_size());
   const bool mma = use_mma(W);
   const bool fused_pool = !env_is("SIEVE_UNI_POOL", "levels");
   StageProfile timer("unisparse", stream);
   int64_t stats_per_head = 0, qrows = 0;
-  for (const auto& gr : c.granularities) {
+  for (const auto& gr : gran) {
     const int64_t nqc = (s.seq_len_q + gr.c_q - 1) / gr.c_q;
     const int eb = int(g.block_k / gr.c_k);
     const int parts = eb <= 64 ? 1 : (eb + 63) / 64;
@@ -302,7 +303,7 @@ DevicePattern unisparse_select(const Inputs& in, const UniSparseSelector& sel, b
   std::vector<size_t> kpool_at(static_cast<size_t>(levels)), qpool_at(static_cast<size_t>(levels)),
       visible_at(static_cast<size_t>(levels));
   for (int lv = 0; lv < levels; ++lv) {
-    const auto& gr = c.granularities[size_t(lv)];
+    const auto& gr = gran[size_t(lv)];
     const int64_t nkc = (s.seq_len_k + gr.c_k - 1) / gr.c_k,
                   nqc = (s.seq_len_q + gr.c_q - 1) / gr.c_q;
     const size_t elem = mma ? sizeof(uint16_t) : sizeof(float);
@@ -322,7 +323,7 @@ DevicePattern unisparse_select(const Inputs& in, const UniSparseSelector& sel, b
   std::vector<int*> visible(static_cast<size_t>(levels));
   std::vector<void*> k16(static_cast<size_t>(levels)), q16(static_cast<size_t>(levels));
   for (int lv = 0; lv < levels; ++lv) {
-    const auto& gr = c.granularities[size_t(lv)];
+    const auto& gr = gran[size_t(lv)];
     const int64_t nkc = (s.seq_len_k + gr.c_k - 1) / gr.c_k,
                   nqc = (s.seq_len_q + gr.c_q - 1) / gr.c_q;
     if (mma) {
@@ -350,7 +351,7 @@ DevicePattern unisparse_select(const Inputs& in, const UniSparseSelector& sel, b
     bool keys_pooled = false, queries_pooled = false;  // all levels at once (SIEVE_UNI_POOL)
     if (fused_pool) {
       std::vector<int> cqs, cks;
-      for (const auto& gr : c.granularities) {
+      for (const auto& gr : gran) {
         cqs.push_back(int(gr.c_q));
         cks.push_back(int(gr.c_k));
       }
@@ -361,7 +362,7 @@ DevicePattern unisparse_select(const Inputs& in, const UniSparseSelector& sel, b
                                        in.scale, qpool, q16, stream);
     }
     for (int lv = 0; lv < levels; ++lv) {
-      const auto& gr = c.granularities[size_t(lv)];
+      const auto& gr = gran[size_t(lv)];
       const int cq = int(gr.c_q), ck = int(gr.c_k);
       const int nkc = (g.seq_k + ck - 1) / ck, nqc = (g.seq_q + cq - 1) / cq;
       if (new_keys && !keys_pooled)

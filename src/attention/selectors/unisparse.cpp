@@ -90,11 +90,19 @@ void UniSparseSelector::validate_config() const {
   est::check_open_closed(name(), "top_p", config_.top_p, 0.0, 1.0);
   SIEVE_CHECK(!config_.granularities.empty(), "selector 'unisparse': granularities is empty");
   for (const auto& g : config_.granularities) {
-    SIEVE_CHECK(g.c_q >= 1 && g.c_k >= 1 && common_.block_q % g.c_q == 0 &&
+    const int64_t cq = std::min<int64_t>(g.c_q, common_.block_q);
+    SIEVE_CHECK(g.c_q >= 1 && g.c_k >= 1 && common_.block_q % cq == 0 &&
                     common_.block_k % g.c_k == 0,
-                "selector 'unisparse': granularities: pooling {}:{} must be >= 1 and divide "
-                "block_q {} and block_k {}", g.c_q, g.c_k, common_.block_q, common_.block_k);
+                "selector 'unisparse': granularities: pooling {}:{} must be >= 1, c_q must divide "
+                "block_q {} (or exceed it: whole query blocks) and c_k divide block_k {}",
+                g.c_q, g.c_k, common_.block_q, common_.block_k);
   }
+}
+
+std::vector<UniSparseConfig::Granularity> UniSparseSelector::levels() const {
+  std::vector<UniSparseConfig::Granularity> out = config_.granularities;
+  for (auto& g : out) g.c_q = std::min<int64_t>(g.c_q, common_.block_q);
+  return out;
 }
 
 SparsePattern UniSparseSelector::estimate(const TensorView& q, const TensorView& k,
@@ -106,7 +114,8 @@ SparsePattern UniSparseSelector::estimate(const TensorView& q, const TensorView&
   const float scale = effective_scale(opts, D);
   const int nt = num_threads();
   const int64_t nqb = geo.num_q_blocks, nkb = geo.num_k_blocks;
-  const size_t levels = config_.granularities.size();
+  const std::vector<UniSparseConfig::Granularity> gran = levels();
+  const size_t nlev = gran.size();
   const bool use_max = config_.combine == UniSparseConfig::Combine::kMax;
 
   // With moments, pooled keys are rows [mean, per-dimension variance] and pooled queries rows
@@ -146,14 +155,14 @@ SparsePattern UniSparseSelector::estimate(const TensorView& q, const TensorView&
   };
 
   est::PatternBuilder builder(geo, int(shape.num_heads_q));
-  std::vector<std::vector<float>> kpool(levels), qpool(levels);
+  std::vector<std::vector<float>> kpool(nlev), qpool(nlev);
   std::vector<float> combined(static_cast<size_t>(nqb * nkb));
   int64_t staged_kv = -1;
   for (int64_t h = 0; h < shape.num_heads_q; ++h) {
     const int64_t hk = h / group;
     std::fill(combined.begin(), combined.end(), 0.0f);
-    for (size_t lv = 0; lv < levels; ++lv) {
-      const int64_t cq = config_.granularities[lv].c_q, ck = config_.granularities[lv].c_k;
+    for (size_t lv = 0; lv < nlev; ++lv) {
+      const int64_t cq = gran[lv].c_q, ck = gran[lv].c_k;
       const int64_t nkc = (Lk + ck - 1) / ck, nqc = (Lq + cq - 1) / cq;
       if (hk != staged_kv) {
         kpool[lv].resize(static_cast<size_t>(nkc * W));
@@ -178,7 +187,7 @@ SparsePattern UniSparseSelector::estimate(const TensorView& q, const TensorView&
         float* dst = &combined[size_t(qb * nkb)];
         for (int64_t kb = 0; kb < nvis; ++kb) {
           const float v = float(scores[kb] / total);
-          dst[kb] = use_max ? std::max(dst[kb], v) : dst[kb] + v / float(levels);
+          dst[kb] = use_max ? std::max(dst[kb], v) : dst[kb] + v / float(nlev);
         }
       };
       est::stride_block_scores(geo, qpool[lv].data(), nqc, cq, kpool[lv].data(), nkc, ck, 1, W,

@@ -528,14 +528,14 @@ __global__ void block_scores_kernel(StrideProblem pb, Geometry geo, int parts, i
 }
 
 // One warp per query block (kWarpBlocks per CTA, no CTA barriers), for query blocks of few rows
-// (unisparse's 64:4 level: 2 rows per block, where most of the CTA kernel's warps idle in its row
-// phase). Same values bit for bit: the rows' max and total by row_norm, each key block's sum by
-// block_share in row order, and the normaliser over the CTA kernel's partition (virtual thread
-// l + 32 w of 256 sums kb = l + 32 w + 256 n in order; each virtual warp's butterfly, then the 8
-// warp sums in warp order, as block_reduce). The warp's block sums and rows go to its own slice of
-// shared memory: [nkb], then max, 1/total, groups per row. kUnroll key blocks per lane are in
-// flight together; at 6 CTAs per SM that is 40 registers (2 blocks at 8 CTAs: 32 registers with a
-// few bytes spilled, timed the same in session 8).
+// (unisparse's coarse-query level: 1 row per block at 128:4, 2 at 64:4, where most of the CTA
+// kernel's warps idle in its row phase). Same values bit for bit: the rows' max and total by
+// row_norm, each key block's sum by block_share in row order, and the normaliser over the CTA
+// kernel's partition (virtual thread l + 32 w of 256 sums kb = l + 32 w + 256 n in order; each
+// virtual warp's butterfly, then the 8 warp sums in warp order, as block_reduce). The warp's block
+// sums and rows go to its own slice of shared memory: [nkb], then max, 1/total, groups per row.
+// kUnroll key blocks per lane are in flight together; at 6 CTAs per SM that is 40 registers (2
+// blocks at 8 CTAs: 32 registers with a few bytes spilled, timed the same in session 8).
 constexpr int kWarpBlocks = 8, kUnroll = 4;
 __global__ void __launch_bounds__(32 * kWarpBlocks, 6)
     block_scores_warp_kernel(StrideProblem pb, Geometry geo, int parts, int eb, int max_rows,
