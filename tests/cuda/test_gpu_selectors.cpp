@@ -389,6 +389,22 @@ TEST_F(GpuSelectors, TmaEpilogueVariantsEqualDefault) {
        "planted unisparse");
 }
 
+// unisparse's level shapes that both kernel-switch tests below run, inputs from seeds
+// seed .. seed + 3: the default levels (planted), f16 D 64 at an odd length without moments
+// (partial last groups), three nesting levels, and levels of 1 key (two 64-entry parts per block).
+std::vector<SelectorCase> unisparse_level_cases(uint64_t seed) {
+  return {
+      {"unisparse", {"dense_below=0"}, planted_inputs(DType::kBF16, 2, 1, 8960, 128, seed),
+       "planted default levels"},
+      {"unisparse", {"dense_below=0", "moments=false", "top_p=0.9"},
+       random_inputs(DType::kF16, 4, 2, 3001, 64, seed + 1), "random f16 d64 odd length"},
+      {"unisparse", {"dense_below=0", "granularities=64:4,16:16,8:2"},
+       planted_inputs(DType::kF16, 2, 2, 4100, 128, seed + 2), "three levels"},
+      {"unisparse", {"dense_below=0", "granularities=2:1,16", "combine=mean"},
+       random_inputs(DType::kBF16, 2, 1, 2500, 64, seed + 3), "one-key level (two parts)"},
+  };
+}
+
 // unisparse pools every nesting level in one pass per tensor (est::pool_levels, the default) or,
 // under SIEVE_UNI_POOL=levels, level by level (pool_rows, the earlier path); both compute the same
 // operations in the same order, so the patterns must be equal block for block, on the f32 (simt)
@@ -400,18 +416,10 @@ TEST_F(GpuSelectors, TmaEpilogueVariantsEqualDefault) {
 TEST_F(GpuSelectors, UniSparseFusedPoolingEqualsPerLevel) {
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
-  const std::vector<SelectorCase> cases = {
-      {"unisparse", {"dense_below=0"}, planted_inputs(DType::kBF16, 2, 1, 8960, 128, seed),
-       "planted default levels"},
-      {"unisparse", {"dense_below=0", "moments=false", "top_p=0.9"},
-       random_inputs(DType::kF16, 4, 2, 3001, 64, seed + 1), "random f16 d64 odd length"},
-      {"unisparse", {"dense_below=0", "granularities=64:4,16:16,8:2"},
-       planted_inputs(DType::kF16, 2, 2, 4100, 128, seed + 2), "three levels"},
-      {"unisparse", {"dense_below=0", "granularities=2:1,16", "combine=mean"},
-       random_inputs(DType::kBF16, 2, 1, 2500, 64, seed + 3), "one-key level (two parts)"},
-      {"unisparse", {"dense_below=0", "block_q=96", "block_k=96", "granularities=32:3,3:32"},
-       random_inputs(DType::kBF16, 2, 1, 2000, 128, seed + 6), "non-nesting levels"},
-  };
+  std::vector<SelectorCase> cases = unisparse_level_cases(seed);
+  cases.push_back({"unisparse",
+                   {"dense_below=0", "block_q=96", "block_k=96", "granularities=32:3,3:32"},
+                   random_inputs(DType::kBF16, 2, 1, 2000, 128, seed + 6), "non-nesting levels"});
   same_patterns_on_both_paths(cases, "SIEVE_UNI_POOL", {nullptr, "levels"});
 }
 
@@ -426,15 +434,8 @@ TEST_F(GpuSelectors, UniSparseFusedPoolingEqualsPerLevel) {
 TEST_F(GpuSelectors, BlockScoresWarpKernelEqualsCtaKernel) {
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
-  const std::vector<SelectorCase> cases = {
-      {"unisparse", {"dense_below=0"}, planted_inputs(DType::kBF16, 2, 1, 8960, 128, seed),
-       "planted default levels"},
-      {"unisparse", {"dense_below=0", "moments=false", "top_p=0.9"},
-       random_inputs(DType::kF16, 4, 2, 3001, 64, seed + 1), "random f16 d64 odd length"},
-      {"unisparse", {"dense_below=0", "granularities=2:1,16", "combine=mean"},
-       random_inputs(DType::kBF16, 2, 1, 2500, 64, seed + 2), "one-key level (two parts)"},
-      {"unisparse", {"dense_below=0", "granularities=64:4,16:16,8:2"},
-       planted_inputs(DType::kF16, 2, 2, 4100, 128, seed + 3), "three levels"},
+  std::vector<SelectorCase> cases = unisparse_level_cases(seed);
+  const std::vector<SelectorCase> more = {
       {"rr", {"dense_below=0"}, planted_inputs(DType::kBF16, 2, 1, 8960, 128, seed + 4),
        "rr planted"},
       {"rr", {"dense_below=0", "stride=8"}, planted_inputs(DType::kBF16, 2, 1, 8960, 128, seed + 5),
@@ -448,6 +449,7 @@ TEST_F(GpuSelectors, BlockScoresWarpKernelEqualsCtaKernel) {
       {"unisparse", {"dense_below=0", "block_q=64", "block_k=64"},
        random_inputs(DType::kBF16, 1, 1, 66000, 64, seed + 9), "1032 key blocks"},
   };
+  cases.insert(cases.end(), more.begin(), more.end());
   same_patterns_on_both_paths(cases, "SIEVE_BLOCK_SCORES", {"cta", "warp"});
 }
 
