@@ -6,6 +6,7 @@
 #include "sieve/core/error.h"
 
 #include <charconv>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -27,8 +28,8 @@ inline double arg_double(std::string_view flag, std::string_view text) {
   const std::string s(text);
   char* end = nullptr;
   const double v = s.empty() ? 0.0 : std::strtod(s.c_str(), &end);
-  SIEVE_CHECK(!s.empty() && end == s.c_str() + s.size(), "{} needs a number, got '{}'", flag,
-              text);
+  SIEVE_CHECK(!s.empty() && end == s.c_str() + s.size() && std::isfinite(v),
+              "{} needs a finite number, got '{}'", flag, text);
   return v;
 }
 
