@@ -8,7 +8,8 @@
 //                        [--profile 1] [--cpu-compare 32768] [--exec-families wgmma,fa3]
 //
 // A method may carry settings after '@' ("rr@stride=16@outliers=1": make_selector("rr",
-// {"stride=16", "outliers=1"})), so one run times a selector at its defaults and at other settings
+// {"stride=16", "outliers=1"})); --methods splits on commas, so a value that needs one writes '+'
+// instead ("unisparse@granularities=128:4+32:16"). So one run times a selector at its defaults and at other settings
 // without changing any default. --profile 1 prints each GPU selector's per-stage times once
 // (SIEVE_GPU_SELECT_PROFILE, CUDA events between its stages) after its timed calls; --cpu-compare L
 // runs the CPU selector of every GPU-run method up to length L and prints how many rows of the
@@ -261,11 +262,15 @@ int64_t differing_rows(const sieve::attention::SparsePattern& a, const sieve::at
   return n;
 }
 
-// "name@key=value@key=value" -> the selector with those settings applied.
+// "name@key=value@key=value" -> the selector with those settings applied; '+' in a value stands
+// for the comma that the --methods list cannot hold.
 std::unique_ptr<sieve::attention::PatternSelector> selector_from_spec(const std::string& spec) {
   std::vector<std::string> parts;
   std::stringstream ss(spec);
-  for (std::string t; std::getline(ss, t, '@');) parts.push_back(t);
+  for (std::string t; std::getline(ss, t, '@');) {
+    std::replace(t.begin(), t.end(), '+', ',');
+    parts.push_back(t);
+  }
   const std::string name = parts.front();
   parts.erase(parts.begin());
   return sieve::attention::make_selector(name, parts);

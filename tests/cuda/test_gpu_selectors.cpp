@@ -408,7 +408,7 @@ std::vector<SelectorCase> unisparse_level_cases(uint64_t seed) {
 // unisparse pools every nesting level in one pass per tensor (est::pool_levels, the default) or,
 // under SIEVE_UNI_POOL=levels, level by level (pool_rows, the earlier path); both compute the same
 // operations in the same order, so the patterns must be equal block for block, on the f32 (simt)
-// and the bf16 (wgmma-tma) representatives. Cases: the default levels (128:4 and 16:16, moments),
+// and the bf16 (wgmma-tma) representatives. Cases: the default levels (128:4 and 64:16, moments),
 // D 64 f16 at an odd length without moments (partial last groups), three nesting levels, levels
 // of 1 key (two 64-entry parts per block), and levels that do not nest at 96-token blocks (both
 // runs pool level by level there: the fallback). The default path against the CPU is

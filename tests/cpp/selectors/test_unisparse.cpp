@@ -48,10 +48,10 @@ TEST(UniSparseSelector, QueryFactorAboveBlockPoolsWholeBlocks) {
     EXPECT_EQ(pa.block_indices, pb.block_indices);
   };
   same({"dense_below=0", "block_q=64", "block_k=64"},
-       {"dense_below=0", "block_q=64", "block_k=64", "granularities=64:4,16"});
+       {"dense_below=0", "block_q=64", "block_k=64", "granularities=64:4,64:16"});
   same({"dense_below=0", "granularities=256:4"}, {"dense_below=0", "granularities=128:4"});
   auto s = make("unisparse", {"block_q=64", "block_k=64"});
-  EXPECT_EQ(s->settings().at("granularities"), "128:4,16");
+  EXPECT_EQ(s->settings().at("granularities"), "128:4,64:16");
   const auto g = static_cast<const UniSparseSelector&>(*s).levels();
   ASSERT_EQ(g.size(), 2u);
   EXPECT_EQ(g[0].c_q, 64);

@@ -24,10 +24,12 @@ struct UniSparseConfig {
   /// costs ~1/(c_q c_k) of the dense QK^T product. A pooled query never spans two query blocks:
   /// c_q above block_q pools whole query blocks (UniSparseSelector::levels()).
   /// Default: 128:4 (one composite query per 128-row block against fine 4-token key groups, so
-  /// single-token stripes survive; 64:4 where block_q is 64) and 16:16 (stride-level detail
-  /// near the diagonal). 128:4 replaced 64:4 in session 9: the same recall and density on the
-  /// planted suite and the real dumps at half that level's cost (docs/methods).
-  std::vector<Granularity> granularities = {{128, 4}, {16, 16}};
+  /// single-token stripes survive; 64:4 where block_q is 64) and 64:16 (two composite queries
+  /// per block against 16-token key groups: finer query detail than 128:4 at a quarter of its
+  /// cost). 128:4 replaced 64:4 in session 9 and 64:16 replaced 16:16 in session 10, each at
+  /// the same recall and density on the planted suite and the real dumps and at a lower cost
+  /// (docs/methods/attention-selectors.md).
+  std::vector<Granularity> granularities = {{128, 4}, {64, 16}};
   /// Block Top-p threshold in (0, 1].
   double top_p = 0.97;
   /// How per-granularity block maps are combined: kMax keeps a block that any granularity

@@ -825,7 +825,8 @@ cudaError_t launch_fused_tma_sm90(const StrideProblem& pb, int W, int W2, int GN
                                 int64_t(R - 1) * pb.units / 16, sets, set_stride)))
     return cudaErrorInvalidValue;  // no encoder, or a map the driver rejects: reported, no fallback
   PpOptions opt;  // the ping-pong defaults (issue turns, 8 tiles per CTA)
-  opt.pingpong = knob("SIEVE_STATS_PINGPONG", opt.pingpong, 0, 1);  // A/B knob, same values
+  opt.pingpong = knob("SIEVE_STATS_PINGPONG", opt.pingpong, 0, 1);  // A/B knobs, same values
+  opt.tiles_per_cta = knob("SIEVE_STATS_TILES", opt.tiles_per_cta, 1, 64);
   // Epilogue variant (A/B knob, same values): SIEVE_STATS_EPI=lean (default) | plain.
   const int epi = epi_variant_from_env();
   if (W == 256 && W2 == 128)
