@@ -8,7 +8,9 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -54,6 +56,24 @@ inline std::vector<double> arg_double_list(std::string_view flag, std::string_vi
 inline std::vector<std::string> arg_string_list(std::string_view text) {
   return arg_list<std::string>({}, text,
                                [](std::string_view, std::string_view s) { return std::string(s); });
+}
+
+/// Calls handler(flag, value) for each "--flag value" pair of argv (the handler throws on a flag
+/// it does not know or a value it cannot use). Returns 0, or, when a flag lacks its value or the
+/// handler throws, prints "<program>: <error>" as one line on stderr and returns 2.
+template <class Handler>
+int parse_options(const char* program, int argc, char** argv, Handler&& handler) {
+  try {
+    for (int i = 1; i < argc; i += 2) {
+      const std::string flag = argv[i];
+      SIEVE_CHECK(i + 1 < argc, "{} needs a value", flag);
+      handler(flag, std::string(argv[i + 1]));
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", program, e.what());
+    return 2;
+  }
+  return 0;
 }
 
 }  // namespace sieve::bench

@@ -12,7 +12,6 @@
 // Times are the best of --repeat runs.
 #include <cstdio>
 #include <cstdlib>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -56,24 +55,18 @@ int main(int argc, char** argv) {
   int repeat = 3, threads = 0;
   using sieve::bench::arg_int;
   using sieve::bench::arg_int_list;
-  try {
-    for (int i = 1; i < argc; i += 2) {
-      const std::string a = argv[i];
-      SIEVE_CHECK(i + 1 < argc, "{} needs a value", a);
-      const std::string v = argv[i + 1];
-      if (a == "--lengths") lengths = arg_int_list(a, v);
-      else if (a == "--strides") strides = arg_int_list(a, v);
-      else if (a == "--heads") heads = arg_int(a, v);
-      else if (a == "--kv-heads") kv_heads = arg_int(a, v);
-      else if (a == "--rr-length") rr_length = arg_int(a, v);
-      else if (a == "--repeat") repeat = int(arg_int(a, v));
-      else if (a == "--threads") threads = int(arg_int(a, v));
-      else SIEVE_FAIL("unknown option {}", a);
-    }
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "bench_selectors: %s\n", e.what());
-    return 2;
-  }
+  const int rc = sieve::bench::parse_options(
+      "bench_selectors", argc, argv, [&](const std::string& a, const std::string& v) {
+        if (a == "--lengths") lengths = arg_int_list(a, v);
+        else if (a == "--strides") strides = arg_int_list(a, v);
+        else if (a == "--heads") heads = arg_int(a, v);
+        else if (a == "--kv-heads") kv_heads = arg_int(a, v);
+        else if (a == "--rr-length") rr_length = arg_int(a, v);
+        else if (a == "--repeat") repeat = int(arg_int(a, v));
+        else if (a == "--threads") threads = int(arg_int(a, v));
+        else SIEVE_FAIL("unknown option {}", a);
+      });
+  if (rc != 0) return rc;
   set_num_threads(threads);
   const AttentionOptions opts;
   std::printf("bench_selectors: bf16, D=128, Hq=%lld, Hkv=%lld, %d threads, executor isa %s, best of %d\n\n",

@@ -262,8 +262,8 @@ int64_t differing_rows(const sieve::attention::SparsePattern& a, const sieve::at
   return n;
 }
 
-// "name@key=value@key=value" -> the selector with those settings applied; '+' in a value stands
-// for the comma that the --methods list cannot hold.
+// "name@key=value@key=value" -> the selector with those settings applied; every '+' stands for
+// the comma that the --methods list cannot hold (so write numbers without '+': 1000, not 1e+3).
 std::unique_ptr<sieve::attention::PatternSelector> selector_from_spec(const std::string& spec) {
   std::vector<std::string> parts;
   std::stringstream ss(spec);
@@ -409,33 +409,27 @@ int main(int argc, char** argv) {
   using sieve::bench::arg_int;
   using sieve::bench::arg_int_list;
   using sieve::bench::arg_string_list;
-  try {
-    for (int i = 1; i < argc; i += 2) {
-      const std::string a = argv[i];
-      SIEVE_CHECK(i + 1 < argc, "{} needs a value", a);
-      const std::string v = argv[i + 1];
-      if (a == "--csv") csv = v;
-      else if (a == "--dense") dense = arg_int_list(a, v);
-      else if (a == "--sparse") sparse = arg_int_list(a, v);
-      else if (a == "--variants") variants = arg_int_list(a, v);
-      else if (a == "--e2e") e2e = arg_int_list(a, v);
-      else if (a == "--methods") methods = arg_string_list(v);
-      else if (a == "--densities") densities = arg_double_list(a, v);
-      else if (a == "--estimates") estimates = arg_string_list(v);
-      else if (a == "--families") g_families = arg_string_list(v);
-      else if (a == "--cpu-select-max") cpu_max = arg_int(a, v);
-      else if (a == "--profile") g_profile = v != "0";
-      else if (a == "--cpu-compare") g_cpu_compare = arg_int(a, v);
-      else if (a == "--exec-families") {
-        for (std::string& f : arg_string_list(v)) g_exec_families.push_back(std::move(f));
-      } else if (a == "--heads") s.hq = arg_int(a, v);
-      else if (a == "--kv-heads") s.hkv = arg_int(a, v);
-      else SIEVE_FAIL("unknown argument {}", a);
-    }
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "bench_attention_cuda: %s\n", e.what());
-    return 2;
-  }
+  const int rc = sieve::bench::parse_options(
+      "bench_attention_cuda", argc, argv, [&](const std::string& a, const std::string& v) {
+        if (a == "--csv") csv = v;
+        else if (a == "--dense") dense = arg_int_list(a, v);
+        else if (a == "--sparse") sparse = arg_int_list(a, v);
+        else if (a == "--variants") variants = arg_int_list(a, v);
+        else if (a == "--e2e") e2e = arg_int_list(a, v);
+        else if (a == "--methods") methods = arg_string_list(v);
+        else if (a == "--densities") densities = arg_double_list(a, v);
+        else if (a == "--estimates") estimates = arg_string_list(v);
+        else if (a == "--families") g_families = arg_string_list(v);
+        else if (a == "--cpu-select-max") cpu_max = arg_int(a, v);
+        else if (a == "--profile") g_profile = v != "0";
+        else if (a == "--cpu-compare") g_cpu_compare = arg_int(a, v);
+        else if (a == "--exec-families") {
+          for (std::string& f : arg_string_list(v)) g_exec_families.push_back(std::move(f));
+        } else if (a == "--heads") s.hq = arg_int(a, v);
+        else if (a == "--kv-heads") s.hkv = arg_int(a, v);
+        else SIEVE_FAIL("unknown argument {}", a);
+      });
+  if (rc != 0) return rc;
   try {
     if (cu::device_count() == 0) {
       std::fprintf(stderr, "bench_attention_cuda: no CUDA device\n");
