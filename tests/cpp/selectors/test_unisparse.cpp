@@ -38,8 +38,8 @@ TEST(UniSparseSelector, GranularitySettings) {
   EXPECT_EQ(g[2].c_k, 1);
 }
 
-// c_q above block_q pools whole query blocks: the default 128:4,16 at 64-row blocks estimates as
-// 64:4,16, and at 128-row blocks 256:4 as 128:4 (settings keep what was written).
+// c_q above block_q pools whole query blocks: the default 128:4,64:16 at 64-row blocks estimates
+// as 64:4,64:16, and at 128-row blocks 256:4 as 128:4 (settings keep what was written).
 TEST(UniSparseSelector, QueryFactorAboveBlockPoolsWholeBlocks) {
   const Workload& w = shared_workload(1024);
   const auto same = [&](const std::vector<std::string>& a, const std::vector<std::string>& b) {
