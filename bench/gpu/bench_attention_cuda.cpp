@@ -6,6 +6,7 @@
 //                        [--e2e 8192,131072] [--methods rr,unisparse,streaming,sample]
 //                        [--estimates wgmma-pp,wgmma-tma] [--families mma,auto] [--cpu-select-max 131072]
 //                        [--profile 1] [--cpu-compare 32768] [--exec-families wgmma,fa3]
+//                        [--e2e-order grouped|interleaved]
 //
 // A method may carry settings after '@' ("rr@stride=16@outliers=1": make_selector("rr",
 // {"stride=16", "outliers=1"})); --methods splits on commas, so a value that needs one writes '+'
@@ -17,13 +18,16 @@
 // pattern's executor once more per listed kernel family (rows "e2e_exec", impl "method@family";
 // a family that cannot run the pattern is skipped).
 // Shape: 32 query heads, 8 KV heads, head dim 128, bf16, causal (the anchors of DESIGN.md). Times are
-// CUDA-event medians after warm-up. Sparse masks follow the rule shared with bench_attention.py
+// CUDA-event medians after warm-up; the end-to-end rows time each method's selector after a warm-up
+// of at least 25 ms (the selector's own steady state), or with --e2e-order interleaved in rounds
+// that visit every method once each (see bench_e2e). Sparse masks follow the rule shared with bench_attention.py
 // (keep_block below): each causal 128x128 block kept with probability `density` by a fixed integer
 // hash, plus the diagonal and key block 0, so FlexAttention gets the identical block mask.
 #include "sieve/attention/cuda/api.h"
 #include "sieve/attention/cuda/check.h"
 #include "sieve/attention/cuda/device_tensor.h"
 #include "sieve/attention/cuda/flash_params.h"
+#include "sieve/attention/cuda/host_run.h"
 #include "sieve/attention/cuda/selectors.h"
 #include "sieve/attention/selector.h"
 #include "sieve/attention/sparse_pattern.h"
@@ -64,26 +68,17 @@ cu::DeviceTensor random_device(int64_t h, int64_t l, int64_t d, uint64_t seed, f
 
 // ---- timing ---------------------------------------------------------------------------------------
 
+double median_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
 double median_ms(const std::function<void()>& fn, int warm, int iters) {
   for (int i = 0; i < warm; ++i) fn();
   SIEVE_CUDA_CHECK(cudaDeviceSynchronize());
   std::vector<double> ts;
-  cudaEvent_t a, b;
-  SIEVE_CUDA_CHECK(cudaEventCreate(&a));
-  SIEVE_CUDA_CHECK(cudaEventCreate(&b));
-  for (int i = 0; i < iters; ++i) {
-    SIEVE_CUDA_CHECK(cudaEventRecord(a));
-    fn();
-    SIEVE_CUDA_CHECK(cudaEventRecord(b));
-    SIEVE_CUDA_CHECK(cudaEventSynchronize(b));
-    float ms = 0;
-    SIEVE_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
-    ts.push_back(ms);
-  }
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  std::sort(ts.begin(), ts.end());
-  return ts[ts.size() / 2];
+  for (int i = 0; i < iters; ++i) ts.push_back(cu::event_ms(fn));
+  return median_of(std::move(ts));
 }
 int iters_for(int64_t l) { return l >= 131072 ? 3 : l >= 65536 ? 5 : 10; }
 
@@ -251,6 +246,7 @@ void bench_variants(const Shape& s, const std::vector<int64_t>& lens) {
 bool g_profile = false;      // --profile
 int64_t g_cpu_compare = 0;   // --cpu-compare L: GPU vs CPU pattern of rr / unisparse up to length L
 std::vector<std::string> g_exec_families;  // --exec-families
+bool g_e2e_interleaved = false;             // --e2e-order interleaved
 
 // Rows (head, query block) whose block lists differ between two patterns of equal shape.
 int64_t differing_rows(const sieve::attention::SparsePattern& a, const sieve::attention::SparsePattern& b) {
@@ -276,6 +272,16 @@ std::unique_ptr<sieve::attention::PatternSelector> selector_from_spec(const std:
   return sieve::attention::make_selector(name, parts);
 }
 
+// One end-to-end row: a method (with its estimate path for rr / unisparse), where it selects, and
+// the per-round times of its selector and executor.
+struct E2eRun {
+  std::string spec, impl, path;
+  bool on_gpu = true;
+  std::unique_ptr<sieve::attention::PatternSelector> sel;
+  cu::DevicePattern dp;
+  std::vector<double> sel_ms, exec_ms;
+};
+
 void bench_e2e(const Shape& s, const std::vector<int64_t>& lens, const std::vector<std::string>& methods,
                const std::vector<std::string>& estimates, int64_t cpu_max) {
   for (int64_t l : lens) {
@@ -299,96 +305,171 @@ void bench_e2e(const Shape& s, const std::vector<int64_t>& lens, const std::vect
     emit({"e2e", "sieve_dense", l, 1.0, dense_ms, flops / dense_ms * 1e-9, "our dense kernel (planted input)"});
     const int64_t stride = std::max<int64_t>(1, l / 32);
     const std::string saved = cu::estimate_path();
+    const auto exec = [&](const cu::DevicePattern& dp) {
+      cu::block_sparse_attention(q, k, v, dp.view(), out, o);
+    };
+
+    // Which rows this length has: a GPU-selected method once per estimate path (rr and
+    // unisparse), a method without a GPU port on the CPU (up to cpu_max).
+    std::vector<E2eRun> runs;
     for (const std::string& m : methods) {
-      auto sel = selector_from_spec(m);
-      const auto finish = [&](const std::string& impl, const cu::DevicePattern& dp, double sel_ms, const char* where) {
-        const double exec_ms =
-            median_ms([&] { cu::block_sparse_attention(q, k, v, dp.view(), out, o); }, 1, iters_for(l));
-        const sieve::attention::SparsePattern pat = dp.download();
-        const cu::DeviceRecall rec = cu::pattern_recall(q, k, dp.view(), o, stride);
-        char note[320];
-        std::snprintf(note, sizeof note,
-                      "select=%.3f ms (%.2f%% of dense) exec=%.3f ms recall_mean=%.4f recall_min=%.4f "
-                      "token_rows=%ld selector_on=%s",
-                      sel_ms, 100.0 * sel_ms / dense_ms, exec_ms, rec.mean, rec.min, long(rec.rows), where);
-        emit({"e2e", impl, l, pat.block_density(), sel_ms + exec_ms, flops / (sel_ms + exec_ms) * 1e-9, note});
-        // Up to 32K the families' outputs are also compared with the auto run's (max |difference|).
-        const bool compare = !g_exec_families.empty() && l <= 32768;
-        const sieve::Tensor ref = compare ? out.to_host() : sieve::Tensor();
-        for (const std::string& fam : g_exec_families) {
-          cu::set_kernel_preference(fam);
-          try {
-            const char* kernel =
-                cu::kernel_info(DType::kBF16, s.d, dp.view().block_k, pat.has_columns()).name;
-            const double ms =
-                median_ms([&] { cu::block_sparse_attention(q, k, v, dp.view(), out, o); }, 1, iters_for(l));
-            double diff = -1;
-            if (compare) {
-              const sieve::Tensor got = out.to_host();
-              diff = 0;
-              for (int64_t i = 0; i < got.numel(); ++i)
-                diff = std::max<double>(diff, std::fabs(sieve::bf16_to_f32(got.data_as<sieve::BF16>()[i]) -
-                                                        sieve::bf16_to_f32(ref.data_as<sieve::BF16>()[i])));
-            }
-            char fnote[200];
-            std::snprintf(fnote, sizeof fnote, "executor only, kernel %s%s; max|out - auto's| %s%.3g",
-                          kernel, pat.has_columns() ? ", token columns" : "",
-                          compare ? "" : "(not compared) ", diff);
-            emit({"e2e_exec", impl + "@" + fam, l, pat.block_density(), ms, flops / ms * 1e-9, fnote});
-          } catch (const sieve::Error& e) {
-            std::printf("e2e_exec %s@%s skipped: %s\n", impl.c_str(), fam.c_str(), e.what());
-          }
-          cu::set_kernel_preference("auto");
-        }
-      };
-      if (!cu::has_device_selector(*sel)) {
+      auto probe = selector_from_spec(m);
+      if (!cu::has_device_selector(*probe)) {
+        E2eRun r;
+        r.spec = m;
+        r.impl = m + "[cpu]";
+        r.on_gpu = false;
+        r.sel = std::move(probe);
+        runs.push_back(std::move(r));
+        continue;
+      }
+      const bool two_paths = probe->name() == "rr" || probe->name() == "unisparse";
+      for (const std::string& path : two_paths ? estimates : std::vector<std::string>{saved}) {
+        E2eRun r;
+        r.spec = m;
+        r.impl = two_paths ? m + "[" + path + "]" : m;
+        r.path = path;
+        r.sel = selector_from_spec(m);
+        runs.push_back(std::move(r));
+      }
+    }
+
+    // Each method is timed in rounds of one selector call and one executor call, medians over
+    // the rounds. Default (grouped): all rounds of one method, then the next, each after a
+    // warm-up of at least 2 calls and 25 ms, so the selector is timed in its own steady state.
+    // The H200 runs the dense reference and the executors at its 700 W power limit (SM clock
+    // 1470-1850 MHz against 1980 MHz idle, nvidia-smi dmon): with one warm-up call, the first
+    // method after the dense reference read up to 35 % slower at 128K (rr 11.3 against 8.2 ms in
+    // one run; docs/results/gpu-attention.md, session 11). --e2e-order interleaved times the
+    // methods in turn within each round instead, so every selector call follows another
+    // method's executor, as it would follow the previous layer's work in a model.
+    const auto warm = [&](E2eRun& r, bool long_warm) {
+      cu::set_estimate_path(r.path);
+      sieve::Timer t;
+      for (int i = 0; i < (long_warm ? 2 : 1) || (long_warm && t.ms() < 25.0); ++i) {
+        cu::DevicePattern fresh = cu::select_on_device(*r.sel, q, k, o);
+        SIEVE_CUDA_CHECK(cudaStreamSynchronize(nullptr));
+        r.dp = std::move(fresh);
+      }
+      exec(r.dp);
+      SIEVE_CUDA_CHECK(cudaDeviceSynchronize());
+    };
+    const auto time_once = [&](E2eRun& r) {
+      cu::set_estimate_path(r.path);
+      // The new pattern replaces the old one only after the timed region.
+      cu::DevicePattern fresh;
+      r.sel_ms.push_back(cu::event_ms([&] { fresh = cu::select_on_device(*r.sel, q, k, o); }));
+      r.dp = std::move(fresh);
+      r.exec_ms.push_back(cu::event_ms([&] { exec(r.dp); }));
+    };
+    const int rounds = iters_for(l);
+    if (!g_e2e_interleaved) {
+      for (E2eRun& r : runs) {
+        if (!r.on_gpu) continue;
+        warm(r, true);
+        for (int round = 0; round < rounds; ++round) time_once(r);
+      }
+    } else {
+      for (E2eRun& r : runs)
+        if (r.on_gpu) warm(r, false);
+      for (int round = 0; round < rounds; ++round)
+        for (E2eRun& r : runs)
+          if (r.on_gpu) time_once(r);
+    }
+    cu::set_estimate_path(saved);
+
+    for (E2eRun& r : runs) {
+      double sel_ms = 0, exec_ms = 0;
+      const char* where = "gpu";
+      if (!r.on_gpu) {
         if (l > cpu_max) {
-          emit({"e2e", m + "[cpu]", l, 0.0, 0.0, 0.0, "no GPU port; CPU selection skipped above --cpu-select-max"});
+          emit({"e2e", r.impl, l, 0.0, 0.0, 0.0, "no GPU port; CPU selection skipped above --cpu-select-max"});
           continue;
         }
         sieve::Timer t;
-        const sieve::attention::SparsePattern hp = sel->select(w.q, w.k, o);
-        const double sel_ms = t.seconds() * 1e3;
-        finish(m + "[cpu]", cu::DevicePattern::upload(hp), sel_ms, "cpu");
-        continue;
-      }
-      const bool two_paths = sel->name() == "rr" || sel->name() == "unisparse";
-      for (const std::string& path : two_paths ? estimates : std::vector<std::string>{saved}) {
-        cu::set_estimate_path(path);
-        // Patterns of the timed calls stay alive until after the timing: freeing one (cudaFree
-        // synchronises the device) would otherwise land inside the next call's timed region.
-        std::vector<cu::DevicePattern> kept;
-        kept.reserve(size_t(iters_for(l)) + 1);
-        const double sel_ms =
-            median_ms([&] { kept.push_back(cu::select_on_device(*sel, q, k, o)); }, 1, iters_for(l));
-        cu::DevicePattern dp = std::move(kept.back());
-        kept.clear();
+        const sieve::attention::SparsePattern hp = r.sel->select(w.q, w.k, o);
+        sel_ms = t.seconds() * 1e3;
+        r.dp = cu::DevicePattern::upload(hp);
+        exec_ms = median_ms([&] { exec(r.dp); }, 1, iters_for(l));
+        where = "cpu";
+      } else {
+        sel_ms = median_of(r.sel_ms);
+        exec_ms = median_of(r.exec_ms);
+        cu::set_estimate_path(r.path);
         if (g_profile) {
-          setenv("SIEVE_GPU_SELECT_PROFILE", "1", 1);  // NOLINT(concurrency-mt-unsafe)
-          std::fprintf(stderr, "profile %s[%s] L=%ld: ", m.c_str(), path.c_str(), long(l));
-          (void)cu::select_on_device(*sel, q, k, o);
+          {  // host time of one call with host stamps only (no events, no synchronisation)
+            setenv("SIEVE_GPU_SELECT_PROFILE", "host", 1);  // NOLINT(concurrency-mt-unsafe)
+            SIEVE_CUDA_CHECK(cudaDeviceSynchronize());
+            sieve::Timer host;
+            double us = 0;
+            {
+              const cu::DevicePattern p = cu::select_on_device(*r.sel, q, k, o);
+              us = host.seconds() * 1e6;
+            }
+            const double with_release = host.seconds() * 1e6;
+            SIEVE_CUDA_CHECK(cudaDeviceSynchronize());
+            std::fprintf(stderr, "profile %s L=%ld: host time of one call %.1f us (%.1f with the pattern's release)\n",
+                         r.impl.c_str(), long(l), us, with_release);
+            setenv("SIEVE_GPU_SELECT_PROFILE", "1", 1);  // NOLINT(concurrency-mt-unsafe)
+          }
+          std::fprintf(stderr, "profile %s L=%ld: ", r.impl.c_str(), long(l));
+          (void)cu::select_on_device(*r.sel, q, k, o);
           SIEVE_CUDA_CHECK(cudaDeviceSynchronize());
           unsetenv("SIEVE_GPU_SELECT_PROFILE");  // NOLINT(concurrency-mt-unsafe)
         }
         if (l <= g_cpu_compare) {  // agreement with the CPU selector at this size
           sieve::Timer t;
-          const sieve::attention::SparsePattern hp = sel->select(w.q, w.k, o);
+          const sieve::attention::SparsePattern hp = r.sel->select(w.q, w.k, o);
           const double cpu_s = t.seconds();
-          const sieve::attention::SparsePattern gp = dp.download();
+          const sieve::attention::SparsePattern gp = r.dp.download();
           const bool same_shape = hp.block_indptr.size() == gp.block_indptr.size();
           const cu::DevicePattern hd = cu::DevicePattern::upload(hp);
           const cu::DeviceRecall rc = cu::pattern_recall(q, k, hd.view(), o, stride);
-          const cu::DeviceRecall rg = cu::pattern_recall(q, k, dp.view(), o, stride);
-          std::printf("cpu-compare %s[%s] L=%ld: %ld/%ld rows differ, density cpu %.4f gpu %.4f, recall_mean cpu "
+          const cu::DeviceRecall rg = cu::pattern_recall(q, k, r.dp.view(), o, stride);
+          std::printf("cpu-compare %s L=%ld: %ld/%ld rows differ, density cpu %.4f gpu %.4f, recall_mean cpu "
                       "%.4f gpu %.4f (cpu select %.1f s)\n",
-                      m.c_str(), path.c_str(), long(l), same_shape ? long(differing_rows(hp, gp)) : -1L,
+                      r.impl.c_str(), long(l), same_shape ? long(differing_rows(hp, gp)) : -1L,
                       long(hp.block_indptr.size()) - 1, hp.block_density(), gp.block_density(), rc.mean, rg.mean,
                       cpu_s);
           std::fflush(stdout);
         }
-        finish(two_paths ? m + "[" + path + "]" : m, dp, sel_ms, "gpu");
+        cu::set_estimate_path(saved);
       }
-      cu::set_estimate_path(saved);
+      exec(r.dp);  // `out` holds this pattern's output for the families' comparison
+      const sieve::attention::SparsePattern pat = r.dp.download();
+      const cu::DeviceRecall rec = cu::pattern_recall(q, k, r.dp.view(), o, stride);
+      char note[320];
+      std::snprintf(note, sizeof note,
+                    "select=%.3f ms (%.2f%% of dense) exec=%.3f ms recall_mean=%.4f recall_min=%.4f "
+                    "token_rows=%ld selector_on=%s",
+                    sel_ms, 100.0 * sel_ms / dense_ms, exec_ms, rec.mean, rec.min, long(rec.rows), where);
+      emit({"e2e", r.impl, l, pat.block_density(), sel_ms + exec_ms, flops / (sel_ms + exec_ms) * 1e-9, note});
+      // Up to 32K the families' outputs are also compared with the auto run's (max |difference|).
+      const bool compare = !g_exec_families.empty() && l <= 32768;
+      const sieve::Tensor ref = compare ? out.to_host() : sieve::Tensor();
+      for (const std::string& fam : g_exec_families) {
+        cu::set_kernel_preference(fam);
+        try {
+          const char* kernel = cu::kernel_info(DType::kBF16, s.d, r.dp.view().block_k, pat.has_columns()).name;
+          const double ms = median_ms([&] { exec(r.dp); }, 1, iters_for(l));
+          double diff = -1;
+          if (compare) {
+            const sieve::Tensor got = out.to_host();
+            diff = 0;
+            for (int64_t i = 0; i < got.numel(); ++i)
+              diff = std::max<double>(diff, std::fabs(sieve::bf16_to_f32(got.data_as<sieve::BF16>()[i]) -
+                                                      sieve::bf16_to_f32(ref.data_as<sieve::BF16>()[i])));
+          }
+          char fnote[200];
+          std::snprintf(fnote, sizeof fnote, "executor only, kernel %s%s; max|out - auto's| %s%.3g", kernel,
+                        pat.has_columns() ? ", token columns" : "", compare ? "" : "(not compared) ", diff);
+          emit({"e2e_exec", r.impl + "@" + fam, l, pat.block_density(), ms, flops / ms * 1e-9, fnote});
+        } catch (const sieve::Error& e) {
+          std::printf("e2e_exec %s@%s skipped: %s\n", r.impl.c_str(), fam.c_str(), e.what());
+        }
+        cu::set_kernel_preference("auto");
+      }
+      r.dp = cu::DevicePattern();  // free before the next row's work
     }
   }
 }
@@ -423,6 +504,10 @@ int main(int argc, char** argv) {
         else if (a == "--cpu-select-max") cpu_max = arg_int(a, v);
         else if (a == "--profile") g_profile = v != "0";
         else if (a == "--cpu-compare") g_cpu_compare = arg_int(a, v);
+        else if (a == "--e2e-order") {
+          SIEVE_CHECK(v == "interleaved" || v == "grouped", "--e2e-order takes grouped or interleaved, got '{}'", v);
+          g_e2e_interleaved = v == "interleaved";
+        }
         else if (a == "--exec-families") {
           for (std::string& f : arg_string_list(v)) g_exec_families.push_back(std::move(f));
         } else if (a == "--heads") s.hq = arg_int(a, v);

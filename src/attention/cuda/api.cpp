@@ -265,7 +265,8 @@ int64_t round_up(int64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
 }  // namespace
 
-DevicePattern DevicePattern::allocate(const DevicePatternView& header, int64_t nnz, int64_t num_columns) {
+DevicePattern DevicePattern::allocate(const DevicePatternView& header, int64_t nnz, int64_t num_columns,
+                                      Stream stream) {
   SIEVE_CHECK(header.num_heads > 0 && header.block_q > 0 && header.block_k > 0 && header.seq_len_q >= 0,
               "DevicePattern::allocate: bad header");
   DevicePattern d;
@@ -274,9 +275,14 @@ DevicePattern DevicePattern::allocate(const DevicePatternView& header, int64_t n
   const int64_t b2 = b1 + round_up(std::max<int64_t>(nnz, 1) * 4);
   const int64_t b3 = b2 + (num_columns >= 0 ? round_up((header.num_heads + 1) * 4) : 0);
   const int64_t total = b3 + (num_columns >= 0 ? round_up(std::max<int64_t>(num_columns, 1) * 4) : 0);
+  // Stream-ordered, from the device's default pool: cudaMalloc / cudaFree would synchronise the
+  // device, which made every GPU selector call wait on the host for its own kernels before the CSR
+  // assembly could be launched (docs/results/gpu-attention.md, session 11). The free is ordered on
+  // the same stream (see the contract in api.h).
   void* mem = nullptr;
-  SIEVE_CUDA_CHECK(cudaMalloc(&mem, size_t(total)));
-  d.storage_ = std::shared_ptr<void>(mem, [](void* m) { cudaFree(m); });
+  const auto s = static_cast<cudaStream_t>(stream);
+  SIEVE_CUDA_CHECK(cudaMallocAsync(&mem, size_t(total), s));
+  d.storage_ = std::shared_ptr<void>(mem, [s](void* m) { (void)cudaFreeAsync(m, s); });
   char* base = static_cast<char*>(mem);
   d.view_ = header;
   d.view_.block_indptr = reinterpret_cast<const int32_t*>(base);
@@ -305,7 +311,7 @@ DevicePattern DevicePattern::upload(const SparsePattern& pat, Stream stream) {
   h.causal = pat.causal;
   h.band = pat.band;
   DevicePattern d = allocate(h, int64_t(pat.block_indices.size()),
-                             pat.has_columns() ? int64_t(pat.columns.size()) : -1);
+                             pat.has_columns() ? int64_t(pat.columns.size()) : -1, stream);
   const DevicePatternView& v = d.view_;
   auto copy = [&](const int32_t* dst, const std::vector<int32_t>& src) {
     if (src.empty()) return;

@@ -12,10 +12,13 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace sieve::attention::cuda {
@@ -24,15 +27,20 @@ namespace sieve::attention::cuda {
 // at every synchronisation (the default threshold 0), so repeated selector calls reuse their
 // scratch instead of mapping it again.
 inline void keep_pool_memory() {
+  // Once per device and process (each runtime call costs the host ~1 us per selector call).
+  static std::atomic<uint64_t> done{0};
   int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return;
+  if (dev < 64 && (done.load(std::memory_order_relaxed) >> dev) & 1u) return;
   cudaMemPool_t pool = nullptr;
-  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetDefaultMemPool(&pool, dev) != cudaSuccess)
-    return;
+  if (cudaDeviceGetDefaultMemPool(&pool, dev) != cudaSuccess) return;
   uint64_t thr = 0;
   if (cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &thr) != cudaSuccess) return;
-  if (thr >= (uint64_t(4) << 30)) return;
-  thr = uint64_t(4) << 30;
-  (void)cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &thr);
+  if (thr < (uint64_t(4) << 30)) {
+    thr = uint64_t(4) << 30;
+    if (cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &thr) != cudaSuccess) return;
+  }
+  if (dev < 64) done.fetch_or(uint64_t(1) << dev, std::memory_order_relaxed);
 }
 
 // Stream-ordered scratch allocations, released (stream-ordered) when the object goes away. Every
@@ -78,7 +86,8 @@ inline est::Geometry geometry(const AttentionShape& s, const SelectorCommon& c, 
 // A pattern of query heads with room for every row's blocks (rows x nkb); column_capacity >= 0
 // reserves a token-column part of that capacity (filled by the caller) with the given band.
 inline DevicePattern allocate_pattern(const est::Geometry& g, const AttentionShape& s, bool causal,
-                                      int64_t column_capacity = -1, int64_t band = 0) {
+                                      cudaStream_t stream, int64_t column_capacity = -1,
+                                      int64_t band = 0) {
   DevicePatternView h;
   h.seq_len_q = s.seq_len_q;
   h.seq_len_k = s.seq_len_k;
@@ -87,7 +96,7 @@ inline DevicePattern allocate_pattern(const est::Geometry& g, const AttentionSha
   h.num_heads = int(s.num_heads_q);
   h.causal = causal;
   h.band = band;
-  return DevicePattern::allocate(h, int64_t(s.num_heads_q) * g.nqb * g.nkb, column_capacity);
+  return DevicePattern::allocate(h, int64_t(s.num_heads_q) * g.nqb * g.nkb, column_capacity, stream);
 }
 
 // The pattern's block CSR assembled from per-row lists (counts [rows], lists [rows][nkb]).
@@ -102,25 +111,33 @@ inline void assemble_rows(const est::Geometry& g, const DevicePattern& p, const 
 // The pattern header (query heads) and its CSR assembled from per-row lists.
 inline DevicePattern finish_rows(const est::Geometry& g, const AttentionShape& s, bool causal, const int* counts,
                                  const int* lists, cudaStream_t stream) {
-  DevicePattern p = allocate_pattern(g, s, causal);
+  DevicePattern p = allocate_pattern(g, s, causal, stream);
   assemble_rows(g, p, counts, lists, stream);
   return p;
 }
 
 // Stage times of one selector call, printed to stderr when the environment variable
 // SIEVE_GPU_SELECT_PROFILE is set (CUDA events between stages; the destructor then synchronises,
-// so it is off by default).
+// so it is off by default). SIEVE_GPU_SELECT_PROFILE=host records only the host's clock at each
+// stage and at the end of the call (the destructor, after the scratch memory's release): no
+// events, no synchronisation, so it shows where the host spends an ordinary call.
 class StageProfile {
  public:
   StageProfile(const char* who, cudaStream_t s) : who_(who), stream_(s) {
     const char* env = std::getenv("SIEVE_GPU_SELECT_PROFILE");  // NOLINT(concurrency-mt-unsafe)
     on_ = env != nullptr && *env != '\0' && *env != '0';
+    host_only_ = on_ && std::string_view(env) == "host";
     mark("start");
   }
   StageProfile(const StageProfile&) = delete;
   StageProfile& operator=(const StageProfile&) = delete;
   void mark(const char* stage) {
     if (!on_) return;
+    if (host_only_) {
+      stages_.emplace_back(stage);
+      host_.push_back(std::chrono::steady_clock::now());
+      return;
+    }
     cudaEvent_t e = nullptr;
     if (cudaEventCreate(&e) != cudaSuccess || cudaEventRecord(e, stream_) != cudaSuccess) {
       on_ = false;
@@ -128,14 +145,28 @@ class StageProfile {
     }
     events_.push_back(e);
     stages_.emplace_back(stage);
+    host_.push_back(std::chrono::steady_clock::now());
   }
   ~StageProfile() {
+    if (on_ && host_only_) {
+      const auto end = std::chrono::steady_clock::now();
+      std::string line = std::string("[select host profile] ") + who_;
+      for (size_t i = 1; i < host_.size(); ++i)
+        line += " " + stages_[i] + "@" +
+                std::to_string(int(std::chrono::duration<double, std::micro>(host_[i] - host_[0]).count())) + "us";
+      line += " end@" + std::to_string(int(std::chrono::duration<double, std::micro>(end - host_[0]).count())) + "us";
+      std::fprintf(stderr, "%s\n", line.c_str());
+      return;
+    }
     if (on_ && cudaEventSynchronize(events_.back()) == cudaSuccess) {
       std::string line = std::string("[select profile] ") + who_;
       for (size_t i = 1; i < events_.size(); ++i) {
         float ms = 0;
         cudaEventElapsedTime(&ms, events_[i - 1], events_[i]);
-        line += " " + stages_[i] + "=" + std::to_string(ms) + "ms";
+        // GPU time of the stage, then when the host had enqueued it (us after the first mark): a
+        // host time above the GPU's running sum means the GPU waited for the host.
+        const auto us = std::chrono::duration<double, std::micro>(host_[i] - host_[0]).count();
+        line += " " + stages_[i] + "=" + std::to_string(ms) + "ms(host@" + std::to_string(int(us)) + "us)";
       }
       std::fprintf(stderr, "%s\n", line.c_str());
     }
@@ -145,9 +176,10 @@ class StageProfile {
  private:
   const char* who_;
   cudaStream_t stream_;
-  bool on_ = false;
+  bool on_ = false, host_only_ = false;
   std::vector<cudaEvent_t> events_;
   std::vector<std::string> stages_;
+  std::vector<std::chrono::steady_clock::time_point> host_;
 };
 
 // Ports of the peer selectors (device_selectors_peers.cpp: sample, xattn, vslash): whether

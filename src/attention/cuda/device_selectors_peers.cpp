@@ -93,7 +93,7 @@ DevicePattern sample_select(const SampleAttentionSelector& sel, const est::HeadI
   rp.counted = counted;
   check(est::row_mass(in, g, rp, false, row_scratch, stream), "sample stage 1");
   prof.mark("stage1");
-  DevicePattern p = allocate_pattern(g, s, causal, int64_t(H) * Lk, band);
+  DevicePattern p = allocate_pattern(g, s, causal, stream, int64_t(H) * Lk, band);
   const DevicePatternView& v = p.view();
   check(est::sample_stage2(g, H, col, covered, counted, c.alpha, int(band), c.dense_share, way,
                            stage2, counts, lists, const_cast<int32_t*>(v.column_indptr),
@@ -205,7 +205,7 @@ DevicePattern vslash_select(const VerticalSlashSelector& sel, const est::HeadInp
   StageProfile prof("vslash", stream);
   probe_last_rows(in, g, m, scratch, vertical, slash, "vslash probe", stream);
   prof.mark("probe");
-  DevicePattern p = allocate_pattern(g, s, causal, int64_t(H) * Lk);
+  DevicePattern p = allocate_pattern(g, s, causal, stream, int64_t(H) * Lk);
   const DevicePatternView& v = p.view();
   check(est::vslash_stage2(g, H, vertical, slash, int(std::min<int64_t>(c.force_columns, Lk)),
                            int(std::min<int64_t>(c.force_diagonals, Lk)), b, stage2, counts, lists,

@@ -11,6 +11,25 @@
 
 namespace sieve::attention::cuda {
 
+double event_ms(const std::function<void()>& fn) {
+  cudaEvent_t a = nullptr, b = nullptr;
+  SIEVE_CUDA_CHECK(cudaEventCreate(&a));
+  SIEVE_CUDA_CHECK(cudaEventCreate(&b));
+  float ms = 0;
+  const cudaError_t e1 = cudaEventRecord(a);
+  fn();
+  const cudaError_t e2 = cudaEventRecord(b);
+  const cudaError_t e3 = cudaEventSynchronize(b);
+  const cudaError_t e4 = cudaEventElapsedTime(&ms, a, b);
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  SIEVE_CUDA_CHECK(e1);
+  SIEVE_CUDA_CHECK(e2);
+  SIEVE_CUDA_CHECK(e3);
+  SIEVE_CUDA_CHECK(e4);
+  return ms;
+}
+
 namespace {
 
 DeviceTensor upload(const TensorView& t) {
@@ -25,21 +44,8 @@ DeviceTensor upload(const TensorView& t) {
 double best_ms(int repeat, const std::function<void()>& fn) {
   fn();
   SIEVE_CUDA_CHECK(cudaDeviceSynchronize());
-  cudaEvent_t a, b;
-  SIEVE_CUDA_CHECK(cudaEventCreate(&a));
-  SIEVE_CUDA_CHECK(cudaEventCreate(&b));
   double best = 1e300;
-  for (int r = 0; r < std::max(1, repeat); ++r) {
-    SIEVE_CUDA_CHECK(cudaEventRecord(a));
-    fn();
-    SIEVE_CUDA_CHECK(cudaEventRecord(b));
-    SIEVE_CUDA_CHECK(cudaEventSynchronize(b));
-    float ms = 0;
-    SIEVE_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
-    best = std::min(best, double(ms));
-  }
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
+  for (int r = 0; r < std::max(1, repeat); ++r) best = std::min(best, event_ms(fn));
   return best;
 }
 

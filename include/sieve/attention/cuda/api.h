@@ -66,7 +66,11 @@ struct DevicePatternView {
   int64_t num_k_blocks() const { return (seq_len_k + block_k - 1) / block_k; }
 };
 
-/// Owning device copy of a pattern (device memory freed with the last copy of the object).
+/// Owning device copy of a pattern. Its memory comes from the device's stream-ordered pool on the
+/// stream of the call that made it (upload, allocate, select_on_device) and goes back, in that
+/// stream's order, when the last copy of the object goes away; neither step synchronises the
+/// device. A pattern read on another stream must outlive that work: order the other stream
+/// before the pattern's release (an event, or a synchronisation) as with cudaFreeAsync.
 class DevicePattern {
  public:
   DevicePattern() = default;
@@ -74,8 +78,9 @@ class DevicePattern {
   /// the call returns since pageable copies complete before returning).
   static DevicePattern upload(const SparsePattern& pattern, Stream stream = nullptr);
   /// Allocates uninitialised index arrays for a pattern of the given header (GPU selectors fill
-  /// them); `nnz` and `num_columns` are capacities. num_columns < 0: no column part.
-  static DevicePattern allocate(const DevicePatternView& header, int64_t nnz, int64_t num_columns);
+  /// them on `stream`); `nnz` and `num_columns` are capacities. num_columns < 0: no column part.
+  static DevicePattern allocate(const DevicePatternView& header, int64_t nnz, int64_t num_columns,
+                                Stream stream = nullptr);
   /// Copies back to the host (synchronises `stream`).
   SparsePattern download(Stream stream = nullptr) const;
 

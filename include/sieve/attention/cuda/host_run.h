@@ -11,9 +11,15 @@
 #include "sieve/attention/selector.h"
 #include "sieve/attention/sparse_pattern.h"
 
+#include <functional>
 #include <memory>
 
 namespace sieve::attention::cuda {
+
+/// Milliseconds between CUDA events recorded on the default stream before and after fn() (which
+/// enqueues GPU work); synchronises on the second event. The timing primitive of HostWorkload and
+/// of the GPU benchmarks. @throws sieve::Error when an event call fails
+double event_ms(const std::function<void()>& fn);
 
 struct HostRunTimes {
   double select_ms = 0, execute_ms = 0;
