@@ -44,11 +44,14 @@ struct FlashShapeFa3 {
   int head_dim, block_n, stages;
   constexpr int block_m() const { return 128; }
   constexpr int threads() const { return 384; }
+  /// Two Q buffers (a grid CTA may own several work tiles), the K/V stages, the barriers (full and
+  /// empty per Q buffer and per K/V stage) and the stages' tile slots.
   constexpr int smem_bytes() const {
-    return 1024 + (128 * head_dim + 2 * stages * block_n * head_dim) * 2 + 8 * (1 + 4 * stages) +
-           8 * stages;
+    return 1024 + (2 * 128 * head_dim + 2 * stages * block_n * head_dim) * 2 +
+           8 * (4 + 4 * stages) + 8 * stages;
   }
-  /// The persistent schedule adds Q's empty barrier and the next work tile's index.
+  /// The persistent schedule uses one Q buffer and adds Q's empty barrier and the next work
+  /// tile's index (within this size).
   constexpr int smem_bytes_persistent() const { return smem_bytes() + 16; }
   /// The instance for token columns adds each stage's column key ids and no-mask flag.
   constexpr int smem_bytes_columns() const { return smem_bytes() + stages * (4 * block_n + 4); }

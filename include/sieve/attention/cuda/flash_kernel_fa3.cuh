@@ -54,8 +54,12 @@ struct FlashConfigFa3 {
   static constexpr int kProducerRegs = COLUMNS_ ? 56 : 24, kConsumerRegs = COLUMNS_ ? 224 : 240;
   static constexpr int kThreads = 384;  // producer warpgroup + two consumer warpgroups
   static constexpr int kQBytes = kBM * D_ * 2, kTileBytes = BN_ * D_ * 2;
-  static constexpr int kBarBytes = 8 * (1 + 4 * STAGES_);  // full_q, full/empty x K/V per stage
-  static constexpr int kSmemBytes = 1024 + kQBytes + 2 * STAGES_ * kTileBytes + kBarBytes +
+  // The persistent kernel's barriers: full_q, full/empty x K/V per stage.
+  static constexpr int kBarBytes = 8 * (1 + 4 * STAGES_);
+  // The grid kernel's: full_q and empty_q per Q buffer (two: a CTA may own several work tiles,
+  // the next tile's Q loads while the current one runs), full/empty x K/V per stage.
+  static constexpr int kBarBytesGrid = 8 * (4 + 4 * STAGES_);
+  static constexpr int kSmemBytes = 1024 + 2 * kQBytes + 2 * STAGES_ * kTileBytes + kBarBytesGrid +
                                     8 * STAGES_ +  // +1024: alignment
                                     (COLUMNS_ ? STAGES_ * (4 * BN_ + 4) : 0);
   static_assert(D_ == 128 && BN_ == 128, "the FA3 path is built for head dim 128, BLOCK_N 128");
@@ -74,6 +78,10 @@ struct Fa3Args {
   CUtensorMap to;
   uint64_t* stamps = nullptr;  // kFa3Stamps per CTA (blockIdx.y * gridDim.x + blockIdx.x)
   bool tma_store = false;
+  // Grid kernel: work tiles per CTA, the query heads blockIdx.y * tiles_per_cta + j (j <
+  // tiles_per_cta, below num_heads_q) of query block blockIdx.x, one after another. 1 for the
+  // column and instrumented instances.
+  int tiles_per_cta = 1;
 };
 
 /// Stamp slots per CTA of the instrumented grid kernel (TIMING; clock64 unless noted): 0 entry,
@@ -226,21 +234,31 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
 
   extern __shared__ unsigned char smem_raw[];
   const uint32_t raw = ptx::smem_addr(smem_raw);
-  const uint32_t s_q = (raw + 1023u) & ~1023u;
-  const uint32_t s_k = s_q + Cfg::kQBytes;  // S stages
+  const uint32_t s_q0 = (raw + 1023u) & ~1023u;  // two Q buffers
+  const uint32_t s_k = s_q0 + 2 * Cfg::kQBytes;  // S stages
   const uint32_t s_v = s_k + S * kTileBytes;
   const uint32_t bars = s_v + S * kTileBytes;
-  const uint32_t full_q = bars;
-  const auto full_k = [&](int s) { return bars + 8 * (1 + s); };
-  const auto full_v = [&](int s) { return bars + 8 * (1 + S + s); };
-  const auto empty_k = [&](int s) { return bars + 8 * (1 + 2 * S + s); };
-  const auto empty_v = [&](int s) { return bars + 8 * (1 + 3 * S + s); };
-  detail::Tile* slots = reinterpret_cast<detail::Tile*>(smem_raw + (bars - raw) + Cfg::kBarBytes);
+  const auto s_q = [&](int b) { return s_q0 + uint32_t(b) * Cfg::kQBytes; };
+  const auto full_q = [&](int b) { return bars + 8 * b; };
+  const auto empty_q = [&](int b) { return bars + 8 * (2 + b); };
+  const auto full_k = [&](int s) { return bars + 8 * (4 + s); };
+  const auto full_v = [&](int s) { return bars + 8 * (4 + S + s); };
+  const auto empty_k = [&](int s) { return bars + 8 * (4 + 2 * S + s); };
+  const auto empty_v = [&](int s) { return bars + 8 * (4 + 3 * S + s); };
+  detail::Tile* slots =
+      reinterpret_cast<detail::Tile*>(smem_raw + (bars - raw) + Cfg::kBarBytesGrid);
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int m_tile = p.num_m_tiles - 1 - int(blockIdx.x);  // heaviest causal tiles first
-  const int hq = blockIdx.y, hkv = hq / p.group;
   const int r0 = m_tile * BM;
+  // Work tiles of this CTA: query heads hq0 .. hq0 + ntiles - 1 of query block m_tile. Each
+  // tile's walk ends with a marker use of the K/V ring (slot kind -1) that cycles all four of its
+  // stage's barriers (as in the persistent kernel), so the ring's phases run on across tiles; tile
+  // j's Q sits in buffer j % 2, loaded once the epilogue of tile j - 2 has released it.
+  constexpr bool kOneTile = Cfg::kColumns || kTiming;  // one work tile per CTA, known at compile time
+  const int tpc = kOneTile ? 1 : a.tiles_per_cta;
+  const int hq0 = int(blockIdx.y) * tpc;
+  const int ntiles = kOneTile ? 1 : min(tpc, p.num_heads_q - hq0);
 
   if (tid == 0) {
     if constexpr (kTiming) {
@@ -248,7 +266,11 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
       put(13, [] { uint32_t v; asm volatile("mov.u32 %0, %%smid;" : "=r"(v)); return v; }());
       put(14, gtimer());
     }
-    tma::mbar_init(full_q, 1);
+#pragma unroll
+    for (int b = 0; b < 2; ++b) {
+      tma::mbar_init(full_q(b), 1);
+      tma::mbar_init(empty_q(b), 2);  // one arrival per consumer warpgroup
+    }
 #pragma unroll
     for (int s = 0; s < S; ++s) {
       tma::mbar_init(full_k(s), 1);
@@ -267,51 +289,63 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
       tick(1);
       tma::prefetch_map(&a.tk);
       tma::prefetch_map(&a.tv);
-      tma::mbar_arrive_expect_tx(full_q, Cfg::kQBytes);
-#pragma unroll
-      for (int c = 0; c < D / 64; ++c)
-        tma::load_3d(s_q + c * (BM * 128), &a.tq, full_q, c * 64, r0, hq);
     }
     const int rows = min(BM, p.seq_q - r0);
-    detail::TileIter<BN> it = detail::make_tile_iter<BN>(p, hq, r0, rows);
-    for (int i = 0;; ++i) {
-      const int s = i % S;
-      const uint32_t ph = uint32_t(i / S) & 1u;
-      detail::Tile t;
-      const bool has = it.next(t);  // the same walk in every producer thread
-      if constexpr (Cfg::kColumns) {
-        if (has && t.kind == detail::kColumns) {
-          detail::fa3_gather_columns<Cfg>(t, s, ph, it, p, hkv, s_k, s_v, bars, slots);
-          continue;
-        }
-        // Contiguous tiles (all before the first column tile) and the end are thread 0's; the
-        // others go straight on to the column tiles and wait there at the first named barrier.
-        if (tid != 0) {
-          if (!has) return;
-          continue;
-        }
-      }
-      tma::mbar_wait(empty_k(s), ph ^ 1u);
-      if (!has) {
-        slots[s].kind = -1;
-        tma::mbar_arrive(full_k(s));
-        tick(3);
-        return;
-      }
-      slots[s] = t;
-      tma::mbar_arrive_expect_tx(full_k(s), kTileBytes);
+    int i = 0;  // ring use, across the CTA's tiles
+    for (int j = 0; j < ntiles; ++j) {
+      const int hq = hq0 + j, hkv = hq / p.group, b = j & 1;
+      if (tid == 0) {
+        if (j >= 2) tma::mbar_wait(empty_q(b), uint32_t((j >> 1) - 1) & 1u);
+        tma::mbar_arrive_expect_tx(full_q(b), Cfg::kQBytes);
 #pragma unroll
-      for (int c = 0; c < D / 64; ++c)
-        tma::load_3d(s_k + s * kTileBytes + c * kPanelBytes, &a.tk, full_k(s), c * 64, t.c0, hkv);
-      if constexpr (kTiming) {
-        if (i == 0) tick(2);
+        for (int c = 0; c < D / 64; ++c)
+          tma::load_3d(s_q(b) + c * (BM * 128), &a.tq, full_q(b), c * 64, r0, hq);
       }
-      tma::mbar_wait(empty_v(s), ph ^ 1u);
-      tma::mbar_arrive_expect_tx(full_v(s), kTileBytes);
+      detail::TileIter<BN> it = detail::make_tile_iter<BN>(p, hq, r0, rows);
+      for (;; ++i) {
+        const int s = i % S;
+        const uint32_t ph = uint32_t(i / S) & 1u;
+        detail::Tile t;
+        const bool has = it.next(t);  // the same walk in every producer thread
+        if constexpr (Cfg::kColumns) {
+          if (has && t.kind == detail::kColumns) {
+            // fa3_gather_columns addresses full_k(s) as base + 8 (1 + s) (the persistent
+            // kernel's layout, one Q barrier): this kernel's K/V barriers start 3 words later.
+            detail::fa3_gather_columns<Cfg>(t, s, ph, it, p, hkv, s_k, s_v, bars + 8 * 3, slots);
+            continue;
+          }
+          // Contiguous tiles (all before the first column tile) and the end are thread 0's; the
+          // others go straight on to the column tiles and wait there at the first named barrier.
+          if (tid != 0) {
+            if (!has) return;
+            continue;
+          }
+        }
+        tma::mbar_wait(empty_k(s), ph ^ 1u);
+        if (!has) {  // the marker: one phase of each of the stage's barriers, no copy
+          slots[s].kind = -1;
+          tma::mbar_arrive(full_k(s));
+          tma::mbar_wait(empty_v(s), ph ^ 1u);
+          tma::mbar_arrive(full_v(s));
+          ++i;
+          break;
+        }
+        slots[s] = t;
+        tma::mbar_arrive_expect_tx(full_k(s), kTileBytes);
 #pragma unroll
-      for (int c = 0; c < D / 64; ++c)
-        tma::load_3d(s_v + s * kTileBytes + c * kPanelBytes, &a.tv, full_v(s), c * 64, t.c0, hkv);
+        for (int c = 0; c < D / 64; ++c)
+          tma::load_3d(s_k + s * kTileBytes + c * kPanelBytes, &a.tk, full_k(s), c * 64, t.c0, hkv);
+        if constexpr (kTiming) {
+          if (i == 0) tick(2);
+        }
+        tma::mbar_wait(empty_v(s), ph ^ 1u);
+        tma::mbar_arrive_expect_tx(full_v(s), kTileBytes);
+#pragma unroll
+        for (int c = 0; c < D / 64; ++c)
+          tma::load_3d(s_v + s * kTileBytes + c * kPanelBytes, &a.tv, full_v(s), c * 64, t.c0, hkv);
+      }
     }
+    tick(3);
   } else {  // ---- consumer warpgroups ---------------------------------------------------------
     tma::regs_inc<Cfg::kConsumerRegs>();
     const int cw = (warp >> 2) - 1;  // consumer 0 or 1: rows [64 cw, 64 cw + 64)
@@ -325,19 +359,6 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
     // Column instance: the mask reads the stage's key ids and flag, so K's stage (whose release
     // lets the producer rewrite them) is released after the mask instead of before it.
     const int* s_col = detail::fa3_column_ids<Cfg>(slots);
-    const auto release_k_then_mask = [&](float (&s)[BN / 8][4], const detail::Tile& t, int st) {
-      if constexpr (Cfg::kColumns) {
-        if (detail::tile_masked(t, s_col + S * BN + st))
-          detail::mask_stripe<BN / 8>(s, t, r0 + wrow + g + p.q_offset, s_col + st * BN, tq, p);
-        release(empty_k(st));
-      } else {
-        release(empty_k(st));
-        if (t.kind == detail::kMasked)
-          detail::fa3_mask_bound<BN / 8>(s, t.c0, r0 + wrow + g + p.q_offset, tq, p);
-        else if (t.kind != detail::kFull)
-          detail::mask_stripe<BN / 8>(s, t, r0 + wrow + g + p.q_offset, nullptr, tq, p);
-      }
-    };
     // TIMING: the consumers' stamps, from thread 128.
     const auto ctick = [&](int k) {
       if constexpr (kTiming) {
@@ -345,103 +366,140 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
       }
     };
 
-    float o[D / 8][4];
-#pragma unroll
-    for (int dt = 0; dt < D / 8; ++dt)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) o[dt][e] = 0.f;
-    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
-
-    const uint32_t q_wg = s_q + cw * 64 * 128;
-    const auto issue_pv = [&](const uint32_t (&pa)[BN / 16][4], uint32_t sv) {
-      wgmma::fence_operands(o);
-      wgmma::fence();
-      detail::issue_pv<T, D, BN>(o, pa, sv);
-      wgmma::commit();
-    };
-
-    tma::mbar_wait(full_q, 0);  // also when there is no tile: no copy outlives the CTA
-    ctick(4);
-    tma::mbar_wait(full_k(0), 0);
-    ctick(5);
-    detail::Tile t = slots[0];
-    if constexpr (kTiming) {
-      if (tid == 128) put(12, 0);
-    }
-    if (t.kind >= 0) {
-      float s[BN / 8][4];
-      detail::issue_qk<T, D, BM, BN>(s, q_wg, s_k);
-      wgmma::wait<0>();
-      wgmma::fence_operands(s);
-      ctick(6);
-      release_k_then_mask(s, t, 0);
-      detail::online_softmax<BN / 8, D / 8>(s, o, m, l, sl2);
-      uint32_t pa[BN / 16][4];
-      detail::pack_p<T, BN>(s, pa);
-      ctick(7);
-
-      int prev = 0;  // stage of the tile whose P is in pa
-      uint32_t prev_ph = 0;
-      for (int i = 1;; ++i) {
-        const int st = i % S;
-        const uint32_t ph = uint32_t(i / S) & 1u;
-        tma::mbar_wait(full_k(st), ph);
-        t = slots[st];
-        if (t.kind < 0) {
-          if constexpr (kTiming) {
-            if (tid == 128) put(12, uint64_t(i));
-          }
-          ctick(8);
-          break;
+    int i = 0;  // ring use, across the CTA's tiles
+    for (int j = 0; j < ntiles; ++j) {
+      const int hq = hq0 + j, b = j & 1;
+      const auto release_k_then_mask = [&](float (&s)[BN / 8][4], const detail::Tile& t, int st) {
+        if constexpr (Cfg::kColumns) {
+          if (detail::tile_masked(t, s_col + S * BN + st))
+            detail::mask_stripe<BN / 8>(s, t, r0 + wrow + g + p.q_offset, s_col + st * BN, tq, p);
+          release(empty_k(st));
+        } else {
+          release(empty_k(st));
+          if (t.kind == detail::kMasked)
+            detail::fa3_mask_bound<BN / 8>(s, t.c0, r0 + wrow + g + p.q_offset, tq, p);
+          else if (t.kind != detail::kFull)
+            detail::mask_stripe<BN / 8>(s, t, r0 + wrow + g + p.q_offset, nullptr, tq, p);
         }
-        // S_i and P_{i-1} V_{i-1} issued together
+      };
+
+      float o[D / 8][4];
+#pragma unroll
+      for (int dt = 0; dt < D / 8; ++dt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) o[dt][e] = 0.f;
+      float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+
+      const uint32_t q_wg = s_q(b) + cw * 64 * 128;
+      const auto issue_pv = [&](const uint32_t (&pa)[BN / 16][4], uint32_t sv) {
+        wgmma::fence_operands(o);
+        wgmma::fence();
+        detail::issue_pv<T, D, BN>(o, pa, sv);
+        wgmma::commit();
+      };
+
+      tma::mbar_wait(full_q(b), uint32_t(j >> 1) & 1u);  // also with no tile: no copy outlives the CTA
+      ctick(4);
+      int st = i % S;
+      uint32_t ph = uint32_t(i / S) & 1u;
+      tma::mbar_wait(full_k(st), ph);
+      ctick(5);
+      detail::Tile t = slots[st];
+      if constexpr (kTiming) {
+        if (tid == 128) put(12, 0);
+      }
+      if (t.kind >= 0) {
+        float s[BN / 8][4];
         detail::issue_qk<T, D, BM, BN>(s, q_wg, s_k + st * kTileBytes);
+        wgmma::wait<0>();
+        wgmma::fence_operands(s);
+        ctick(6);
+        release_k_then_mask(s, t, st);
+        detail::online_softmax<BN / 8, D / 8>(s, o, m, l, sl2);
+        uint32_t pa[BN / 16][4];
+        detail::pack_p<T, BN>(s, pa);
+        ctick(7);
+
+        int prev = st;  // stage of the tile whose P is in pa
+        uint32_t prev_ph = ph;
+        for (int n = 1;; ++n) {
+          ++i;
+          st = i % S;
+          ph = uint32_t(i / S) & 1u;
+          tma::mbar_wait(full_k(st), ph);
+          t = slots[st];
+          if (t.kind < 0) {
+            if constexpr (kTiming) {
+              if (tid == 128) put(12, uint64_t(n));
+            }
+            ctick(8);
+            break;
+          }
+          // S_i and P_{i-1} V_{i-1} issued together
+          detail::issue_qk<T, D, BM, BN>(s, q_wg, s_k + st * kTileBytes);
+          tma::mbar_wait(full_v(prev), prev_ph);
+          issue_pv(pa, s_v + prev * kTileBytes);
+          wgmma::wait<1>();  // S_i landed; P_{i-1} V_{i-1} may still run
+          wgmma::fence_operands(s);
+          release_k_then_mask(s, t, st);
+          float alpha[2];
+          detail::online_softmax_p<BN / 8>(s, m, l, sl2, alpha);
+          wgmma::wait<0>();
+          wgmma::fence_operands(o);
+          wgmma::fence_operands(pa);
+          release(empty_v(prev));
+#pragma unroll
+          for (int dt = 0; dt < D / 8; ++dt)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) o[dt][e] *= alpha[e >> 1];
+          detail::pack_p<T, BN>(s, pa);
+          prev = st;
+          prev_ph = ph;
+        }
+        release(empty_k(st));  // the marker's K phase
+        // P V of the last tile
         tma::mbar_wait(full_v(prev), prev_ph);
         issue_pv(pa, s_v + prev * kTileBytes);
-        wgmma::wait<1>();  // S_i landed; P_{i-1} V_{i-1} may still run
-        wgmma::fence_operands(s);
-        release_k_then_mask(s, t, st);
-        float alpha[2];
-        detail::online_softmax_p<BN / 8>(s, m, l, sl2, alpha);
         wgmma::wait<0>();
         wgmma::fence_operands(o);
         wgmma::fence_operands(pa);
         release(empty_v(prev));
-#pragma unroll
-        for (int dt = 0; dt < D / 8; ++dt)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) o[dt][e] *= alpha[e >> 1];
-        detail::pack_p<T, BN>(s, pa);
-        prev = st;
-        prev_ph = ph;
+        ctick(9);
+      } else {
+        release(empty_k(st));  // a tile without key blocks: the marker came first
       }
-      // P V of the last tile
-      tma::mbar_wait(full_v(prev), prev_ph);
-      issue_pv(pa, s_v + prev * kTileBytes);
-      wgmma::wait<0>();
-      wgmma::fence_operands(o);
-      wgmma::fence_operands(pa);
-      ctick(9);
-    }
-    if (!Cfg::kColumns && a.tma_store) {
-      // This warpgroup's Q rows are free (its last Q K^T has completed): O goes there, laid out
-      // as Q arrived, and two TMA stores (one per 64-column panel) write the 64 rows; rows past
-      // seq_q fall outside the map and are not written. Replaces 32 scattered 4-byte global
-      // stores per thread (each warp store touching 8 rows' lines); with the bound mask below
-      // this cut about 3 us per CTA on the H200 (docs/results/gpu-attention.md).
-      detail::fa3_stage_o<T, D, BM>(o, m, l, s_q, wrow + g, r0, hq, tq, sl2, p);
-      wgmma::fence_proxy_async();  // the generic-proxy stores, before the TMA (async proxy) reads
-      __syncwarp();
-      tma::bar_sync_id<128>(2 + cw);  // named barriers 2 and 3: one per consumer warpgroup
-      if ((tid & 127) == 0) {
+      // The marker's V phase (the producer arrives once the stage's previous V was released).
+      tma::mbar_wait(full_v(st), ph);
+      release(empty_v(st));
+      // The ring count is the same in every lane, but after the walk's data-dependent exit ptxas
+      // may no longer prove it warp-uniform (see the persistent kernel); REDUX makes it so.
+      i = int(__reduce_max_sync(0xffffffffu, unsigned(i + 1)));
+      if (!Cfg::kColumns && a.tma_store) {
+        // This warpgroup's Q rows are free (its last Q K^T has completed): O goes there, laid out
+        // as Q arrived, and two TMA stores (one per 64-column panel) write the 64 rows; rows past
+        // seq_q fall outside the map and are not written. Replaces 32 scattered 4-byte global
+        // stores per thread (each warp store touching 8 rows' lines); with the bound mask below
+        // this cut about 3 us per CTA on the H200 (docs/results/gpu-attention.md).
+        detail::fa3_stage_o<T, D, BM>(o, m, l, s_q(b), wrow + g, r0, hq, tq, sl2, p);
+        wgmma::fence_proxy_async();  // the generic-proxy stores, before the TMA (async proxy) reads
+        __syncwarp();
+        tma::bar_sync_id<128>(2 + cw);  // named barriers 2 and 3: one per consumer warpgroup
+        if ((tid & 127) == 0) {
 #pragma unroll
-        for (int c = 0; c < D / 64; ++c)
-          tma::store_3d(&a.to, q_wg + c * (BM * 128), c * 64, r0 + cw * 64, hq);
-        tma::bulk_commit();
-        tma::bulk_wait_read();  // shared memory stays allocated until the copies have read it
+          for (int c = 0; c < D / 64; ++c)
+            tma::store_3d(&a.to, q_wg + c * (BM * 128), c * 64, r0 + cw * 64, hq);
+          tma::bulk_commit();
+          tma::bulk_wait_read();  // Q's buffer (and the CTA's memory) stays until the copies read it
+          tma::mbar_arrive(empty_q(b));
+        }
+      } else {
+        detail::store_stripe<T, D / 8>(o, m, l, r0 + wrow + g, hq, tq, sl2, p);
+        if constexpr (!Cfg::kColumns) {  // (the column instance owns one tile per CTA)
+          __syncwarp();
+          tma::bar_sync_id<128>(2 + cw);  // every warp of this warpgroup is done with Q's buffer
+          if ((tid & 127) == 0) tma::mbar_arrive(empty_q(b));
+        }
       }
-    } else {
-      detail::store_stripe<T, D / 8>(o, m, l, r0 + wrow + g, hq, tq, sl2, p);
     }
     if constexpr (kTiming) {
       if (tid == 128) {

@@ -27,6 +27,8 @@ namespace sieve::attention::cuda {
 
 namespace {
 
+constexpr int kFa3TilesPerCta = 4;
+
 // [heads, seq, d] with element strides (head, row): a 3-D map (d, seq, heads), box 64 x rows x 1,
 // 128-byte swizzle, zeros outside the tensor.
 template <class T>
@@ -54,6 +56,14 @@ static_assert(Cfg<__nv_bfloat16, kFa3D128, false>::kSmemBytes == kFa3D128.smem_b
               Cfg<__nv_bfloat16, kFa3D128, true>::kSmemBytes == kFa3D128.smem_bytes_columns() &&
               Cfg<__nv_bfloat16, kFa3D128, false>::kSmemBytesPersistent ==
                   kFa3D128.smem_bytes_persistent());
+
+// Work tiles per grid CTA: SIEVE_FA3_TPC (1-8, A/B only) or the default below.
+int fa3_tiles_per_cta(const FlashParams& p) {
+  const char* env = std::getenv("SIEVE_FA3_TPC");  // NOLINT(concurrency-mt-unsafe)
+  int t = kFa3TilesPerCta;
+  if (env != nullptr && *env != '\0') t = std::atoi(env);
+  return std::clamp(t, 1, std::max(1, std::min(8, p.num_heads_q)));
+}
 
 // Multiprocessor count of the current device (the persistent grid's size).
 int sm_count() {
@@ -176,7 +186,12 @@ cudaError_t launch(FlashParams p, cudaStream_t stream, int ctas) {
     cudaError_t err =
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
     if (err != cudaSuccess) return err;
-    const dim3 grid(unsigned(p.num_m_tiles), unsigned(p.num_heads_q));
+    // Work tiles per CTA (query heads of one query block, one after another): the next tile's Q
+    // and first K/V tiles load while the current one runs, which a new CTA could not overlap
+    // (one CTA per SM). 1 for token columns and the instrumented instance.
+    a.tiles_per_cta = (Cfg::kColumns || TIMING) ? 1 : fa3_tiles_per_cta(p);
+    const dim3 grid(unsigned(p.num_m_tiles),
+                    unsigned((p.num_heads_q + a.tiles_per_cta - 1) / a.tiles_per_cta));
     // O by TMA stores (64-row boxes, one per consumer warpgroup) where O is T and its strides fit
     // a tensor map; otherwise the kernel's per-thread stores.
     if constexpr (!Cfg::kColumns)
