@@ -2,7 +2,9 @@
 // the tile walk, masking and online softmax of flash_kernel.cuh, with a producer warpgroup that
 // loads tiles by TMA and two consumer warpgroups that run both products on wgmma.
 //
-// A CTA (384 threads, one per SM) owns BLOCK_M = 128 query rows of one query head. Warpgroup 0
+// A CTA (384 threads, one per SM) owns BLOCK_M = 128 query rows of Fa3Args::tiles_per_cta query
+// heads (work tiles, one after another; Q double-buffered so the next tile's Q and first K/V
+// tiles load while the current one runs; 1 for token columns). Warpgroup 0
 // is the producer: one thread walks TileIter, writes each tile's (kind, first key) into a slot of
 // a STAGES-deep shared-memory ring and issues `cp.async.bulk.tensor` copies of the K and V tiles
 // (BLOCK_N x D, two 64-column panels each, 128-byte swizzle: the layout of flash_kernel_sm90.cuh)
@@ -14,7 +16,8 @@
 // with kind -1. Out-of-range keys arrive as zeros (TMA fill). Without token columns, causal/edge
 // tiles are masked by one key bound per row, and each consumer writes its normalised O rows into
 // its own (finished) rows of Q's buffer and stores them with TMA (O in T with strides a tensor
-// map can describe; otherwise per-thread stores). FA3's ping-pong scheduling (named
+// map can describe; otherwise per-thread stores); each tile's walk ends with a marker use of the
+// ring (kind -1) that cycles all four of its stage's barriers. FA3's ping-pong scheduling (named
 // barriers ordering the two consumers' GEMM issues) and a third K/V stage were measured within
 // noise of this on an H200 and removed (docs/results/gpu-attention.md, commit d1fc33f).
 // flash_attention_fa3_persistent_kernel is the same CTA with FA3's persistent schedule: one CTA
