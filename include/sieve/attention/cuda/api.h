@@ -70,7 +70,9 @@ struct DevicePatternView {
 /// stream of the call that made it (upload, allocate, select_on_device) and goes back, in that
 /// stream's order, when the last copy of the object goes away; neither step synchronises the
 /// device. A pattern read on another stream must outlive that work: order the other stream
-/// before the pattern's release (an event, or a synchronisation) as with cudaFreeAsync.
+/// before the pattern's release (an event, or a synchronisation) as with cudaFreeAsync. The
+/// stream it was made on must still exist when the last copy goes away (the default stream
+/// always does).
 class DevicePattern {
  public:
   DevicePattern() = default;
