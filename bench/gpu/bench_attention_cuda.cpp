@@ -275,7 +275,7 @@ std::unique_ptr<sieve::attention::PatternSelector> selector_from_spec(const std:
 // One end-to-end row: a method (with its estimate path for rr / unisparse), where it selects, and
 // the per-round times of its selector and executor.
 struct E2eRun {
-  std::string spec, impl, path;
+  std::string impl, path;
   bool on_gpu = true;
   std::unique_ptr<sieve::attention::PatternSelector> sel;
   cu::DevicePattern dp;
@@ -316,7 +316,6 @@ void bench_e2e(const Shape& s, const std::vector<int64_t>& lens, const std::vect
       auto probe = selector_from_spec(m);
       if (!cu::has_device_selector(*probe)) {
         E2eRun r;
-        r.spec = m;
         r.impl = m + "[cpu]";
         r.on_gpu = false;
         r.sel = std::move(probe);
@@ -326,7 +325,6 @@ void bench_e2e(const Shape& s, const std::vector<int64_t>& lens, const std::vect
       const bool two_paths = probe->name() == "rr" || probe->name() == "unisparse";
       for (const std::string& path : two_paths ? estimates : std::vector<std::string>{saved}) {
         E2eRun r;
-        r.spec = m;
         r.impl = two_paths ? m + "[" + path + "]" : m;
         r.path = path;
         r.sel = selector_from_spec(m);
