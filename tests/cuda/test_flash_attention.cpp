@@ -7,6 +7,7 @@
 #include "sieve/core/error.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -415,6 +416,36 @@ TEST_P(CudaFlash, Fa3PersistentCtasLoopOverManyTiles) {
   EXPECT_THROW(cu::set_kernel_preference("fa3:0"), Error);
   EXPECT_THROW(cu::set_kernel_preference("fa3persistent:x"), Error);
   EXPECT_THROW(cu::set_kernel_preference("wgmma:3"), Error);
+}
+
+// The fa3 grid kernel's CTAs own SIEVE_FA3_TPC work tiles (query heads of one query block, default
+// 4): the same tile walk and arithmetic per tile whatever the count, so the outputs and LSEs are
+// bitwise those of one tile per CTA. 6 query heads make the last CTA of a head group own fewer
+// tiles (T = 4) or as many (T = 3); a sparse pattern with a band and empty rows, and dense.
+TEST_P(CudaFlash, Fa3TilesPerCtaGiveTheSameBits) {
+  if (g_family != "auto" || !device_is_sm90()) GTEST_SKIP() << "fa3 runs on compute capability 9.0";
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  const int64_t hq = 6, hkv = 2, l = 1157, d = 128;
+  const auto [q, k, v] = random_inputs(DType::kBF16, hq, hkv, l, d, seed);
+  Rng rng(seed + 1);
+  const SparsePattern pat = random_pattern(int(hq), l, l, 128, 128, true, false, 0.3, 150, 0, rng);
+  AttentionOptions opts;
+  struct Unset {
+    ~Unset() { unsetenv("SIEVE_FA3_TPC"); }  // NOLINT(concurrency-mt-unsafe)
+  } unset;
+  setenv("SIEVE_FA3_TPC", "1", 1);  // NOLINT(concurrency-mt-unsafe)
+  const GpuRun one_sparse = run_gpu(q, k, v, DType::kBF16, opts, &pat);
+  const GpuRun one_dense = run_gpu(q, k, v, DType::kBF16, opts);
+  for (const char* t : {"3", "4", "8"}) {
+    setenv("SIEVE_FA3_TPC", t, 1);  // NOLINT(concurrency-mt-unsafe)
+    const GpuRun sparse = run_gpu(q, k, v, DType::kBF16, opts, &pat);
+    const GpuRun dense = run_gpu(q, k, v, DType::kBF16, opts);
+    EXPECT_EQ(std::memcmp(one_sparse.out.data(), sparse.out.data(), size_t(sparse.out.nbytes())), 0) << t;
+    EXPECT_EQ(std::memcmp(one_sparse.lse.data(), sparse.lse.data(), size_t(sparse.lse.nbytes())), 0) << t;
+    EXPECT_EQ(std::memcmp(one_dense.out.data(), dense.out.data(), size_t(dense.out.nbytes())), 0) << t;
+    EXPECT_EQ(std::memcmp(one_dense.lse.data(), dense.lse.data(), size_t(dense.lse.nbytes())), 0) << t;
+  }
 }
 
 TEST_P(CudaFlash, RowsWithoutKeysGiveZerosAndMinusInfinity) {
