@@ -375,6 +375,19 @@ TEST_P(CudaFlash, FullPatternAndFullBandEqualDenseBitwise) {
   EXPECT_EQ(std::memcmp(dense.out.data(), banded.out.data(), size_t(dense.out.nbytes())), 0);
 }
 
+// Inputs of the bitwise schedule comparisons below: 6 query / 2 KV heads, 1157 rows, head dim
+// 128, bf16, and a causal block pattern (density 0.3, a 150-token band, empty rows).
+struct WalkCase {
+  Inputs in;
+  SparsePattern pat;
+};
+WalkCase walk_case(uint64_t seed) {
+  const int64_t hq = 6, hkv = 2, l = 1157, d = 128;
+  Rng rng(seed + 1);
+  return {random_inputs(DType::kBF16, hq, hkv, l, d, seed),
+          random_pattern(int(hq), l, l, 128, 128, true, false, 0.3, 150, 0, rng)};
+}
+
 // The fa3 kernel's persistent schedule with a few CTAs, each claiming many (query block, head)
 // work tiles of unequal work: empty rows (no blocks, no band), band only, sparse rows, causal and
 // not, chunked prefill, odd lengths, GQA, so the K/V ring and the Q buffer cycle through their
@@ -399,10 +412,10 @@ TEST_P(CudaFlash, Fa3PersistentCtasLoopOverManyTiles) {
 
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE(seed);
-  const int64_t hq = 6, hkv = 2, l = 1157, d = 128;
-  const auto [q, k, v] = random_inputs(DType::kBF16, hq, hkv, l, d, seed);
-  Rng rng(seed + 1);
-  const SparsePattern pat = random_pattern(int(hq), l, l, 128, 128, true, false, 0.3, 150, 0, rng);
+  const WalkCase c = walk_case(seed);
+  const auto& [q, k, v] = c.in;
+  const SparsePattern& pat = c.pat;
+  const int64_t d = 128;
   AttentionOptions opts;
   cu::set_kernel_preference("fa3grid");
   const GpuRun grid = run_gpu(q, k, v, DType::kBF16, opts, &pat);
@@ -426,10 +439,9 @@ TEST_P(CudaFlash, Fa3TilesPerCtaGiveTheSameBits) {
   if (g_family != "auto" || !device_is_sm90()) GTEST_SKIP() << "fa3 runs on compute capability 9.0";
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE(seed);
-  const int64_t hq = 6, hkv = 2, l = 1157, d = 128;
-  const auto [q, k, v] = random_inputs(DType::kBF16, hq, hkv, l, d, seed);
-  Rng rng(seed + 1);
-  const SparsePattern pat = random_pattern(int(hq), l, l, 128, 128, true, false, 0.3, 150, 0, rng);
+  const WalkCase c = walk_case(seed);
+  const auto& [q, k, v] = c.in;
+  const SparsePattern& pat = c.pat;
   AttentionOptions opts;
   struct Unset {
     ~Unset() { unsetenv("SIEVE_FA3_TPC"); }  // NOLINT(concurrency-mt-unsafe)
