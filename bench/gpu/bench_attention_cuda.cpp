@@ -11,8 +11,9 @@
 // A method may carry settings after '@' ("rr@stride=16@outliers=1": make_selector("rr",
 // {"stride=16", "outliers=1"})); --methods splits on commas, so a value that needs one writes '+'
 // instead ("unisparse@granularities=128:4+32:16"). So one run times a selector at its defaults and at other settings
-// without changing any default. --profile 1 prints each GPU selector's per-stage times once
-// (SIEVE_GPU_SELECT_PROFILE, CUDA events between its stages) after its timed calls; --cpu-compare L
+// without changing any default. --profile 1 prints, after each GPU selector's timed calls, the host
+// time of one call with its host stamps (SIEVE_GPU_SELECT_PROFILE=host), then its per-stage times
+// (SIEVE_GPU_SELECT_PROFILE=1, CUDA events between its stages); --cpu-compare L
 // runs the CPU selector of every GPU-run method up to length L and prints how many rows of the
 // GPU pattern differ, both densities and both recalls. --exec-families times each end-to-end
 // pattern's executor once more per listed kernel family (rows "e2e_exec", impl "method@family";

@@ -42,8 +42,10 @@ KernelInfo kernel_info(DType dtype, int64_t head_dim, int64_t block_k = 0, bool 
 /// Kernel family for later calls: "auto" (fa3, else wgmma, where they run and fit, else
 /// mma.sync), "mma", "wgmma" or "fa3" (a forced family throws where it cannot run). For tests and
 /// benchmarks; process-wide. "fa3grid" and "fa3persistent[:N]" force fa3 with one of its two
-/// schedules: one CTA per (query block, head) tile (what "fa3" and "auto" run), or persistent
-/// CTAs claiming those tiles (N CTAs; default one per SM; it throws for token columns).
+/// schedules: the grid, one CTA per query block and group of query heads, the heads' (query block,
+/// head) tiles one after another (what "fa3" and "auto" run; 4 heads per CTA, 1 with token
+/// columns), or persistent CTAs claiming those tiles (N CTAs; default one per SM; it throws for
+/// token columns).
 /// KernelInfo::name then says which.
 /// @throws sieve::Error for other names
 void set_kernel_preference(std::string_view name);
