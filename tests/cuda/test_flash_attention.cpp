@@ -375,73 +375,19 @@ TEST_P(CudaFlash, FullPatternAndFullBandEqualDenseBitwise) {
   EXPECT_EQ(std::memcmp(dense.out.data(), banded.out.data(), size_t(dense.out.nbytes())), 0);
 }
 
-// Inputs of the bitwise schedule comparisons below: 6 query / 2 KV heads, 1157 rows, head dim
-// 128, bf16, and a causal block pattern (density 0.3, a 150-token band, empty rows).
-struct WalkCase {
-  Inputs in;
-  SparsePattern pat;
-};
-WalkCase walk_case(uint64_t seed) {
-  const int64_t hq = 6, hkv = 2, l = 1157, d = 128;
-  Rng rng(seed + 1);
-  return {random_inputs(DType::kBF16, hq, hkv, l, d, seed),
-          random_pattern(int(hq), l, l, 128, 128, true, false, 0.3, 150, 0, rng)};
-}
-
-// The fa3 kernel's persistent schedule with a few CTAs, each claiming many (query block, head)
-// work tiles of unequal work: empty rows (no blocks, no band), band only, sparse rows, causal and
-// not, chunked prefill, odd lengths, GQA, so the K/V ring and the Q buffer cycle through their
-// barrier phases across tiles of every length, including none. Against the f64 reference, and
-// bitwise against one CTA per work tile (the same tile walk per work tile). Runs once, under auto.
-TEST_P(CudaFlash, Fa3PersistentCtasLoopOverManyTiles) {
-  if (g_family != "auto" || !device_is_sm90()) GTEST_SKIP() << "fa3 runs on compute capability 9.0";
-  const SparseCase cases[] = {
-      {DType::kBF16, 128, 128, 128, false, true, 0.2, 0, 0, 1100, 1100},  // many empty rows
-      {DType::kF16, 128, 128, 128, true, true, 0.0, 300, 0, 1001, 1001},  // band only
-      {DType::kBF16, 128, 256, 128, false, false, 0.3, 0, 0, 700, 700},   // not causal
-      {DType::kBF16, 128, 128, 128, false, true, 0.5, 77, 0, 333, 1201},  // chunked prefill
-  };
-  const int ctas[] = {1, 3, 7, 3};
-  for (int i = 0; i < 4; ++i) {
-    cu::set_kernel_preference(fmt::format("fa3persistent:{}", ctas[i]));
-    check_sparse(cases[i], fresh_seed());
-  }
-  cu::set_kernel_preference("fa3persistent:5");
-  check_dense({DType::kBF16, 128, DType::kBF16, true, 8, 2, 901, 901}, fresh_seed());
-  check_dense({DType::kF16, 128, DType::kF32, true, 4, 4, 200, 777}, fresh_seed());
-
-  const uint64_t seed = fresh_seed();
-  SCOPED_TRACE(seed);
-  const WalkCase c = walk_case(seed);
-  const auto& [q, k, v] = c.in;
-  const SparsePattern& pat = c.pat;
-  const int64_t d = 128;
-  AttentionOptions opts;
-  cu::set_kernel_preference("fa3grid");
-  const GpuRun grid = run_gpu(q, k, v, DType::kBF16, opts, &pat);
-  for (int n : {2, 11}) {
-    cu::set_kernel_preference(fmt::format("fa3persistent:{}", n));
-    ASSERT_EQ(cu::kernel_info(DType::kBF16, d, 128).name, std::string("fa3persistent"));
-    const GpuRun got = run_gpu(q, k, v, DType::kBF16, opts, &pat);
-    EXPECT_EQ(std::memcmp(grid.out.data(), got.out.data(), size_t(grid.out.nbytes())), 0) << n;
-    EXPECT_EQ(std::memcmp(grid.lse.data(), got.lse.data(), size_t(grid.lse.nbytes())), 0) << n;
-  }
-  EXPECT_THROW(cu::set_kernel_preference("fa3:0"), Error);
-  EXPECT_THROW(cu::set_kernel_preference("fa3persistent:x"), Error);
-  EXPECT_THROW(cu::set_kernel_preference("wgmma:3"), Error);
-}
-
 // The fa3 grid kernel's CTAs own SIEVE_FA3_TPC work tiles (query heads of one query block, default
 // 4): the same tile walk and arithmetic per tile whatever the count, so the outputs and LSEs are
 // bitwise those of one tile per CTA. 6 query heads make the last CTA of a head group own fewer
-// tiles (T = 4) or as many (T = 3); a sparse pattern with a band and empty rows, and dense.
+// tiles (T = 4) or as many (T = 3); 1157 rows, bf16, a causal block pattern (density 0.3, a
+// 150-token band, empty rows), and dense.
 TEST_P(CudaFlash, Fa3TilesPerCtaGiveTheSameBits) {
   if (g_family != "auto" || !device_is_sm90()) GTEST_SKIP() << "fa3 runs on compute capability 9.0";
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE(seed);
-  const WalkCase c = walk_case(seed);
-  const auto& [q, k, v] = c.in;
-  const SparsePattern& pat = c.pat;
+  const int64_t hq = 6, hkv = 2, l = 1157, d = 128;
+  const auto [q, k, v] = random_inputs(DType::kBF16, hq, hkv, l, d, seed);
+  Rng rng(seed + 1);
+  const SparsePattern pat = random_pattern(int(hq), l, l, 128, 128, true, false, 0.3, 150, 0, rng);
   AttentionOptions opts;
   struct Unset {
     ~Unset() { unsetenv("SIEVE_FA3_TPC"); }  // NOLINT(concurrency-mt-unsafe)
@@ -511,9 +457,27 @@ TEST_P(CudaFlash, AutoPicksFa3OrWgmmaOnHopper) {
     EXPECT_EQ(cu::kernel_info(DType::kBF16, 128, 128, true).name, std::string("fa3"));
     EXPECT_THROW(cu::kernel_info(DType::kBF16, 128, 64, true), Error);
     EXPECT_THROW(cu::kernel_info(DType::kBF16, 64), Error);
-    cu::set_kernel_preference("fa3persistent");  // token columns run on the grid schedule only
-    EXPECT_THROW(cu::kernel_info(DType::kBF16, 128, 128, true), Error);
+    cu::set_kernel_preference("fa3grid");  // the same kernel under the grid schedule's name
+    EXPECT_EQ(cu::kernel_info(DType::kBF16, 128, 128).name, std::string("fa3grid"));
+    EXPECT_EQ(cu::kernel_info(DType::kBF16, 128, 128, true).name, std::string("fa3grid"));
   }
+}
+
+// Preference names are parsed on the host (no device needed). The persistent fa3 schedule
+// ("fa3persistent[:N]") and the CTA count suffix that only it used were removed: both are unknown
+// names now, and the error lists the accepted ones.
+TEST(CudaKernelPreference, RejectsUnknownNamesListingTheAcceptedOnes) {
+  for (const char* bad : {"fa3persistent", "fa3persistent:4", "fa3:5", "auto:2", "wgmma:3", ""}) {
+    try {
+      cu::set_kernel_preference(bad);
+      ADD_FAILURE() << "'" << bad << "' accepted";
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("(auto, mma, wgmma, fa3, fa3grid)"), std::string::npos) << msg;
+    }
+  }
+  for (const char* good : {"mma", "mma.sync", "wgmma", "fa3", "fa3grid", "auto"})
+    EXPECT_NO_THROW(cu::set_kernel_preference(good)) << good;
 }
 
 TEST_P(CudaFlash, RejectsWhatTheKernelCannotRun) {

@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <charconv>
 #include <cstdint>
 #include <limits>
 #include <numbers>
@@ -31,16 +30,12 @@ std::vector<std::string> available_backends() {
 
 namespace {
 
-std::atomic<int> g_preference{0};  // 0 auto, 1 mma.sync, 2 wgmma, 3 fa3, 4 fa3grid, 5 fa3persistent
-// fa3's schedule under "fa3" / "auto": one CTA per (query block, head) tile ("fa3grid") or
-// persistent CTAs claiming such tiles ("fa3persistent"; flash_kernel_fa3.cuh). The grid stays the
-// default until the persistent schedule wins on the H200 (docs/cuda.md, fa3 kernel).
-// g_fa3_ctas caps the persistent grid (0: one CTA per SM; "fa3persistent:N" sets N, which lets
-// the tests give a few CTAs many tiles each).
-constexpr bool kFa3Persistent = false;
-std::atomic<int> g_fa3_ctas{0};
+std::atomic<int> g_preference{0};  // 0 auto, 1 mma.sync, 2 wgmma, 3 fa3, 4 fa3grid
+// "fa3grid" runs the same fa3 kernel as "fa3", reported under its own name: it named the grid
+// schedule while the fa3 kernel also had a persistent one (measured slower and removed;
+// docs/cuda.md, fa3 kernel) and stays accepted as before.
 // Patterns with token columns under "auto" on compute capability 9.0, head dim 128: the fa3
-// instance that gathers column tiles (grid schedule) rather than the wgmma kernel; chosen from
+// instance that gathers column tiles rather than the wgmma kernel; chosen from
 // the H200 comparison in docs/results/gpu-attention.md. A forced "fa3" runs it either way.
 constexpr bool kFa3Columns = true;
 
@@ -54,52 +49,34 @@ void check_supported(DType dtype, int64_t head_dim) {
 }  // namespace
 
 void set_kernel_preference(std::string_view name) {
-  int ctas = 0;
-  const std::string_view full = name;
-  if (const size_t colon = name.find(':'); colon != std::string_view::npos) {
-    const std::string_view n = name.substr(colon + 1);
-    name = name.substr(0, colon);
-    const auto [end, ec] = std::from_chars(n.data(), n.data() + n.size(), ctas);
-    SIEVE_CHECK(ec == std::errc() && end == n.data() + n.size() && ctas > 0 &&
-                    (name == "auto" || name == "fa3" || name == "fa3persistent"),
-                "bad CUDA kernel '{}' (auto:N, fa3:N, fa3persistent:N with N > 0 CTAs)", full);
-  }
   if (name == "auto") g_preference = 0;
   else if (name == "mma" || name == "mma.sync") g_preference = 1;
   else if (name == "wgmma") g_preference = 2;
   else if (name == "fa3") g_preference = 3;
   else if (name == "fa3grid") g_preference = 4;
-  else if (name == "fa3persistent") g_preference = 5;
-  else SIEVE_FAIL("unknown CUDA kernel '{}' (auto, mma, wgmma, fa3, fa3grid, fa3persistent)", name);
-  g_fa3_ctas = ctas;
+  else SIEVE_FAIL("unknown CUDA kernel '{}' (auto, mma, wgmma, fa3, fa3grid)", name);
 }
 
 KernelInfo kernel_info(DType dtype, int64_t head_dim, int64_t block_k, bool token_columns) {
   check_supported(dtype, head_dim);
   int pref = g_preference.load();
   // fa3: head dim 128, whole 128-key tiles per pattern block. Token columns run its column
-  // instance, on the grid schedule only, and under "auto" only while kFa3Columns.
+  // instance, under "auto" only while kFa3Columns.
   const FlashShapeFa3& f = kFa3D128;
   const bool fa3_fits = head_dim == f.head_dim && (block_k == 0 || block_k % f.block_n == 0);
-  const bool persistent =
-      pref == 5 || (kFa3Persistent && !token_columns && (pref == 0 || pref == 3));
-  const char* fa3_name = pref == 4 ? "fa3grid" : pref == 5 ? "fa3persistent" : "fa3";
-  if (pref >= 4) pref = 3;  // the fa3 kernel with a forced schedule
+  const char* fa3_name = pref == 4 ? "fa3grid" : "fa3";
+  if (pref == 4) pref = 3;  // the fa3 kernel under its other name
   if (pref == 3) {
     SIEVE_CHECK(detail::device_is_sm90(), "the fa3 kernel needs a compute capability 9.0 device");
     SIEVE_CHECK(fa3_fits,
                 "the fa3 kernel needs head_dim 128 and block_k a multiple of {} (head_dim {}, "
                 "block_k {})",
                 f.block_n, head_dim, block_k);
-    SIEVE_CHECK(!(persistent && token_columns),
-                "the persistent fa3 schedule takes no token columns (fa3grid or fa3 does)");
   }
   if (pref == 3 || (pref == 0 && fa3_fits && (!token_columns || kFa3Columns) &&
                     detail::device_is_sm90()))
     return KernelInfo{fa3_name, f.block_m(), f.block_n, f.threads(),
-                      persistent      ? f.smem_bytes_persistent()
-                      : token_columns ? f.smem_bytes_columns()
-                                      : f.smem_bytes()};
+                      token_columns ? f.smem_bytes_columns() : f.smem_bytes()};
   const FlashShapeSm90& h = head_dim == 64 ? kSm90D64 : kSm90D128;
   const bool fits = block_k == 0 || block_k % h.block_n == 0;
   bool wgmma = pref != 1 && fits && detail::device_is_sm90();
@@ -199,11 +176,7 @@ void launch(const Prepared& r, const KernelInfo& k, Stream stream) {
   const std::string_view name = k.name;
   cudaError_t e;
   if (name.starts_with("fa3")) {
-    const bool persistent =
-        name == "fa3persistent" || (name == "fa3" && kFa3Persistent && !r.p.column_indptr);
-    const int ctas = persistent ? g_fa3_ctas.load() : -1;
-    e = bf16 ? launch_flash_fa3_bf16(d, r.p, stream, ctas)
-             : launch_flash_fa3_f16(d, r.p, stream, ctas);
+    e = bf16 ? launch_flash_fa3_bf16(d, r.p, stream) : launch_flash_fa3_f16(d, r.p, stream);
   } else if (name == "wgmma") {
     e = bf16 ? launch_flash_sm90_bf16(d, r.p, stream) : launch_flash_sm90_f16(d, r.p, stream);
   } else {

@@ -50,9 +50,6 @@ struct FlashShapeFa3 {
     return 1024 + (2 * 128 * head_dim + 2 * stages * block_n * head_dim) * 2 +
            8 * (4 + 4 * stages) + 8 * stages;
   }
-  /// The persistent schedule uses one Q buffer and adds Q's empty barrier and the next work
-  /// tile's index (within this size).
-  constexpr int smem_bytes_persistent() const { return smem_bytes() + 16; }
   /// The instance for token columns adds each stage's column key ids and no-mask flag.
   constexpr int smem_bytes_columns() const { return smem_bytes() + stages * (4 * block_n + 4); }
 };

@@ -16,13 +16,9 @@ cudaError_t launch_flash_f16(int head_dim, const FlashParams& p, cudaStream_t st
 cudaError_t launch_flash_sm90_bf16(int head_dim, const FlashParams& p, cudaStream_t stream);
 cudaError_t launch_flash_sm90_f16(int head_dim, const FlashParams& p, cudaStream_t stream);
 /// Warp-specialised Hopper kernel (TMA producer, sm_90a), head dim 128 only. Falls back to the
-/// wgmma kernel when the inputs' strides admit no TMA tensor map. ctas < 0: one CTA per (query
-/// block, head); 0: persistent, one CTA per SM looping over them; n > 0: persistent, n CTAs.
-/// Patterns with token columns run an instance that gathers column tiles, on the grid only
-/// (ctas >= 0 returns cudaErrorInvalidValue for them).
-cudaError_t launch_flash_fa3_bf16(int head_dim, const FlashParams& p, cudaStream_t stream,
-                                  int ctas);
-cudaError_t launch_flash_fa3_f16(int head_dim, const FlashParams& p, cudaStream_t stream,
-                                 int ctas);
+/// wgmma kernel when the inputs' strides admit no TMA tensor map. Patterns with token columns run
+/// an instance that gathers column tiles.
+cudaError_t launch_flash_fa3_bf16(int head_dim, const FlashParams& p, cudaStream_t stream);
+cudaError_t launch_flash_fa3_f16(int head_dim, const FlashParams& p, cudaStream_t stream);
 
 }  // namespace sieve::attention::cuda

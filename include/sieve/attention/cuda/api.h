@@ -30,9 +30,10 @@ std::vector<std::string> available_backends();
 
 /// Kernel instance for (dtype, head_dim, pattern block_k; 0 = dense; whether the pattern has token
 /// columns) on the current device: "fa3" (Hopper, warp-specialised TMA + wgmma; head dim 128,
-/// block_k a multiple of 128; token columns run its instance that gathers column tiles, on the
-/// grid schedule only), "wgmma" (Hopper, compute capability 9.0, sm_90a) or "mma.sync" (sm_80+). A block-sparse pattern needs block_q % block_m == 0 and
-/// block_k % block_n == 0 (the mma.sync shape always fits when the wgmma one does not).
+/// block_k a multiple of 128; token columns run its instance that gathers column tiles), "wgmma"
+/// (Hopper, compute capability 9.0, sm_90a) or "mma.sync" (sm_80+); "fa3grid" for fa3 under that
+/// preference. A block-sparse pattern needs block_q % block_m == 0 and block_k % block_n == 0
+/// (the mma.sync shape always fits when the wgmma one does not).
 struct KernelInfo {
   const char* name = "";
   int block_m = 0, block_n = 0, threads = 0, smem_bytes = 0;
@@ -41,13 +42,11 @@ KernelInfo kernel_info(DType dtype, int64_t head_dim, int64_t block_k = 0, bool 
 
 /// Kernel family for later calls: "auto" (fa3, else wgmma, where they run and fit, else
 /// mma.sync), "mma", "wgmma" or "fa3" (a forced family throws where it cannot run). For tests and
-/// benchmarks; process-wide. "fa3grid" and "fa3persistent[:N]" force fa3 with one of its two
-/// schedules: the grid, one CTA per query block and group of query heads, the heads' (query block,
-/// head) tiles one after another (what "fa3" and "auto" run; 4 heads per CTA, 1 with token
-/// columns), or persistent CTAs claiming those tiles (N CTAs; default one per SM; it throws for
-/// token columns).
-/// KernelInfo::name then says which.
-/// @throws sieve::Error for other names
+/// benchmarks; process-wide. "fa3grid" forces fa3 too and is reported under that name (fa3 runs
+/// one CTA per query block and group of query heads, the heads' (query block, head) tiles one
+/// after another: 4 heads per CTA, 1 with token columns; its persistent schedule was measured
+/// slower and removed, see docs/cuda.md).
+/// @throws sieve::Error for other names, listing the accepted ones
 void set_kernel_preference(std::string_view name);
 
 /// Non-owning view of a SparsePattern whose arrays live in device memory.

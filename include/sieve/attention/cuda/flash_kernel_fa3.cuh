@@ -20,20 +20,16 @@
 // ring (kind -1) that cycles all four of its stage's barriers. FA3's ping-pong scheduling (named
 // barriers ordering the two consumers' GEMM issues) and a third K/V stage were measured within
 // noise of this on an H200 and removed (docs/results/gpu-attention.md, commit d1fc33f).
-// flash_attention_fa3_persistent_kernel is the same CTA with FA3's persistent schedule: one CTA
-// per SM claiming (query block, head) work tiles in the grid's order (KV head by KV head, heaviest
-// query block first, the query heads of one KV head side by side) until none is left, with the
-// K/V ring's phases carried across tiles and the next tile's Q loaded during the current tile's
-// last P V product and epilogue (opt-in: "fa3persistent"; see docs/cuda.md for the measurements).
-// Token columns (instance COLUMNS, grid schedule only): the whole producer warpgroup walks the
+// FA3's persistent schedule (one CTA per SM claiming work tiles from an atomic counter) was
+// measured slower than this grid schedule on an H200 and removed (docs/cuda.md, fa3 kernel).
+// Token columns (instance COLUMNS, one work tile per CTA): the whole producer warpgroup walks the
 // tiles. Thread 0 issues the TMA copies of contiguous tiles as above; a column tile takes all 128
 // threads: thread r resolves list entry r (prepare_columns' rule) and gathers row r of K and V by
 // cp.async, the no-mask flag comes from barrier.red.and, and thread 0 arrives on the stage's full
 // barriers once every copy has landed and been published to the async proxy. Needs
 // block_k % BLOCK_N == 0.
 // Reference: Shah et al., "FlashAttention-3" (2024), §3.1 (producer/consumer warp
-// specialisation, persistent kernel with a tile scheduler) and §3.2 (intra-warpgroup
-// pipelining).
+// specialisation) and §3.2 (intra-warpgroup pipelining).
 #pragma once
 
 #include "sieve/attention/cuda/flash_kernel.cuh"
@@ -57,18 +53,14 @@ struct FlashConfigFa3 {
   static constexpr int kProducerRegs = COLUMNS_ ? 56 : 24, kConsumerRegs = COLUMNS_ ? 224 : 240;
   static constexpr int kThreads = 384;  // producer warpgroup + two consumer warpgroups
   static constexpr int kQBytes = kBM * D_ * 2, kTileBytes = BN_ * D_ * 2;
-  // The persistent kernel's barriers: full_q, full/empty x K/V per stage.
-  static constexpr int kBarBytes = 8 * (1 + 4 * STAGES_);
-  // The grid kernel's: full_q and empty_q per Q buffer (two: a CTA may own several work tiles,
-  // the next tile's Q loads while the current one runs), full/empty x K/V per stage.
+  // Barriers: full_q and empty_q per Q buffer (two: a CTA may own several work tiles, the next
+  // tile's Q loads while the current one runs), full/empty x K/V per stage.
   static constexpr int kBarBytesGrid = 8 * (4 + 4 * STAGES_);
   static constexpr int kSmemBytes = 1024 + 2 * kQBytes + 2 * STAGES_ * kTileBytes + kBarBytesGrid +
                                     8 * STAGES_ +  // +1024: alignment
                                     (COLUMNS_ ? STAGES_ * (4 * BN_ + 4) : 0);
   static_assert(D_ == 128 && BN_ == 128, "the FA3 path is built for head dim 128, BLOCK_N 128");
-  // The persistent kernel adds Q's empty barrier and the next work tile's index.
-  static constexpr int kSmemBytesPersistent = kSmemBytes + 16;
-  static_assert(kSmemBytesPersistent <= 227 * 1024, "shared memory per block");
+  static_assert(kSmemBytes <= 227 * 1024, "shared memory per block");
 };
 
 /// Kernel arguments: the launch description and the TMA tensor maps of Q, K and V (3-D: head dim,
@@ -104,10 +96,11 @@ __device__ __forceinline__ int* fa3_column_ids(Tile* slots) {
 }
 
 /// Column tile t into stage s (ring use with parity ph), run by all 128 producer threads (tid
-/// 0..127). Thread r resolves list entry t.c0 + r by prepare_columns' rule (-1: past the list's
-/// end or inside a computed block) into s_col[s][r]; warp w then gathers its 32 rows of K and V,
-/// two rows per cp.async round, each row's 16 chunks by 16 lanes (key ids by shuffle, so every
-/// row is one coalesced 256-byte read). Keys outside [0, seq_k) land as zeros.
+/// 0..127); kv_bars: the stages' barriers, full_k, full_v, empty_k, empty_v (S words each). Thread
+/// r resolves list entry t.c0 + r by prepare_columns' rule (-1: past the list's end or inside a
+/// computed block) into s_col[s][r]; warp w then gathers its 32 rows of K and V, two rows per
+/// cp.async round, each row's 16 chunks by 16 lanes (key ids by shuffle, so every row is one
+/// coalesced 256-byte read). Keys outside [0, seq_k) land as zeros.
 /// Synchronisation: only thread 0 follows the ring's phases (the other threads skip the
 /// contiguous tiles before the first column tile), so it waits for the stage to be free and
 /// named barrier 1 hands the stage to the 128 threads. Each thread waits for its own cp.async
@@ -120,7 +113,7 @@ template <class Cfg>
 __device__ __forceinline__ void fa3_gather_columns(const Tile& t, int s, uint32_t ph,
                                                    const TileIter<Cfg::kBN>& it,
                                                    const FlashParams& p, int hkv, uint32_t s_k,
-                                                   uint32_t s_v, uint32_t bars, Tile* slots) {
+                                                   uint32_t s_v, uint32_t kv_bars, Tile* slots) {
   using T = typename Cfg::T;
   constexpr int BN = Cfg::kBN, S = Cfg::kStages, C = Cfg::kD / 8;
   static_assert(BN == 128 && C == 16, "one resolving thread per row, 16 lanes per row");
@@ -131,8 +124,8 @@ __device__ __forceinline__ void fa3_gather_columns(const Tile& t, int s, uint32_
   const int j = resolve_column(t.c0 + tid, it, p);
   const bool plain = column_is_plain(j, it, p);
   if (tid == 0) {
-    tma::mbar_wait(bars + 8 * (1 + 2 * S + s), ph ^ 1u);  // empty_k(s)
-    tma::mbar_wait(bars + 8 * (1 + 3 * S + s), ph ^ 1u);  // empty_v(s)
+    tma::mbar_wait(kv_bars + 8 * (2 * S + s), ph ^ 1u);  // empty_k(s)
+    tma::mbar_wait(kv_bars + 8 * (3 * S + s), ph ^ 1u);  // empty_v(s)
   }
   __syncwarp();
   tma::bar_sync<1, 128>();
@@ -159,8 +152,8 @@ __device__ __forceinline__ void fa3_gather_columns(const Tile& t, int s, uint32_
   if (tid == 0) {
     slots[s] = t;
     s_col[S * BN + s] = all_plain;
-    tma::mbar_arrive(bars + 8 * (1 + s));      // full_k(s)
-    tma::mbar_arrive(bars + 8 * (1 + S + s));  // full_v(s)
+    tma::mbar_arrive(kv_bars + 8 * s);        // full_k(s)
+    tma::mbar_arrive(kv_bars + 8 * (S + s));  // full_v(s)
   }
 }
 
@@ -250,14 +243,19 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
   const auto empty_v = [&](int s) { return bars + 8 * (4 + 3 * S + s); };
   detail::Tile* slots =
       reinterpret_cast<detail::Tile*>(smem_raw + (bars - raw) + Cfg::kBarBytesGrid);
+  static_assert(sizeof(detail::Tile) == 8, "slot size (kSmemBytes)");
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int m_tile = p.num_m_tiles - 1 - int(blockIdx.x);  // heaviest causal tiles first
   const int r0 = m_tile * BM;
   // Work tiles of this CTA: query heads hq0 .. hq0 + ntiles - 1 of query block m_tile. Each
   // tile's walk ends with a marker use of the K/V ring (slot kind -1) that cycles all four of its
-  // stage's barriers (as in the persistent kernel), so the ring's phases run on across tiles; tile
-  // j's Q sits in buffer j % 2, loaded once the epilogue of tile j - 2 has released it.
+  // stage's barriers, so every use of a stage is one phase of each of them and the ring's phases
+  // run on across tiles: ring use i (counted over the CTA's tiles) is stage i % S, parity
+  // (i / S) & 1. Consumer warps release a use only after waiting on its full barrier and the
+  // producer signals use i only after all eight released use i - S, so arrivals for two uses of
+  // one barrier never mix. Tile j's Q sits in buffer j % 2, loaded once the epilogue of tile
+  // j - 2 has released it.
   constexpr bool kOneTile = Cfg::kColumns || kTiming;  // one work tile per CTA, known at compile time
   const int tpc = kOneTile ? 1 : a.tiles_per_cta;
   const int hq0 = int(blockIdx.y) * tpc;
@@ -312,9 +310,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
         const bool has = it.next(t);  // the same walk in every producer thread
         if constexpr (Cfg::kColumns) {
           if (has && t.kind == detail::kColumns) {
-            // fa3_gather_columns addresses full_k(s) as base + 8 (1 + s) (the persistent
-            // kernel's layout, one Q barrier): this kernel's K/V barriers start 3 words later.
-            detail::fa3_gather_columns<Cfg>(t, s, ph, it, p, hkv, s_k, s_v, bars + 8 * 3, slots);
+            detail::fa3_gather_columns<Cfg>(t, s, ph, it, p, hkv, s_k, s_v, full_k(0), slots);
             continue;
           }
           // Contiguous tiles (all before the first column tile) and the end are thread 0's; the
@@ -475,7 +471,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
       tma::mbar_wait(full_v(st), ph);
       release(empty_v(st));
       // The ring count is the same in every lane, but after the walk's data-dependent exit ptxas
-      // may no longer prove it warp-uniform (see the persistent kernel); REDUX makes it so.
+      // may no longer prove it warp-uniform, and then builds the next tile's barrier addresses
+      // and wgmma descriptors in vector registers (R2UR before each HGMMA). REDUX writes a
+      // uniform register.
       i = int(__reduce_max_sync(0xffffffffu, unsigned(i + 1)));
       if (!Cfg::kColumns && a.tma_store) {
         // This warpgroup's Q rows are free (its last Q K^T has completed): O goes there, laid out
@@ -510,243 +508,6 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
         put(15, gtimer());
       }
       if (tid == 256) tick(11);
-    }
-  }
-#else
-  __trap();  // built without sm_90a: the host never launches this (launch returns an error first)
-#endif
-}
-
-namespace detail {
-
-/// Work tile w of the persistent schedule: the grid's order, KV head by KV head; inside one, the
-/// query blocks heaviest first (descending), and for each the `group` query heads that share the
-/// KV head side by side, so the CTAs resident at one time read one KV head's K/V (L2 hits).
-/// False for w < 0 (no work left).
-__device__ __forceinline__ bool fa3_decode(const FlashParams& p, int w, int& m_tile, int& hq) {
-  if (w < 0) return false;
-  const int per_kv = p.num_m_tiles * p.group;
-  const int hkv = w / per_kv, r = w - hkv * per_kv;
-  m_tile = p.num_m_tiles - 1 - r / p.group;
-  hq = hkv * p.group + (r - (r / p.group) * p.group);
-  return true;
-}
-
-/// The CTA's next work tile, or -1 when none is left (producer thread only): CTA c starts with
-/// tile c, later tiles go out in order to whichever CTA asks first.
-__device__ __forceinline__ int fa3_claim(const FlashParams& p, int* counter) {
-  const int w = int(gridDim.x) + atomicAdd(counter, 1);
-  return w < p.num_m_tiles * p.num_heads_q ? w : -1;
-}
-
-}  // namespace detail
-
-// Barriers and phases of the persistent kernel. The K/V ring runs across work tiles: ring use i
-// (a global count) sits in stage i % S with parity (i / S) & 1 on all four of its barriers. A
-// work tile's walk ends with a marker use (slot kind -1) that cycles every barrier once too (the
-// producer arrives on full_k and full_v without a copy; the consumers release both after waiting
-// on both) and names the next work tile in the slot's c0, so every use of a stage is one phase of
-// each of its barriers. Each consumer warp releases a use only after waiting on its full barrier,
-// and the producer signals use i only after use i - S was released by all eight warps: arrivals
-// for two uses of one barrier never mix. Q is one buffer: the CTA's k-th work tile is phase k of
-// full_q and empty_q; the consumers release Q when they reach the marker (all their Q K^T
-// products done), so the next tile's Q and first K/V tiles load during the last P V product and
-// the epilogue of the current one. counter: a zeroed int per launch; grid: at most one CTA per
-// work tile. Otherwise the same tile walk, masks and arithmetic as flash_attention_fa3_kernel, so
-// both give the same bits.
-template <class Cfg>
-__global__ void __launch_bounds__(Cfg::kThreads, 1)
-    flash_attention_fa3_persistent_kernel(const __grid_constant__ Fa3Args a, int* counter) {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  using T = typename Cfg::T;
-  constexpr int D = Cfg::kD, BN = Cfg::kBN, BM = Cfg::kBM, S = Cfg::kStages;
-  constexpr uint32_t kTileBytes = Cfg::kTileBytes, kPanelBytes = BN * 128;
-  const FlashParams& p = a.p;
-
-  extern __shared__ unsigned char smem_raw[];
-  const uint32_t raw = ptx::smem_addr(smem_raw);
-  const uint32_t s_q = (raw + 1023u) & ~1023u;
-  const uint32_t s_k = s_q + Cfg::kQBytes;  // S stages
-  const uint32_t s_v = s_k + S * kTileBytes;
-  const uint32_t bars = s_v + S * kTileBytes;
-  const uint32_t full_q = bars;
-  const auto full_k = [&](int s) { return bars + 8 * (1 + s); };
-  const auto full_v = [&](int s) { return bars + 8 * (1 + S + s); };
-  const auto empty_k = [&](int s) { return bars + 8 * (1 + 2 * S + s); };
-  const auto empty_v = [&](int s) { return bars + 8 * (1 + 3 * S + s); };
-  detail::Tile* slots = reinterpret_cast<detail::Tile*>(smem_raw + (bars - raw) + Cfg::kBarBytes);
-  const uint32_t empty_q = bars + Cfg::kBarBytes + 8 * S;  // after the S slots
-  static_assert(sizeof(detail::Tile) == 8, "slot size");
-  static_assert(!Cfg::kColumns, "token columns run on the grid schedule");
-
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-
-  if (tid == 0) {
-    tma::mbar_init(full_q, 1);
-    tma::mbar_init(empty_q, 8);  // one arrival per consumer warp
-#pragma unroll
-    for (int s = 0; s < S; ++s) {
-      tma::mbar_init(full_k(s), 1);
-      tma::mbar_init(full_v(s), 1);
-      tma::mbar_init(empty_k(s), 8);
-      tma::mbar_init(empty_v(s), 8);
-    }
-    tma::mbar_init_fence();
-  }
-  __syncthreads();
-
-  if (warp < 4) {  // ---- producer warpgroup: one thread issues everything ------------------------
-    tma::regs_dec<24>();
-    if (tid != 0) return;
-    tma::prefetch_map(&a.tq);
-    tma::prefetch_map(&a.tk);
-    tma::prefetch_map(&a.tv);
-    uint32_t i = 0;  // ring use
-    // The next work tile goes through shared memory: carried in a register into the loop
-    // condition, it made ptxas serialise the consumers' wgmma (warning C7512).
-    volatile int* s_next = reinterpret_cast<volatile int*>(smem_raw + (empty_q + 8 - raw));
-    int m_tile, hq;
-    for (int k = 0; detail::fa3_decode(p, k == 0 ? int(blockIdx.x) : *s_next, m_tile, hq); ++k) {
-      tma::mbar_wait(empty_q, uint32_t(k & 1) ^ 1u);
-      const int hkv = hq / p.group, r0 = m_tile * BM;
-      tma::mbar_arrive_expect_tx(full_q, Cfg::kQBytes);
-#pragma unroll
-      for (int c = 0; c < D / 64; ++c)
-        tma::load_3d(s_q + c * (BM * 128), &a.tq, full_q, c * 64, r0, hq);
-      const int w = detail::fa3_claim(p, counter);  // used at this tile's marker: latency hidden
-      *s_next = w;
-      const int rows = min(BM, p.seq_q - r0);
-      detail::TileIter<BN> it = detail::make_tile_iter<BN>(p, hq, r0, rows);
-      for (;; ++i) {
-        const int s = int(i % S);
-        const uint32_t ph = (i / S) & 1u;
-        detail::Tile t;
-        const bool has = it.next(t);
-        tma::mbar_wait(empty_k(s), ph ^ 1u);
-        if (!has) {  // the marker: one phase of each barrier, no copy; names the next work tile
-          slots[s] = detail::Tile{-1, w};
-          tma::mbar_arrive(full_k(s));
-          tma::mbar_wait(empty_v(s), ph ^ 1u);
-          tma::mbar_arrive(full_v(s));
-          ++i;
-          break;
-        }
-        slots[s] = t;
-        tma::mbar_arrive_expect_tx(full_k(s), kTileBytes);
-#pragma unroll
-        for (int c = 0; c < D / 64; ++c)
-          tma::load_3d(s_k + s * kTileBytes + c * kPanelBytes, &a.tk, full_k(s), c * 64, t.c0, hkv);
-        tma::mbar_wait(empty_v(s), ph ^ 1u);
-        tma::mbar_arrive_expect_tx(full_v(s), kTileBytes);
-#pragma unroll
-        for (int c = 0; c < D / 64; ++c)
-          tma::load_3d(s_v + s * kTileBytes + c * kPanelBytes, &a.tv, full_v(s), c * 64, t.c0, hkv);
-      }
-    }
-  } else {  // ---- consumer warpgroups ---------------------------------------------------------
-    tma::regs_inc<240>();
-    const int cw = (warp >> 2) - 1;  // consumer 0 or 1: rows [64 cw, 64 cw + 64)
-    const int g = lane >> 2, tq = lane & 3;
-    const int wrow = cw * 64 + (warp & 3) * 16;  // first row of this warp inside the CTA tile
-    const float sl2 = p.scale_log2;
-    const auto release = [&](uint32_t bar) {
-      __syncwarp();
-      if (lane == 0) tma::mbar_arrive(bar);
-    };
-    const uint32_t q_wg = s_q + cw * 64 * 128;
-
-    uint32_t i = 0;  // ring use
-    int w = int(blockIdx.x), m_tile, hq;
-    for (int k = 0; detail::fa3_decode(p, w, m_tile, hq); ++k) {
-      const int r0 = m_tile * BM;
-      float o[D / 8][4];
-#pragma unroll
-      for (int dt = 0; dt < D / 8; ++dt)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) o[dt][e] = 0.f;
-      float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
-
-      const auto issue_pv = [&](const uint32_t (&pa)[BN / 16][4], uint32_t sv) {
-        wgmma::fence_operands(o);
-        wgmma::fence();
-        detail::issue_pv<T, D, BN>(o, pa, sv);
-        wgmma::commit();
-      };
-      const auto mask = [&](float (&s)[BN / 8][4], const detail::Tile& t) {
-        if (t.kind != detail::kFull)
-          detail::mask_stripe<BN / 8>(s, t, r0 + wrow + g + p.q_offset, nullptr, tq, p);
-      };
-
-      tma::mbar_wait(full_q, uint32_t(k & 1));  // also without K/V tiles: no copy outlives the CTA
-      int st = int(i % S);
-      uint32_t ph = (i / S) & 1u;
-      tma::mbar_wait(full_k(st), ph);
-      detail::Tile t = slots[st];
-      if (t.kind >= 0) {
-        float s[BN / 8][4];
-        detail::issue_qk<T, D, BM, BN>(s, q_wg, s_k + st * kTileBytes);
-        wgmma::wait<0>();
-        wgmma::fence_operands(s);
-        release(empty_k(st));
-        mask(s, t);
-        detail::online_softmax<BN / 8, D / 8>(s, o, m, l, sl2);
-        uint32_t pa[BN / 16][4];
-        detail::pack_p<T, BN>(s, pa);
-
-        int prev = st;  // stage of the tile whose P is in pa
-        uint32_t prev_ph = ph;
-        for (;;) {
-          ++i;
-          st = int(i % S);
-          ph = (i / S) & 1u;
-          tma::mbar_wait(full_k(st), ph);
-          t = slots[st];
-          if (t.kind < 0) break;
-          // S_i and P_{i-1} V_{i-1} issued together
-          detail::issue_qk<T, D, BM, BN>(s, q_wg, s_k + st * kTileBytes);
-          tma::mbar_wait(full_v(prev), prev_ph);
-          issue_pv(pa, s_v + prev * kTileBytes);
-          wgmma::wait<1>();  // S_i landed; P_{i-1} V_{i-1} may still run
-          wgmma::fence_operands(s);
-          release(empty_k(st));
-          mask(s, t);
-          float alpha[2];
-          detail::online_softmax_p<BN / 8>(s, m, l, sl2, alpha);
-          wgmma::wait<0>();
-          wgmma::fence_operands(o);
-          wgmma::fence_operands(pa);
-          release(empty_v(prev));
-#pragma unroll
-          for (int dt = 0; dt < D / 8; ++dt)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) o[dt][e] *= alpha[e >> 1];
-          detail::pack_p<T, BN>(s, pa);
-          prev = st;
-          prev_ph = ph;
-        }
-        // at the marker: every Q K^T of this tile has completed
-        release(empty_q);
-        release(empty_k(st));
-        // P V of the last tile
-        tma::mbar_wait(full_v(prev), prev_ph);
-        issue_pv(pa, s_v + prev * kTileBytes);
-        wgmma::wait<0>();
-        wgmma::fence_operands(o);
-        wgmma::fence_operands(pa);
-        release(empty_v(prev));
-      } else {
-        release(empty_q);
-        release(empty_k(st));
-      }
-      w = t.c0;  // the marker names the next work tile
-      tma::mbar_wait(full_v(st), ph);  // the marker's V phase
-      release(empty_v(st));
-      // Every lane holds the same ring count (all read the same slots), but after the walk's
-      // data-dependent exit ptxas no longer proves it warp-uniform and builds every barrier
-      // address and wgmma descriptor of the next tiles in vector registers (R2UR before each
-      // HGMMA). REDUX writes a uniform register, which restores the grid kernel's code.
-      i = __reduce_max_sync(0xffffffffu, i + 1);
-      detail::store_stripe<T, D / 8>(o, m, l, r0 + wrow + g, hq, tq, sl2, p);
     }
   }
 #else

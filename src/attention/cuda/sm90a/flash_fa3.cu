@@ -12,13 +12,12 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <limits>
 #include <type_traits>
 #include <vector>
 
-// Opt-in instrumentation (off by default): built with -DSIEVE_FA3_TIMING=1, grid launches without
-// token columns run the instrumented kernel instance while the environment sets SIEVE_FA3_TIMING,
-// and each launch prints the phase durations of its CTAs to stdout (synchronising the stream).
+// Opt-in instrumentation (off by default): built with -DSIEVE_FA3_TIMING=1, launches without token
+// columns run the instrumented kernel instance while the environment sets SIEVE_FA3_TIMING, and
+// each launch prints the phase durations of its CTAs to stdout (synchronising the stream).
 #ifndef SIEVE_FA3_TIMING
 #define SIEVE_FA3_TIMING 0
 #endif
@@ -53,9 +52,7 @@ bool encode(CUtensorMap* m, const void* base, int heads, int seq, int d, int64_t
 template <class T, FlashShapeFa3 S, bool COLUMNS>
 using Cfg = FlashConfigFa3<T, S.head_dim, S.block_n, S.stages, COLUMNS>;
 static_assert(Cfg<__nv_bfloat16, kFa3D128, false>::kSmemBytes == kFa3D128.smem_bytes() &&
-              Cfg<__nv_bfloat16, kFa3D128, true>::kSmemBytes == kFa3D128.smem_bytes_columns() &&
-              Cfg<__nv_bfloat16, kFa3D128, false>::kSmemBytesPersistent ==
-                  kFa3D128.smem_bytes_persistent());
+              Cfg<__nv_bfloat16, kFa3D128, true>::kSmemBytes == kFa3D128.smem_bytes_columns());
 
 // Work tiles per grid CTA: SIEVE_FA3_TPC (1-8, A/B only) or the default below.
 int fa3_tiles_per_cta(const FlashParams& p) {
@@ -63,17 +60,6 @@ int fa3_tiles_per_cta(const FlashParams& p) {
   int t = kFa3TilesPerCta;
   if (env != nullptr && *env != '\0') t = std::atoi(env);
   return std::clamp(t, 1, std::max(1, std::min(8, p.num_heads_q)));
-}
-
-// Multiprocessor count of the current device (the persistent grid's size).
-int sm_count() {
-  int dev = 0, n = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return 1;
-  }
-  return n;
 }
 
 #if SIEVE_FA3_TIMING
@@ -164,7 +150,7 @@ void report_timing(const std::vector<uint64_t>& h, unsigned gx, unsigned gy) {
 #endif
 
 template <class Cfg, bool TIMING = false>
-cudaError_t launch(FlashParams p, cudaStream_t stream, int ctas) {
+cudaError_t launch(FlashParams p, cudaStream_t stream) {
   using T = typename Cfg::T;
   p.num_m_tiles = (p.seq_q + Cfg::kBM - 1) / Cfg::kBM;
   if (p.num_m_tiles == 0) return cudaSuccess;
@@ -181,93 +167,63 @@ cudaError_t launch(FlashParams p, cudaStream_t stream, int ctas) {
     return std::is_same_v<T, __nv_bfloat16> ? launch_flash_sm90_bf16(Cfg::kD, p, stream)
                                              : launch_flash_sm90_f16(Cfg::kD, p, stream);
   }
-  if (ctas < 0) {  // one CTA per (query block, head)
-    auto* kernel = &flash_attention_fa3_kernel<Cfg, TIMING>;
-    cudaError_t err =
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
-    if (err != cudaSuccess) return err;
-    // Work tiles per CTA (query heads of one query block, one after another): the next tile's Q
-    // and first K/V tiles load while the current one runs, which a new CTA could not overlap
-    // (one CTA per SM). 1 for token columns and the instrumented instance.
-    a.tiles_per_cta = (Cfg::kColumns || TIMING) ? 1 : fa3_tiles_per_cta(p);
-    const dim3 grid(unsigned(p.num_m_tiles),
-                    unsigned((p.num_heads_q + a.tiles_per_cta - 1) / a.tiles_per_cta));
-    // O by TMA stores (64-row boxes, one per consumer warpgroup) where O is T and its strides fit
-    // a tensor map; otherwise the kernel's per-thread stores.
-    if constexpr (!Cfg::kColumns)
-      a.tma_store = !p.out_f32 && encode<T>(&a.to, p.out, p.num_heads_q, p.seq_q, Cfg::kD,
-                                            p.o_head_stride, p.o_row_stride, 64);
-    if constexpr (TIMING) {
+  auto* kernel = &flash_attention_fa3_kernel<Cfg, TIMING>;
+  cudaError_t err =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
+  if (err != cudaSuccess) return err;
+  // Work tiles per CTA (query heads of one query block, one after another): the next tile's Q
+  // and first K/V tiles load while the current one runs, which a new CTA could not overlap
+  // (one CTA per SM). 1 for token columns and the instrumented instance.
+  a.tiles_per_cta = (Cfg::kColumns || TIMING) ? 1 : fa3_tiles_per_cta(p);
+  const dim3 grid(unsigned(p.num_m_tiles),
+                  unsigned((p.num_heads_q + a.tiles_per_cta - 1) / a.tiles_per_cta));
+  // O by TMA stores (64-row boxes, one per consumer warpgroup) where O is T and its strides fit
+  // a tensor map; otherwise the kernel's per-thread stores.
+  if constexpr (!Cfg::kColumns)
+    a.tma_store = !p.out_f32 && encode<T>(&a.to, p.out, p.num_heads_q, p.seq_q, Cfg::kD,
+                                          p.o_head_stride, p.o_row_stride, 64);
+  if constexpr (TIMING) {
 #if SIEVE_FA3_TIMING
-      const size_t n = size_t(grid.x) * grid.y * kFa3Stamps;
-      err = cudaMallocAsync(reinterpret_cast<void**>(&a.stamps), n * 8, stream);
-      if (err != cudaSuccess) return err;
-      err = cudaMemsetAsync(a.stamps, 0, n * 8, stream);
-      if (err == cudaSuccess) {
-        kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytes, stream>>>(a);
-        err = cudaGetLastError();
-      }
-      std::vector<uint64_t> h(n);
-      if (err == cudaSuccess)
-        err = cudaMemcpyAsync(h.data(), a.stamps, n * 8, cudaMemcpyDeviceToHost, stream);
-      if (err == cudaSuccess) err = cudaStreamSynchronize(stream);
-      const cudaError_t freed = cudaFreeAsync(a.stamps, stream);
-      if (err == cudaSuccess) report_timing(h, grid.x, grid.y);
-      return err != cudaSuccess ? err : freed;
-#endif
-    }
-    kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytes, stream>>>(a);
-    return cudaGetLastError();
-  }
-  if constexpr (Cfg::kColumns) {
-    return cudaErrorInvalidValue;  // the host runs patterns with token columns on the grid
-  } else {
-    // Persistent. Work tiles are numbered in int (plus up to a grid's worth of claims past the
-    // last); one CTA per SM (shared memory allows no second), never more than work tiles, and a
-    // zeroed tile counter of its own (stream-ordered, so concurrent launches never share one).
-    const int64_t tiles = int64_t(p.num_m_tiles) * p.num_heads_q;
-    if (tiles > std::numeric_limits<int>::max() - (1 << 20)) return cudaErrorInvalidValue;
-    auto* kernel = &flash_attention_fa3_persistent_kernel<Cfg>;
-    cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                           Cfg::kSmemBytesPersistent);
+    const size_t n = size_t(grid.x) * grid.y * kFa3Stamps;
+    err = cudaMallocAsync(reinterpret_cast<void**>(&a.stamps), n * 8, stream);
     if (err != cudaSuccess) return err;
-    int* counter = nullptr;
-    err = cudaMallocAsync(reinterpret_cast<void**>(&counter), sizeof(int), stream);
-    if (err != cudaSuccess) return err;
-    const unsigned grid = unsigned(std::min<int64_t>(tiles, ctas > 0 ? ctas : sm_count()));
-    err = cudaMemsetAsync(counter, 0, sizeof(int), stream);
+    err = cudaMemsetAsync(a.stamps, 0, n * 8, stream);
     if (err == cudaSuccess) {
-      kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytesPersistent, stream>>>(a, counter);
+      kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytes, stream>>>(a);
       err = cudaGetLastError();
     }
-    const cudaError_t freed = cudaFreeAsync(counter, stream);
+    std::vector<uint64_t> h(n);
+    if (err == cudaSuccess)
+      err = cudaMemcpyAsync(h.data(), a.stamps, n * 8, cudaMemcpyDeviceToHost, stream);
+    if (err == cudaSuccess) err = cudaStreamSynchronize(stream);
+    const cudaError_t freed = cudaFreeAsync(a.stamps, stream);
+    if (err == cudaSuccess) report_timing(h, grid.x, grid.y);
     return err != cudaSuccess ? err : freed;
+#endif
   }
+  kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytes, stream>>>(a);
+  return cudaGetLastError();
 }
 
-// Patterns with token columns take the instance that gathers column tiles (grid schedule only).
+// Patterns with token columns take the instance that gathers column tiles.
 template <class T>
-cudaError_t launch_instance(const FlashParams& p, cudaStream_t stream, int ctas) {
-  if (p.column_indptr)
-    return ctas < 0 ? launch<Cfg<T, kFa3D128, true>>(p, stream, ctas) : cudaErrorInvalidValue;
+cudaError_t launch_instance(const FlashParams& p, cudaStream_t stream) {
+  if (p.column_indptr) return launch<Cfg<T, kFa3D128, true>>(p, stream);
 #if SIEVE_FA3_TIMING
-  if (ctas < 0 && std::getenv("SIEVE_FA3_TIMING"))
-    return launch<Cfg<T, kFa3D128, false>, true>(p, stream, ctas);
+  if (std::getenv("SIEVE_FA3_TIMING")) return launch<Cfg<T, kFa3D128, false>, true>(p, stream);
 #endif
-  return launch<Cfg<T, kFa3D128, false>>(p, stream, ctas);
+  return launch<Cfg<T, kFa3D128, false>>(p, stream);
 }
 
 }  // namespace
 
-cudaError_t launch_flash_fa3_bf16(int head_dim, const FlashParams& p, cudaStream_t stream,
-                                  int ctas) {
+cudaError_t launch_flash_fa3_bf16(int head_dim, const FlashParams& p, cudaStream_t stream) {
   if (head_dim != 128) return cudaErrorInvalidValue;
-  return launch_instance<__nv_bfloat16>(p, stream, ctas);
+  return launch_instance<__nv_bfloat16>(p, stream);
 }
-cudaError_t launch_flash_fa3_f16(int head_dim, const FlashParams& p, cudaStream_t stream,
-                                 int ctas) {
+cudaError_t launch_flash_fa3_f16(int head_dim, const FlashParams& p, cudaStream_t stream) {
   if (head_dim != 128) return cudaErrorInvalidValue;
-  return launch_instance<__half>(p, stream, ctas);
+  return launch_instance<__half>(p, stream);
 }
 
 }  // namespace sieve::attention::cuda
