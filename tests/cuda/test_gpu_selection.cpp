@@ -7,6 +7,7 @@
 // without a GPU.
 #include <algorithm>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../../src/attention/selectors/cuda/estimation_gpu.h"
@@ -115,6 +116,52 @@ TEST(GpuSelection, MatchesCpuRuleExactlyWithTies) {
   };
   for (const Case& c : cases)
     for (double share : {0.5, 0.9, 0.98, 1.0}) check_selection(c, share, seed);
+}
+
+// est::build_csr against a CSR built on the host from the same per-row counts and lists: no rows,
+// one row, row counts below, at and above 128, empty and full rows, and more rows (40001) than the
+// scanning CTA has threads (several counts per thread). Outputs are poisoned first, and nothing
+// may be written past the last entry.
+TEST(GpuSelection, BuildCsrMatchesHostAssembly) {
+  SIEVE_REQUIRE_GPU();
+  Rng rng(fresh_seed());
+  const std::pair<int, int> shapes[] = {{0, 8},      {1, 8},      {127, 16},  {128, 16},
+                                        {129, 300},  {8192, 256}, {40001, 7}};
+  for (const auto& [rows, nkb] : shapes) {
+    SCOPED_TRACE("rows " + std::to_string(rows) + " nkb " + std::to_string(nkb));
+    std::vector<int> counts(static_cast<size_t>(rows)), lists(static_cast<size_t>(rows) * nkb, -7);
+    for (int r = 0; r < rows; ++r) {
+      const double u = rng.uniform();
+      counts[size_t(r)] = u < 0.1 ? 0 : u > 0.9 ? nkb : int(rng.uniform() * nkb) % (nkb + 1);
+      for (int i = 0; i < counts[size_t(r)]; ++i)
+        lists[size_t(r) * size_t(nkb) + size_t(i)] = int(rng.uniform() * 1e6);
+    }
+    std::vector<int> want_ptr(static_cast<size_t>(rows) + 1, 0), want_idx;
+    for (int r = 0; r < rows; ++r) {
+      want_ptr[size_t(r) + 1] = want_ptr[size_t(r)] + counts[size_t(r)];
+      want_idx.insert(want_idx.end(), lists.begin() + int64_t(r) * nkb,
+                      lists.begin() + int64_t(r) * nkb + counts[size_t(r)]);
+    }
+    DeviceBuffer<int> d_counts(counts.size()), d_lists(lists.size());
+    DeviceBuffer<int> d_ptr(static_cast<size_t>(rows) + 1), d_idx(want_idx.size() + 1);
+    SIEVE_CUDA_CHECK(
+        cudaMemcpy(d_counts.p, counts.data(), counts.size() * 4, cudaMemcpyHostToDevice));
+    SIEVE_CUDA_CHECK(
+        cudaMemcpy(d_lists.p, lists.data(), lists.size() * 4, cudaMemcpyHostToDevice));
+    SIEVE_CUDA_CHECK(cudaMemset(d_ptr.p, 0xff, (size_t(rows) + 1) * 4));
+    SIEVE_CUDA_CHECK(cudaMemset(d_idx.p, 0xff, (want_idx.size() + 1) * 4));
+    ASSERT_EQ(est::build_csr(rows, nkb, d_counts.p, d_lists.p, d_ptr.p, d_idx.p, nullptr),
+              cudaSuccess);
+    std::vector<int> got_ptr(static_cast<size_t>(rows) + 1), got_idx(want_idx.size() + 1);
+    SIEVE_CUDA_CHECK(
+        cudaMemcpy(got_ptr.data(), d_ptr.p, got_ptr.size() * 4, cudaMemcpyDeviceToHost));
+    SIEVE_CUDA_CHECK(
+        cudaMemcpy(got_idx.data(), d_idx.p, got_idx.size() * 4, cudaMemcpyDeviceToHost));
+    EXPECT_EQ(got_ptr, want_ptr);
+    EXPECT_EQ(got_idx.back(), -1);  // nothing written past the last entry
+    got_idx.pop_back();
+    EXPECT_EQ(got_idx, want_idx);
+  }
 }
 
 }  // namespace
