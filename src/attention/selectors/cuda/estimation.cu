@@ -712,16 +712,22 @@ __global__ void select_kernel(Geometry geo, const float* scores, double share, i
 
 // ---- selection, one warp per query block ------------------------------------------------------
 //
-// The same rule and sort keys as select_kernel, for rows of at most 256 key blocks: the keys sit
-// in registers (lane l holds sorted positions l * KPL .. l * KPL + KPL - 1), a bitonic network
-// over the first 32 KPL >= next_pow2(visible) positions runs with register compare-exchanges and
-// warp shuffles (no CTA barriers), and the kept blocks are marked in a 1024-bit mask in shared
-// memory (one 32-bit word per lane; 8 are used) from which each lane writes its ids in ascending
-// order.
+// The same rule as select_kernel, for rows of at most 256 key blocks: the classes (score bits + 2;
+// 1 forced, 0 invisible) sit in registers (lane l holds sorted positions l * KPL .. l * KPL + KPL
+// - 1), a bitonic network over the first 32 KPL >= next_pow2(visible) positions runs with
+// register compare-exchanges and warp shuffles (no CTA barriers), and the kept blocks are marked
+// in a 1024-bit mask in shared memory (one 32-bit word per lane; 8 are used) from which each lane
+// writes its ids in ascending order. Only the 32-bit classes are sorted: the cumulative rule needs
+// the sorted values, not their ids. The kept free entries are the first K of the order (class
+// descending, id ascending), i.e. every entry of a class above c, the class at sorted position
+// K - 1, and the lowest-id K - #{class > c} entries of class c, which the lanes then find in
+// their unsorted registers. (Sorting 64-bit keys with the id in the low half, as before session
+// 12, gave the same sets at twice the compare and shuffle cost: ncu found the kernel
+// instruction-bound, docs/results/gpu-attention.md.)
 constexpr int kSelectWarps = 4, kSelectMaxKpl = 8;  // up to 32 x 8 = 256 key blocks
 
 template <int KPL>
-__device__ __forceinline__ void warp_sort_desc(unsigned long long (&key)[kSelectMaxKpl], int lane) {
+__device__ __forceinline__ void warp_sort_desc(uint32_t (&key)[kSelectMaxKpl], int lane) {
 #pragma unroll
   for (int size = 2; size <= 32 * KPL; size <<= 1) {
 #pragma unroll
@@ -732,7 +738,7 @@ __device__ __forceinline__ void warp_sort_desc(unsigned long long (&key)[kSelect
           if (i & stride) continue;
           const int j = i | stride;
           const bool up = ((lane * KPL + i) & size) == 0;  // descending segment: max first
-          const unsigned long long a = key[i], b = key[j];
+          const uint32_t a = key[i], b = key[j];
           const bool sw = up ? a < b : a > b;
           key[i] = sw ? b : a;
           key[j] = sw ? a : b;
@@ -743,9 +749,8 @@ __device__ __forceinline__ void warp_sort_desc(unsigned long long (&key)[kSelect
 #pragma unroll
         for (int i = 0; i < KPL; ++i) {
           const bool up = ((lane * KPL + i) & size) == 0;
-          const unsigned long long o = __shfl_xor_sync(0xffffffffu, key[i], m);
-          const bool keep_max = lower == up;
-          key[i] = keep_max ? (o > key[i] ? o : key[i]) : (o < key[i] ? o : key[i]);
+          const uint32_t o = __shfl_xor_sync(0xffffffffu, key[i], m);
+          key[i] = lower == up ? max(o, key[i]) : min(o, key[i]);
         }
       }
     }
@@ -792,24 +797,25 @@ __global__ void __launch_bounds__(32 * kSelectWarps)
   int p2 = 32;
   while (p2 < nvis) p2 <<= 1;
   const int kpl = p2 / 32;
-  unsigned long long key[kSelectMaxKpl];
+  uint32_t cls[kSelectMaxKpl], key[kSelectMaxKpl];  // entry lane * kpl + i: unsorted, sorted
   double total = 0, forced_mass = 0;
   int nforced = 0;
 #pragma unroll
   for (int i = 0; i < kSelectMaxKpl; ++i) {
-    key[i] = 0;
+    cls[i] = 0;
     const int p = lane * kpl + i;
-    if (i >= kpl || p >= nvis) continue;
-    const float v = s[p];
-    const bool f = is_forced(geo, qb, p, nvis);
-    total += v;
-    if (f) {
-      forced_mass += v;
-      ++nforced;
-      atomicOr(&keep[p >> 5], 1u << (p & 31));
+    if (i < kpl && p < nvis) {
+      const float v = s[p];
+      const bool f = is_forced(geo, qb, p, nvis);
+      total += v;
+      if (f) {
+        forced_mass += v;
+        ++nforced;
+        atomicOr(&keep[p >> 5], 1u << (p & 31));
+      }
+      cls[i] = f ? 1u : __float_as_uint(v + 0.0f) + 2u;  // -0 -> +0
     }
-    const uint32_t cls = f ? 1u : __float_as_uint(v + 0.0f) + 2u;  // -0 -> +0
-    key[i] = (static_cast<unsigned long long>(cls) << 32) | ~static_cast<uint32_t>(p);
+    key[i] = cls[i];
   }
   total = warp_sum_d(total);
   forced_mass = warp_sum_d(forced_mass);
@@ -825,12 +831,13 @@ __global__ void __launch_bounds__(32 * kSelectWarps)
       case 4: warp_sort_desc<4>(key, lane); break;
       default: warp_sort_desc<8>(key, lane); break;
     }
-    // include sorted entry p iff forced_mass + sum_{q<p} score(q) < share * total
+    // sorted position q is kept iff forced_mass + sum_{r<q} score(r) < share * total; the kept
+    // positions are a prefix 0..K-1 of the order (the sums only grow)
     const double required = share * total;
     double local = 0;
 #pragma unroll
     for (int i = 0; i < kSelectMaxKpl; ++i)
-      if (i < kpl && lane * kpl + i < nfree) local += sorted_score(key[i]);
+      if (i < kpl && lane * kpl + i < nfree) local += double(__uint_as_float(key[i] - 2u));
     double incl = local;
     for (int o = 1; o < 32; o <<= 1) {
       const double v = __shfl_up_sync(0xffffffffu, incl, o);
@@ -838,14 +845,45 @@ __global__ void __launch_bounds__(32 * kSelectWarps)
     }
     double prefix = __shfl_up_sync(0xffffffffu, incl, 1);
     if (lane == 0) prefix = 0;
+    int kept = 0;
+    uint32_t last = 0;  // class of this lane's last kept position
 #pragma unroll
     for (int i = 0; i < kSelectMaxKpl; ++i) {
       if (i >= kpl || lane * kpl + i >= nfree) continue;
       if (forced_mass + prefix < required) {
-        const uint32_t id = ~static_cast<uint32_t>(key[i]);
-        atomicOr(&keep[id >> 5], 1u << (id & 31));
+        ++kept;
+        last = key[i];
       }
-      prefix += sorted_score(key[i]);
+      prefix += double(__uint_as_float(key[i] - 2u));
+    }
+    // K and c (the class at position K - 1: the last lane that kept any)
+    const uint32_t any = __ballot_sync(0xffffffffu, kept > 0);
+    for (int o = 16; o > 0; o >>= 1) kept += __shfl_xor_sync(0xffffffffu, kept, o);
+    if (any != 0) {
+      const uint32_t c = __shfl_sync(0xffffffffu, last, 31 - __clz(int(any)));
+      int above = 0, ties = 0;  // this lane's unsorted entries of class > c and == c
+#pragma unroll
+      for (int i = 0; i < kSelectMaxKpl; ++i) {
+        above += cls[i] > c;
+        ties += cls[i] == c;
+      }
+      int ties_before = ties;  // exclusive scan over the lanes: ids ascend lane by lane
+      for (int o = 1; o < 32; o <<= 1) {
+        const int v = __shfl_up_sync(0xffffffffu, ties_before, o);
+        if (lane >= o) ties_before += v;
+      }
+      ties_before -= ties;
+      for (int o = 16; o > 0; o >>= 1) above += __shfl_xor_sync(0xffffffffu, above, o);
+      const int kept_ties = kept - above;  // the lowest-id ties of class c
+#pragma unroll
+      for (int i = 0; i < kSelectMaxKpl; ++i) {
+        const bool tie = cls[i] == c;
+        if (cls[i] > c || (tie && ties_before < kept_ties)) {
+          const int p = lane * kpl + i;
+          atomicOr(&keep[p >> 5], 1u << (p & 31));
+        }
+        ties_before += tie;
+      }
     }
   }
   __syncwarp();
