@@ -250,7 +250,10 @@ __global__ void rr_key_reps_kernel(const void* k, bool bf16, bool vec, int64_t h
 // One warp per sampled query t of query head h + blockIdx.y, kQueriesPerCta per CTA: the lanes
 // write the representative (dims lane, lane + 32, ...), then each lane scores one key of the
 // query's own stride (two for strides over 32; dot product in dimension order) and the warp
-// reduces the log-sum-exp.
+// reduces the log-sum-exp. Measured slower on the H200 (docs/results/gpu-attention.md, sessions
+// 11-12): each lane's whole key row in registers (123 against 89 us at 32K), the stride's keys
+// staged in shared memory per query head (134 us), and one warp per KV head scoring the staged
+// stride for all its query heads (107 us).
 constexpr int kQueriesPerCta = 4;
 __global__ void rr_queries_kernel(const void* q, const void* k, bool bf16, bool vec,
                                   int64_t q_head_stride, int64_t q_row_stride,
