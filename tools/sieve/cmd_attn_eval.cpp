@@ -307,13 +307,9 @@ void run_eval(const EvalArgs& a) {
     }
   }
 
-  const fs::path out(a.out);
-  fs::create_directories(out / "masks");
-  std::ofstream csv(out / "results.csv");
-  SIEVE_CHECK(csv.good(), "cannot write {}", (out / "results.csv").string());
-  csv << kCsvHeader << '\n';
-
-  // Workloads: the planted suite at every length, then each dump at its length and below.
+  // Workloads: the planted suite at every length, then each dump at its length and below. Every
+  // dump is opened and its q / k / v checked before anything is written, so a bad file leaves no
+  // half-made output folder behind.
   struct Source {
     std::string name;
     std::unique_ptr<SafetensorsFile> file;
@@ -322,9 +318,26 @@ void run_eval(const EvalArgs& a) {
   std::vector<Source> sources;
   for (const std::string& path : a.inputs) {
     Source s{fs::path(path).stem().string(), std::make_unique<SafetensorsFile>(path), 0};
-    s.length = dump_tensor(*s.file, "k").shape[1];
+    for (const Source& other : sources)
+      SIEVE_CHECK(other.name != s.name,
+                  "--input {}: another dump has the name '{}' (the file name without its "
+                  "extension names a workload in the results); rename one",
+                  path, s.name);
+    const AttentionShape shape = check_attention_inputs(
+        dump_tensor(*s.file, "q"), dump_tensor(*s.file, "k"), dump_tensor(*s.file, "v"));
+    // the sweep takes causal prefixes of one length from q, k and v alike
+    SIEVE_CHECK(shape.seq_len_q == shape.seq_len_k,
+                "--input {}: q has {} rows and k {}; eval needs a prefill dump (equal lengths)",
+                path, shape.seq_len_q, shape.seq_len_k);
+    s.length = shape.seq_len_k;
     sources.push_back(std::move(s));
   }
+
+  const fs::path out(a.out);
+  fs::create_directories(out / "masks");
+  std::ofstream csv(out / "results.csv");
+  SIEVE_CHECK(csv.good(), "cannot write {}", (out / "results.csv").string());
+  csv << kCsvHeader << '\n';
   std::vector<std::pair<std::string, int64_t>> plan;  // (source, length)
   if (!a.no_synthetic)
     for (int64_t L : lengths) plan.emplace_back("planted", L);

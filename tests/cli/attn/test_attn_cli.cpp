@@ -146,6 +146,46 @@ TEST(Cli, BadInputFiles) {
   fs::remove(bad_dim);
 }
 
+// `sieve attn eval` checks every --input dump before it writes anything: a bad file gives the
+// one-line error and leaves no output folder behind.
+TEST(Cli, EvalChecksInputsBeforeWritingOutput) {
+  const std::string out = temp_name("eval_out");
+  const std::string garbage = temp_name("garbage.safetensors");
+  std::ofstream(garbage) << "this is not a safetensors file at all";
+  expect_error("attn eval --no-synthetic --plot no --input " + garbage + " --out " + out, "exceeds");
+  EXPECT_FALSE(fs::exists(out));
+
+  using sieve::DType;
+  const sieve::Tensor q(DType::kF32, {2, 16, 8}), k(DType::kF32, {1, 16, 8}),
+      q8(DType::kF32, {2, 8, 8});
+  const std::string missing_v = temp_name("missing_v.safetensors");
+  sieve::save_safetensors(missing_v, {{"q", q.view()}, {"k", k.view()}});
+  expect_error("attn eval --no-synthetic --plot no --input " + missing_v + " --out " + out,
+               "no tensor 'v'");
+  EXPECT_FALSE(fs::exists(out));
+  const std::string chunk = temp_name("chunk.safetensors");
+  sieve::save_safetensors(chunk, {{"q", q8.view()}, {"k", k.view()}, {"v", k.view()}});
+  expect_error("attn eval --no-synthetic --plot no --input " + chunk + " --out " + out,
+               "equal lengths");
+  EXPECT_FALSE(fs::exists(out));
+  // two dumps with one name: the second's rows would be labelled (and read) as the first's
+  const fs::path dir = temp_name("dir");
+  fs::create_directories(dir / "a");
+  fs::create_directories(dir / "b");
+  const sieve::Tensor v(DType::kF32, {1, 16, 8});
+  for (const char* sub : {"a", "b"})
+    sieve::save_safetensors((dir / sub / "x.safetensors").string(),
+                            {{"q", q.view()}, {"k", k.view()}, {"v", v.view()}});
+  expect_error("attn eval --no-synthetic --plot no --input " + (dir / "a/x.safetensors").string() +
+                   " --input " + (dir / "b/x.safetensors").string() + " --out " + out,
+               "another dump has the name 'x'");
+  EXPECT_FALSE(fs::exists(out));
+  fs::remove_all(dir);
+  fs::remove(garbage);
+  fs::remove(missing_v);
+  fs::remove(chunk);
+}
+
 TEST(Cli, JsonSmokeRunOverAllMethods) {
   const auto lines = method_lines(run(std::string("attn --method all --json ") + kSmall));
   ASSERT_FALSE(lines.empty());
