@@ -117,6 +117,18 @@ TEST(Cli, BadMethodsAndSettings) {
   expect_error("attn --method dense --set streaming.sink_blocks=2", "not among the selected methods");
 }
 
+// Command-line syntax errors (CLI11's parse errors) are one line too, with exit status 2; help and
+// version still print and succeed.
+TEST(Cli, MalformedCommandLinesAreOneLine) {
+  expect_error("attn --bogus", "--bogus");
+  expect_error("attn --length abc", "--length");
+  expect_error("mcmc --chains", "--chains");
+  expect_error("nosuchcommand", "nosuchcommand");
+  EXPECT_EQ(run("attn --bogus").code, 2);
+  EXPECT_EQ(run("--version").code, 0);
+  EXPECT_EQ(run("attn --help").code, 0);
+}
+
 TEST(Cli, BadSyntheticShapes) {
   expect_error("attn --method dense --heads 3 --kv-heads 2", "multiple of --kv-heads");
   expect_error("attn --method dense --length 0", "must be positive");
