@@ -1,7 +1,10 @@
 #include "sieve/core/tensor.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 namespace sieve {
 
@@ -86,6 +89,41 @@ Tensor Tensor::from(const TensorView& src, DType dtype) {
           store_from_f32(b.data, dtype, ib, load_as_f32(a.data, src.dtype, ia));
         }
   return out;
+}
+
+void check_finite(const TensorView& t, const std::string& what) {
+  if (t.numel() == 0 || t.data == nullptr) return;
+  // exponent bits all ones: inf or NaN (f32: 8 bits at 23, bf16: 8 at 7, f16: 5 at 10)
+  const auto bad = [&](int64_t off) {
+    const char* p = static_cast<const char*>(t.data) + off * dtype_size(t.dtype);
+    if (t.dtype == DType::kF32) {
+      uint32_t u;
+      std::memcpy(&u, p, 4);
+      return (u & 0x7f800000u) == 0x7f800000u;
+    }
+    uint16_t u;
+    std::memcpy(&u, p, 2);
+    return t.dtype == DType::kBF16 ? (u & 0x7f80u) == 0x7f80u : (u & 0x7c00u) == 0x7c00u;
+  };
+  const auto& s = t.shape;
+  const auto& st = t.strides;
+  const int nd = t.ndim;
+  const auto extent = [&](int d) { return d < nd ? s[size_t(d)] : int64_t(1); };
+  for (int64_t i0 = 0; i0 < extent(0); ++i0)
+    for (int64_t i1 = 0; i1 < extent(1); ++i1)
+      for (int64_t i2 = 0; i2 < extent(2); ++i2)
+        for (int64_t i3 = 0; i3 < extent(3); ++i3) {
+          const int64_t off = i0 * st[0] + (nd > 1 ? i1 * st[1] : 0) + (nd > 2 ? i2 * st[2] : 0) +
+                              (nd > 3 ? i3 * st[3] : 0);
+          if (!bad(off)) continue;
+          const int64_t idx[4] = {i0, i1, i2, i3};
+          std::string at;
+          for (int d = 0; d < std::max(nd, 1); ++d) at += (d ? ", " : "") + std::to_string(idx[d]);
+          const float v = load_as_f32(t.data, t.dtype, off);
+          const char* kind = std::isnan(v) ? "NaN" : v > 0 ? "+inf" : "-inf";
+          SIEVE_FAIL("{} has a non-finite value ({}) at [{}]; inputs must be finite", what, kind,
+                     at);
+        }
 }
 
 void check_ndim(const TensorView& t, int ndim, const char* what) {

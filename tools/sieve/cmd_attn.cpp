@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "command.h"
+#include "qkv_file.h"
 #include "sieve/attention/executor.h"
 #include "sieve/attention/metrics.h"
 #include "sieve/attention/oracle.h"
@@ -155,26 +156,6 @@ struct Workload {
   std::unique_ptr<SafetensorsFile> file;
   TensorView q, k, v;
 };
-
-TensorView load_qkv(const SafetensorsFile& f, const std::string& name) {
-  SIEVE_CHECK(f.contains(name), "{}: no tensor '{}' (expected q [Hq, L, D], k and v [Hkv, L, D])",
-              f.path(), name);
-  TensorView t = f.view(name);
-  if (t.ndim == 4) {  // [1, H, L, D] dumps: drop the batch dimension
-    SIEVE_CHECK(t.shape[0] == 1, "{}: tensor '{}' is {}; only batch 1 is supported", f.path(), name,
-                t.describe());
-    for (int i = 0; i < 3; ++i) {
-      t.shape[i] = t.shape[i + 1];
-      t.strides[i] = t.strides[i + 1];
-    }
-    t.shape[3] = 0;
-    t.strides[3] = 0;
-    t.ndim = 3;
-  }
-  SIEVE_CHECK(t.ndim == 3, "{}: tensor '{}' is {}, expected 3 dimensions [heads, length, head_dim]",
-              f.path(), name, t.describe());
-  return t;
-}
 
 Workload make_workload(const AttnArgs& a) {
   Workload w;

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "command.h"
+#include "qkv_file.h"
 #include "sieve/attention/executor.h"
 #include "sieve/attention/metrics.h"
 #include "sieve/attention/selector.h"
@@ -119,15 +120,6 @@ struct Case {
   std::string workload;  // "planted" or the dump's file name
   TensorView q, k, v;
 };
-
-TensorView dump_tensor(const SafetensorsFile& f, const std::string& name) {
-  SIEVE_CHECK(f.contains(name), "{}: no tensor '{}' (expected q [Hq, L, D], k and v [Hkv, L, D])",
-              f.path(), name);
-  const TensorView t = f.view(name);
-  SIEVE_CHECK(t.ndim == 3, "{}: tensor '{}' is {}, expected [heads, length, head_dim]", f.path(),
-              name, t.describe());
-  return t;
-}
 
 // The first `len` rows of a [H, L, D] view (a causal prefix).
 TensorView prefix(TensorView t, int64_t len) {
@@ -314,17 +306,21 @@ void run_eval(const EvalArgs& a) {
     std::string name;
     std::unique_ptr<SafetensorsFile> file;
     int64_t length;
+    TensorView q, k, v;  // checked once (load_qkv scans every value)
   };
   std::vector<Source> sources;
   for (const std::string& path : a.inputs) {
-    Source s{fs::path(path).stem().string(), std::make_unique<SafetensorsFile>(path), 0};
+    Source s{fs::path(path).stem().string(), std::make_unique<SafetensorsFile>(path), 0,
+             {}, {}, {}};
     for (const Source& other : sources)
       SIEVE_CHECK(other.name != s.name,
                   "--input {}: another dump has the name '{}' (the file name without its "
                   "extension names a workload in the results); rename one",
                   path, s.name);
-    const AttentionShape shape = check_attention_inputs(
-        dump_tensor(*s.file, "q"), dump_tensor(*s.file, "k"), dump_tensor(*s.file, "v"));
+    s.q = load_qkv(*s.file, "q");
+    s.k = load_qkv(*s.file, "k");
+    s.v = load_qkv(*s.file, "v");
+    const AttentionShape shape = check_attention_inputs(s.q, s.k, s.v);
     // the sweep takes causal prefixes of one length from q, k and v alike
     SIEVE_CHECK(shape.seq_len_q == shape.seq_len_k,
                 "--input {}: q has {} rows and k {}; eval needs a prefill dump (equal lengths)",
@@ -374,9 +370,9 @@ void run_eval(const EvalArgs& a) {
     } else {
       const Source& s = *std::find_if(sources.begin(), sources.end(),
                                       [&](const Source& x) { return x.name == src; });
-      c.q = prefix(dump_tensor(*s.file, "q"), L);
-      c.k = prefix(dump_tensor(*s.file, "k"), L);
-      c.v = prefix(dump_tensor(*s.file, "v"), L);
+      c.q = prefix(s.q, L);
+      c.k = prefix(s.k, L);
+      c.v = prefix(s.v, L);
       fmt::print(stderr, "sieve attn eval: {} L={}\n", src, L);
     }
     const AttentionShape shape = check_attention_inputs(c.q, c.k, c.v);

@@ -81,4 +81,9 @@ class Tensor {
 /// Throws sieve::Error naming `what` unless `t` has exactly `ndim` dimensions.
 void check_ndim(const TensorView& t, int ndim, const char* what);
 
+/// Throws sieve::Error naming `what`, the first non-finite element's index and its value (NaN or
+/// +-inf) unless every element of `t` is finite. One pass over the data (bit tests on the stored
+/// 16- or 32-bit values, no conversion); meant for inputs read from files, not for hot loops.
+void check_finite(const TensorView& t, const std::string& what);
+
 }  // namespace sieve

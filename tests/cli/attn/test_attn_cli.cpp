@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -156,6 +157,13 @@ TEST(Cli, BadInputFiles) {
   sieve::save_safetensors(bad_dim, {{"q", q.view()}, {"k", k4.view()}, {"v", k4.view()}});
   expect_error("attn --input " + bad_dim, "head_dim");
   fs::remove(bad_dim);
+  // a NaN in q (every other value finite): named with its tensor and index
+  sieve::Tensor qn(DType::kF32, {2, 16, 8});
+  qn.data_as<float>()[(1 * 16 + 5) * 8 + 3] = std::nanf("");
+  const std::string nan_file = temp_name("nan.safetensors");
+  sieve::save_safetensors(nan_file, {{"q", qn.view()}, {"k", k.view()}, {"v", k.view()}});
+  expect_error("attn --input " + nan_file, "tensor 'q' has a non-finite value (NaN) at [1, 5, 3]");
+  fs::remove(nan_file);
 }
 
 // `sieve attn eval` checks every --input dump before it writes anything: a bad file gives the
@@ -180,6 +188,14 @@ TEST(Cli, EvalChecksInputsBeforeWritingOutput) {
   expect_error("attn eval --no-synthetic --plot no --input " + chunk + " --out " + out,
                "equal lengths");
   EXPECT_FALSE(fs::exists(out));
+  sieve::Tensor vinf(DType::kF32, {1, 16, 8});
+  vinf.data_as<float>()[40] = -INFINITY;
+  const std::string inf_file = temp_name("inf.safetensors");
+  sieve::save_safetensors(inf_file, {{"q", q.view()}, {"k", k.view()}, {"v", vinf.view()}});
+  expect_error("attn eval --no-synthetic --plot no --input " + inf_file + " --out " + out,
+               "tensor 'v' has a non-finite value (-inf) at [0, 5, 0]");
+  EXPECT_FALSE(fs::exists(out));
+  fs::remove(inf_file);
   // two dumps with one name: the second's rows would be labelled (and read) as the first's
   const fs::path dir = temp_name("dir");
   fs::create_directories(dir / "a");
