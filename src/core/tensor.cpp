@@ -1,6 +1,6 @@
 #include "sieve/core/tensor.h"
 
-#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -68,26 +68,43 @@ Tensor::Tensor(DType dtype, const std::array<int64_t, kMaxDims>& shape, int ndim
   }
 }
 
+namespace {
+
+// Shape and strides of t padded to kMaxDims on the left (extent 1, stride 0), so that one 4-deep
+// loop walks every rank.
+struct Padded {
+  std::array<int64_t, kMaxDims> shape{1, 1, 1, 1}, strides{0, 0, 0, 0};
+  explicit Padded(const TensorView& t) {
+    for (int i = 0; i < t.ndim; ++i) {
+      shape[size_t(kMaxDims - t.ndim + i)] = t.shape[size_t(i)];
+      strides[size_t(kMaxDims - t.ndim + i)] = t.strides[size_t(i)];
+    }
+  }
+  int64_t offset(const std::array<int64_t, kMaxDims>& idx) const {
+    return idx[0] * strides[0] + idx[1] * strides[1] + idx[2] * strides[2] + idx[3] * strides[3];
+  }
+};
+
+// f(idx, offset) for every element of t in row-major order: idx its padded index, offset its
+// position in elements. Generic and slow: conversions and input checks only.
+template <class F>
+void for_each_element(const TensorView& t, F&& f) {
+  const Padded p(t);
+  std::array<int64_t, kMaxDims> i{};
+  for (i[0] = 0; i[0] < p.shape[0]; ++i[0])
+    for (i[1] = 0; i[1] < p.shape[1]; ++i[1])
+      for (i[2] = 0; i[2] < p.shape[2]; ++i[2])
+        for (i[3] = 0; i[3] < p.shape[3]; ++i[3]) f(i, p.offset(i));
+}
+
+}  // namespace
+
 Tensor Tensor::from(const TensorView& src, DType dtype) {
   Tensor out(dtype, src.shape, src.ndim);
-  const TensorView& o = out.view_;
-  std::array<int64_t, kMaxDims> s{1, 1, 1, 1};
-  for (int i = 0; i < src.ndim; ++i) s[kMaxDims - src.ndim + i] = src.shape[i];
-  // Walk the (padded) 4-d index space; generic and slow, used for conversions only.
-  TensorView a = src, b = o;
-  std::array<int64_t, kMaxDims> sa{0, 0, 0, 0}, sb{0, 0, 0, 0};
-  for (int i = 0; i < src.ndim; ++i) {
-    sa[kMaxDims - src.ndim + i] = src.strides[i];
-    sb[kMaxDims - src.ndim + i] = o.strides[i];
-  }
-  for (int64_t i0 = 0; i0 < s[0]; ++i0)
-    for (int64_t i1 = 0; i1 < s[1]; ++i1)
-      for (int64_t i2 = 0; i2 < s[2]; ++i2)
-        for (int64_t i3 = 0; i3 < s[3]; ++i3) {
-          const int64_t ia = i0 * sa[0] + i1 * sa[1] + i2 * sa[2] + i3 * sa[3];
-          const int64_t ib = i0 * sb[0] + i1 * sb[1] + i2 * sb[2] + i3 * sb[3];
-          store_from_f32(b.data, dtype, ib, load_as_f32(a.data, src.dtype, ia));
-        }
+  const Padded o(out.view_);
+  for_each_element(src, [&](const std::array<int64_t, kMaxDims>& i, int64_t ia) {
+    store_from_f32(out.view_.data, dtype, o.offset(i), load_as_f32(src.data, src.dtype, ia));
+  });
   return out;
 }
 
@@ -105,25 +122,15 @@ void check_finite(const TensorView& t, const std::string& what) {
     std::memcpy(&u, p, 2);
     return t.dtype == DType::kBF16 ? (u & 0x7f80u) == 0x7f80u : (u & 0x7c00u) == 0x7c00u;
   };
-  const auto& s = t.shape;
-  const auto& st = t.strides;
-  const int nd = t.ndim;
-  const auto extent = [&](int d) { return d < nd ? s[size_t(d)] : int64_t(1); };
-  for (int64_t i0 = 0; i0 < extent(0); ++i0)
-    for (int64_t i1 = 0; i1 < extent(1); ++i1)
-      for (int64_t i2 = 0; i2 < extent(2); ++i2)
-        for (int64_t i3 = 0; i3 < extent(3); ++i3) {
-          const int64_t off = i0 * st[0] + (nd > 1 ? i1 * st[1] : 0) + (nd > 2 ? i2 * st[2] : 0) +
-                              (nd > 3 ? i3 * st[3] : 0);
-          if (!bad(off)) continue;
-          const int64_t idx[4] = {i0, i1, i2, i3};
-          std::string at;
-          for (int d = 0; d < std::max(nd, 1); ++d) at += (d ? ", " : "") + std::to_string(idx[d]);
-          const float v = load_as_f32(t.data, t.dtype, off);
-          const char* kind = std::isnan(v) ? "NaN" : v > 0 ? "+inf" : "-inf";
-          SIEVE_FAIL("{} has a non-finite value ({}) at [{}]; inputs must be finite", what, kind,
-                     at);
-        }
+  for_each_element(t, [&](const std::array<int64_t, kMaxDims>& i, int64_t off) {
+    if (!bad(off)) return;
+    std::string at;  // the index in t's own dimensions (the last ndim of the padded ones)
+    for (int d = kMaxDims - t.ndim; d < kMaxDims; ++d)
+      at += (at.empty() ? "" : ", ") + std::to_string(i[size_t(d)]);
+    const float v = load_as_f32(t.data, t.dtype, off);
+    const char* kind = std::isnan(v) ? "NaN" : v > 0 ? "+inf" : "-inf";
+    SIEVE_FAIL("{} has a non-finite value ({}) at [{}]; inputs must be finite", what, kind, at);
+  });
 }
 
 void check_ndim(const TensorView& t, int ndim, const char* what) {

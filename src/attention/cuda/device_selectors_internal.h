@@ -148,13 +148,14 @@ class StageProfile {
     host_.push_back(std::chrono::steady_clock::now());
   }
   ~StageProfile() {
+    // whole microseconds of host time since the first mark
+    const auto us = [&](std::chrono::steady_clock::time_point t) {
+      return std::to_string(int(std::chrono::duration<double, std::micro>(t - host_[0]).count()));
+    };
     if (on_ && host_only_) {
-      const auto end = std::chrono::steady_clock::now();
       std::string line = std::string("[select host profile] ") + who_;
-      for (size_t i = 1; i < host_.size(); ++i)
-        line += " " + stages_[i] + "@" +
-                std::to_string(int(std::chrono::duration<double, std::micro>(host_[i] - host_[0]).count())) + "us";
-      line += " end@" + std::to_string(int(std::chrono::duration<double, std::micro>(end - host_[0]).count())) + "us";
+      for (size_t i = 1; i < host_.size(); ++i) line += " " + stages_[i] + "@" + us(host_[i]) + "us";
+      line += " end@" + us(std::chrono::steady_clock::now()) + "us";
       std::fprintf(stderr, "%s\n", line.c_str());
       return;
     }
@@ -165,8 +166,7 @@ class StageProfile {
         cudaEventElapsedTime(&ms, events_[i - 1], events_[i]);
         // GPU time of the stage, then when the host had enqueued it (us after the first mark): a
         // host time above the GPU's running sum means the GPU waited for the host.
-        const auto us = std::chrono::duration<double, std::micro>(host_[i] - host_[0]).count();
-        line += " " + stages_[i] + "=" + std::to_string(ms) + "ms(host@" + std::to_string(int(us)) + "us)";
+        line += " " + stages_[i] + "=" + std::to_string(ms) + "ms(host@" + us(host_[i]) + "us)";
       }
       std::fprintf(stderr, "%s\n", line.c_str());
     }
