@@ -217,22 +217,54 @@ void write_cmdstan_csv(std::ostream& os, const Chain& chain, const CsvRunInfo& i
   os << "# \n";
 }
 
+namespace {
+// Chain `id`'s file: `path` itself when it is the only chain, else "<stem>_<id + 1><ext>".
+std::string chain_file_name(const std::string& path, uint64_t id, bool several) {
+  if (!several) return path;
+  namespace fs = std::filesystem;
+  const fs::path p(path);
+  return (p.parent_path() / (p.stem().string() + "_" + std::to_string(id + 1) + p.extension().string()))
+      .string();
+}
+}  // namespace
+
+std::vector<std::string> cmdstan_csv_file_names(const std::string& path, int64_t num_chains) {
+  SIEVE_CHECK(!path.empty(), "CSV output: empty file name");
+  SIEVE_CHECK(num_chains >= 1, "CSV output: no chains to write");
+  std::vector<std::string> names;
+  names.reserve(static_cast<std::size_t>(num_chains));
+  for (int64_t c = 0; c < num_chains; ++c)
+    names.push_back(chain_file_name(path, uint64_t(c), num_chains > 1));
+  return names;
+}
+
+void check_cmdstan_csv_destination(const std::string& path, int64_t num_chains) {
+  namespace fs = std::filesystem;
+  for (const std::string& target : cmdstan_csv_file_names(path, num_chains)) {
+    std::error_code ec;
+    SIEVE_CHECK(!fs::is_directory(target, ec), "cannot write '{}': it is a folder", target);
+    const fs::path folder = fs::path(target).parent_path();
+    SIEVE_CHECK(folder.empty() || fs::is_directory(folder, ec),
+                "cannot write '{}': folder '{}' does not exist", target, folder.string());
+    // the temporary name write_atomically uses: creating it is what the write will need
+    const std::string probe = target + fmt::format(".tmp-{}", ::getpid());
+    {
+      std::ofstream f(probe, std::ios::binary | std::ios::trunc);
+      SIEVE_CHECK(f.good(), "cannot write '{}'", target);
+    }
+    fs::remove(probe, ec);
+  }
+}
+
 std::vector<std::string> write_cmdstan_csv_files(const std::string& path,
                                                  const std::vector<Chain>& chains,
                                                  const CsvRunInfo& info) {
   SIEVE_CHECK(!chains.empty(), "CSV output: no chains to write");
   SIEVE_CHECK(!path.empty(), "CSV output: empty file name");
-  namespace fs = std::filesystem;
-  const fs::path p(path);
   std::vector<std::string> written;
-  for (std::size_t c = 0; c < chains.size(); ++c) {
-    std::string target = path;
-    if (chains.size() > 1) {
-      target = (p.parent_path() / (p.stem().string() + "_" +
-                                   std::to_string(chains[c].chain_id + 1) + p.extension().string()))
-                   .string();
-    }
-    write_atomically(target, [&](std::ostream& os) { write_cmdstan_csv(os, chains[c], info); });
+  for (const Chain& chain : chains) {
+    const std::string target = chain_file_name(path, chain.chain_id, chains.size() > 1);
+    write_atomically(target, [&](std::ostream& os) { write_cmdstan_csv(os, chain, info); });
     written.push_back(target);
   }
   return written;

@@ -96,6 +96,16 @@ void run_generate(const GenerateArgs& a) {
     SIEVE_CHECK(a.set.empty(), "--set needs a sparse --attention method (dense has no settings)");
   }
 
+  // Positions past the model's trained context still run (RoPE has no hard limit, and long-context
+  // experiments go there on purpose), but the user should know the output may degrade.
+  const int64_t context = model.config().max_position_embeddings;
+  if (context > 0 && int64_t(prompt.size()) + a.max_tokens > context)
+    std::fprintf(stderr,
+                 "sieve: warning: prompt (%lld tokens) + --max-tokens (%lld) passes the model's "
+                 "context of %lld tokens (max_position_embeddings in config.json)\n",
+                 static_cast<long long>(prompt.size()), static_cast<long long>(a.max_tokens),
+                 static_cast<long long>(context));
+
   engine::GenerateConfig gc;
   gc.max_tokens = a.max_tokens;
   gc.prefill_chunk = a.chunk;

@@ -156,6 +156,8 @@ void run_mcmc(const McmcArgs& a) {
     data = mcmc::ModelData{std::move(d.X), std::move(d.y), std::move(d.names)};
   }
 
+  // an unwritable --out fails now, not after the run
+  if (!a.out.empty()) mcmc::check_cmdstan_csv_destination(a.out, a.chains);
   const mcmc::AnyTarget target = mcmc::make_model(a.model, model_kv, data ? &*data : nullptr);
   mcmc::MultiChainOptions opt;
   opt.num_chains = a.chains;

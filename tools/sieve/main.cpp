@@ -1,5 +1,6 @@
 // sieve: command-line front end. Subcommands live in cmd_*.cpp and register themselves.
 #include <cstdio>
+#include <new>
 #include <exception>
 #include <string>
 
@@ -54,6 +55,12 @@ int main(int argc, char** argv) {
     if (e.get_exit_code() == 0) return app.exit(e);
     std::fprintf(stderr, "sieve: error: %s (see --help)\n", e.what());
     return 2;
+  } catch (const std::bad_alloc&) {
+    // what() is only "std::bad_alloc"; say what it means for the user
+    std::fprintf(stderr,
+                 "sieve: error: out of memory (the requested sizes need more memory than this "
+                 "machine can give; try smaller ones)\n");
+    return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "sieve: error: %s\n", e.what());
     return 1;

@@ -9,24 +9,7 @@ set(_mcmc_cli_dir ${CMAKE_CURRENT_LIST_DIR})
 set(_mcmc_small --chains 2 --warmup 150 --draws 150 --threads 1)
 
 function(sieve_mcmc_cli_test name mode)
-  cmake_parse_arguments(T "" "EXPECT;NPARAMS;OUT;CV" "ARGS" ${ARGN})
-  set(defs -DSIEVE=$<TARGET_FILE:sieve> -DMODE=${mode})
-  if(DEFINED T_EXPECT)
-    list(APPEND defs "-DEXPECT=${T_EXPECT}")
-  endif()
-  if(DEFINED T_NPARAMS)
-    list(APPEND defs -DNPARAMS=${T_NPARAMS})
-  endif()
-  if(DEFINED T_OUT)
-    list(APPEND defs -DOUT=${T_OUT})
-  endif()
-  if(DEFINED T_CV)
-    list(APPEND defs -DCV=${T_CV})
-  endif()
-  string(REPLACE ";" "|" args "${T_ARGS}")  # a list cannot cross add_test intact
-  add_test(NAME mcmc_cli_${name}
-           COMMAND ${CMAKE_COMMAND} ${defs} "-DARGS=${args}" -P ${_mcmc_cli_dir}/check_cli.cmake)
-  set_tests_properties(mcmc_cli_${name} PROPERTIES LABELS cpu TIMEOUT 300)
+  sieve_cli_test(mcmc_cli_${name} ${_mcmc_cli_dir}/check_cli.cmake ${mode} TIMEOUT 300 ${ARGN})
 endfunction()
 
 # Working runs.
@@ -56,6 +39,11 @@ sieve_mcmc_cli_test(err_no_response error EXPECT "no response column 'y'"
                     ARGS --data ${_mcmc_cli_dir}/bad_no_response.csv)
 sieve_mcmc_cli_test(err_text_cell error EXPECT "'abc' is not a number"
                     ARGS --data ${_mcmc_cli_dir}/bad_text_cell.csv)
+# An unwritable --out is found before sampling (a long run would be lost otherwise): the run is
+# long enough that a check after it would time out here.
+sieve_mcmc_cli_test(err_out_folder error EXPECT "folder '/nonexistent_sieve_dir' does not exist"
+                    ARGS --chains 2 --warmup 1000000 --draws 1000000 --threads 1
+                         --out /nonexistent_sieve_dir/draws.csv)
 sieve_mcmc_cli_test(err_ragged error EXPECT "expected 3"
                     ARGS --data ${_mcmc_cli_dir}/bad_ragged.csv)
 sieve_mcmc_cli_test(err_empty error EXPECT "empty" ARGS --data ${_mcmc_cli_dir}/bad_empty.csv)

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -155,6 +156,50 @@ TEST(McmcOutput, FilesRoundTripExactly) {
   const auto one = write_cmdstan_csv_files((dir / "single.csv").string(), {chains[0]}, info_for(3));
   ASSERT_EQ(one.size(), 1u);
   EXPECT_EQ(fs::path(one[0]).filename(), "single.csv");
+  fs::remove_all(dir);
+}
+
+// The destination check a run makes before sampling: the names write_cmdstan_csv_files uses, a
+// missing folder and a folder in the file's place are errors naming the path, and a writable
+// destination passes without leaving any file behind (existing files untouched).
+TEST(McmcOutput, DestinationIsCheckedBeforeARun) {
+  const auto dir = fresh_dir("destination");
+  const std::string path = (dir / "draws.csv").string();
+  const std::vector<std::string> names = cmdstan_csv_file_names(path, 3);
+  ASSERT_EQ(names.size(), 3u);
+  for (int c = 0; c < 3; ++c)
+    EXPECT_EQ(fs::path(names[std::size_t(c)]).filename(), "draws_" + std::to_string(c + 1) + ".csv");
+  EXPECT_EQ(cmdstan_csv_file_names(path, 1), std::vector<std::string>{path});
+  // the same names as the files a write produces
+  const std::vector<Chain> chains = {make_chain(0, 5, 2, false), make_chain(1, 5, 2, false),
+                                     make_chain(2, 5, 2, false)};
+  EXPECT_EQ(write_cmdstan_csv_files(path, chains, info_for(2)), names);
+  const std::string before = [&] {
+    std::ifstream f(names[0]);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  }();
+  EXPECT_NO_THROW(check_cmdstan_csv_destination(path, 3));
+  std::size_t count = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir)) ++count;
+  EXPECT_EQ(count, 3u);  // no probe file left behind
+  {
+    std::ifstream f(names[0]);
+    EXPECT_EQ(std::string(std::istreambuf_iterator<char>(f), {}), before);
+  }
+  const auto message = [](const std::string& p, int64_t n) {
+    try {
+      check_cmdstan_csv_destination(p, n);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message((dir / "missing" / "x.csv").string(), 2).find("does not exist"),
+            std::string::npos);
+  fs::create_directory(dir / "folder.csv");
+  EXPECT_NE(message((dir / "folder.csv").string(), 1).find("is a folder"), std::string::npos);
+  EXPECT_THROW(check_cmdstan_csv_destination("", 1), Error);
+  EXPECT_THROW(check_cmdstan_csv_destination(path, 0), Error);
   fs::remove_all(dir);
 }
 
