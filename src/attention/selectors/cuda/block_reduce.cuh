@@ -78,16 +78,36 @@ __device__ inline CountChunk block_count_chunk(const T* v, int n, int* scratch) 
 }
 
 /// out[i] = v[0] + ... + v[i - 1] for i = 0..n (out holds n + 1 entries): CSR offsets of counts,
-/// or the number of set marks below each index.
+/// or the number of set marks below each index. Tiles of 4 x blockDim.x entries, thread t holding
+/// entries 4t.. 4t + 3 of a tile (neighbouring threads read neighbouring entries), one block scan
+/// per tile and a running carry. Replaced each thread's one contiguous n / blockDim.x chunk, read
+/// twice with serial strided loads (H200, ncu: the CSR scan 9.8 -> 7.7 us at 8192 rows, at most
+/// 103 -> 33 us at 32768; vslash's per-head scan over the keys, vs_mark_kernel, 54-326 -> 36-125
+/// us at 32K-128K; docs/results/gpu-attention.md, session 13 job B).
 template <class T>
 __device__ inline void block_exclusive_prefix(const T* v, int n, int* out, int* scratch) {
-  const CountChunk c = block_count_chunk(v, n, scratch);
-  int pos = c.first;
-  for (int i = c.i0; i < c.i1; ++i) {
-    out[i] = pos;
-    pos += int(v[i]);
+  constexpr int K = 4;
+  const int span = int(blockDim.x) * K;
+  int carry = 0;
+  for (int base = 0; base < n; base += span) {
+    const int i0 = base + int(threadIdx.x) * K;
+    int x[K], local = 0;
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      x[k] = i0 + k < n ? int(v[i0 + k]) : 0;
+      local += x[k];
+    }
+    int total = 0;
+    int pos = carry + block_exclusive_scan(local, scratch, &total);
+#pragma unroll
+    for (int k = 0; k < K; ++k)
+      if (i0 + k < n) {
+        out[i0 + k] = pos;
+        pos += x[k];
+      }
+    carry += total;
   }
-  if (threadIdx.x == 0) out[n] = c.total;
+  if (threadIdx.x == 0) out[n] = carry;
 }
 
 /// The indices i < n with mark[i] set, ascending, into out; returns their number.
