@@ -79,8 +79,9 @@ __device__ inline CountChunk block_count_chunk(const T* v, int n, int* scratch) 
 
 /// out[i] = v[0] + ... + v[i - 1] for i = 0..n (out holds n + 1 entries): CSR offsets of counts,
 /// or the number of set marks below each index. Tiles of 4 x blockDim.x entries, thread t holding
-/// entries 4t.. 4t + 3 of a tile (neighbouring threads read neighbouring entries), one block scan
-/// per tile and a running carry. Replaced each thread's one contiguous n / blockDim.x chunk, read
+/// entries 4t.. 4t + 3 of a tile (neighbouring threads read and write neighbouring entries), one
+/// block scan per tile and a running carry. (16 marks per thread: vslash's vs_mark_kernel 34-120
+/// -> 41-154 us, the writes 64 bytes apart across a warp; session 13 job D.) Replaced each thread's one contiguous n / blockDim.x chunk, read
 /// twice with serial strided loads (H200, ncu: the CSR scan 9.8 -> 7.7 us at 8192 rows, at most
 /// 103 -> 33 us at 32768; vslash's per-head scan over the keys, vs_mark_kernel, 54-326 -> 36-125
 /// us at 32K-128K; docs/results/gpu-attention.md, session 13 job B).
@@ -110,13 +111,47 @@ __device__ inline void block_exclusive_prefix(const T* v, int n, int* out, int* 
   if (threadIdx.x == 0) out[n] = carry;
 }
 
-/// The indices i < n with mark[i] set, ascending, into out; returns their number.
+/// The indices i < n with mark[i] set, ascending, into out; returns their number. For short
+/// ranges (a pattern row's key blocks: each thread's contiguous chunk of about one to four marks,
+/// one block scan); block_compact_tiled for long ones.
 __device__ inline int block_compact(const unsigned char* mark, int n, int* out, int* scratch) {
   const CountChunk c = block_count_chunk(mark, n, scratch);
   int pos = c.first;
   for (int i = c.i0; i < c.i1; ++i)
     if (mark[i]) out[pos++] = i;
   return c.total;
+}
+
+/// The indices i in [begin, end) with mark[i] set, ascending, into out[0..); returns their number.
+/// For long ranges (a head's keys): thread t tests marks 16 t.. 16 t + 15 of each tile of
+/// 16 x blockDim.x, one block scan per tile and a running carry, so neighbouring threads read
+/// neighbouring marks. (block_compact's one contiguous chunk per thread, read twice with serial
+/// strided loads, took up to 220-261 us for 128K keys in sample's / vslash's columns_kernel on
+/// the H200, 10-87 us this way; on a pattern row of <= 1024 key blocks, vs_rows_kernel, the
+/// chunks stay faster: 29.6 / 216 us at 32K / 128K against 35.0 / 257 us tiled; session 13 jobs
+/// C-E.)
+__device__ inline int block_compact_tiled(const unsigned char* mark, int begin, int end, int* out,
+                                          int* scratch) {
+  constexpr int K = 16;
+  const int span = int(blockDim.x) * K;
+  int carry = 0;
+  for (int base = begin; base < end; base += span) {
+    const int i0 = base + int(threadIdx.x) * K;
+    bool m[K];
+    int local = 0;
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      m[k] = i0 + k < end && mark[i0 + k] != 0;
+      local += m[k] ? 1 : 0;
+    }
+    int total = 0;
+    int pos = carry + block_exclusive_scan(local, scratch, &total);
+#pragma unroll
+    for (int k = 0; k < K; ++k)
+      if (m[k]) out[pos++] = i0 + k;
+    carry += total;
+  }
+  return carry;
 }
 
 /// Marks the sink block and the diagonal blocks of query block qb (estimation.cpp's

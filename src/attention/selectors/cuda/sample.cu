@@ -601,16 +601,8 @@ __global__ void columns_kernel(int heads, int seq_k, int block_k, const unsigned
     indptr[h + 1] = off + ncol[h];
   }
   if (ncol[h] == 0) return;
-  const unsigned char* f = flags + int64_t(h) * seq_k;
-  const int first = min(block_k, seq_k), n = seq_k - first;
-  const int per = (n + int(blockDim.x) - 1) / int(blockDim.x);
-  const int i0 = first + int(threadIdx.x) * per, i1 = min(i0 + per, seq_k);
-  int local = 0;
-  for (int i = i0; i < i1; ++i) local += f[i];
-  int total;
-  int pos = off + block_exclusive_scan(local, scratch, &total);
-  for (int i = i0; i < i1; ++i)
-    if (f[i]) columns[pos++] = i;
+  block_compact_tiled(flags + int64_t(h) * seq_k, min(block_k, seq_k), seq_k, columns + off,
+                      scratch);
 }
 
 // One CTA per (head, query block): every visible block (dense head) or the sink and diagonal
