@@ -10,19 +10,25 @@ namespace sieve::engine {
 
 double PerplexityResult::perplexity() const { return std::exp(mean_nll()); }
 
-PerplexityResult perplexity(Model& model, std::span<const int32_t> tokens,
-                            const PerplexityConfig& config,
-                            const std::function<void(int64_t, int64_t)>& on_window) {
+PerplexityPlan perplexity_plan(int64_t n, const PerplexityConfig& config) {
   SIEVE_CHECK(config.context >= 2, "perplexity context must be >= 2 tokens, got {}", config.context);
   SIEVE_CHECK(config.max_windows >= 0, "max_windows must be >= 0, got {}", config.max_windows);
   SIEVE_CHECK(config.logits_chunk >= 1, "logits_chunk must be >= 1, got {}", config.logits_chunk);
-  const int64_t n = int64_t(tokens.size());
   SIEVE_CHECK(n >= 2, "perplexity needs at least 2 tokens, got {}", n);
   // Full windows only, so every selector and context length scores comparable text; a short
   // input is scored as one partial window.
-  int64_t windows = n >= config.context ? n / config.context : 1;
-  if (config.max_windows > 0) windows = std::min(windows, config.max_windows);
-  const int64_t len = std::min(n, config.context);
+  PerplexityPlan plan;
+  plan.windows = n >= config.context ? n / config.context : 1;
+  if (config.max_windows > 0) plan.windows = std::min(plan.windows, config.max_windows);
+  plan.length = std::min(n, config.context);
+  return plan;
+}
+
+PerplexityResult perplexity(Model& model, std::span<const int32_t> tokens,
+                            const PerplexityConfig& config,
+                            const std::function<void(int64_t, int64_t)>& on_window) {
+  const PerplexityPlan plan = perplexity_plan(int64_t(tokens.size()), config);
+  const int64_t windows = plan.windows, len = plan.length;
 
   PerplexityResult r;
   const AttentionStats before = model.attention_stats();

@@ -63,11 +63,9 @@ void run_perplexity(const PerplexityArgs& a) {
   engine::PerplexityConfig pc;
   pc.context = a.context;
   pc.max_windows = a.windows;
-  const int64_t n = int64_t(tokens.size());
-  const int64_t len = std::min(a.context, n);  // the same window arithmetic as engine::perplexity
-  int64_t windows = n >= a.context ? n / a.context : 1;
-  if (a.windows > 0) windows = std::min(windows, a.windows);
-  Progress progress(fmt::format("perplexity {} x {} tokens", windows, len), windows);
+  const engine::PerplexityPlan plan = engine::perplexity_plan(int64_t(tokens.size()), pc);
+  Progress progress(fmt::format("perplexity {} x {} tokens", plan.windows, plan.length),
+                    plan.windows);
   const engine::PerplexityResult r =
       engine::perplexity(model, tokens, pc, [&](int64_t, int64_t) { progress.advance(1); });
   progress.finish();
@@ -86,7 +84,7 @@ void run_perplexity(const PerplexityArgs& a) {
     j["perplexity"] = r.perplexity();
     j["mean_nll"] = r.mean_nll();
     j["seconds"] = r.seconds;
-    j["tokens_per_s"] = r.seconds > 0 ? double(r.windows * len) / r.seconds : 0.0;
+    j["tokens_per_s"] = r.seconds > 0 ? double(r.windows * plan.length) / r.seconds : 0.0;
     j["attention_s"] = st.attention_seconds;
     j["weights"] = dtype_name(model.weight_dtype());
     j["linear_isa"] = engine::linear_isa_name();
@@ -104,7 +102,7 @@ void run_perplexity(const PerplexityArgs& a) {
   }
   std::printf("perplexity %.4f (mean NLL %.5f nats) over %lld tokens in %lld windows of %lld\n",
               r.perplexity(), r.mean_nll(), static_cast<long long>(r.tokens_scored),
-              static_cast<long long>(r.windows), static_cast<long long>(len));
+              static_cast<long long>(r.windows), static_cast<long long>(plan.length));
   if (st.pattern_calls > 0) {
     std::printf("attention %s: block density %.4f, token density %.4f (mean over %lld layer "
                 "calls), selection %.2f s, attention %.2f s\n",

@@ -28,6 +28,14 @@ struct PerplexityResult {
   double perplexity() const;
 };
 
+/// The windows perplexity() scores for n tokens: full windows of config.context tokens (at most
+/// config.max_windows when > 0), or one partial window of all n tokens when n < context.
+struct PerplexityPlan {
+  int64_t windows = 0, length = 0;  // number of windows, tokens per window
+};
+/// @throws sieve::Error when n < 2 or the config is invalid (the checks perplexity() makes)
+PerplexityPlan perplexity_plan(int64_t n, const PerplexityConfig& config);
+
 /// @param on_window called after each window with (done, total)
 /// @throws sieve::Error when fewer than 2 tokens are given or the config is invalid
 PerplexityResult perplexity(Model& model, std::span<const int32_t> tokens,

@@ -1,10 +1,14 @@
-# Runs one `sieve generate` command line and checks its outcome (cmake -P script, no Python needed).
+# Runs one `sieve generate` (or -DCOMMAND=perplexity) command line and checks its outcome (cmake -P
+# script, no Python needed).
 #   -DSIEVE=<path to sieve> -DMODE=ids|error -DARGS=<arguments separated by '|'>
 #   [-DEXPECT=<substring of the error line (error) or of stderr (ids)>]
 #   [-DNTOKENS=<ids: the number of generated token ids stdout must hold>]
 cmake_minimum_required(VERSION 3.25)
 include(${CMAKE_CURRENT_LIST_DIR}/../common.cmake)
-sieve_run_cli(generate)
+if(NOT DEFINED COMMAND)
+  set(COMMAND generate)
+endif()
+sieve_run_cli(${COMMAND})
 # ids: without a tokenizer the generated ids are printed space-separated on stdout
 string(STRIP "${out}" ids)
 string(REPLACE " " ";" ids "${ids}")

@@ -54,3 +54,20 @@ sieve_generate_cli_test(err_dense_setting error EXPECT "--set needs a sparse --a
                         ARGS --model ${_engine_model} --ids 1 --set tau=0.5)
 sieve_generate_cli_test(err_unknown_option error EXPECT "--nope"
                         ARGS --model ${_engine_model} --ids 1 --nope)
+
+# `sieve perplexity` with the byte-level tokenizer fixture: bad settings and a missing file.
+set(_engine_tokenizer ${PROJECT_SOURCE_DIR}/tests/data/engine/tokenizer/bytelevel.json)
+set(_engine_text ${PROJECT_SOURCE_DIR}/tests/cli/engine/check_cli.cmake)  # any text file
+function(sieve_perplexity_cli_test name mode)
+  sieve_cli_test(perplexity_cli_${name} ${_engine_cli_dir}/check_cli.cmake ${mode}
+                 COMMAND perplexity ${ARGN})
+endfunction()
+sieve_perplexity_cli_test(err_context_zero error EXPECT "context must be >= 2 tokens, got 0"
+                          ARGS --model ${_engine_model} --tokenizer ${_engine_tokenizer}
+                               --file ${_engine_text} --context 0)
+sieve_perplexity_cli_test(err_windows error EXPECT "max_windows must be >= 0"
+                          ARGS --model ${_engine_model} --tokenizer ${_engine_tokenizer}
+                               --file ${_engine_text} --windows -1)
+sieve_perplexity_cli_test(err_missing_file error EXPECT "cannot open"
+                          ARGS --model ${_engine_model} --tokenizer ${_engine_tokenizer}
+                               --file ${CMAKE_CURRENT_BINARY_DIR}/no_such_text.txt)

@@ -73,5 +73,38 @@ TEST(Perplexity, InvalidInputs) {
   EXPECT_THROW(perplexity(m, two, pc), Error);
 }
 
+// The window plan the CLI prints before the run is the one perplexity() scores, and it checks
+// the config itself (a context of 0 once divided by zero in the CLI's own copy of the arithmetic).
+TEST(Perplexity, PlanMatchesTheScoredWindows) {
+  PerplexityConfig pc;
+  pc.context = 11;
+  PerplexityPlan p = perplexity_plan(27, pc);
+  EXPECT_EQ(p.windows, 2);  // full windows only
+  EXPECT_EQ(p.length, 11);
+  pc.max_windows = 1;
+  EXPECT_EQ(perplexity_plan(27, pc).windows, 1);
+  pc.max_windows = 0;
+  pc.context = 64;
+  p = perplexity_plan(27, pc);  // a short input: one partial window
+  EXPECT_EQ(p.windows, 1);
+  EXPECT_EQ(p.length, 27);
+  for (int64_t bad : {int64_t(0), int64_t(1), int64_t(-5)}) {
+    pc.context = bad;
+    EXPECT_THROW(perplexity_plan(27, pc), Error) << "context " << bad;
+  }
+  pc.context = 64;
+  pc.max_windows = -1;
+  EXPECT_THROW(perplexity_plan(27, pc), Error);
+  pc.max_windows = 0;
+  EXPECT_THROW(perplexity_plan(1, pc), Error);
+
+  Model m(engine_data("qwen3"));
+  const std::vector<int32_t> seq = {5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17};
+  pc.context = 4;
+  const PerplexityResult r = perplexity(m, seq, pc);
+  EXPECT_EQ(r.windows, perplexity_plan(int64_t(seq.size()), pc).windows);
+  EXPECT_EQ(r.tokens_scored, r.windows * (perplexity_plan(int64_t(seq.size()), pc).length - 1));
+}
+
 }  // namespace
 }  // namespace sieve::engine
