@@ -50,6 +50,7 @@ struct AttnArgs {
   std::string dtype = "bf16";
   uint64_t seed = 0;
   double strength = kSuiteStrength, background = SyntheticConfig{}.background;
+  int slashes = SyntheticConfig{}.num_slashes;
   std::vector<std::string> set;
   bool json = false, list = false;
   int threads = 0;
@@ -173,6 +174,8 @@ Workload make_workload(const AttnArgs& a) {
     c.seed = a.seed;
     c.strength = float(a.strength);
     c.background = float(a.background);
+    SIEVE_CHECK(a.slashes >= 0, "--slashes must be >= 0, got {}", a.slashes);
+    c.num_slashes = a.slashes;
     w.config = c;
     w.synthetic = make_synthetic(c);
     w.q = w.synthetic->q;
@@ -432,6 +435,10 @@ void setup_attn(CLI::App& app) {
       cmd->add_option("--strength", args->strength, "Planted logit strength (synthetic)")
           ->capture_default_str(),
       cmd->add_option("--background", args->background, "Background logit std (synthetic)")
+          ->capture_default_str(),
+      cmd->add_option("--slashes", args->slashes,
+                      "Slash lines per KV head (synthetic; 0: a suite without them, "
+                      "docs/results/open-decisions.md)")
           ->capture_default_str()};
   cmd->add_option("--set", args->set,
                   "Selector setting key=value (repeatable): a bare key goes to every selected method "

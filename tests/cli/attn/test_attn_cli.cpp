@@ -135,6 +135,7 @@ TEST(Cli, BadSyntheticShapes) {
   expect_error("attn --method dense --length 0", "must be positive");
   expect_error("attn --method dense --dtype f64 --length 64", "f64");
   expect_error("attn --method dense --threads -1", "--threads");
+  expect_error("attn --method dense --slashes -1 --length 64", "--slashes must be >= 0, got -1");
 }
 
 TEST(Cli, BadInputFiles) {
@@ -151,6 +152,7 @@ TEST(Cli, BadInputFiles) {
   sieve::save_safetensors(missing_v, {{"q", q.view()}, {"k", k.view()}});
   expect_error("attn --input " + missing_v, "no tensor 'v'");
   expect_error("attn --input " + missing_v + " --length 16", "--length describes the synthetic workload");
+  expect_error("attn --input " + missing_v + " --slashes 0", "--slashes describes the synthetic workload");
   expect_error("attn --input " + missing_v + " --planted", "need the synthetic input");
   fs::remove(missing_v);
   const std::string bad_dim = temp_name("bad_dim.safetensors");
