@@ -240,20 +240,25 @@ std::vector<std::string> cmdstan_csv_file_names(const std::string& path, int64_t
 
 void check_cmdstan_csv_destination(const std::string& path, int64_t num_chains) {
   namespace fs = std::filesystem;
-  for (const std::string& target : cmdstan_csv_file_names(path, num_chains)) {
-    std::error_code ec;
+  SIEVE_CHECK(!path.empty(), "CSV output: empty file name");
+  SIEVE_CHECK(num_chains >= 1, "CSV output: no chains to write");
+  std::error_code ec;
+  // every chain's file lies in the folder of `path`: one folder check and one probe
+  const std::string first = chain_file_name(path, 0, num_chains > 1);
+  const fs::path folder = fs::path(first).parent_path();
+  SIEVE_CHECK(folder.empty() || fs::is_directory(folder, ec),
+              "cannot write '{}': folder '{}' does not exist", first, folder.string());
+  for (int64_t c = 0; c < num_chains; ++c) {
+    const std::string target = chain_file_name(path, uint64_t(c), num_chains > 1);
     SIEVE_CHECK(!fs::is_directory(target, ec), "cannot write '{}': it is a folder", target);
-    const fs::path folder = fs::path(target).parent_path();
-    SIEVE_CHECK(folder.empty() || fs::is_directory(folder, ec),
-                "cannot write '{}': folder '{}' does not exist", target, folder.string());
-    // the temporary name write_atomically uses: creating it is what the write will need
-    const std::string probe = target + fmt::format(".tmp-{}", ::getpid());
-    {
-      std::ofstream f(probe, std::ios::binary | std::ios::trunc);
-      SIEVE_CHECK(f.good(), "cannot write '{}'", target);
-    }
-    fs::remove(probe, ec);
   }
+  // the temporary name write_atomically uses: creating it is what the write will need
+  const std::string probe = first + fmt::format(".tmp-{}", ::getpid());
+  {
+    std::ofstream f(probe, std::ios::binary | std::ios::trunc);
+    SIEVE_CHECK(f.good(), "cannot write '{}'", first);
+  }
+  fs::remove(probe, ec);
 }
 
 std::vector<std::string> write_cmdstan_csv_files(const std::string& path,

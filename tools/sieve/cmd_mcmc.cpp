@@ -123,7 +123,9 @@ void run_mcmc(const McmcArgs& a) {
     print_list(a);
     return;
   }
-  SIEVE_CHECK(a.chains >= 1, "--chains must be at least 1, got {}", a.chains);
+  // (an upper bound so that a typo fails at once instead of after minutes of allocation)
+  SIEVE_CHECK(a.chains >= 1 && a.chains <= 100000, "--chains must be in [1, 100000], got {}",
+              a.chains);
   SIEVE_CHECK(a.draws >= 4,
               "--draws must be at least 4 (diagnostics need 4 draws per chain), got {}", a.draws);
   SIEVE_CHECK(a.warmup >= 0, "--warmup must be non-negative, got {}", a.warmup);
@@ -210,7 +212,7 @@ void setup_mcmc(CLI::App& app) {
                   "CSV file (header row, 0/1 column y, covariates) or a bundled data set name; "
                   "logistic defaults to pima");
   cmd->add_option("--sampler", args->sampler, "Sampler name (see --list)")->capture_default_str();
-  cmd->add_option("--chains", args->chains, "Number of chains")->capture_default_str();
+  cmd->add_option("--chains", args->chains, "Number of chains (1-100000)")->capture_default_str();
   cmd->add_option("--warmup", args->warmup, "Warm-up (adaptation) iterations per chain")
       ->capture_default_str();
   cmd->add_option("--draws", args->draws, "Stored draws per chain")->capture_default_str();

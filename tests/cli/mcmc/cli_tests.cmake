@@ -48,6 +48,8 @@ sieve_mcmc_cli_test(err_ragged error EXPECT "expected 3"
                     ARGS --data ${_mcmc_cli_dir}/bad_ragged.csv)
 sieve_mcmc_cli_test(err_empty error EXPECT "empty" ARGS --data ${_mcmc_cli_dir}/bad_empty.csv)
 sieve_mcmc_cli_test(err_chains error EXPECT "--chains" ARGS --chains 0)
+sieve_mcmc_cli_test(err_chains_huge error EXPECT "--chains must be in [1, 100000], got 100000000"
+                    ARGS --chains 100000000 --out ${_mcmc_cli_out}/huge.csv)
 sieve_mcmc_cli_test(err_draws error EXPECT "--draws" ARGS --draws 2)
 sieve_mcmc_cli_test(err_set_syntax error EXPECT "key=value" ARGS --set novalue)
 sieve_mcmc_cli_test(err_set_unknown error EXPECT "no_such_key" ARGS --set no_such_key=1)
