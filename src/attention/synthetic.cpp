@@ -168,6 +168,11 @@ void check_config(const SyntheticConfig& c) {
 
 }  // namespace
 
+void check_synthetic_config(const SyntheticConfig& c) {
+  check_config(c);
+  (void)slots_for(c.head_dim, c.num_needles);  // head_dim large enough for the needles
+}
+
 SyntheticWorkload make_synthetic(const SyntheticConfig& c) {
   check_config(c);
   const Slots sl = slots_for(c.head_dim, c.num_needles);

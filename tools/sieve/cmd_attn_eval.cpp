@@ -329,8 +329,29 @@ void run_eval(const EvalArgs& a) {
     sources.push_back(std::move(s));
   }
 
+  // The planted suite's shape and the mask heads, also before anything is written.
+  SyntheticConfig suite;
+  suite.num_heads_q = a.heads;
+  suite.num_heads_kv = a.kv_heads;
+  suite.head_dim = a.head_dim;
+  suite.dtype = parse_dtype(a.dtype);
+  suite.seed = a.seed;
+  suite.strength = float(a.strength);
+  if (!a.no_synthetic) check_synthetic_config(suite);
+  int64_t most_heads = a.no_synthetic ? 0 : a.heads;
+  for (const Source& s : sources) most_heads = std::max(most_heads, s.q.shape[0]);
+  for (int64_t h : a.mask_heads)
+    SIEVE_CHECK(h >= 0 && h < most_heads,
+                "--mask-heads {}: no workload has that query head (the most is {}: heads 0..{})",
+                h, most_heads, most_heads - 1);
+
   const fs::path out(a.out);
-  fs::create_directories(out / "masks");
+  {
+    std::error_code ec;
+    fs::create_directories(out / "masks", ec);
+    SIEVE_CHECK(!ec, "cannot create the output folder '{}': {}", (out / "masks").string(),
+                ec.message());
+  }
   std::ofstream csv(out / "results.csv");
   SIEVE_CHECK(csv.good(), "cannot write {}", (out / "results.csv").string());
   csv << kCsvHeader << '\n';
@@ -353,14 +374,8 @@ void run_eval(const EvalArgs& a) {
     Case c;
     c.workload = src;
     if (src == "planted") {
-      SyntheticConfig sc;
-      sc.num_heads_q = a.heads;
-      sc.num_heads_kv = a.kv_heads;
+      SyntheticConfig sc = suite;
       sc.seq_len = L;
-      sc.head_dim = a.head_dim;
-      sc.dtype = parse_dtype(a.dtype);
-      sc.seed = a.seed;
-      sc.strength = float(a.strength);
       fmt::print(stderr, "sieve attn eval: planted suite L={} Hq={} Hkv={} D={}\n", L, a.heads,
                  a.kv_heads, a.head_dim);
       syn = make_synthetic(sc);

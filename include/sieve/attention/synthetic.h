@@ -58,6 +58,11 @@ struct SyntheticWorkload {
 /// @throws sieve::Error for inconsistent sizes (GQA divisibility, non-positive lengths)
 SyntheticWorkload make_synthetic(const SyntheticConfig& config);
 
+/// The checks make_synthetic makes, without generating anything (callers that write output
+/// check first).
+/// @throws sieve::Error as make_synthetic would
+void check_synthetic_config(const SyntheticConfig& config);
+
 /// The planted structure as a per-KV-head pattern (the ground-truth "planted_mask"): columns for
 /// sink, stripe and needle keys, the band local_window, and the key blocks crossed by each slash
 /// line. Its recall on make_synthetic's tensors measures how much mass the planting explains.

@@ -214,6 +214,18 @@ TEST(Cli, EvalChecksInputsBeforeWritingOutput) {
   fs::remove(garbage);
   fs::remove(missing_v);
   fs::remove(chunk);
+
+  // the planted suite's shape and the mask heads are checked before the folder is made too
+  expect_error("attn eval --plot no --heads 3 --kv-heads 2 --lengths 64 --out " + out,
+               "must be a positive multiple of num_heads_kv (2)");
+  EXPECT_FALSE(fs::exists(out));
+  expect_error("attn eval --plot no --head-dim 7 --lengths 64 --out " + out, "too small for 4 needles");
+  EXPECT_FALSE(fs::exists(out));
+  expect_error("attn eval --plot no --mask-heads 8 --lengths 64 --out " + out,
+               "--mask-heads 8: no workload has that query head (the most is 8: heads 0..7)");
+  EXPECT_FALSE(fs::exists(out));
+  expect_error("attn eval --plot no --lengths 64 --out /proc/sieve_no_such/x",
+               "cannot create the output folder");
 }
 
 TEST(Cli, JsonSmokeRunOverAllMethods) {
