@@ -165,14 +165,9 @@ Workload make_workload(const AttnArgs& a) {
                 "--length, --heads, --kv-heads and --head-dim must be positive");
     SIEVE_CHECK(a.heads % a.kv_heads == 0, "--heads ({}) must be a multiple of --kv-heads ({})", a.heads,
                 a.kv_heads);
-    SyntheticConfig c;
-    c.num_heads_q = a.heads;
-    c.num_heads_kv = a.kv_heads;
+    SyntheticConfig c =
+        planted_suite_config(a.heads, a.kv_heads, a.head_dim, a.dtype, a.seed, a.strength);
     c.seq_len = a.length;
-    c.head_dim = a.head_dim;
-    c.dtype = parse_dtype(a.dtype);
-    c.seed = a.seed;
-    c.strength = float(a.strength);
     c.background = float(a.background);
     SIEVE_CHECK(a.slashes >= 0, "--slashes must be >= 0, got {}", a.slashes);
     c.num_slashes = a.slashes;

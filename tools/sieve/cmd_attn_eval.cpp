@@ -330,13 +330,8 @@ void run_eval(const EvalArgs& a) {
   }
 
   // The planted suite's shape and the mask heads, also before anything is written.
-  SyntheticConfig suite;
-  suite.num_heads_q = a.heads;
-  suite.num_heads_kv = a.kv_heads;
-  suite.head_dim = a.head_dim;
-  suite.dtype = parse_dtype(a.dtype);
-  suite.seed = a.seed;
-  suite.strength = float(a.strength);
+  const SyntheticConfig suite =
+      planted_suite_config(a.heads, a.kv_heads, a.head_dim, a.dtype, a.seed, a.strength);
   if (!a.no_synthetic) check_synthetic_config(suite);
   int64_t most_heads = a.no_synthetic ? 0 : a.heads;
   for (const Source& s : sources) most_heads = std::max(most_heads, s.q.shape[0]);

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "sieve/core/dtype.h"
 #include "sieve/core/error.h"
 
 namespace sieve::tool {
@@ -25,6 +26,19 @@ TensorView load_qkv(const SafetensorsFile& f, const std::string& name) {
               f.path(), name, t.describe());
   check_finite(t, fmt::format("{}: tensor '{}'", f.path(), name));
   return t;
+}
+
+attention::SyntheticConfig planted_suite_config(int64_t heads, int64_t kv_heads, int64_t head_dim,
+                                                const std::string& dtype, uint64_t seed,
+                                                double strength) {
+  attention::SyntheticConfig c;
+  c.num_heads_q = heads;
+  c.num_heads_kv = kv_heads;
+  c.head_dim = head_dim;
+  c.dtype = parse_dtype(dtype);
+  c.seed = seed;
+  c.strength = float(strength);
+  return c;
 }
 
 }  // namespace sieve::tool
