@@ -166,17 +166,22 @@ Workload make_workload(const AttnArgs& a) {
     SIEVE_CHECK(a.heads % a.kv_heads == 0, "--heads ({}) must be a multiple of --kv-heads ({})", a.heads,
                 a.kv_heads);
     SyntheticConfig c =
-        planted_suite_config(a.heads, a.kv_heads, a.head_dim, a.dtype, a.seed, a.strength);
+        planted_suite_config(a.heads, a.kv_heads, a.head_dim, a.dtype, a.seed, a.strength, a.slashes);
     c.seq_len = a.length;
     c.background = float(a.background);
-    SIEVE_CHECK(a.slashes >= 0, "--slashes must be >= 0, got {}", a.slashes);
-    c.num_slashes = a.slashes;
     w.config = c;
     w.synthetic = make_synthetic(c);
     w.q = w.synthetic->q;
     w.k = w.synthetic->k;
     w.v = w.synthetic->v;
-    w.description = fmt::format("synthetic (seed {})", a.seed);
+    // the suite's knobs that differ from the defaults, so that a report names its variant
+    w.description = fmt::format("synthetic (seed {}", a.seed);
+    if (a.strength != double(kSuiteStrength)) w.description += fmt::format(", strength {}", a.strength);
+    if (a.background != double(SyntheticConfig{}.background))
+      w.description += fmt::format(", background {}", a.background);
+    if (a.slashes != SyntheticConfig{}.num_slashes)
+      w.description += fmt::format(", slashes {}", a.slashes);
+    w.description += ")";
   } else {
     for (const CLI::Option* o : a.synthetic_options)
       SIEVE_CHECK(o->count() == 0, "{} describes the synthetic workload; {} defines its own shapes and dtype",

@@ -51,6 +51,7 @@ struct EvalArgs {
   bool no_dense = false;
   int64_t heads = 8, kv_heads = 2, head_dim = 128;
   double strength = kSuiteStrength;
+  int slashes = SyntheticConfig{}.num_slashes;
   std::string dtype = "bf16";
   uint64_t seed = 0;
   int64_t recall_rows = 512;
@@ -331,7 +332,7 @@ void run_eval(const EvalArgs& a) {
 
   // The planted suite's shape and the mask heads, also before anything is written.
   const SyntheticConfig suite =
-      planted_suite_config(a.heads, a.kv_heads, a.head_dim, a.dtype, a.seed, a.strength);
+      planted_suite_config(a.heads, a.kv_heads, a.head_dim, a.dtype, a.seed, a.strength, a.slashes);
   if (!a.no_synthetic) check_synthetic_config(suite);
   int64_t most_heads = a.no_synthetic ? 0 : a.heads;
   for (const Source& s : sources) most_heads = std::max(most_heads, s.q.shape[0]);
@@ -371,8 +372,10 @@ void run_eval(const EvalArgs& a) {
     if (src == "planted") {
       SyntheticConfig sc = suite;
       sc.seq_len = L;
-      fmt::print(stderr, "sieve attn eval: planted suite L={} Hq={} Hkv={} D={}\n", L, a.heads,
-                 a.kv_heads, a.head_dim);
+      fmt::print(stderr, "sieve attn eval: planted suite L={} Hq={} Hkv={} D={}{}\n", L, a.heads,
+                 a.kv_heads, a.head_dim,
+                 a.slashes != SyntheticConfig{}.num_slashes ? fmt::format(", {} slash lines", a.slashes)
+                                                           : std::string());
       syn = make_synthetic(sc);
       c.q = syn->q;
       c.k = syn->k;
@@ -505,6 +508,10 @@ void setup_eval(CLI::App& attn) {
   cmd->add_option("--dtype", a->dtype, "bf16, f16 or f32 (planted suite)")->capture_default_str();
   cmd->add_option("--seed", a->seed, "Seed of the planted suite")->capture_default_str();
   cmd->add_option("--strength", a->strength, "Planted logit strength of the suite")
+      ->capture_default_str();
+  cmd->add_option("--slashes", a->slashes,
+                  "Slash lines per KV head of the suite (0: the suite without them, "
+                  "docs/results/open-decisions.md)")
       ->capture_default_str();
   cmd->add_option("--recall-rows", a->recall_rows,
                   "Query rows per head for the exact f64 recall/error (strided from the last)")

@@ -30,7 +30,8 @@ TensorView load_qkv(const SafetensorsFile& f, const std::string& name) {
 
 attention::SyntheticConfig planted_suite_config(int64_t heads, int64_t kv_heads, int64_t head_dim,
                                                 const std::string& dtype, uint64_t seed,
-                                                double strength) {
+                                                double strength, int slashes) {
+  SIEVE_CHECK(slashes >= 0, "--slashes must be >= 0, got {}", slashes);
   attention::SyntheticConfig c;
   c.num_heads_q = heads;
   c.num_heads_kv = kv_heads;
@@ -38,6 +39,7 @@ attention::SyntheticConfig planted_suite_config(int64_t heads, int64_t kv_heads,
   c.dtype = parse_dtype(dtype);
   c.seed = seed;
   c.strength = float(strength);
+  c.num_slashes = slashes;
   return c;
 }
 

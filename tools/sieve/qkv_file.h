@@ -16,9 +16,9 @@ namespace sieve::tool {
 TensorView load_qkv(const SafetensorsFile& f, const std::string& name);
 
 /// The planted suite at length 0 (callers set seq_len) from the options both commands share;
-/// throws sieve::Error for an unknown dtype.
+/// throws sieve::Error for an unknown dtype or a negative number of slash lines.
 attention::SyntheticConfig planted_suite_config(int64_t heads, int64_t kv_heads, int64_t head_dim,
                                                 const std::string& dtype, uint64_t seed,
-                                                double strength);
+                                                double strength, int slashes);
 
 }  // namespace sieve::tool

@@ -221,6 +221,8 @@ TEST(Cli, EvalChecksInputsBeforeWritingOutput) {
   EXPECT_FALSE(fs::exists(out));
   expect_error("attn eval --plot no --head-dim 7 --lengths 64 --out " + out, "too small for 4 needles");
   EXPECT_FALSE(fs::exists(out));
+  expect_error("attn eval --plot no --slashes -2 --lengths 64 --out " + out, "--slashes must be >= 0, got -2");
+  EXPECT_FALSE(fs::exists(out));
   expect_error("attn eval --plot no --mask-heads 8 --lengths 64 --out " + out,
                "--mask-heads 8: no workload has that query head (the most is 8: heads 0..7)");
   EXPECT_FALSE(fs::exists(out));
