@@ -64,12 +64,17 @@ void write_adaptation(std::ostream& os, const Chain& chain) {
   }
 }
 
+// The temporary file write_atomically writes `path` through (in the same folder).
+std::string temporary_name(const std::string& path) {
+  return path + fmt::format(".tmp-{}", ::getpid());
+}
+
 // Writes to `path` through a temporary file in the same folder and a rename, so that a reader
 // never sees a half-written file.
 template <class WriteFn>
 void write_atomically(const std::string& path, WriteFn&& write) {
   namespace fs = std::filesystem;
-  const std::string tmp = path + fmt::format(".tmp-{}", ::getpid());
+  const std::string tmp = temporary_name(path);
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     SIEVE_CHECK(f.good(), "cannot write '{}'", path);
@@ -228,16 +233,6 @@ std::string chain_file_name(const std::string& path, uint64_t id, bool several) 
 }
 }  // namespace
 
-std::vector<std::string> cmdstan_csv_file_names(const std::string& path, int64_t num_chains) {
-  SIEVE_CHECK(!path.empty(), "CSV output: empty file name");
-  SIEVE_CHECK(num_chains >= 1, "CSV output: no chains to write");
-  std::vector<std::string> names;
-  names.reserve(static_cast<std::size_t>(num_chains));
-  for (int64_t c = 0; c < num_chains; ++c)
-    names.push_back(chain_file_name(path, uint64_t(c), num_chains > 1));
-  return names;
-}
-
 void check_cmdstan_csv_destination(const std::string& path, int64_t num_chains) {
   namespace fs = std::filesystem;
   SIEVE_CHECK(!path.empty(), "CSV output: empty file name");
@@ -252,8 +247,8 @@ void check_cmdstan_csv_destination(const std::string& path, int64_t num_chains) 
     const std::string target = chain_file_name(path, uint64_t(c), num_chains > 1);
     SIEVE_CHECK(!fs::is_directory(target, ec), "cannot write '{}': it is a folder", target);
   }
-  // the temporary name write_atomically uses: creating it is what the write will need
-  const std::string probe = first + fmt::format(".tmp-{}", ::getpid());
+  // creating write_atomically's temporary file is what the write will need
+  const std::string probe = temporary_name(first);
   {
     std::ofstream f(probe, std::ios::binary | std::ios::trunc);
     SIEVE_CHECK(f.good(), "cannot write '{}'", first);

@@ -42,12 +42,8 @@ std::vector<std::string> write_cmdstan_csv_files(const std::string& path,
                                                  const std::vector<Chain>& chains,
                                                  const CsvRunInfo& info);
 
-/// The files write_cmdstan_csv_files writes for chains with ids 0.. num_chains - 1, in order.
-std::vector<std::string> cmdstan_csv_file_names(const std::string& path, int64_t num_chains);
-
-/// Checks before a run that write_cmdstan_csv_files could write every file of
-/// cmdstan_csv_file_names(path, num_chains): the name is not a folder and a file can be created
-/// next to it (a probe file, removed at once; existing files are left alone). Throws sieve::Error
+/// Checks before a run that write_cmdstan_csv_files could write the files of chains with ids
+/// 0.. num_chains - 1: their folder exists, no name is a folder, and a file can be created there (a probe file, removed at once; existing files are left alone). Throws sieve::Error
 /// naming the path, so that a long run does not end in an unwritable destination.
 void check_cmdstan_csv_destination(const std::string& path, int64_t num_chains);
 
