@@ -80,11 +80,12 @@ __device__ inline CountChunk block_count_chunk(const T* v, int n, int* scratch) 
 /// out[i] = v[0] + ... + v[i - 1] for i = 0..n (out holds n + 1 entries): CSR offsets of counts,
 /// or the number of set marks below each index. Tiles of 4 x blockDim.x entries, thread t holding
 /// entries 4t.. 4t + 3 of a tile (neighbouring threads read and write neighbouring entries), one
-/// block scan per tile and a running carry. (16 marks per thread: vslash's vs_mark_kernel 34-120
-/// -> 41-154 us, the writes 64 bytes apart across a warp; session 13 job D.) Replaced each thread's one contiguous n / blockDim.x chunk, read
-/// twice with serial strided loads (H200, ncu: the CSR scan 9.8 -> 7.7 us at 8192 rows, at most
-/// 103 -> 33 us at 32768; vslash's per-head scan over the keys, vs_mark_kernel, 54-326 -> 36-125
-/// us at 32K-128K; docs/results/gpu-attention.md, session 13 job B).
+/// block scan per tile and a running carry. This replaced each thread's one contiguous
+/// n / blockDim.x chunk, read twice with serial strided loads (H200, ncu: the CSR scan 9.8 -> 7.7
+/// us at 8192 rows, at most 103 -> 33 us at 32768; vslash's per-head scan over the keys,
+/// vs_mark_kernel, 54-326 -> 36-125 us at 32K-128K). 16 entries per thread was slower for the
+/// marks (vs_mark_kernel 34-120 -> 41-154 us: a warp's writes 64 bytes apart).
+/// docs/results/gpu-attention.md, session 13 jobs B and D.
 template <class T>
 __device__ inline void block_exclusive_prefix(const T* v, int n, int* out, int* scratch) {
   constexpr int K = 4;
