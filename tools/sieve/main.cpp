@@ -1,7 +1,7 @@
 // sieve: command-line front end. Subcommands live in cmd_*.cpp and register themselves.
 #include <cstdio>
-#include <new>
 #include <exception>
+#include <new>
 #include <string>
 
 #include "command.h"
