@@ -318,11 +318,23 @@ TEST_P(CudaFlash, SparseBlocksAndBandWithoutColumns) {
   for (const SparseCase& c : cases) check_sparse(c, fresh_seed());
 }
 
-// fa3's column instance forced (what "auto" picks on 9.0 for token columns at head dim 128):
-// column tiles only, columns after blocks and band (the producer's thread 0 alone on the
-// contiguous tiles, all 128 threads on the column tiles), many column tiles per row so the K/V
-// ring wraps with gathered tiles, entries inside kept blocks or the band (skipped), GQA-shared
-// patterns, not causal, chunked prefill, odd lengths. Runs once, under auto.
+// Sets SIEVE_FA3_COLUMNS for one scope: "gather" runs token columns on fa3's column instance,
+// unset (the default) on the grid kernel with the staged copy of the listed keys.
+struct Fa3Columns {
+  explicit Fa3Columns(const char* v) {
+    if (v) setenv("SIEVE_FA3_COLUMNS", v, 1);  // NOLINT(concurrency-mt-unsafe)
+    else unsetenv("SIEVE_FA3_COLUMNS");        // NOLINT(concurrency-mt-unsafe)
+  }
+  ~Fa3Columns() { unsetenv("SIEVE_FA3_COLUMNS"); }  // NOLINT(concurrency-mt-unsafe)
+};
+
+// fa3 forced (what "auto" picks on 9.0 for token columns at head dim 128), under both ways of
+// reading column tiles: the column instance (the producer's thread 0 alone on the contiguous
+// tiles, all 128 threads gathering the column tiles) and the grid kernel on staged columns (one
+// TMA copy per column tile, plain or masked per entry). Column tiles only, columns after blocks
+// and band, many column tiles per row so the K/V ring wraps with column tiles, entries inside
+// kept blocks or the band (skipped), GQA-shared patterns, not causal, chunked prefill, odd
+// lengths. Runs once, under auto.
 TEST_P(CudaFlash, Fa3ColumnInstanceGathersTokenColumns) {
   if (g_family != "auto" || !device_is_sm90()) GTEST_SKIP() << "fa3 runs on compute capability 9.0";
   const SparseCase cases[] = {
@@ -331,10 +343,56 @@ TEST_P(CudaFlash, Fa3ColumnInstanceGathersTokenColumns) {
       {DType::kBF16, 128, 256, 128, false, false, 0.2, 77, 300, 640, 640},  // not causal
       {DType::kBF16, 128, 128, 256, false, true, 0.4, 0, 900, 500, 1333},   // chunked prefill
   };
+  for (const char* way : {"gather", static_cast<const char*>(nullptr)}) {
+    SCOPED_TRACE(way ? way : "staged");
+    const Fa3Columns columns(way);
+    for (const SparseCase& c : cases) {
+      cu::set_kernel_preference("fa3");  // check_sparse restores the test's family after each case
+      ASSERT_EQ(cu::kernel_info(DType::kBF16, 128, c.bk, true).name, std::string("fa3"));
+      check_sparse(c, fresh_seed());
+    }
+  }
+}
+
+// The two ways of reading token columns on fa3 (above) walk the same tiles and compute the same
+// scores, masks and online softmax: outputs and LSEs must be identical bit for bit. Many columns
+// with kept blocks among them (staged tiles masked next to computed blocks), list ends inside a
+// tile, bands, a band of one key, GQA-shared patterns, not causal, chunked prefill, both dtypes.
+TEST_P(CudaFlash, Fa3StagedColumnsEqualGatheredBitwise) {
+  if (g_family != "auto" || !device_is_sm90()) GTEST_SKIP() << "fa3 runs on compute capability 9.0";
+  const SparseCase cases[] = {
+      {DType::kBF16, 128, 128, 128, false, true, 0.3, 0, 900, 1301, 1301},
+      {DType::kF16, 128, 128, 128, true, true, 0.5, 150, 700, 1100, 1100},
+      {DType::kBF16, 128, 128, 128, false, true, 0.05, 1, 1000, 1500, 1500},  // band of one key
+      {DType::kBF16, 128, 256, 128, false, false, 0.3, 90, 500, 777, 777},    // not causal
+      {DType::kF16, 128, 128, 256, true, true, 0.2, 300, 800, 600, 1700},     // chunked prefill
+      {DType::kBF16, 128, 128, 128, false, true, 1.0, 64, 400, 900, 900},     // every block kept
+  };
   for (const SparseCase& c : cases) {
-    cu::set_kernel_preference("fa3");  // check_sparse restores the test's family after each case
-    ASSERT_EQ(cu::kernel_info(DType::kBF16, 128, c.bk, true).name, std::string("fa3"));
-    check_sparse(c, fresh_seed());
+    const uint64_t seed = fresh_seed();
+    Rng rng(seed);
+    const int64_t hq = 4, hkv = 2;
+    SCOPED_TRACE(fmt::format("bq={} bk={} per_kv={} causal={} keep={} band={} cols={} lq={} lk={} "
+                             "seed={}",
+                             c.bq, c.bk, c.per_kv, c.causal, c.keep, c.band, c.ncols, c.lq, c.lk,
+                             seed));
+    const Tensor q = random_tensor(c.dtype, hq, c.lq, c.d, 1.6f, rng);
+    const Tensor k = random_tensor(c.dtype, hkv, c.lk, c.d, 1.6f, rng);
+    const Tensor v = random_tensor(c.dtype, hkv, c.lk, c.d, 1.0f, rng);
+    const SparsePattern pat = random_pattern(int(c.per_kv ? hkv : hq), c.lq, c.lk, c.bq, c.bk,
+                                             c.causal, c.per_kv, c.keep, c.band, c.ncols, rng);
+    AttentionOptions opts;
+    opts.causal = c.causal;
+    cu::set_kernel_preference("fa3");
+    const auto run_with = [&](const char* way) {
+      const Fa3Columns columns(way);
+      return run_gpu(q, k, v, c.dtype, opts, &pat);
+    };
+    const GpuRun gathered = run_with("gather"), staged = run_with(nullptr);
+    cu::set_kernel_preference(g_family);
+    ASSERT_EQ(staged.out.nbytes(), gathered.out.nbytes());
+    EXPECT_EQ(std::memcmp(staged.out.data(), gathered.out.data(), size_t(staged.out.nbytes())), 0);
+    EXPECT_EQ(std::memcmp(staged.lse.data(), gathered.lse.data(), size_t(staged.lse.nbytes())), 0);
   }
 }
 

@@ -76,7 +76,8 @@ KernelInfo kernel_info(DType dtype, int64_t head_dim, int64_t block_k, bool toke
   if (pref == 3 || (pref == 0 && fa3_fits && (!token_columns || kFa3Columns) &&
                     detail::device_is_sm90()))
     return KernelInfo{fa3_name, f.block_m(), f.block_n, f.threads(),
-                      token_columns ? f.smem_bytes_columns() : f.smem_bytes()};
+                      token_columns && !fa3_stage_columns() ? f.smem_bytes_columns()
+                                                            : f.smem_bytes()};
   const FlashShapeSm90& h = head_dim == 64 ? kSm90D64 : kSm90D128;
   const bool fits = block_k == 0 || block_k % h.block_n == 0;
   bool wgmma = pref != 1 && fits && detail::device_is_sm90();
@@ -222,6 +223,7 @@ void block_sparse_attention(const TensorView& q, const TensorView& k, const Tens
   p.block_indices = pat.block_indices;
   p.column_indptr = pat.column_indptr;
   p.columns = pat.columns;
+  p.columns_capacity = pat.column_indptr ? pat.num_columns : 0;
   p.block_q = pat.block_q;
   p.block_k = pat.block_k;
   p.num_q_blocks = int(pat.num_q_blocks());

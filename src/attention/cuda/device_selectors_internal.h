@@ -5,6 +5,7 @@
 #pragma once
 
 #include "../selectors/cuda/estimation_gpu.h"
+#include "memory_pool.h"
 #include "sieve/attention/cuda/api.h"
 #include "sieve/attention/cuda/check.h"
 #include "sieve/attention/selector.h"
@@ -23,31 +24,11 @@
 
 namespace sieve::attention::cuda {
 
-// The stream-ordered pool keeps up to 4 GiB between calls instead of returning it to the system
-// at every synchronisation (the default threshold 0), so repeated selector calls reuse their
-// scratch instead of mapping it again.
-inline void keep_pool_memory() {
-  // Once per device and process (each runtime call costs the host ~1 us per selector call).
-  static std::atomic<uint64_t> done{0};
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) return;
-  if (dev < 64 && (done.load(std::memory_order_relaxed) >> dev) & 1u) return;
-  cudaMemPool_t pool = nullptr;
-  if (cudaDeviceGetDefaultMemPool(&pool, dev) != cudaSuccess) return;
-  uint64_t thr = 0;
-  if (cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &thr) != cudaSuccess) return;
-  if (thr < (uint64_t(4) << 30)) {
-    thr = uint64_t(4) << 30;
-    if (cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &thr) != cudaSuccess) return;
-  }
-  if (dev < 64) done.fetch_or(uint64_t(1) << dev, std::memory_order_relaxed);
-}
-
 // Stream-ordered scratch allocations, released (stream-ordered) when the object goes away. Every
 // selector launcher allocates through one, so the pool threshold is raised here for all of them.
 class Scratch {
  public:
-  explicit Scratch(cudaStream_t s) : stream_(s) { keep_pool_memory(); }
+  explicit Scratch(cudaStream_t s) : stream_(s) { keep_pool_memory(); }  // 4 GiB
   ~Scratch() {
     for (void* p : ptrs_) cudaFreeAsync(p, stream_);
   }

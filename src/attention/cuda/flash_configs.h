@@ -44,14 +44,18 @@ struct FlashShapeFa3 {
   int head_dim, block_n, stages;
   constexpr int block_m() const { return 128; }
   constexpr int threads() const { return 384; }
+  /// Key blocks of the grid kernel's shared bitmap of the CSR row (staged token columns).
+  static constexpr int bitmap_words = 256;
   /// Two Q buffers (a grid CTA may own several work tiles), the K/V stages, the barriers (full and
   /// empty per Q buffer and per K/V stage) and the stages' tile slots.
-  constexpr int smem_bytes() const {
+  constexpr int smem_base() const {
     return 1024 + (2 * 128 * head_dim + 2 * stages * block_n * head_dim) * 2 +
            8 * (4 + 4 * stages) + 8 * stages;
   }
-  /// The instance for token columns adds each stage's column key ids and no-mask flag.
-  constexpr int smem_bytes_columns() const { return smem_bytes() + stages * (4 * block_n + 4); }
+  /// The grid kernel adds the bitmap of the work tile's computed key blocks (staged columns).
+  constexpr int smem_bytes() const { return smem_base() + 4 * bitmap_words; }
+  /// The instance for token columns adds each stage's column key ids and no-mask flag instead.
+  constexpr int smem_bytes_columns() const { return smem_base() + stages * (4 * block_n + 4); }
 };
 
 inline constexpr FlashShapeFa3 kFa3D128{128, 128, 2};

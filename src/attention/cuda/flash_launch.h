@@ -17,8 +17,12 @@ cudaError_t launch_flash_sm90_bf16(int head_dim, const FlashParams& p, cudaStrea
 cudaError_t launch_flash_sm90_f16(int head_dim, const FlashParams& p, cudaStream_t stream);
 /// Warp-specialised Hopper kernel (TMA producer, sm_90a), head dim 128 only. Falls back to the
 /// wgmma kernel when the inputs' strides admit no TMA tensor map. Patterns with token columns run
-/// an instance that gathers column tiles.
+/// the same grid kernel on a staged copy of the listed keys (fa3_stage_columns()), or the
+/// instance that gathers each column tile.
 cudaError_t launch_flash_fa3_bf16(int head_dim, const FlashParams& p, cudaStream_t stream);
 cudaError_t launch_flash_fa3_f16(int head_dim, const FlashParams& p, cudaStream_t stream);
+/// Whether fa3 stages token columns (the default) rather than gathering them per tile: false
+/// while the environment sets SIEVE_FA3_COLUMNS=gather (A/B runs and tests).
+bool fa3_stage_columns();
 
 }  // namespace sieve::attention::cuda

@@ -39,7 +39,18 @@ struct FlashConfig {
 
 namespace detail {
 
-enum TileKind : int { kFull = 0, kMasked = 1, kBand = 2, kColumns = 3 };
+// kColumnsPlain / kColumnsStaged: column tiles of the fa3 grid kernel read from the staged copy
+// of the listed keys (stage_columns, flash_fa3.cu) by TMA, classified by classify_staged_columns:
+// plain tiles need no mask; a staged tile that does carries its count of list entries in bits 8+
+// (kind & 0xff is the kind).
+enum TileKind : int {
+  kFull = 0,
+  kMasked = 1,
+  kBand = 2,
+  kColumns = 3,
+  kColumnsPlain = 4,
+  kColumnsStaged = 5
+};
 
 struct Tile {
   int kind;
@@ -64,6 +75,7 @@ struct TileIter {
   int c, end;                        // dense or band cursor
   int idx, row_begin, row_end, sub, subs, merge;  // CSR cursor
   int col, col_end;                  // column-list cursor
+  int cmerge;                        // CSR cursor of classify_staged_columns
 
   __device__ bool needs_mask(int c0) const {
     return c0 + BN > seq_k || (causal && c0 + BN - 1 > p_lo);
@@ -158,10 +170,11 @@ __device__ __forceinline__ TileIter<BN> make_tile_iter(const FlashParams& p, int
   it.idx = it.row_begin = it.row_end = it.sub = it.merge = 0;
   it.subs = p.block_k / BN;
   it.col = it.col_end = 0;
+  it.cmerge = 0;
   if (p.sparse) {
     const int ph = hq / p.pattern_head_div;
     const int prow = ph * p.num_q_blocks + r0 / p.block_q;
-    it.idx = it.row_begin = it.merge = __ldg(p.block_indptr + prow);
+    it.idx = it.row_begin = it.merge = it.cmerge = __ldg(p.block_indptr + prow);
     it.row_end = __ldg(p.block_indptr + prow + 1);
     if (p.band > 0) {
       it.c = (max(0, it.p_lo - p.band + 1) / BN) * BN;
@@ -200,6 +213,72 @@ __device__ __forceinline__ bool column_is_plain(int j, const TileIter<BN>& it,
                                                 const FlashParams& p) {
   return j >= 0 && j < p.seq_k && (!p.causal || j <= it.p_lo) &&
          (p.band <= 0 || j <= it.p_lo - p.band);
+}
+
+/// A column tile (kind kColumns, c0 = first list entry) of the fa3 grid kernel, whose keys come
+/// from the staged copy of the list: kColumnsPlain when it holds BN entries of the CTA's list, its
+/// last (largest) key is plain for every row (column_is_plain; the list is sorted, so every key
+/// is) and no block of the CSR row lies between its first and last key's blocks (a listed key in
+/// a computed block must not count twice); otherwise kColumnsStaged | entries << 8, masked per
+/// entry by mask_staged_columns. Run by the producer's one thread on the tiles in walk order
+/// (it.cmerge only moves forward: the tiles' keys ascend).
+template <int BN>
+__device__ __forceinline__ void classify_staged_columns(Tile& t, TileIter<BN>& it,
+                                                        const FlashParams& p) {
+  const int n = min(BN, it.col_end - t.c0);
+  bool plain = n == BN;
+  if (plain) {
+    const int last = __ldg(p.columns + t.c0 + BN - 1);
+    plain = column_is_plain(last, it, p);
+    if (plain && it.cmerge < it.row_end) {
+      const int kb0 = __ldg(p.columns + t.c0) / p.block_k, kb1 = last / p.block_k;
+      while (it.cmerge < it.row_end && __ldg(p.block_indices + it.cmerge) < kb0) ++it.cmerge;
+      plain = !(it.cmerge < it.row_end && __ldg(p.block_indices + it.cmerge) <= kb1);
+    }
+  }
+  t.kind = plain ? kColumnsPlain : (kColumnsStaged | (n << 8));
+}
+
+/// The mask of a kColumnsStaged tile (entries t.c0 .. t.c0 + (t.kind >> 8) - 1 of the column list)
+/// for one m16 stripe (rows at absolute positions pos0 and pos0 + 8): entry n is key
+/// columns[c0 + n] unless past the entries or in a block of the CSR row [row_begin, row_end)
+/// (resolve_column's rule), then key_kept as for a gathered column tile. The ids come from global
+/// memory (one round of independent loads); the CSR test reads bitmap (bit kb: key block kb is in
+/// the row) for kb < bitmap_blocks and searches the row beyond.
+template <int NT>
+__device__ __forceinline__ void mask_staged_columns(float (&s)[NT][4], const Tile& t, int pos0,
+                                                    int tq, const uint32_t* bitmap,
+                                                    int bitmap_blocks, int row_begin, int row_end,
+                                                    const FlashParams& p) {
+  const int n_valid = t.kind >> 8;
+  int ids[NT][2];
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+    for (int c = 0; c < 2; ++c) {
+      const int n = nt * 8 + 2 * tq + c;
+      ids[nt][c] = n < n_valid ? __ldg(p.columns + t.c0 + n) : -1;
+    }
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+    for (int c = 0; c < 2; ++c) {
+      int j = ids[nt][c];
+      if (j >= 0) {
+        const int kb = j / p.block_k;
+        bool computed;
+        if (kb < bitmap_blocks) {
+          computed = (bitmap[kb >> 5] >> (kb & 31)) & 1u;
+        } else {
+          const int at = lower_bound(p.block_indices, row_begin, row_end, kb);
+          computed = at < row_end && __ldg(p.block_indices + at) == kb;
+        }
+        if (computed) j = -1;
+      }
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+        if (!key_kept(kColumns, j, pos0 + 8 * h, p)) s[nt][2 * h + c] = -INFINITY;
+    }
 }
 
 /// For a column tile: resolves its list entries to key ids in s_col[0, BN) (-1 = skip: past the

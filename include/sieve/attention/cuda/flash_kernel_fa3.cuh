@@ -22,11 +22,18 @@
 // noise of this on an H200 and removed (docs/results/gpu-attention.md, commit d1fc33f).
 // FA3's persistent schedule (one CTA per SM claiming work tiles from an atomic counter) was
 // measured slower than this grid schedule on an H200 and removed (docs/cuda.md, fa3 kernel).
-// Token columns (instance COLUMNS, one work tile per CTA): the whole producer warpgroup walks the
-// tiles. Thread 0 issues the TMA copies of contiguous tiles as above; a column tile takes all 128
-// threads: thread r resolves list entry r (prepare_columns' rule) and gathers row r of K and V by
-// cp.async, the no-mask flag comes from barrier.red.and, and thread 0 arrives on the stage's full
-// barriers once every copy has landed and been published to the async proxy. Needs
+// Token columns, by default (staged; flash_fa3.cu's launch_staged): a pre-pass copies the keys and
+// values of every column-list entry into two row-contiguous buffers, and the grid kernel reads a
+// column tile (BLOCK_N list entries from the CTA's first) from them by TMA like a contiguous tile.
+// The producer's thread 0 classifies it (classify_staged_columns): plain tiles need no mask; the
+// others (the list's end, the band edge, listed keys next to computed blocks) are masked per entry
+// by the consumers, from the ids in global memory and a shared-memory bitmap of the work tile's
+// computed key blocks. Under SIEVE_FA3_COLUMNS=gather, instance COLUMNS (one work tile per CTA)
+// gathers instead: the whole producer warpgroup walks the tiles. Thread 0 issues the TMA copies of
+// contiguous tiles as above; a column tile takes all 128 threads: thread r resolves list entry r
+// (prepare_columns' rule) and gathers row r of K and V by cp.async, the no-mask flag comes from
+// barrier.red.and, and thread 0 arrives on the stage's full barriers once every copy has landed
+// and been published to the async proxy. Both ways give the same bits. Needs
 // block_k % BLOCK_N == 0.
 // Reference: Shah et al., "FlashAttention-3" (2024), §3.1 (producer/consumer warp
 // specialisation) and §3.2 (intra-warpgroup pipelining).
@@ -56,9 +63,12 @@ struct FlashConfigFa3 {
   // Barriers: full_q and empty_q per Q buffer (two: a CTA may own several work tiles, the next
   // tile's Q loads while the current one runs), full/empty x K/V per stage.
   static constexpr int kBarBytesGrid = 8 * (4 + 4 * STAGES_);
+  // Grid kernel: a bitmap of the work tile's computed key blocks after the slots (the masks of
+  // staged column tiles), kBitmapWords words.
+  static constexpr int kBitmapWords = 256;
   static constexpr int kSmemBytes = 1024 + 2 * kQBytes + 2 * STAGES_ * kTileBytes + kBarBytesGrid +
                                     8 * STAGES_ +  // +1024: alignment
-                                    (COLUMNS_ ? STAGES_ * (4 * BN_ + 4) : 0);
+                                    (COLUMNS_ ? STAGES_ * (4 * BN_ + 4) : 4 * kBitmapWords);
   static_assert(D_ == 128 && BN_ == 128, "the FA3 path is built for head dim 128, BLOCK_N 128");
   static_assert(kSmemBytes <= 227 * 1024, "shared memory per block");
 };
@@ -77,6 +87,11 @@ struct Fa3Args {
   // tiles_per_cta, below num_heads_q) of query block blockIdx.x, one after another. 1 for the
   // column and instrumented instances.
   int tiles_per_cta = 1;
+  // Token columns in the grid kernel (staged): the maps of the staged copy of the listed keys
+  // and their values (stage_columns in flash_fa3.cu: row e = K / V row columns[e] of its pattern
+  // head's KV head; 3-D like tk / tv with one head), read by TMA at a column tile's first entry.
+  CUtensorMap tkc, tvc;
+  bool staged_columns = false;
 };
 
 /// Stamp slots per CTA of the instrumented grid kernel (TIMING; clock64 unless noted): 0 entry,
@@ -290,6 +305,10 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
       tick(1);
       tma::prefetch_map(&a.tk);
       tma::prefetch_map(&a.tv);
+      if (a.staged_columns) {
+        tma::prefetch_map(&a.tkc);
+        tma::prefetch_map(&a.tvc);
+      }
     }
     const int rows = min(BM, p.seq_q - r0);
     int i = 0;  // ring use, across the CTA's tiles
@@ -320,6 +339,18 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
             continue;
           }
         }
+        // Grid kernel with staged columns: a column tile is a TMA copy of BN rows of the staged
+        // keys at its first list entry, classified (plain or masked) before it is published.
+        bool staged = false;
+        if constexpr (!Cfg::kColumns) {
+          if (has && t.kind == detail::kColumns) {
+            detail::classify_staged_columns<BN>(t, it, p);
+            staged = true;
+          }
+        }
+        const void* map_k = staged ? static_cast<const void*>(&a.tkc) : &a.tk;
+        const void* map_v = staged ? static_cast<const void*>(&a.tvc) : &a.tv;
+        const int head_kv = staged ? 0 : hkv;
         tma::mbar_wait(empty_k(s), ph ^ 1u);
         if (!has) {  // the marker: one phase of each of the stage's barriers, no copy
           slots[s].kind = -1;
@@ -333,7 +364,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
         tma::mbar_arrive_expect_tx(full_k(s), kTileBytes);
 #pragma unroll
         for (int c = 0; c < D / 64; ++c)
-          tma::load_3d(s_k + s * kTileBytes + c * kPanelBytes, &a.tk, full_k(s), c * 64, t.c0, hkv);
+          tma::load_3d(s_k + s * kTileBytes + c * kPanelBytes, map_k, full_k(s), c * 64, t.c0,
+                       head_kv);
         if constexpr (kTiming) {
           if (i == 0) tick(2);
         }
@@ -341,7 +373,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
         tma::mbar_arrive_expect_tx(full_v(s), kTileBytes);
 #pragma unroll
         for (int c = 0; c < D / 64; ++c)
-          tma::load_3d(s_v + s * kTileBytes + c * kPanelBytes, &a.tv, full_v(s), c * 64, t.c0, hkv);
+          tma::load_3d(s_v + s * kTileBytes + c * kPanelBytes, map_v, full_v(s), c * 64, t.c0,
+                       head_kv);
       }
     }
     tick(3);
@@ -358,6 +391,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
     // Column instance: the mask reads the stage's key ids and flag, so K's stage (whose release
     // lets the producer rewrite them) is released after the mask instead of before it.
     const int* s_col = detail::fa3_column_ids<Cfg>(slots);
+    // Grid kernel: the bitmap of the work tile's computed key blocks (staged columns).
+    uint32_t* s_bitmap = reinterpret_cast<uint32_t*>(slots + S);
     // TIMING: the consumers' stamps, from thread 128.
     const auto ctick = [&](int k) {
       if constexpr (kTiming) {
@@ -368,6 +403,27 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
     int i = 0;  // ring use, across the CTA's tiles
     for (int j = 0; j < ntiles; ++j) {
       const int hq = hq0 + j, b = j & 1;
+      // Staged columns: the CSR row of this work tile and its bitmap in shared memory (bit kb:
+      // key block kb is computed by the row), built by the 256 consumer threads between named
+      // barrier 4's phases (the first: both warpgroups are done with the previous tile's bitmap),
+      // for the masks of kColumnsStaged tiles.
+      int row_begin = 0, row_end = 0;
+      if (!Cfg::kColumns && p.sparse && p.column_indptr) {
+        const int prow = (hq / p.pattern_head_div) * p.num_q_blocks + r0 / p.block_q;
+        row_begin = __ldg(p.block_indptr + prow);
+        row_end = __ldg(p.block_indptr + prow + 1);
+        const int ct = tid - 128;  // 0..255
+        __syncwarp();
+        tma::bar_sync<4, 256>();
+        for (int w = ct; w < Cfg::kBitmapWords; w += 256) s_bitmap[w] = 0u;
+        tma::bar_sync<4, 256>();
+        for (int e = row_begin + ct; e < row_end; e += 256) {
+          const int kb = __ldg(p.block_indices + e);
+          if (kb < 32 * Cfg::kBitmapWords) atomicOr(s_bitmap + (kb >> 5), 1u << (kb & 31));
+        }
+        __syncwarp();
+        tma::bar_sync<4, 256>();
+      }
       const auto release_k_then_mask = [&](float (&s)[BN / 8][4], const detail::Tile& t, int st) {
         if constexpr (Cfg::kColumns) {
           if (detail::tile_masked(t, s_col + S * BN + st))
@@ -375,9 +431,13 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
           release(empty_k(st));
         } else {
           release(empty_k(st));
-          if (t.kind == detail::kMasked)
+          const int kind = t.kind & 0xff;
+          if (kind == detail::kMasked)
             detail::fa3_mask_bound<BN / 8>(s, t.c0, r0 + wrow + g + p.q_offset, tq, p);
-          else if (t.kind != detail::kFull)
+          else if (kind == detail::kColumnsStaged)
+            detail::mask_staged_columns<BN / 8>(s, t, r0 + wrow + g + p.q_offset, tq, s_bitmap,
+                                                32 * Cfg::kBitmapWords, row_begin, row_end, p);
+          else if (kind != detail::kFull && kind != detail::kColumnsPlain)
             detail::mask_stripe<BN / 8>(s, t, r0 + wrow + g + p.q_offset, nullptr, tq, p);
         }
       };

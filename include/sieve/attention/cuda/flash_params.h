@@ -36,6 +36,7 @@ struct FlashParams {
   const int32_t* block_indices = nullptr;  // [nnz]
   const int32_t* column_indptr = nullptr;  // [pattern_heads + 1] or null
   const int32_t* columns = nullptr;
+  int64_t columns_capacity = 0;  // entries allocated for columns (bounds the staged copy; fa3)
   int block_q = 128, block_k = 128;
   int num_q_blocks = 0;
   int pattern_head_div = 1;  // query head h uses pattern head h / pattern_head_div

@@ -4,6 +4,7 @@
 // (cudaGetDriverEntryPointByVersion), so nothing links libcuda.
 #include "../flash_configs.h"
 #include "../flash_launch.h"
+#include "../memory_pool.h"
 #include "../tensor_map_encoder.h"
 #include "sieve/attention/cuda/flash_kernel_fa3.cuh"
 
@@ -12,6 +13,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 
@@ -149,8 +151,15 @@ void report_timing(const std::vector<uint64_t>& h, unsigned gx, unsigned gy) {
 }
 #endif
 
+// The staged copy of a pattern's column list (launch_staged): rows entries of K and of V.
+struct StagedColumns {
+  const void* k = nullptr;
+  const void* v = nullptr;
+  int64_t rows = 0;
+};
+
 template <class Cfg, bool TIMING = false>
-cudaError_t launch(FlashParams p, cudaStream_t stream) {
+cudaError_t launch(FlashParams p, cudaStream_t stream, const StagedColumns* staged = nullptr) {
   using T = typename Cfg::T;
   p.num_m_tiles = (p.seq_q + Cfg::kBM - 1) / Cfg::kBM;
   if (p.num_m_tiles == 0) return cudaSuccess;
@@ -163,6 +172,13 @@ cudaError_t launch(FlashParams p, cudaStream_t stream) {
                             Cfg::kBN) &&
                   encode<T>(&a.tv, p.v, heads_kv, p.seq_k, Cfg::kD, p.v_head_stride, p.v_row_stride,
                             Cfg::kBN);
+  if (ok && staged != nullptr) {  // rows of D contiguous elements, one "head"
+    a.staged_columns = encode<T>(&a.tkc, staged->k, 1, int(staged->rows), Cfg::kD,
+                                 staged->rows * Cfg::kD, Cfg::kD, Cfg::kBN) &&
+                       encode<T>(&a.tvc, staged->v, 1, int(staged->rows), Cfg::kD,
+                                 staged->rows * Cfg::kD, Cfg::kD, Cfg::kBN);
+    if (!a.staged_columns) return cudaErrorInvalidValue;  // the caller gathers instead
+  }
   if (!ok) {  // strides TMA cannot describe: the cp.async wgmma kernel takes any 16-byte layout
     return std::is_same_v<T, __nv_bfloat16> ? launch_flash_sm90_bf16(Cfg::kD, p, stream)
                                              : launch_flash_sm90_f16(Cfg::kD, p, stream);
@@ -205,10 +221,93 @@ cudaError_t launch(FlashParams p, cudaStream_t stream) {
   return cudaGetLastError();
 }
 
-// Patterns with token columns take the instance that gathers column tiles.
+// Row e of the staged copy = K and V row columns[e] of the KV head of e's pattern head (zeros for
+// a key outside [0, seq_k)), and the BN rows after the list's last entry are zeros: a column tile
+// of the grid kernel starts at any entry of a CTA's list and reads BN rows, past the list's end
+// too, where its mask drops them, and their V must be finite (P = 0 times V adds nothing). Grid:
+// (ceil(seq_k / kRows), pattern heads); a head's list holds at most seq_k entries.
+constexpr int kStageRows = 64, kStageThreads = 256;
+template <class T>
+__global__ void __launch_bounds__(kStageThreads) stage_columns_kernel(FlashParams p, T* kc, T* vc) {
+  constexpr int C = 128 / 8;  // 16-byte chunks per row (head dim 128)
+  const int ph = int(blockIdx.y);
+  const int beg = __ldg(p.column_indptr + ph), end = __ldg(p.column_indptr + ph + 1);
+  const uint4 zero = make_uint4(0, 0, 0, 0);
+  if (blockIdx.x == 0 && ph == 0) {
+    // (min: a list longer than its stated capacity is never written past the buffers)
+    const int64_t nnz = min(int64_t(__ldg(p.column_indptr + gridDim.y)), p.columns_capacity);
+    for (int i = int(threadIdx.x); i < 128 * C; i += kStageThreads) {
+      const int64_t at = (nnz + i / C) * 128 + (i % C) * 8;
+      *reinterpret_cast<uint4*>(kc + at) = zero;
+      *reinterpret_cast<uint4*>(vc + at) = zero;
+    }
+  }
+  const int e0 = beg + int(blockIdx.x) * kStageRows;
+  if (e0 >= end) return;
+  const int hkv = ph * p.pattern_head_div / p.group;
+  const T* gk = static_cast<const T*>(p.k) + hkv * p.k_head_stride;
+  const T* gv = static_cast<const T*>(p.v) + hkv * p.v_head_stride;
+  for (int i = int(threadIdx.x); i < kStageRows * C; i += kStageThreads) {
+    const int e = e0 + i / C, c = i % C;
+    if (e >= end || e >= p.columns_capacity) break;  // i / C grows with i
+    const int j = __ldg(p.columns + e);
+    const bool ok = j >= 0 && j < p.seq_k;
+    const int64_t at = int64_t(e) * 128 + c * 8;
+    *reinterpret_cast<uint4*>(kc + at) =
+        ok ? __ldg(reinterpret_cast<const uint4*>(gk + int64_t(j) * p.k_row_stride + c * 8)) : zero;
+    *reinterpret_cast<uint4*>(vc + at) =
+        ok ? __ldg(reinterpret_cast<const uint4*>(gv + int64_t(j) * p.v_row_stride + c * 8)) : zero;
+  }
+}
+
+// Token columns on the grid kernel: the list's keys and values copied into two stream-ordered
+// buffers of capacity + BN rows (stage_columns_kernel), so that every column tile is one TMA copy
+// like a contiguous tile, with 240 consumer registers, several work tiles per CTA and O by TMA
+// stores, instead of 128 producer threads resolving and gathering each tile. The buffers are
+// sized by the pattern's column capacity (no host synchronisation for the actual count) and freed
+// in stream order after the launch. When they cannot be allocated or mapped, the column instance
+// runs instead.
+template <class T>
+cudaError_t launch_staged(const FlashParams& p, cudaStream_t stream) {
+  using G = Cfg<T, kFa3D128, false>;
+  const int heads = p.num_heads_q / p.pattern_head_div;
+  const int64_t rows = p.columns_capacity + G::kBN;
+  const size_t bytes = size_t(rows) * G::kD * sizeof(T);
+  // The selectors' 4 GiB plus these buffers: freed after every call, they would otherwise be
+  // returned to the system at the next synchronisation (and the selectors' scratch with them).
+  keep_pool_memory((uint64_t(4) << 30) + 2 * uint64_t(bytes));
+  void* kc = nullptr;
+  void* vc = nullptr;
+  if (cudaMallocAsync(&kc, bytes, stream) != cudaSuccess ||
+      cudaMallocAsync(&vc, bytes, stream) != cudaSuccess) {
+    (void)cudaGetLastError();
+    if (kc) (void)cudaFreeAsync(kc, stream);
+    return launch<Cfg<T, kFa3D128, true>>(p, stream);
+  }
+  const dim3 grid(unsigned((p.seq_k + kStageRows - 1) / kStageRows), unsigned(heads));
+  stage_columns_kernel<T><<<grid, kStageThreads, 0, stream>>>(p, static_cast<T*>(kc),
+                                                               static_cast<T*>(vc));
+  cudaError_t err = cudaGetLastError();
+  if (err == cudaSuccess) {
+    const StagedColumns staged{kc, vc, rows};
+    err = launch<G>(p, stream, &staged);
+    if (err == cudaErrorInvalidValue) {  // a staged map could not be encoded: gather
+      (void)cudaGetLastError();
+      err = launch<Cfg<T, kFa3D128, true>>(p, stream);
+    }
+  }
+  const cudaError_t f1 = cudaFreeAsync(kc, stream), f2 = cudaFreeAsync(vc, stream);
+  return err != cudaSuccess ? err : (f1 != cudaSuccess ? f1 : f2);
+}
+
+// Patterns with token columns: the grid kernel on staged columns, or the gathering instance.
 template <class T>
 cudaError_t launch_instance(const FlashParams& p, cudaStream_t stream) {
-  if (p.column_indptr) return launch<Cfg<T, kFa3D128, true>>(p, stream);
+  if (p.column_indptr) {
+    if (fa3_stage_columns() && p.columns_capacity > 0 && p.seq_k > 0)
+      return launch_staged<T>(p, stream);
+    return launch<Cfg<T, kFa3D128, true>>(p, stream);
+  }
 #if SIEVE_FA3_TIMING
   if (std::getenv("SIEVE_FA3_TIMING")) return launch<Cfg<T, kFa3D128, false>, true>(p, stream);
 #endif
@@ -216,6 +315,11 @@ cudaError_t launch_instance(const FlashParams& p, cudaStream_t stream) {
 }
 
 }  // namespace
+
+bool fa3_stage_columns() {
+  const char* env = std::getenv("SIEVE_FA3_COLUMNS");  // NOLINT(concurrency-mt-unsafe)
+  return env == nullptr || std::strcmp(env, "gather") != 0;
+}
 
 cudaError_t launch_flash_fa3_bf16(int head_dim, const FlashParams& p, cudaStream_t stream) {
   if (head_dim != 128) return cudaErrorInvalidValue;
