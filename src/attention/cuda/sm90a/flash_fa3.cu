@@ -225,7 +225,8 @@ cudaError_t launch(FlashParams p, cudaStream_t stream, const StagedColumns* stag
 // a key outside [0, seq_k)), and the BN rows after the list's last entry are zeros: a column tile
 // of the grid kernel starts at any entry of a CTA's list and reads BN rows, past the list's end
 // too, where its mask drops them, and their V must be finite (P = 0 times V adds nothing). Grid:
-// (ceil(seq_k / kRows), pattern heads); a head's list holds at most seq_k entries.
+// (ceil(seq_k / kStageRows), pattern heads): a list of distinct keys holds at most seq_k entries,
+// so one round per CTA; longer lists take more rounds.
 constexpr int kStageRows = 64, kStageThreads = 256;
 template <class T>
 __global__ void __launch_bounds__(kStageThreads) stage_columns_kernel(FlashParams p, T* kc, T* vc) {
@@ -242,22 +243,28 @@ __global__ void __launch_bounds__(kStageThreads) stage_columns_kernel(FlashParam
       *reinterpret_cast<uint4*>(vc + at) = zero;
     }
   }
-  const int e0 = beg + int(blockIdx.x) * kStageRows;
-  if (e0 >= end) return;
   const int hkv = ph * p.pattern_head_div / p.group;
   const T* gk = static_cast<const T*>(p.k) + hkv * p.k_head_stride;
   const T* gv = static_cast<const T*>(p.v) + hkv * p.v_head_stride;
-  for (int i = int(threadIdx.x); i < kStageRows * C; i += kStageThreads) {
-    const int e = e0 + i / C, c = i % C;
-    if (e >= end || e >= p.columns_capacity) break;  // i / C grows with i
-    const int j = __ldg(p.columns + e);
-    const bool ok = j >= 0 && j < p.seq_k;
-    const int64_t at = int64_t(e) * 128 + c * 8;
-    *reinterpret_cast<uint4*>(kc + at) =
-        ok ? __ldg(reinterpret_cast<const uint4*>(gk + int64_t(j) * p.k_row_stride + c * 8)) : zero;
-    *reinterpret_cast<uint4*>(vc + at) =
-        ok ? __ldg(reinterpret_cast<const uint4*>(gv + int64_t(j) * p.v_row_stride + c * 8)) : zero;
-  }
+  // kStageRows entries per CTA and round; more rounds only for a list longer than seq_k (a
+  // device pattern with repeated keys), which the grid does not cover in one.
+  const int64_t last = min(int64_t(end), p.columns_capacity);
+  for (int64_t e0 = beg + int64_t(blockIdx.x) * kStageRows; e0 < last;
+       e0 += int64_t(gridDim.x) * kStageRows)
+    for (int i = int(threadIdx.x); i < kStageRows * C; i += kStageThreads) {
+      const int64_t e = e0 + i / C;
+      const int c = i % C;
+      if (e >= last) break;  // i / C grows with i
+      const int j = __ldg(p.columns + e);
+      const bool ok = j >= 0 && j < p.seq_k;
+      const int64_t at = e * 128 + c * 8;
+      *reinterpret_cast<uint4*>(kc + at) =
+          ok ? __ldg(reinterpret_cast<const uint4*>(gk + int64_t(j) * p.k_row_stride + c * 8))
+             : zero;
+      *reinterpret_cast<uint4*>(vc + at) =
+          ok ? __ldg(reinterpret_cast<const uint4*>(gv + int64_t(j) * p.v_row_stride + c * 8))
+             : zero;
+    }
 }
 
 // Token columns on the grid kernel: the list's keys and values copied into two stream-ordered
