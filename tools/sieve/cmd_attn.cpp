@@ -228,11 +228,10 @@ void run_attn(AttnArgs& a) {
     list_methods();
     return;
   }
-  SIEVE_CHECK(a.threads >= 0, "--threads must be >= 0, got {}", a.threads);
   SIEVE_CHECK(a.repeat >= 1, "--repeat must be >= 1, got {}", a.repeat);
   SIEVE_CHECK(a.oracle >= 0 && a.oracle <= 1, "--oracle must be in (0, 1] (0 = off), got {}", a.oracle);
   SIEVE_CHECK(a.recall_stride >= 0, "--recall-stride must be >= 0 (0 = auto), got {}", a.recall_stride);
-  set_num_threads(a.threads);
+  apply_threads(a.threads);
   // Methods and settings first: bad names or keys fail before any heavy work.
   const std::vector<std::string> names = split_methods(a.method);
   std::vector<std::unique_ptr<PatternSelector>> selectors;

@@ -265,7 +265,7 @@ void run_eval(const EvalArgs& a) {
     SIEVE_CHECK(L >= 1, "--lengths must be positive, got {}", L);
     if (std::find(lengths.begin(), lengths.end(), L) == lengths.end()) lengths.push_back(L);
   }
-  set_num_threads(a.threads);
+  apply_threads(a.threads);
 
   std::vector<std::string> methods = a.method == "all" ? selector_names() : split(a.method, ',');
   for (const auto& m : methods) make_selector(m);  // unknown names fail now

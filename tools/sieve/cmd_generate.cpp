@@ -69,7 +69,7 @@ std::vector<int32_t> parse_ids(const std::string& text) {
 }
 
 void run_generate(const GenerateArgs& a) {
-  if (a.threads > 0) set_num_threads(a.threads);
+  apply_threads(a.threads);
   const int sources = int(!a.prompt.empty()) + int(!a.prompt_file.empty()) + int(!a.ids.empty());
   SIEVE_CHECK(sources == 1, "give exactly one of --prompt, --prompt-file or --ids");
 

@@ -41,7 +41,7 @@ struct PerplexityArgs {
 };
 
 void run_perplexity(const PerplexityArgs& a) {
-  if (a.threads > 0) set_num_threads(a.threads);
+  apply_threads(a.threads);
   engine::Model model(a.model);
   const engine::Tokenizer tok =
       engine::Tokenizer::from_file(a.tokenizer.empty() ? a.model : a.tokenizer);

@@ -30,6 +30,10 @@ struct AttnSubcommandRegistrar {
 void set_exit_code(int code);
 int exit_code();
 
+/// Every command's --threads: 0 = all cores, a positive count that many; a negative count is an
+/// error (sieve::Error naming the option) instead of silently meaning "all".
+void apply_threads(int threads);
+
 }  // namespace sieve::tool
 
 #define SIEVE_REGISTER_COMMAND(fn) \

@@ -6,6 +6,7 @@
 
 #include "command.h"
 #include "sieve/core/error.h"
+#include "sieve/core/threading.h"
 
 namespace sieve::tool {
 
@@ -24,6 +25,11 @@ int g_exit_code = 0;
 }
 void set_exit_code(int code) { g_exit_code = code; }
 int exit_code() { return g_exit_code; }
+
+void apply_threads(int threads) {
+  SIEVE_CHECK(threads >= 0, "--threads must be >= 0 (0 = all cores), got {}", threads);
+  set_num_threads(threads);
+}
 
 }  // namespace sieve::tool
 

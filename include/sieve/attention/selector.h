@@ -54,7 +54,8 @@ class PatternSelector {
 
 /// Creates a registered selector; throws sieve::Error listing the known names otherwise.
 std::unique_ptr<PatternSelector> make_selector(std::string_view name);
-/// Creates and applies "key=value" settings in order.
+/// Creates and applies "key=value" settings in order; a key may carry the selector's name as a
+/// prefix ("rr.tau=0.95" for "rr"), and a prefix naming another method is an error.
 std::unique_ptr<PatternSelector> make_selector(std::string_view name,
                                                const std::vector<std::string>& settings);
 /// Registered names in a stable order.

@@ -59,7 +59,15 @@ std::unique_ptr<PatternSelector> make_selector(std::string_view name,
     const size_t eq = kv.find('=');
     SIEVE_CHECK(eq != std::string::npos && eq > 0,
                 "selector '{}': setting '{}' must look like key=value", name, kv);
-    s->set(std::string_view(kv).substr(0, eq), std::string_view(kv).substr(eq + 1));
+    std::string_view key = std::string_view(kv).substr(0, eq);
+    // "name.key" (as `sieve attn --set` writes it) names this selector's key
+    const size_t dot = key.find('.');
+    if (dot != std::string_view::npos) {
+      SIEVE_CHECK(key.substr(0, dot) == name, "selector '{}': setting '{}' is for method '{}'", name,
+                  kv, key.substr(0, dot));
+      key = key.substr(dot + 1);
+    }
+    s->set(key, std::string_view(kv).substr(eq + 1));
   }
   return s;
 }

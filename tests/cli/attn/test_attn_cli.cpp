@@ -226,6 +226,9 @@ TEST(Cli, EvalChecksInputsBeforeWritingOutput) {
   expect_error("attn eval --plot no --mask-heads 8 --lengths 64 --out " + out,
                "--mask-heads 8: no workload has that query head (the most is 8: heads 0..7)");
   EXPECT_FALSE(fs::exists(out));
+  expect_error("attn eval --plot no --threads -3 --lengths 64 --out " + out,
+               "--threads must be >= 0 (0 = all cores), got -3");
+  EXPECT_FALSE(fs::exists(out));
   expect_error("attn eval --plot no --lengths 64 --out /proc/sieve_no_such/x",
                "cannot create the output folder");
 }

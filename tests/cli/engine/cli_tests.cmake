@@ -54,6 +54,14 @@ sieve_generate_cli_test(err_dense_setting error EXPECT "--set needs a sparse --a
                         ARGS --model ${_engine_model} --ids 1 --set tau=0.5)
 sieve_generate_cli_test(err_unknown_option error EXPECT "--nope"
                         ARGS --model ${_engine_model} --ids 1 --nope)
+sieve_generate_cli_test(err_threads error EXPECT "--threads must be >= 0"
+                        ARGS --model ${_engine_model} --ids 1 --threads -2)
+sieve_generate_cli_test(err_setting_other_method error EXPECT "is for method 'sample'"
+                        ARGS --model ${_engine_model} --ids 1 --attention rr --set sample.alpha=0.9)
+# the method-prefixed form of `sieve attn --set` works here too
+sieve_generate_cli_test(sparse_prefixed_setting ids NTOKENS 4
+                        ARGS --model ${_engine_model} --ids 1,5,9 --max-tokens 4 --threads 1
+                             --attention rr --set rr.dense_below=0)
 
 # `sieve perplexity` with the byte-level tokenizer fixture: bad settings and a missing file.
 set(_engine_tokenizer ${PROJECT_SOURCE_DIR}/tests/data/engine/tokenizer/bytelevel.json)
@@ -71,3 +79,6 @@ sieve_perplexity_cli_test(err_windows error EXPECT "max_windows must be >= 0"
 sieve_perplexity_cli_test(err_missing_file error EXPECT "cannot open"
                           ARGS --model ${_engine_model} --tokenizer ${_engine_tokenizer}
                                --file ${CMAKE_CURRENT_BINARY_DIR}/no_such_text.txt)
+sieve_perplexity_cli_test(err_threads error EXPECT "--threads must be >= 0"
+                          ARGS --model ${_engine_model} --tokenizer ${_engine_tokenizer}
+                               --file ${_engine_text} --threads -1)

@@ -112,6 +112,18 @@ TEST(SelectorRegistry, CommonSettingsParseAndReject) {
   EXPECT_NE(unknown.find("local_blocks"), std::string::npos) << unknown;  // lists own keys too
 }
 
+// `sieve attn --set` writes "method.key=value"; every other caller of make_selector takes the same
+// form for the one method it makes, and a prefix naming another method is an error, not ignored.
+TEST(SelectorRegistry, SettingsMayNameTheirMethod) {
+  auto s = make_selector("dense", {"dense.block_q=64", "block_k=32"});
+  EXPECT_EQ(s->common().block_q, 64);
+  EXPECT_EQ(s->common().block_k, 32);
+  const std::string other = error_of([] { make_selector("dense", {"rr.block_q=64"}); });
+  EXPECT_NE(other.find("is for method 'rr'"), std::string::npos) << other;
+  const std::string unknown = error_of([] { make_selector("streaming", {"streaming.tau=0.9"}); });
+  EXPECT_NE(unknown.find("unknown setting 'tau'"), std::string::npos) << unknown;
+}
+
 TEST(SelectorRegistry, DenseSelectorMatchesDensePatternAndFallback) {
   const Tensor q = zeros(4, 300, 8), k = zeros(2, 300, 8);
   auto s = make_selector("dense", {"block_q=64", "block_k=32"});
