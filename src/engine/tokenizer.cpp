@@ -8,6 +8,7 @@
 #include <unordered_set>
 
 #include "sieve/core/error.h"
+#include "sieve/core/text_file.h"
 #include "sieve/engine/unicode.h"
 #include "tokenizer_internal.h"
 
@@ -127,13 +128,7 @@ struct Segment {
   int32_t token_id = -1;
 };
 
-std::string read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  SIEVE_CHECK(in.good(), "tokenizer: cannot open '{}'", path.string());
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string read_file(const std::filesystem::path& path) { return read_whole_file(path, "tokenizer"); }
 
 Json parse_json(std::string_view text, std::string_view what) {
   try {

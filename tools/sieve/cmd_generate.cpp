@@ -11,7 +11,6 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
-#include <fstream>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -21,6 +20,7 @@
 #include "sieve/attention/selector.h"
 #include "sieve/core/error.h"
 #include "sieve/core/progress.h"
+#include "sieve/core/text_file.h"
 #include "sieve/core/threading.h"
 #include "sieve/engine/generate.h"
 #include "sieve/engine/linear.h"
@@ -42,14 +42,6 @@ struct GenerateArgs {
   int64_t chunk = 0;
   bool json = false, no_special = false, ignore_eos = false;
 };
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  SIEVE_CHECK(in.good(), "cannot open prompt file '{}'", path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 std::vector<int32_t> parse_ids(const std::string& text) {
   std::vector<int32_t> ids;
@@ -84,7 +76,7 @@ void run_generate(const GenerateArgs& a) {
   } else {
     tok = std::make_unique<engine::Tokenizer>(
         engine::Tokenizer::from_file(a.tokenizer.empty() ? a.model : a.tokenizer));
-    const std::string text = a.prompt.empty() ? read_text(a.prompt_file) : a.prompt;
+    const std::string text = a.prompt.empty() ? read_whole_file(a.prompt_file, "--prompt-file") : a.prompt;
     prompt = tok->encode(text, !a.no_special);
   }
   SIEVE_CHECK(!prompt.empty(), "the prompt encodes to no tokens");

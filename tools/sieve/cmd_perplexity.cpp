@@ -12,9 +12,7 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -22,6 +20,7 @@
 #include "sieve/attention/selector.h"
 #include "sieve/core/error.h"
 #include "sieve/core/progress.h"
+#include "sieve/core/text_file.h"
 #include "sieve/core/threading.h"
 #include "sieve/engine/linear.h"
 #include "sieve/engine/model.h"
@@ -45,11 +44,7 @@ void run_perplexity(const PerplexityArgs& a) {
   engine::Model model(a.model);
   const engine::Tokenizer tok =
       engine::Tokenizer::from_file(a.tokenizer.empty() ? a.model : a.tokenizer);
-  std::ifstream in(a.file, std::ios::binary);
-  SIEVE_CHECK(in.good(), "cannot open '{}'", a.file);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::vector<int32_t> tokens = tok.encode(ss.str(), !a.no_special);
+  const std::vector<int32_t> tokens = tok.encode(read_whole_file(a.file, "--file"), !a.no_special);
   SIEVE_CHECK(tokens.size() >= 2, "'{}' encodes to {} tokens; perplexity needs at least 2", a.file,
               tokens.size());
 

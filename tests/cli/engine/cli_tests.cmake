@@ -8,6 +8,7 @@ endif()
 
 set(_engine_cli_dir ${CMAKE_CURRENT_LIST_DIR})
 set(_engine_model ${PROJECT_SOURCE_DIR}/tests/data/engine/llama)
+set(_engine_tokenizer ${PROJECT_SOURCE_DIR}/tests/data/engine/tokenizer/bytelevel.json)
 # a model folder whose config.json is cut short
 set(_engine_bad_model ${CMAKE_CURRENT_BINARY_DIR}/engine_cli_bad_model)
 file(MAKE_DIRECTORY ${_engine_bad_model})
@@ -54,6 +55,9 @@ sieve_generate_cli_test(err_dense_setting error EXPECT "--set needs a sparse --a
                         ARGS --model ${_engine_model} --ids 1 --set tau=0.5)
 sieve_generate_cli_test(err_unknown_option error EXPECT "--nope"
                         ARGS --model ${_engine_model} --ids 1 --nope)
+sieve_generate_cli_test(err_prompt_folder error EXPECT "is a folder, not a file"
+                        ARGS --model ${_engine_model} --tokenizer ${_engine_tokenizer}
+                             --prompt-file ${CMAKE_CURRENT_BINARY_DIR})
 sieve_generate_cli_test(err_threads error EXPECT "--threads must be >= 0"
                         ARGS --model ${_engine_model} --ids 1 --threads -2)
 sieve_generate_cli_test(err_setting_other_method error EXPECT "is for method 'sample'"
@@ -64,7 +68,6 @@ sieve_generate_cli_test(sparse_prefixed_setting ids NTOKENS 4
                              --attention rr --set rr.dense_below=0)
 
 # `sieve perplexity` with the byte-level tokenizer fixture: bad settings and a missing file.
-set(_engine_tokenizer ${PROJECT_SOURCE_DIR}/tests/data/engine/tokenizer/bytelevel.json)
 set(_engine_text ${PROJECT_SOURCE_DIR}/tests/cli/engine/check_cli.cmake)  # any text file
 function(sieve_perplexity_cli_test name mode)
   sieve_cli_test(perplexity_cli_${name} ${_engine_cli_dir}/check_cli.cmake ${mode}
@@ -76,9 +79,12 @@ sieve_perplexity_cli_test(err_context_zero error EXPECT "context must be >= 2 to
 sieve_perplexity_cli_test(err_windows error EXPECT "max_windows must be >= 0"
                           ARGS --model ${_engine_model} --tokenizer ${_engine_tokenizer}
                                --file ${_engine_text} --windows -1)
-sieve_perplexity_cli_test(err_missing_file error EXPECT "cannot open"
+sieve_perplexity_cli_test(err_missing_file error EXPECT "no_such_text.txt' does not exist"
                           ARGS --model ${_engine_model} --tokenizer ${_engine_tokenizer}
                                --file ${CMAKE_CURRENT_BINARY_DIR}/no_such_text.txt)
+sieve_perplexity_cli_test(err_folder_file error EXPECT "is a folder, not a file"
+                          ARGS --model ${_engine_model} --tokenizer ${_engine_tokenizer}
+                               --file ${CMAKE_CURRENT_BINARY_DIR})
 sieve_perplexity_cli_test(err_threads error EXPECT "--threads must be >= 0"
                           ARGS --model ${_engine_model} --tokenizer ${_engine_tokenizer}
                                --file ${_engine_text} --threads -1)
