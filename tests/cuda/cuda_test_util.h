@@ -110,10 +110,10 @@ struct GpuRun {
 };
 
 /// Uploads q/k/v, poisons out and lse with NaN bytes, runs dense (pattern == nullptr) or
-/// block-sparse attention on the device, synchronises and downloads.
-inline GpuRun run_gpu(const Tensor& q, const Tensor& k, const Tensor& v, DType out_dtype,
-                      const attention::AttentionOptions& opts,
-                      const attention::SparsePattern* pattern = nullptr) {
+/// block-sparse attention with a pattern already on the device, synchronises and downloads.
+inline GpuRun run_gpu_on(const Tensor& q, const Tensor& k, const Tensor& v, DType out_dtype,
+                         const attention::AttentionOptions& opts,
+                         const attention::cuda::DevicePatternView* pattern) {
   namespace cu = attention::cuda;
   const cu::DeviceTensor dq = cu::DeviceTensor::from_host(q), dk = cu::DeviceTensor::from_host(k),
                          dv = cu::DeviceTensor::from_host(v);
@@ -122,15 +122,22 @@ inline GpuRun run_gpu(const Tensor& q, const Tensor& k, const Tensor& v, DType o
   dout.fill_bytes(0xff);
   dlse.fill_bytes(0xff);
   const TensorView lse_view = dlse.view();
-  if (pattern) {
-    const cu::DevicePattern dp = cu::DevicePattern::upload(*pattern);
-    cu::block_sparse_attention(dq, dk, dv, dp.view(), dout, opts, &lse_view);
-    EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  } else {
+  if (pattern)
+    cu::block_sparse_attention(dq, dk, dv, *pattern, dout, opts, &lse_view);
+  else
     cu::dense_attention(dq, dk, dv, dout, opts, &lse_view);
-    EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  }
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   return GpuRun{dout.to_host(), dlse.to_host()};
+}
+
+/// run_gpu_on with a host pattern (uploaded first; its column capacity is the list's length).
+inline GpuRun run_gpu(const Tensor& q, const Tensor& k, const Tensor& v, DType out_dtype,
+                      const attention::AttentionOptions& opts,
+                      const attention::SparsePattern* pattern = nullptr) {
+  if (!pattern) return run_gpu_on(q, k, v, out_dtype, opts, nullptr);
+  const attention::cuda::DevicePattern dp = attention::cuda::DevicePattern::upload(*pattern);
+  const attention::cuda::DevicePatternView view = dp.view();
+  return run_gpu_on(q, k, v, out_dtype, opts, &view);
 }
 
 /// Checks a GPU run against the f64 reference: every element written (no NaN), outputs within

@@ -128,6 +128,15 @@ void check_peer(const std::string& name, const std::vector<std::string>& setting
   // executor tiles 128-row query blocks; vslash's default 64-row blocks stop here).
   if (gpu.block_q % 128 != 0) return;
   expect_pattern_output_matches_reference(in, opts, gpu, what + " " + name);
+  // The selector's own device pattern, whose column capacity (heads x keys) exceeds its list (fa3
+  // stages that many rows of token columns), gives the bits of the uploaded copy.
+  const attention::cuda::DevicePatternView own_view = r.dp.view();
+  const GpuRun own = run_gpu_on(in.q, in.k, in.v, in.q.dtype(), opts, &own_view);
+  const GpuRun copy = run_gpu(in.q, in.k, in.v, in.q.dtype(), opts, &gpu);
+  EXPECT_EQ(std::memcmp(own.out.data(), copy.out.data(), size_t(own.out.nbytes())), 0)
+      << "outputs of the device pattern and its uploaded copy differ";
+  EXPECT_EQ(std::memcmp(own.lse.data(), copy.lse.data(), size_t(own.lse.nbytes())), 0)
+      << "LSEs of the device pattern and its uploaded copy differ";
 }
 
 class GpuPeerSelectors : public ::testing::Test {
