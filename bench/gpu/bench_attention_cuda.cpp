@@ -6,7 +6,7 @@
 //                        [--e2e 8192,131072] [--methods rr,unisparse,streaming,sample]
 //                        [--estimates wgmma-pp,wgmma-tma] [--families mma,auto] [--cpu-select-max 131072]
 //                        [--profile 1] [--cpu-compare 32768] [--exec-families wgmma,fa3]
-//                        [--e2e-order grouped|interleaved]
+//                        [--e2e-order grouped|interleaved] [--e2e-gap-ms 0]
 //
 // A method may carry settings after '@' ("rr@stride=16@outliers=1": make_selector("rr",
 // {"stride=16", "outliers=1"})); --methods splits on commas, so a value that needs one writes '+'
@@ -21,7 +21,8 @@
 // Shape: 32 query heads, 8 KV heads, head dim 128, bf16, causal (the anchors of DESIGN.md). Times are
 // CUDA-event medians after warm-up; the end-to-end rows time each method's selector after a warm-up
 // of at least 25 ms (the selector's own steady state), or with --e2e-order interleaved in rounds
-// that visit every method once each (see bench_e2e). Sparse masks follow the rule shared with bench_attention.py
+// that visit every method once each (see bench_e2e); --e2e-gap-ms N lets the GPU idle N ms before
+// each timed selector call (its clock recovers from the executor before it). Sparse masks follow the rule shared with bench_attention.py
 // (keep_block below): each causal 128x128 block kept with probability `density` by a fixed integer
 // hash, plus the diagonal and key block 0, so FlexAttention gets the identical block mask.
 #include "sieve/attention/cuda/api.h"
@@ -40,6 +41,7 @@
 #include "common/bench_args.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -50,6 +52,7 @@
 #include <numbers>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -248,6 +251,7 @@ bool g_profile = false;      // --profile
 int64_t g_cpu_compare = 0;   // --cpu-compare L: GPU vs CPU pattern of rr / unisparse up to length L
 std::vector<std::string> g_exec_families;  // --exec-families
 bool g_e2e_interleaved = false;             // --e2e-order interleaved
+int64_t g_e2e_gap_ms = 0;                    // --e2e-gap-ms: idle time before each timed selector call
 
 // Rows (head, query block) whose block lists differ between two patterns of equal shape.
 int64_t differing_rows(const sieve::attention::SparsePattern& a, const sieve::attention::SparsePattern& b) {
@@ -355,6 +359,10 @@ void bench_e2e(const Shape& s, const std::vector<int64_t>& lens, const std::vect
     };
     const auto time_once = [&](E2eRun& r) {
       cu::set_estimate_path(r.path);
+      if (g_e2e_gap_ms > 0) {  // the GPU idles first (its clock recovers from the executor's power)
+        SIEVE_CUDA_CHECK(cudaDeviceSynchronize());
+        std::this_thread::sleep_for(std::chrono::milliseconds(g_e2e_gap_ms));
+      }
       // The new pattern replaces the old one only after the timed region.
       cu::DevicePattern fresh;
       r.sel_ms.push_back(cu::event_ms([&] { fresh = cu::select_on_device(*r.sel, q, k, o); }));
@@ -503,7 +511,11 @@ int main(int argc, char** argv) {
         else if (a == "--cpu-select-max") cpu_max = arg_int(a, v);
         else if (a == "--profile") g_profile = v != "0";
         else if (a == "--cpu-compare") g_cpu_compare = arg_int(a, v);
-        else if (a == "--e2e-order") {
+        else if (a == "--e2e-gap-ms") {
+          g_e2e_gap_ms = arg_int(a, v);
+          SIEVE_CHECK(g_e2e_gap_ms >= 0 && g_e2e_gap_ms <= 10000, "--e2e-gap-ms takes 0-10000, got {}",
+                      g_e2e_gap_ms);
+        } else if (a == "--e2e-order") {
           SIEVE_CHECK(v == "interleaved" || v == "grouped", "--e2e-order takes grouped or interleaved, got '{}'", v);
           g_e2e_interleaved = v == "interleaved";
         }
