@@ -430,7 +430,9 @@ void setup_attn(CLI::App& app) {
       cmd->add_option("--kv-heads", args->kv_heads, "KV heads (synthetic)")->capture_default_str(),
       cmd->add_option("--head-dim", args->head_dim, "Head dimension (synthetic)")->capture_default_str(),
       cmd->add_option("--dtype", args->dtype, "bf16, f16 or f32 (synthetic)")->capture_default_str(),
-      cmd->add_option("--seed", args->seed, "Seed (synthetic)")->capture_default_str(),
+      cmd->add_option("--seed", args->seed, "Seed (synthetic)")
+          ->check(non_negative_integer())
+          ->capture_default_str(),
       cmd->add_option("--strength", args->strength, "Planted logit strength (synthetic)")
           ->capture_default_str(),
       cmd->add_option("--background", args->background, "Background logit std (synthetic)")

@@ -506,7 +506,9 @@ void setup_eval(CLI::App& attn) {
   cmd->add_option("--kv-heads", a->kv_heads, "KV heads of the planted suite")->capture_default_str();
   cmd->add_option("--head-dim", a->head_dim, "Head dimension of the planted suite")->capture_default_str();
   cmd->add_option("--dtype", a->dtype, "bf16, f16 or f32 (planted suite)")->capture_default_str();
-  cmd->add_option("--seed", a->seed, "Seed of the planted suite")->capture_default_str();
+  cmd->add_option("--seed", a->seed, "Seed of the planted suite")
+      ->check(non_negative_integer())
+      ->capture_default_str();
   cmd->add_option("--strength", a->strength, "Planted logit strength of the suite")
       ->capture_default_str();
   cmd->add_option("--slashes", a->slashes,

@@ -226,7 +226,9 @@ void setup_generate(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--repeat-penalty", a->repeat_penalty, "repetition penalty (CTRL); 1 = off")
       ->capture_default_str();
-  cmd->add_option("--seed", a->seed, "sampling seed")->capture_default_str();
+  cmd->add_option("--seed", a->seed, "sampling seed")
+      ->check(non_negative_integer())
+      ->capture_default_str();
   cmd->add_option("--threads", a->threads, "CPU threads; 0 = all")->capture_default_str();
   cmd->add_option("--chunk", a->chunk, "prefill chunk in tokens; 0 = whole prompt at once")
       ->capture_default_str();

@@ -217,6 +217,7 @@ void setup_mcmc(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--draws", args->draws, "Stored draws per chain")->capture_default_str();
   cmd->add_option("--seed", args->seed, "Seed; chain c uses stream c (thread-count independent)")
+      ->check(non_negative_integer())
       ->capture_default_str();
   cmd->add_option("--cv", args->cv,
                   "Control variates: none, poisson (GI Poisson-equation), imh (independent "

@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <string>
 #include <vector>
 
 namespace sieve::tool {
@@ -33,6 +34,16 @@ int exit_code();
 /// Every command's --threads: 0 = all cores, a positive count that many; a negative count is an
 /// error (sieve::Error naming the option) instead of silently meaning "all".
 void apply_threads(int threads);
+
+/// For unsigned options (--seed): CLI11 converts "-1" to 2^64 - 1 without a word; this rejects a
+/// sign with "--seed: must be a non-negative integer, got -1".
+inline CLI::Validator non_negative_integer() {
+  return CLI::Validator(
+      [](std::string& v) -> std::string {
+        return v.find('-') != std::string::npos ? "must be a non-negative integer, got " + v : "";
+      },
+      "");
+}
 
 }  // namespace sieve::tool
 

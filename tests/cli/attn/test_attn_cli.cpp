@@ -135,6 +135,7 @@ TEST(Cli, BadSyntheticShapes) {
   expect_error("attn --method dense --length 0", "must be positive");
   expect_error("attn --method dense --dtype f64 --length 64", "f64");
   expect_error("attn --method dense --threads -1", "--threads");
+  expect_error("attn --method dense --seed -1", "--seed: must be a non-negative integer, got -1");
   expect_error("attn --method dense --slashes -1 --length 64", "--slashes must be >= 0, got -1");
 }
 

@@ -58,6 +58,8 @@ sieve_generate_cli_test(err_unknown_option error EXPECT "--nope"
 sieve_generate_cli_test(err_prompt_folder error EXPECT "is a folder, not a file"
                         ARGS --model ${_engine_model} --tokenizer ${_engine_tokenizer}
                              --prompt-file ${CMAKE_CURRENT_BINARY_DIR})
+sieve_generate_cli_test(err_seed error EXPECT "--seed: must be a non-negative integer, got -5"
+                        ARGS --model ${_engine_model} --ids 1 --seed -5)
 sieve_generate_cli_test(err_threads error EXPECT "--threads must be >= 0"
                         ARGS --model ${_engine_model} --ids 1 --threads -2)
 sieve_generate_cli_test(err_setting_other_method error EXPECT "is for method 'sample'"

@@ -33,6 +33,8 @@ sieve_mcmc_cli_test(csv_out csv OUT ${_mcmc_cli_out}
 # Bad input: one line "sieve: error: ..." and a non-zero exit.
 sieve_mcmc_cli_test(err_model error EXPECT "unknown model 'nope'" ARGS --model nope)
 sieve_mcmc_cli_test(err_sampler error EXPECT "unknown sampler 'nope'" ARGS --sampler nope)
+sieve_mcmc_cli_test(err_seed error EXPECT "--seed: must be a non-negative integer, got -1"
+                    ARGS --seed -1)
 sieve_mcmc_cli_test(err_missing_file error EXPECT "not found"
                     ARGS --data ${_mcmc_cli_dir}/no_such_file.csv)
 sieve_mcmc_cli_test(err_no_response error EXPECT "no response column 'y'"
