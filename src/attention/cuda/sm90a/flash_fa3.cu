@@ -151,15 +151,9 @@ void report_timing(const std::vector<uint64_t>& h, unsigned gx, unsigned gy) {
 }
 #endif
 
-// The staged copy of a pattern's column list (launch_staged): rows entries of K and of V.
-struct StagedColumns {
-  const void* k = nullptr;
-  const void* v = nullptr;
-  int64_t rows = 0;
-};
-
+// staged: the tensor maps of the staged keys and values (launch_staged), or null.
 template <class Cfg, bool TIMING = false>
-cudaError_t launch(FlashParams p, cudaStream_t stream, const StagedColumns* staged = nullptr) {
+cudaError_t launch(FlashParams p, cudaStream_t stream, const CUtensorMap (*staged)[2] = nullptr) {
   using T = typename Cfg::T;
   p.num_m_tiles = (p.seq_q + Cfg::kBM - 1) / Cfg::kBM;
   if (p.num_m_tiles == 0) return cudaSuccess;
@@ -172,12 +166,10 @@ cudaError_t launch(FlashParams p, cudaStream_t stream, const StagedColumns* stag
                             Cfg::kBN) &&
                   encode<T>(&a.tv, p.v, heads_kv, p.seq_k, Cfg::kD, p.v_head_stride, p.v_row_stride,
                             Cfg::kBN);
-  if (ok && staged != nullptr) {  // rows of D contiguous elements, one "head"
-    a.staged_columns = encode<T>(&a.tkc, staged->k, 1, int(staged->rows), Cfg::kD,
-                                 staged->rows * Cfg::kD, Cfg::kD, Cfg::kBN) &&
-                       encode<T>(&a.tvc, staged->v, 1, int(staged->rows), Cfg::kD,
-                                 staged->rows * Cfg::kD, Cfg::kD, Cfg::kBN);
-    if (!a.staged_columns) return cudaErrorInvalidValue;  // the caller gathers instead
+  if (staged != nullptr) {
+    a.tkc = (*staged)[0];
+    a.tvc = (*staged)[1];
+    a.staged_columns = true;
   }
   if (!ok) {  // strides TMA cannot describe: the cp.async wgmma kernel takes any 16-byte layout
     return std::is_same_v<T, __nv_bfloat16> ? launch_flash_sm90_bf16(Cfg::kD, p, stream)
@@ -285,25 +277,24 @@ cudaError_t launch_staged(const FlashParams& p, cudaStream_t stream) {
   keep_pool_memory((uint64_t(4) << 30) + 2 * uint64_t(bytes));
   void* kc = nullptr;
   void* vc = nullptr;
-  if (cudaMallocAsync(&kc, bytes, stream) != cudaSuccess ||
-      cudaMallocAsync(&vc, bytes, stream) != cudaSuccess) {
-    (void)cudaGetLastError();
-    if (kc) (void)cudaFreeAsync(kc, stream);
-    return launch<Cfg<T, kFa3D128, true>>(p, stream);
+  CUtensorMap maps[2];  // rows of D contiguous elements, one "head"
+  const bool ready = cudaMallocAsync(&kc, bytes, stream) == cudaSuccess &&
+                     cudaMallocAsync(&vc, bytes, stream) == cudaSuccess &&
+                     encode<T>(&maps[0], kc, 1, int(rows), G::kD, rows * G::kD, G::kD, G::kBN) &&
+                     encode<T>(&maps[1], vc, 1, int(rows), G::kD, rows * G::kD, G::kD, G::kBN);
+  cudaError_t err = cudaSuccess;
+  if (!ready) {
+    (void)cudaGetLastError();  // a failed allocation: gather the columns instead
+    err = launch<Cfg<T, kFa3D128, true>>(p, stream);
+  } else {
+    const dim3 grid(unsigned((p.seq_k + kStageRows - 1) / kStageRows), unsigned(heads));
+    stage_columns_kernel<T><<<grid, kStageThreads, 0, stream>>>(p, static_cast<T*>(kc),
+                                                                 static_cast<T*>(vc));
+    err = cudaGetLastError();
+    if (err == cudaSuccess) err = launch<G>(p, stream, &maps);
   }
-  const dim3 grid(unsigned((p.seq_k + kStageRows - 1) / kStageRows), unsigned(heads));
-  stage_columns_kernel<T><<<grid, kStageThreads, 0, stream>>>(p, static_cast<T*>(kc),
-                                                               static_cast<T*>(vc));
-  cudaError_t err = cudaGetLastError();
-  if (err == cudaSuccess) {
-    const StagedColumns staged{kc, vc, rows};
-    err = launch<G>(p, stream, &staged);
-    if (err == cudaErrorInvalidValue) {  // a staged map could not be encoded: gather
-      (void)cudaGetLastError();
-      err = launch<Cfg<T, kFa3D128, true>>(p, stream);
-    }
-  }
-  const cudaError_t f1 = cudaFreeAsync(kc, stream), f2 = cudaFreeAsync(vc, stream);
+  const cudaError_t f1 = kc ? cudaFreeAsync(kc, stream) : cudaSuccess;
+  const cudaError_t f2 = vc ? cudaFreeAsync(vc, stream) : cudaSuccess;
   return err != cudaSuccess ? err : (f1 != cudaSuccess ? f1 : f2);
 }
 
