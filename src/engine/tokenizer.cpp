@@ -3,8 +3,6 @@
 #include "sieve/engine/tokenizer.h"
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 #include <unordered_set>
 
 #include "sieve/core/error.h"
@@ -127,8 +125,6 @@ struct Segment {
   bool at_origin = false;
   int32_t token_id = -1;
 };
-
-std::string read_file(const std::filesystem::path& path) { return read_whole_file(path, "tokenizer"); }
 
 Json parse_json(std::string_view text, std::string_view what) {
   try {
@@ -375,7 +371,7 @@ Tokenizer Tokenizer::from_file(const std::filesystem::path& path) {
               file.string());
   auto impl = std::make_unique<Impl>();
   try {
-    impl->load(parse_json(read_file(file), "'" + file.string() + "'"));
+    impl->load(parse_json(read_whole_file(file, "tokenizer"), "'" + file.string() + "'"));
   } catch (const Error& e) {
     SIEVE_FAIL("{} (in '{}')", e.what(), file.string());
   }
@@ -387,7 +383,7 @@ Tokenizer Tokenizer::from_file(const std::filesystem::path& path) {
   auto side_file = [&](const char* name) -> Json {
     const std::filesystem::path p = dir / name;
     if (!std::filesystem::is_regular_file(p, ec)) return Json();
-    return parse_json(read_file(p), "'" + p.string() + "'");
+    return parse_json(read_whole_file(p, "tokenizer"), "'" + p.string() + "'");
   };
   auto token_id = [&](const Json& v) -> std::optional<int32_t> {
     const Json& content = v.is_object() ? v.value("content", Json()) : v;
