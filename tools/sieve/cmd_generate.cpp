@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "command.h"
+#include "prefill_attention.h"
 #include "sieve/attention/selector.h"
 #include "sieve/core/error.h"
 #include "sieve/core/progress.h"
@@ -65,6 +66,7 @@ void run_generate(const GenerateArgs& a) {
   const int sources = int(!a.prompt.empty()) + int(!a.prompt_file.empty()) + int(!a.ids.empty());
   SIEVE_CHECK(sources == 1, "give exactly one of --prompt, --prompt-file or --ids");
 
+  const auto selector = prefill_selector(a.attention, a.set);  // before the model loads
   engine::Model model(a.model);
   std::unique_ptr<engine::Tokenizer> tok;
   std::vector<int32_t> prompt;
@@ -81,12 +83,7 @@ void run_generate(const GenerateArgs& a) {
   }
   SIEVE_CHECK(!prompt.empty(), "the prompt encodes to no tokens");
 
-  if (a.attention != "dense") {
-    model.set_selector(std::shared_ptr<const attention::PatternSelector>(
-        attention::make_selector(a.attention, a.set)));
-  } else {
-    SIEVE_CHECK(a.set.empty(), "--set needs a sparse --attention method (dense has no settings)");
-  }
+  if (selector) model.set_selector(selector);
 
   // Positions past the model's trained context still run (RoPE has no hard limit, and long-context
   // experiments go there on purpose), but the user should know the output may degrade.

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "command.h"
+#include "prefill_attention.h"
 #include "sieve/attention/selector.h"
 #include "sieve/core/error.h"
 #include "sieve/core/progress.h"
@@ -41,6 +42,7 @@ struct PerplexityArgs {
 
 void run_perplexity(const PerplexityArgs& a) {
   apply_threads(a.threads);
+  const auto selector = prefill_selector(a.attention, a.set);  // before the model loads
   engine::Model model(a.model);
   const engine::Tokenizer tok =
       engine::Tokenizer::from_file(a.tokenizer.empty() ? a.model : a.tokenizer);
@@ -48,12 +50,7 @@ void run_perplexity(const PerplexityArgs& a) {
   SIEVE_CHECK(tokens.size() >= 2, "'{}' encodes to {} tokens; perplexity needs at least 2", a.file,
               tokens.size());
 
-  if (a.attention != "dense") {
-    model.set_selector(std::shared_ptr<const attention::PatternSelector>(
-        attention::make_selector(a.attention, a.set)));
-  } else {
-    SIEVE_CHECK(a.set.empty(), "--set needs a sparse --attention method (dense has no settings)");
-  }
+  if (selector) model.set_selector(selector);
 
   engine::PerplexityConfig pc;
   pc.context = a.context;

@@ -51,6 +51,10 @@ sieve_generate_cli_test(err_attention error EXPECT "unknown attention method 'no
                         ARGS --model ${_engine_model} --ids 1 --attention nope)
 sieve_generate_cli_test(err_setting error EXPECT "tau must be in (0, 1"
                         ARGS --model ${_engine_model} --ids 1 --attention rr --set tau=2)
+# settings are checked before the model loads (here: a model folder that does not exist)
+sieve_generate_cli_test(err_setting_first error EXPECT "tau must be in (0, 1"
+                        ARGS --model ${CMAKE_CURRENT_BINARY_DIR}/no_such_model --ids 1
+                             --attention rr --set tau=2)
 sieve_generate_cli_test(err_dense_setting error EXPECT "--set needs a sparse --attention method"
                         ARGS --model ${_engine_model} --ids 1 --set tau=0.5)
 sieve_generate_cli_test(err_unknown_option error EXPECT "--nope"
