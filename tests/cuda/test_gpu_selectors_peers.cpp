@@ -207,9 +207,8 @@ void for_each_switch_case(const char* selector, const std::vector<SwitchCase>& c
 // patterns must be identical. Cases: the planted structure, diffuse random heads without the
 // fallback (many kept columns), alpha low enough that the window alone covers it (no columns),
 // chunked prefill, non-causal, and 16 heads at 8192 keys (4 CTAs per head in each pass).
-TEST_F(GpuPeerSelectors, SampleSelectEqualsSort) {
-  const uint64_t seed = fresh_seed();
-  const std::vector<SwitchCase> cases = {
+std::vector<SwitchCase> sample_switch_cases(uint64_t seed) {
+  return {
       {{"dense_below=0"}, planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed), true, "planted"},
       {{"dense_below=0", "alpha=0.9", "chunk=8", "sample_ratio=0.1"},
        planted_inputs(DType::kF16, 4, 2, 1531, 64, seed + 1), true, "planted f16 d64"},
@@ -224,8 +223,11 @@ TEST_F(GpuPeerSelectors, SampleSelectEqualsSort) {
       {{"dense_below=0"}, planted_inputs(DType::kBF16, 16, 4, 8192, 128, seed + 6), true,
        "16 heads, 8192 keys"},
   };
-  for_each_switch_case("sample", cases, seed, "SIEVE_SAMPLE_STAGE2", [](const SwitchCase& c,
-                                                                          const auto& select_with) {
+}
+TEST_F(GpuPeerSelectors, SampleSelectEqualsSort) {
+  const uint64_t seed = fresh_seed();
+  for_each_switch_case("sample", sample_switch_cases(seed), seed, "SIEVE_SAMPLE_STAGE2",
+                       [](const SwitchCase& c, const auto& select_with) {
     const SparsePattern all = select_with("sort");
     const SparsePattern sel = select_with("select");
     ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
@@ -236,6 +238,29 @@ TEST_F(GpuPeerSelectors, SampleSelectEqualsSort) {
     EXPECT_EQ(sel.columns, all.columns);
     std::printf("[stage 2] %s: %zu columns, density %.4f\n", c.what, all.columns.size(),
                 all.block_density());
+  });
+}
+
+// Sample's mass sweep skips the key tiles that hold no non-covered key of the CTA's rows and
+// takes the covered mass by difference (the default); SIEVE_SAMPLE_MASS=full visits every tile
+// and sums the covered probabilities. The column masses are the same values (FastRowEpilogue-
+// ExactColumnMasses checks them bit for bit) and the covered mass moves by f32 rounding only, so
+// the patterns differ only if a cumulative sum lands within that rounding of the requirement
+// (never with these continuous masses): they must be identical.
+TEST_F(GpuPeerSelectors, SampleMassSkipEqualsFull) {
+  const uint64_t seed = fresh_seed();
+  for_each_switch_case("sample", sample_switch_cases(seed), seed, "SIEVE_SAMPLE_MASS",
+                       [](const SwitchCase& c, const auto& select_with) {
+    const SparsePattern full = select_with("full");
+    const SparsePattern skip = select_with("skip");
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    ASSERT_NO_THROW(skip.validate());
+    EXPECT_EQ(skip.block_indptr, full.block_indptr);
+    EXPECT_EQ(skip.block_indices, full.block_indices);
+    EXPECT_EQ(skip.column_indptr, full.column_indptr);
+    EXPECT_EQ(skip.columns, full.columns);
+    std::printf("[mass skip] %s: %zu columns, density %.4f\n", c.what, full.columns.size(),
+                full.block_density());
   });
 }
 
@@ -745,8 +770,9 @@ TEST_F(GpuPeerSelectors, FastRowEpilogueExactColumnMasses) {
       SIEVE_CUDA_CHECK(cudaMemcpy(v.data(), p, count * sizeof(double), cudaMemcpyDeviceToHost));
       return v;
     };
-    const auto run = [&](const char* epi) {
+    const auto run = [&](const char* epi, bool skip_covered = false) {
       const ScopedEnv env("SIEVE_ROWS_EPI", epi);
+      pb.skip_covered = skip_covered;
       EXPECT_EQ(est::row_mass(hin, geo, pb, c.probe, d_scratch.get(), nullptr), cudaSuccess);
       EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
       Sums s;
@@ -780,6 +806,23 @@ TEST_F(GpuPeerSelectors, FastRowEpilogueExactColumnMasses) {
     };
     near(base.covered, fast.covered, "covered head");
     near(base.slash, fast.slash, "diagonal offset");
+    if (!c.probe) {
+      // sample's mass sweep without the covered tiles (pb.skip_covered, the default): the same
+      // column masses bit for bit (the tiles it skips hold none), in both epilogues; the covered
+      // mass by difference within f32 rounding of the summed one (1e-5 per counted row: a row's
+      // probabilities add up to 1 within ~1e-6)
+      for (const char* epi : {"default", "fast"}) {
+        SCOPED_TRACE(std::string("skip covered, epilogue ") + epi);
+        const Sums skip = run(epi, true);
+        EXPECT_EQ(std::memcmp(skip.col.data(), base.col.data(), cols * sizeof(double)), 0)
+            << "column masses differ";
+        EXPECT_EQ(skip.counted, base.counted);
+        for (int h = 0; h < H; ++h)
+          EXPECT_NEAR(skip.covered[size_t(h)], base.covered[size_t(h)],
+                      1e-5 * base.counted[size_t(h)])
+              << "head " << h;
+      }
+    }
     std::printf("[fast rows, sums] %s: %d rows, total mass %.6f, %s\n", c.what, n, total,
                 est::use_wgmma() ? "wgmma" : "mma.sync (variable ignored)");
   }

@@ -91,6 +91,7 @@ DevicePattern sample_select(const SampleAttentionSelector& sel, const est::HeadI
   rp.col = col;
   rp.covered = covered;
   rp.counted = counted;
+  rp.skip_covered = est::sample_mass_skips_covered();
   check(est::row_mass(in, g, rp, false, row_scratch, stream), "sample stage 1");
   prof.mark("stage1");
   DevicePattern p = allocate_pattern(g, s, causal, stream, int64_t(H) * Lk, band);

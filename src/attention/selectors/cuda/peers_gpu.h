@@ -73,7 +73,15 @@ struct RowProblem {
   double* covered = nullptr;
   double* counted = nullptr;
   double* slash = nullptr;
+  /// Sample's mass sweep only (row_mass sets it from SIEVE_SAMPLE_MASS): visit only the key tiles
+  /// that hold a non-covered key of some row of the CTA, and take the covered mass as the rows'
+  /// total (each row's probabilities add up to 1) minus their non-covered mass. false: every
+  /// visible tile, the covered probabilities summed one by one (SIEVE_SAMPLE_MASS=full).
+  bool skip_covered = false;
 };
+/// Whether sample's mass sweep skips the covered key tiles: yes unless SIEVE_SAMPLE_MASS=full
+/// (read at every call, so that tests and A/B runs can switch it).
+bool sample_mass_skips_covered();
 /// Scratch of row_mass in bytes.
 size_t row_mass_bytes(int heads, int n_rows, int seq_k);
 /// Exact softmax of the listed rows of every query head (two sweeps: statistics, then mass), the

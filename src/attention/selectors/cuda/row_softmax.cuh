@@ -85,6 +85,24 @@ __device__ inline RowInfo row_info(const Geometry& g, int i, int band) {
 
 enum Mode : int { kStats = 0, kSampleMass = 1, kProbeMass = 2 };
 
+// One past the row's last visible key that no covered range holds (0: every visible key is
+// covered): walk down from v over the covered ranges that contain the key below (each range at
+// most once, since the walk moves below its start).
+__device__ inline int noncovered_end(const RowInfo& r, int block_k) {
+  int e = r.v;
+  for (int it = 0; it < 4 && e > 0; ++it) {
+    const int j = e - 1;
+    if (j < block_k) return 0;
+    if (j >= r.lo_f && j < r.hi_f)
+      e = r.lo_f;
+    else if (j >= r.lo_b && j < r.hi_b)
+      e = r.lo_b;
+    else
+      return e;
+  }
+  return e;
+}
+
 // Sums of cs[n][c] (column n * 8 + 2 * tq + c of an m16n8 accumulator layout) over the 8 lanes of
 // equal tq, written to dst [64]: a butterfly that halves the values held at each of the three
 // levels (14 shuffles instead of 48); lane (gr, tq) ends with columns n * 8 + 2 * tq + {0, 1} of
@@ -153,7 +171,11 @@ __device__ __forceinline__ void warp_column_sums_staged(const float (&cs)[8][2],
 // the row's visible keys and wholly inside or outside its covered ranges skip the per-key tests.
 //  - kStats: per (row, split) the max and sum of 2^(s - max) (online) into part_m / part_l;
 //  - kSampleMass: the probabilities (row max and 1 / sum from row_max / row_inv), split into the
-//    covered mass (per head) and column mass (f64 atomics);
+//    covered mass (per head) and column mass (f64 atomics). With pb.skip_covered (the default)
+//    the CTA visits only the key tiles from the first one past the sink block to the last one
+//    that holds a non-covered key of one of its rows (at 32K sample's band alone is ~15 % of a
+//    row's keys), and its covered mass is its counted rows minus the column mass it added (every
+//    row's probabilities add up to 1, to f32 rounding);
 //  - kProbeMass: every probability to its column and to its diagonal offset pos(i) - j
 //    (probe_last_rows; the listed rows are consecutive, so a tile's offsets span < 192 values;
 //    each warp sums its tile's diagonals from the probabilities staged in shared memory).
@@ -177,6 +199,7 @@ __global__ void __launch_bounds__(kThreads)
   __shared__ float s_col[2][kThreads / 32][kKeys];
   __shared__ float s_diag[2][kMode == kProbeMass ? kThreads / 32 : 1][kDiag];
   __shared__ int s_v[kRows];
+  __shared__ int s_e[kRows];  // skip: noncovered_end of each row
   __shared__ double s_red[32];
   const uint32_t raw = ptx::smem_addr(smem);
   const uint32_t s_q = kWgmma ? (raw + 1023u) & ~1023u : raw;  // swizzle atoms: 1024-byte aligned
@@ -186,6 +209,7 @@ __global__ void __launch_bounds__(kThreads)
   // Row tiles are the slowest grid dimension, the last (most keys) first: every head's and split's
   // longest CTAs start in the first wave, the short ones fill the tail.
   const int t0 = (int(gridDim.z) - 1 - int(blockIdx.z)) * kRows;
+  const bool skip = kMode == kSampleMass && pb.skip_covered;
   const int n_rows = pb.n_rows;
   const int* rows = pb.rows;
   const T* q = static_cast<const T*>(in.q) + int64_t(h) * in.q_head_stride;
@@ -198,16 +222,20 @@ __global__ void __launch_bounds__(kThreads)
   }
   if (threadIdx.x < kRows) {
     const int t = t0 + int(threadIdx.x);
-    s_v[threadIdx.x] = t < n_rows ? row_info(g, rows[t], pb.band).v : 0;
+    const RowInfo r = t < n_rows ? row_info(g, rows[t], pb.band) : RowInfo{};
+    s_v[threadIdx.x] = r.v;
+    s_e[threadIdx.x] = skip ? noncovered_end(r, g.block_k) : r.v;
   }
   __syncthreads();
-  int maxv = 0, nrows = 0;
+  int maxv = 0, nrows = 0;  // (skip: the last tile any row needs)
   for (int i = 0; i < kRows; ++i) {
-    maxv = max(maxv, s_v[i]);
+    maxv = max(maxv, s_e[i]);
     nrows += s_v[i] > 0 ? 1 : 0;
   }
-  const int tile0 = split * split_tiles;
-  const int ntiles = max(0, min((maxv + kKeys - 1) / kKeys, tile0 + split_tiles) - tile0);
+  // skip: the tiles wholly inside the sink block [0, block_k) are covered for every row
+  const int tile0 = max(split * split_tiles, skip ? g.block_k / kKeys : 0);
+  const int ntiles =
+      max(0, min((maxv + kKeys - 1) / kKeys, split * split_tiles + split_tiles) - tile0);
   // Key tile copy: this thread's 16-byte chunk cc of rows kr + u * kRowStep (u < kCopies). The
   // row step is a multiple of 8, so every copy has the same swizzle and the shared-memory offsets
   // and global addresses differ by constants: no per-tile index arithmetic.
@@ -299,14 +327,19 @@ __global__ void __launch_bounds__(kThreads)
       reinterpret_cast<float*>(smem + (s_q - raw) + warp * 16 * kRowBytes);
   static_assert(D != 128 || 8 * kStageStride * 4 <= 16 * kRowBytes, "staged column sums");
   // Tile i's column sums over the 8 warps (f64 atomics) and, in probe mode, its diagonal sums;
-  // called after a barrier that follows every warp's writes of tile i.
+  // called after a barrier that follows every warp's writes of tile i. ncv: this thread's share
+  // of the CTA's column mass (skip: subtracted from its counted rows for the covered mass).
+  double ncv = 0.0;
   const auto flush = [&](int i) {
     const int b = i & 1, jt = (tile0 + i) * kKeys;
     if (threadIdx.x < kKeys) {
       float x = 0.f;
       for (int w = 0; w < kThreads / 32; ++w) x += s_col[b][w][threadIdx.x];
       const int j = jt + int(threadIdx.x);
-      if (x > 0.f && j < g.seq_k) atomicAdd(hcol + j, double(x));
+      if (x > 0.f && j < g.seq_k) {
+        atomicAdd(hcol + j, double(x));
+        ncv += double(x);
+      }
     }
     if (kMode == kProbeMass) {
       // tile slot x = (row - pos_lo) - key + 63 is warp w's local diagonal x - 16 w
@@ -473,7 +506,7 @@ __global__ void __launch_bounds__(kThreads)
             for (int c = 0; c < 2; ++c)
               cs[n][c] = fmaf(ptx::exp2_fast(fmaf(scale2, acc[n][2 + c], nm1)), ir1,
                               ptx::exp2_fast(fmaf(scale2, acc[n][c], nm0)) * ir0);
-        } else if (lean == 2) {
+        } else if (lean == 2 && !skip) {  // (skip: covered mass by difference)
           float t0 = ptx::exp2_fast(fmaf(scale2, acc[0][0], nm0)) * ir0;
           float t1 = ptx::exp2_fast(fmaf(scale2, acc[0][2], nm1)) * ir1;
 #pragma unroll
@@ -505,6 +538,7 @@ __global__ void __launch_bounds__(kThreads)
             for (int c = 0; c < 2; ++c)
               cs[n][c] += ptx::exp2_fast(fmaf(scale2, acc[n][2 * rr + c], -mr)) * ir;
         } else if (kMode == kSampleMass && full && inside) {
+          if (skip) continue;  // covered mass by difference
           float t = 0.f;
 #pragma unroll
           for (int n = 0; n < 8; ++n)
@@ -590,9 +624,11 @@ __global__ void __launch_bounds__(kThreads)
       }
     }
   } else if constexpr (kMode == kSampleMass) {
-    const double c = block_sum(cov[0] + cov[1], s_red);
+    // skip: counted rows (once per row tile, by split 0) minus the column mass of this CTA
+    const double c = skip ? (split == 0 ? double(nrows) : 0.0) - block_sum(ncv, s_red)
+                          : block_sum(cov[0] + cov[1], s_red);
     if (threadIdx.x == 0) {
-      if (c > 0.0) atomicAdd(pb.covered + h, c);
+      if (skip ? c != 0.0 : c > 0.0) atomicAdd(pb.covered + h, c);
       if (split == 0) atomicAdd(pb.counted + h, double(nrows));
     }
   }

@@ -103,6 +103,15 @@ bool rows_epi_lean() {
   return v == nullptr || std::strcmp(v, "default") != 0;
 }
 
+}  // namespace
+
+bool sample_mass_skips_covered() {
+  const char* v = std::getenv("SIEVE_SAMPLE_MASS");  // NOLINT(concurrency-mt-unsafe)
+  return v == nullptr || std::strcmp(v, "full") != 0;
+}
+
+namespace {
+
 template <class T, int D, int kMode>
 cudaError_t launch_rows(const HeadInputs& in, const Geometry& g, const RowProblem& pb,
                         int split_tiles, int splits, const float* row_max, const float* row_inv,
