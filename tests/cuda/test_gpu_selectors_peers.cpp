@@ -639,9 +639,8 @@ TEST_F(GpuPeerSelectors, MmaSyncKernelsMatchCpu) {
 // order, in fewer instructions. So the patterns of sample, vslash and flexprefill must be equal,
 // not merely close.
 // Off Hopper the variable is ignored and both selections run the same kernel.
-TEST_F(GpuPeerSelectors, FastRowEpilogueEqualsDefault) {
-  const uint64_t seed = fresh_seed();
-  const std::vector<SwitchCase> cases = {
+std::vector<SwitchCase> row_kernel_cases(uint64_t seed) {
+  return {
       {{"dense_below=0"}, planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed), true, "planted",
        "sample"},
       {{"dense_below=0", "alpha=0.9", "chunk=8", "sample_ratio=0.1"},
@@ -664,8 +663,11 @@ TEST_F(GpuPeerSelectors, FastRowEpilogueEqualsDefault) {
        random_inputs(DType::kF16, 4, 1, 700, 1500, 64, seed + 7), true, "chunked group 4 d64",
        "flexprefill"},
   };
-  for_each_switch_case(nullptr, cases, seed, "SIEVE_ROWS_EPI", [](const SwitchCase& c,
-                                                                  const auto& select_with) {
+}
+TEST_F(GpuPeerSelectors, FastRowEpilogueEqualsDefault) {
+  const uint64_t seed = fresh_seed();
+  for_each_switch_case(nullptr, row_kernel_cases(seed), seed, "SIEVE_ROWS_EPI",
+                       [](const SwitchCase& c, const auto& select_with) {
     const SparsePattern base = select_with("default");
     const SparsePattern fast = select_with("fast");
     ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
@@ -679,9 +681,32 @@ TEST_F(GpuPeerSelectors, FastRowEpilogueEqualsDefault) {
   });
 }
 
-// The same at the level of row_mass's sums. With at most 128 listed rows (one row tile) every
-// (head, key) column gets exactly one f64 atomic (one CTA covers each key tile), so the column
-// masses are deterministic and must be bit-identical between the two epilogues; so are sample's
+// On Hopper the statistics sweep and the probes' mass sweep hold 64 listed rows a CTA (sample.cu
+// cta_rows); SIEVE_ROWS_CTA=128 runs them at 128. Other CTAs, other key splits: the row statistics
+// combine different partial sums, so a row's max is the same and its 1 / sum may move by f32
+// rounding; the patterns then differ only where a mass lands within that rounding of a threshold
+// or of another column's mass (never with these continuous masses): they must be identical.
+TEST_F(GpuPeerSelectors, RowKernel64RowsEquals128) {
+  const uint64_t seed = fresh_seed();
+  for_each_switch_case(nullptr, row_kernel_cases(seed), seed, "SIEVE_ROWS_CTA",
+                       [](const SwitchCase& c, const auto& select_with) {
+    const SparsePattern r128 = select_with("128");
+    const SparsePattern r64 = select_with("64");
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    EXPECT_EQ(r64.band, r128.band);
+    EXPECT_EQ(r64.block_indptr, r128.block_indptr);
+    EXPECT_EQ(r64.block_indices, r128.block_indices);
+    EXPECT_EQ(r64.column_indptr, r128.column_indptr);
+    EXPECT_EQ(r64.columns, r128.columns);
+    std::printf("[64 / 128 rows] %s %s: %zu blocks, %zu columns\n", c.selector, c.what,
+                r128.block_indices.size(), r128.columns.size());
+  });
+}
+
+// The same at the level of row_mass's sums. With at most 128 listed rows every (head, key) column
+// gets at most two f64 atomics (one per CTA row tile covering the key tile: one of 128 rows, or
+// two of 64 for the probes on Hopper; two adds to 0 commute), so the column masses are
+// deterministic and must be bit-identical between the two epilogues; so are sample's
 // counted rows. The covered mass (one atomic per key split) and the probe's diagonal sums (one per
 // key tile crossing the diagonal) are added in a run-dependent order: equal to 1e-12 relative,
 // while one f32 rounding apart anywhere in a row (its max, sum or a probability) moves them by

@@ -23,7 +23,9 @@
 
 namespace sieve::attention::cuda::est::rows {
 
-inline constexpr int kRows = 128, kKeys = 64, kThreads = 256;  // 8 warps x 16 rows, 64-key tiles
+// 64-key tiles; a CTA holds kRows listed rows (a template parameter: 128, two warpgroups, or 64,
+// one), one warp per 16 rows.
+inline constexpr int kKeys = 64;
 
 /// d (+)= A(registers, the m16n8k16 A layout per warp) * B^T, B: 64 keys x 16 K-major in shared
 /// memory (descriptor): wgmma m64n64k16 with f32 accumulators. wgmma.cuh's register-A form reads
@@ -187,10 +189,14 @@ __device__ __forceinline__ void warp_column_sums_staged(const float (&cs)[8][2],
 // first term (0 + x == x for every x >= +0 the sums see); sample's per-warp column sums (D 128)
 // through shared memory in the butterfly's tree. Every f32 / f64 value is produced by the same
 // operations in the same order as without kLean (max is exact in any order).
-template <class T, int D, int kMode, bool kWgmma, bool kLean = false>
-__global__ void __launch_bounds__(kThreads)
+// kRows (64 or 128) listed rows a CTA, 2 kRows threads; the bound keeps <= 128 registers (2 CTAs
+// an SM at 128 rows, 4 at 64).
+template <class T, int D, int kMode, bool kWgmma, bool kLean = false, int kRows = 128>
+__global__ void __launch_bounds__(2 * kRows, 256 / kRows)
     row_softmax_kernel(HeadInputs in, Geometry g, RowProblem pb, int split_tiles,
                        const float* row_max, const float* row_inv, float* part_m, double* part_l) {
+  static_assert(kRows == 64 || kRows == 128, "64 or 128 listed rows a CTA");
+  constexpr int kThreads = 2 * kRows;
   constexpr int kRowBytes = 2 * D, kChunks = D / 8, kSteps = D / 16, kSlash = kRows + 2 * kKeys;
   extern __shared__ __align__(128) unsigned char smem[];
   // per-warp column sums and (probe) diagonal sums of the last two tiles (tile i's are flushed to
@@ -637,7 +643,7 @@ __global__ void __launch_bounds__(kThreads)
 /// row_softmax_kernel on grid (splits, heads, row tiles); its dynamic shared memory holds the
 /// rows and two key tiles (kWgmma: +1024 bytes to align the key tiles' swizzle atoms; probe mode
 /// with D != 128: + the staged probability tiles).
-template <class T, int D, int kMode, bool kWgmma, bool kLean = false>
+template <class T, int D, int kMode, bool kWgmma, bool kLean = false, int kRows = 128>
 cudaError_t launch_row_kernel(const HeadInputs& in, const Geometry& g, const RowProblem& pb,
                               int split_tiles, int splits, const float* row_max,
                               const float* row_inv, float* part_m, double* part_l,
@@ -645,21 +651,23 @@ cudaError_t launch_row_kernel(const HeadInputs& in, const Geometry& g, const Row
   // probe mode with D != 128: + the warps' staged probability tiles (row_softmax_kernel)
   const int smem = (kRows + 2 * kKeys) * 2 * D + (kWgmma ? 1024 : 0) +
                    (kMode == kProbeMass && D != 128 ? kRows * kKeys * 4 : 0);
-  auto* kernel = &row_softmax_kernel<T, D, kMode, kWgmma, kLean>;
+  auto* kernel = &row_softmax_kernel<T, D, kMode, kWgmma, kLean, kRows>;
   const cudaError_t e =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (e != cudaSuccess) return e;
   const int row_tiles = (pb.n_rows + kRows - 1) / kRows;
   if (row_tiles > 65535) return cudaErrorInvalidConfiguration;  // grid z limit (~8M listed rows)
   const dim3 grid(unsigned(splits), unsigned(in.heads_q), unsigned(row_tiles));
-  kernel<<<grid, kThreads, size_t(smem), stream>>>(in, g, pb, split_tiles, row_max, row_inv, part_m,
+  kernel<<<grid, 2 * kRows, size_t(smem), stream>>>(in, g, pb, split_tiles, row_max, row_inv, part_m,
                                                    part_l);
   return cudaGetLastError();
 }
 
 /// The Hopper instantiation (sm90a/row_softmax_wgmma.cu): kernel mode (kStats, kSampleMass,
-/// kProbeMass) of row_softmax_kernel<T, D, mode, true, lean> (launch_row_kernel).
-cudaError_t launch_rows_wgmma(int mode, bool lean, const HeadInputs& in, const Geometry& g,
+/// kProbeMass) of row_softmax_kernel<T, D, mode, true, lean, cta_rows> (launch_row_kernel);
+/// cta_rows 64 or 128 (kSampleMass: 128 only).
+cudaError_t launch_rows_wgmma(int mode, bool lean, int cta_rows, const HeadInputs& in,
+                              const Geometry& g,
                               const RowProblem& pb, int split_tiles, int splits,
                               const float* row_max, const float* row_inv, float* part_m,
                               double* part_l, cudaStream_t stream);

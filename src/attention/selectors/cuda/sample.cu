@@ -26,10 +26,8 @@ namespace {
 
 using rows::kKeys;
 using rows::kProbeMass;
-using rows::kRows;
 using rows::kSampleMass;
 using rows::kStats;
-using rows::kThreads;
 
 // ---- row sampling
 // ---------------------------------------------------------------------------------
@@ -70,8 +68,8 @@ __global__ void sampled_rows_kernel(int seq_q, int chunk, int num_chunks, int* r
 // Key tiles per split (grid x) of a row tile: enough CTAs to fill the GPU (~4 per SM) also when
 // few rows are listed (vslash's probe: 64 rows per head), at least 8 tiles per split. (~8 per SM
 // measured the same for sample on the H200, 2026-11-29.)
-int tiles_per_split(int n_rows, int heads, int seq_k) {
-  const int row_tiles = (n_rows + kRows - 1) / kRows, tiles = (seq_k + kKeys - 1) / kKeys;
+int tiles_per_split(int n_rows, int heads, int seq_k, int cta_rows) {
+  const int row_tiles = (n_rows + cta_rows - 1) / cta_rows, tiles = (seq_k + kKeys - 1) / kKeys;
   const int want = std::max(1, (4 * 132 + row_tiles * heads - 1) / std::max(1, row_tiles * heads));
   const int per = std::max(8, (tiles + want - 1) / want);
   return std::min(per, std::max(tiles, 1));
@@ -112,15 +110,36 @@ bool sample_mass_skips_covered() {
 
 namespace {
 
+// Listed rows per CTA of a sweep. On Hopper the statistics sweep and the probes' mass sweep take
+// 64 rows (one warpgroup, 4 CTAs an SM): sample's statistics sweep at 32K 621 -> 530 us (ncu),
+// vslash's selector 6-35 % faster (docs/results/gpu-attention.md, session 15, job D); sample's mass sweep
+// keeps 128 (its 64-row form read 674 -> 850 us). SIEVE_ROWS_CTA=128 runs every sweep at 128 (the
+// earlier form: A/B and tests); the mma.sync kernels always take 128. Read at every call.
+int cta_rows(int mode) {
+  if (!use_wgmma() || mode == kSampleMass) return 128;
+  const char* v = std::getenv("SIEVE_ROWS_CTA");  // NOLINT(concurrency-mt-unsafe)
+  return v != nullptr && std::strcmp(v, "128") == 0 ? 128 : 64;
+}
+
 template <class T, int D, int kMode>
 cudaError_t launch_rows(const HeadInputs& in, const Geometry& g, const RowProblem& pb,
-                        int split_tiles, int splits, const float* row_max, const float* row_inv,
-                        float* part_m, double* part_l, cudaStream_t stream) {
+                        int cta, int split_tiles, int splits, const float* row_max,
+                        const float* row_inv, float* part_m, double* part_l,
+                        cudaStream_t stream) {
   if (use_wgmma())  // Hopper: the wgmma instantiation (sm90a/row_softmax_wgmma.cu)
-    return rows::launch_rows_wgmma(kMode, rows_epi_lean(), in, g, pb, split_tiles, splits,
+    return rows::launch_rows_wgmma(kMode, rows_epi_lean(), cta, in, g, pb, split_tiles, splits,
                                    row_max, row_inv, part_m, part_l, stream);
   return rows::launch_row_kernel<T, D, kMode, false>(in, g, pb, split_tiles, splits, row_max,
                                                      row_inv, part_m, part_l, stream);
+}
+
+// Key tiles per split and splits of a sweep whose CTAs hold `cta` rows.
+struct Splits {
+  int per, count;
+};
+Splits splits_for(int n_rows, int heads, int seq_k, int cta) {
+  const int per = tiles_per_split(n_rows, heads, seq_k, cta);
+  return {per, std::max(1, ((seq_k + kKeys - 1) / kKeys + per - 1) / per)};
 }
 
 struct RowScratch {
@@ -144,20 +163,21 @@ RowScratch row_scratch(void* base, int heads, int n_rows, int splits) {
 template <class T, int D>
 cudaError_t row_mass_typed(const HeadInputs& in, const Geometry& g, const RowProblem& pb,
                            bool probe, void* scratch, cudaStream_t stream) {
-  const int per = tiles_per_split(pb.n_rows, in.heads_q, g.seq_k);
-  const int splits = std::max(1, ((g.seq_k + kKeys - 1) / kKeys + per - 1) / per);
-  const RowScratch s = row_scratch(scratch, in.heads_q, pb.n_rows, splits);
-  cudaError_t e = launch_rows<T, D, kStats>(in, g, pb, per, splits, nullptr, nullptr, s.part_m,
-                                            s.part_l, stream);
+  const int cs = cta_rows(kStats), cm = cta_rows(probe ? kProbeMass : kSampleMass);
+  const Splits st = splits_for(pb.n_rows, in.heads_q, g.seq_k, cs);
+  const Splits ms = splits_for(pb.n_rows, in.heads_q, g.seq_k, cm);
+  const RowScratch s = row_scratch(scratch, in.heads_q, pb.n_rows, st.count);
+  cudaError_t e = launch_rows<T, D, kStats>(in, g, pb, cs, st.per, st.count, nullptr, nullptr,
+                                            s.part_m, s.part_l, stream);
   if (e != cudaSuccess) return e;
   const int n = in.heads_q * pb.n_rows;
-  combine_rows_kernel<<<(n + 255) / 256, 256, 0, stream>>>(n, splits, s.part_m, s.part_l, s.row_max,
-                                                           s.row_inv);
+  combine_rows_kernel<<<(n + 255) / 256, 256, 0, stream>>>(n, st.count, s.part_m, s.part_l,
+                                                           s.row_max, s.row_inv);
   if ((e = cudaGetLastError()) != cudaSuccess) return e;
-  return probe ? launch_rows<T, D, kProbeMass>(in, g, pb, per, splits, s.row_max, s.row_inv,
-                                               nullptr, nullptr, stream)
-               : launch_rows<T, D, kSampleMass>(in, g, pb, per, splits, s.row_max, s.row_inv,
-                                                nullptr, nullptr, stream);
+  return probe ? launch_rows<T, D, kProbeMass>(in, g, pb, cm, ms.per, ms.count, s.row_max,
+                                               s.row_inv, nullptr, nullptr, stream)
+               : launch_rows<T, D, kSampleMass>(in, g, pb, cm, ms.per, ms.count, s.row_max,
+                                                s.row_inv, nullptr, nullptr, stream);
 }
 
 // ---- stage 2: cumulative column selection
@@ -763,8 +783,9 @@ cudaError_t sampled_rows(int seq_q, int chunk, int num_chunks, int* rows, cudaSt
 }
 
 size_t row_mass_bytes(int heads, int n_rows, int seq_k) {
-  const int per = tiles_per_split(n_rows, heads, seq_k);
-  const int splits = std::max(1, ((seq_k + kKeys - 1) / kKeys + per - 1) / per);
+  // the statistics sweep's partials at either row count (cta_rows reads the environment per call)
+  const int splits = std::max(splits_for(n_rows, heads, seq_k, 64).count,
+                              splits_for(n_rows, heads, seq_k, 128).count);
   const size_t n = size_t(heads) * size_t(std::max(n_rows, 1));
   const auto up = [](size_t x) { return (x + 255) / 256 * 256; };
   return up(n * splits * sizeof(double)) + up(n * splits * sizeof(float)) +
