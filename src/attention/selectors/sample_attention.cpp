@@ -18,6 +18,12 @@ namespace sieve::attention {
 
 namespace est = estimation;
 
+double SampleAttentionConfig::alpha_at(int64_t seq_len_k) const {
+  if (seq_len_k <= alpha_ref_length || alpha_length_exponent == 0.0) return alpha;
+  const double grow = std::pow(double(seq_len_k) / double(alpha_ref_length), alpha_length_exponent);
+  return std::max(0.0, 1.0 - (1.0 - alpha) * grow);
+}
+
 SampleAttentionSelector::SampleAttentionSelector(SampleAttentionConfig config) : config_(config) {
   common_.block_q = 128;
   common_.block_k = 128;
@@ -27,6 +33,10 @@ SampleAttentionSelector::SampleAttentionSelector(SampleAttentionConfig config) :
 void SampleAttentionSelector::set(std::string_view key, std::string_view value) {
   if (key == "alpha") {
     config_.alpha = est::parse_double(name(), key, value);
+  } else if (key == "alpha_ref_length") {
+    config_.alpha_ref_length = parse_setting_int(name(), key, value);
+  } else if (key == "alpha_length_exponent") {
+    config_.alpha_length_exponent = est::parse_double(name(), key, value);
   } else if (key == "window_ratio") {
     config_.window_ratio = est::parse_double(name(), key, value);
   } else if (key == "sample_ratio") {
@@ -45,6 +55,8 @@ void SampleAttentionSelector::set(std::string_view key, std::string_view value) 
 std::map<std::string, std::string> SampleAttentionSelector::settings() const {
   auto s = PatternSelector::settings();
   s["alpha"] = est::format_double(config_.alpha);
+  s["alpha_ref_length"] = std::to_string(config_.alpha_ref_length);
+  s["alpha_length_exponent"] = est::format_double(config_.alpha_length_exponent);
   s["window_ratio"] = est::format_double(config_.window_ratio);
   s["sample_ratio"] = est::format_double(config_.sample_ratio);
   s["chunk"] = std::to_string(config_.chunk);
@@ -55,6 +67,11 @@ std::map<std::string, std::string> SampleAttentionSelector::settings() const {
 void SampleAttentionSelector::validate_config() const {
   PatternSelector::validate_config();
   est::check_open_closed(name(), "alpha", config_.alpha, 0.0, 1.0);
+  SIEVE_CHECK(config_.alpha_ref_length >= 1,
+              "selector 'sample': alpha_ref_length must be >= 1, got {}", config_.alpha_ref_length);
+  SIEVE_CHECK(config_.alpha_length_exponent >= 0 && config_.alpha_length_exponent <= 4,
+              "selector 'sample': alpha_length_exponent must be in [0, 4], got {}",
+              config_.alpha_length_exponent);
   est::check_open_closed(name(), "sample_ratio", config_.sample_ratio, 0.0, 1.0);
   SIEVE_CHECK(config_.window_ratio >= 0 && config_.window_ratio <= 1,
               "selector 'sample': window_ratio must be in [0, 1], got {}", config_.window_ratio);
@@ -174,7 +191,7 @@ SparsePattern SampleAttentionSelector::estimate(const TensorView& q, const Tenso
     std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
       return col[size_t(a)] > col[size_t(b)] || (col[size_t(a)] == col[size_t(b)] && a < b);
     });
-    const double required = config_.alpha * total;
+    const double required = config_.alpha_at(Lk) * total;
     double cum = covered;
     std::vector<int32_t> keep;
     for (int32_t j : order) {

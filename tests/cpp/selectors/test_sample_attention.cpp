@@ -37,13 +37,11 @@ TEST(SampleAttentionSelector, AlphaMovesDensityMonotonically) {
 // With every row sampled, CRA is the mean kept mass over all rows: the kept columns plus the
 // always-kept structure (band, sink block, diagonal block) reach alpha, and without the weakest
 // kept column they do not (the greedy set is minimal). Masses are the f64 softmax of this file.
-TEST(SampleAttentionSelector, CraReachesAlphaWithTheMinimalColumnSet) {
+void check_cra(const std::vector<std::string>& settings, double alpha) {
   PlantedConfig cfg;
   cfg.seq_len = 512;
   const Workload w = make_workload(cfg);
-  const double alpha = 0.9;
-  const SparsePattern p = run(
-      *make("sample", {"dense_below=0", "sample_ratio=1", "alpha=0.9", "window_ratio=0.05"}), w);
+  const SparsePattern p = run(*make("sample", settings), w);
   const int64_t L = cfg.seq_len;
   for (int64_t h = 0; h < w.num_heads_q(); ++h) {
     double covered = 0;
@@ -67,12 +65,37 @@ TEST(SampleAttentionSelector, CraReachesAlphaWithTheMinimalColumnSet) {
   }
 }
 
+TEST(SampleAttentionSelector, CraReachesAlphaWithTheMinimalColumnSet) {
+  check_cra({"dense_below=0", "sample_ratio=1", "alpha=0.9", "window_ratio=0.05"}, 0.9);
+}
+
+// Above alpha_ref_length keys the threshold is 1 - (1 - alpha) (Lk / ref)^exponent: at 512 keys
+// with ref 128 and exponent 0.5 that is 1 - 0.1 * 2 = 0.8 (below ref, or exponent 0: alpha).
+TEST(SampleAttentionSelector, CraReachesTheLengthScaledAlpha) {
+  SampleAttentionConfig c;
+  c.alpha = 0.9;
+  c.alpha_ref_length = 128;
+  c.alpha_length_exponent = 0.5;
+  EXPECT_DOUBLE_EQ(c.alpha_at(128), 0.9);
+  EXPECT_DOUBLE_EQ(c.alpha_at(64), 0.9);
+  EXPECT_NEAR(c.alpha_at(512), 0.8, 1e-15);
+  EXPECT_NEAR(SampleAttentionConfig{}.alpha_at(131072), 1 - 0.013 * 2, 1e-15);
+  c.alpha_length_exponent = 0;
+  EXPECT_DOUBLE_EQ(c.alpha_at(1 << 20), 0.9);
+  check_cra({"dense_below=0", "sample_ratio=1", "alpha=0.9", "window_ratio=0.05",
+             "alpha_ref_length=128", "alpha_length_exponent=0.5"},
+            0.8);
+}
+
 TEST(SampleAttentionSelector, DenseFallbackBelowThreshold) { check_dense_fallback("sample"); }
 
 TEST(SampleAttentionSelector, RejectsBadSettings) {
   expect_rejected("sample", "alpha", "0");
   expect_rejected("sample", "alpha", "1.5");
   expect_rejected("sample", "alpha", "0.9.1");
+  expect_rejected("sample", "alpha_ref_length", "0");
+  expect_rejected("sample", "alpha_length_exponent", "-0.5");
+  expect_rejected("sample", "alpha_length_exponent", "5");
   expect_rejected("sample", "sample_ratio", "0");
   expect_rejected("sample", "window_ratio", "-0.1");
   expect_rejected("sample", "chunk", "0");
