@@ -243,19 +243,25 @@ def print_tables(rows):
               f"{fl / best:>9.2f}x {cd / best:>9.2f}x")
     sparse = [r for r in rows if r["bench"] == "sparse"]
     if sparse:
-        print("\n== block-sparse, identical 128x128 block mask: flex ms / ours (>1: ours faster); time vs our dense ==")
-        print(f"{'L':>7} {'density':>7} {hn + ' ms':>9} {'mma ms':>8} {'flex ms':>9} {'flex/' + hn:>10} {hn + '/dense':>11}")
+        # proportionality (issue 4: time ~ density within 15 %), two ways: against the separately
+        # timed dense kernel of the sweep, and against this executor's own density-1.0 run
+        print("\n== block-sparse, identical 128x128 block mask: flex ms / ours (>1: ours faster); time vs our dense;"
+              " prop: time / (density x dense kernel), prop@1: time / (density x the density-1.0 run) ==")
+        print(f"{'L':>7} {'density':>7} {hn + ' ms':>9} {'mma ms':>8} {'flex ms':>9} {'flex/' + hn:>10} {hn + '/dense':>11}"
+              f" {'prop':>5} {'prop@1':>6}")
         for length in sorted({r["len"] for r in sparse}):
             dense = ms("sparse", hop + "_dense", length)
             ours = sorted((r for r in sparse if r["len"] == length and r["impl"] == hop), key=lambda r: -r["density"])
             mma = [r for r in sparse if r["len"] == length and r["impl"] == "sieve_mma.sync"]
             flex = [r for r in sparse if r["len"] == length and r["impl"] == "torch_flex"]
+            full = next((r["ms"] for r in ours if r["density"] == 1.0), nan)
             for r in ours:
                 fx = min(flex, key=lambda f: abs(f["density"] - r["density"]), default=None)
                 mm = min(mma, key=lambda f: abs(f["density"] - r["density"]), default=None)
                 fxm = fx["ms"] if fx else nan
                 print(f"{length:>7} {r['density']:>7.3f} {r['ms']:>9.2f} {mm['ms'] if mm else nan:>8.2f} {fxm:>9.2f} "
-                      f"{fxm / r['ms']:>9.2f}x {r['ms'] / dense:>6.2f} (x{r['density']:.2f})")
+                      f"{fxm / r['ms']:>9.2f}x {r['ms'] / dense:>6.2f} (x{r['density']:.2f})"
+                      f" {r['ms'] / (r['density'] * dense):>5.2f} {r['ms'] / (r['density'] * full):>6.2f}")
     var = [r for r in rows if r["bench"] == "variant"]
     if var:
         print("\n== tile-shape sweep (dense bf16 d=128) ==")
