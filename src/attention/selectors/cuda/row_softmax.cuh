@@ -332,7 +332,7 @@ __global__ void __launch_bounds__(2 * kRows, 256 / kRows)
   [[maybe_unused]] float* const s_cs =
       reinterpret_cast<float*>(smem + (s_q - raw) + warp * 16 * kRowBytes);
   static_assert(D != 128 || 8 * kStageStride * 4 <= 16 * kRowBytes, "staged column sums");
-  // Tile i's column sums over the 8 warps (f64 atomics) and, in probe mode, its diagonal sums;
+  // Tile i's column sums over the CTA's warps (f64 atomics) and, in probe mode, its diagonal sums;
   // called after a barrier that follows every warp's writes of tile i. ncv: this thread's share
   // of the CTA's column mass (skip: subtracted from its counted rows for the covered mass).
   double ncv = 0.0;
@@ -602,7 +602,7 @@ __global__ void __launch_bounds__(2 * kRows, 256 / kRows)
         }
         __syncwarp();
       }
-      // column sums over the warp's 16 rows (lanes of equal tq); over the 8 warps in flush()
+      // column sums over the warp's 16 rows (lanes of equal tq); over the CTA's warps in flush()
       if constexpr (kLean && kMode == kSampleMass && D == 128)
         warp_column_sums_staged(cs, s_cs, s_col[i & 1][warp], lane);
       else
