@@ -96,8 +96,8 @@ DevicePattern sample_select(const SampleAttentionSelector& sel, const est::HeadI
   prof.mark("stage1");
   DevicePattern p = allocate_pattern(g, s, causal, stream, int64_t(H) * Lk, band);
   const DevicePatternView& v = p.view();
-  check(est::sample_stage2(g, H, col, covered, counted, c.alpha_at(Lk), int(band), c.dense_share, way,
-                           stage2, counts, lists, const_cast<int32_t*>(v.column_indptr),
+  check(est::sample_stage2(g, H, col, covered, counted, c.alpha_at(Lk), int(band), c.dense_share,
+                           way, stage2, counts, lists, const_cast<int32_t*>(v.column_indptr),
                            const_cast<int32_t*>(v.columns), stream),
         "sample stage 2");
   prof.mark("stage2");

@@ -4,8 +4,8 @@
 // (chunked sampling), accumulated per key column; (2) the minimal column set whose cumulative
 // residual attention (CRA) reaches alpha. Reconstructed (named parameters): the window ratio, the
 // sampling ratio and chunk layout, alpha and its length scaling, and that CRA also credits the
-// always-kept sink and diagonal blocks. Input q [Hq, Lq, D], k [Hkv, Lk, D]; output per head token columns + a band
-// (window) + the sink and diagonal blocks.
+// always-kept sink and diagonal blocks. Input q [Hq, Lq, D], k [Hkv, Lk, D]; output per head
+// token columns + a band (window) + the sink and diagonal blocks.
 #pragma once
 
 #include "sieve/attention/selector.h"
@@ -25,8 +25,9 @@ struct SampleAttentionConfig {
   /// alpha_at(Lk) = 1 - (1 - alpha) * (Lk / alpha_ref_length)^alpha_length_exponent. A fixed alpha
   /// over-keeps at long lengths: on the planted suite rel_error at alpha 0.987 falls from 0.045 at
   /// 32K to 0.038 at 64K and 0.023 at 128K, while 0.975 reads 0.067 / 0.053 / 0.044 (CPU, 8 / 2
-  /// heads, docs/results/selectors.md, "sample's alpha and the length"). Exponent 0.5 holds rel_error
-  /// <= 0.05 at 32K-128K with alpha 0.9816 at 64K and 0.974 at 128K; 0 keeps alpha fixed.
+  /// heads, docs/results/selectors.md, "sample's alpha and the length"). Exponent 0.5 holds
+  /// rel_error <= 0.05 at 32K-128K with alpha 0.9816 at 64K and 0.974 at 128K; 0 keeps alpha
+  /// fixed.
   int64_t alpha_ref_length = 32768;
   double alpha_length_exponent = 0.5;
   /// Local window as a share of the key length (band = ceil(window_ratio * Lk) tokens).

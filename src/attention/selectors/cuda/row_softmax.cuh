@@ -658,8 +658,8 @@ cudaError_t launch_row_kernel(const HeadInputs& in, const Geometry& g, const Row
   const int row_tiles = (pb.n_rows + kRows - 1) / kRows;
   if (row_tiles > 65535) return cudaErrorInvalidConfiguration;  // grid z limit (~8M listed rows)
   const dim3 grid(unsigned(splits), unsigned(in.heads_q), unsigned(row_tiles));
-  kernel<<<grid, 2 * kRows, size_t(smem), stream>>>(in, g, pb, split_tiles, row_max, row_inv, part_m,
-                                                   part_l);
+  kernel<<<grid, 2 * kRows, size_t(smem), stream>>>(in, g, pb, split_tiles, row_max, row_inv,
+                                                     part_m, part_l);
   return cudaGetLastError();
 }
 

@@ -112,9 +112,10 @@ namespace {
 
 // Listed rows per CTA of a sweep. On Hopper the statistics sweep and the probes' mass sweep take
 // 64 rows (one warpgroup, 4 CTAs an SM): sample's statistics sweep at 32K 621 -> 530 us (ncu),
-// vslash's selector 6-35 % faster (docs/results/gpu-attention.md, session 15, job D); sample's mass sweep
-// keeps 128 (its 64-row form read 674 -> 850 us). SIEVE_ROWS_CTA=128 runs every sweep at 128 (the
-// earlier form: A/B and tests); the mma.sync kernels always take 128. Read at every call.
+// vslash's selector 6-35 % faster (docs/results/gpu-attention.md, session 15, job D); sample's
+// mass sweep keeps 128 (its 64-row form read 674 -> 850 us). SIEVE_ROWS_CTA=128 runs every sweep
+// at 128 (the earlier form: A/B and tests); the mma.sync kernels always take 128. Read at every
+// call.
 int cta_rows(int mode) {
   if (!use_wgmma() || mode == kSampleMass) return 128;
   const char* v = std::getenv("SIEVE_ROWS_CTA");  // NOLINT(concurrency-mt-unsafe)
