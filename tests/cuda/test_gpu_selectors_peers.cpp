@@ -200,6 +200,29 @@ void for_each_switch_case(const char* selector, const std::vector<SwitchCase>& c
   }
 }
 
+// The switch equality tests below: under each case, the pattern selected with `variable` set to
+// `value` must equal the one selected with `reference` in every field (the paths compute the same
+// values, or values apart by rounding that no threshold of these continuous inputs falls within).
+void expect_switch_patterns_equal(const char* selector, const std::vector<SwitchCase>& cases,
+                                  uint64_t seed, const char* variable, const char* reference,
+                                  const char* value, const char* tag) {
+  for_each_switch_case(selector, cases, seed, variable,
+                       [&](const SwitchCase& c, const auto& select_with) {
+    const SparsePattern ref = select_with(reference);
+    const SparsePattern got = select_with(value);
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    ASSERT_NO_THROW(got.validate());
+    EXPECT_EQ(got.band, ref.band);
+    EXPECT_EQ(got.block_indptr, ref.block_indptr);
+    EXPECT_EQ(got.block_indices, ref.block_indices);
+    EXPECT_EQ(got.column_indptr, ref.column_indptr);
+    EXPECT_EQ(got.columns, ref.columns);
+    std::printf("[%s] %s %s: %zu blocks, %zu columns, density %.4f\n", tag,
+                c.selector != nullptr ? c.selector : selector, c.what, ref.block_indices.size(),
+                ref.columns.size(), ref.block_density());
+  });
+}
+
 // Stage 2 of sample finds each head's kept columns by a radix select over the masses' bits
 // (sample.cu select_pass_kernel); SIEVE_SAMPLE_STAGE2=sort sorts every column of every head.
 // Both apply the same cumulative rule and tie order, summing in different orders, so they differ
@@ -226,19 +249,8 @@ std::vector<SwitchCase> sample_switch_cases(uint64_t seed) {
 }
 TEST_F(GpuPeerSelectors, SampleSelectEqualsSort) {
   const uint64_t seed = fresh_seed();
-  for_each_switch_case("sample", sample_switch_cases(seed), seed, "SIEVE_SAMPLE_STAGE2",
-                       [](const SwitchCase& c, const auto& select_with) {
-    const SparsePattern all = select_with("sort");
-    const SparsePattern sel = select_with("select");
-    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    ASSERT_NO_THROW(sel.validate());
-    EXPECT_EQ(sel.block_indptr, all.block_indptr);
-    EXPECT_EQ(sel.block_indices, all.block_indices);
-    EXPECT_EQ(sel.column_indptr, all.column_indptr);
-    EXPECT_EQ(sel.columns, all.columns);
-    std::printf("[stage 2] %s: %zu columns, density %.4f\n", c.what, all.columns.size(),
-                all.block_density());
-  });
+  expect_switch_patterns_equal("sample", sample_switch_cases(seed), seed, "SIEVE_SAMPLE_STAGE2",
+                               "sort", "select", "stage 2");
 }
 
 // Sample's mass sweep skips the key tiles that hold no non-covered key of the CTA's rows and
@@ -249,19 +261,8 @@ TEST_F(GpuPeerSelectors, SampleSelectEqualsSort) {
 // (never with these continuous masses): they must be identical.
 TEST_F(GpuPeerSelectors, SampleMassSkipEqualsFull) {
   const uint64_t seed = fresh_seed();
-  for_each_switch_case("sample", sample_switch_cases(seed), seed, "SIEVE_SAMPLE_MASS",
-                       [](const SwitchCase& c, const auto& select_with) {
-    const SparsePattern full = select_with("full");
-    const SparsePattern skip = select_with("skip");
-    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    ASSERT_NO_THROW(skip.validate());
-    EXPECT_EQ(skip.block_indptr, full.block_indptr);
-    EXPECT_EQ(skip.block_indices, full.block_indices);
-    EXPECT_EQ(skip.column_indptr, full.column_indptr);
-    EXPECT_EQ(skip.columns, full.columns);
-    std::printf("[mass skip] %s: %zu columns, density %.4f\n", c.what, full.columns.size(),
-                full.block_density());
-  });
+  expect_switch_patterns_equal("sample", sample_switch_cases(seed), seed, "SIEVE_SAMPLE_MASS",
+                               "full", "skip", "mass skip");
 }
 
 // The xattn cases, run once per score kernel (`tag` names the kernel in the trace).
@@ -666,19 +667,8 @@ std::vector<SwitchCase> row_kernel_cases(uint64_t seed) {
 }
 TEST_F(GpuPeerSelectors, FastRowEpilogueEqualsDefault) {
   const uint64_t seed = fresh_seed();
-  for_each_switch_case(nullptr, row_kernel_cases(seed), seed, "SIEVE_ROWS_EPI",
-                       [](const SwitchCase& c, const auto& select_with) {
-    const SparsePattern base = select_with("default");
-    const SparsePattern fast = select_with("fast");
-    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    EXPECT_EQ(fast.band, base.band);
-    EXPECT_EQ(fast.block_indptr, base.block_indptr);
-    EXPECT_EQ(fast.block_indices, base.block_indices);
-    EXPECT_EQ(fast.column_indptr, base.column_indptr);
-    EXPECT_EQ(fast.columns, base.columns);
-    std::printf("[fast rows] %s %s: %zu blocks, %zu columns, density %.4f\n", c.selector,
-                c.what, base.block_indices.size(), base.columns.size(), base.block_density());
-  });
+  expect_switch_patterns_equal(nullptr, row_kernel_cases(seed), seed, "SIEVE_ROWS_EPI", "default",
+                               "fast", "fast rows");
 }
 
 // On Hopper the statistics sweep and the probes' mass sweep hold 64 listed rows a CTA (sample.cu
@@ -688,19 +678,8 @@ TEST_F(GpuPeerSelectors, FastRowEpilogueEqualsDefault) {
 // or of another column's mass (never with these continuous masses): they must be identical.
 TEST_F(GpuPeerSelectors, RowKernel64RowsEquals128) {
   const uint64_t seed = fresh_seed();
-  for_each_switch_case(nullptr, row_kernel_cases(seed), seed, "SIEVE_ROWS_CTA",
-                       [](const SwitchCase& c, const auto& select_with) {
-    const SparsePattern r128 = select_with("128");
-    const SparsePattern r64 = select_with("64");
-    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    EXPECT_EQ(r64.band, r128.band);
-    EXPECT_EQ(r64.block_indptr, r128.block_indptr);
-    EXPECT_EQ(r64.block_indices, r128.block_indices);
-    EXPECT_EQ(r64.column_indptr, r128.column_indptr);
-    EXPECT_EQ(r64.columns, r128.columns);
-    std::printf("[64 / 128 rows] %s %s: %zu blocks, %zu columns\n", c.selector, c.what,
-                r128.block_indices.size(), r128.columns.size());
-  });
+  expect_switch_patterns_equal(nullptr, row_kernel_cases(seed), seed, "SIEVE_ROWS_CTA", "128",
+                               "64", "64 / 128 rows");
 }
 
 // The same at the level of row_mass's sums. With at most 128 listed rows every (head, key) column
