@@ -938,28 +938,45 @@ TEST_F(GpuPeerSelectors, SampleStage2RuleOnTies) {
     const auto d_col = on_device(masses), d_cov = on_device(covered), d_cnt = on_device(counted);
     const auto d_scratch =
         on_device(std::vector<unsigned char>(est::sample_stage2_bytes(H, L, way), 0xab));
-    const auto d_counts = on_device(std::vector<int>(size_t(H) * g.nqb));
-    const auto d_lists = on_device(std::vector<int>(size_t(H) * g.nqb * g.nkb));
+    const int rows = H * g.nqb;
+    const auto d_block_indptr = on_device(std::vector<int>(size_t(rows) + 1, -7));
+    const auto d_blocks = on_device(std::vector<int>(size_t(rows) * g.nkb, -7));
     const auto d_indptr = on_device(std::vector<int>(H + 1));
     const auto d_columns = on_device(std::vector<int>(size_t(H) * L));
     ASSERT_EQ(est::sample_stage2(g, H, d_col.get(), d_cov.get(), d_cnt.get(), 0.5, kBand,
-                                 kDenseShare, way, d_scratch.get(), d_counts.get(), d_lists.get(),
-                                 d_indptr.get(), d_columns.get(), nullptr),
+                                 kDenseShare, way, d_scratch.get(), d_block_indptr.get(),
+                                 d_blocks.get(), d_indptr.get(), d_columns.get(), nullptr),
               cudaSuccess);
-    std::vector<int> indptr(H + 1), counts(size_t(H) * g.nqb);
+    std::vector<int> indptr(H + 1), block_indptr(size_t(rows) + 1);
     SIEVE_CUDA_CHECK(cudaMemcpy(indptr.data(), d_indptr.get(), indptr.size() * sizeof(int),
                                 cudaMemcpyDeviceToHost));
-    SIEVE_CUDA_CHECK(cudaMemcpy(counts.data(), d_counts.get(), counts.size() * sizeof(int),
+    SIEVE_CUDA_CHECK(cudaMemcpy(block_indptr.data(), d_block_indptr.get(),
+                                block_indptr.size() * sizeof(int), cudaMemcpyDeviceToHost));
+    std::vector<int> blocks(size_t(std::max(block_indptr[size_t(rows)], 0)));
+    SIEVE_CUDA_CHECK(cudaMemcpy(blocks.data(), d_blocks.get(), blocks.size() * sizeof(int),
                                 cudaMemcpyDeviceToHost));
     std::vector<int> columns(static_cast<size_t>(indptr[H]));
     SIEVE_CUDA_CHECK(cudaMemcpy(columns.data(), d_columns.get(), columns.size() * sizeof(int),
                                 cudaMemcpyDeviceToHost));
     EXPECT_EQ(std::vector<int32_t>(indptr.begin(), indptr.end()), want.column_indptr);
     EXPECT_EQ(std::vector<int32_t>(columns.begin(), columns.end()), want.columns);
+    // the block CSR: non-causal, so a dense row lists every key block; any other row the sink
+    // block and its diagonal block (64-row query blocks on 64-key blocks: {0} and {0, 1})
+    ASSERT_EQ(block_indptr[0], 0);
     for (int h = 0; h < H; ++h)
-      for (int qb = 0; qb < g.nqb; ++qb)  // non-causal: a dense row lists every key block
-        EXPECT_EQ(counts[size_t(h) * g.nqb + qb] == g.nkb, bool(want.dense[size_t(h)]))
+      for (int qb = 0; qb < g.nqb; ++qb) {
+        const size_t r = size_t(h) * g.nqb + size_t(qb);
+        std::vector<int> want_row;
+        if (want.dense[size_t(h)])
+          for (int kb = 0; kb < g.nkb; ++kb) want_row.push_back(kb);
+        else
+          want_row = qb == 0 ? std::vector<int>{0} : std::vector<int>{0, qb};
+        ASSERT_LE(block_indptr[r], block_indptr[r + 1]) << "head " << h << " query block " << qb;
+        EXPECT_EQ(std::vector<int>(blocks.begin() + block_indptr[r],
+                                   blocks.begin() + block_indptr[r + 1]),
+                  want_row)
             << "head " << h << " query block " << qb;
+      }
   };
   const Stage2Reference want =
       stage2_on_cpu(H, L, kBlock, col, covered, required, kBand, kDenseShare);

@@ -186,14 +186,31 @@ DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cu
   const int KG = G >= group ? G / group : 1;  // key sets per batch
   const int64_t key_entries = int64_t(nks) * R;
   const int64_t key_values = rr.slot_major ? int64_t(nks) * (W + (R - 1) * D) : key_entries * W;
+  // Every scratch array carved from one stream-ordered allocation (as unisparse): the GPU waits
+  // for the host's first launch, and each cudaMallocAsync is host time before it.
+  est::ScratchCarver carve;
+  const auto take = [&](int64_t n, size_t elem) { return carve.take(size_t(n) * elem); };
+  const size_t krep_at = take(mma ? 0 : key_entries * W, sizeof(float));
+  const size_t k16_at = take(mma ? KG * key_values : 0, sizeof(uint16_t));
+  const size_t log_w_at = take(KG * key_entries, sizeof(float));
+  const size_t qrep_at = take(mma ? 0 : int64_t(G) * nqs * W, sizeof(float));
+  const size_t q16_at = take(mma ? int64_t(G) * nqs * W : 0, sizeof(uint16_t));
+  const size_t visible_at = take(int64_t(G) * nqs, sizeof(int));
+  const size_t own_at = take(int64_t(G) * nqs, sizeof(float));
+  const size_t stats_at = take(G * stats_per_head, sizeof(float2));
+  const size_t scores_at = take(int64_t(G) * g.nqb * g.nkb, sizeof(float));
+  const int rows = hq * g.nqb;
+  const size_t counts_at = take(rows, sizeof(int));
+  const size_t lists_at = take(int64_t(rows) * g.nkb, sizeof(int));
   Scratch scratch(stream);
-  float* krep = mma ? nullptr : scratch.alloc<float>(key_entries * W);
-  void* k16 = mma ? scratch.alloc<uint16_t>(KG * key_values) : nullptr;
-  float* log_w = scratch.alloc<float>(KG * key_entries);
-  float* qrep = mma ? nullptr : scratch.alloc<float>(int64_t(G) * nqs * W);
-  void* q16 = mma ? scratch.alloc<uint16_t>(int64_t(G) * nqs * W) : nullptr;
-  int* visible = scratch.alloc<int>(int64_t(G) * nqs);
-  float* own = scratch.alloc<float>(int64_t(G) * nqs);
+  char* base = scratch.alloc<char>(int64_t(carve.total));
+  float* krep = mma ? nullptr : reinterpret_cast<float*>(base + krep_at);
+  void* k16 = mma ? base + k16_at : nullptr;
+  auto* log_w = reinterpret_cast<float*>(base + log_w_at);
+  float* qrep = mma ? nullptr : reinterpret_cast<float*>(base + qrep_at);
+  void* q16 = mma ? base + q16_at : nullptr;
+  auto* visible = reinterpret_cast<int*>(base + visible_at);
+  auto* own = reinterpret_cast<float*>(base + own_at);
   pb.qrep = qrep;
   pb.krep = krep;
   pb.qrep16 = q16;
@@ -209,11 +226,10 @@ DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cu
   pb.kgroup = G >= group ? group : 1;
   pb.z_krep = key_values;
   pb.z_logw = key_entries;
-  float2* stats = scratch.alloc<float2>(G * stats_per_head);
-  float* scores = scratch.alloc<float>(G * pb.z_out);
-  const int rows = hq * g.nqb;
-  int* counts = scratch.alloc<int>(rows);
-  int* lists = scratch.alloc<int>(int64_t(rows) * g.nkb);
+  auto* stats = reinterpret_cast<float2*>(base + stats_at);
+  auto* scores = reinterpret_cast<float*>(base + scores_at);
+  auto* counts = reinterpret_cast<int*>(base + counts_at);
+  auto* lists = reinterpret_cast<int*>(base + lists_at);
   timer.mark("alloc");  // host time to here: checks, scratch allocations
   const TensorView& q = in.q;
   const TensorView& k = in.k;

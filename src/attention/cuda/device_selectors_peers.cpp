@@ -70,18 +70,24 @@ DevicePattern sample_select(const SampleAttentionSelector& sel, const est::HeadI
   const int n_rows = est::sampled_row_count(int(Lq), int(chunk), int(num_chunks));
   const int H = in.heads_q;
   StageProfile prof("sample", stream);  // first stage: the scratch allocation
-  Scratch scratch(stream);
-  int* rows = scratch.alloc<int>(n_rows);
-  auto* row_scratch =
-      scratch.alloc<unsigned char>(int64_t(est::row_mass_bytes(H, n_rows, int(Lk))));
-  double* col = scratch.alloc<double>(int64_t(H) * Lk);
-  double* covered = scratch.alloc<double>(H);
-  double* counted = scratch.alloc<double>(H);
+  // one stream-ordered allocation, carved (each cudaMallocAsync costs host time before the first
+  // kernel, and the GPU waits for it)
   const est::Stage2Way way = est::sample_stage2_way();
-  auto* stage2 = scratch.alloc<unsigned char>(int64_t(est::sample_stage2_bytes(H, int(Lk), way)));
-  const int prows = H * g.nqb;
-  int* counts = scratch.alloc<int>(prows);
-  int* lists = scratch.alloc<int>(int64_t(prows) * g.nkb);
+  est::ScratchCarver carve;
+  const size_t rows_at = carve.take(size_t(n_rows) * sizeof(int));
+  const size_t row_scratch_at = carve.take(est::row_mass_bytes(H, n_rows, int(Lk)));
+  const size_t col_at = carve.take(size_t(H) * size_t(Lk) * sizeof(double));
+  const size_t covered_at = carve.take(size_t(H) * sizeof(double));
+  const size_t counted_at = carve.take(size_t(H) * sizeof(double));
+  const size_t stage2_at = carve.take(est::sample_stage2_bytes(H, int(Lk), way));
+  Scratch scratch(stream);
+  auto* base = scratch.alloc<unsigned char>(int64_t(carve.total));
+  auto* rows = reinterpret_cast<int*>(base + rows_at);
+  auto* row_scratch = base + row_scratch_at;
+  auto* col = reinterpret_cast<double*>(base + col_at);
+  auto* covered = reinterpret_cast<double*>(base + covered_at);
+  auto* counted = reinterpret_cast<double*>(base + counted_at);
+  auto* stage2 = base + stage2_at;
   prof.mark("scratch");
   check(est::sampled_rows(int(Lq), int(chunk), int(num_chunks), rows, stream), "sample rows");
   est::RowProblem rp;
@@ -97,12 +103,12 @@ DevicePattern sample_select(const SampleAttentionSelector& sel, const est::HeadI
   DevicePattern p = allocate_pattern(g, s, causal, stream, int64_t(H) * Lk, band);
   const DevicePatternView& v = p.view();
   check(est::sample_stage2(g, H, col, covered, counted, c.alpha_at(Lk), int(band), c.dense_share,
-                           way, stage2, counts, lists, const_cast<int32_t*>(v.column_indptr),
-                           const_cast<int32_t*>(v.columns), stream),
-        "sample stage 2");
+                           way, stage2, const_cast<int32_t*>(v.block_indptr),
+                           const_cast<int32_t*>(v.block_indices),
+                           const_cast<int32_t*>(v.column_indptr), const_cast<int32_t*>(v.columns),
+                           stream),
+        "sample stage 2");  // the block CSR too (rows: sink + diagonal, or dense)
   prof.mark("stage2");
-  assemble_rows(g, p, counts, lists, stream);
-  prof.mark("csr");
   return p;
 }
 

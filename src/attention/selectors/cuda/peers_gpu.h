@@ -104,11 +104,12 @@ size_t sample_stage2_bytes(int heads, int seq_k, Stage2Way way);
 /// by the default, the sort path orders them first and may keep them); past dense_share of the
 /// keys (kept + band) the head is dense (every visible
 /// block, no columns), else its rows are the sink and diagonal blocks and its columns the kept
-/// keys >= block_k in ascending order. Writes counts/lists [heads * nqb][nkb] (build_csr) and the
-/// pattern's column_indptr [heads + 1] and columns (capacity heads * seq_k).
+/// keys >= block_k in ascending order. Writes the pattern's block CSR, block_indptr [heads * nqb
+/// + 1] and block_indices (capacity heads * nqb * nkb), and its column_indptr [heads + 1] and
+/// columns (capacity heads * seq_k).
 cudaError_t sample_stage2(const Geometry& geo, int heads, const double* col, const double* covered,
                           const double* counted, double alpha, int band, double dense_share,
-                          Stage2Way way, void* scratch, int* counts, int* lists,
+                          Stage2Way way, void* scratch, int* block_indptr, int* block_indices,
                           int* column_indptr, int* columns, cudaStream_t stream);
 
 // ---- MInference vertical-slash

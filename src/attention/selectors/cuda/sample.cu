@@ -161,6 +161,20 @@ RowScratch row_scratch(void* base, int heads, int n_rows, int splits) {
   return s;
 }
 
+// The outputs the mass sweep adds to, zeroed: col (and slash when probing) [heads][seq_k], covered
+// and counted [heads] (sample).
+cudaError_t zero_mass_outputs(const HeadInputs& in, const Geometry& geo, const RowProblem& pb,
+                              bool probe, cudaStream_t stream) {
+  const size_t n = size_t(in.heads_q) * size_t(geo.seq_k) * sizeof(double);
+  cudaError_t e = cudaMemsetAsync(pb.col, 0, n, stream);
+  if (e == cudaSuccess && probe) e = cudaMemsetAsync(pb.slash, 0, n, stream);
+  if (e == cudaSuccess && !probe)
+    e = cudaMemsetAsync(pb.covered, 0, size_t(in.heads_q) * sizeof(double), stream);
+  if (e == cudaSuccess && !probe)
+    e = cudaMemsetAsync(pb.counted, 0, size_t(in.heads_q) * sizeof(double), stream);
+  return e;
+}
+
 template <class T, int D>
 cudaError_t row_mass_typed(const HeadInputs& in, const Geometry& g, const RowProblem& pb,
                            bool probe, void* scratch, cudaStream_t stream) {
@@ -170,6 +184,9 @@ cudaError_t row_mass_typed(const HeadInputs& in, const Geometry& g, const RowPro
   const RowScratch s = row_scratch(scratch, in.heads_q, pb.n_rows, st.count);
   cudaError_t e = launch_rows<T, D, kStats>(in, g, pb, cs, st.per, st.count, nullptr, nullptr,
                                             s.part_m, s.part_l, stream);
+  // the mass sweep's outputs are zeroed after the statistics sweep is launched, so the GPU does
+  // not wait for these launches (a few us of host time each) before the first long kernel
+  if (e == cudaSuccess) e = zero_mass_outputs(in, g, pb, probe, stream);
   if (e != cudaSuccess) return e;
   const int n = in.heads_q * pb.n_rows;
   combine_rows_kernel<<<(n + 255) / 256, 256, 0, stream>>>(n, st.count, s.part_m, s.part_l,
@@ -293,22 +310,30 @@ __global__ void threshold_kernel(int seq_k, int block_k, const double* sorted, c
 // The cumulative rule keeps, in descending mass order (ties: ascending key), the columns i with
 // covered + (mass before i) < required = alpha * counted. For positive doubles the bit pattern
 // read as uint64 orders like the value, so the last kept column's mass t* is found digit by digit
-// (9 bits a pass, 7 passes over the 63 bits below the sign): each pass histograms (count, f64
-// sum) per digit of the columns whose higher bits equal the prefix found so far, and the bins are
+// (9 bits a pass, 7 passes over the 63 bits below the sign): each pass histograms (count, mass)
+// per digit of the columns whose higher bits equal the prefix found so far, and the bins are
 // scanned from the top to the one where covered + (mass above it) + (its mass) reaches the
 // requirement. The kept set is then: mass > t*, plus the first `ties` columns (key order) of
-// mass == t*. Non-positive and NaN masses are never kept (key 0; the CPU's `col > 0` filter).
-// Exactness: the same set as the sorted walk except where an f64 sum lands exactly at the
-// requirement, since the masses are added in another order (bins, chunks, then the ties by
-// ceil((required - acc) / t*) instead of one by one). Everything is deterministic: per-warp
-// histograms, per-CTA partials reduced in chunk order, no floating atomics. Grid: chunks x heads
-// CTAs per pass; the last CTA of a head to finish (a ticket counter) reduces the partials and
-// scans, so a pass is one launch; later passes of resolved heads return at once (a head is
-// resolved as soon as its crossing bin holds one column, usually after 2-3 passes).
+// mass == t*; a crossing bin that holds one column is resolved at once with its lower bound as
+// t* (the bin holds nothing else, so key >= bound keeps exactly it and the bins above).
+// Non-positive and NaN masses are never kept (key 0; the CPU's `col > 0` filter).
+// The bins' masses are fixed-point integers: each column's mass times 2^(60 - e), 2^e > counted
+// (the masses of a head add up to at most its counted rows, so no sum overflows 64 bits), i.e. a
+// resolution of 2^-49 at counted ~ 1600. Integer sums do not depend on the order of the
+// additions, so the CTA's histogram is built by shared-memory atomics (one copy per warp; the
+// mass in four 15-bit limbs so that 32-bit atomics cannot overflow) and every run gives the
+// same bits. Exactness: the same set as the sorted walk except where the requirement falls
+// within the rounding of the sums (f64 there, 2^-49 per column here). Grid: chunks x heads CTAs
+// per pass; the last CTA of a head to finish (a ticket counter) reduces the partials and scans,
+// so a pass is one launch; later passes of resolved heads return at once (a head is resolved as
+// soon as its crossing bin holds one column, usually after 2-3 passes).
+// Measured on the H200 (docs/results/gpu-attention.md, session 16): the earlier f64 histogram,
+// summed per bin by warp shuffles in lane order, took ~26 us per working pass at 32K.
 constexpr int kSelBits = 9, kSelBins = 1 << kSelBits, kSelPasses = 7;  // 7 x 9 = 63 bits
 constexpr int kSelThreads = 128, kSelWarps = kSelThreads / 32, kSelUnroll = 8;
 constexpr int kSelGroups = 32, kSelGroupBins = kSelBins / kSelGroups;  // the scan's two levels
-constexpr unsigned kFull = 0xffffffffu;
+constexpr int kSelLimbs = 4, kSelLimbBits = 15;                         // 60-bit fixed point
+constexpr int kSelFixedBits = kSelLimbs * kSelLimbBits;
 enum : int { kSearching = 0, kResolved = 1 };
 
 struct SelState {
@@ -323,76 +348,80 @@ struct SelState {
 };
 
 // Chunks (CTAs) per head of a pass: at least 2048 columns each, at most 32 (the partials the last
-// CTA reduces: 32 x 512 bins).
+// CTA reduces: 32 x 512 bins). A warp's limbs add at most chunk_len / 4 values below 2^15: no
+// 32-bit overflow up to 2^17 columns a warp (16M keys).
 int select_chunks(int seq_k) { return std::max(1, std::min(32, (seq_k + 2047) / 2048)); }
 
 __device__ inline unsigned long long mass_key(double x) {
   return x > 0 ? static_cast<unsigned long long>(__double_as_longlong(x)) : 0ull;
 }
 
-__device__ inline int warp_max(int v) {
-#if __CUDA_ARCH__ >= 800
-  return int(__reduce_max_sync(kFull, unsigned(v)));
-#else
-  for (int o = 16; o > 0; o >>= 1) v = max(v, __shfl_xor_sync(kFull, v, o));
-  return v;
-#endif
+// The fixed-point scale of head h: 2^(60 - e) with 2^e > counted (e >= 0).
+__device__ inline int fixed_exponent(double counted) {
+  const int e = counted >= 1.0 ? ilogb(counted) + 1 : 0;
+  return kSelFixedBits - min(e, kSelFixedBits);
+}
+// x times the scale (a power of two: exact), saturated at 2^60 - 1 (a mass above counted: bad input)
+__device__ inline unsigned long long to_fixed(double x, double scale) {
+  return __double2ull_rz(fmin(x * scale, 1152921504606846975.0));
 }
 
-// Adds the warp's 32 values (x, `in` the lanes whose key matches the prefix) to the warp's
-// histogram: lanes of one bin are summed on their lowest lane (in lane order when the bins are
-// many, a butterfly per bin when few bins hold many lanes), which alone updates the bin.
-__device__ inline void warp_histogram(double x, bool in, unsigned bin, unsigned* cnt,
-                                      double* sum) {
-  const int lane = int(threadIdx.x) & 31;
-  if (!__any_sync(kFull, in)) return;
+constexpr unsigned kFull = 0xffffffffu;
+
+// Adds the warp's columns (lanes `in`, digit `bin`, fixed-point mass f) to the warp's histogram
+// (cnt [bins], limb [kSelLimbs][bins]). Where the lanes fall into at most 4 bins (the first
+// passes: most masses share their top bits) each bin is summed over the warp first (integer
+// reductions) and added by one lane, since 32 lanes' atomics on one address run one after the
+// other; otherwise every lane adds its own.
+__device__ inline void warp_histogram(bool in, unsigned bin, unsigned long long f, unsigned* cnt,
+                                      unsigned (*limb)[kSelBins]) {
   const unsigned b = in ? bin : 0xffffffffu;
+  unsigned lv[kSelLimbs];
+#pragma unroll
+  for (int l = 0; l < kSelLimbs; ++l)
+    lv[l] = in ? unsigned(f >> (kSelLimbBits * l)) & ((1u << kSelLimbBits) - 1) : 0u;
+#if __CUDA_ARCH__ >= 800
+  const int lane = int(threadIdx.x) & 31;
   const unsigned peers = __match_any_sync(kFull, b);
-  const int leader = __ffs(int(peers)) - 1;
-  const bool lead = in && lane == leader;
-  const unsigned leaders = __ballot_sync(kFull, lead);
-  const int rounds = warp_max(in ? __popc(peers) : 0);
-  if (__popc(leaders) * 5 < rounds) {  // few bins, many lanes each: one butterfly per bin
+  const unsigned leaders = __ballot_sync(kFull, in && lane == __ffs(int(peers)) - 1);
+  if (__popc(leaders) <= 4) {
     for (unsigned pending = leaders; pending != 0; pending &= pending - 1) {
-      const int l = __ffs(int(pending)) - 1;
-      const unsigned lb = __shfl_sync(kFull, b, l);
-      double y = in && b == lb ? x : 0.0;
-      for (int o = 16; o > 0; o >>= 1) y += __shfl_xor_sync(kFull, y, o);
-      if (lane == l) {
-        cnt[b] += unsigned(__popc(peers));
-        sum[b] += y;
+      const unsigned lb = __shfl_sync(kFull, b, __ffs(int(pending)) - 1);
+      const bool mine = b == lb;
+      const unsigned n = __reduce_add_sync(kFull, mine ? 1u : 0u);
+      unsigned sum[kSelLimbs];
+#pragma unroll
+      for (int l = 0; l < kSelLimbs; ++l) sum[l] = __reduce_add_sync(kFull, mine ? lv[l] : 0u);
+      if (lane == 0) {
+        atomicAdd(cnt + lb, n);
+#pragma unroll
+        for (int l = 0; l < kSelLimbs; ++l) atomicAdd(&limb[l][lb], sum[l]);
       }
     }
-  } else {  // the lowest lane of each bin adds its peers one by one
-    double y = x;
-    unsigned rest = lead ? peers & (peers - 1) : 0u;
-    for (int k = 1; k < rounds; ++k) {
-      const int src = rest != 0 ? __ffs(int(rest)) - 1 : lane;
-      const double z = __shfl_sync(kFull, x, src);
-      if (rest != 0) {
-        y += z;
-        rest &= rest - 1;
-      }
-    }
-    if (lead) {
-      cnt[b] += unsigned(__popc(peers));
-      sum[b] += y;
-    }
+    return;
   }
-  __syncwarp();
+#endif
+  if (!in) return;
+  atomicAdd(cnt + b, 1u);
+#pragma unroll
+  for (int l = 0; l < kSelLimbs; ++l) atomicAdd(&limb[l][b], lv[l]);
 }
 
-// Pass `pass` of the select (grid chunks x heads, kSelThreads threads): the partial histogram of
-// chunk blockIdx.x into part_cnt / part_sum [heads][chunks][bins]; the head's last CTA sums them
-// in chunk order and moves the head's state on (or resolves it). Pass 0 also starts the state
-// from covered / counted and zeroes ncol for select_mark_kernel.
+// Pass `pass` of the select (grid chunks x heads, kSelThreads threads): chunk blockIdx.x's
+// histogram, built in shared memory, is added by global atomics into the head's histogram of the
+// pass, hist_cnt / hist_sum [passes][heads][bins] (zeroed before the first pass; fixed-point
+// masses), and its counts written to part_cnt [heads][chunks][bins] (select_mark_kernel ranks
+// ties by them); the head's last CTA reads the histogram and moves the head's state on (or
+// resolves it). Pass 0 also starts the state from covered / counted and zeroes ncol for
+// select_mark_kernel. (Reducing per-chunk partials in the last CTA instead left ~13 us of every
+// working pass at 32K to that CTA's serial L2 reads; H200, ncu, session 16 job A.)
 __global__ void __launch_bounds__(kSelThreads)
     select_pass_kernel(int pass, int seq_k, int chunks, int chunk_len, const double* col,
                        const double* covered, const double* counted, double alpha,
-                       SelState* state, int* arrive, unsigned* part_cnt, double* part_sum,
-                       int* ncol) {
+                       SelState* state, int* arrive, unsigned* hist_cnt,
+                       unsigned long long* hist_sum, unsigned* part_cnt, int* ncol) {
   __shared__ unsigned s_cnt[kSelWarps][kSelBins];
-  __shared__ double s_sum[kSelWarps][kSelBins];
+  __shared__ unsigned s_limb[kSelWarps][kSelLimbs][kSelBins];
   __shared__ unsigned g_cnt[kSelGroups];
   __shared__ double g_sum[kSelGroups];
   __shared__ int s_last;
@@ -404,9 +433,12 @@ __global__ void __launch_bounds__(kSelThreads)
     if (state[h].status != kSearching) return;
     prefix = state[h].prefix;
   }
+  const int fe = fixed_exponent(counted[h]);
+  const double scale = ldexp(1.0, fe);
   for (int i = tid; i < kSelWarps * kSelBins; i += kSelThreads) {
     s_cnt[i / kSelBins][i % kSelBins] = 0;
-    s_sum[i / kSelBins][i % kSelBins] = 0.0;
+#pragma unroll
+    for (int l = 0; l < kSelLimbs; ++l) s_limb[i / kSelBins][l][i % kSelBins] = 0;
   }
   __syncthreads();
   const unsigned long long hi = prefix >> (shift + kSelBits);
@@ -424,21 +456,27 @@ __global__ void __launch_bounds__(kSelThreads)
     for (int u = 0; u < kSelUnroll; ++u) {
       const unsigned long long key = mass_key(v[u]);
       const bool in = key != 0 && (key >> (shift + kSelBits)) == hi;
-      warp_histogram(v[u], in, unsigned(key >> shift) & unsigned(kSelBins - 1), s_cnt[warp],
-                     s_sum[warp]);
+      warp_histogram(in, unsigned(key >> shift) & unsigned(kSelBins - 1),
+                     in ? to_fixed(v[u], scale) : 0ull, s_cnt[warp], s_limb[warp]);
     }
   }
   __syncthreads();
   const int64_t part = (int64_t(h) * chunks + c) * kSelBins;
+  const int64_t hist = (int64_t(pass) * gridDim.y + h) * kSelBins;
   for (int b = tid; b < kSelBins; b += kSelThreads) {
-    unsigned n = s_cnt[0][b];
-    double s = s_sum[0][b];
-    for (int w = 1; w < kSelWarps; ++w) {
+    unsigned n = 0;
+    unsigned long long s = 0;
+    for (int w = 0; w < kSelWarps; ++w) {
       n += s_cnt[w][b];
-      s += s_sum[w][b];
+#pragma unroll
+      for (int l = 0; l < kSelLimbs; ++l)
+        s += static_cast<unsigned long long>(s_limb[w][l][b]) << (kSelLimbBits * l);
     }
     part_cnt[part + b] = n;
-    part_sum[part + b] = s;
+    if (n != 0) {
+      atomicAdd(hist_cnt + hist + b, n);
+      atomicAdd(hist_sum + hist + b, s);
+    }
   }
   __threadfence();  // the partials before the ticket
   __syncthreads();
@@ -446,32 +484,26 @@ __global__ void __launch_bounds__(kSelThreads)
   __syncthreads();
   if (!s_last) return;
   __threadfence();
-  // the head's last CTA: bins summed over the chunks in chunk order (L2 reads: written by other
-  // CTAs), then 32 groups of 16 bins from the top
+  // the head's last CTA: the pass's histogram (L2 reads: added by every chunk's CTA; integer
+  // sums, so the order of the atomics does not matter), then 32 groups of 16 bins from the top
   unsigned* cnt = s_cnt[0];
-  double* sum = s_sum[0];
+  auto* fsum = reinterpret_cast<unsigned long long*>(&s_limb[0][0][0]);  // [kSelBins]
   for (int b = tid; b < kSelBins; b += kSelThreads) {
-    unsigned n = 0;
-    double s = 0.0;
-    for (int k = 0; k < chunks; ++k) {
-      const int64_t at = (int64_t(h) * chunks + k) * kSelBins + b;
-      n += __ldcg(part_cnt + at);
-      s += __ldcg(part_sum + at);
-    }
-    cnt[b] = n;
-    sum[b] = s;
+    cnt[b] = __ldcg(hist_cnt + hist + b);
+    fsum[b] = __ldcg(hist_sum + hist + b);
   }
   __syncthreads();
+  const auto mass = [&](unsigned long long s) { return ldexp(double(s), -fe); };
   if (tid < kSelGroups) {
     unsigned n = 0;
-    double s = 0.0;
+    unsigned long long s = 0;
     for (int j = 0; j < kSelGroupBins; ++j) {
       const int b = kSelBins - 1 - tid * kSelGroupBins - j;
       n += cnt[b];
-      s += sum[b];
+      s += fsum[b];
     }
     g_cnt[tid] = n;
-    g_sum[tid] = s;
+    g_sum[tid] = mass(s);
   }
   __syncthreads();
   if (tid != 0) return;
@@ -523,14 +555,15 @@ __global__ void __launch_bounds__(kSelThreads)
   for (int j = 0; j < kSelGroupBins; ++j) {
     const int b = kSelBins - 1 - g * kSelGroupBins - j;
     if (cnt[b] == 0) continue;
-    if (acc + sum[b] >= required) {
+    const double m = mass(fsum[b]);
+    if (acc + m >= required) {
       sel = b;
       break;
     }
     sel_last = b;
     acc_last = acc;
     above_last = above;
-    acc += sum[b];
+    acc += m;
     above += int(cnt[b]);
   }
   if (sel < 0) {
@@ -540,8 +573,8 @@ __global__ void __launch_bounds__(kSelThreads)
   }
   const int nb = int(cnt[sel]);
   const unsigned long long key = st.prefix | (static_cast<unsigned long long>(sel) << shift);
-  if (nb == 1) {  // one column: its sum is its mass, exactly
-    resolve(static_cast<unsigned long long>(__double_as_longlong(sum[sel])), 1, 1, above + 1, -1);
+  if (nb == 1) {  // one column in the bin: key >= the bin's lower bound keeps exactly it
+    resolve(key, 1, 1, above + 1, -1);
   } else if (shift == 0) {  // nb columns of mass t: the first `ties` (key order) are kept
     const double t = __longlong_as_double(static_cast<long long>(key));
     const double q = (required - acc) / t;  // tie j is kept iff acc + j t < required
@@ -563,7 +596,8 @@ __global__ void __launch_bounds__(kSelThreads)
 __global__ void __launch_bounds__(kSelThreads)
     select_mark_kernel(int seq_k, int block_k, int chunks, int chunk_len, const double* col,
                        const SelState* state, const unsigned* part_cnt, int band,
-                       double dense_share, unsigned char* flags, int* dense, int* ncol) {
+                       double dense_share, unsigned char* flags, int* dense, int* ncol,
+                       int* ccount) {
   __shared__ int scratch[32];
   const int h = int(blockIdx.y), c = int(blockIdx.x), tid = int(threadIdx.x);
   const SelState st = state[h];
@@ -578,7 +612,28 @@ __global__ void __launch_bounds__(kSelThreads)
   const int64_t row = int64_t(h) * seq_k;
   const int b0 = c * chunk_len, b1 = min(b0 + chunk_len, seq_k);
   int kept = 0;
-  for (int r0 = b0; r0 < b1; r0 += kSelThreads) {  // block-uniform
+  if (!rank) {  // the usual case: no tie to rank, so 8 loads of each thread in flight at once
+    constexpr int kU = 8;
+    for (int r0 = b0; r0 < b1; r0 += kU * kSelThreads) {
+      double v[kU];
+#pragma unroll
+      for (int u = 0; u < kU; ++u) {
+        const int i = r0 + u * kSelThreads + tid;
+        v[u] = i < b1 ? col[row + i] : 0.0;
+      }
+#pragma unroll
+      for (int u = 0; u < kU; ++u) {
+        const int i = r0 + u * kSelThreads + tid;
+        const unsigned long long key = mass_key(v[u]);
+        const bool keep = key > st.prefix || (key != 0 && key == st.prefix);
+        if (i < b1) {
+          flags[row + i] = keep ? 1 : 0;
+          kept += keep && i >= block_k ? 1 : 0;
+        }
+      }
+    }
+  }
+  for (int r0 = rank ? b0 : b1; r0 < b1; r0 += kSelThreads) {  // block-uniform
     const int i = r0 + tid;
     const unsigned long long key = i < b1 ? mass_key(col[row + i]) : 0ull;
     const bool eq = key != 0 && key == st.prefix;
@@ -595,12 +650,15 @@ __global__ void __launch_bounds__(kSelThreads)
     }
   }
   kept = block_sum(kept, scratch);
-  if (tid == 0 && kept > 0) atomicAdd(ncol + h, kept);
+  if (tid == 0) {
+    ccount[int64_t(h) * chunks + c] = kept;
+    if (kept > 0) atomicAdd(ncol + h, kept);
+  }
 }
 
 struct SelectLayout {
-  size_t state = 0, arrive = 0, part_cnt = 0, part_sum = 0, flags = 0, dense = 0, ncol = 0,
-         total = 0;
+  size_t state = 0, arrive = 0, hist_sum = 0, hist_cnt = 0, zero_end = 0, part_cnt = 0, flags = 0,
+         dense = 0, ncol = 0, ccount = 0, total = 0;
 };
 SelectLayout select_layout(int heads, int seq_k) {
   const size_t n = size_t(heads) * size_t(seq_k);
@@ -608,12 +666,17 @@ SelectLayout select_layout(int heads, int seq_k) {
   SelectLayout s;
   ScratchCarver carve;
   s.state = carve.take(size_t(heads) * sizeof(SelState));
+  // arrive and the passes' histograms are consecutive: one memset zeroes [arrive, zero_end)
+  const size_t bins = size_t(kSelPasses) * size_t(heads) * kSelBins;
   s.arrive = carve.take(size_t(heads) * sizeof(int));
+  s.hist_sum = carve.take(bins * sizeof(unsigned long long));
+  s.hist_cnt = carve.take(bins * sizeof(unsigned));
+  s.zero_end = carve.total;
   s.part_cnt = carve.take(parts * sizeof(unsigned));
-  s.part_sum = carve.take(parts * sizeof(double));
   s.flags = carve.take(n);
   s.dense = carve.take(size_t(heads) * sizeof(int));
   s.ncol = carve.take(size_t(heads) * sizeof(int));
+  s.ccount = carve.take(size_t(heads) * size_t(select_chunks(seq_k)) * sizeof(int));
   s.total = carve.total;
   return s;
 }
@@ -635,28 +698,105 @@ __global__ void columns_kernel(int heads, int seq_k, int block_k, const unsigned
                       scratch);
 }
 
-// One CTA per (head, query block): every visible block (dense head) or the sink and diagonal
-// blocks (estimation.cpp's forced_blocks).
-__global__ void rows_kernel(Geometry g, const int* dense, int* counts, int* lists) {
-  const int row = int(blockIdx.x), h = row / g.nqb, qb = row % g.nqb;
-  const int q0 = qb * g.block_q, q1 = min(q0 + g.block_q, g.seq_q) - 1;
-  const int vk = g.causal ? min(max(q1 + g.q_offset + 1, 0), g.seq_k) : g.seq_k;
-  const int nvis = (vk + g.block_k - 1) / g.block_k;
-  int* out = lists + int64_t(row) * g.nkb;
-  if (dense[h]) {
-    for (int kb = int(threadIdx.x); kb < nvis; kb += int(blockDim.x)) out[kb] = kb;
-    if (threadIdx.x == 0) counts[row] = nvis;
-    return;
+// The select path's columns (grid chunks x heads, kSelThreads threads): chunk c's kept columns
+// >= block_k of head h, ascending, after those of the earlier heads (ncol) and of the head's
+// earlier chunks (ccount from select_mark_kernel); column_indptr from chunk 0. The same output
+// as columns_kernel, from 16-32 CTAs a head instead of one (that kernel took ~17 us at 32K on
+// the H200, ncu, session 15 job A).
+__global__ void __launch_bounds__(kSelThreads)
+    columns_chunked_kernel(int seq_k, int block_k, int chunks, int chunk_len,
+                           const unsigned char* flags, const int* ncol, const int* ccount,
+                           int* indptr, int* columns) {
+  __shared__ int scratch[32];
+  const int h = int(blockIdx.y), c = int(blockIdx.x);
+  int off = 0;
+  for (int i = 0; i < h; ++i) off += ncol[i];
+  if (c == 0 && threadIdx.x == 0) {
+    if (h == 0) indptr[0] = 0;
+    indptr[h + 1] = off + ncol[h];
   }
-  if (threadIdx.x != 0) return;
-  int n = 0;
-  if (nvis > 0) {
-    out[n++] = 0;
-    const int first = min(max(q0 + g.q_offset, 0), g.seq_k - 1) / g.block_k;
-    const int last = min(max(q1 + g.q_offset, 0), g.seq_k - 1) / g.block_k;
-    for (int kb = max(first, 1); kb <= min(last, nvis - 1); ++kb) out[n++] = kb;
+  if (ncol[h] == 0) return;  // a dense head or nothing kept: ccount may be unset
+  const int64_t at = int64_t(h) * chunks;
+  for (int k = 0; k < c; ++k) off += ccount[at + k];
+  const int b0 = max(c * chunk_len, min(block_k, seq_k)), b1 = min((c + 1) * chunk_len, seq_k);
+  if (b0 < b1)
+    block_compact_tiled(flags + int64_t(h) * seq_k, b0, b1, columns + off, scratch);
+}
+
+// Row (h, qb) of sample's block pattern: every visible key block when the head is dense, else the
+// sink and the diagonal blocks (estimation.cpp's forced_blocks), clipped to the visible ones.
+struct SampleRow {
+  int nvis, first, last;  // visible blocks; the diagonal blocks first..last (>= 1)
+  __device__ SampleRow(const Geometry& g, int qb) {
+    const int q0 = qb * g.block_q, q1 = min(q0 + g.block_q, g.seq_q) - 1;
+    const int vk = g.causal ? min(max(q1 + g.q_offset + 1, 0), g.seq_k) : g.seq_k;
+    nvis = (vk + g.block_k - 1) / g.block_k;
+    first = max(min(max(q0 + g.q_offset, 0), g.seq_k - 1) / g.block_k, 1);
+    last = min(min(max(q1 + g.q_offset, 0), g.seq_k - 1) / g.block_k, nvis - 1);
   }
-  counts[row] = n;
+  __device__ int count(bool dense) const {
+    if (dense) return nvis;
+    return nvis > 0 ? 1 + max(0, last - first + 1) : 0;
+  }
+};
+
+// Sample's block CSR straight from the dense flags, in two launches (this replaced per-row lists,
+// a one-CTA count scan and a gather: 7.6 + 7.9 + 7.5 us at 32K on the H200, ncu, session 16 job
+// A). Every dense head has the same rows, and so has every other head, so row (h, qb) starts at
+//   nd(h) Td + (h - nd(h)) Ts + (dense h ? Pd(qb) : Ps(qb)),
+// nd(h) the dense heads before h, Td / Ts a dense / other head's entries, Pd / Ps the entries of
+// the query blocks before qb. One CTA computes those and writes indptr [heads * nqb + 1];
+// sample_csr_rows_kernel then writes the rows, a warp each.
+__global__ void sample_csr_offsets_kernel(Geometry g, int heads, const int* dense, int* indptr) {
+  __shared__ int scratch[32];
+  const int tid = int(threadIdx.x);
+  int td = 0, ts = 0;
+  for (int qb = tid; qb < g.nqb; qb += int(blockDim.x)) {
+    const SampleRow r(g, qb);
+    td += r.count(true);
+    ts += r.count(false);
+  }
+  td = block_sum(td, scratch);
+  ts = block_sum(ts, scratch);
+  int cd = 0, cs = 0;  // the entries of the tiles before
+  for (int base = 0; base < g.nqb; base += int(blockDim.x)) {  // block-uniform
+    const int qb = base + tid;
+    const SampleRow r(g, min(qb, g.nqb - 1));
+    int sum_d = 0, sum_s = 0;
+    const int pd = cd + block_exclusive_scan(qb < g.nqb ? r.count(true) : 0, scratch, &sum_d);
+    const int ps = cs + block_exclusive_scan(qb < g.nqb ? r.count(false) : 0, scratch, &sum_s);
+    if (qb < g.nqb) {
+      int nd = 0;
+      for (int h = 0; h < heads; ++h) {
+        const bool d = dense[h] != 0;
+        indptr[int64_t(h) * g.nqb + qb] = nd * td + (h - nd) * ts + (d ? pd : ps);
+        nd += d ? 1 : 0;
+      }
+    }
+    cd += sum_d;
+    cs += sum_s;
+  }
+  if (tid == 0) {
+    int nd = 0;
+    for (int h = 0; h < heads; ++h) nd += dense[h] != 0 ? 1 : 0;
+    indptr[int64_t(heads) * g.nqb] = nd * td + (heads - nd) * ts;
+  }
+}
+
+// Grid (query-block tiles of 8, heads), 256 threads: row (h, qb) of the CSR by warp qb % 8.
+__global__ void sample_csr_rows_kernel(Geometry g, const int* dense, const int* indptr,
+                                       int* indices) {
+  const int lane = int(threadIdx.x) & 31, h = int(blockIdx.y);
+  const int qb = int(blockIdx.x) * (int(blockDim.x) >> 5) + (int(threadIdx.x) >> 5);
+  if (qb >= g.nqb) return;
+  const SampleRow r(g, qb);
+  int* out = indices + indptr[int64_t(h) * g.nqb + qb];
+  if (dense[h] != 0) {
+    for (int kb = lane; kb < r.nvis; kb += 32) out[kb] = kb;
+  } else {
+    const int n = r.count(false);  // the sink block, then the diagonal blocks first..last
+    for (int j = lane; j < n; j += 32) out[j] = j == 0 ? 0 : r.first + j - 1;
+  }
 }
 
 // ---- vertical-slash stage 2 (vertical_slash.cpp after probe_last_rows)
@@ -796,14 +936,7 @@ size_t row_mass_bytes(int heads, int n_rows, int seq_k) {
 cudaError_t row_mass(const HeadInputs& in, const Geometry& geo, const RowProblem& pb, bool probe,
                      void* scratch, cudaStream_t stream) {
   if (!rows_fit(in)) return cudaErrorInvalidValue;
-  const size_t n = size_t(in.heads_q) * size_t(geo.seq_k) * sizeof(double);
-  cudaError_t e = cudaMemsetAsync(pb.col, 0, n, stream);
-  if (e == cudaSuccess && probe) e = cudaMemsetAsync(pb.slash, 0, n, stream);
-  if (e == cudaSuccess && !probe)
-    e = cudaMemsetAsync(pb.covered, 0, size_t(in.heads_q) * sizeof(double), stream);
-  if (e == cudaSuccess && !probe)
-    e = cudaMemsetAsync(pb.counted, 0, size_t(in.heads_q) * sizeof(double), stream);
-  if (e != cudaSuccess || pb.n_rows <= 0 || geo.seq_k <= 0) return e;
+  if (pb.n_rows <= 0 || geo.seq_k <= 0) return zero_mass_outputs(in, geo, pb, probe, stream);
   if (in.bf16)
     return in.D == 64 ? row_mass_typed<__nv_bfloat16, 64>(in, geo, pb, probe, scratch, stream)
                       : row_mass_typed<__nv_bfloat16, 128>(in, geo, pb, probe, scratch, stream);
@@ -869,37 +1002,43 @@ cudaError_t stage2_by_sort(const Geometry& geo, int heads, const double* col,
   return cudaGetLastError();
 }
 
-// Select path (the default): a memset, kSelPasses pass launches and the marking, whatever the
-// data (resolved heads return at once).
+// Select path (the default): a memset, kSelPasses pass launches, the marking and the columns
+// (columns_chunked_kernel), whatever the data (resolved heads return at once).
 cudaError_t stage2_by_select(const Geometry& geo, int heads, const double* col,
                              const double* covered, const double* counted, double alpha,
                              int band, double dense_share, unsigned char* base,
                              unsigned char** flags_out, int** dense_out, int** ncol_out,
-                             cudaStream_t stream) {
+                             int* column_indptr, int* columns, cudaStream_t stream) {
   const SelectLayout L = select_layout(heads, geo.seq_k);
   auto* state = reinterpret_cast<SelState*>(base + L.state);
   auto* arrive = reinterpret_cast<int*>(base + L.arrive);
+  auto* hist_sum = reinterpret_cast<unsigned long long*>(base + L.hist_sum);
+  auto* hist_cnt = reinterpret_cast<unsigned*>(base + L.hist_cnt);
   auto* part_cnt = reinterpret_cast<unsigned*>(base + L.part_cnt);
-  auto* part_sum = reinterpret_cast<double*>(base + L.part_sum);
   auto* flags = base + L.flags;
   auto* dense = reinterpret_cast<int*>(base + L.dense);
   auto* ncol = reinterpret_cast<int*>(base + L.ncol);
+  auto* ccount = reinterpret_cast<int*>(base + L.ccount);
   *flags_out = flags;
   *dense_out = dense;
   *ncol_out = ncol;
   const int chunks = select_chunks(geo.seq_k), chunk_len = (geo.seq_k + chunks - 1) / chunks;
-  cudaError_t e = cudaMemsetAsync(arrive, 0, size_t(heads) * sizeof(int), stream);
+  cudaError_t e = cudaMemsetAsync(arrive, 0, L.zero_end - L.arrive, stream);
   if (e != cudaSuccess) return e;
   const dim3 grid{unsigned(chunks), unsigned(heads)};
   for (int pass = 0; pass < kSelPasses; ++pass) {
     select_pass_kernel<<<grid, kSelThreads, 0, stream>>>(pass, geo.seq_k, chunks, chunk_len, col,
                                                          covered, counted, alpha, state, arrive,
-                                                         part_cnt, part_sum, ncol);
+                                                         hist_cnt, hist_sum, part_cnt, ncol);
     if ((e = cudaGetLastError()) != cudaSuccess) return e;
   }
   select_mark_kernel<<<grid, kSelThreads, 0, stream>>>(geo.seq_k, geo.block_k, chunks, chunk_len,
                                                        col, state, part_cnt, band, dense_share,
-                                                       flags, dense, ncol);
+                                                       flags, dense, ncol, ccount);
+  if ((e = cudaGetLastError()) != cudaSuccess) return e;
+  columns_chunked_kernel<<<grid, kSelThreads, 0, stream>>>(geo.seq_k, geo.block_k, chunks,
+                                                           chunk_len, flags, ncol, ccount,
+                                                           column_indptr, columns);
   return cudaGetLastError();
 }
 
@@ -907,7 +1046,7 @@ cudaError_t stage2_by_select(const Geometry& geo, int heads, const double* col,
 
 cudaError_t sample_stage2(const Geometry& geo, int heads, const double* col, const double* covered,
                           const double* counted, double alpha, int band, double dense_share,
-                          Stage2Way way, void* scratch, int* counts, int* lists,
+                          Stage2Way way, void* scratch, int* block_indptr, int* block_indices,
                           int* column_indptr, int* columns, cudaStream_t stream) {
   if (heads <= 0 || geo.seq_k <= 0) return cudaErrorInvalidValue;
   auto* base = static_cast<unsigned char*>(scratch);
@@ -918,13 +1057,17 @@ cudaError_t sample_stage2(const Geometry& geo, int heads, const double* col, con
           ? stage2_by_sort(geo, heads, col, covered, counted, alpha, band, dense_share, base,
                            &flags, &dense, &ncol, stream)
           : stage2_by_select(geo, heads, col, covered, counted, alpha, band, dense_share, base,
-                             &flags, &dense, &ncol, stream);
+                             &flags, &dense, &ncol, column_indptr, columns, stream);
   if (e != cudaSuccess) return e;
-  columns_kernel<<<heads, 1024, 0, stream>>>(heads, geo.seq_k, geo.block_k, flags, ncol,
-                                             column_indptr, columns);
-  if ((e = cudaGetLastError()) != cudaSuccess) return e;
-  if (heads * geo.nqb > 0)
-    rows_kernel<<<heads * geo.nqb, 128, 0, stream>>>(geo, dense, counts, lists);
+  if (way == Stage2Way::kSort) {  // the select path wrote the columns by chunks already
+    columns_kernel<<<heads, 1024, 0, stream>>>(heads, geo.seq_k, geo.block_k, flags, ncol,
+                                               column_indptr, columns);
+    if ((e = cudaGetLastError()) != cudaSuccess) return e;
+  }
+  sample_csr_offsets_kernel<<<1, 1024, 0, stream>>>(geo, heads, dense, block_indptr);
+  if ((e = cudaGetLastError()) != cudaSuccess || geo.nqb == 0) return e;
+  const dim3 tiles{unsigned((geo.nqb + 7) / 8), unsigned(heads)};
+  sample_csr_rows_kernel<<<tiles, 256, 0, stream>>>(geo, dense, block_indptr, block_indices);
   return cudaGetLastError();
 }
 
