@@ -321,14 +321,16 @@ __global__ void threshold_kernel(int seq_k, int block_k, const double* sorted, c
 // (the masses of a head add up to at most its counted rows, so no sum overflows 64 bits), i.e. a
 // resolution of 2^-49 at counted ~ 1600. Integer sums do not depend on the order of the
 // additions, so the CTA's histogram is built by shared-memory atomics (one copy per warp; the
-// mass in four 15-bit limbs so that 32-bit atomics cannot overflow) and every run gives the
-// same bits. Exactness: the same set as the sorted walk except where the requirement falls
+// mass in four 15-bit limbs so that 32-bit atomics cannot overflow), added into the head's
+// histogram by global atomics, and every run gives the same bits. Exactness: the same set as the sorted walk except where the requirement falls
 // within the rounding of the sums (f64 there, 2^-49 per column here). Grid: chunks x heads CTAs
 // per pass; the last CTA of a head to finish (a ticket counter) reduces the partials and scans,
 // so a pass is one launch; later passes of resolved heads return at once (a head is resolved as
 // soon as its crossing bin holds one column, usually after 2-3 passes).
-// Measured on the H200 (docs/results/gpu-attention.md, session 16): the earlier f64 histogram,
-// summed per bin by warp shuffles in lane order, took ~26 us per working pass at 32K.
+// Measured on the H200 (ncu, 32K; docs/results/gpu-attention.md, session 16): the seven passes
+// took 86 us per call with f64 bin sums (per-bin warp shuffles in lane order, chunk partials
+// reduced by the last CTA; session 15 job A), 66.8 us this way (session 16 job B). Most of a
+// working pass is its CTAs' serial chain (barriers, fences, the ticket, the scan).
 constexpr int kSelBits = 9, kSelBins = 1 << kSelBits, kSelPasses = 7;  // 7 x 9 = 63 bits
 constexpr int kSelThreads = 128, kSelWarps = kSelThreads / 32, kSelUnroll = 8;
 constexpr int kSelGroups = 32, kSelGroupBins = kSelBins / kSelGroups;  // the scan's two levels
@@ -366,45 +368,17 @@ __device__ inline unsigned long long to_fixed(double x, double scale) {
   return __double2ull_rz(fmin(x * scale, 1152921504606846975.0));
 }
 
-constexpr unsigned kFull = 0xffffffffu;
-
-// Adds the warp's columns (lanes `in`, digit `bin`, fixed-point mass f) to the warp's histogram
-// (cnt [bins], limb [kSelLimbs][bins]). Where the lanes fall into at most 4 bins (the first
-// passes: most masses share their top bits) each bin is summed over the warp first (integer
-// reductions) and added by one lane, since 32 lanes' atomics on one address run one after the
-// other; otherwise every lane adds its own.
-__device__ inline void warp_histogram(bool in, unsigned bin, unsigned long long f, unsigned* cnt,
-                                      unsigned (*limb)[kSelBins]) {
-  const unsigned b = in ? bin : 0xffffffffu;
-  unsigned lv[kSelLimbs];
+// Adds one column (digit `bin`, fixed-point mass f) to the warp's histogram (cnt [bins], limb
+// [kSelLimbs][bins]) by shared-memory atomics. Summing the lanes of a bin over the warp first
+// (__match_any_sync, then __reduce_add_sync per limb where the lanes fall into at most 4 bins)
+// was slower on the H200: the seven passes took 77.5 against 66.8 us per call at 32K (ncu
+// medians over 12 calls, session 16 jobs B and C).
+__device__ inline void add_to_histogram(unsigned bin, unsigned long long f, unsigned* cnt,
+                                        unsigned (*limb)[kSelBins]) {
+  atomicAdd(cnt + bin, 1u);
 #pragma unroll
   for (int l = 0; l < kSelLimbs; ++l)
-    lv[l] = in ? unsigned(f >> (kSelLimbBits * l)) & ((1u << kSelLimbBits) - 1) : 0u;
-#if __CUDA_ARCH__ >= 800
-  const int lane = int(threadIdx.x) & 31;
-  const unsigned peers = __match_any_sync(kFull, b);
-  const unsigned leaders = __ballot_sync(kFull, in && lane == __ffs(int(peers)) - 1);
-  if (__popc(leaders) <= 4) {
-    for (unsigned pending = leaders; pending != 0; pending &= pending - 1) {
-      const unsigned lb = __shfl_sync(kFull, b, __ffs(int(pending)) - 1);
-      const bool mine = b == lb;
-      const unsigned n = __reduce_add_sync(kFull, mine ? 1u : 0u);
-      unsigned sum[kSelLimbs];
-#pragma unroll
-      for (int l = 0; l < kSelLimbs; ++l) sum[l] = __reduce_add_sync(kFull, mine ? lv[l] : 0u);
-      if (lane == 0) {
-        atomicAdd(cnt + lb, n);
-#pragma unroll
-        for (int l = 0; l < kSelLimbs; ++l) atomicAdd(&limb[l][lb], sum[l]);
-      }
-    }
-    return;
-  }
-#endif
-  if (!in) return;
-  atomicAdd(cnt + b, 1u);
-#pragma unroll
-  for (int l = 0; l < kSelLimbs; ++l) atomicAdd(&limb[l][b], lv[l]);
+    atomicAdd(&limb[l][bin], unsigned(f >> (kSelLimbBits * l)) & ((1u << kSelLimbBits) - 1));
 }
 
 // Pass `pass` of the select (grid chunks x heads, kSelThreads threads): chunk blockIdx.x's
@@ -455,9 +429,9 @@ __global__ void __launch_bounds__(kSelThreads)
 #pragma unroll
     for (int u = 0; u < kSelUnroll; ++u) {
       const unsigned long long key = mass_key(v[u]);
-      const bool in = key != 0 && (key >> (shift + kSelBits)) == hi;
-      warp_histogram(in, unsigned(key >> shift) & unsigned(kSelBins - 1),
-                     in ? to_fixed(v[u], scale) : 0ull, s_cnt[warp], s_limb[warp]);
+      if (key != 0 && (key >> (shift + kSelBits)) == hi)
+        add_to_histogram(unsigned(key >> shift) & unsigned(kSelBins - 1), to_fixed(v[u], scale),
+                         s_cnt[warp], s_limb[warp]);
     }
   }
   __syncthreads();
