@@ -349,10 +349,14 @@ struct SelState {
   int rank_digit;  // resolved with ties < n_eq (last pass): the digit of the per-chunk counts
 };
 
-// Chunks (CTAs) per head of a pass: at least 2048 columns each, at most 32 (the partials the last
-// CTA reduces: 32 x 512 bins). A warp's limbs add at most chunk_len / 4 values below 2^15: no
-// 32-bit overflow up to 2^17 columns a warp (16M keys).
-int select_chunks(int seq_k) { return std::max(1, std::min(32, (seq_k + 2047) / 2048)); }
+// Chunks (CTAs) per head of a pass: at least 2048 columns each, at most 32 up to 8M keys (the
+// mark kernel's tie ranking reads the earlier chunks' counts), then at most 2^18 columns each, so
+// that a warp's limbs (at most chunk_len / 4 values below 2^15 each) stay below 2^31.
+int select_chunks(int seq_k) {
+  const int64_t n = seq_k;
+  const int64_t cap = std::max<int64_t>(32, (n + (1 << 18) - 1) >> 18);
+  return int(std::max<int64_t>(1, std::min(cap, (n + 2047) / 2048)));
+}
 
 __device__ inline unsigned long long mass_key(double x) {
   return x > 0 ? static_cast<unsigned long long>(__double_as_longlong(x)) : 0ull;
