@@ -322,11 +322,12 @@ __global__ void threshold_kernel(int seq_k, int block_k, const double* sorted, c
 // resolution of 2^-49 at counted ~ 1600. Integer sums do not depend on the order of the
 // additions, so the CTA's histogram is built by shared-memory atomics (one copy per warp; the
 // mass in four 15-bit limbs so that 32-bit atomics cannot overflow), added into the head's
-// histogram by global atomics, and every run gives the same bits. Exactness: the same set as the sorted walk except where the requirement falls
-// within the rounding of the sums (f64 there, 2^-49 per column here). Grid: chunks x heads CTAs
-// per pass; the last CTA of a head to finish (a ticket counter) reduces the partials and scans,
-// so a pass is one launch; later passes of resolved heads return at once (a head is resolved as
-// soon as its crossing bin holds one column, usually after 2-3 passes).
+// histogram of the pass by global atomics, and every run gives the same bits. Exactness: the
+// same set as the sorted walk except where the requirement falls within the rounding of the sums
+// (f64 there, 2^-49 per column here). Grid: chunks x heads CTAs per pass; the last CTA of a head
+// to finish (a ticket counter) reads the head's histogram and scans, so a pass is one launch;
+// later passes of resolved heads return at once (a head is resolved as soon as its crossing bin
+// holds one column, usually after 3-4 passes).
 // Measured on the H200 (ncu, 32K; docs/results/gpu-attention.md, session 16): the seven passes
 // took 86 us per call with f64 bin sums (per-bin warp shuffles in lane order, chunk partials
 // reduced by the last CTA; session 15 job A), 66.8 us this way (session 16 job B). Most of a
@@ -391,8 +392,8 @@ __device__ inline void add_to_histogram(unsigned bin, unsigned long long f, unsi
 // masses), and its counts written to part_cnt [heads][chunks][bins] (select_mark_kernel ranks
 // ties by them); the head's last CTA reads the histogram and moves the head's state on (or
 // resolves it). Pass 0 also starts the state from covered / counted and zeroes ncol for
-// select_mark_kernel. (Reducing per-chunk partials in the last CTA instead left ~13 us of every
-// working pass at 32K to that CTA's serial L2 reads; H200, ncu, session 16 job A.)
+// select_mark_kernel. (Reducing the per-chunk partials in the last CTA instead, with its serial
+// L2 reads, took 4-5 us more per working pass at 32K; H200, ncu, session 16 jobs A and B.)
 __global__ void __launch_bounds__(kSelThreads)
     select_pass_kernel(int pass, int seq_k, int chunks, int chunk_len, const double* col,
                        const double* covered, const double* counted, double alpha,
