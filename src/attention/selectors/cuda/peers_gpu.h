@@ -98,11 +98,11 @@ Stage2Way sample_stage2_way();
 /// Scratch of sample_stage2 in bytes for that way.
 size_t sample_stage2_bytes(int heads, int seq_k, Stage2Way way);
 /// Stage 2 per head: columns by descending mass (ties: lower key), kept while covered + kept <
-/// alpha * counted (kSelect: a radix select over the masses' bits; kSort: two device-wide CUB
-/// radix sorts, the earlier way: the same kept set unless
-/// an f64 sum lands exactly at the requirement, as sample.cu explains; NaN masses are never kept
-/// by the default, the sort path orders them first and may keep them); past dense_share of the
-/// keys (kept + band) the head is dense (every visible
+/// alpha * counted (kSelect: a radix select over the masses' bits, with fixed-point bin sums;
+/// kSort: two device-wide CUB radix sorts, the earlier way: the same kept set unless the
+/// requirement falls within the rounding of the sums, as sample.cu explains; NaN masses are never
+/// kept by the default, the sort path orders them first and may keep them); past dense_share of
+/// the keys (kept + band) the head is dense (every visible
 /// block, no columns), else its rows are the sink and diagonal blocks and its columns the kept
 /// keys >= block_k in ascending order. Writes the pattern's block CSR, block_indptr [heads * nqb
 /// + 1] and block_indices (capacity heads * nqb * nkb), and its column_indptr [heads + 1] and
