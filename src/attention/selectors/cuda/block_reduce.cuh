@@ -155,15 +155,35 @@ __device__ inline int block_compact_tiled(const unsigned char* mark, int begin, 
   return carry;
 }
 
+/// Key blocks query block qb sees: up to its last row's position when causal (bottom-right
+/// aligned by q_offset), every block otherwise. Also on the host (flexprefill's item counts).
+__host__ __device__ inline int visible_blocks(const Geometry& g, int qb) {
+  if (!g.causal) return g.nkb;
+  const int q_end = (qb + 1) * g.block_q < g.seq_q ? (qb + 1) * g.block_q : g.seq_q;
+  const int last = q_end - 1 + g.q_offset + 1;
+  const int vk = last < 0 ? 0 : last < g.seq_k ? last : g.seq_k;
+  return (vk + g.block_k - 1) / g.block_k;
+}
+
+/// The diagonal blocks of query block qb other than the sink block, first..last (estimation.cpp's
+/// forced_blocks without block 0), clipped to its nvis visible blocks: empty when last < first.
+struct BlockRange {
+  int first, last;
+};
+__device__ inline BlockRange diagonal_blocks(const Geometry& g, int qb, int nvis) {
+  const int q0 = qb * g.block_q, q1 = min(q0 + g.block_q, g.seq_q) - 1;
+  const int first = min(max(q0 + g.q_offset, 0), g.seq_k - 1) / g.block_k;
+  const int last = min(max(q1 + g.q_offset, 0), g.seq_k - 1) / g.block_k;
+  return {max(first, 1), min(last, nvis - 1)};
+}
+
 /// Marks the sink block and the diagonal blocks of query block qb (estimation.cpp's
 /// forced_blocks), clipped to its nvis visible key blocks; call from one thread.
 __device__ inline void mark_forced(const Geometry& g, int qb, int nvis, unsigned char* mark) {
   if (nvis <= 0) return;
-  const int q0 = qb * g.block_q, q1 = min(q0 + g.block_q, g.seq_q) - 1;
   mark[0] = 1;
-  const int first = min(max(q0 + g.q_offset, 0), g.seq_k - 1) / g.block_k;
-  const int last = min(max(q1 + g.q_offset, 0), g.seq_k - 1) / g.block_k;
-  for (int kb = max(first, 1); kb <= min(last, nvis - 1); ++kb) mark[kb] = 1;
+  const BlockRange d = diagonal_blocks(g, qb, nvis);
+  for (int kb = d.first; kb <= d.last; ++kb) mark[kb] = 1;
 }
 
 }  // namespace sieve::attention::cuda::est

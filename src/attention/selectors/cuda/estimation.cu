@@ -21,14 +21,6 @@ namespace {
 
 constexpr int kTR = 64, kTE = 64, kTK = 16;
 
-__device__ __forceinline__ int visible_keys(const Geometry& g, int qb) {
-  if (!g.causal) return g.seq_k;
-  const int q_end = min((qb + 1) * g.block_q, g.seq_q);
-  return min(max(q_end - 1 + g.q_offset + 1, 0), g.seq_k);
-}
-__device__ __forceinline__ int visible_blocks(const Geometry& g, int qb) {
-  return (visible_keys(g, qb) + g.block_k - 1) / g.block_k;
-}
 
 // Representatives stored slot by slot (rr's outliers scored at width W2 by the fused kernel).
 bool slot_major(const StrideProblem& pb) { return pb.reps > 1 && pb.W2 > 0; }
@@ -608,10 +600,8 @@ __global__ void __launch_bounds__(32 * kWarpBlocks, 6)
 __device__ __forceinline__ bool is_forced(const Geometry& g, int qb, int kb, int nvis) {
   if (nvis == 0 || kb >= nvis) return false;
   if (kb == 0) return true;
-  const int q0 = qb * g.block_q, q1 = min((qb + 1) * g.block_q, g.seq_q) - 1;
-  const int first = min(max(q0 + g.q_offset, 0), g.seq_k - 1) / g.block_k;
-  const int last = min(max(q1 + g.q_offset, 0), g.seq_k - 1) / g.block_k;
-  return kb >= max(first, 1) && kb <= min(last, nvis - 1);
+  const BlockRange d = diagonal_blocks(g, qb, nvis);
+  return kb >= d.first && kb <= d.last;
 }
 
 // The score of a free block's sort key (select_kernel).

@@ -34,15 +34,6 @@ constexpr int kThreads = 1024;
 constexpr int64_t kStageValues = 49152;
 constexpr int kWarps = 8;  // warps per CTA of the warp-per-item kernels
 
-// Key blocks query block qb sees (also on the host: the attention sort's item count).
-__host__ __device__ __forceinline__ int visible_blocks(const Geometry& g, int qb) {
-  if (!g.causal) return g.nkb;
-  const int q_end = (qb + 1) * g.block_q < g.seq_q ? (qb + 1) * g.block_q : g.seq_q;
-  const int last = q_end - 1 + g.q_offset + 1;
-  const int vk = last < 0 ? 0 : last < g.seq_k ? last : g.seq_k;
-  return (vk + g.block_k - 1) / g.block_k;
-}
-
 // Descending value, then ascending index (the CPU's ByScoreDesc).
 __device__ __forceinline__ bool before(float a, int ia, float b, int ib) {
   return a > b || (a == b && ia < ib);

@@ -66,16 +66,12 @@ __device__ inline RowInfo row_info(const Geometry& g, int i, int band) {
   const int p = i + g.q_offset;
   r.v = g.causal ? min(max(p + 1, 0), g.seq_k) : g.seq_k;
   const int qb = i / g.block_q;
-  const int q0 = qb * g.block_q, q1 = min(q0 + g.block_q, g.seq_q) - 1;
-  const int vk = g.causal ? min(max(q1 + g.q_offset + 1, 0), g.seq_k) : g.seq_k;
-  const int nvis = (vk + g.block_k - 1) / g.block_k;
+  const int nvis = visible_blocks(g, qb);
   if (nvis > 0) {
-    const int first = min(max(q0 + g.q_offset, 0), g.seq_k - 1) / g.block_k;
-    const int last = min(max(q1 + g.q_offset, 0), g.seq_k - 1) / g.block_k;
-    const int a = max(first, 1), b = min(last, nvis - 1);
-    if (b >= a) {
-      r.lo_f = a * g.block_k;
-      r.hi_f = (b + 1) * g.block_k;
+    const BlockRange d = diagonal_blocks(g, qb, nvis);
+    if (d.last >= d.first) {
+      r.lo_f = d.first * g.block_k;
+      r.hi_f = (d.last + 1) * g.block_k;
     }
   }
   if (band > 0) {

@@ -662,30 +662,14 @@ SelectLayout select_layout(int heads, int seq_k) {
 
 
 // One CTA per head: column_indptr and the kept columns >= block_k in ascending order.
-__global__ void columns_kernel(int heads, int seq_k, int block_k, const unsigned char* flags,
-                               const int* ncol, int* indptr, int* columns) {
-  __shared__ int scratch[32];
-  const int h = int(blockIdx.x);
-  int off = 0;
-  for (int i = 0; i < h; ++i) off += ncol[i];
-  if (threadIdx.x == 0) {
-    if (h == 0) indptr[0] = 0;
-    indptr[h + 1] = off + ncol[h];
-  }
-  if (ncol[h] == 0) return;
-  block_compact_tiled(flags + int64_t(h) * seq_k, min(block_k, seq_k), seq_k, columns + off,
-                      scratch);
-}
-
-// The select path's columns (grid chunks x heads, kSelThreads threads): chunk c's kept columns
-// >= block_k of head h, ascending, after those of the earlier heads (ncol) and of the head's
-// earlier chunks (ccount from select_mark_kernel); column_indptr from chunk 0. The same output
-// as columns_kernel, from 16-32 CTAs a head instead of one (that kernel took ~17 us at 32K on
-// the H200, ncu, session 15 job A).
-__global__ void __launch_bounds__(kSelThreads)
-    columns_chunked_kernel(int seq_k, int block_k, int chunks, int chunk_len,
-                           const unsigned char* flags, const int* ncol, const int* ccount,
-                           int* indptr, int* columns) {
+// Grid (chunks, heads): chunk c's kept columns >= block_k of head h (flags), ascending, after
+// those of the earlier heads (ncol) and of the head's earlier chunks (ccount [heads][chunks], from
+// select_mark_kernel; unread with one chunk); column_indptr from chunk 0. The select path runs
+// kSelThreads threads on select_chunks(seq_k) chunks (one CTA a head took ~17 us at 32K on the
+// H200, ncu, session 15 job A); the sort path and vslash one chunk of 1024 threads a head.
+__global__ void columns_kernel(int seq_k, int block_k, int chunks, int chunk_len,
+                               const unsigned char* flags, const int* ncol, const int* ccount,
+                               int* indptr, int* columns) {
   __shared__ int scratch[32];
   const int h = int(blockIdx.y), c = int(blockIdx.x);
   int off = 0;
@@ -706,12 +690,10 @@ __global__ void __launch_bounds__(kSelThreads)
 // sink and the diagonal blocks (estimation.cpp's forced_blocks), clipped to the visible ones.
 struct SampleRow {
   int nvis, first, last;  // visible blocks; the diagonal blocks first..last (>= 1)
-  __device__ SampleRow(const Geometry& g, int qb) {
-    const int q0 = qb * g.block_q, q1 = min(q0 + g.block_q, g.seq_q) - 1;
-    const int vk = g.causal ? min(max(q1 + g.q_offset + 1, 0), g.seq_k) : g.seq_k;
-    nvis = (vk + g.block_k - 1) / g.block_k;
-    first = max(min(max(q0 + g.q_offset, 0), g.seq_k - 1) / g.block_k, 1);
-    last = min(min(max(q1 + g.q_offset, 0), g.seq_k - 1) / g.block_k, nvis - 1);
+  __device__ SampleRow(const Geometry& g, int qb) : nvis(visible_blocks(g, qb)) {
+    const BlockRange d = diagonal_blocks(g, qb, nvis);
+    first = d.first;
+    last = d.last;
   }
   __device__ int count(bool dense) const {
     if (dense) return nvis;
@@ -832,8 +814,7 @@ __global__ void vs_rows_kernel(Geometry g, const int* sprefix, int* counts, int*
   __shared__ int scratch[32];
   const int row = int(blockIdx.x), h = row / g.nqb, qb = row % g.nqb;
   const int q0 = qb * g.block_q, q1 = min(q0 + g.block_q, g.seq_q) - 1;
-  const int vk = g.causal ? min(max(q1 + g.q_offset + 1, 0), g.seq_k) : g.seq_k;
-  const int nvis = (vk + g.block_k - 1) / g.block_k;
+  const int nvis = visible_blocks(g, qb);
   const int* pre = sprefix + int64_t(h) * (g.seq_k + 1);
   const int p0 = q0 + g.q_offset, p1 = q1 + g.q_offset;
   for (int kb = int(threadIdx.x); kb < g.nkb; kb += int(blockDim.x)) {
@@ -982,7 +963,7 @@ cudaError_t stage2_by_sort(const Geometry& geo, int heads, const double* col,
 }
 
 // Select path (the default): a memset, kSelPasses pass launches, the marking and the columns
-// (columns_chunked_kernel), whatever the data (resolved heads return at once).
+// (columns_kernel by chunks), whatever the data (resolved heads return at once).
 cudaError_t stage2_by_select(const Geometry& geo, int heads, const double* col,
                              const double* covered, const double* counted, double alpha,
                              int band, double dense_share, unsigned char* base,
@@ -1015,9 +996,8 @@ cudaError_t stage2_by_select(const Geometry& geo, int heads, const double* col,
                                                        col, state, part_cnt, band, dense_share,
                                                        flags, dense, ncol, ccount);
   if ((e = cudaGetLastError()) != cudaSuccess) return e;
-  columns_chunked_kernel<<<grid, kSelThreads, 0, stream>>>(geo.seq_k, geo.block_k, chunks,
-                                                           chunk_len, flags, ncol, ccount,
-                                                           column_indptr, columns);
+  columns_kernel<<<grid, kSelThreads, 0, stream>>>(geo.seq_k, geo.block_k, chunks, chunk_len,
+                                                   flags, ncol, ccount, column_indptr, columns);
   return cudaGetLastError();
 }
 
@@ -1039,8 +1019,8 @@ cudaError_t sample_stage2(const Geometry& geo, int heads, const double* col, con
                              &flags, &dense, &ncol, column_indptr, columns, stream);
   if (e != cudaSuccess) return e;
   if (way == Stage2Way::kSort) {  // the select path wrote the columns by chunks already
-    columns_kernel<<<heads, 1024, 0, stream>>>(heads, geo.seq_k, geo.block_k, flags, ncol,
-                                               column_indptr, columns);
+    columns_kernel<<<dim3(1, unsigned(heads)), 1024, 0, stream>>>(
+        geo.seq_k, geo.block_k, 1, geo.seq_k, flags, ncol, nullptr, column_indptr, columns);
     if ((e = cudaGetLastError()) != cudaSuccess) return e;
   }
   sample_csr_offsets_kernel<<<1, 1024, 0, stream>>>(geo, heads, dense, block_indptr);
@@ -1099,8 +1079,8 @@ cudaError_t vslash_stage2(const Geometry& geo, int heads, const double* vertical
   vs_mark_kernel<<<heads, 1024, 0, stream>>>(heads, geo.seq_k, geo.block_k, budgets, ids_out,
                                              flags, flags + n, sprefix, ncol);
   if ((e = cudaGetLastError()) != cudaSuccess) return e;
-  columns_kernel<<<heads, 1024, 0, stream>>>(heads, geo.seq_k, geo.block_k, flags, ncol,
-                                             column_indptr, columns);
+  columns_kernel<<<dim3(1, unsigned(heads)), 1024, 0, stream>>>(
+      geo.seq_k, geo.block_k, 1, geo.seq_k, flags, ncol, nullptr, column_indptr, columns);
   if ((e = cudaGetLastError()) != cudaSuccess) return e;
   if (heads * geo.nqb > 0)
     vs_rows_kernel<<<heads * geo.nqb, 256, size_t(geo.nkb), stream>>>(geo, sprefix, counts,
