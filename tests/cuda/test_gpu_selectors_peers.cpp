@@ -265,6 +265,35 @@ TEST_F(GpuPeerSelectors, SampleMassSkipEqualsFull) {
                                "full", "skip", "mass skip");
 }
 
+// rr's key-representative kernel also writes the sampled queries where the strides line up
+// (representatives.cu fused_queries; SIEVE_RR_QUERIES=separate launches rr_queries instead). Both
+// compute every value with the same operations in the same order, so the patterns must be
+// identical. Cases: strides 16, 8 (over 48 KiB of shared memory at D 128) and 32; groups of 1,
+// 2, 4 and 32 query heads (8 chunks of 4); partial last strides; chunked prefill with the query
+// offset a whole number of strides (fused) and not (both separate); non-causal; plain means.
+TEST_F(GpuPeerSelectors, RRFusedQueriesEqualSeparate) {
+  const uint64_t seed = fresh_seed();
+  const std::vector<SwitchCase> cases = {
+      {{"dense_below=0"}, planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed), true, "planted"},
+      {{"dense_below=0", "stride=8", "outliers=3"},
+       random_inputs(DType::kBF16, 4, 1, 1100, 1100, 128, seed + 1), true, "S8 d128 group 4"},
+      {{"dense_below=0", "stride=32", "block_q=256", "block_k=256"},
+       planted_inputs(DType::kF16, 4, 2, 1300, 64, seed + 2), true, "S32 f16 d64"},
+      {{"dense_below=0", "tau=0.9"}, random_inputs(DType::kBF16, 32, 1, 1100, 1100, 64, seed + 3),
+       true, "group 32"},
+      {{"dense_below=0"}, random_inputs(DType::kBF16, 4, 2, 704, 1504, 128, seed + 4), true,
+       "chunked, offset 800 (fused)"},
+      {{"dense_below=0"}, random_inputs(DType::kF16, 4, 2, 700, 1507, 128, seed + 5), true,
+       "chunked, offset 807 (separate)"},
+      {{"dense_below=0"}, planted_inputs(DType::kBF16, 2, 2, 1300, 64, seed + 6), false,
+       "non-causal"},
+      {{"dense_below=0", "outliers=0", "moments=false"},
+       planted_inputs(DType::kF16, 2, 1, 1537, 64, seed + 7), true, "plain means"},
+  };
+  expect_switch_patterns_equal("rr", cases, seed, "SIEVE_RR_QUERIES", "separate", "fused",
+                               "rr queries");
+}
+
 // The xattn cases, run once per score kernel (`tag` names the kernel in the trace).
 void xattn_cases(const std::string& tag) {
   const uint64_t seed = fresh_seed();

@@ -149,6 +149,12 @@ int batch_heads(bool mma, bool shared_keys, const AttentionShape& s, int64_t byt
   return int(g * std::clamp<int64_t>(budget / (bytes_per_head * g), 1, s.num_heads_kv));
 }
 
+// Whether an A/B switch holds `value` (read at every call, so one process can time both).
+bool env_is(const char* name, std::string_view value) {
+  const char* v = std::getenv(name);  // NOLINT(concurrency-mt-unsafe)
+  return v != nullptr && value == v;
+}
+
 // Whether rr / unisparse score on tensor cores: the mma estimate path and a row width it tiles
 // (W = D or 2 D with D in {64, 128}: always so far). Representatives are then written as bf16.
 bool use_mma(int W) {
@@ -233,22 +239,44 @@ DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cu
   timer.mark("alloc");  // host time to here: checks, scratch allocations
   const TensorView& q = in.q;
   const TensorView& k = in.k;
+  // The key-representative kernel also writes the sampled queries (one launch instead of two,
+  // the same values) where whole KV-head groups are batched and the strides line up;
+  // SIEVE_RR_QUERIES=separate keeps the two launches (A/B and tests).
+  const bool fuse_queries = G >= group && est::rr_queries_fusable(g, rr, D) &&
+                            !env_is("SIEVE_RR_QUERIES", "separate");
   int64_t staged = -1;
   for (int h = 0; h < hq; h += G) {  // heads h.. h + n - 1; whole KV-head groups when G >= group
     const int n = std::min(G, hq - h), hk = h / group;
     pb.heads = n;
+    est::RRQueryFusion fq;
+    if (fuse_queries) {
+      fq.q = q.data;
+      fq.q_head_stride = q.strides[0];
+      fq.q_row_stride = q.strides[1];
+      fq.geo = g;
+      fq.h = h;
+      fq.group = group;
+      fq.scale = in.scale;
+      fq.qrep = qrep;
+      fq.qrep16 = q16;
+      fq.visible = visible;
+      fq.own = own;
+    }
     if (G >= group || !rr.mean_keys || hk != staged) {
       check(est::rr_key_reps(k.data, in.bf16, k.strides[0], k.strides[1], D, g.seq_k, hk, h, rr,
-                             krep, log_w, stream, G >= group ? n / group : 1, k16),
-            "rr key representatives");
+                             krep, log_w, stream, G >= group ? n / group : 1, k16,
+                             fuse_queries ? &fq : nullptr),
+            fuse_queries ? "rr key representatives and sampled queries" : "rr key representatives");
       staged = hk;
     }
-    timer.mark("key_reps");
-    check(est::rr_queries(q.data, k.data, in.bf16, q.strides[0], q.strides[1], k.strides[0],
-                          k.strides[1], D, g, h, hk, in.scale, rr, qrep, visible, own, stream, n,
-                          group, q16),
-          "rr sampled queries");
-    timer.mark("queries");
+    timer.mark(fuse_queries ? "key_reps+queries" : "key_reps");
+    if (!fuse_queries) {
+      check(est::rr_queries(q.data, k.data, in.bf16, q.strides[0], q.strides[1], k.strides[0],
+                            k.strides[1], D, g, h, hk, in.scale, rr, qrep, visible, own, stream,
+                            n, group, q16),
+            "rr sampled queries");
+      timer.mark("queries");
+    }
     stride_stats(pb, g, stats, mma, stream, "rr scores");
     timer.mark("scores");
     check(est::block_scores(pb, g, stats, scores, est::Combine::kSet, false, 1.f, stream), "rr block scores");
@@ -260,12 +288,6 @@ DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cu
   DevicePattern p = finish_rows(g, s, causal, counts, lists, stream);
   timer.mark("csr");
   return p;
-}
-
-// Whether an A/B switch holds `value` (read at every call, so one process can time both).
-bool env_is(const char* name, std::string_view value) {
-  const char* v = std::getenv(name);  // NOLINT(concurrency-mt-unsafe)
-  return v != nullptr && value == v;
 }
 
 // Every level's pooled rows of one tensor in one pass (est::pool_levels, the same values as

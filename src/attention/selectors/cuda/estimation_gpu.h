@@ -130,9 +130,32 @@ struct RRParams {
 /// units * (W + outliers * D) values). heads > 1 (mean mode): KV heads head.. head + heads - 1
 /// one after another. krep16 non-null: the representatives go to krep16 as bf16 (round to
 /// nearest even) instead of krep.
+/// The sampled queries of rr_queries, written by rr_key_reps itself (`fused` argument): the warp
+/// of key stride u, whose keys it has staged, also writes the sampled query of every query head
+/// of its KV head's group whose own stride is u. The same values as rr_queries, bit for bit
+/// (the same operations in the same order). Only where every sampled query's own stride is a
+/// whole key stride: see rr_queries_fusable.
+struct RRQueryFusion {
+  const void* q = nullptr;
+  int64_t q_head_stride = 0, q_row_stride = 0;
+  Geometry geo;
+  int h = 0;      // first query head of the batch (KV head `head` of rr_key_reps holds h / group)
+  int group = 1;  // query heads per KV head
+  float scale = 1.f;
+  float* qrep = nullptr;
+  void* qrep16 = nullptr;  // bf16 when non-null, as rr_queries' qrep16
+  int* visible = nullptr;
+  float* own = nullptr;
+};
+/// Whether rr_key_reps can write the sampled queries (RRQueryFusion): key means shared by the
+/// batch's whole KV-head groups (mean_keys), a stride of 8, 16 or 32, a query offset that is a
+/// whole number of strides and every query position a key (causal) or every query stride a key
+/// stride (non-causal).
+bool rr_queries_fusable(const Geometry& geo, const RRParams& rr, int D);
 cudaError_t rr_key_reps(const void* k, bool bf16, int64_t head_stride, int64_t row_stride, int D,
                         int seq_k, int head, int query_head, const RRParams& rr, float* krep,
-                        float* log_w, cudaStream_t stream, int heads = 1, void* krep16 = nullptr);
+                        float* log_w, cudaStream_t stream, int heads = 1, void* krep16 = nullptr,
+                        const RRQueryFusion* fused = nullptr);
 /// Round-robin sampled queries of query head h: qrep [nqs][W], visible units, and (causal) the
 /// exact log-sum-exp of each sampled query over the visible keys of its own unit (KV head
 /// hk + z / group for head h + z). heads > 1: query heads h.. h + heads - 1 into [heads][nqs]

@@ -63,6 +63,106 @@ __device__ __forceinline__ void store_rep(float* dst32, __nv_bfloat16* dst16, in
     dst32[i] = v;
 }
 
+// Key rows staged in shared memory are padded by 8 elements (16 bytes), so that the 16-byte
+// chunks of S different rows read by S lanes at once (fused_queries' dot products) fall in
+// different banks.
+constexpr int kKeyPad = 8;
+
+// Query heads a fused warp stages at once: two pair rounds of 32 lanes (64 / S queries).
+__host__ __device__ constexpr int fused_chunk(int S) { return 64 / S; }
+
+__device__ __forceinline__ void store8(float* dst, __nv_bfloat16* dst16, int64_t at,
+                                       const float (&v)[8]);
+
+// rr_queries_kernel's outputs for the sampled query of every query head of KV head z's group
+// whose own stride is key stride u (RRQueryFusion), from the stride's keys that this warp staged
+// (ks, rows of P elements). The same operations in the same order as rr_queries_kernel, so the
+// same values bit for bit:
+// - the chunk's query rows go to s_q [QC][D + 4] f32 (QC = fused_chunk(S)) and, as bf16 or f32,
+//   to qrep with the moment half 0.5 * scale * q^2;
+// - lane l scores pairs p = l + 32 it (it < 2): query p / S of the chunk against key p % S, each
+//   dot product sequential over the dimensions, so the S lanes of one query form an aligned
+//   segment and the segment's butterflies (offsets S/2 .. 1) add exactly what rr_queries_kernel's
+//   whole-warp butterflies add: there every other lane holds -inf for the max and +0 for the sum.
+__device__ void fused_queries(const RRQueryFusion& fq, bool bf16, bool vec, const RRParams& rr,
+                              int D, int z, int u, const uint16_t* ks, int P, float* s_q) {
+  const int lane = threadIdx.x, S = rr.S, W = rr.W, QC = fused_chunk(S), QP = D + 4;
+  const Geometry& geo = fq.geo;
+  const int nqs = (geo.seq_q + S - 1) / S, nks = (geo.seq_k + S - 1) / S;
+  const int t = u - geo.q_offset / S;  // the query stride whose own key stride is u
+  if (t < 0 || t >= nqs) return;       // the whole warp
+  auto* qrep16 = static_cast<__nv_bfloat16*>(fq.qrep16);
+  // query head i of the chunk at i0: its row, position and visible key strides
+  struct Row {
+    int hl, row, pos, vis;
+  };
+  const auto row_of = [&](int i) {
+    Row r;
+    r.hl = z * fq.group + i;
+    const int h = fq.h + r.hl, off = rr.rotate ? (h + t) % S : h % S;
+    r.row = min(t * S + off, min(t * S + S, geo.seq_q) - 1);
+    r.pos = r.row + geo.q_offset;
+    r.vis = geo.causal ? min(max(r.pos / S + 1, 0), nks) : nks;
+    return r;
+  };
+  const int per_row = D / 8;
+  for (int i0 = 0; i0 < fq.group; i0 += QC) {
+    const int nc = min(QC, fq.group - i0);
+    for (int idx = lane; idx < nc * per_row; idx += 32) {
+      const int i = idx / per_row, c = (idx % per_row) * 8;
+      const Row r = row_of(i0 + i);
+      const int64_t qb = int64_t(fq.h + r.hl) * fq.q_head_stride + int64_t(r.row) * fq.q_row_stride;
+      float v[8];
+      load8(fq.q, bf16, vec, qb + c, v);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) s_q[i * QP + c + e] = v[e];
+      const int64_t at = (int64_t(r.hl) * nqs + t) * W;
+      store8(fq.qrep, qrep16, at + c, v);
+      if (rr.moments && rr.mean_keys) {
+        float m[8];
+#pragma unroll
+        for (int e = 0; e < 8; ++e) m[e] = 0.5f * fq.scale * v[e] * v[e];
+        store8(fq.qrep, qrep16, at + D + c, m);
+      }
+      if (c == 0) fq.visible[int64_t(r.hl) * nqs + t] = r.vis;
+    }
+    __syncwarp();
+    if (geo.causal) {
+#pragma unroll
+      for (int it = 0; it < 2; ++it) {
+        const int p = lane + 32 * it, i = p / S, j = p % S;
+        float sc = -INFINITY;
+        Row r{};
+        if (i < nc) {
+          r = row_of(i0 + i);
+          // own stride: key stride vis - 1 = u, keys [u S, pos] (rr_queries_fusable)
+          const int cnt = min(min(r.pos + 1, geo.seq_k) - (r.vis - 1) * S, kMaxStride);
+          if (r.vis > 0 && j < cnt) {
+            const uint16_t* kr = ks + j * P;
+            const float* qr = s_q + i * QP;
+            float acc = 0.f;
+            for (int c = 0; c < D; c += 8) {
+              float kv[8];
+              unpack8(*reinterpret_cast<const uint4*>(kr + c), bf16, kv);
+#pragma unroll
+              for (int e = 0; e < 8; ++e) acc += qr[c + e] * kv[e];
+            }
+            sc = fq.scale * acc;
+          }
+        }
+        float mx = sc;
+        for (int o = S / 2; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+        double sum = 0;
+        if (sc != -INFINITY) sum += exp(double(sc - mx));
+        for (int o = S / 2; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+        if (i < nc && j == 0 && r.vis > 0)
+          fq.own[int64_t(r.hl) * nqs + t] = mx + float(log(sum));
+      }
+    }
+    __syncwarp();
+  }
+}
+
 // One warp per stride u of KV head `head` (+ blockIdx.y in a batch of KV heads), blockDim.y
 // strides per CTA, each warp with its own S x D f32 slice of shared memory (loaded by 16-byte
 // vectors); lane l owns dimensions l, l + 32, ... . No CTA barriers: a stride costs a few warp
@@ -72,9 +172,11 @@ __device__ __forceinline__ void store_rep(float* dst32, __nv_bfloat16* dst16, in
 __global__ void rr_key_reps_kernel(const void* k, bool bf16, bool vec, int64_t head_stride,
                                    int64_t row_stride, int D, int seq_k, int head, int query_head,
                                    RRParams rr, float* krep, float* log_w, __nv_bfloat16* krep16,
-                                   int units) {
-  extern __shared__ __align__(16) uint16_t keys_s[];  // [blockDim.y][S][D], 16-bit inputs
-  const int lane = threadIdx.x, S = rr.S, R = rr.reps, W = rr.W;
+                                   int units, RRQueryFusion fq, bool vec_q) {
+  // [blockDim.y][S][D + kKeyPad] 16-bit inputs, then (fq.q set) [blockDim.y][fused_chunk][D + 4]
+  // f32 query rows
+  extern __shared__ __align__(16) uint16_t keys_s[];
+  const int lane = threadIdx.x, S = rr.S, R = rr.reps, W = rr.W, P = D + kKeyPad;
   const int u = blockIdx.x * blockDim.y + threadIdx.y;
   if (u >= units) return;  // the whole warp
   const int r0 = u * S, r1 = min(r0 + S, seq_k), count = r1 - r0;
@@ -106,9 +208,9 @@ __global__ void rr_key_reps_kernel(const void* k, bool bf16, bool vec, int64_t h
   }
   // Kept as the inputs' 16-bit values (half the shared memory of f32: more CTAs per SM) and
   // widened on every read, which is exact, so the arithmetic is that of f32 copies.
-  uint16_t* ks = keys_s + threadIdx.y * S * D;
+  uint16_t* ks = keys_s + threadIdx.y * S * P;
   const auto keys = [&](int j, int e) -> float {
-    const uint16_t u = ks[j * D + e];
+    const uint16_t u = ks[j * P + e];
     return bf16 ? __uint_as_float(uint32_t(u) << 16) : __half2float(__ushort_as_half(u));
   };
   {  // the stride's keys into this warp's slice: 8 16-byte loads per lane in flight
@@ -127,11 +229,11 @@ __global__ void rr_key_reps_kernel(const void* k, bool bf16, bool vec, int64_t h
         const int i = i0 + 32 * b, j = i / per_row, c = (i % per_row) * 8;
         if (i >= chunks) continue;
         if (vec) {
-          *reinterpret_cast<uint4*>(ks + j * D + c) = raw[b];
+          *reinterpret_cast<uint4*>(ks + j * P + c) = raw[b];
         } else {
           const int64_t src = hbase + int64_t(r0 + j) * row_stride + c;
 #pragma unroll
-          for (int e = 0; e < 8; ++e) ks[j * D + c + e] = k16[src + e];
+          for (int e = 0; e < 8; ++e) ks[j * P + c + e] = k16[src + e];
         }
       }
     }
@@ -245,6 +347,11 @@ __global__ void rr_key_reps_kernel(const void* k, bool bf16, bool vec, int64_t h
       }
   }
   if (lane == 0) log_w[logw_at(0)] = rest > 0 ? float(log(double(rest))) : -INFINITY;
+  if (fq.q != nullptr) {
+    float* s_q = reinterpret_cast<float*>(keys_s + blockDim.y * S * P) +
+                 threadIdx.y * fused_chunk(S) * (D + 4);
+    fused_queries(fq, bf16, vec_q, rr, D, int(blockIdx.y), u, ks, P, s_q);
+  }
 }
 
 // One warp per sampled query t of query head h + blockIdx.y, kQueriesPerCta per CTA: the lanes
@@ -503,20 +610,46 @@ bool rows_aligned(const void* p, int64_t head_stride, int64_t row_stride) {
 
 }  // namespace
 
+bool rr_queries_fusable(const Geometry& geo, const RRParams& rr, int D) {
+  const int S = rr.S;
+  if (!rr.mean_keys || (S != 8 && S != 16 && S != 32) || D > 128 || D % 32 != 0) return false;
+  if (geo.q_offset < 0 || geo.q_offset % S != 0) return false;
+  const int nqs = (geo.seq_q + S - 1) / S, nks = (geo.seq_k + S - 1) / S;
+  // every query stride t has its key stride t + q_offset / S; causal: each sampled query's own
+  // keys [u S, pos] are keys of that stride
+  return geo.q_offset / S + nqs <= nks && (!geo.causal || geo.seq_q + geo.q_offset <= geo.seq_k);
+}
+
 cudaError_t rr_key_reps(const void* k, bool bf16, int64_t head_stride, int64_t row_stride, int D,
                         int seq_k, int head, int query_head, const RRParams& rr, float* krep,
-                        float* log_w, cudaStream_t stream, int heads, void* krep16) {
+                        float* log_w, cudaStream_t stream, int heads, void* krep16,
+                        const RRQueryFusion* fused) {
   if (rr.S > kMaxStride || D > 128 || D % 32 != 0 || heads < 1 || (heads > 1 && !rr.mean_keys) ||
       (rr.slot_major && krep16 == nullptr))
     return cudaErrorInvalidValue;
+  if (fused != nullptr && (fused->q == nullptr || fused->group < 1 || fused->geo.seq_k != seq_k ||
+                           !rr_queries_fusable(fused->geo, rr, D)))
+    return cudaErrorInvalidValue;
   const int units = (seq_k + rr.S - 1) / rr.S;
-  // strides (warps) per CTA: 32 KiB of f32 keys at D = 128 (8 KiB per stride at the default 16)
+  // strides (warps) per CTA: 16-bit keys, 4 KiB per stride at the default 16 and D = 128
   const int per_cta = rr.mean_keys ? std::clamp(64 / rr.S, 1, 8) : 4;
-  const size_t smem = rr.mean_keys ? size_t(per_cta) * rr.S * D * sizeof(uint16_t) : 0;
+  size_t smem = rr.mean_keys ? size_t(per_cta) * rr.S * (D + kKeyPad) * sizeof(uint16_t) : 0;
+  RRQueryFusion fq;
+  bool vec_q = false;
+  if (fused != nullptr) {
+    fq = *fused;
+    vec_q = rows_aligned(fq.q, fq.q_head_stride, fq.q_row_stride);
+    smem += size_t(per_cta) * fused_chunk(rr.S) * (D + 4) * sizeof(float);
+  }
+  if (smem > 48 * 1024) {  // stride 8 with fused queries: 50 KiB at D = 128
+    const cudaError_t e = cudaFuncSetAttribute(
+        rr_key_reps_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+    if (e != cudaSuccess) return e;
+  }
   rr_key_reps_kernel<<<dim3(unsigned((units + per_cta - 1) / per_cta), unsigned(heads)),
                        dim3(32u, unsigned(per_cta)), smem, stream>>>(
       k, bf16, rows_aligned(k, head_stride, row_stride), head_stride, row_stride, D, seq_k, head,
-      query_head, rr, krep, log_w, static_cast<__nv_bfloat16*>(krep16), units);
+      query_head, rr, krep, log_w, static_cast<__nv_bfloat16*>(krep16), units, fq, vec_q);
   return cudaGetLastError();
 }
 
