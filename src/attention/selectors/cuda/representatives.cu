@@ -84,9 +84,11 @@ __device__ __forceinline__ void store8(float* dst, __nv_bfloat16* dst16, int64_t
 //   dot product sequential over the dimensions, so the S lanes of one query form an aligned
 //   segment and the segment's butterflies (offsets S/2 .. 1) add exactly what rr_queries_kernel's
 //   whole-warp butterflies add: there every other lane holds -inf for the max and +0 for the sum.
-__device__ void fused_queries(const RRQueryFusion& fq, bool bf16, bool vec, const RRParams& rr,
-                              int D, int z, int u, const uint16_t* ks, int P, float* s_q) {
-  const int lane = threadIdx.x, S = rr.S, W = rr.W, QC = fused_chunk(S), QP = D + 4;
+// (Inlined into rr_key_reps_kernel, so that its compile-time S and D reach the divisions.)
+__device__ __forceinline__ void fused_queries(const RRQueryFusion& fq, bool bf16, bool vec,
+                                              const RRParams& rr, int S, int D, int z, int u,
+                                              const uint16_t* ks, int P, float* s_q) {
+  const int lane = threadIdx.x, W = rr.W, QC = fused_chunk(S), QP = D + 4;
   const Geometry& geo = fq.geo;
   const int nqs = (geo.seq_q + S - 1) / S, nks = (geo.seq_k + S - 1) / S;
   const int t = u - geo.q_offset / S;  // the query stride whose own key stride is u
@@ -169,14 +171,19 @@ __device__ void fused_queries(const RRQueryFusion& fq, bool bf16, bool vec, cons
 // shuffles, not a CTA. The arithmetic per value is the CPU's (and the earlier one-CTA-per-stride
 // kernel's) in the same order: the mean and the rest's sums sequential over the keys, each
 // squared distance a per-lane sum over dimensions l, l + 32, ... then the warp butterfly.
+// kS, kD: the stride and head dimension at compile time (0: rr.S and D_arg at run time). The
+// default shapes have their instances: with runtime values every row / chunk index of the
+// staging loop was an integer division, and the kernel was issue-bound (session 17, ncu).
+template <int kS, int kD>
 __global__ void rr_key_reps_kernel(const void* k, bool bf16, bool vec, int64_t head_stride,
-                                   int64_t row_stride, int D, int seq_k, int head, int query_head,
-                                   RRParams rr, float* krep, float* log_w, __nv_bfloat16* krep16,
-                                   int units, RRQueryFusion fq, bool vec_q) {
+                                   int64_t row_stride, int D_arg, int seq_k, int head,
+                                   int query_head, RRParams rr, float* krep, float* log_w,
+                                   __nv_bfloat16* krep16, int units, RRQueryFusion fq, bool vec_q) {
+  const int D = kD > 0 ? kD : D_arg;
   // [blockDim.y][S][D + kKeyPad] 16-bit inputs, then (fq.q set) [blockDim.y][fused_chunk][D + 4]
   // f32 query rows
   extern __shared__ __align__(16) uint16_t keys_s[];
-  const int lane = threadIdx.x, S = rr.S, R = rr.reps, W = rr.W, P = D + kKeyPad;
+  const int lane = threadIdx.x, S = kS > 0 ? kS : rr.S, R = rr.reps, W = rr.W, P = D + kKeyPad;
   const int u = blockIdx.x * blockDim.y + threadIdx.y;
   if (u >= units) return;  // the whole warp
   const int r0 = u * S, r1 = min(r0 + S, seq_k), count = r1 - r0;
@@ -240,25 +247,30 @@ __global__ void rr_key_reps_kernel(const void* k, bool bf16, bool vec, int64_t h
     __syncwarp();
   }
   constexpr int kMaxDims = 4;  // D <= 128: dimensions lane + 32 i, i < D / 32
+  // loops over the stride's keys: unrolled over kS keys (up to `count`) when kS is known
+  constexpr int kJ = kS > 0 ? kS : kMaxStride, kUnrollJ = kS > 0 ? kS : 1;
   const int nd = D / 32;
   const int m = rr.outliers;
   const int outl = min(m, count);
   uint64_t is_out = 0;  // bit j: key j is an outlier
   if (outl > 0) {
-    float mean[kMaxDims];
+    float mean[kMaxDims] = {};  // per dimension sequential over the keys
+#pragma unroll kUnrollJ
+    for (int j = 0; j < kJ; ++j) {
+      if (j >= count) break;
 #pragma unroll
-    for (int i = 0; i < kMaxDims; ++i) {
-      mean[i] = 0.f;
-      if (i < nd) {
-        for (int j = 0; j < count; ++j) mean[i] += keys(j, lane + 32 * i);
-        mean[i] *= 1.0f / float(count);
-      }
+      for (int i = 0; i < kMaxDims; ++i)
+        if (i < nd) mean[i] += keys(j, lane + 32 * i);
     }
+#pragma unroll
+    for (int i = 0; i < kMaxDims; ++i)
+      if (i < nd) mean[i] *= 1.0f / float(count);
     // squared distance to the mean of key j: lane j % 32 keeps it (d0: j < 32, d1: j >= 32);
     // distances are >= 0, -1 marks an absent key. Eight keys at a time: their per-lane sums,
     // then their warp butterflies interleaved (the same sums as one key at a time).
     float d0 = -1.f, d1 = -1.f;
     constexpr int kKeys = 8;
+#pragma unroll(kS > 0 ? (kS + kKeys - 1) / kKeys : 1)
     for (int j0 = 0; j0 < count; j0 += kKeys) {
       float acc[kKeys];
 #pragma unroll
@@ -287,7 +299,9 @@ __global__ void rr_key_reps_kernel(const void* k, bool bf16, bool vec, int64_t h
     // as repeated arg-max picks would give. Every lane writes its dimensions of pick t to slot
     // 1 + t.
     int rank0 = 0, rank1 = 0;  // ranks of keys lane and lane + 32
-    for (int j = 0; j < count; ++j) {
+#pragma unroll kUnrollJ
+    for (int j = 0; j < kJ; ++j) {
+      if (j >= count) break;
       const float dj = __shfl_sync(0xffffffffu, j < 32 ? d0 : d1, j & 31);
       rank0 += dj > d0 || (dj == d0 && j < lane);
       rank1 += dj > d1 || (dj == d1 && j < lane + 32);
@@ -322,7 +336,9 @@ __global__ void rr_key_reps_kernel(const void* k, bool bf16, bool vec, int64_t h
   {  // dimensions lane + 32 i side by side (independent chains)
     float mu[kMaxDims] = {}, var[kMaxDims] = {};
     if (rest > 0) {
-      for (int j = 0; j < count; ++j) {
+#pragma unroll kUnrollJ
+      for (int j = 0; j < kJ; ++j) {
+        if (j >= count) break;
         if ((is_out >> j) & 1) continue;
 #pragma unroll
         for (int i = 0; i < kMaxDims; ++i)
@@ -350,7 +366,7 @@ __global__ void rr_key_reps_kernel(const void* k, bool bf16, bool vec, int64_t h
   if (fq.q != nullptr) {
     float* s_q = reinterpret_cast<float*>(keys_s + blockDim.y * S * P) +
                  threadIdx.y * fused_chunk(S) * (D + 4);
-    fused_queries(fq, bf16, vec_q, rr, D, int(blockIdx.y), u, ks, P, s_q);
+    fused_queries(fq, bf16, vec_q, rr, S, D, int(blockIdx.y), u, ks, P, s_q);
   }
 }
 
@@ -641,13 +657,16 @@ cudaError_t rr_key_reps(const void* k, bool bf16, int64_t head_stride, int64_t r
     vec_q = rows_aligned(fq.q, fq.q_head_stride, fq.q_row_stride);
     smem += size_t(per_cta) * fused_chunk(rr.S) * (D + 4) * sizeof(float);
   }
+  const auto kernel = rr.S == 16 && D == 128  ? rr_key_reps_kernel<16, 128>
+                      : rr.S == 16 && D == 64 ? rr_key_reps_kernel<16, 64>
+                                              : rr_key_reps_kernel<0, 0>;
   if (smem > 48 * 1024) {  // stride 8 with fused queries: 50 KiB at D = 128
-    const cudaError_t e = cudaFuncSetAttribute(
-        rr_key_reps_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+    const cudaError_t e =
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
     if (e != cudaSuccess) return e;
   }
-  rr_key_reps_kernel<<<dim3(unsigned((units + per_cta - 1) / per_cta), unsigned(heads)),
-                       dim3(32u, unsigned(per_cta)), smem, stream>>>(
+  kernel<<<dim3(unsigned((units + per_cta - 1) / per_cta), unsigned(heads)),
+           dim3(32u, unsigned(per_cta)), smem, stream>>>(
       k, bf16, rows_aligned(k, head_stride, row_stride), head_stride, row_stride, D, seq_k, head,
       query_head, rr, krep, log_w, static_cast<__nv_bfloat16*>(krep16), units, fq, vec_q);
   return cudaGetLastError();
