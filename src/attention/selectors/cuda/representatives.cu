@@ -166,8 +166,8 @@ __device__ __forceinline__ void fused_queries(const RRQueryFusion& fq, bool bf16
 }
 
 // One warp per stride u of KV head `head` (+ blockIdx.y in a batch of KV heads), blockDim.y
-// strides per CTA, each warp with its own S x D f32 slice of shared memory (loaded by 16-byte
-// vectors); lane l owns dimensions l, l + 32, ... . No CTA barriers: a stride costs a few warp
+// strides per CTA, each warp with its own S x (D + kKeyPad) slice of 16-bit keys in shared memory
+// (loaded by 16-byte vectors); lane l owns dimensions l, l + 32, ... . No CTA barriers: a stride costs a few warp
 // shuffles, not a CTA. The arithmetic per value is the CPU's (and the earlier one-CTA-per-stride
 // kernel's) in the same order: the mean and the rest's sums sequential over the keys, each
 // squared distance a per-lane sum over dimensions l, l + 32, ... then the warp butterfly.
