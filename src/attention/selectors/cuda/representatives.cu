@@ -146,8 +146,12 @@ __device__ __forceinline__ void fused_queries(const RRQueryFusion& fq, bool bf16
             for (int c = 0; c < D; c += 8) {
               float kv[8];
               unpack8(*reinterpret_cast<const uint4*>(kr + c), bf16, kv);
+              // the query's 8 values by two 16-byte loads (rows of D + 4 floats stay aligned)
+              const float4 qa = *reinterpret_cast<const float4*>(qr + c);
+              const float4 qb = *reinterpret_cast<const float4*>(qr + c + 4);
+              const float qv[8] = {qa.x, qa.y, qa.z, qa.w, qb.x, qb.y, qb.z, qb.w};
 #pragma unroll
-              for (int e = 0; e < 8; ++e) acc += qr[c + e] * kv[e];
+              for (int e = 0; e < 8; ++e) acc += qv[e] * kv[e];
             }
             sc = fq.scale * acc;
           }
@@ -171,15 +175,18 @@ __device__ __forceinline__ void fused_queries(const RRQueryFusion& fq, bool bf16
 // shuffles, not a CTA. The arithmetic per value is the CPU's (and the earlier one-CTA-per-stride
 // kernel's) in the same order: the mean and the rest's sums sequential over the keys, each
 // squared distance a per-lane sum over dimensions l, l + 32, ... then the warp butterfly.
-// kS, kD: the stride and head dimension at compile time (0: rr.S and D_arg at run time). The
-// default shapes have their instances: with runtime values every row / chunk index of the
-// staging loop was an integer division, and the kernel was issue-bound (session 17, ncu).
-template <int kS, int kD>
-__global__ void rr_key_reps_kernel(const void* k, bool bf16, bool vec, int64_t head_stride,
+// kS, kD: the stride and head dimension at compile time (0: rr.S and D_arg at run time); kType:
+// the input type at compile time (1 bf16, 2 f16; 0: bf16_arg at run time). The default shapes
+// have their instances: with runtime values every row / chunk index of the staging loop was an
+// integer division and every widened key a select between two conversions, and the kernel was
+// issue-bound (session 17, ncu).
+template <int kS, int kD, int kType>
+__global__ void rr_key_reps_kernel(const void* k, bool bf16_arg, bool vec, int64_t head_stride,
                                    int64_t row_stride, int D_arg, int seq_k, int head,
                                    int query_head, RRParams rr, float* krep, float* log_w,
                                    __nv_bfloat16* krep16, int units, RRQueryFusion fq, bool vec_q) {
   const int D = kD > 0 ? kD : D_arg;
+  const bool bf16 = kType == 0 ? bf16_arg : kType == 1;
   // [blockDim.y][S][D + kKeyPad] 16-bit inputs, then (fq.q set) [blockDim.y][fused_chunk][D + 4]
   // f32 query rows
   extern __shared__ __align__(16) uint16_t keys_s[];
@@ -657,9 +664,13 @@ cudaError_t rr_key_reps(const void* k, bool bf16, int64_t head_stride, int64_t r
     vec_q = rows_aligned(fq.q, fq.q_head_stride, fq.q_row_stride);
     smem += size_t(per_cta) * fused_chunk(rr.S) * (D + 4) * sizeof(float);
   }
-  const auto kernel = rr.S == 16 && D == 128  ? rr_key_reps_kernel<16, 128>
-                      : rr.S == 16 && D == 64 ? rr_key_reps_kernel<16, 64>
-                                              : rr_key_reps_kernel<0, 0>;
+  const auto kernel = [&] {
+    if (rr.S == 16 && D == 128)
+      return bf16 ? rr_key_reps_kernel<16, 128, 1> : rr_key_reps_kernel<16, 128, 2>;
+    if (rr.S == 16 && D == 64)
+      return bf16 ? rr_key_reps_kernel<16, 64, 1> : rr_key_reps_kernel<16, 64, 2>;
+    return rr_key_reps_kernel<0, 0, 0>;
+  }();
   if (smem > 48 * 1024) {  // stride 8 with fused queries: 50 KiB at D = 128
     const cudaError_t e =
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
