@@ -244,24 +244,22 @@ DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cu
   // SIEVE_RR_QUERIES=separate keeps the two launches (A/B and tests).
   const bool fuse_queries = G >= group && est::rr_queries_fusable(g, rr, D) &&
                             !env_is("SIEVE_RR_QUERIES", "separate");
+  est::RRQueryFusion fq;  // (fq.h: each batch's first query head)
+  fq.q = q.data;
+  fq.q_head_stride = q.strides[0];
+  fq.q_row_stride = q.strides[1];
+  fq.geo = g;
+  fq.group = group;
+  fq.scale = in.scale;
+  fq.qrep = qrep;
+  fq.qrep16 = q16;
+  fq.visible = visible;
+  fq.own = own;
   int64_t staged = -1;
   for (int h = 0; h < hq; h += G) {  // heads h.. h + n - 1; whole KV-head groups when G >= group
     const int n = std::min(G, hq - h), hk = h / group;
     pb.heads = n;
-    est::RRQueryFusion fq;
-    if (fuse_queries) {
-      fq.q = q.data;
-      fq.q_head_stride = q.strides[0];
-      fq.q_row_stride = q.strides[1];
-      fq.geo = g;
-      fq.h = h;
-      fq.group = group;
-      fq.scale = in.scale;
-      fq.qrep = qrep;
-      fq.qrep16 = q16;
-      fq.visible = visible;
-      fq.own = own;
-    }
+    fq.h = h;
     if (G >= group || !rr.mean_keys || hk != staged) {
       check(est::rr_key_reps(k.data, in.bf16, k.strides[0], k.strides[1], D, g.seq_k, hk, h, rr,
                              krep, log_w, stream, G >= group ? n / group : 1, k16,

@@ -21,7 +21,6 @@ namespace {
 
 constexpr int kTR = 64, kTE = 64, kTK = 16;
 
-
 // Representatives stored slot by slot (rr's outliers scored at width W2 by the fused kernel).
 bool slot_major(const StrideProblem& pb) { return pb.reps > 1 && pb.W2 > 0; }
 

@@ -125,11 +125,6 @@ struct RRParams {
   bool rotate = true, mean_keys = true, moments = true;
   bool slot_major = false;  // StrideProblem::W2 layout with W2 = D (bf16 output only)
 };
-/// Key representatives of KV head hk (mean mode) or of query head h (sample mode):
-/// krep [units * reps][W], log_w [units * reps] (slot_major: StrideProblem::W2's layout,
-/// units * (W + outliers * D) values). heads > 1 (mean mode): KV heads head.. head + heads - 1
-/// one after another. krep16 non-null: the representatives go to krep16 as bf16 (round to
-/// nearest even) instead of krep.
 /// The sampled queries of rr_queries, written by rr_key_reps itself (`fused` argument): the warp
 /// of key stride u, whose keys it has staged, also writes the sampled query of every query head
 /// of its KV head's group whose own stride is u. The same values as rr_queries, bit for bit
@@ -152,6 +147,11 @@ struct RRQueryFusion {
 /// whole number of strides and every query position a key (causal) or every query stride a key
 /// stride (non-causal).
 bool rr_queries_fusable(const Geometry& geo, const RRParams& rr, int D);
+/// Key representatives of KV head hk (mean mode) or of query head h (sample mode):
+/// krep [units * reps][W], log_w [units * reps] (slot_major: StrideProblem::W2's layout,
+/// units * (W + outliers * D) values). heads > 1 (mean mode): KV heads head.. head + heads - 1
+/// one after another. krep16 non-null: the representatives go to krep16 as bf16 (round to
+/// nearest even) instead of krep. fused non-null: also the sampled queries (RRQueryFusion).
 cudaError_t rr_key_reps(const void* k, bool bf16, int64_t head_stride, int64_t row_stride, int D,
                         int seq_k, int head, int query_head, const RRParams& rr, float* krep,
                         float* log_w, cudaStream_t stream, int heads = 1, void* krep16 = nullptr,

@@ -63,6 +63,22 @@ __device__ __forceinline__ void store_rep(float* dst32, __nv_bfloat16* dst16, in
     dst32[i] = v;
 }
 
+// Log-sum-exp of a query's scores held by an aligned segment of `width` lanes (a power of two
+// <= 32), at most two per lane (-inf: none): the max and the f64 sum of exp(score - max) by xor
+// butterflies within the segment. Lanes of other segments hold other queries. With one score per
+// lane (b = -inf) over a segment of S lanes it adds exactly what the whole warp adds when every
+// lane outside the segment holds -inf (x + 0 = x), so rr_queries_kernel and fused_queries agree
+// bit for bit.
+__device__ __forceinline__ float segment_lse(float a, float b, int width) {
+  float mx = fmaxf(a, b);
+  for (int o = width / 2; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+  double sum = 0;
+  if (a != -INFINITY) sum += exp(double(a - mx));
+  if (b != -INFINITY) sum += exp(double(b - mx));
+  for (int o = width / 2; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+  return mx + float(log(sum));
+}
+
 // Key rows staged in shared memory are padded by 8 elements (16 bytes), so that the 16-byte
 // chunks of S different rows read by S lanes at once (fused_queries' dot products) fall in
 // different banks.
@@ -82,8 +98,7 @@ __device__ __forceinline__ void store8(float* dst, __nv_bfloat16* dst16, int64_t
 //   to qrep with the moment half 0.5 * scale * q^2;
 // - lane l scores pairs p = l + 32 it (it < 2): query p / S of the chunk against key p % S, each
 //   dot product sequential over the dimensions, so the S lanes of one query form an aligned
-//   segment and the segment's butterflies (offsets S/2 .. 1) add exactly what rr_queries_kernel's
-//   whole-warp butterflies add: there every other lane holds -inf for the max and +0 for the sum.
+//   segment for segment_lse.
 // (Inlined into rr_key_reps_kernel, so that its compile-time S and D reach the divisions.)
 __device__ __forceinline__ void fused_queries(const RRQueryFusion& fq, bool bf16, bool vec,
                                               const RRParams& rr, int S, int D, int z, int u,
@@ -120,7 +135,7 @@ __device__ __forceinline__ void fused_queries(const RRQueryFusion& fq, bool bf16
       for (int e = 0; e < 8; ++e) s_q[i * QP + c + e] = v[e];
       const int64_t at = (int64_t(r.hl) * nqs + t) * W;
       store8(fq.qrep, qrep16, at + c, v);
-      if (rr.moments && rr.mean_keys) {
+      if (rr.moments) {  // (fused: key means, the moment half exists)
         float m[8];
 #pragma unroll
         for (int e = 0; e < 8; ++e) m[e] = 0.5f * fq.scale * v[e] * v[e];
@@ -156,13 +171,8 @@ __device__ __forceinline__ void fused_queries(const RRQueryFusion& fq, bool bf16
             sc = fq.scale * acc;
           }
         }
-        float mx = sc;
-        for (int o = S / 2; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-        double sum = 0;
-        if (sc != -INFINITY) sum += exp(double(sc - mx));
-        for (int o = S / 2; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-        if (i < nc && j == 0 && r.vis > 0)
-          fq.own[int64_t(r.hl) * nqs + t] = mx + float(log(sum));
+        const float lse = segment_lse(sc, -INFINITY, S);
+        if (i < nc && j == 0 && r.vis > 0) fq.own[int64_t(r.hl) * nqs + t] = lse;
       }
     }
     __syncwarp();
@@ -440,14 +450,8 @@ __global__ void rr_queries_kernel(const void* q, const void* k, bool bf16, bool 
     }
     sc[jj] = scale * acc;
   }
-  float mx = fmaxf(sc[0], sc[1]);
-  for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-  double sum = 0;
-#pragma unroll
-  for (int jj = 0; jj < 2; ++jj)
-    if (sc[jj] != -INFINITY) sum += exp(double(sc[jj] - mx));
-  for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-  if (lane == 0) own[t] = mx + float(log(sum));
+  const float lse = segment_lse(sc[0], sc[1], 32);
+  if (lane == 0) own[t] = lse;
 }
 
 // Eight values at dst[at..] as f32, or as bf16 (round to nearest even, one 16-byte store) into
