@@ -7,8 +7,8 @@
 // tiles load while the current one runs; 1 for token columns). Warpgroup 0
 // is the producer: one thread walks TileIter, writes each tile's (kind, first key) into a slot of
 // a STAGES-deep shared-memory ring and issues `cp.async.bulk.tensor` copies of the K and V tiles
-// (BLOCK_N x D, two 64-column panels each, 128-byte swizzle: the layout of flash_kernel_sm90.cuh)
-// against per-stage "full" mbarriers; it waits on "empty" mbarriers that the consumers' warps
+// (BLOCK_N x D, two 64-column panels each, 128-byte swizzle: the layout of flash_kernel_sm90.cuh;
+// each V copy one ring use after the next K copy) against per-stage "full" mbarriers; it waits on "empty" mbarriers that the consumers' warps
 // arrive at once a stage has been read. Warpgroups 1 and 2 own 64 rows each (setmaxnreg: 24
 // registers for the producer, 240 for the consumers) and run FA3's intra-warpgroup pipeline:
 // S_j = Q K_j^T is issued together with O += P_{j-1} V_{j-1}, the softmax of S_j runs while
@@ -311,6 +311,48 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
       }
     }
     const int rows = min(BM, p.seq_q - r0);
+    // V copies run one ring use behind the K copies in the grid kernel (order K_0, K_1, V_0, K_2,
+    // V_1, ...): the consumers want K_{n+1} (for S_{n+1}) before V_n (for P_n V_n), and V_n's
+    // stage frees only once P_{n-2} V_{n-2} has retired. With K and V of a use issued together,
+    // K_{n+1} waited behind that; at a work tile's start (the previous tile's last P V and its
+    // epilogue) the next tile's second K tile then landed late. No wait can close a cycle: V_n is
+    // issued after K_{n+1}, whose stage the consumers free at S_{n-1}'s mask, before they need
+    // V_n. On an H200, 32K at density 0.114: 1.90-1.94 -> 1.83-1.88 ms, dense unchanged
+    // (docs/results/gpu-attention.md, session 18). The column instance issues V with its K (its
+    // column tiles copy both at once).
+    struct VCopy {
+      int s = -1;  // stage; -1: none pending
+      uint32_t ph = 0;
+      int c0 = 0;
+      const void* map = nullptr;  // nullptr: the marker (one arrival, no copy)
+      int head = 0;
+    };
+    VCopy pending_v;
+    const auto issue_v = [&] {
+      const VCopy v = pending_v;
+      if (v.s < 0) return;
+      pending_v.s = -1;
+      tma::mbar_wait(empty_v(v.s), v.ph ^ 1u);
+      if (v.map == nullptr) {
+        tma::mbar_arrive(full_v(v.s));
+        return;
+      }
+      tma::mbar_arrive_expect_tx(full_v(v.s), kTileBytes);
+#pragma unroll
+      for (int c = 0; c < D / 64; ++c)
+        tma::load_3d(s_v + v.s * kTileBytes + c * kPanelBytes, v.map, full_v(v.s), c * 64, v.c0,
+                     v.head);
+    };
+    // V of the use whose K was just issued: now (column instance) or after the next K.
+    const auto next_v = [&](const VCopy& v) {
+      if constexpr (Cfg::kColumns) {
+        pending_v = v;
+        issue_v();
+      } else {
+        issue_v();
+        pending_v = v;
+      }
+    };
     int i = 0;  // ring use, across the CTA's tiles
     for (int j = 0; j < ntiles; ++j) {
       const int hq = hq0 + j, hkv = hq / p.group, b = j & 1;
@@ -355,8 +397,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
         if (!has) {  // the marker: one phase of each of the stage's barriers, no copy
           slots[s].kind = -1;
           tma::mbar_arrive(full_k(s));
-          tma::mbar_wait(empty_v(s), ph ^ 1u);
-          tma::mbar_arrive(full_v(s));
+          next_v({s, ph, 0, nullptr, 0});
           ++i;
           break;
         }
@@ -369,14 +410,10 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
         if constexpr (kTiming) {
           if (i == 0) tick(2);
         }
-        tma::mbar_wait(empty_v(s), ph ^ 1u);
-        tma::mbar_arrive_expect_tx(full_v(s), kTileBytes);
-#pragma unroll
-        for (int c = 0; c < D / 64; ++c)
-          tma::load_3d(s_v + s * kTileBytes + c * kPanelBytes, map_v, full_v(s), c * 64, t.c0,
-                       head_kv);
+        next_v({s, ph, t.c0, map_v, head_kv});
       }
     }
+    issue_v();  // the last marker's V phase
     tick(3);
   } else {  // ---- consumer warpgroups ---------------------------------------------------------
     tma::regs_inc<Cfg::kConsumerRegs>();
