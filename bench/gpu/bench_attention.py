@@ -11,7 +11,8 @@ OUT/gpu_attention.csv and prints a short table last.
         [--peers-csv FILE]      also write the peer rows there as soon as they are measured
     python3 bench/gpu/bench_attention.py --merge-only --peers-csv FILE --sieve-csv FILE --out DIR
 
-Shape: 32 query heads, 8 KV heads, head dim 128, bf16, causal. Times: CUDA events, warm-up, median.
+Shape: 32 query heads, 8 KV heads, head dim 128, bf16, causal. Times: CUDA events, median, after a
+warm-up of at least one call and --min-warm-ms (default 250 ms; the same rule as sieve's bench).
 """
 import argparse
 import csv
@@ -19,6 +20,7 @@ import math
 import os
 import re
 import sys
+import time
 
 try:  # --merge-only needs no torch
     import torch
@@ -42,10 +44,18 @@ def progress(row):
         write_rows(PEERS_CSV, MEASURED)
 
 
+MIN_WARM_MS = 250.0  # --min-warm-ms: the same warm-up rule as bench_attention_cuda's median_ms
+
+
 def median_ms(fn, iters, warm=1):
-    for _ in range(warm):
+    """Median of `iters` CUDA-event times after at least `warm` calls and MIN_WARM_MS of warm-up,
+    so that every kernel is timed at the GPU's steady (power-limited) clock, not the idle boost."""
+    t0 = time.perf_counter()
+    i = 0
+    while i < warm or (time.perf_counter() - t0) * 1e3 < MIN_WARM_MS:
         fn()
-    torch.cuda.synchronize()
+        torch.cuda.synchronize()
+        i += 1
     ts = []
     for _ in range(iters):
         a = torch.cuda.Event(enable_timing=True)
@@ -180,10 +190,14 @@ def main():
     ap.add_argument("--sparse", default="32768,131072")
     ap.add_argument("--densities", default="1,0.5,0.2,0.1")
     ap.add_argument("--skip-flex", action="store_true")
+    ap.add_argument("--min-warm-ms", type=float, default=250.0,
+                    help="warm-up of every timed kernel, at least this long (default 250)")
     ap.add_argument("--peers-csv", default="", help="write the peer rows here as soon as measured")
     ap.add_argument("--merge-only", action="store_true",
                     help="measure nothing: merge --peers-csv and --sieve-csv and print the tables")
     a = ap.parse_args()
+    global MIN_WARM_MS
+    MIN_WARM_MS = a.min_warm_ms
     if a.merge_only:
         rows = read_csv(a.peers_csv)
     else:

@@ -6,7 +6,7 @@
 //                        [--e2e 8192,131072] [--methods rr,unisparse,streaming,sample]
 //                        [--estimates wgmma-pp,wgmma-tma] [--families mma,auto] [--cpu-select-max 131072]
 //                        [--profile 1] [--cpu-compare 32768] [--exec-families wgmma,fa3]
-//                        [--e2e-order grouped|interleaved] [--e2e-gap-ms 0]
+//                        [--e2e-order grouped|interleaved] [--e2e-gap-ms 0] [--min-warm-ms 250]
 //
 // A method may carry settings after '@' ("rr@stride=16@outliers=1": make_selector("rr",
 // {"stride=16", "outliers=1"})); --methods splits on commas, so a value that needs one writes '+'
@@ -19,7 +19,8 @@
 // pattern's executor once more per listed kernel family (rows "e2e_exec", impl "method@family";
 // a family that cannot run the pattern is skipped).
 // Shape: 32 query heads, 8 KV heads, head dim 128, bf16, causal (the anchors of DESIGN.md). Times are
-// CUDA-event medians after warm-up; the end-to-end rows time each method's selector after a warm-up
+// CUDA-event medians after a warm-up of at least one call and --min-warm-ms (default 250 ms, so that
+// every kernel is timed at the GPU's steady clock, not the idle boost); the end-to-end rows time each method's selector after a warm-up
 // of at least 25 ms (the selector's own steady state), or with --e2e-order interleaved in rounds
 // that visit every method once each (see bench_e2e); --e2e-gap-ms N lets the GPU idle N ms before
 // each timed selector call (its clock recovers from the executor before it). Sparse masks follow the rule shared with bench_attention.py
@@ -77,9 +78,19 @@ double median_of(std::vector<double> v) {
   return v.empty() ? 0.0 : v[v.size() / 2];
 }
 
+// --min-warm-ms: every median_ms warms up for at least this long. The H200 runs long kernels at
+// its 700 W power limit, below its idle clock; a measurement that starts on an idle GPU (the first
+// of a length, after the host built its inputs) ran its first ~150 ms faster: at 32K the dense
+// reference read 13.75 ms and the identical density-1.0 pattern right after it 14.62 ms
+// (docs/results/gpu-attention.md, session 18, job G). bench_attention.py warms its peers the same way.
+double g_min_warm_ms = 250.0;
+
 double median_ms(const std::function<void()>& fn, int warm, int iters) {
-  for (int i = 0; i < warm; ++i) fn();
-  SIEVE_CUDA_CHECK(cudaDeviceSynchronize());
+  sieve::Timer t;
+  for (int i = 0; i < warm || t.ms() < g_min_warm_ms; ++i) {
+    fn();
+    SIEVE_CUDA_CHECK(cudaDeviceSynchronize());
+  }
   std::vector<double> ts;
   for (int i = 0; i < iters; ++i) ts.push_back(cu::event_ms(fn));
   return median_of(std::move(ts));
@@ -511,7 +522,10 @@ int main(int argc, char** argv) {
         else if (a == "--cpu-select-max") cpu_max = arg_int(a, v);
         else if (a == "--profile") g_profile = v != "0";
         else if (a == "--cpu-compare") g_cpu_compare = arg_int(a, v);
-        else if (a == "--e2e-gap-ms") {
+        else if (a == "--min-warm-ms") {
+          g_min_warm_ms = double(arg_int(a, v));
+          SIEVE_CHECK(g_min_warm_ms >= 0 && g_min_warm_ms <= 60000, "--min-warm-ms takes 0-60000, got {}", v);
+        } else if (a == "--e2e-gap-ms") {
           g_e2e_gap_ms = arg_int(a, v);
           SIEVE_CHECK(g_e2e_gap_ms >= 0 && g_e2e_gap_ms <= 10000, "--e2e-gap-ms takes 0-10000, got {}",
                       g_e2e_gap_ms);
