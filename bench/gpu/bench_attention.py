@@ -196,6 +196,8 @@ def main():
     ap.add_argument("--merge-only", action="store_true",
                     help="measure nothing: merge --peers-csv and --sieve-csv and print the tables")
     a = ap.parse_args()
+    if not 0 <= a.min_warm_ms <= 60000:
+        ap.error(f"--min-warm-ms takes 0-60000, got {a.min_warm_ms}")
     global MIN_WARM_MS
     MIN_WARM_MS = a.min_warm_ms
     if a.merge_only:

@@ -80,8 +80,9 @@ double median_of(std::vector<double> v) {
 
 // --min-warm-ms: every median_ms warms up for at least this long. The H200 runs long kernels at
 // its 700 W power limit, below its idle clock; a measurement that starts on an idle GPU (the first
-// of a length, after the host built its inputs) ran its first ~150 ms faster: at 32K the dense
-// reference read 13.75 ms and the identical density-1.0 pattern right after it 14.62 ms
+// of a length, after the host built its inputs) can run its first ~150 ms at a higher clock: at
+// 32K the dense reference once read 13.75 ms and the identical density-1.0 pattern right after it
+// 14.62 ms
 // (docs/results/gpu-attention.md, session 18, job G). bench_attention.py warms its peers the same way.
 double g_min_warm_ms = 250.0;
 
