@@ -63,6 +63,22 @@ __device__ __forceinline__ void store_rep(float* dst32, __nv_bfloat16* dst16, in
     dst32[i] = v;
 }
 
+// The round-robin sampled query of query head h in query stride t (rr_attention.cpp's rule; the
+// stride's last row when it is partial): its row, position and visible key strides (of nks).
+// Shared by rr_queries_kernel and fused_queries.
+struct SampledQuery {
+  int row, pos, vis;
+};
+__device__ __forceinline__ SampledQuery sampled_query(const Geometry& geo, bool rotate, int S,
+                                                      int h, int t, int nks) {
+  SampledQuery r;
+  const int off = rotate ? (h + t) % S : h % S;
+  r.row = min(t * S + off, min(t * S + S, geo.seq_q) - 1);
+  r.pos = r.row + geo.q_offset;
+  r.vis = geo.causal ? min(max(r.pos / S + 1, 0), nks) : nks;
+  return r;
+}
+
 // Log-sum-exp of a query's scores held by an aligned segment of `width` lanes (a power of two
 // <= 32), at most two per lane (-inf: none): the max and the f64 sum of exp(score - max) by xor
 // butterflies within the segment. Lanes of other segments hold other queries. With one score per
@@ -109,17 +125,14 @@ __device__ __forceinline__ void fused_queries(const RRQueryFusion& fq, bool bf16
   const int t = u - geo.q_offset / S;  // the query stride whose own key stride is u
   if (t < 0 || t >= nqs) return;       // the whole warp
   auto* qrep16 = static_cast<__nv_bfloat16*>(fq.qrep16);
-  // query head i of the chunk at i0: its row, position and visible key strides
-  struct Row {
-    int hl, row, pos, vis;
+  // query head i of the chunk at i0: its index in the batch, row, position and visible strides
+  struct Row : SampledQuery {
+    int hl;
   };
   const auto row_of = [&](int i) {
     Row r;
     r.hl = z * fq.group + i;
-    const int h = fq.h + r.hl, off = rr.rotate ? (h + t) % S : h % S;
-    r.row = min(t * S + off, min(t * S + S, geo.seq_q) - 1);
-    r.pos = r.row + geo.q_offset;
-    r.vis = geo.causal ? min(max(r.pos / S + 1, 0), nks) : nks;
+    static_cast<SampledQuery&>(r) = sampled_query(geo, rr.rotate, S, fq.h + r.hl, t, nks);
     return r;
   };
   const int per_row = D / 8;
@@ -416,9 +429,8 @@ __global__ void rr_queries_kernel(const void* q, const void* k, bool bf16, bool 
     visible += int64_t(z) * nqs;
     own += int64_t(z) * nqs;
   }
-  const int off = rr.rotate ? (h + t) % S : h % S;
-  const int row = min(t * S + off, min(t * S + S, geo.seq_q) - 1);
-  const int64_t qb = int64_t(h) * q_head_stride + int64_t(row) * q_row_stride;
+  const SampledQuery sq = sampled_query(geo, rr.rotate, S, h, t, nks);
+  const int64_t qb = int64_t(h) * q_head_stride + int64_t(sq.row) * q_row_stride;
   for (int d = lane; d < D; d += 32) {
     const float qv = load(q, bf16, qb + d);
     s_q[warp][d] = qv;
@@ -427,8 +439,7 @@ __global__ void rr_queries_kernel(const void* q, const void* k, bool bf16, bool 
       store_rep(qrep, qrep16, int64_t(t) * W + D + d, 0.5f * scale * qv * qv);
   }
   __syncwarp();
-  const int pos = row + geo.q_offset;
-  const int vis = geo.causal ? min(max(pos / S + 1, 0), nks) : nks;
+  const int pos = sq.pos, vis = sq.vis;
   if (lane == 0) visible[t] = vis;
   if (!geo.causal || vis <= 0) return;
   // the query's own stride: exact log-sum-exp over its visible keys (at most S <= 64)
