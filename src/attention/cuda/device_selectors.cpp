@@ -75,13 +75,12 @@ void choose_fused_instance(est::StrideProblem& pb, const est::Geometry& g) {
 
 // Scores and softmax statistics of one stride problem on the chosen path: tensor cores from the
 // bf16 representatives (pb.qrep16/krep16) or the f32 SIMT GEMM (pb.qrep/krep). The statistics of
-// pb.heads heads (pb.z_stats each) are zeroed first unless the fused mma kernel runs, which writes
+// pb.heads heads (pb.z_stats each) are cleared first unless the fused mma kernel runs, which writes
 // every entry block_scores reads.
-void stride_stats(const est::StrideProblem& pb, const est::Geometry& g, float2* stats, bool mma,
-                  cudaStream_t stream, const char* what) {
+void stride_stats(const est::StrideProblem& pb, const est::Geometry& g, est::GroupStat* stats,
+                  bool mma, cudaStream_t stream, const char* what) {
   if (!mma || !est::mma_fused(pb, g))
-    SIEVE_CUDA_CHECK(
-        cudaMemsetAsync(stats, 0, size_t(pb.heads * pb.z_stats) * sizeof(float2), stream));
+    SIEVE_CUDA_CHECK(est::clear_stats(stats, pb.heads * pb.z_stats, stream));
   check(mma ? est::stride_stats_mma(pb, g, stats, stream) : est::stride_stats(pb, g, stats, stream),
         what);
 }
@@ -203,7 +202,7 @@ DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cu
   const size_t q16_at = take(mma ? int64_t(G) * nqs * W : 0, sizeof(uint16_t));
   const size_t visible_at = take(int64_t(G) * nqs, sizeof(int));
   const size_t own_at = take(int64_t(G) * nqs, sizeof(float));
-  const size_t stats_at = take(G * stats_per_head, sizeof(float2));
+  const size_t stats_at = take(G * stats_per_head, sizeof(est::GroupStat));
   const size_t scores_at = take(int64_t(G) * g.nqb * g.nkb, sizeof(float));
   const int rows = hq * g.nqb;
   const size_t counts_at = take(rows, sizeof(int));
@@ -232,7 +231,7 @@ DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cu
   pb.kgroup = G >= group ? group : 1;
   pb.z_krep = key_values;
   pb.z_logw = key_entries;
-  auto* stats = reinterpret_cast<float2*>(base + stats_at);
+  auto* stats = reinterpret_cast<est::GroupStat*>(base + stats_at);
   auto* scores = reinterpret_cast<float*>(base + scores_at);
   auto* counts = reinterpret_cast<int*>(base + counts_at);
   auto* lists = reinterpret_cast<int*>(base + lists_at);
@@ -349,7 +348,7 @@ DevicePattern unisparse_select(const Inputs& in, const UniSparseSelector& sel, b
   }
   const int64_t z_out = int64_t(g.nqb) * g.nkb;
   const int rows = hq * g.nqb;
-  const size_t stats_at = carve.take(size_t(G * stats_per_head) * sizeof(float2));
+  const size_t stats_at = carve.take(size_t(G * stats_per_head) * sizeof(est::GroupStat));
   const size_t combined_at = carve.take(size_t(G * z_out) * sizeof(float));
   const size_t counts_at = carve.take(size_t(rows) * sizeof(int));
   const size_t lists_at = carve.take(size_t(rows) * size_t(g.nkb) * sizeof(int));
@@ -385,7 +384,7 @@ DevicePattern unisparse_select(const Inputs& in, const UniSparseSelector& sel, b
             "unisparse visibility");
     }
   };
-  auto* stats = reinterpret_cast<float2*>(base + stats_at);
+  auto* stats = reinterpret_cast<est::GroupStat*>(base + stats_at);
   auto* combined = reinterpret_cast<float*>(base + combined_at);
   int* counts = reinterpret_cast<int*>(base + counts_at);
   int* lists = reinterpret_cast<int*>(base + lists_at);

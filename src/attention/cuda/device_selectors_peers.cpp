@@ -128,7 +128,7 @@ DevicePattern xattn_select(const XAttentionSelector& sel, const est::HeadInputs&
   const int64_t cap_bytes = int64_t(256) << 20;
   int G = 1;
   for (int d = H; d >= 1; --d)
-    if (H % d == 0 && int64_t(d) * stats_per_head * int64_t(sizeof(float2)) <= cap_bytes) {
+    if (H % d == 0 && int64_t(d) * stats_per_head * int64_t(sizeof(est::GroupStat)) <= cap_bytes) {
       G = d;
       break;
     }
@@ -147,7 +147,7 @@ DevicePattern xattn_select(const XAttentionSelector& sel, const est::HeadInputs&
   StageProfile prof("xattn", stream);  // first stage: the scratch allocation
   Scratch scratch(stream);
   int* visible = scratch.alloc<int>(nqs);
-  auto* stats = scratch.alloc<float2>(G * stats_per_head);
+  auto* stats = scratch.alloc<est::GroupStat>(G * stats_per_head);
   float* scores = scratch.alloc<float>(G * pb.z_out);
   const int rows = H * g.nqb;
   int* counts = scratch.alloc<int>(rows);
@@ -251,7 +251,7 @@ DevicePattern flexprefill_select(const FlexPrefillSelector& sel, const est::Head
   float* qmean = scratch.alloc<float>(int64_t(H) * D);
   int* visible = scratch.alloc<int>(g.nqb);
   const int64_t per_head = int64_t(g.nqb) * g.nkb;
-  auto* stats = scratch.alloc<float2>(H * per_head);
+  auto* stats = scratch.alloc<est::GroupStat>(H * per_head);
   float* attn = scratch.alloc<float>(H * per_head);
   auto* stage2 = scratch.alloc<unsigned char>(int64_t(est::flex_select_bytes(g, H)));
   const int prows = H * g.nqb;
@@ -292,7 +292,7 @@ DevicePattern flexprefill_select(const FlexPrefillSelector& sel, const est::Head
   pb.z_krep = int64_t(g.nkb) * D;
   pb.z_stats = per_head;
   pb.z_out = per_head;
-  check(cudaMemsetAsync(stats, 0, size_t(H * per_head) * sizeof(float2), stream),
+  check(est::clear_stats(stats, H * per_head, stream),
         "flexprefill statistics");
   check(est::stride_stats(pb, g, stats, stream), "flexprefill pooled scores");
   // first: every row's visible entries written; flex_select reads no others (no memset)

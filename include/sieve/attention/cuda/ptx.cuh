@@ -79,4 +79,12 @@ __device__ __forceinline__ float exp2_fast(float x) {
   return y;
 }
 
+/// log2(x) with the SFU (lg2.approx, ~2^-22 absolute error): one instruction where log2f's
+/// accurate path costs a score kernel's epilogue ~10 % (xattn, session 19).
+__device__ __forceinline__ float log2_fast(float x) {
+  float y;
+  asm("lg2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
 }  // namespace sieve::attention::cuda::ptx

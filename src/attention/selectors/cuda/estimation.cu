@@ -5,6 +5,7 @@
 
 #include "block_reduce.cuh"
 #include "fused_stats.cuh"
+#include "group_stat.cuh"
 #include "sieve/attention/cuda/ptx.cuh"
 
 #include <cuda_bf16.h>
@@ -65,9 +66,9 @@ __device__ __forceinline__ float finish_score(const StrideProblem& pb, const int
   return s;
 }
 
-// Per (row, key block or part) of a finished score tile st: the max and the sum of exp(s - max).
+// Per (row, key block or part) of a finished score tile st: its statistics group (group_stat.cuh).
 __device__ void tile_stats(const StrideProblem& pb, const float (*st)[kTE + 1], int r0, const EntryTile& t,
-                           int eb, int parts, int nkb, float2* stats) {
+                           int eb, int parts, int nkb, GroupStat* stats) {
   const int g = eb <= kTE ? eb : t.len;
   const int ngroups = eb <= kTE ? (t.len + eb - 1) / eb : 1;
   for (int gi = threadIdx.x; gi < kTR * ngroups; gi += blockDim.x) {
@@ -82,7 +83,7 @@ __device__ void tile_stats(const StrideProblem& pb, const float (*st)[kTE + 1], 
     const int kb = eb <= kTE ? t.kb0 + gr : t.kb0;
     if (kb < nkb)
       stats[int64_t(r) * nkb * parts + int64_t(kb) * parts + t.part] =
-          m == -INFINITY ? make_float2(0.f, 0.f) : make_float2(m, sum);
+          group_stat(m * 1.4426950408889634f, sum);
   }
 }
 
@@ -103,7 +104,7 @@ __device__ int load_visible(const StrideProblem& pb, int r0, int* s_vis) {
 // Scores of a 64-row x 64-entry tile (f32 SIMT GEMM, 4x4 per thread), then per (row, key block
 // or 64-entry part) the max and the sum of exp(score - max).
 __global__ void __launch_bounds__(256) stride_stats_kernel(StrideProblem pb, int eb, int parts,
-                                                           int bpt, int nkb, float2* stats) {
+                                                           int bpt, int nkb, GroupStat* stats) {
   __shared__ __align__(16) float as[kTK][kTR + 4];
   __shared__ __align__(16) float bs[kTK][kTE + 4];
   __shared__ float st[kTR][kTE + 1];
@@ -176,7 +177,7 @@ __device__ __forceinline__ void load_rows_bf16(uint32_t dst, const __nv_bfloat16
 
 __global__ void __launch_bounds__(kMmaThreads) stride_stats_mma_kernel(StrideProblem pb, int eb, int parts,
                                                                        int bpt, int nkb, int tiles,
-                                                                       float2* stats) {
+                                                                       GroupStat* stats) {
   extern __shared__ __align__(128) unsigned char smem[];
   __shared__ int s_vis[kTR];
   const int W = pb.W, row_bytes = 2 * W, tile_bytes = kTR * row_bytes;
@@ -294,7 +295,7 @@ __device__ __forceinline__ void fused_products(const uint32_t (*a)[4], uint32_t 
 
 template <int W, int W2, int GN>
 __global__ void __launch_bounds__(kThreads, 3)
-    stride_stats_fused_kernel(StrideProblem pb, int ngroups, int tiles, float2* stats) {
+    stride_stats_fused_kernel(StrideProblem pb, int ngroups, int tiles, GroupStat* stats) {
   extern __shared__ __align__(128) unsigned char smem[];
   __shared__ int s_vis[kRows];
   constexpr int row_bytes = 2 * W, tile_bytes = 64 * row_bytes, KS = W / 16;
@@ -369,38 +370,37 @@ __device__ __forceinline__ int row_groups(const StrideProblem& pb, int eb, int p
 // iteration waited a full memory latency per iteration.
 constexpr int kLoadBatch = 8;
 
-// Row r's max and 1 / (f64 total of exp) over its statistics groups, by one warp (lane l reads
-// groups l, l + 32, ... in that order, kLoadBatch at a time; xor butterflies), into m[i], inv[i]
-// and ng[i] (0: no finite score, the CPU leaves zeros). Shared by both block-score kernels, so
-// their values are identical.
-__device__ __forceinline__ void row_norm(const StrideProblem& pb, const float2* stats, int eb,
+// Row r's largest group (log2 units) and 1 / (f64 total of the groups' masses at it), by one warp
+// (lane l reads groups l, l + 32, ... in that order, kLoadBatch at a time; xor butterflies), into
+// m[i], inv[i] and ng[i] (0: no finite score, the CPU leaves zeros). Shared by both block-score
+// kernels, so their values are identical.
+__device__ __forceinline__ void row_norm(const StrideProblem& pb, const GroupStat* stats, int eb,
                                          int parts, int nkb, int r, int lane, int i, float* row_m,
                                          float* row_inv, int* row_ng) {
   const int ng = row_groups(pb, eb, parts, r);
-  const float2* srow = stats + int64_t(r) * nkb * parts;
-  // groups j0 + 32 u of this lane; (0, 0) past the row, which both passes skip
-  const auto load = [&](int j0, float2 (&x)[kLoadBatch]) {
+  const GroupStat* srow = stats + int64_t(r) * nkb * parts;
+  // groups j0 + 32 u of this lane; empty past the row, which both passes skip
+  const auto load = [&](int j0, GroupStat (&x)[kLoadBatch]) {
 #pragma unroll
-    for (int u = 0; u < kLoadBatch; ++u)
-      x[u] = j0 + 32 * u < ng ? srow[j0 + 32 * u] : make_float2(0.f, 0.f);
+    for (int u = 0; u < kLoadBatch; ++u) x[u] = j0 + 32 * u < ng ? srow[j0 + 32 * u] : -INFINITY;
   };
   float m = -INFINITY;
   for (int j0 = lane; j0 < ng; j0 += 32 * kLoadBatch) {
-    float2 x[kLoadBatch];
+    GroupStat x[kLoadBatch];
     load(j0, x);
 #pragma unroll
     for (int u = 0; u < kLoadBatch; ++u)
-      if (x[u].y > 0.f) m = fmaxf(m, x[u].x);
+      if (group_set(x[u])) m = fmaxf(m, x[u]);
   }
   for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
   double tot = 0;
   if (m != -INFINITY)
     for (int j0 = lane; j0 < ng; j0 += 32 * kLoadBatch) {
-      float2 x[kLoadBatch];
+      GroupStat x[kLoadBatch];
       load(j0, x);
 #pragma unroll
       for (int u = 0; u < kLoadBatch; ++u)  // f32 exp, f64 sum, in the lane's group order
-        if (x[u].y > 0.f) tot += double(x[u].y * expf(x[u].x - m));
+        if (group_set(x[u])) tot += double(group_mass(x[u], m));
     }
   for (int o = 16; o > 0; o >>= 1) tot += __shfl_xor_sync(0xffffffffu, tot, o);
   if (lane == 0) {
@@ -410,14 +410,14 @@ __device__ __forceinline__ void row_norm(const StrideProblem& pb, const float2* 
   }
 }
 
-// share plus statistics group x's mass (max, sum of exp) at row max m.
-__device__ __forceinline__ float group_share(float2 x, float m, float share) {
-  if (x.y > 0.f) share += x.y * expf(x.x - m);
+// share plus statistics group x's mass at the row's largest group m.
+__device__ __forceinline__ float group_share(GroupStat x, float m, float share) {
+  if (group_set(x)) share += group_mass(x, m);
   return share;
 }
 
 // Key block kb's unnormalised share of a row (its parts in order) with row max m.
-__device__ __forceinline__ float block_share(const float2* srow, float m, int kb, int parts,
+__device__ __forceinline__ float block_share(const GroupStat* srow, float m, int kb, int parts,
                                              int ng) {
   float share = 0.f;
   for (int p = 0; p < parts; ++p) {
@@ -457,7 +457,7 @@ constexpr int kScoreThreads = 256;
 // 0.11-0.13 ms, 128K: 0.58 -> 0.66-1.10 ms: this kernel's 32 registers let 8 CTAs share an SM,
 // and the second pass mostly hits the cache.)
 __global__ void block_scores_kernel(StrideProblem pb, Geometry geo, int parts, int eb,
-                                    const float2* stats, float* out, int combine, bool normalize,
+                                    const GroupStat* stats, float* out, int combine, bool normalize,
                                     float weight, bool first) {
   extern __shared__ float blk[];  // [nkb], then per row of the block: max, 1/total, groups
   __shared__ double dscratch[32];
@@ -477,14 +477,13 @@ __global__ void block_scores_kernel(StrideProblem pb, Geometry geo, int parts, i
     float acc = 0.f;
     if (kb < nvis && parts == 1) {
       // kLoadBatch rows' entries loaded before any is added; the same terms in row order (a
-      // group past a row's ng reads as (0, 0) and adds 0 * inv, as block_share's 0)
+      // group past a row's ng reads as empty and adds 0 * inv, as block_share's 0)
       for (int i0 = 0; i0 < nr; i0 += kLoadBatch) {
-        float2 x[kLoadBatch];
+        GroupStat x[kLoadBatch];
 #pragma unroll
         for (int u = 0; u < kLoadBatch; ++u) {
           const int i = i0 + u;
-          x[u] = i < nr && kb < row_ng[i] ? stats[int64_t(rb0 + i) * nkb + kb]
-                                           : make_float2(0.f, 0.f);
+          x[u] = i < nr && kb < row_ng[i] ? stats[int64_t(rb0 + i) * nkb + kb] : -INFINITY;
         }
 #pragma unroll
         for (int u = 0; u < kLoadBatch; ++u) {
@@ -496,7 +495,7 @@ __global__ void block_scores_kernel(StrideProblem pb, Geometry geo, int parts, i
       for (int i = 0; i < nr; ++i) {
         const int ng = row_ng[i];
         if (ng == 0) continue;
-        const float2* srow = stats + int64_t(rb0 + i) * nkb * parts;
+        const GroupStat* srow = stats + int64_t(rb0 + i) * nkb * parts;
         acc += block_share(srow, row_m[i], kb, parts, ng) * row_inv[i];
       }
     }
@@ -530,7 +529,7 @@ __global__ void block_scores_kernel(StrideProblem pb, Geometry geo, int parts, i
 constexpr int kWarpBlocks = 8, kUnroll = 4;
 __global__ void __launch_bounds__(32 * kWarpBlocks, 6)
     block_scores_warp_kernel(StrideProblem pb, Geometry geo, int parts, int eb, int max_rows,
-                             const float2* stats, float* out, int combine, bool normalize,
+                             const GroupStat* stats, float* out, int combine, bool normalize,
                              float weight, bool first) {
   extern __shared__ float warp_smem[];
   const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
@@ -552,14 +551,14 @@ __global__ void __launch_bounds__(32 * kWarpBlocks, 6)
     for (int i = 0; i < nr; ++i) {
       const int ng = row_ng[i];
       if (ng == 0) continue;
-      const float2* srow = stats + int64_t(rb0 + i) * nkb * parts;
+      const GroupStat* srow = stats + int64_t(rb0 + i) * nkb * parts;
       const float m = row_m[i], inv = row_inv[i];
       if (parts == 1) {  // the loads first (a group past ng adds 0 * inv, as block_share's 0)
-        float2 x[kUnroll];
+        GroupStat x[kUnroll];
 #pragma unroll
         for (int u = 0; u < kUnroll; ++u) {
           const int kb = kb0 + 32 * u + lane;
-          x[u] = kb < nvis && kb < ng ? srow[kb] : make_float2(0.f, 0.f);
+          x[u] = kb < nvis && kb < ng ? srow[kb] : -INFINITY;
         }
 #pragma unroll
         for (int u = 0; u < kUnroll; ++u)
@@ -1067,7 +1066,8 @@ int stats_parts(const StrideProblem& pb, const Geometry& geo) {
   return eb <= kTE ? 1 : (eb + kTE - 1) / kTE;
 }
 
-cudaError_t stride_stats(const StrideProblem& pb, const Geometry& geo, float2* stats, cudaStream_t stream) {
+cudaError_t stride_stats(const StrideProblem& pb, const Geometry& geo, GroupStat* stats,
+                         cudaStream_t stream) {
   if (pb.nqr <= 0 || pb.units <= 0) return cudaSuccess;
   if (pb.W % kTK != 0 || slot_major(pb)) return cudaErrorInvalidValue;
   const int eb = entries_per_block(pb, geo);
@@ -1092,7 +1092,7 @@ bool mma_fused(const StrideProblem& pb, const Geometry& geo) {
 
 namespace {
 template <int W, int W2, int GN>
-cudaError_t launch_fused(const StrideProblem& pb, const Geometry& geo, float2* stats,
+cudaError_t launch_fused(const StrideProblem& pb, const Geometry& geo, GroupStat* stats,
                          cudaStream_t stream) {
   const int ngroups = geo.nkb * stats_parts(pb, geo);
   const int tiles = (pb.units + kTE - 1) / kTE;
@@ -1120,7 +1120,7 @@ cudaError_t launch_fused(const StrideProblem& pb, const Geometry& geo, float2* s
 }
 
 template <int W, int W2>
-cudaError_t launch_fused(const StrideProblem& pb, const Geometry& geo, float2* stats,
+cudaError_t launch_fused(const StrideProblem& pb, const Geometry& geo, GroupStat* stats,
                          cudaStream_t stream) {
   switch (std::min(geo.block_k / pb.sk, kTE) / 8) {
     case 1:
@@ -1135,7 +1135,7 @@ cudaError_t launch_fused(const StrideProblem& pb, const Geometry& geo, float2* s
 }
 }  // namespace
 
-cudaError_t stride_stats_mma(const StrideProblem& pb, const Geometry& geo, float2* stats,
+cudaError_t stride_stats_mma(const StrideProblem& pb, const Geometry& geo, GroupStat* stats,
                              cudaStream_t stream) {
   if (pb.nqr <= 0 || pb.units <= 0) return cudaSuccess;
   if (!mma_fits(pb) || pb.qrep16 == nullptr || pb.krep16 == nullptr) return cudaErrorInvalidValue;
@@ -1173,9 +1173,9 @@ static bool use_block_scores_warp(int rows) {
 }
 
 static cudaError_t launch_block_scores_warp(const StrideProblem& pb, const Geometry& geo,
-                                            int max_rows, size_t smem, const float2* stats, float* out,
-                                     Combine combine, bool normalize, float weight,
-                                     cudaStream_t stream, bool first) {
+                                            int max_rows, size_t smem, const GroupStat* stats,
+                                            float* out, Combine combine, bool normalize,
+                                            float weight, cudaStream_t stream, bool first) {
   const auto kernel = block_scores_warp_kernel;
   if (smem > 48 * 1024) {
     const cudaError_t e =
@@ -1189,7 +1189,13 @@ static cudaError_t launch_block_scores_warp(const StrideProblem& pb, const Geome
   return cudaGetLastError();
 }
 
-cudaError_t block_scores(const StrideProblem& pb, const Geometry& geo, const float2* stats, float* out,
+cudaError_t clear_stats(GroupStat* stats, int64_t n, cudaStream_t stream) {
+  // 0xff bytes are a NaN, which group_set reads as an empty group (no 32-bit fill in the runtime)
+  return n > 0 ? cudaMemsetAsync(stats, 0xff, size_t(n) * sizeof(GroupStat), stream) : cudaSuccess;
+}
+
+cudaError_t block_scores(const StrideProblem& pb, const Geometry& geo, const GroupStat* stats,
+                         float* out,
                          Combine combine, bool normalize, float weight, cudaStream_t stream,
                          bool first) {
   if (geo.nqb <= 0) return cudaSuccess;

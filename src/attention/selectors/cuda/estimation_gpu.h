@@ -70,10 +70,21 @@ struct StrideProblem {
   enum class Fused { kMmaSync, kWgmma, kWgmmaWs, kWgmmaPp, kWgmmaTma } fused = Fused::kMmaSync;
 };
 
+/// One statistics group: log2 of the sum of exp(score) over a row's scores in one key block (or
+/// 64-entry part of one), i.e. its softmax mass before the row's normaliser; -inf (or NaN) when
+/// the group has no finite score. Written by the score kernels, read by block_scores
+/// (group_stat.cuh holds the device helpers).
+using GroupStat = float;
+
+/// Fills n statistics groups with "no finite score" (NaN: a byte fill, which block_scores reads
+/// as an empty group) before a score kernel that does not write every group a row sees.
+cudaError_t clear_stats(GroupStat* stats, int64_t n, cudaStream_t stream);
+
 /// Parts of 64 entries per key block (1 when a block has <= 64 entries).
 int stats_parts(const StrideProblem& pb, const Geometry& geo);
-/// stats [nqr][nkb * parts] of (max, sum exp(score - max)); entries nobody wrote must be zero.
-cudaError_t stride_stats(const StrideProblem& pb, const Geometry& geo, float2* stats, cudaStream_t stream);
+/// stats [nqr][nkb * parts] (GroupStat); entries nobody writes must be cleared first (clear_stats).
+cudaError_t stride_stats(const StrideProblem& pb, const Geometry& geo, GroupStat* stats,
+                         cudaStream_t stream);
 
 /// The same statistics from bf16 copies of the representatives (qrep16, krep16) on tensor cores
 /// (mma.sync m16n8k16, f32 accumulation); needs mma_fits(pb). Products are exact, the
@@ -85,9 +96,9 @@ bool mma_fits(const StrideProblem& pb);
 /// and with several representatives per unit they are slot-major (W2 = D: W2's comment). One
 /// warp holds 16 rows x 64 units of scores per slot in registers and keeps per (row, group) the
 /// running (max, sum) over the slots; it writes every group a row sees, so the statistics need
-/// no zeroing first (block_scores reads only those). Otherwise stats must be zeroed first.
+/// no clearing first (block_scores reads only those). Otherwise stats must be cleared first.
 bool mma_fused(const StrideProblem& pb, const Geometry& geo);
-cudaError_t stride_stats_mma(const StrideProblem& pb, const Geometry& geo, float2* stats,
+cudaError_t stride_stats_mma(const StrideProblem& pb, const Geometry& geo, GroupStat* stats,
                              cudaStream_t stream);
 
 enum class Combine : int { kSet = 0, kMax = 1, kMeanAdd = 2 };
@@ -97,7 +108,7 @@ enum class Combine : int { kSet = 0, kMax = 1, kMeanAdd = 2 };
 /// combine into out [nqb][nkb]: set, max, or add value / weight (the mean over `weight` maps).
 /// first: out is taken as zero before combining (the first map; no memset needed), i.e. the
 /// visible entries of every row are written.
-cudaError_t block_scores(const StrideProblem& pb, const Geometry& geo, const float2* stats,
+cudaError_t block_scores(const StrideProblem& pb, const Geometry& geo, const GroupStat* stats,
                          float* out, Combine combine, bool normalize, float weight,
                          cudaStream_t stream, bool first = false);
 

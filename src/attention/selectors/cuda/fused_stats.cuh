@@ -8,6 +8,7 @@
 #pragma once
 
 #include "estimation_gpu.h"
+#include "group_stat.cuh"
 #include "sieve/attention/cuda/ptx.cuh"
 
 #include <cuda_bf16.h>
@@ -26,21 +27,21 @@ constexpr int kTiles = 8;  // 64-unit key tiles per CTA
 /// The wgmma instance (sm90a/fused_stats_sm90.cu): launches it for (W, W2, GN) as launch_fused
 /// in estimation.cu does for mma.sync; cudaErrorInvalidValue for a combination it lacks.
 cudaError_t launch_fused_sm90(const StrideProblem& pb, int W, int W2, int GN, int ngroups,
-                              int tiles, float2* stats, cudaStream_t stream);
+                              int tiles, GroupStat* stats, cudaStream_t stream);
 /// The warp-specialised wgmma instance (same file; Fused::kWgmmaWs): a producer
 /// warpgroup fills a 4-stage key-tile ring, the two consumer warpgroups run unsynchronised.
 cudaError_t launch_fused_ws_sm90(const StrideProblem& pb, int W, int W2, int GN, int ngroups,
-                                 int tiles, float2* stats, cudaStream_t stream);
+                                 int tiles, GroupStat* stats, cudaStream_t stream);
 /// Its ping-pong instance (same file; Fused::kWgmmaPp): the same ring, each consumer
 /// warpgroup waits for its step's products before issuing the next step's (no wgmma
 /// serialisation), the two taking turns to issue.
 cudaError_t launch_fused_pp_sm90(const StrideProblem& pb, int W, int W2, int GN, int ngroups,
-                                 int tiles, float2* stats, cudaStream_t stream);
+                                 int tiles, GroupStat* stats, cudaStream_t stream);
 /// Its TMA instance (same file; Fused::kWgmmaTma, the default): the ping-pong kernel with the key
 /// tiles copied by TMA (5-D tensor maps that also apply the unit_row permutation) and the lean
 /// step (SIEVE_STATS_EPI); the ping-pong kernel itself when units % 16 != 0. Same values.
 cudaError_t launch_fused_tma_sm90(const StrideProblem& pb, int W, int W2, int GN, int ngroups,
-                                  int tiles, float2* stats, cudaStream_t stream);
+                                  int tiles, GroupStat* stats, cudaStream_t stream);
 
 /// Head z of a batch: its query representatives, visibility, own scores and statistics.
 template <class Stats>
@@ -267,13 +268,12 @@ __device__ __forceinline__ void fold_row_half(const float (&acc)[8][4], int h, i
 }
 
 // At the last slot (t = R - 1, R = pb.reps) of tile x: the running statistics to stats
-// [row][ngroups] as (max, sum) in natural units.
+// [row][ngroups] as statistics groups (group_stat.cuh).
 template <int GN>
 __device__ __forceinline__ void store_stats(const StrideProblem& pb, int x, int t, int R, int r0,
-                                            int ngroups, Running<GN>& run, float2* stats) {
+                                            int ngroups, Running<GN>& run, GroupStat* stats) {
   constexpr int NG = 8 / GN;  // groups per tile
   constexpr int GT = Running<GN>::GT, QT = Running<GN>::QT;
-  constexpr float kLn2 = 0.6931471805599453f;
   const int lane = threadIdx.x & 31, wr = (threadIdx.x >> 5) * 16;
   const int g = lane >> 2, tq = lane & 3;
   if (t != R - 1) return;
@@ -295,13 +295,12 @@ __device__ __forceinline__ void store_stats(const StrideProblem& pb, int x, int 
   for (int h = 0; h < 2; ++h) {
     const int r = r0 + wr + g + 8 * h;
     if (r >= pb.nqr) continue;
-    float2* out = stats + int64_t(r) * ngroups;
+    GroupStat* out = stats + int64_t(r) * ngroups;
 #pragma unroll
     for (int gl = 0; gl < GT; ++gl) {
       const int gid = x * NG + (16 * tq) / (8 * GN) + gl;
       if (gid < ngroups)
-        out[gid] = run.m[h][gl] == -INFINITY ? make_float2(0.f, 0.f)
-                                             : make_float2(run.m[h][gl] * kLn2, run.s[h][gl]);
+        out[gid] = group_stat(run.m[h][gl], run.s[h][gl]);
     }
   }
 }
@@ -311,7 +310,7 @@ template <int GN>
 __device__ __forceinline__ void epilogue_lw(const StrideProblem& pb, const float (&prod)[8][4], int x,
                                             int t, int r0, const int* s_vis, const float (&lw)[8][2],
                                             const RowLimits& lim, int ngroups, Running<GN>& run,
-                                            float2* stats) {
+                                            GroupStat* stats) {
   const int R = pb.reps, e0 = x * 64;
   if (e0 >= lim.warp_maxv) return;
   float acc[8][4];
@@ -324,14 +323,15 @@ __device__ __forceinline__ void epilogue_lw(const StrideProblem& pb, const float
 // One step's epilogue for this warp: raw products prod of 16 rows x 64 units (tile x, slot t of
 // R) finished into scores (scale, log weight s_lw [64] from shared memory, the row's own unit,
 // the partial last unit; -inf where not visible), folded into the running (max, sum of exp) per
-// (row, group), and at the last slot written to stats [row][ngroups] as (max, sum) in natural
-// units. Scores are kept in log2 units (one FFMA for scale and weight, ex2 of score - max without
-// a multiply). Groups of 8 GN units (GN in 1, 2, 4, 8).
+// (row, group), and at the last slot written to stats [row][ngroups] as statistics groups
+// (group_stat.cuh: max + log2 of the sum, in log2 units). Scores are kept in log2 units (one FFMA
+// for scale and weight, ex2 of score - max without a multiply). Groups of 8 GN units (GN in 1, 2,
+// 4, 8).
 template <int GN>
 __device__ __forceinline__ void epilogue(const StrideProblem& pb, const float (&prod)[8][4], int x, int t,
                                          int r0, const int* s_vis, const float* s_lw,
                                          const RowLimits& lim, int ngroups, Running<GN>& run,
-                                         float2* stats) {
+                                         GroupStat* stats) {
   if (x * 64 >= lim.warp_maxv) return;
   float lw[8][2];
   step_log2_weights(s_lw, lw);

@@ -192,18 +192,19 @@ cudaError_t xattn_plan(const HeadInputs& in, const Geometry& geo, int S, XattnPl
 /// Hopper kernels write only the key blocks some query stride of their query tile sees.
 /// visible: xattn_visible's output (the TMA kernel evaluates xattn_visible_at instead).
 cudaError_t xattn_stats(const XattnPlan& plan, const HeadInputs& in, const Geometry& geo, int S,
-                        int h0, int heads, const int* visible, float2* stats, cudaStream_t stream);
+                        int h0, int heads, const int* visible, GroupStat* stats,
+                        cudaStream_t stream);
 
 // The Hopper kernels behind xattn_stats (sm90a/*.cu): whether they fit, their one-time set-up
 // (shared-memory attributes; the TMA kernel's tensor maps) and their launches.
 bool xattn_wgmma_fits(const HeadInputs& in, int S, int block_k);
 cudaError_t xattn_wgmma_prepare(const HeadInputs& in, const Geometry& geo, int S);
 cudaError_t xattn_stats_wgmma(const HeadInputs& in, const Geometry& geo, int S, int h0, int heads,
-                              const int* visible, float2* stats, cudaStream_t stream);
+                              const int* visible, GroupStat* stats, cudaStream_t stream);
 bool xattn_tma_fits(const HeadInputs& in, const Geometry& geo, int S);
 cudaError_t xattn_tma_prepare(const HeadInputs& in, const Geometry& geo, int S, XattnPlan* plan);
 cudaError_t xattn_stats_tma(const XattnPlan& plan, const HeadInputs& in, const Geometry& geo,
-                            int S, int h0, int heads, float2* stats, cudaStream_t stream);
+                            int S, int h0, int heads, GroupStat* stats, cudaStream_t stream);
 
 }  // namespace sieve::attention::cuda::est
 

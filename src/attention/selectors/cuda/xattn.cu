@@ -3,6 +3,7 @@
 // key block) that block_scores (estimation.cu) turns into block masses. Mirrors
 // selectors/xattention.cpp: the same operands (key strides laid side by side against the query
 // stride in reverse row order, zero past the end), scale / S, causal by stride.
+#include "group_stat.cuh"
 #include "peers_gpu.h"
 
 #include "sieve/attention/cuda/check.h"
@@ -34,7 +35,7 @@ __global__ void xattn_visible_kernel(Geometry g, int S, int nqs, int nks, int* v
 template <class T, int D>
 __global__ void __launch_bounds__(kThreads)
     xattn_stats_kernel(HeadInputs in, Geometry g, int S, int nqs, int nks, int h0,
-                       const int* visible, float2* stats) {
+                       const int* visible, GroupStat* stats) {
   constexpr int kRowBytes = 2 * D, kChunks = D / 8, kSteps = D / 16, kBuf = kTile * kRowBytes;
   extern __shared__ __align__(128) unsigned char smem[];
   __shared__ int s_vis[kTile];
@@ -50,11 +51,11 @@ __global__ void __launch_bounds__(kThreads)
   __syncthreads();
   int maxv = 0;
   for (int r = 0; r < kTile; ++r) maxv = max(maxv, s_vis[r]);
-  if (e0 >= maxv) {  // no row sees these strides: zero statistics
+  if (e0 >= maxv) {  // no row sees these strides: empty groups
     for (int x = int(threadIdx.x); x < kTile * nblk; x += kThreads) {
       const int r = x / nblk, b = x % nblk;
       if (i0 + r < nqs && kb0 + b < nkb)
-        stats[int64_t(i0 + r) * nkb + kb0 + b] = make_float2(0.f, 0.f);
+        stats[int64_t(i0 + r) * nkb + kb0 + b] = -INFINITY;
     }
     return;
   }
@@ -121,8 +122,7 @@ __global__ void __launch_bounds__(kThreads)
     float sum = 0.f;
     if (m != -INFINITY)
       for (int j = b * eb; j < (b + 1) * eb; ++j) sum += expf(st[r][j] - m);
-    stats[int64_t(i0 + r) * nkb + kb0 + b] =
-        m == -INFINITY ? make_float2(0.f, 0.f) : make_float2(m, sum);
+    stats[int64_t(i0 + r) * nkb + kb0 + b] = group_stat(m * 1.4426950408889634f, sum);
   }
 }
 
@@ -132,7 +132,7 @@ static_assert(smem_bytes(64) >= int(sizeof(float)) * kTile * (kTile + 1), "score
 
 template <class T, int D>
 cudaError_t launch_stats(const HeadInputs& in, const Geometry& g, int S, int h0, int heads,
-                         const int* visible, float2* stats, cudaStream_t stream) {
+                         const int* visible, GroupStat* stats, cudaStream_t stream) {
   const int nqs = (g.seq_q + S - 1) / S, nks = (g.seq_k + S - 1) / S;
   const dim3 grid(unsigned((nks + kTile - 1) / kTile), unsigned((nqs + kTile - 1) / kTile),
                   unsigned(heads));
@@ -191,7 +191,8 @@ cudaError_t xattn_plan(const HeadInputs& in, const Geometry& geo, int S, XattnPl
 }
 
 cudaError_t xattn_stats(const XattnPlan& plan, const HeadInputs& in, const Geometry& geo, int S,
-                        int h0, int heads, const int* visible, float2* stats, cudaStream_t stream) {
+                        int h0, int heads, const int* visible, GroupStat* stats,
+                        cudaStream_t stream) {
   if (!rows_fit(in) || !xattn_fits(S, geo.block_k)) return cudaErrorInvalidValue;
   if (geo.seq_q <= 0 || geo.seq_k <= 0 || heads <= 0) return cudaSuccess;
   switch (plan.kernel) {

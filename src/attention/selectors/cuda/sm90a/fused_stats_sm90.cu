@@ -113,7 +113,7 @@ __device__ __forceinline__ void walk_steps(int steps, const Issue& issue, const 
 
 template <int W, int W2, int GN>
 __global__ void __launch_bounds__(kWgThreads, 1)
-    stride_stats_wgmma_kernel(StrideProblem pb, int ngroups, int tiles, float2* stats) {
+    stride_stats_wgmma_kernel(StrideProblem pb, int ngroups, int tiles, GroupStat* stats) {
   constexpr int tile_bytes = 64 * 2 * W, KS = W / 16;
   extern __shared__ unsigned char smem_raw[];
   const uint32_t raw = ptx::smem_addr(smem_raw);
@@ -180,7 +180,8 @@ __global__ void __launch_bounds__(kWgThreads, 1)
 }
 
 template <int W, int W2, int GN>
-cudaError_t launch(const StrideProblem& pb, int ngroups, int tiles, float2* stats, cudaStream_t stream) {
+cudaError_t launch(const StrideProblem& pb, int ngroups, int tiles, GroupStat* stats,
+                   cudaStream_t stream) {
   // +1024: alignment; two key tiles, four steps' log weights, s_vis
   const int smem = 1024 + 2 * 64 * 2 * W + 4 * 64 * 4 + kWgRows * 4;
   const cudaError_t e = cudaFuncSetAttribute(stride_stats_wgmma_kernel<W, W2, GN>,
@@ -194,7 +195,7 @@ cudaError_t launch(const StrideProblem& pb, int ngroups, int tiles, float2* stat
 }
 
 template <int W, int W2>
-cudaError_t launch(const StrideProblem& pb, int GN, int ngroups, int tiles, float2* stats,
+cudaError_t launch(const StrideProblem& pb, int GN, int ngroups, int tiles, GroupStat* stats,
                    cudaStream_t stream) {
   switch (GN) {
     case 1: return launch<W, W2, 1>(pb, ngroups, tiles, stats, stream);
@@ -312,7 +313,7 @@ __device__ __forceinline__ void produce_steps(const StrideProblem& pb, uint32_t 
 
 template <int W, int W2, int GN>
 __global__ void __launch_bounds__(kWsThreads, 1)
-    stride_stats_ws_kernel(StrideProblem pb, int ngroups, int tiles, float2* stats) {
+    stride_stats_ws_kernel(StrideProblem pb, int ngroups, int tiles, GroupStat* stats) {
   constexpr int NS = kWsStages, tile_bytes = 64 * 2 * W, KS = W / 16;
   extern __shared__ unsigned char smem_raw[];
   const uint32_t raw = ptx::smem_addr(smem_raw);
@@ -441,7 +442,7 @@ __device__ __forceinline__ void bar_arrive(int id, int count) {
 // runs produce(s_base, s_lw_addr, bars, x0, steps, pt) (ring, log-weight ring, mbarriers, first
 // tile, steps, producer thread), the consumers as described above.
 template <int W, int W2, int GN, int DIAG, int EPI = kEpiPlain, class Produce>
-__device__ __forceinline__ void pp_cta(StrideProblem& pb, int ngroups, int tiles, float2* stats,
+__device__ __forceinline__ void pp_cta(StrideProblem& pb, int ngroups, int tiles, GroupStat* stats,
                                        const PpOptions& opt, const Produce& produce) {
   constexpr int NS = kWsStages, tile_bytes = 64 * 2 * W, KS = W / 16;
   extern __shared__ unsigned char smem_raw[];
@@ -546,7 +547,8 @@ __device__ __forceinline__ void pp_cta(StrideProblem& pb, int ngroups, int tiles
 
 template <int W, int W2, int GN, int DIAG = 0>
 __global__ void __launch_bounds__(kWsThreads, 1)
-    stride_stats_pp_kernel(StrideProblem pb, int ngroups, int tiles, float2* stats, PpOptions opt) {
+    stride_stats_pp_kernel(StrideProblem pb, int ngroups, int tiles, GroupStat* stats,
+                           PpOptions opt) {
   const StrideProblem& cpb = pb;  // the producer reads the batch head's arrays (pp_cta set them)
   pp_cta<W, W2, GN, DIAG>(pb, ngroups, tiles, stats, opt,
                           [&](uint32_t ring, uint32_t lw_ring, uint32_t bars, int x0, int steps,
@@ -624,7 +626,8 @@ __device__ __forceinline__ void produce_steps_tma(const StrideProblem& pb, const
 
 template <int W, int W2, int GN, int EPI = kEpiPlain>
 __global__ void __launch_bounds__(kWsThreads, 1)
-    stride_stats_tma_kernel(StrideProblem pb, int ngroups, int tiles, float2* stats, PpOptions opt,
+    stride_stats_tma_kernel(StrideProblem pb, int ngroups, int tiles, GroupStat* stats,
+                            PpOptions opt,
                             const __grid_constant__ KeyMaps maps) {
   const StrideProblem& cpb = pb;
   // the key set of this head (KeyMaps' dimension 4; one set when z_krep is 0, whatever kgroup)
@@ -640,7 +643,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
 // PP: the ping-pong instance (its query buffer outside the ring), else the warp-specialised one.
 // DIAG: the ping-pong instance's timing diagnostics (PpOptions::diag).
 template <int W, int W2, int GN, bool PP, int DIAG = 0>
-cudaError_t launch_ws(const StrideProblem& pb, int ngroups, int tiles, float2* stats,
+cudaError_t launch_ws(const StrideProblem& pb, int ngroups, int tiles, GroupStat* stats,
                       cudaStream_t stream, const PpOptions& opt) {
   // +1024: alignment; the ring, (PP) the query rows, the log weights, s_vis, the mbarriers
   const int smem = 1024 + kWsStages * (64 * 2 * W + 256) + (PP ? kWgRows * 2 * W : 0) + 192 * 4 +
@@ -663,7 +666,7 @@ cudaError_t launch_ws(const StrideProblem& pb, int ngroups, int tiles, float2* s
 }
 
 template <int W, int W2, bool PP, int DIAG = 0>
-cudaError_t launch_ws(const StrideProblem& pb, int GN, int ngroups, int tiles, float2* stats,
+cudaError_t launch_ws(const StrideProblem& pb, int GN, int ngroups, int tiles, GroupStat* stats,
                       cudaStream_t stream, const PpOptions& opt) {
   switch (GN) {
     case 1: return launch_ws<W, W2, 1, PP, DIAG>(pb, ngroups, tiles, stats, stream, opt);
@@ -678,7 +681,7 @@ cudaError_t launch_ws(const StrideProblem& pb, int GN, int ngroups, int tiles, f
 // issue 4 measures); any other shape under a diagnostic fails (cudaErrorInvalidValue) rather
 // than silently timing the normal kernel.
 cudaError_t launch_pp_diag(const StrideProblem& pb, int W, int W2, int GN, int ngroups, int tiles,
-                           float2* stats, cudaStream_t stream, const PpOptions& opt) {
+                           GroupStat* stats, cudaStream_t stream, const PpOptions& opt) {
   if (W != 256 || W2 != 128) return cudaErrorInvalidValue;
   switch (opt.diag) {
     case kDiagNoLoads:
@@ -694,7 +697,7 @@ cudaError_t launch_pp_diag(const StrideProblem& pb, int W, int W2, int GN, int n
 
 template <bool PP>
 cudaError_t launch_ws(const StrideProblem& pb, int W, int W2, int GN, int ngroups, int tiles,
-                      float2* stats, cudaStream_t stream, const PpOptions& opt = {}) {
+                      GroupStat* stats, cudaStream_t stream, const PpOptions& opt = {}) {
   if (W == 256 && W2 == 128)
     return launch_ws<256, 128, PP>(pb, GN, ngroups, tiles, stats, stream, opt);
   if (W == 128 && W2 == 128)
@@ -706,7 +709,7 @@ cudaError_t launch_ws(const StrideProblem& pb, int W, int W2, int GN, int ngroup
 
 // stride_stats_tma_kernel for (W, W2, GN): launch_ws<W, W2, GN, true>'s shared memory and grid.
 template <int W, int W2, int GN, int EPI = kEpiPlain>
-cudaError_t launch_tma(const StrideProblem& pb, int ngroups, int tiles, float2* stats,
+cudaError_t launch_tma(const StrideProblem& pb, int ngroups, int tiles, GroupStat* stats,
                        cudaStream_t stream, const PpOptions& opt, const KeyMaps& maps) {
   const int smem = 1024 + kWsStages * (64 * 2 * W + 256) + kWgRows * 2 * W + 192 * 4 +
                    2 * kWsStages * 8;
@@ -722,7 +725,7 @@ cudaError_t launch_tma(const StrideProblem& pb, int ngroups, int tiles, float2* 
 }
 
 template <int W, int W2, int EPI = kEpiPlain>
-cudaError_t launch_tma(const StrideProblem& pb, int GN, int ngroups, int tiles, float2* stats,
+cudaError_t launch_tma(const StrideProblem& pb, int GN, int ngroups, int tiles, GroupStat* stats,
                        cudaStream_t stream, const PpOptions& opt, const KeyMaps& maps) {
   switch (GN) {
     case 1: return launch_tma<W, W2, 1, EPI>(pb, ngroups, tiles, stats, stream, opt, maps);
@@ -736,7 +739,7 @@ cudaError_t launch_tma(const StrideProblem& pb, int GN, int ngroups, int tiles, 
 // launch_tma<W, W2> under an epilogue variant (EpiVariant; runtime value to instance).
 template <int W, int W2>
 cudaError_t launch_tma_epi(int epi, const StrideProblem& pb, int GN, int ngroups, int tiles,
-                           float2* stats, cudaStream_t stream, const PpOptions& opt,
+                           GroupStat* stats, cudaStream_t stream, const PpOptions& opt,
                            const KeyMaps& maps) {
   switch (epi) {
     case kEpiPlain: return launch_tma<W, W2>(pb, GN, ngroups, tiles, stats, stream, opt, maps);
@@ -783,7 +786,7 @@ bool encode_key_map(CUtensorMap* m, const void* base, int width, int64_t groups,
 }  // namespace
 
 cudaError_t launch_fused_sm90(const StrideProblem& pb, int W, int W2, int GN, int ngroups, int tiles,
-                              float2* stats, cudaStream_t stream) {
+                              GroupStat* stats, cudaStream_t stream) {
   if (W == 256 && W2 == 128) return launch<256, 128>(pb, GN, ngroups, tiles, stats, stream);
   if (W == 128 && W2 == 128) return launch<128, 128>(pb, GN, ngroups, tiles, stats, stream);
   if (W == 128 && W2 == 64) return launch<128, 64>(pb, GN, ngroups, tiles, stats, stream);
@@ -791,12 +794,12 @@ cudaError_t launch_fused_sm90(const StrideProblem& pb, int W, int W2, int GN, in
 }
 
 cudaError_t launch_fused_ws_sm90(const StrideProblem& pb, int W, int W2, int GN, int ngroups,
-                                 int tiles, float2* stats, cudaStream_t stream) {
+                                 int tiles, GroupStat* stats, cudaStream_t stream) {
   return launch_ws<false>(pb, W, W2, GN, ngroups, tiles, stats, stream);
 }
 
 cudaError_t launch_fused_pp_sm90(const StrideProblem& pb, int W, int W2, int GN, int ngroups,
-                                 int tiles, float2* stats, cudaStream_t stream) {
+                                 int tiles, GroupStat* stats, cudaStream_t stream) {
   // Schedule knobs for A/B runs (the values are the same under any of them):
   // SIEVE_STATS_PINGPONG=0 (no issue turns), SIEVE_STATS_TILES=n (tiles per CTA, 1..64).
   // Timing diagnostics (wrong values; PpOptions::diag): SIEVE_STATS_DIAG=1 (no key-tile loads
@@ -810,7 +813,7 @@ cudaError_t launch_fused_pp_sm90(const StrideProblem& pb, int W, int W2, int GN,
 }
 
 cudaError_t launch_fused_tma_sm90(const StrideProblem& pb, int W, int W2, int GN, int ngroups,
-                                  int tiles, float2* stats, cudaStream_t stream) {
+                                  int tiles, GroupStat* stats, cudaStream_t stream) {
   // Unit counts off the 16-unit groups: the ping-pong instance (the same values).
   if (pb.units % 16 != 0) return launch_fused_pp_sm90(pb, W, W2, GN, ngroups, tiles, stats, stream);
   const int sets = pb.z_krep == 0 ? 1 : (pb.heads + pb.kgroup - 1) / pb.kgroup;

@@ -1,13 +1,15 @@
 // Statistics epilogue shared by the Hopper xattn score kernels (xattn_wgmma.cu, xattn_tma.cu):
 // one consumer warp's wgmma accumulators (m64nNk16 f32 layout: thread (gr, tq) = (lane / 4,
 // lane % 4) holds rows gr and gr + 8 of the warp's 16 and columns n * 8 + 2 tq + c of each part)
-// turned into the (max, sum of exp(score - max)) of every key block of 8 G entries.
+// turned into the statistics group (group_stat.cuh: log2 of the sum of exp(score)) of every key
+// block of 8 G entries.
 // Scores are scaled by alpha and -inf past a row's visible key strides. A block spans G column
 // groups, each held by 4 lanes: in-thread max and sum plus two shuffles each. Both kernels run
 // the same wgmmas and this same code, so their statistics are bit-identical. Also their instance
 // dispatch (xattn_dispatch).
 #pragma once
 
+#include "../group_stat.cuh"
 #include "../peers_gpu.h"
 
 #include "sieve/attention/cuda/ptx.cuh"
@@ -27,7 +29,7 @@ namespace sieve::attention::cuda::est {
 template <int NG, int G, class Vis>
 __device__ __forceinline__ void xattn_block_stats(const float (&acc)[NG][4], int lane, int i_warp,
                                                   int e0, int col0, int nqs, int nkb,
-                                                  float alpha, const Vis& vis, float2* stats) {
+                                                  float alpha, const Vis& vis, GroupStat* stats) {
   constexpr int EB = 8 * G;
   static_assert(NG % G == 0, "whole blocks per part");
   const int gr = lane >> 2, tq = lane & 3, kb0 = (e0 + col0) / EB;
@@ -35,7 +37,7 @@ __device__ __forceinline__ void xattn_block_stats(const float (&acc)[NG][4], int
 #pragma unroll
   for (int rr = 0; rr < 2; ++rr) {
     const int i = i_warp + gr + rr * 8, v = vis(i);
-    float2* srow = stats + int64_t(i) * nkb;
+    GroupStat* srow = stats + int64_t(i) * nkb;
 #pragma unroll
     for (int b = 0; b < NG / G; ++b) {
       float x[2 * G];
@@ -52,8 +54,8 @@ __device__ __forceinline__ void xattn_block_stats(const float (&acc)[NG][4], int
       m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
       m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
       float sum = 0.f;
+      const float ml = m * l2e;
       if (m != -INFINITY) {
-        const float ml = m * l2e;
 #pragma unroll
         for (int j = 0; j < 2 * G; ++j) sum += ptx::exp2_fast(fmaf(x[j], l2e, -ml));
       }
@@ -61,7 +63,7 @@ __device__ __forceinline__ void xattn_block_stats(const float (&acc)[NG][4], int
       sum += __shfl_xor_sync(0xffffffffu, sum, 2);
       const int kb = kb0 + b;
       if (tq == (b & 3) && i < nqs && kb < nkb)
-        srow[kb] = m == -INFINITY ? make_float2(0.f, 0.f) : make_float2(m, sum);
+        srow[kb] = group_stat(ml, sum);
     }
   }
 }

@@ -117,7 +117,7 @@ template <class T, int D, int G, int BM, int BN>
 __global__ void __launch_bounds__(Shape<BM, BN>::kThreads, 1)
     xattn_tma_kernel(const __grid_constant__ XMaps maps, Geometry g, float alpha, int S, int nqs,
                      int nks, int h0, int heads, int group, bool one_q, bool one_k,
-                     float2* stats) {
+                     GroupStat* stats) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using C = Shape<BM, BN>;
   constexpr int P = D / 64, N1 = BN - 128;
@@ -235,7 +235,7 @@ __global__ void __launch_bounds__(Shape<BM, BN>::kThreads, 1)
     wgmma::fence_operands(acc1);
     __syncwarp();  // the tile's last stage is free: the producer fills it during the epilogue
     if (lane == 0) tma::mbar_arrive(empty((gs - 1) % kStages));
-    float2* out = stats + int64_t(tl.z) * nqs * nkb;
+    GroupStat* out = stats + int64_t(tl.z) * nqs * nkb;
     const int iw = tl.i0 + cw * 16;
     xattn_block_stats<16, G>(acc0, lane, iw, tl.e0, 0, nqs, nkb, alpha, vis, out);
     if (tl.upper)
@@ -323,7 +323,7 @@ cudaError_t xattn_tma_prepare(const HeadInputs& in, const Geometry& geo, int S, 
 }
 
 cudaError_t xattn_stats_tma(const XattnPlan& plan, const HeadInputs& in, const Geometry& geo,
-                            int S, int h0, int heads, float2* stats, cudaStream_t stream) {
+                            int S, int h0, int heads, GroupStat* stats, cudaStream_t stream) {
   if (!xattn_tma_fits(in, geo, S) || plan.kernel != XattnPlan::Kernel::kTma)
     return cudaErrorInvalidValue;
   if (heads <= 0) return cudaSuccess;

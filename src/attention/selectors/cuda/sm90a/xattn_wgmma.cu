@@ -45,7 +45,7 @@ __device__ __forceinline__ uint32_t swz(int r, int c) {
 template <class T, int D, int BN, int STAGES, int G>
 __global__ void __launch_bounds__(kThreads, BN == 128 ? 2 : 1)
     xattn_wgmma_kernel(HeadInputs in, Geometry g, int S, int nqs, int nks, int h0,
-                       const int* visible, float2* stats) {
+                       const int* visible, GroupStat* stats) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int P = D / 64, NH = BN / 128;
   using C = XCfg<BN, STAGES>;
@@ -141,7 +141,7 @@ constexpr int kBN = 256, kStages = 4;
 
 template <class T, int D, int G>
 cudaError_t launch(const HeadInputs& in, const Geometry& g, int S, int h0, int heads,
-                   const int* visible, float2* stats, cudaStream_t stream) {
+                   const int* visible, GroupStat* stats, cudaStream_t stream) {
   const int nqs = (g.seq_q + S - 1) / S, nks = (g.seq_k + S - 1) / S;
   const dim3 grid(unsigned((nks + kBN - 1) / kBN), unsigned((nqs + kBM - 1) / kBM),
                   unsigned(heads));
@@ -169,7 +169,7 @@ cudaError_t xattn_wgmma_prepare(const HeadInputs& in, const Geometry& geo, int S
 }
 
 cudaError_t xattn_stats_wgmma(const HeadInputs& in, const Geometry& geo, int S, int h0, int heads,
-                              const int* visible, float2* stats, cudaStream_t stream) {
+                              const int* visible, GroupStat* stats, cudaStream_t stream) {
   if (!xattn_wgmma_fits(in, S, geo.block_k)) return cudaErrorInvalidValue;
   if (geo.seq_q <= 0 || geo.seq_k <= 0 || heads <= 0) return cudaSuccess;
   return xattn_dispatch(in, S, geo.block_k, [&]<class T, int D, int G>() {
