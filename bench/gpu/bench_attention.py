@@ -297,7 +297,7 @@ def print_tables(rows):
             m = re.search(r"select=([\d.]+) ms \(([\d.]+)% of dense\) exec=([\d.]+) ms "
                           r"recall_mean=([\d.]+) recall_min=([\d.]+)", note)
             sel, pct, ex, rm, rmin = (float(x) for x in m.groups()) if m else (nan,) * 5
-            if r["impl"] == "sieve_dense":
+            if r["impl"] in ("sieve_dense", "sieve_dense_after"):
                 sel, pct, ex, rm, rmin = 0.0, 0.0, r["ms"], 1.0, 1.0
             fl, cd = ms("dense", "torch_sdpa_flash", r["len"]), ms("dense", "torch_sdpa_cudnn", r["len"])
             print(f"{r['len']:>7} {r['impl']:>16} {r['density']:>7.3f} {sel:>8.2f} {pct:>5.1f}% {ex:>8.2f} "

@@ -23,7 +23,9 @@
 // every kernel is timed at the GPU's steady clock, not the idle boost); the end-to-end rows time each method's selector after a warm-up
 // of at least 25 ms (the selector's own steady state), or with --e2e-order interleaved in rounds
 // that visit every method once each (see bench_e2e); --e2e-gap-ms N lets the GPU idle N ms before
-// each timed selector call (its clock recovers from the executor before it). Sparse masks follow the rule shared with bench_attention.py
+// each timed selector call (its clock recovers from the executor before it). After a length's timed
+// methods the dense reference runs once more (row "sieve_dense_after", its change against the first
+// reading in the note; sel % stays against the first). Sparse masks follow the rule shared with bench_attention.py
 // (keep_block below): each causal 128x128 block kept with probability `density` by a fixed integer
 // hash, plus the diagonal and key block 0, so FlexAttention gets the identical block mask.
 #include "sieve/attention/cuda/api.h"
@@ -396,6 +398,11 @@ void bench_e2e(const Shape& s, const std::vector<int64_t>& lens, const std::vect
           if (r.on_gpu) time_once(r);
     }
     cu::set_estimate_path(saved);
+    // The dense reference again, right after the timed methods: the selector shares (sel %) are
+    // against the first reading, and the two readings show how far the GPU's state (clock under
+    // the power limit, temperature) moved while the methods ran.
+    const double dense_after_ms =
+        median_ms([&] { cu::dense_attention(q, k, v, out, o); }, 1, iters_for(l));
 
     for (E2eRun& r : runs) {
       double sel_ms = 0, exec_ms = 0;
@@ -490,6 +497,12 @@ void bench_e2e(const Shape& s, const std::vector<int64_t>& lens, const std::vect
       }
       r.dp = cu::DevicePattern();  // free before the next row's work
     }
+    char drift[160];
+    std::snprintf(drift, sizeof drift,
+                  "our dense kernel again, right after the timed methods (%+.1f%% against the first "
+                  "reading)",
+                  100.0 * (dense_after_ms / dense_ms - 1.0));
+    emit({"e2e", "sieve_dense_after", l, 1.0, dense_after_ms, flops / dense_after_ms * 1e-9, drift});
   }
 }
 
