@@ -7,6 +7,7 @@
 //                        [--estimates wgmma-pp,wgmma-tma] [--families mma,auto] [--cpu-select-max 131072]
 //                        [--profile 1] [--cpu-compare 32768] [--exec-families wgmma,fa3]
 //                        [--e2e-order grouped|interleaved] [--e2e-gap-ms 0] [--min-warm-ms 250]
+//                        [--e2e-warm-ms <--min-warm-ms>]
 //
 // A method may carry settings after '@' ("rr@stride=16@outliers=1": make_selector("rr",
 // {"stride=16", "outliers=1"})); --methods splits on commas, so a value that needs one writes '+'
@@ -20,8 +21,9 @@
 // a family that cannot run the pattern is skipped).
 // Shape: 32 query heads, 8 KV heads, head dim 128, bf16, causal (the anchors of DESIGN.md). Times are
 // CUDA-event medians after a warm-up of at least one call and --min-warm-ms (default 250 ms, so that
-// every kernel is timed at the GPU's steady clock, not the idle boost); the end-to-end rows time each method's selector after a warm-up
-// of at least 25 ms (the selector's own steady state), or with --e2e-order interleaved in rounds
+// every kernel is timed at the GPU's steady clock, not the idle boost); the end-to-end rows time each
+// method's selector and executor after a warm-up of at least 2 rounds and --e2e-warm-ms (default
+// --min-warm-ms), or with --e2e-order interleaved in rounds
 // that visit every method once each (see bench_e2e); --e2e-gap-ms N lets the GPU idle N ms before
 // each timed selector call (its clock recovers from the executor before it). After a length's timed
 // methods the dense reference runs once more (row "sieve_dense_after", its change against the first
@@ -266,6 +268,7 @@ int64_t g_cpu_compare = 0;   // --cpu-compare L: GPU vs CPU pattern of rr / unis
 std::vector<std::string> g_exec_families;  // --exec-families
 bool g_e2e_interleaved = false;             // --e2e-order interleaved
 int64_t g_e2e_gap_ms = 0;                    // --e2e-gap-ms: idle time before each timed selector call
+double g_e2e_warm_ms = -1;  // --e2e-warm-ms: a method's warm-up before its rounds (-1: --min-warm-ms)
 
 // Rows (head, query block) whose block lists differ between two patterns of equal shape.
 int64_t differing_rows(const sieve::attention::SparsePattern& a, const sieve::attention::SparsePattern& b) {
@@ -353,23 +356,26 @@ void bench_e2e(const Shape& s, const std::vector<int64_t>& lens, const std::vect
 
     // Each method is timed in rounds of one selector call and one executor call, medians over
     // the rounds. Default (grouped): all rounds of one method, then the next, each after a
-    // warm-up of at least 2 calls and 25 ms, so the selector is timed in its own steady state.
+    // warm-up of at least 2 such rounds and --e2e-warm-ms (default --min-warm-ms, 250 ms; 25 ms
+    // until session 19, when 10 rounds at 32K are only ~110 ms), so that the method is timed in
+    // its own steady state.
     // The H200 runs the dense reference and the executors at its 700 W power limit (SM clock
     // 1470-1850 MHz against 1980 MHz idle, nvidia-smi dmon): with one warm-up call, the first
     // method after the dense reference read up to 35 % slower at 128K (rr 11.3 against 8.2 ms in
     // one run; docs/results/gpu-attention.md, session 11). --e2e-order interleaved times the
     // methods in turn within each round instead, so every selector call follows another
     // method's executor, as it would follow the previous layer's work in a model.
+    const double warm_ms = g_e2e_warm_ms < 0 ? g_min_warm_ms : g_e2e_warm_ms;
     const auto warm = [&](E2eRun& r, bool long_warm) {
       cu::set_estimate_path(r.path);
       sieve::Timer t;
-      for (int i = 0; i < (long_warm ? 2 : 1) || (long_warm && t.ms() < 25.0); ++i) {
+      for (int i = 0; i < (long_warm ? 2 : 1) || (long_warm && t.ms() < warm_ms); ++i) {
         cu::DevicePattern fresh = cu::select_on_device(*r.sel, q, k, o);
         SIEVE_CUDA_CHECK(cudaStreamSynchronize(nullptr));
         r.dp = std::move(fresh);
+        exec(r.dp);
+        SIEVE_CUDA_CHECK(cudaDeviceSynchronize());
       }
-      exec(r.dp);
-      SIEVE_CUDA_CHECK(cudaDeviceSynchronize());
     };
     const auto time_once = [&](E2eRun& r) {
       cu::set_estimate_path(r.path);
@@ -539,6 +545,10 @@ int main(int argc, char** argv) {
         else if (a == "--min-warm-ms") {
           g_min_warm_ms = double(arg_int(a, v));
           SIEVE_CHECK(g_min_warm_ms >= 0 && g_min_warm_ms <= 60000, "--min-warm-ms takes 0-60000, got {}", v);
+        } else if (a == "--e2e-warm-ms") {
+          g_e2e_warm_ms = double(arg_int(a, v));
+          SIEVE_CHECK(g_e2e_warm_ms >= 0 && g_e2e_warm_ms <= 60000, "--e2e-warm-ms takes 0-60000, got {}",
+                      v);
         } else if (a == "--e2e-gap-ms") {
           g_e2e_gap_ms = arg_int(a, v);
           SIEVE_CHECK(g_e2e_gap_ms >= 0 && g_e2e_gap_ms <= 10000, "--e2e-gap-ms takes 0-10000, got {}",
