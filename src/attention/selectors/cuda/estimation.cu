@@ -102,7 +102,7 @@ __device__ int load_visible(const StrideProblem& pb, int r0, int* s_vis) {
 }
 
 // Scores of a 64-row x 64-entry tile (f32 SIMT GEMM, 4x4 per thread), then per (row, key block
-// or 64-entry part) the max and the sum of exp(score - max).
+// or 64-entry part) its statistics group (group_stat.cuh).
 __global__ void __launch_bounds__(256) stride_stats_kernel(StrideProblem pb, int eb, int parts,
                                                            int bpt, int nkb, GroupStat* stats) {
   __shared__ __align__(16) float as[kTK][kTR + 4];

@@ -186,8 +186,8 @@ struct XattnPlan {
 /// Chooses the kernel (host only: environment, device, tensor-map encoding, shared-memory
 /// attributes). cudaErrorInvalidValue where xattn_stats cannot run (rows_fit, xattn_fits).
 cudaError_t xattn_plan(const HeadInputs& in, const Geometry& geo, int S, XattnPlan* plan);
-/// Softmax statistics of query heads h0.. h0 + heads - 1: stats [heads][nqs][nkb] of (max, sum of
-/// exp(score - max)) per (query stride, key block), (0, 0) where nothing is visible: the layout
+/// Softmax statistics of query heads h0.. h0 + heads - 1: stats [heads][nqs][nkb], one group
+/// (GroupStat) per (query stride, key block), -inf where nothing is visible: the layout
 /// block_scores reads for a StrideProblem {nqr = nqs, units = nks, reps = 1, sq = sk = S}. The
 /// Hopper kernels write only the key blocks some query stride of their query tile sees.
 /// visible: xattn_visible's output (the TMA kernel evaluates xattn_visible_at instead).

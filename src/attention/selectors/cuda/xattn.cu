@@ -1,6 +1,6 @@
 // Device kernels of the XAttention port (peers_gpu.h): antidiagonal stride scores on tensor cores
-// straight from the 16-bit inputs, reduced to the (max, sum of exp) statistics per (query stride,
-// key block) that block_scores (estimation.cu) turns into block masses. Mirrors
+// straight from the 16-bit inputs, reduced to one statistics group (group_stat.cuh) per (query
+// stride, key block) that block_scores (estimation.cu) turns into block masses. Mirrors
 // selectors/xattention.cpp: the same operands (key strides laid side by side against the query
 // stride in reverse row order, zero past the end), scale / S, causal by stride.
 #include "group_stat.cuh"
