@@ -139,8 +139,9 @@ est::RRParams rr_params(const RRConfig& c, int64_t D) {
 }
 
 // Query heads per launch. The mma path batches whole KV-head groups (heads of one group share
-// the key representatives) while the batch's scratch stays under 2 GiB: all 32 heads at 32K,
-// fewer groups at 128K; one head when a group alone exceeds it. The simt path keeps one head per
+// the key representatives) while the batch's scratch stays under 2 GiB: all 32 heads up to 128K
+// at rr's and unisparse's defaults (since the one-float statistics of session 19; 28 + 4 heads at
+// 128K before); one head when a group alone exceeds it. The simt path keeps one head per
 // launch, as verified on the GPU.
 int batch_heads(bool mma, bool shared_keys, const AttentionShape& s, int64_t bytes_per_head) {
   const int64_t g = s.group_size(), budget = int64_t(2) << 30;
@@ -187,7 +188,8 @@ DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cu
   if (mma) choose_fused_instance(pb, g);
   const int parts = est::stats_parts(pb, g);
   const int64_t stats_per_head = int64_t(nqs) * g.nkb * parts;
-  const int G = batch_heads(mma, rr.mean_keys, s, stats_per_head * 8 + int64_t(nqs) * (W * 2 + 12));
+  const int64_t stats_bytes = stats_per_head * int64_t(sizeof(est::GroupStat));
+  const int G = batch_heads(mma, rr.mean_keys, s, stats_bytes + int64_t(nqs) * (W * 2 + 12));
   const int KG = G >= group ? G / group : 1;  // key sets per batch
   const int64_t key_entries = int64_t(nks) * R;
   const int64_t key_values = rr.slot_major ? int64_t(nks) * (W + (R - 1) * D) : key_entries * W;
@@ -330,7 +332,8 @@ DevicePattern unisparse_select(const Inputs& in, const UniSparseSelector& sel, b
     stats_per_head = std::max<int64_t>(stats_per_head, nqc * g.nkb * parts);
     qrows += nqc;
   }
-  const int G = batch_heads(mma, true, s, stats_per_head * 8 + qrows * W * 2);
+  const int G = batch_heads(mma, true, s,
+                            stats_per_head * int64_t(sizeof(est::GroupStat)) + qrows * W * 2);
   const int KG = G >= group ? G / group : 1;  // key sets per batch
   // Every scratch array carved from one stream-ordered allocation (256-byte aligned pieces): one
   // cudaMallocAsync per call instead of 3 per level + 4.
