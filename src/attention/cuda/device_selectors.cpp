@@ -140,8 +140,8 @@ est::RRParams rr_params(const RRConfig& c, int64_t D) {
 
 // Query heads per launch. The mma path batches whole KV-head groups (heads of one group share
 // the key representatives) while the batch's scratch stays under 2 GiB: all 32 heads up to 128K
-// at rr's and unisparse's defaults (since the one-float statistics of session 19; 28 + 4 heads at
-// 128K before); one head when a group alone exceeds it. The simt path keeps one head per
+// at rr's and unisparse's defaults (rr: 28 + 4 heads at 128K before the one-float statistics of
+// session 19); one head when a group alone exceeds it. The simt path keeps one head per
 // launch, as verified on the GPU.
 int batch_heads(bool mma, bool shared_keys, const AttentionShape& s, int64_t bytes_per_head) {
   const int64_t g = s.group_size(), budget = int64_t(2) << 30;
