@@ -400,7 +400,7 @@ __device__ __forceinline__ void row_norm(const StrideProblem& pb, const GroupSta
       load(j0, x);
 #pragma unroll
       for (int u = 0; u < kLoadBatch; ++u)  // f32 exp, f64 sum, in the lane's group order
-        if (group_set(x[u])) tot += double(group_mass(x[u], m));
+        tot += double(group_mass(x[u], m));  // an empty group adds 0
     }
   for (int o = 16; o > 0; o >>= 1) tot += __shfl_xor_sync(0xffffffffu, tot, o);
   if (lane == 0) {
@@ -410,20 +410,15 @@ __device__ __forceinline__ void row_norm(const StrideProblem& pb, const GroupSta
   }
 }
 
-// share plus statistics group x's mass at the row's largest group m.
-__device__ __forceinline__ float group_share(GroupStat x, float m, float share) {
-  if (group_set(x)) share += group_mass(x, m);
-  return share;
-}
-
-// Key block kb's unnormalised share of a row (its parts in order) with row max m.
+// Key block kb's unnormalised share of a row (its parts' masses in order) at the row's largest
+// group m (an empty part adds 0, which leaves the sum's bits as skipping it would).
 __device__ __forceinline__ float block_share(const GroupStat* srow, float m, int kb, int parts,
                                              int ng) {
   float share = 0.f;
   for (int p = 0; p < parts; ++p) {
     const int j = kb * parts + p;
     if (j >= ng) break;
-    share = group_share(srow[j], m, share);
+    share += group_mass(srow[j], m);
   }
   return share;
 }
@@ -488,7 +483,7 @@ __global__ void block_scores_kernel(StrideProblem pb, Geometry geo, int parts, i
 #pragma unroll
         for (int u = 0; u < kLoadBatch; ++u) {
           const int i = i0 + u;
-          if (i < nr && row_ng[i] != 0) acc += group_share(x[u], row_m[i], 0.f) * row_inv[i];
+          if (i < nr && row_ng[i] != 0) acc += group_mass(x[u], row_m[i]) * row_inv[i];
         }
       }
     } else if (kb < nvis) {
@@ -562,7 +557,7 @@ __global__ void __launch_bounds__(32 * kWarpBlocks, 6)
         }
 #pragma unroll
         for (int u = 0; u < kUnroll; ++u)
-          if (kb0 + 32 * u + lane < nvis) acc[u] += group_share(x[u], m, 0.f) * inv;
+          if (kb0 + 32 * u + lane < nvis) acc[u] += group_mass(x[u], m) * inv;
         continue;
       }
 #pragma unroll
