@@ -63,7 +63,9 @@ struct EvalArgs {
   int threads = 0;
 };
 
-// Threshold key and values swept per method when --sweep does not name the method.
+// Threshold key and values swept per method when --sweep does not name the method. The method's
+// own default is added where the list lacks it (parse_sweeps), so every default sweep has the
+// "(default)" point that --exec default and the mask files use.
 const std::map<std::string, std::pair<std::string, std::vector<std::string>>>& default_sweeps() {
   static const std::map<std::string, std::pair<std::string, std::vector<std::string>>> m = {
       {"sample", {"alpha", {"0.9", "0.95", "0.98", "0.99"}}},
@@ -93,14 +95,36 @@ struct Sweep {
   std::vector<std::string> values;  // empty: the method's defaults only
 };
 
+// `values` of `key` for method m with m's default value inserted in numeric order unless one of
+// them already is that default (compared as the selector's canonical text: "0.98" = "0.980").
+std::vector<std::string> with_default(const std::string& m, const std::string& key,
+                                      std::vector<std::string> values) {
+  const std::string def = make_selector(m)->settings().at(key);
+  const auto canonical = [&](const std::string& v) {
+    auto sel = make_selector(m);
+    sel->set(key, v);
+    return sel->settings().at(key);
+  };
+  if (std::any_of(values.begin(), values.end(),
+                  [&](const std::string& v) { return canonical(v) == def; }))
+    return values;
+  const double d = std::stod(def);
+  const auto at = std::find_if(values.begin(), values.end(),
+                               [&](const std::string& v) { return std::stod(v) > d; });
+  values.insert(at, def);
+  return values;
+}
+
 // "method.key=v1,v2" entries override default_sweeps() for that method.
 std::map<std::string, Sweep> parse_sweeps(const std::vector<std::string>& methods,
                                           const std::vector<std::string>& specs) {
   std::map<std::string, Sweep> out;
   for (const auto& m : methods) {
     const auto it = default_sweeps().find(m);
-    if (it != default_sweeps().end()) out[m] = {it->second.first, it->second.second};
-    else out[m] = {};
+    if (it != default_sweeps().end())
+      out[m] = {it->second.first, with_default(m, it->second.first, it->second.second)};
+    else
+      out[m] = {};
   }
   for (const std::string& s : specs) {
     const size_t dot = s.find('.'), eq = s.find('=');
@@ -486,7 +510,8 @@ void setup_eval(CLI::App& attn) {
       "  sieve attn eval --method rr,xattn --lengths 8192,32768 --heads 2 --kv-heads 1 --out eval/\n"
       "  sieve attn eval --no-synthetic --input ../shared/data/qkv/x.safetensors --out eval/\n"
       "Default sweeps (override with --sweep method.key=v1,v2): sample alpha, rr tau, unisparse\n"
-      "top_p, xattn tau, flexprefill gamma, vslash slash_size, streaming local_blocks; dense once.\n"
+      "top_p, xattn tau, flexprefill gamma, vslash slash_size, streaming local_blocks, each with the\n"
+      "method's default among its points; dense once.\n"
       "Outputs in --out: results.csv, results.md, masks/*.csv (per-tile kept share for the default\n"
       "setting of each method, heads --mask-heads, lengths <= --mask-max-length) and, through\n"
       "scripts/plot_attn_eval.py (matplotlib), masks_*.png and pareto_<method>.png.");

@@ -7,11 +7,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -232,6 +234,49 @@ TEST(Cli, EvalChecksInputsBeforeWritingOutput) {
   EXPECT_FALSE(fs::exists(out));
   expect_error("attn eval --plot no --lengths 64 --out /proc/sieve_no_such/x",
                "cannot create the output folder");
+}
+
+// Every method's default threshold is one of its default sweep's points, even where the listed
+// values miss it (rr's tau 0.98, sample's alpha 0.987): that point is the "(default)" row, the
+// one --exec default runs the executor for and the one whose masks are written.
+TEST(Cli, EvalDefaultSweepsHoldEachMethodsDefault) {
+  const std::string out = temp_name("eval_defaults");
+  const RunResult r = run("attn eval --method all --lengths 512 --heads 2 --kv-heads 1 --exec "
+                          "default --plot no --mask-heads 0 --recall-rows 32 --threads 2 --out " +
+                          out);
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::istringstream csv(slurp(out + "/results.csv"));
+  std::string line;
+  ASSERT_TRUE(std::getline(csv, line));
+  std::vector<std::string> header;
+  for (std::istringstream h(line); std::getline(h, line, ',');) header.push_back(line);
+  const auto col = [&](const std::string& name) {
+    const auto it = std::find(header.begin(), header.end(), name);
+    EXPECT_NE(it, header.end()) << name;
+    return size_t(it - header.begin());
+  };
+  const size_t c_method = col("method"), c_key = col("threshold_key"), c_value = col("threshold"),
+               c_default = col("is_default"), c_exec = col("executor_ms");
+  std::map<std::string, int> defaults;
+  while (std::getline(csv, line)) {
+    std::vector<std::string> f;
+    for (std::istringstream row(line); std::getline(row, line, ',');) f.push_back(line);
+    f.resize(header.size());
+    const std::string& m = f[c_method];
+    if (f[c_default] != "1") {
+      EXPECT_TRUE(f[c_exec].empty()) << m << " " << f[c_value] << ": executor ran off the default";
+      continue;
+    }
+    ++defaults[m];
+    EXPECT_FALSE(f[c_exec].empty()) << m << ": no executor time on the default row";
+    if (!f[c_key].empty()) {
+      EXPECT_EQ(f[c_value], sieve::attention::make_selector(m)->settings().at(f[c_key])) << m;
+    }
+    EXPECT_TRUE(fs::exists(out + "/masks/planted_L512_" + m + "_h0.csv")) << m;
+  }
+  for (const std::string& m : sieve::attention::selector_names())
+    EXPECT_EQ(defaults[m], 1) << m << ": default rows";
+  fs::remove_all(out);
 }
 
 TEST(Cli, JsonSmokeRunOverAllMethods) {
