@@ -4,8 +4,8 @@
 // its value is log2 of the sum of exp(score) over the group (estimation_gpu.h: GroupStat), i.e.
 // the (max, sum of exp(score - max)) pair folded together: m log2(e) + log2(sum). It holds the
 // group's unnormalised softmax mass in half the bytes of the pair, so block_scores reads half as
-// much (xattn's statistics are 256 MiB at 32K). A group without a finite score is -inf; NaN (the
-// 0xff fill of clear_stats) reads the same.
+// much (xattn's statistics at 32K: 128 MiB instead of 256). A group without a finite score is
+// -inf; NaN (the 0xff fill of clear_stats) reads the same.
 #pragma once
 
 #include "estimation_gpu.h"
