@@ -20,10 +20,10 @@ struct RRConfig {
   int stride = 16;
   /// Top-tau: per (head, query block) keep the fewest key blocks whose estimated mass reaches
   /// tau of the row total (sink and diagonal counted first). In (0, 1]; 1 keeps every block.
-  /// 0.98 (0.97 until session 4): the lowest value that keeps mean recall >= 0.95 on both planted
-  /// suites we measure: 0.966 at block density 0.55 (8 heads, 32K, CPU) and 0.953-0.957 at
-  /// 32K-128K (32 heads, H200), where 0.97 gave 0.937-0.944 (docs/methods/attention-selectors.md).
-  double tau = 0.98;
+  /// 0.97 with outliers 0 (session 21; 0.98 with 5 outliers in sessions 4-20): mean recall
+  /// 0.957 at 32K-128K on the 32-head H200 suite (the old default 0.956-0.957) and 0.967 on the
+  /// 8-head CPU suite at 32K (docs/methods/attention-selectors.md).
+  double tau = 0.97;
   /// Sampling offset inside stride t for head h: kRotate r = (h + t) mod S (the offset moves
   /// along the sequence and across heads), kHead r = h mod S (fixed per head).
   enum class Offset { kRotate, kHead } offset = Offset::kRotate;
@@ -34,9 +34,10 @@ struct RRConfig {
   /// kMean only: the `outliers` keys of each stride farthest from the stride mean are kept as
   /// their own representatives (weight 1) next to the mean of the others, so that single-token
   /// stripes and sinks are not diluted by 1/S. Cost grows by (1 + outliers); still O(L^2/S^2).
-  /// 5 (was 3 at stride 8): single-token stripes, needles and sinks of a stride of 16 are scored
-  /// on their own.
-  int outliers = 5;
+  /// 0 since session 21 (5 in sessions 3-20): with the moment column the stride mean alone holds
+  /// the same recall on the GPU suite for 2/7 of the score arithmetic; the selector then fits
+  /// issue 4's 3 % of dense at 32K and the executor runs its pattern at the dense rate per block.
+  int outliers = 0;
   /// kMean only: score the mean representative with the diagonal-Gaussian log-sum-exp
   /// correction scale^2/2 sum_d q_d^2 var_d (var over the stride's keys), so that strides whose
   /// keys spread get the mass exp(mean logit) misses. Doubles the GEMM width; still O(L^2/S^2).
