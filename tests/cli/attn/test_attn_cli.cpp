@@ -237,8 +237,9 @@ TEST(Cli, EvalChecksInputsBeforeWritingOutput) {
 }
 
 // Every method's default threshold is one of its default sweep's points, even where the listed
-// values miss it (rr's tau 0.98, sample's alpha 0.987): that point is the "(default)" row, the
-// one --exec default runs the executor for and the one whose masks are written.
+// values miss it (sample's alpha 0.987; rr's tau 0.98 until session 21): that point is the
+// "(default)" row, the one --exec default runs the executor for and the one whose masks are
+// written.
 TEST(Cli, EvalDefaultSweepsHoldEachMethodsDefault) {
   const std::string out = temp_name("eval_defaults");
   const RunResult r = run("attn eval --method all --lengths 512 --heads 2 --kv-heads 1 --exec "
