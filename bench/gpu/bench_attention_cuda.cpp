@@ -7,7 +7,7 @@
 //                        [--estimates wgmma-pp,wgmma-tma] [--families mma,auto] [--cpu-select-max 131072]
 //                        [--profile 1] [--cpu-compare 32768] [--exec-families wgmma,fa3]
 //                        [--e2e-order grouped|interleaved] [--e2e-gap-ms 0] [--min-warm-ms 250]
-//                        [--e2e-warm-ms <--min-warm-ms>]
+//                        [--e2e-warm-ms <--min-warm-ms>] [--exec-split 2]
 //
 // A method may carry settings after '@' ("rr@stride=16@outliers=1": make_selector("rr",
 // {"stride=16", "outliers=1"})); --methods splits on commas, so a value that needs one writes '+'
@@ -18,7 +18,9 @@
 // runs the CPU selector of every GPU-run method up to length L and prints how many rows of the
 // GPU pattern differ, both densities and both recalls. --exec-families times each end-to-end
 // pattern's executor once more per listed kernel family (rows "e2e_exec", impl "method@family";
-// a family that cannot run the pattern is skipped).
+// a family that cannot run the pattern is skipped). --exec-split K times each end-to-end pattern's
+// executor once more in K key ranges merged by their LSE (rows "e2e_split", an experiment on the
+// L2's reuse at 128K; see SplitExec), next to the whole pattern's executor before and after.
 // Shape: 32 query heads, 8 KV heads, head dim 128, bf16, causal (the anchors of DESIGN.md). Times are
 // CUDA-event medians after a warm-up of at least one call and --min-warm-ms (default 250 ms, so that
 // every kernel is timed at the GPU's steady clock, not the idle boost); the end-to-end rows time each
@@ -268,6 +270,53 @@ int64_t g_cpu_compare = 0;   // --cpu-compare L: GPU vs CPU pattern of rr / unis
 std::vector<std::string> g_exec_families;  // --exec-families
 bool g_e2e_interleaved = false;             // --e2e-order interleaved
 int64_t g_e2e_gap_ms = 0;                    // --e2e-gap-ms: idle time before each timed selector call
+int g_exec_split = 0;  // --exec-split K: also time each e2e pattern's executor in K key ranges
+
+// The --exec-split experiment: a pattern's key blocks cut into K equal ranges, one executor call
+// per range over the query rows that see it (rows from the range's first key on, bottom-right
+// causal), the partial outputs merged through their LSE. A call's K and V are 1/K of a head's
+// (64 MB at 128K against the H200's 60 MB L2), so CTAs that drift apart in the key range still
+// share the L2. Parts: pattern [Hq rows from row0] over block ids [b0, b1), bf16 output, f32 LSE.
+struct SplitExec {
+  std::vector<cu::DevicePattern> parts;
+  std::vector<cu::DeviceTensor> outs, lses;
+  std::vector<int64_t> row0;
+};
+
+// Empty when the pattern is not a plain square block CSR (columns, band, per-KV-head rows).
+SplitExec make_split(const sieve::attention::SparsePattern& pat, int k_parts, int64_t d) {
+  SplitExec e;
+  if (pat.has_columns() || pat.band > 0 || pat.per_kv_head || pat.block_q != pat.block_k ||
+      pat.seq_len_q != pat.seq_len_k || !pat.causal)
+    return e;
+  const int64_t nqb = pat.num_q_blocks(), nkb = pat.num_k_blocks();
+  for (int p = 0; p < k_parts; ++p) {
+    const int64_t b0 = nkb * p / k_parts, b1 = nkb * (p + 1) / k_parts;
+    sieve::attention::SparsePattern sp;
+    sp.seq_len_q = pat.seq_len_q - b0 * pat.block_q;
+    sp.seq_len_k = pat.seq_len_k;
+    sp.block_q = pat.block_q;
+    sp.block_k = pat.block_k;
+    sp.num_heads = pat.num_heads;
+    sp.causal = true;
+    sp.block_indptr.push_back(0);
+    for (int64_t h = 0; h < pat.num_heads; ++h)
+      for (int64_t qb = b0; qb < nqb; ++qb) {
+        const int64_t r = pat.row(h, qb);
+        for (int32_t i = pat.block_indptr[size_t(r)]; i < pat.block_indptr[size_t(r) + 1]; ++i) {
+          const int32_t kb = pat.block_indices[size_t(i)];
+          if (kb >= b0 && kb < b1) sp.block_indices.push_back(kb);
+        }
+        sp.block_indptr.push_back(int32_t(sp.block_indices.size()));
+      }
+    sp.validate();
+    e.parts.push_back(cu::DevicePattern::upload(sp));
+    e.outs.emplace_back(DType::kBF16, std::initializer_list<int64_t>{pat.num_heads, sp.seq_len_q, d});
+    e.lses.emplace_back(DType::kF32, std::initializer_list<int64_t>{pat.num_heads, sp.seq_len_q});
+    e.row0.push_back(b0 * pat.block_q);
+  }
+  return e;
+}
 double g_e2e_warm_ms = -1;  // --e2e-warm-ms: a method's warm-up before its rounds (-1: --min-warm-ms)
 
 // Rows (head, query block) whose block lists differ between two patterns of equal shape.
@@ -476,6 +525,47 @@ void bench_e2e(const Shape& s, const std::vector<int64_t>& lens, const std::vect
                     "token_rows=%ld selector_on=%s",
                     sel_ms, 100.0 * sel_ms / dense_ms, exec_ms, rec.mean, rec.min, long(rec.rows), where);
       emit({"e2e", r.impl, l, pat.block_density(), sel_ms + exec_ms, flops / (sel_ms + exec_ms) * 1e-9, note});
+      if (g_exec_split > 1) {  // the split-key experiment against the same pattern, adjacent
+        SplitExec e = make_split(pat, g_exec_split, s.d);
+        if (e.parts.empty()) {
+          std::printf("e2e_split %s skipped: not a plain square block pattern\n", r.impl.c_str());
+        } else {
+          const sieve::Tensor ref = out.to_host();
+          const int parts = int(e.parts.size());
+          const auto run_split = [&] {
+            for (int p = 0; p < parts; ++p) {
+              TensorView qp = q.view();
+              qp.data = qp.ptr(0, e.row0[size_t(p)]);
+              qp.shape[1] = l - e.row0[size_t(p)];
+              const TensorView lse = e.lses[size_t(p)].view();
+              cu::block_sparse_attention(qp, k, v, e.parts[size_t(p)].view(), e.outs[size_t(p)], o, &lse);
+            }
+            for (int p = parts - 1; p >= 1; --p)
+              sieve::bench::merge_lse_bf16(e.outs[size_t(p - 1)].view().data,
+                                           static_cast<float*>(e.lses[size_t(p - 1)].view().data),
+                                           e.outs[size_t(p)].view().data,
+                                           static_cast<const float*>(e.lses[size_t(p)].view().data),
+                                           int(s.hq), l - e.row0[size_t(p - 1)], l - e.row0[size_t(p)],
+                                           e.row0[size_t(p)] - e.row0[size_t(p - 1)], int(s.d), p > 1,
+                                           nullptr);
+          };
+          const double whole = median_ms([&] { exec(r.dp); }, 1, iters_for(l));
+          const double split = median_ms(run_split, 1, iters_for(l));
+          const double whole2 = median_ms([&] { exec(r.dp); }, 1, iters_for(l));
+          run_split();
+          const sieve::Tensor got = e.outs[0].to_host();
+          double diff = 0;
+          for (int64_t i = 0; i < got.numel(); ++i)
+            diff = std::max<double>(diff, std::fabs(sieve::bf16_to_f32(got.data_as<sieve::BF16>()[i]) -
+                                                    sieve::bf16_to_f32(ref.data_as<sieve::BF16>()[i])));
+          char snote[240];
+          std::snprintf(snote, sizeof snote,
+                        "%d key ranges, merged by LSE; whole-pattern executor %.3f / %.3f ms before / after "
+                        "(split / mean %.4f); max|out - whole's| %.3g",
+                        parts, whole, whole2, split / (0.5 * (whole + whole2)), diff);
+          emit({"e2e_split", r.impl, l, pat.block_density(), split, flops / split * 1e-9, snote});
+        }
+      }
       // Up to 32K the families' outputs are also compared with the auto run's (max |difference|).
       const bool compare = !g_exec_families.empty() && l <= 32768;
       const sieve::Tensor ref = compare ? out.to_host() : sieve::Tensor();
@@ -549,6 +639,9 @@ int main(int argc, char** argv) {
           g_e2e_warm_ms = double(arg_int(a, v));
           SIEVE_CHECK(g_e2e_warm_ms >= 0 && g_e2e_warm_ms <= 60000, "--e2e-warm-ms takes 0-60000, got {}",
                       v);
+        } else if (a == "--exec-split") {
+          g_exec_split = int(arg_int(a, v));
+          SIEVE_CHECK(g_exec_split >= 0 && g_exec_split <= 8, "--exec-split takes 0-8, got {}", v);
         } else if (a == "--e2e-gap-ms") {
           g_e2e_gap_ms = arg_int(a, v);
           SIEVE_CHECK(g_e2e_gap_ms >= 0 && g_e2e_gap_ms <= 10000, "--e2e-gap-ms takes 0-10000, got {}",

@@ -50,6 +50,50 @@ void count_mismatch_u16(const void* a, const void* b, int64_t n, unsigned long l
   cudaFree(d);
 }
 
+namespace {
+// One thread per output element pair: row r of head h of the later pass (rows_b rows a head)
+// merges into row row0 + r of the earlier pass's output (rows_a rows a head), in place.
+__global__ void merge_lse_kernel(__nv_bfloat16* o_a, const float* lse_a, const __nv_bfloat16* o_b,
+                                 const float* lse_b, int heads, int64_t rows_a, int64_t rows_b,
+                                 int64_t row0, int d) {
+  const int64_t n = int64_t(heads) * rows_b * (d / 2);
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n;
+       e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t c2 = e % (d / 2), hr = e / (d / 2), h = hr / rows_b, r = hr % rows_b;
+    const int64_t ra = h * rows_a + row0 + r, rb = h * rows_b + r;
+    const float a = lse_a[ra], b = lse_b[rb], m = fmaxf(a, b);
+    const float wa = m == -INFINITY ? 0.f : __expf(a - m), wb = m == -INFINITY ? 0.f : __expf(b - m);
+    const float inv = 1.f / fmaxf(wa + wb, 1e-30f);
+    __nv_bfloat162* pa = reinterpret_cast<__nv_bfloat162*>(o_a + ra * d) + c2;
+    const __nv_bfloat162 xb = reinterpret_cast<const __nv_bfloat162*>(o_b + rb * d)[c2];
+    const float2 fa = __bfloat1622float2(*pa), fb = __bfloat1622float2(xb);
+    *pa = __floats2bfloat162_rn((wa * fa.x + wb * fb.x) * inv, (wa * fa.y + wb * fb.y) * inv);
+  }
+}
+}  // namespace
+
+// The merged rows' LSE, after merge_lse_kernel has read the old one (stream order).
+__global__ void merge_lse_rows_kernel(float* lse_a, const float* lse_b, int heads, int64_t rows_a,
+                                      int64_t rows_b, int64_t row0) {
+  const int64_t n = int64_t(heads) * rows_b;
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n;
+       e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t ra = (e / rows_b) * rows_a + row0 + e % rows_b;
+    const float a = lse_a[ra], b = lse_b[e], m = fmaxf(a, b);
+    lse_a[ra] = m == -INFINITY ? m : m + logf(__expf(a - m) + __expf(b - m));
+  }
+}
+
+void merge_lse_bf16(void* o_a, float* lse_a, const void* o_b, const float* lse_b, int heads,
+                    int64_t rows_a, int64_t rows_b, int64_t row0, int d, bool update_lse,
+                    cudaStream_t stream) {
+  merge_lse_kernel<<<132 * 8, 256, 0, stream>>>(static_cast<__nv_bfloat16*>(o_a), lse_a,
+                                                static_cast<const __nv_bfloat16*>(o_b), lse_b, heads,
+                                                rows_a, rows_b, row0, d);
+  if (update_lse)
+    merge_lse_rows_kernel<<<132 * 4, 256, 0, stream>>>(lse_a, lse_b, heads, rows_a, rows_b, row0);
+}
+
 #ifdef SIEVE_GPU_BENCH_VARIANTS
 namespace {
 using T = __nv_bfloat16;
