@@ -13,8 +13,9 @@ TEST(RRSelector, CoversPlantedBandStripesAndNeedle) {
 }
 
 TEST(RRSelector, PlainMeanAggregationMissesSingleTokenStripes) {
-  // Why outliers and moments are the defaults: with plain stride means a single-token stripe is
-  // diluted by 1/S and the mixed head (band + stripes + needle) loses stripe mass.
+  // Why plain stride means are not enough (the defaults add the moment column; outlier keys are
+  // an option): a single-token stripe is diluted by 1/S and the mixed head (band + stripes +
+  // needle) loses stripe mass.
   const Workload& w = shared_workload(2048);
   const SparsePattern plain =
       run(*make("rr", {"dense_below=0", "outliers=0", "moments=false"}), w);
