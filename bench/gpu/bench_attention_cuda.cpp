@@ -270,6 +270,7 @@ int64_t g_cpu_compare = 0;   // --cpu-compare L: GPU vs CPU pattern of rr / unis
 std::vector<std::string> g_exec_families;  // --exec-families
 bool g_e2e_interleaved = false;             // --e2e-order interleaved
 int64_t g_e2e_gap_ms = 0;                    // --e2e-gap-ms: idle time before each timed selector call
+double g_e2e_warm_ms = -1;  // --e2e-warm-ms: a method's warm-up before its rounds (-1: --min-warm-ms)
 int g_exec_split = 0;  // --exec-split K: also time each e2e pattern's executor in K key ranges
 
 // The --exec-split experiment: a pattern's key blocks cut into K equal ranges, one executor call
@@ -317,7 +318,6 @@ SplitExec make_split(const sieve::attention::SparsePattern& pat, int k_parts, in
   }
   return e;
 }
-double g_e2e_warm_ms = -1;  // --e2e-warm-ms: a method's warm-up before its rounds (-1: --min-warm-ms)
 
 // Rows (head, query block) whose block lists differ between two patterns of equal shape.
 int64_t differing_rows(const sieve::attention::SparsePattern& a, const sieve::attention::SparsePattern& b) {
