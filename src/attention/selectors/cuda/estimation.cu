@@ -83,7 +83,7 @@ __device__ void tile_stats(const StrideProblem& pb, const float (*st)[kTE + 1], 
     const int kb = eb <= kTE ? t.kb0 + gr : t.kb0;
     if (kb < nkb)
       stats[int64_t(r) * nkb * parts + int64_t(kb) * parts + t.part] =
-          group_stat(m * 1.4426950408889634f, sum);
+          group_stat(m * kLog2e, sum);
   }
 }
 

@@ -172,8 +172,6 @@ __device__ __forceinline__ float tree_reduce(const float* v, F op) {
   }
 }
 
-constexpr float kLog2e = 1.4426950408889634f;
-
 // The log2 weights of this thread's 16 columns (lane % 4 = tq: units 16 tq.. 16 tq + 15) of a
 // step's 64 log weights s_lw [64] in shared memory. Prescaled: s_lw already holds
 // __fmul_rn(log weight, kLog2e) (the same f32 product this function forms otherwise), written by

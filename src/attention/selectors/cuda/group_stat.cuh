@@ -15,6 +15,9 @@
 
 namespace sieve::attention::cuda::est {
 
+/// log2(e): score kernels keep their maxima in log2 units (m log2(e)) before group_stat.
+constexpr float kLog2e = 1.4426950408889634f;
+
 /// A group of max score m2 and sum of 2^(score - m2), both in log2 units (sum >= 1 when m2 is
 /// finite, since the max's own term is 1). -inf for m2 = -inf (no finite score).
 __device__ __forceinline__ GroupStat group_stat(float m2, float sum) {

@@ -122,7 +122,7 @@ __global__ void __launch_bounds__(kThreads)
     float sum = 0.f;
     if (m != -INFINITY)
       for (int j = b * eb; j < (b + 1) * eb; ++j) sum += expf(st[r][j] - m);
-    stats[int64_t(i0 + r) * nkb + kb0 + b] = group_stat(m * 1.4426950408889634f, sum);
+    stats[int64_t(i0 + r) * nkb + kb0 + b] = group_stat(m * kLog2e, sum);
   }
 }
 

@@ -33,7 +33,6 @@ __device__ __forceinline__ void xattn_block_stats(const float (&acc)[NG][4], int
   constexpr int EB = 8 * G;
   static_assert(NG % G == 0, "whole blocks per part");
   const int gr = lane >> 2, tq = lane & 3, kb0 = (e0 + col0) / EB;
-  const float l2e = 1.4426950408889634f;
 #pragma unroll
   for (int rr = 0; rr < 2; ++rr) {
     const int i = i_warp + gr + rr * 8, v = vis(i);
@@ -54,10 +53,10 @@ __device__ __forceinline__ void xattn_block_stats(const float (&acc)[NG][4], int
       m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
       m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
       float sum = 0.f;
-      const float ml = m * l2e;
+      const float ml = m * kLog2e;
       if (m != -INFINITY) {
 #pragma unroll
-        for (int j = 0; j < 2 * G; ++j) sum += ptx::exp2_fast(fmaf(x[j], l2e, -ml));
+        for (int j = 0; j < 2 * G; ++j) sum += ptx::exp2_fast(fmaf(x[j], kLog2e, -ml));
       }
       sum += __shfl_xor_sync(0xffffffffu, sum, 1);
       sum += __shfl_xor_sync(0xffffffffu, sum, 2);
