@@ -51,6 +51,13 @@ void count_mismatch_u16(const void* a, const void* b, int64_t n, unsigned long l
 }
 
 namespace {
+// Weights of two partial attentions with LSE a and b: exp(a - m), exp(b - m) for m = max(a, b);
+// both 0 when neither row saw a key.
+__device__ __forceinline__ float2 lse_weights(float a, float b, float& m) {
+  m = fmaxf(a, b);
+  return m == -INFINITY ? make_float2(0.f, 0.f) : make_float2(__expf(a - m), __expf(b - m));
+}
+
 // One thread per output element pair: row r of head h of the later pass (rows_b rows a head)
 // merges into row row0 + r of the earlier pass's output (rows_a rows a head), in place.
 __global__ void merge_lse_kernel(__nv_bfloat16* o_a, const float* lse_a, const __nv_bfloat16* o_b,
@@ -61,16 +68,15 @@ __global__ void merge_lse_kernel(__nv_bfloat16* o_a, const float* lse_a, const _
        e += int64_t(gridDim.x) * blockDim.x) {
     const int64_t c2 = e % (d / 2), hr = e / (d / 2), h = hr / rows_b, r = hr % rows_b;
     const int64_t ra = h * rows_a + row0 + r, rb = h * rows_b + r;
-    const float a = lse_a[ra], b = lse_b[rb], m = fmaxf(a, b);
-    const float wa = m == -INFINITY ? 0.f : __expf(a - m), wb = m == -INFINITY ? 0.f : __expf(b - m);
-    const float inv = 1.f / fmaxf(wa + wb, 1e-30f);
+    float m;
+    const float2 w = lse_weights(lse_a[ra], lse_b[rb], m);
+    const float inv = 1.f / fmaxf(w.x + w.y, 1e-30f);
     __nv_bfloat162* pa = reinterpret_cast<__nv_bfloat162*>(o_a + ra * d) + c2;
     const __nv_bfloat162 xb = reinterpret_cast<const __nv_bfloat162*>(o_b + rb * d)[c2];
     const float2 fa = __bfloat1622float2(*pa), fb = __bfloat1622float2(xb);
-    *pa = __floats2bfloat162_rn((wa * fa.x + wb * fb.x) * inv, (wa * fa.y + wb * fb.y) * inv);
+    *pa = __floats2bfloat162_rn((w.x * fa.x + w.y * fb.x) * inv, (w.x * fa.y + w.y * fb.y) * inv);
   }
 }
-}  // namespace
 
 // The merged rows' LSE, after merge_lse_kernel has read the old one (stream order).
 __global__ void merge_lse_rows_kernel(float* lse_a, const float* lse_b, int heads, int64_t rows_a,
@@ -79,10 +85,12 @@ __global__ void merge_lse_rows_kernel(float* lse_a, const float* lse_b, int head
   for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n;
        e += int64_t(gridDim.x) * blockDim.x) {
     const int64_t ra = (e / rows_b) * rows_a + row0 + e % rows_b;
-    const float a = lse_a[ra], b = lse_b[e], m = fmaxf(a, b);
-    lse_a[ra] = m == -INFINITY ? m : m + logf(__expf(a - m) + __expf(b - m));
+    float m;
+    const float2 w = lse_weights(lse_a[ra], lse_b[e], m);
+    lse_a[ra] = m == -INFINITY ? m : m + logf(w.x + w.y);
   }
 }
+}  // namespace
 
 void merge_lse_bf16(void* o_a, float* lse_a, const void* o_b, const float* lse_b, int heads,
                     int64_t rows_a, int64_t rows_b, int64_t row0, int d, bool update_lse,
