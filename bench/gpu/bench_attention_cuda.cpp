@@ -30,8 +30,9 @@
 // each timed selector call (its clock recovers from the executor before it). Each round's selector
 // and executor are enqueued behind an untimed executor call of the previous round's pattern, so
 // the events time the GPU's work while the host sets the calls up, as inside a model
-// (--e2e-timing pipelined, the default); --e2e-timing idle times each call from an idle stream,
-// the host's set-up before its first kernel included. After a length's timed
+// (--e2e-timing pipelined, the default); --e2e-timing idle, --e2e-gap-ms and --e2e-order
+// interleaved time each call from an idle stream, the host's set-up before its first kernel
+// included. After a length's timed
 // methods the dense reference runs once more (row "sieve_dense_after", its change against the first
 // reading in the note; sel % stays against the first). Sparse masks follow the rule shared with bench_attention.py
 // (keep_block below): each causal 128x128 block kept with probability `density` by a fixed integer
@@ -363,6 +364,11 @@ struct E2eRun {
   std::vector<double> sel_ms, exec_ms;
 };
 
+// Whether the e2e rounds run pipelined: --e2e-timing pipelined (the default), except with a gap
+// (which times from the idle stream it made) or in interleaved order (whose rounds put another
+// method's executor, not this one's, before each selector call).
+bool pipelined() { return g_e2e_pipelined && g_e2e_gap_ms == 0 && !g_e2e_interleaved; }
+
 // Three CUDA events (the pipelined end-to-end round), destroyed on every path.
 struct Events {
   cudaEvent_t a = nullptr, b = nullptr, c = nullptr;
@@ -466,7 +472,7 @@ void bench_e2e(const Shape& s, const std::vector<int64_t>& lens, const std::vect
       }
       // The new pattern replaces the old one only after the timed region.
       cu::DevicePattern fresh;
-      if (!g_e2e_pipelined || g_e2e_gap_ms > 0) {  // a gap times from the idle stream it made
+      if (!pipelined()) {
         r.sel_ms.push_back(cu::event_ms([&] { fresh = cu::select_on_device(*r.sel, q, k, o); }));
         r.dp = std::move(fresh);
         r.exec_ms.push_back(cu::event_ms([&] { exec(r.dp); }));
@@ -573,9 +579,7 @@ void bench_e2e(const Shape& s, const std::vector<int64_t>& lens, const std::vect
                     "select=%.3f ms (%.2f%% of dense) exec=%.3f ms recall_mean=%.4f recall_min=%.4f "
                     "token_rows=%ld selector_on=%s timing=%s",
                     sel_ms, 100.0 * sel_ms / dense_ms, exec_ms, rec.mean, rec.min, long(rec.rows), where,
-                    !r.on_gpu                              ? "host"
-                    : g_e2e_pipelined && g_e2e_gap_ms == 0 ? "pipelined"
-                                                           : "idle");
+                    !r.on_gpu ? "host" : pipelined() ? "pipelined" : "idle");
       emit({"e2e", r.impl, l, pat.block_density(), sel_ms + exec_ms, flops / (sel_ms + exec_ms) * 1e-9, note});
       if (g_exec_split > 1) {  // the split-key experiment against the same pattern, adjacent
         SplitExec e = make_split(pat, g_exec_split, s.d);
