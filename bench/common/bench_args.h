@@ -58,14 +58,24 @@ inline std::vector<std::string> arg_string_list(std::string_view text) {
                                [](std::string_view, std::string_view s) { return std::string(s); });
 }
 
+/// parse_options' result for --help / -h: the usage was printed, the program ends with status 0.
+inline constexpr int kHelpShown = -1;
+
 /// Calls handler(flag, value) for each "--flag value" pair of argv (the handler throws on a flag
-/// it does not know or a value it cannot use). Returns 0, or, when a flag lacks its value or the
-/// handler throws, prints "<program>: <error>" as one line on stderr and returns 2.
+/// it does not know or a value it cannot use). Returns 0; kHelpShown after printing `usage` on
+/// stdout for --help or -h; or, when a flag lacks its value or the handler throws, prints
+/// "<program>: <error>" as one line on stderr and returns 2. Callers end with
+/// `if (rc != 0) return rc == kHelpShown ? 0 : rc;`.
 template <class Handler>
-int parse_options(const char* program, int argc, char** argv, Handler&& handler) {
+int parse_options(const char* program, const char* usage, int argc, char** argv,
+                  Handler&& handler) {
   try {
     for (int i = 1; i < argc; i += 2) {
       const std::string flag = argv[i];
+      if (flag == "--help" || flag == "-h") {
+        std::fputs(usage, stdout);
+        return kHelpShown;
+      }
       SIEVE_CHECK(i + 1 < argc, "{} needs a value", flag);
       handler(flag, std::string(argv[i + 1]));
     }

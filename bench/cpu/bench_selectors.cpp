@@ -1,7 +1,4 @@
-// Selector cost on the CPU, against the dense executor measured in the same run.
-//
-//   bench_selectors [--lengths 16384,32768] [--heads 2] [--kv-heads 1] [--repeat 3] [--threads 0]
-//                   [--rr-length 32768] [--strides 8,16,32]
+// Selector cost on the CPU, against the dense executor measured in the same run (usage: kUsage).
 //
 // Part 1: RRAttention's estimator at strides S = 8, 16, 32 at one length. Its scoring is
 // (L/S)^2 stride pairs, so the time should fall ~4x per doubling of S until the O(L D) passes
@@ -47,6 +44,11 @@ SyntheticWorkload workload(int64_t length, int64_t heads, int64_t kv_heads) {
   return make_synthetic(c);
 }
 
+constexpr const char* kUsage =
+    "Selector cost on the CPU against the dense executor, in the same run\n"
+    "Usage: bench_selectors [--lengths 16384,32768] [--heads 2] [--kv-heads 1] [--repeat 3]\n"
+    "                       [--threads 0] [--rr-length 32768] [--strides 8,16,32]\n";
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -56,7 +58,7 @@ int main(int argc, char** argv) {
   using sieve::bench::arg_int;
   using sieve::bench::arg_int_list;
   const int rc = sieve::bench::parse_options(
-      "bench_selectors", argc, argv, [&](const std::string& a, const std::string& v) {
+      "bench_selectors", kUsage, argc, argv, [&](const std::string& a, const std::string& v) {
         if (a == "--lengths") lengths = arg_int_list(a, v);
         else if (a == "--strides") strides = arg_int_list(a, v);
         else if (a == "--heads") heads = arg_int(a, v);
@@ -66,7 +68,7 @@ int main(int argc, char** argv) {
         else if (a == "--threads") threads = int(arg_int(a, v));
         else SIEVE_FAIL("unknown option {}", a);
       });
-  if (rc != 0) return rc;
+  if (rc != 0) return rc == sieve::bench::kHelpShown ? 0 : rc;
   set_num_threads(threads);
   const AttentionOptions opts;
   std::printf("bench_selectors: bf16, D=128, Hq=%lld, Hkv=%lld, %d threads, executor isa %s, best of %d\n\n",

@@ -1,7 +1,5 @@
-// Which query rows a selector loses on the planted suite, and where their attention mass is.
-//
-//   selector_lost_rows [--method rr] [--length 32768] [--heads 8] [--kv-heads 2] [--seed 0]
-//                      [--row-stride 16] [--below 0.5] [--show 12] [--threads 0]
+// Which query rows a selector loses on the planted suite, and where their attention mass is
+// (usage: kUsage).
 //
 // Builds the planted suite of `sieve attn` (make_synthetic at kSuiteStrength), runs the selector
 // at its default settings, and for every head evaluates the rows `sieve attn` evaluates
@@ -27,6 +25,13 @@
 using namespace sieve;
 using namespace sieve::attention;
 
+namespace {
+constexpr const char* kUsage =
+    "Which query rows a selector loses on the planted suite, and where their mass is\n"
+    "Usage: selector_lost_rows [--method rr] [--length 32768] [--heads 8] [--kv-heads 2]\n"
+    "                          [--seed 0] [--row-stride 16] [--below 0.5] [--show 12] [--threads 0]\n";
+}  // namespace
+
 int main(int argc, char** argv) {
   std::string method = "rr";
   int64_t length = 32768, heads = 8, kv_heads = 2, seed = 0, row_stride = 16, show = 12;
@@ -35,7 +40,7 @@ int main(int argc, char** argv) {
   using sieve::bench::arg_double;
   using sieve::bench::arg_int;
   const int rc = sieve::bench::parse_options(
-      "selector_lost_rows", argc, argv, [&](const std::string& a, const std::string& v) {
+      "selector_lost_rows", kUsage, argc, argv, [&](const std::string& a, const std::string& v) {
         if (a == "--method") method = v;
         else if (a == "--length") length = arg_int(a, v);
         else if (a == "--heads") heads = arg_int(a, v);
@@ -47,7 +52,7 @@ int main(int argc, char** argv) {
         else if (a == "--threads") threads = int(arg_int(a, v));
         else SIEVE_FAIL("unknown option {}", a);
       });
-  if (rc != 0) return rc;
+  if (rc != 0) return rc == sieve::bench::kHelpShown ? 0 : rc;
   try {
     SIEVE_CHECK(row_stride >= 1 && show >= 0, "--row-stride must be >= 1 and --show >= 0");
     set_num_threads(threads);

@@ -1,13 +1,5 @@
 // Times sieve's CUDA attention kernels on one GPU and writes CSV rows (merged with the torch peers by
-// bench_attention.py, which runs in the same job on the same GPU).
-//
-//   bench_attention_cuda --csv FILE [--dense 8192,32768] [--sparse 32768,131072]
-//                        [--densities 1,0.5,0.2,0.1] [--variants 8192,32768] [--heads 32 --kv-heads 8]
-//                        [--e2e 8192,131072] [--methods rr,unisparse,streaming,sample]
-//                        [--estimates wgmma-pp,wgmma-tma] [--families mma,auto] [--cpu-select-max 131072]
-//                        [--profile 1] [--cpu-compare 32768] [--exec-families wgmma,fa3]
-//                        [--e2e-order grouped|interleaved] [--e2e-gap-ms 0] [--min-warm-ms 250]
-//                        [--e2e-warm-ms <--min-warm-ms>] [--exec-split 2] [--e2e-timing pipelined|idle]
+// bench_attention.py, which runs in the same job on the same GPU). Usage: kUsage below.
 //
 // A method may carry settings after '@' ("rr@stride=16@outliers=1": make_selector("rr",
 // {"stride=16", "outliers=1"})); --methods splits on commas, so a value that needs one writes '+'
@@ -658,6 +650,18 @@ void bench_e2e(const Shape& s, const std::vector<int64_t>& lens, const std::vect
   }
 }
 
+constexpr const char* kUsage =
+    "Times sieve's CUDA attention kernels on one GPU; CSV rows for bench_attention.py\n"
+    "Usage: bench_attention_cuda --csv FILE [--dense 8192,32768] [--sparse 32768,131072]\n"
+    "         [--densities 1,0.5,0.2,0.1] [--variants 8192,32768] [--heads 32 --kv-heads 8]\n"
+    "         [--e2e 8192,131072] [--methods rr,unisparse,streaming,sample]\n"
+    "         [--estimates wgmma-pp,wgmma-tma] [--families mma,auto] [--cpu-select-max 131072]\n"
+    "         [--profile 1] [--cpu-compare 32768] [--exec-families wgmma,fa3]\n"
+    "         [--e2e-order grouped|interleaved] [--e2e-gap-ms 0] [--min-warm-ms 250]\n"
+    "         [--e2e-warm-ms <--min-warm-ms>] [--exec-split 2] [--e2e-timing pipelined|idle]\n"
+    "A method may carry settings after '@' (rr@outliers=1); see the comment at the top of\n"
+    "bench/gpu/bench_attention_cuda.cpp and docs/cuda.md for what each option times.\n";
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -675,7 +679,7 @@ int main(int argc, char** argv) {
   using sieve::bench::arg_int_list;
   using sieve::bench::arg_string_list;
   const int rc = sieve::bench::parse_options(
-      "bench_attention_cuda", argc, argv, [&](const std::string& a, const std::string& v) {
+      "bench_attention_cuda", kUsage, argc, argv, [&](const std::string& a, const std::string& v) {
         if (a == "--csv") csv = v;
         else if (a == "--dense") dense = arg_int_list(a, v);
         else if (a == "--sparse") sparse = arg_int_list(a, v);
@@ -715,7 +719,7 @@ int main(int argc, char** argv) {
         else if (a == "--kv-heads") s.hkv = arg_int(a, v);
         else SIEVE_FAIL("unknown argument {}", a);
       });
-  if (rc != 0) return rc;
+  if (rc != 0) return rc == sieve::bench::kHelpShown ? 0 : rc;
   try {
     if (cu::device_count() == 0) {
       std::fprintf(stderr, "bench_attention_cuda: no CUDA device\n");
