@@ -322,6 +322,16 @@ SplitExec make_split(const sieve::attention::SparsePattern& pat, int k_parts, in
   return e;
 }
 
+// Largest |a - b| over two bf16 tensors of equal size (an executor's output against a reference).
+double max_abs_diff_bf16(const sieve::Tensor& a, const sieve::Tensor& b) {
+  SIEVE_CHECK(a.numel() == b.numel(), "max_abs_diff_bf16: {} against {} values", a.numel(), b.numel());
+  double diff = 0;
+  for (int64_t i = 0; i < a.numel(); ++i)
+    diff = std::max<double>(diff, std::fabs(sieve::bf16_to_f32(a.data_as<sieve::BF16>()[i]) -
+                                            sieve::bf16_to_f32(b.data_as<sieve::BF16>()[i])));
+  return diff;
+}
+
 // Rows (head, query block) whose block lists differ between two patterns of equal shape.
 int64_t differing_rows(const sieve::attention::SparsePattern& a, const sieve::attention::SparsePattern& b) {
   int64_t n = 0;
@@ -601,11 +611,7 @@ void bench_e2e(const Shape& s, const std::vector<int64_t>& lens, const std::vect
           const double split = median_ms(run_split, 1, iters_for(l));
           const double whole2 = median_ms([&] { exec(r.dp); }, 1, iters_for(l));
           run_split();
-          const sieve::Tensor got = e.outs[0].to_host();
-          double diff = 0;
-          for (int64_t i = 0; i < got.numel(); ++i)
-            diff = std::max<double>(diff, std::fabs(sieve::bf16_to_f32(got.data_as<sieve::BF16>()[i]) -
-                                                    sieve::bf16_to_f32(ref.data_as<sieve::BF16>()[i])));
+          const double diff = max_abs_diff_bf16(e.outs[0].to_host(), ref);
           char snote[240];
           std::snprintf(snote, sizeof snote,
                         "%d key ranges, merged by LSE; whole-pattern executor %.3f / %.3f ms before / after "
@@ -622,14 +628,7 @@ void bench_e2e(const Shape& s, const std::vector<int64_t>& lens, const std::vect
         try {
           const char* kernel = cu::kernel_info(DType::kBF16, s.d, r.dp.view().block_k, pat.has_columns()).name;
           const double ms = median_ms([&] { exec(r.dp); }, 1, iters_for(l));
-          double diff = -1;
-          if (compare) {
-            const sieve::Tensor got = out.to_host();
-            diff = 0;
-            for (int64_t i = 0; i < got.numel(); ++i)
-              diff = std::max<double>(diff, std::fabs(sieve::bf16_to_f32(got.data_as<sieve::BF16>()[i]) -
-                                                      sieve::bf16_to_f32(ref.data_as<sieve::BF16>()[i])));
-          }
+          const double diff = compare ? max_abs_diff_bf16(out.to_host(), ref) : -1.0;
           char fnote[200];
           std::snprintf(fnote, sizeof fnote, "executor only, kernel %s%s; max|out - auto's| %s%.3g", kernel,
                         pat.has_columns() ? ", token columns" : "", compare ? "" : "(not compared) ", diff);
