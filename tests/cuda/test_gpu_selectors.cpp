@@ -159,6 +159,8 @@ TEST_F(GpuSelectors, RRMatchesCpu) {
                  random_inputs(DType::kF16, 4, 4, 1100, 64, seed + 1), false, "sample keys");
   check_selector("rr", {"dense_below=0", "outliers=0", "moments=false"},
                  planted_inputs(DType::kF16, 2, 1, 1300, 64, seed + 2), false, "plain means");
+  check_selector("rr", {"dense_below=0", "outliers=1", "variance=scalar"},
+                 planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed + 3), false, "scalar variance");
 }
 
 // Rows of many key blocks: 8-token blocks give 250 blocks per row (the per-warp register sort at
@@ -251,6 +253,27 @@ TEST_P(GpuSelectorsMma, OutlierKeysAtWidthD) {
                      planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed + 4), "stride 32 unfused");
   check_mma_selector("rr", {"dense_below=0"}, planted_inputs(DType::kBF16, 4, 2, 1999, 128, seed + 5),
                      "not causal", false);
+}
+
+// rr's scalar variance (StrideProblem::qvar / kvar, the rank-one term of the epilogue): the mean
+// slot and the outlier slots both at width D on the fused kernel (D 128: W = W2 = 128; tiles past
+// every row's last unit and at it; causal and not), and the unfused kernel's finish_score (D 64,
+// and stride 32's 4 units per key block), f16 and a partial last stride.
+TEST_P(GpuSelectorsMma, ScalarVariance) {
+  const uint64_t seed = fresh_seed();
+  const std::vector<std::string> sc = {"dense_below=0", "variance=scalar", "outliers=1",
+                                       "tau=0.9725"};
+  check_mma_selector("rr", sc, planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed),
+                     "scalar variance planted seed " + std::to_string(seed));
+  check_mma_selector("rr", {"dense_below=0", "variance=scalar"},
+                     random_inputs(DType::kBF16, 4, 2, 1601, 128, seed + 1), "scalar, no outliers");
+  check_mma_selector("rr", sc, planted_inputs(DType::kBF16, 4, 2, 1999, 128, seed + 2),
+                     "scalar not causal", false);
+  check_mma_selector("rr", {"dense_below=0", "variance=scalar", "outliers=1"},
+                     planted_inputs(DType::kF16, 2, 1, 1300, 64, seed + 3), "scalar f16 d64");
+  check_mma_selector("rr", {"dense_below=0", "variance=scalar", "stride=32", "outliers=2"},
+                     planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed + 4),
+                     "scalar stride 32 unfused");
 }
 
 // Parameter 2 ("wgmma-ws") is the warp-specialised instance: Paths/GpuSelectorsMma.*/2; parameter

@@ -289,6 +289,8 @@ TEST_F(GpuPeerSelectors, RRFusedQueriesEqualSeparate) {
        "non-causal"},
       {{"dense_below=0", "outliers=0", "moments=false"},
        planted_inputs(DType::kF16, 2, 1, 1537, 64, seed + 7), true, "plain means"},
+      {{"dense_below=0", "outliers=1", "variance=scalar"},
+       planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed + 8), true, "scalar variance"},
   };
   expect_switch_patterns_equal("rr", cases, seed, "SIEVE_RR_QUERIES", "separate", "fused",
                                "rr queries");

@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <numeric>
 
@@ -42,6 +43,10 @@ void RRSelector::set(std::string_view key, std::string_view value) {
     config_.outliers = int(parse_setting_int(name(), key, value));
   } else if (key == "moments") {
     config_.moments = parse_setting_bool(name(), key, value);
+  } else if (key == "variance") {
+    if (value == "diagonal") config_.variance = RRConfig::Variance::kDiagonal;
+    else if (value == "scalar") config_.variance = RRConfig::Variance::kScalar;
+    else SIEVE_FAIL("selector 'rr': variance must be 'diagonal' or 'scalar', got '{}'", value);
   } else if (key == "near") {
     config_.near = parse_setting_int(name(), key, value);
   } else if (key == "key_agg") {
@@ -63,6 +68,7 @@ std::map<std::string, std::string> RRSelector::settings() const {
   s["key_agg"] = config_.key_agg == RRConfig::KeyAgg::kMean ? "mean" : "sample";
   s["outliers"] = std::to_string(config_.outliers);
   s["moments"] = config_.moments ? "true" : "false";
+  s["variance"] = config_.variance == RRConfig::Variance::kScalar ? "scalar" : "diagonal";
   s["near"] = std::to_string(config_.near);
   return s;
 }
@@ -163,9 +169,11 @@ SparsePattern RRSelector::estimate(const TensorView& q, const TensorView& k,
   // With moments every representative row is [key, variance] and every sampled query row
   // [q, scale/2 * q*q]: their product adds the diagonal-Gaussian log-sum-exp correction
   // scale^2/2 * sum_d q_d^2 var_d to the mean logit (exp of a mean underestimates the mean of
-  // exps when the keys of a stride spread).
+  // exps when the keys of a stride spread). Scalar variance: rows [key, vbar] and
+  // [q, scale/2 * |q|^2], the correction scale^2/2 * |q|^2 * vbar (one column).
   const bool moments = mean_keys && config_.moments;
-  const int64_t W = moments ? 2 * D : D;  // GEMM width
+  const bool scalar = moments && config_.variance == RRConfig::Variance::kScalar;
+  const int64_t W = moments ? (scalar ? D + 1 : 2 * D) : D;  // GEMM width
   est::PatternBuilder builder(geo, int(shape.num_heads_q));
   std::vector<float> reps(static_cast<size_t>(nks * R * 2 * D));  // stride representatives
   std::vector<float> log_w(static_cast<size_t>(nks * R));         // their log weights
@@ -196,9 +204,18 @@ SparsePattern RRSelector::estimate(const TensorView& q, const TensorView& k,
           }
         }
       }
-      if (!moments) {  // compact [key, variance] rows to [key] rows for the GEMM
-        for (int64_t e = 0; e < nks * R; ++e)
-          std::copy_n(&reps[size_t(e * 2 * D)], D, &reps[size_t(e * D)]);
+      if (W < 2 * D) {  // compact [key, variance] rows to W-wide rows for the GEMM
+        for (int64_t e = 0; e < nks * R; ++e) {
+          const float* src = &reps[size_t(e * 2 * D)];
+          float vbar = 0;  // (outlier slots: a zero variance half)
+          if (scalar) {
+            for (int64_t d = 0; d < D; ++d) vbar += src[D + d];
+            vbar /= float(D);
+          }
+          float* dst = &reps[size_t(e * W)];
+          std::memmove(dst, src, size_t(D) * sizeof(float));  // dst <= src: forward is safe
+          if (scalar) dst[D] = vbar;
+        }
       }
       staged_kv = hk;
     }
@@ -208,8 +225,13 @@ SparsePattern RRSelector::estimate(const TensorView& q, const TensorView& k,
       rows[size_t(t)] = std::min(t * S + offset_of(h, t), std::min(t * S + S, Lq) - 1);
       float* qr = &sampled[size_t(t * W)];
       est::load_row_f32(q, h, rows[size_t(t)], qr);
-      if (moments)
+      if (scalar) {
+        float n2 = 0;
+        for (int64_t d = 0; d < D; ++d) n2 += qr[d] * qr[d];
+        qr[D] = 0.5f * scale * n2;
+      } else if (moments) {
         for (int64_t d = 0; d < D; ++d) qr[D + d] = 0.5f * scale * qr[d] * qr[d];
+      }
     }
 
     const auto visible = [&](int64_t t) -> int64_t {

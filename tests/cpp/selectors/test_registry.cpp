@@ -8,7 +8,7 @@ namespace {
 TEST(SelectorRegistry, MethodsAreRegisteredWithTheirSettings) {
   const std::vector<std::pair<std::string, std::vector<std::string>>> expected = {
       {"sample", {"alpha", "window_ratio", "sample_ratio", "chunk"}},
-      {"rr", {"stride", "tau", "offset", "key_agg", "outliers", "moments"}},
+      {"rr", {"stride", "tau", "offset", "key_agg", "outliers", "moments", "variance"}},
       {"unisparse", {"granularities", "top_p", "combine", "moments"}},
       {"xattn", {"stride", "tau"}},
       {"vslash", {"last_q", "vertical_size", "slash_size", "force_columns", "force_diagonals"}},

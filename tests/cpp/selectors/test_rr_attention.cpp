@@ -98,6 +98,55 @@ TEST(RRSelector, NearFieldScoresSlashLinesExactly) {
   check_query_independence("rr", {"dense_below=0", "tau=0.8", "near=512"});
 }
 
+TEST(RRSelector, ScalarVarianceEqualsDiagonalWhenKeysSpreadAlikeInEveryDimension) {
+  // Keys of stride u: k_j = c_u + a_j s_u with s_u a random sign vector, so every dimension has
+  // the same variance sigma_u^2 var(a) and vbar equals each var_d: the scalar correction
+  // scale^2/2 |q|^2 vbar is the diagonal one. sigma_u up to 2 makes the correction worth up to
+  // ~2 nats, so dropping it (moments=false) must move blocks while the scalar form must not.
+  constexpr int64_t L = 2048, D = 64, S = 16;
+  Rng rng(23);
+  Tensor q(DType::kF32, {2, L, D}), k(DType::kF32, {1, L, D});
+  for (int64_t i = 0; i < 2 * L * D; ++i) q.data_as<float>()[i] = float(rng.normal());
+  for (int64_t u = 0; u < L / S; ++u) {
+    std::vector<double> c(static_cast<size_t>(D)), sign(static_cast<size_t>(D));
+    for (int64_t d = 0; d < D; ++d) {
+      c[size_t(d)] = 0.5 * rng.normal();
+      sign[size_t(d)] = rng.uniform() < 0.5 ? -1.0 : 1.0;
+    }
+    const double sigma = 2.0 * rng.uniform();
+    for (int64_t j = u * S; j < u * S + S; ++j) {
+      const double a = sigma * rng.normal();
+      for (int64_t d = 0; d < D; ++d)
+        k.data_as<float>()[j * D + d] = float(c[size_t(d)] + a * sign[size_t(d)]);
+    }
+  }
+  const auto rows_differing = [&](const SparsePattern& a, const SparsePattern& b) {
+    int64_t n = 0;
+    for (int64_t r = 0; r + 1 < int64_t(a.block_indptr.size()); ++r) {
+      const auto a0 = a.block_indices.begin() + a.block_indptr[size_t(r)];
+      const auto a1 = a.block_indices.begin() + a.block_indptr[size_t(r + 1)];
+      const auto b0 = b.block_indices.begin() + b.block_indptr[size_t(r)];
+      const auto b1 = b.block_indices.begin() + b.block_indptr[size_t(r + 1)];
+      n += !std::equal(a0, a1, b0, b1);
+    }
+    return n;
+  };
+  for (const char* outliers : {"outliers=0", "outliers=1"}) {
+    SCOPED_TRACE(outliers);
+    const std::vector<std::string> base = {"dense_below=0", "tau=0.9", outliers};
+    auto with = [&](const char* extra) {
+      auto v = base;
+      v.emplace_back(extra);
+      return make("rr", v)->select(q, k, {});
+    };
+    const SparsePattern diag = with("variance=diagonal"), scalar = with("variance=scalar");
+    const SparsePattern none = with("moments=false");
+    const int64_t rows = int64_t(diag.block_indptr.size()) - 1;  // 2 heads x 16 query blocks
+    EXPECT_LE(rows_differing(diag, scalar), 1) << "of " << rows;
+    EXPECT_GE(rows_differing(diag, none), rows / 4) << "the correction must matter here";
+  }
+}
+
 TEST(RRSelector, DenseFallbackBelowThreshold) { check_dense_fallback("rr"); }
 
 TEST(RRSelector, RejectsBadSettings) {
@@ -112,6 +161,7 @@ TEST(RRSelector, RejectsBadSettings) {
   expect_rejected("rr", "key_agg", "max");
   expect_rejected("rr", "outliers", "16");  // must be < stride
   expect_rejected("rr", "moments", "maybe");
+  expect_rejected("rr", "variance", "full");
   expect_rejected("rr", "near", "-1");
   expect_rejected("rr", "near", "far");
   expect_rejected("rr", "bogus", "1");
@@ -123,7 +173,7 @@ TEST(RRSelector, RejectsBadSettings) {
 
 TEST(RRSelector, SettingsRoundTrip) {
   auto s = make("rr", {"tau=0.7", "stride=8", "offset=head", "key_agg=sample", "outliers=2",
-                       "moments=false", "near=640"});
+                       "moments=false", "near=640", "variance=scalar"});
   const auto m = s->settings();
   EXPECT_EQ(m.at("tau"), "0.7");
   EXPECT_EQ(m.at("stride"), "8");
@@ -132,6 +182,7 @@ TEST(RRSelector, SettingsRoundTrip) {
   EXPECT_EQ(m.at("outliers"), "2");
   EXPECT_EQ(m.at("moments"), "false");
   EXPECT_EQ(m.at("near"), "640");
+  EXPECT_EQ(m.at("variance"), "scalar");
   EXPECT_EQ(m.at("block_q"), "128");
   auto t = make("rr");
   for (const auto& [k, v] : m) t->set(k, v);
