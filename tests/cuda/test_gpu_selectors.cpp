@@ -255,10 +255,10 @@ TEST_P(GpuSelectorsMma, OutlierKeysAtWidthD) {
                      "not causal", false);
 }
 
-// rr's scalar variance (StrideProblem::qvar / kvar, the rank-one term of the epilogue): the mean
-// slot and the outlier slots both at width D on the fused kernel (D 128: W = W2 = 128; tiles past
-// every row's last unit and at it; causal and not), and the unfused kernel's finish_score (D 64,
-// and stride 32's 4 units per key block), f16 and a partial last stride.
+// rr's scalar variance (RRParams::scalar_var: the stride's mean variance in every column of the
+// mean's variance half) against the CPU's one extra column: the fused kernel with and without an
+// outlier slot, causal and not, odd lengths, f16 at D 64, and the unfused kernel (stride 32's 4
+// units per key block).
 TEST_P(GpuSelectorsMma, ScalarVariance) {
   const uint64_t seed = fresh_seed();
   const std::vector<std::string> sc = {"dense_below=0", "variance=scalar", "outliers=1",

@@ -134,7 +134,7 @@ est::RRParams rr_params(const RRConfig& c, int64_t D) {
   p.reps = 1 + p.outliers;
   p.moments = p.mean_keys && c.moments;
   p.scalar_var = p.moments && c.variance == RRConfig::Variance::kScalar;
-  p.W = int(p.diag_var() ? 2 * D : D);
+  p.W = int(p.moments ? 2 * D : D);
   p.rotate = c.offset == RRConfig::Offset::kRotate;
   return p;
 }
@@ -206,9 +206,6 @@ DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cu
   const size_t visible_at = take(int64_t(G) * nqs, sizeof(int));
   const size_t own_at = take(int64_t(G) * nqs, sizeof(float));
   const size_t stats_at = take(G * stats_per_head, sizeof(est::GroupStat));
-  const int64_t z_kvar = est::rr_kvar_stride(nks);  // scalar variance: per stride, per query
-  const size_t kvar_at = take(rr.scalar_var ? KG * z_kvar : 0, sizeof(float));
-  const size_t qvar_at = take(rr.scalar_var ? int64_t(G) * nqs : 0, sizeof(float));
   const size_t scores_at = take(int64_t(G) * g.nqb * g.nkb, sizeof(float));
   const int rows = hq * g.nqb;
   const size_t counts_at = take(rows, sizeof(int));
@@ -222,8 +219,6 @@ DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cu
   void* q16 = mma ? base + q16_at : nullptr;
   auto* visible = reinterpret_cast<int*>(base + visible_at);
   auto* own = reinterpret_cast<float*>(base + own_at);
-  float* kvar = rr.scalar_var ? reinterpret_cast<float*>(base + kvar_at) : nullptr;
-  float* qvar = rr.scalar_var ? reinterpret_cast<float*>(base + qvar_at) : nullptr;
   pb.qrep = qrep;
   pb.krep = krep;
   pb.qrep16 = q16;
@@ -239,10 +234,6 @@ DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cu
   pb.kgroup = G >= group ? group : 1;
   pb.z_krep = key_values;
   pb.z_logw = key_entries;
-  pb.kvar = kvar;
-  pb.qvar = qvar;
-  pb.z_kvar = z_kvar;
-  pb.z_qvar = nqs;
   auto* stats = reinterpret_cast<est::GroupStat*>(base + stats_at);
   auto* scores = reinterpret_cast<float*>(base + scores_at);
   auto* counts = reinterpret_cast<int*>(base + counts_at);
@@ -266,7 +257,6 @@ DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cu
   fq.qrep16 = q16;
   fq.visible = visible;
   fq.own = own;
-  fq.qvar = qvar;
   int64_t staged = -1;
   for (int h = 0; h < hq; h += G) {  // heads h.. h + n - 1; whole KV-head groups when G >= group
     const int n = std::min(G, hq - h), hk = h / group;
@@ -275,7 +265,7 @@ DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cu
     if (G >= group || !rr.mean_keys || hk != staged) {
       check(est::rr_key_reps(k.data, in.bf16, k.strides[0], k.strides[1], D, g.seq_k, hk, h, rr,
                              krep, log_w, stream, G >= group ? n / group : 1, k16,
-                             fuse_queries ? &fq : nullptr, kvar),
+                             fuse_queries ? &fq : nullptr),
             fuse_queries ? "rr key representatives and sampled queries" : "rr key representatives");
       staged = hk;
     }
@@ -283,7 +273,7 @@ DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cu
     if (!fuse_queries) {
       check(est::rr_queries(q.data, k.data, in.bf16, q.strides[0], q.strides[1], k.strides[0],
                             k.strides[1], D, g, h, hk, in.scale, rr, qrep, visible, own, stream,
-                            n, group, q16, qvar),
+                            n, group, q16),
             "rr sampled queries");
       timer.mark("queries");
     }

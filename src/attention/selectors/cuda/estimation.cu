@@ -60,7 +60,6 @@ __device__ __forceinline__ float finish_score(const StrideProblem& pb, const int
   if (el < t.len && e < s_vis[rl]) {
     s = pb.alpha * dot + (pb.log_w ? pb.log_w[e] : 0.f);
     const int u = e / pb.reps, v = s_vis[rl] / pb.reps;
-    if (pb.kvar && e % pb.reps == 0) s += pb.alpha * pb.qvar[r0 + rl] * pb.kvar[u];
     if (pb.own && u == v - 1) s = e % pb.reps == 0 ? pb.own[r0 + rl] : -INFINITY;
     if (pb.has_partial && v == pb.units && u == pb.units - 1) s += pb.partial_logw;
   }

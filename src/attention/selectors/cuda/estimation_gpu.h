@@ -53,14 +53,6 @@ struct StrideProblem {
   // [units][W] then slots 1.. [units][W2] each (rr's outlier keys: W2 = D, no variance half,
   // scored over the first W2 columns of qrep16), log_w [reps][units]. 0: [units * reps][W].
   int W2 = 0;
-  // rr's scalar variance (RRConfig::Variance::kScalar): slot 0's score of row r and unit u gains
-  // alpha * qvar[r] * kvar[u] (qvar = scale/2 |q|^2 per sampled query, kvar = the stride's mean
-  // variance over dimensions), a rank-one term added in the epilogue so that the GEMM keeps
-  // width D. Both null otherwise. Head z of a batch: qvar + z * z_qvar, key set kz: kvar +
-  // kz * z_kvar (kvar 16-byte aligned and z_kvar a multiple of 4: rr_kvar_stride).
-  const float* qvar = nullptr;
-  const float* kvar = nullptr;
-  int64_t z_qvar = 0, z_kvar = 0;
   // Which instance of the fused kernel runs (chosen by the estimate path, estimate_path()):
   //  - kMmaSync: mma.sync, every device;
   //  - kWgmma (Hopper, compute capability 9.0 only): the same steps and epilogue, each step's
@@ -142,15 +134,14 @@ cudaError_t fill_sink_columns(int heads, int sink, int* column_indptr, int* colu
 struct RRParams {
   int S = 16, outliers = 1, reps = 2, W = 256;
   bool rotate = true, mean_keys = true, moments = true;
-  // moments as one variance per stride (StrideProblem::kvar / qvar): W = D, no variance half
+  // moments with one variance per stride (RRConfig::Variance::kScalar): the variance half of the
+  // mean's row holds the stride's mean variance over dimensions in every column, so that
+  // sum_d (scale/2 q_d^2) vbar = scale/2 |q|^2 vbar, the scalar correction, at the cost of the
+  // diagonal form (a rank-one term in the score epilogue read the same patterns and took ~6 %
+  // longer, docs/results/gpu-attention.md, session 23)
   bool scalar_var = false;
   bool slot_major = false;  // StrideProblem::W2 layout with W2 = D (bf16 output only)
-  // the variance half of [mean, variance] rows and of [q, scale/2 q^2] rows
-  __host__ __device__ bool diag_var() const { return moments && mean_keys && !scalar_var; }
 };
-/// Elements between the kvar arrays of consecutive key sets (StrideProblem::z_kvar): units
-/// rounded up to 4, so every set starts 16-byte aligned (the fused kernel reads 4 at a time).
-__host__ __device__ inline int64_t rr_kvar_stride(int units) { return (int64_t(units) + 3) / 4 * 4; }
 /// The sampled queries of rr_queries, written by rr_key_reps itself (`fused` argument): the warp
 /// of key stride u, whose keys it has staged, also writes the sampled query of every query head
 /// of its KV head's group whose own stride is u. The same values as rr_queries, bit for bit
@@ -167,7 +158,6 @@ struct RRQueryFusion {
   void* qrep16 = nullptr;  // bf16 when non-null, as rr_queries' qrep16
   int* visible = nullptr;
   float* own = nullptr;
-  float* qvar = nullptr;  // [heads][nqs] with RRParams::scalar_var (StrideProblem::qvar)
 };
 /// Whether rr_key_reps can write the sampled queries (RRQueryFusion): key means shared by the
 /// batch's whole KV-head groups (mean_keys), a stride of 8, 16 or 32, a query offset that is a
@@ -179,21 +169,19 @@ bool rr_queries_fusable(const Geometry& geo, const RRParams& rr, int D);
 /// units * (W + outliers * D) values). heads > 1 (mean mode): KV heads head.. head + heads - 1
 /// one after another. krep16 non-null: the representatives go to krep16 as bf16 (round to
 /// nearest even) instead of krep. fused non-null: also the sampled queries (RRQueryFusion).
-/// rr.scalar_var: kvar [heads][units] gets each stride's mean variance (StrideProblem::kvar).
 cudaError_t rr_key_reps(const void* k, bool bf16, int64_t head_stride, int64_t row_stride, int D,
                         int seq_k, int head, int query_head, const RRParams& rr, float* krep,
                         float* log_w, cudaStream_t stream, int heads = 1, void* krep16 = nullptr,
-                        const RRQueryFusion* fused = nullptr, float* kvar = nullptr);
+                        const RRQueryFusion* fused = nullptr);
 /// Round-robin sampled queries of query head h: qrep [nqs][W], visible units, and (causal) the
 /// exact log-sum-exp of each sampled query over the visible keys of its own unit (KV head
 /// hk + z / group for head h + z). heads > 1: query heads h.. h + heads - 1 into [heads][nqs]
 /// arrays. qrep16 non-null: the representatives go to qrep16 as bf16 instead of qrep.
-/// rr.scalar_var: qvar [heads][nqs] gets scale/2 |q|^2 of each sampled query.
 cudaError_t rr_queries(const void* q, const void* k, bool bf16, int64_t q_head_stride,
                        int64_t q_row_stride, int64_t k_head_stride, int64_t k_row_stride, int D,
                        const Geometry& geo, int h, int hk, float scale, const RRParams& rr,
                        float* qrep, int* visible, float* own, cudaStream_t stream, int heads = 1,
-                       int group = 1 << 30, void* qrep16 = nullptr, float* qvar = nullptr);
+                       int group = 1 << 30, void* qrep16 = nullptr);
 
 // ---- UniSparse --------------------------------------------------------------------------------
 /// Average pooling of rows [0, len) of `head` in groups of c into dst [ceil(len/c)][W]: the mean,

@@ -52,8 +52,6 @@ __device__ __forceinline__ void batch_head(StrideProblem& pb, Stats*& stats, int
   if (pb.krep) pb.krep += kz * pb.z_krep;
   if (pb.krep16) pb.krep16 = static_cast<const __nv_bfloat16*>(pb.krep16) + kz * pb.z_krep;
   if (pb.log_w) pb.log_w += kz * pb.z_logw;
-  if (pb.kvar) pb.kvar += kz * pb.z_kvar;
-  if (pb.qvar) pb.qvar += z * pb.z_qvar;
   pb.visible += z * pb.z_visible;
   if (pb.own) pb.own += z * pb.z_own;
   stats += z * pb.z_stats;
@@ -195,31 +193,6 @@ __device__ __forceinline__ void step_log2_weights(const float* s_lw, float (&lw)
   }
 }
 
-// rr's scalar variance in log2 units for this thread's rows and columns of a slot-0 step at
-// units e0..: qv[h] = alpha log2(e) qvar[row g + 8 h], kv[n][c] = kvar[e0 + 16 tq + 2 n + c]
-// (0 past the last unit; 16-byte loads, StrideProblem::kvar's alignment).
-__device__ __forceinline__ void step_variances(const StrideProblem& pb, int e0, int r0, float a2,
-                                               float (&qv)[2], float (&kv)[8][2]) {
-  const int lane = threadIdx.x & 31, wr = (threadIdx.x >> 5) * 16;
-  const int g = lane >> 2, tq = lane & 3;
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const int r = r0 + wr + g + 8 * h;
-    qv[h] = r < pb.nqr ? a2 * pb.qvar[r] : 0.f;
-  }
-#pragma unroll
-  for (int n = 0; n < 8; n += 2) {
-    const int e = e0 + 16 * tq + 2 * n;
-    if (e + 3 < pb.units) {
-      const float4 v = __ldg(reinterpret_cast<const float4*>(pb.kvar + e));
-      kv[n][0] = v.x, kv[n][1] = v.y, kv[n + 1][0] = v.z, kv[n + 1][1] = v.w;
-    } else {
-#pragma unroll
-      for (int j = 0; j < 4; ++j) kv[n + j / 2][j & 1] = e + j < pb.units ? pb.kvar[e + j] : 0.f;
-    }
-  }
-}
-
 // The step's scores (finish_score's rules) from the raw products and the log2 weights: a tile
 // before every row's last unit (the usual case) needs only the scale and the log weight. Written
 // to acc, not into prod: the wgmma instance's products are accumulator registers, which only
@@ -232,23 +205,11 @@ __device__ __forceinline__ void finish_scores(const StrideProblem& pb, const flo
   const int g = lane >> 2, tq = lane & 3;  // this thread's rows: g and g + 8 of the warp
   const int units = pb.units;
   const float a2 = pb.alpha * kLog2e;
-  // rr's scalar variance: slot 0 gains a2 qvar[row] kvar[unit] (StrideProblem::qvar)
-  const bool var = pb.kvar != nullptr && t == 0;
-  float qv[2] = {0.f, 0.f}, kv[8][2];
-  if (var) step_variances(pb, e0, r0, a2, qv, kv);
   if (e0 + 64 <= lim.warp_inner) {
-    if (var) {
 #pragma unroll
-      for (int n = 0; n < 8; ++n)
+    for (int n = 0; n < 8; ++n)
 #pragma unroll
-        for (int c = 0; c < 4; ++c)
-          acc[n][c] = fmaf(qv[c >> 1], kv[n][c & 1], a2 * prod[n][c] + lw[n][c & 1]);
-    } else {
-#pragma unroll
-      for (int n = 0; n < 8; ++n)
-#pragma unroll
-        for (int c = 0; c < 4; ++c) acc[n][c] = a2 * prod[n][c] + lw[n][c & 1];
-    }
+      for (int c = 0; c < 4; ++c) acc[n][c] = a2 * prod[n][c] + lw[n][c & 1];
   } else {  // near the rows' last units (read here only: registers are scarce at W = 256)
     int vis[2];
     float own[2];
@@ -266,7 +227,6 @@ __device__ __forceinline__ void finish_scores(const StrideProblem& pb, const flo
         const int h = c >> 1, e = e0 + 16 * tq + 2 * n + (c & 1), v = vis[h];
         const bool last_unit = e == v - 1;
         float sc = a2 * prod[n][c] + lw[n][c & 1];
-        if (var) sc = fmaf(qv[h], kv[n][c & 1], sc);
         sc = pb.own != nullptr && last_unit ? (t == 0 ? own[h] : -INFINITY) : sc;
         sc += pb.has_partial && v == units && last_unit ? partial2 : 0.f;
         acc[n][c] = e < v ? sc : -INFINITY;

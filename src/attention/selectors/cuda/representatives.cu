@@ -100,15 +100,6 @@ __device__ __forceinline__ float segment_lse(float a, float b, int width) {
 // different banks.
 constexpr int kKeyPad = 8;
 
-// Sum of squares of row[0, D) over the warp (lane l: dimensions l, l + 32, ... in order, then
-// the butterfly): the same operations in rr_queries_kernel and fused_queries (the same value).
-__device__ __forceinline__ float warp_norm2(const float* row, int D) {
-  float acc = 0.f;
-  for (int d = int(threadIdx.x & 31); d < D; d += 32) acc += row[d] * row[d];
-  for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
-  return acc;
-}
-
 // Query heads a fused warp stages at once: two pair rounds of 32 lanes (64 / S queries).
 __host__ __device__ constexpr int fused_chunk(int S) { return 64 / S; }
 
@@ -157,7 +148,7 @@ __device__ __forceinline__ void fused_queries(const RRQueryFusion& fq, bool bf16
       for (int e = 0; e < 8; ++e) s_q[i * QP + c + e] = v[e];
       const int64_t at = (int64_t(r.hl) * nqs + t) * W;
       store8(fq.qrep, qrep16, at + c, v);
-      if (rr.diag_var()) {  // (fused: key means)
+      if (rr.moments) {  // (fused: key means, the moment half exists)
         float m[8];
 #pragma unroll
         for (int e = 0; e < 8; ++e) m[e] = 0.5f * fq.scale * v[e] * v[e];
@@ -166,11 +157,6 @@ __device__ __forceinline__ void fused_queries(const RRQueryFusion& fq, bool bf16
       if (c == 0) fq.visible[int64_t(r.hl) * nqs + t] = r.vis;
     }
     __syncwarp();
-    if (rr.scalar_var)
-      for (int i = 0; i < nc; ++i) {
-        const float n2 = warp_norm2(s_q + i * QP, D);
-        if (lane == 0) fq.qvar[int64_t(row_of(i0 + i).hl) * nqs + t] = 0.5f * fq.scale * n2;
-      }
     if (geo.causal) {
 #pragma unroll
       for (int it = 0; it < 2; ++it) {
@@ -221,8 +207,7 @@ template <int kS, int kD, int kType>
 __global__ void rr_key_reps_kernel(const void* k, bool bf16_arg, bool vec, int64_t head_stride,
                                    int64_t row_stride, int D_arg, int seq_k, int head,
                                    int query_head, RRParams rr, float* krep, float* log_w,
-                                   __nv_bfloat16* krep16, int units, RRQueryFusion fq, bool vec_q,
-                                   float* kvar) {
+                                   __nv_bfloat16* krep16, int units, RRQueryFusion fq, bool vec_q) {
   const int D = kD > 0 ? kD : D_arg;
   const bool bf16 = kType == 0 ? bf16_arg : kType == 1;
   // [blockDim.y][S][D + kKeyPad] 16-bit inputs, then (fq.q set) [blockDim.y][fused_chunk][D + 4]
@@ -241,7 +226,6 @@ __global__ void rr_key_reps_kernel(const void* k, bool bf16_arg, bool vec, int64
     else
       krep += z * n * W;
     log_w += z * n;
-    if (kvar) kvar += z * rr_kvar_stride(units);
   }
   // slot t of this stride: its first value and its log weight (StrideProblem::W2's layout)
   const auto rep_at = [&](int t) -> int64_t {
@@ -362,7 +346,7 @@ __global__ void rr_key_reps_kernel(const void* k, bool bf16_arg, bool vec, int64
       const int64_t slot = rep_at(1 + t);
       for (int d = lane; d < D; d += 32) {
         store_rep(krep, krep16, slot + d, keys(bj, d));
-        if (rr.diag_var() && !sm) store_rep(krep, krep16, slot + D + d, 0.f);
+        if (rr.moments && !sm) store_rep(krep, krep16, slot + D + d, 0.f);
       }
       if (lane == 0) log_w[logw_at(1 + t)] = 0.f;
     }
@@ -372,12 +356,12 @@ __global__ void rr_key_reps_kernel(const void* k, bool bf16_arg, bool vec, int64
     const int64_t slot = rep_at(1 + t);
     for (int d = lane; d < D; d += 32) {
       store_rep(krep, krep16, slot + d, 0.f);
-      if (rr.diag_var() && !sm) store_rep(krep, krep16, slot + D + d, 0.f);
+      if (rr.moments && !sm) store_rep(krep, krep16, slot + D + d, 0.f);
     }
     if (lane == 0) log_w[logw_at(1 + t)] = -INFINITY;
   }
   // slot 0: mean and per-dimension variance of the remaining keys (scalar_var: their mean over
-  // the dimensions to kvar[u] instead of a variance half)
+  // the dimensions in every column of the variance half)
   const int rest = count - outl;
   const float inv = rest > 0 ? 1.0f / float(rest) : 0.f;
   {  // dimensions lane + 32 i side by side (independent chains)
@@ -400,22 +384,23 @@ __global__ void rr_key_reps_kernel(const void* k, bool bf16_arg, bool vec, int64
         mu[i] *= inv;
         var[i] = fmaxf(0.0f, var[i] * inv - mu[i] * mu[i]);
       }
+      if (rr.scalar_var) {
+        float vs = 0.f;
+#pragma unroll
+        for (int i = 0; i < kMaxDims; ++i)
+          if (i < nd) vs += var[i];
+        for (int o = 16; o > 0; o >>= 1) vs += __shfl_xor_sync(0xffffffffu, vs, o);
+#pragma unroll
+        for (int i = 0; i < kMaxDims; ++i) var[i] = vs / float(D);
+      }
     }
 #pragma unroll
     for (int i = 0; i < kMaxDims; ++i)
       if (i < nd) {
         const int d = lane + 32 * i;
         store_rep(krep, krep16, rep_at(0) + d, mu[i]);
-        if (rr.diag_var()) store_rep(krep, krep16, rep_at(0) + D + d, var[i]);
+        if (rr.moments) store_rep(krep, krep16, rep_at(0) + D + d, var[i]);
       }
-    if (rr.scalar_var) {
-      float vs = 0.f;
-#pragma unroll
-      for (int i = 0; i < kMaxDims; ++i)
-        if (i < nd) vs += var[i];
-      for (int o = 16; o > 0; o >>= 1) vs += __shfl_xor_sync(0xffffffffu, vs, o);
-      if (lane == 0) kvar[u] = vs / float(D);
-    }
   }
   if (lane == 0) log_w[logw_at(0)] = rest > 0 ? float(log(double(rest))) : -INFINITY;
   if (fq.q != nullptr) {
@@ -437,8 +422,7 @@ __global__ void rr_queries_kernel(const void* q, const void* k, bool bf16, bool 
                                   int64_t q_head_stride, int64_t q_row_stride,
                                   int64_t k_head_stride, int64_t k_row_stride, int D, Geometry geo,
                                   int h, int hk, int group, float scale, RRParams rr, int nqs,
-                                  float* qrep, int* visible, float* own, __nv_bfloat16* qrep16,
-                                  float* qvar) {
+                                  float* qrep, int* visible, float* own, __nv_bfloat16* qrep16) {
   __shared__ float s_q[kQueriesPerCta][128];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int t = blockIdx.x * kQueriesPerCta + warp, S = rr.S, W = rr.W;
@@ -454,7 +438,6 @@ __global__ void rr_queries_kernel(const void* q, const void* k, bool bf16, bool 
       qrep += int64_t(z) * nqs * W;
     visible += int64_t(z) * nqs;
     own += int64_t(z) * nqs;
-    if (qvar) qvar += int64_t(z) * nqs;
   }
   const SampledQuery sq = sampled_query(geo, rr.rotate, S, h, t, nks);
   const int64_t qb = int64_t(h) * q_head_stride + int64_t(sq.row) * q_row_stride;
@@ -462,13 +445,10 @@ __global__ void rr_queries_kernel(const void* q, const void* k, bool bf16, bool 
     const float qv = load(q, bf16, qb + d);
     s_q[warp][d] = qv;
     store_rep(qrep, qrep16, int64_t(t) * W + d, qv);
-    if (rr.diag_var()) store_rep(qrep, qrep16, int64_t(t) * W + D + d, 0.5f * scale * qv * qv);
+    if (rr.moments && rr.mean_keys)
+      store_rep(qrep, qrep16, int64_t(t) * W + D + d, 0.5f * scale * qv * qv);
   }
   __syncwarp();
-  if (rr.scalar_var) {
-    const float n2 = warp_norm2(s_q[warp], D);
-    if (lane == 0) qvar[t] = 0.5f * scale * n2;
-  }
   const int pos = sq.pos, vis = sq.vis;
   if (lane == 0) visible[t] = vis;
   if (!geo.causal || vis <= 0) return;
@@ -691,13 +671,12 @@ bool rr_queries_fusable(const Geometry& geo, const RRParams& rr, int D) {
 cudaError_t rr_key_reps(const void* k, bool bf16, int64_t head_stride, int64_t row_stride, int D,
                         int seq_k, int head, int query_head, const RRParams& rr, float* krep,
                         float* log_w, cudaStream_t stream, int heads, void* krep16,
-                        const RRQueryFusion* fused, float* kvar) {
+                        const RRQueryFusion* fused) {
   if (rr.S > kMaxStride || D > 128 || D % 32 != 0 || heads < 1 || (heads > 1 && !rr.mean_keys) ||
-      (rr.slot_major && krep16 == nullptr) || (rr.scalar_var && (kvar == nullptr || !rr.mean_keys)))
+      (rr.slot_major && krep16 == nullptr))
     return cudaErrorInvalidValue;
   if (fused != nullptr && (fused->q == nullptr || fused->group < 1 || fused->geo.seq_k != seq_k ||
-                           !rr_queries_fusable(fused->geo, rr, D) ||
-                           (rr.scalar_var && fused->qvar == nullptr)))
+                           !rr_queries_fusable(fused->geo, rr, D)))
     return cudaErrorInvalidValue;
   const int units = (seq_k + rr.S - 1) / rr.S;
   // strides (warps) per CTA: 16-bit keys, 4 KiB per stride at the default 16 and D = 128
@@ -725,7 +704,7 @@ cudaError_t rr_key_reps(const void* k, bool bf16, int64_t head_stride, int64_t r
   kernel<<<dim3(unsigned((units + per_cta - 1) / per_cta), unsigned(heads)),
            dim3(32u, unsigned(per_cta)), smem, stream>>>(
       k, bf16, rows_aligned(k, head_stride, row_stride), head_stride, row_stride, D, seq_k, head,
-      query_head, rr, krep, log_w, static_cast<__nv_bfloat16*>(krep16), units, fq, vec_q, kvar);
+      query_head, rr, krep, log_w, static_cast<__nv_bfloat16*>(krep16), units, fq, vec_q);
   return cudaGetLastError();
 }
 
@@ -733,16 +712,15 @@ cudaError_t rr_queries(const void* q, const void* k, bool bf16, int64_t q_head_s
                        int64_t q_row_stride, int64_t k_head_stride, int64_t k_row_stride, int D,
                        const Geometry& geo, int h, int hk, float scale, const RRParams& rr,
                        float* qrep, int* visible, float* own, cudaStream_t stream, int heads,
-                       int group, void* qrep16, float* qvar) {
-  if (D > 128 || D % 32 != 0 || heads < 1 || group < 1 || rr.S > kMaxStride ||
-      (rr.scalar_var && qvar == nullptr))
+                       int group, void* qrep16) {
+  if (D > 128 || D % 32 != 0 || heads < 1 || group < 1 || rr.S > kMaxStride)
     return cudaErrorInvalidValue;
   const int nqs = (geo.seq_q + rr.S - 1) / rr.S;
   const unsigned ctas = unsigned((nqs + kQueriesPerCta - 1) / kQueriesPerCta);
   rr_queries_kernel<<<dim3(ctas, unsigned(heads)), 32 * kQueriesPerCta, 0, stream>>>(
       q, k, bf16, rows_aligned(k, k_head_stride, k_row_stride), q_head_stride, q_row_stride,
       k_head_stride, k_row_stride, D, geo, h, hk, group, scale, rr, nqs, qrep, visible, own,
-      static_cast<__nv_bfloat16*>(qrep16), qvar);
+      static_cast<__nv_bfloat16*>(qrep16));
   return cudaGetLastError();
 }
 
