@@ -95,11 +95,26 @@ struct Sweep {
   std::vector<std::string> values;  // empty: the method's defaults only
 };
 
-// `values` of `key` for method m with m's default value inserted in numeric order unless one of
-// them already is that default (compared as the selector's canonical text: "0.98" = "0.980").
+// Method m's selector with every "m.key=value" of `set` (--set) applied.
+std::unique_ptr<PatternSelector> configured_selector(const std::string& m,
+                                                     const std::vector<std::string>& set) {
+  auto sel = make_selector(m);
+  for (const std::string& kv : set) {
+    const size_t dot = kv.find('.'), eq = kv.find('=');
+    SIEVE_CHECK(dot != std::string::npos && eq != std::string::npos && dot < eq,
+                "--set needs method.key=value, got '{}'", kv);
+    if (kv.substr(0, dot) == m) sel->set(kv.substr(dot + 1, eq - dot - 1), kv.substr(eq + 1));
+  }
+  return sel;
+}
+
+// `values` of `key` for method m with m's default value (after --set) inserted in numeric order
+// unless one of them already is that default (compared as the selector's canonical text: "0.98"
+// = "0.980").
 std::vector<std::string> with_default(const std::string& m, const std::string& key,
-                                      std::vector<std::string> values) {
-  const std::string def = make_selector(m)->settings().at(key);
+                                      std::vector<std::string> values,
+                                      const std::vector<std::string>& set) {
+  const std::string def = configured_selector(m, set)->settings().at(key);
   const auto canonical = [&](const std::string& v) {
     auto sel = make_selector(m);
     sel->set(key, v);
@@ -115,14 +130,16 @@ std::vector<std::string> with_default(const std::string& m, const std::string& k
   return values;
 }
 
-// "method.key=v1,v2" entries override default_sweeps() for that method.
+// "method.key=v1,v2" entries override default_sweeps() for that method; a default sweep gets the
+// method's default point, or the value --set gives its key.
 std::map<std::string, Sweep> parse_sweeps(const std::vector<std::string>& methods,
-                                          const std::vector<std::string>& specs) {
+                                          const std::vector<std::string>& specs,
+                                          const std::vector<std::string>& set) {
   std::map<std::string, Sweep> out;
   for (const auto& m : methods) {
     const auto it = default_sweeps().find(m);
     if (it != default_sweeps().end())
-      out[m] = {it->second.first, with_default(m, it->second.first, it->second.second)};
+      out[m] = {it->second.first, with_default(m, it->second.first, it->second.second, set)};
     else
       out[m] = {};
   }
@@ -293,7 +310,7 @@ void run_eval(const EvalArgs& a) {
 
   std::vector<std::string> methods = a.method == "all" ? selector_names() : split(a.method, ',');
   for (const auto& m : methods) make_selector(m);  // unknown names fail now
-  const auto sweeps = parse_sweeps(methods, a.sweeps);
+  const auto sweeps = parse_sweeps(methods, a.sweeps, a.set);
   // Every selector configuration, built and validated before any heavy work.
   struct Config {
     std::string method, key, value;
@@ -301,27 +318,33 @@ void run_eval(const EvalArgs& a) {
     std::unique_ptr<PatternSelector> selector;
   };
   std::vector<Config> configs;
+  // The method's selector with its --set applied: its swept key's value there is the run's
+  // default point (the built-in default unless --set names the key).
+  const auto configured = [&](const std::string& m) { return configured_selector(m, a.set); };
   for (const auto& m : methods) {
     const Sweep& sw = sweeps.at(m);
     std::vector<std::string> values = sw.values;
     if (values.empty()) values.push_back("");
+    const auto base = configured(m);
+    bool any_default = false;
     for (const auto& v : values) {
-      Config c{m, sw.key, v, false, make_selector(m)};
-      for (const std::string& kv : a.set) {
-        const size_t dot = kv.find('.'), eq = kv.find('=');
-        SIEVE_CHECK(dot != std::string::npos && eq != std::string::npos && dot < eq,
-                    "--set needs method.key=value, got '{}'", kv);
-        if (kv.substr(0, dot) == m) c.selector->set(kv.substr(dot + 1, eq - dot - 1), kv.substr(eq + 1));
-      }
+      Config c{m, sw.key, v, false, configured(m)};
       c.is_default = true;
       if (!sw.key.empty()) {
         c.selector->set(sw.key, v);
         // Compare canonical texts ("0.97" and "0.970" are the same threshold).
-        c.is_default = make_selector(m)->settings().at(sw.key) == c.selector->settings().at(sw.key);
+        c.is_default = base->settings().at(sw.key) == c.selector->settings().at(sw.key);
       }
+      any_default = any_default || c.is_default;
       c.selector->validate_config();
       configs.push_back(std::move(c));
     }
+    if (!any_default)
+      std::fprintf(stderr,
+                   "sieve attn eval: note: no %s point has its default %s=%s (add it to the sweep "
+                   "or --set it): no masks%s for %s\n",
+                   m.c_str(), sw.key.c_str(), base->settings().at(sw.key).c_str(),
+                   a.exec == "default" ? " and no executor run" : "", m.c_str());
   }
 
   // Workloads: the planted suite at every length, then each dump at its length and below. Every
@@ -511,7 +534,7 @@ void setup_eval(CLI::App& attn) {
       "  sieve attn eval --no-synthetic --input ../shared/data/qkv/x.safetensors --out eval/\n"
       "Default sweeps (override with --sweep method.key=v1,v2): sample alpha, rr tau, unisparse\n"
       "top_p, xattn tau, flexprefill gamma, vslash slash_size, streaming local_blocks, each with the\n"
-      "method's default among its points; dense once.\n"
+      "method's default (or the value --set gives the swept key) among its points; dense once.\n"
       "Outputs in --out: results.csv, results.md, masks/*.csv (per-tile kept share for the default\n"
       "setting of each method, heads --mask-heads, lengths <= --mask-max-length) and, through\n"
       "scripts/plot_attn_eval.py (matplotlib), masks_*.png and pareto_<method>.png.");

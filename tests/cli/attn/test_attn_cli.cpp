@@ -280,6 +280,43 @@ TEST(Cli, EvalDefaultSweepsHoldEachMethodsDefault) {
   fs::remove_all(out);
 }
 
+// --set of the swept key moves the default point: a default sweep gains that value as its
+// "(default)" row (masks, --exec default), an explicit sweep marks the point equal to it, and an
+// explicit sweep without it says so on stderr and writes no mask for that method.
+TEST(Cli, EvalSetMovesTheDefaultPoint) {
+  const std::string out = temp_name("eval_set_default");
+  const std::string common = "attn eval --method rr --lengths 512 --heads 2 --kv-heads 1 --exec "
+                             "default --plot no --mask-heads 0 --recall-rows 16 --threads 2 ";
+  const auto default_rows = [&]() {
+    std::istringstream csv(slurp(out + "/results.csv"));
+    std::string line;
+    std::getline(csv, line);
+    std::vector<std::string> rows;
+    while (std::getline(csv, line)) {
+      std::vector<std::string> f;
+      for (std::istringstream row(line); std::getline(row, line, ',');) f.push_back(line);
+      if (f.size() > 8 && f[8] == "1") rows.push_back(f[7]);  // threshold, is_default
+    }
+    return rows;
+  };
+  RunResult r = run(common + "--set rr.tau=0.93 --out " + out);  // the default sweep
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(default_rows(), std::vector<std::string>{"0.93"});
+  EXPECT_TRUE(fs::exists(out + "/masks/planted_L512_rr_h0.csv"));
+  fs::remove_all(out);
+  r = run(common + "--set rr.tau=0.93 --sweep rr.tau=0.9,0.93 --out " + out);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(default_rows(), std::vector<std::string>{"0.93"});
+  EXPECT_TRUE(fs::exists(out + "/masks/planted_L512_rr_h0.csv"));
+  fs::remove_all(out);
+  r = run(common + "--sweep rr.tau=0.9,0.93 --out " + out);  // lacks the built-in 0.97
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(default_rows().empty());
+  EXPECT_NE(r.err.find("no rr point has its default tau=0.97"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(out + "/masks/planted_L512_rr_h0.csv"));
+  fs::remove_all(out);
+}
+
 TEST(Cli, JsonSmokeRunOverAllMethods) {
   const auto lines = method_lines(run(std::string("attn --method all --json ") + kSmall));
   ASSERT_FALSE(lines.empty());
