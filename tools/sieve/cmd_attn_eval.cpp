@@ -318,17 +318,16 @@ void run_eval(const EvalArgs& a) {
     std::unique_ptr<PatternSelector> selector;
   };
   std::vector<Config> configs;
-  // The method's selector with its --set applied: its swept key's value there is the run's
-  // default point (the built-in default unless --set names the key).
-  const auto configured = [&](const std::string& m) { return configured_selector(m, a.set); };
   for (const auto& m : methods) {
     const Sweep& sw = sweeps.at(m);
     std::vector<std::string> values = sw.values;
     if (values.empty()) values.push_back("");
-    const auto base = configured(m);
+    // The swept key's value with --set applied is the run's default point (the built-in default
+    // unless --set names the key).
+    const auto base = configured_selector(m, a.set);
     bool any_default = false;
     for (const auto& v : values) {
-      Config c{m, sw.key, v, false, configured(m)};
+      Config c{m, sw.key, v, false, configured_selector(m, a.set)};
       c.is_default = true;
       if (!sw.key.empty()) {
         c.selector->set(sw.key, v);
