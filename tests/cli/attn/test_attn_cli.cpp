@@ -236,6 +236,29 @@ TEST(Cli, EvalChecksInputsBeforeWritingOutput) {
                "cannot create the output folder");
 }
 
+// The rows of `sieve attn eval`'s results.csv in folder `out`, each as column name -> field
+// (every column of the header present; a missing header column fails the test).
+std::vector<std::map<std::string, std::string>> eval_rows(const std::string& out) {
+  std::istringstream csv(slurp(out + "/results.csv"));
+  std::string line;
+  std::vector<std::string> header;
+  if (std::getline(csv, line))
+    for (std::istringstream h(line); std::getline(h, line, ',');) header.push_back(line);
+  for (const char* name : {"method", "threshold_key", "threshold", "is_default", "executor_ms"})
+    EXPECT_NE(std::find(header.begin(), header.end(), name), header.end())
+        << "results.csv lacks column " << name;
+  std::vector<std::map<std::string, std::string>> rows;
+  while (std::getline(csv, line)) {
+    std::map<std::string, std::string> row;
+    size_t c = 0;
+    for (std::istringstream fields(line); std::getline(fields, line, ',') && c < header.size(); ++c)
+      row[header[c]] = line;
+    for (; c < header.size(); ++c) row[header[c]] = "";  // trailing empty fields
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
 // Every method's default threshold is one of its default sweep's points, even where the listed
 // values miss it (sample's alpha 0.987; rr's tau 0.98 until session 21): that point is the
 // "(default)" row, the one --exec default runs the executor for and the one whose masks are
@@ -246,32 +269,17 @@ TEST(Cli, EvalDefaultSweepsHoldEachMethodsDefault) {
                           "default --plot no --mask-heads 0 --recall-rows 32 --threads 2 --out " +
                           out);
   ASSERT_EQ(r.code, 0) << r.err;
-  std::istringstream csv(slurp(out + "/results.csv"));
-  std::string line;
-  ASSERT_TRUE(std::getline(csv, line));
-  std::vector<std::string> header;
-  for (std::istringstream h(line); std::getline(h, line, ',');) header.push_back(line);
-  const auto col = [&](const std::string& name) {
-    return size_t(std::find(header.begin(), header.end(), name) - header.begin());
-  };
-  const size_t c_method = col("method"), c_key = col("threshold_key"), c_value = col("threshold"),
-               c_default = col("is_default"), c_exec = col("executor_ms");
-  for (size_t c : {c_method, c_key, c_value, c_default, c_exec})
-    ASSERT_LT(c, header.size()) << "a column is missing from results.csv's header";
   std::map<std::string, int> defaults;
-  while (std::getline(csv, line)) {
-    std::vector<std::string> f;
-    for (std::istringstream row(line); std::getline(row, line, ',');) f.push_back(line);
-    f.resize(header.size());
-    const std::string& m = f[c_method];
-    if (f[c_default] != "1") {
-      EXPECT_TRUE(f[c_exec].empty()) << m << " " << f[c_value] << ": executor ran off the default";
+  for (auto& f : eval_rows(out)) {
+    const std::string& m = f["method"];
+    if (f["is_default"] != "1") {
+      EXPECT_TRUE(f["executor_ms"].empty()) << m << " " << f["threshold"] << ": executor ran off the default";
       continue;
     }
     ++defaults[m];
-    EXPECT_FALSE(f[c_exec].empty()) << m << ": no executor time on the default row";
-    if (!f[c_key].empty()) {
-      EXPECT_EQ(f[c_value], sieve::attention::make_selector(m)->settings().at(f[c_key])) << m;
+    EXPECT_FALSE(f["executor_ms"].empty()) << m << ": no executor time on the default row";
+    if (!f["threshold_key"].empty()) {
+      EXPECT_EQ(f["threshold"], sieve::attention::make_selector(m)->settings().at(f["threshold_key"])) << m;
     }
     EXPECT_TRUE(fs::exists(out + "/masks/planted_L512_" + m + "_h0.csv")) << m;
   }
@@ -288,15 +296,9 @@ TEST(Cli, EvalSetMovesTheDefaultPoint) {
   const std::string common = "attn eval --method rr --lengths 512 --heads 2 --kv-heads 1 --exec "
                              "default --plot no --mask-heads 0 --recall-rows 16 --threads 2 ";
   const auto default_rows = [&]() {
-    std::istringstream csv(slurp(out + "/results.csv"));
-    std::string line;
-    std::getline(csv, line);
     std::vector<std::string> rows;
-    while (std::getline(csv, line)) {
-      std::vector<std::string> f;
-      for (std::istringstream row(line); std::getline(row, line, ',');) f.push_back(line);
-      if (f.size() > 8 && f[8] == "1") rows.push_back(f[7]);  // threshold, is_default
-    }
+    for (auto& f : eval_rows(out))
+      if (f["is_default"] == "1") rows.push_back(f["threshold"]);
     return rows;
   };
   RunResult r = run(common + "--set rr.tau=0.93 --out " + out);  // the default sweep
