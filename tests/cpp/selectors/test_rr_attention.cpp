@@ -122,12 +122,9 @@ TEST(RRSelector, ScalarVarianceEqualsDiagonalWhenKeysSpreadAlikeInEveryDimension
   }
   const auto rows_differing = [&](const SparsePattern& a, const SparsePattern& b) {
     int64_t n = 0;
-    for (int64_t r = 0; r + 1 < int64_t(a.block_indptr.size()); ++r) {
-      const auto a0 = a.block_indices.begin() + a.block_indptr[size_t(r)];
-      const auto a1 = a.block_indices.begin() + a.block_indptr[size_t(r + 1)];
-      const auto b0 = b.block_indices.begin() + b.block_indptr[size_t(r)];
-      const auto b1 = b.block_indices.begin() + b.block_indptr[size_t(r + 1)];
-      n += !std::equal(a0, a1, b0, b1);
+    for (int64_t qb = 0; qb < a.num_q_blocks(); ++qb) {
+      const auto ra = block_rows(a, qb), rb = block_rows(b, qb);
+      for (size_t h = 0; h < ra.size(); ++h) n += ra[h] != rb[h];
     }
     return n;
   };
