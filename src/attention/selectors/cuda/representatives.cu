@@ -314,29 +314,62 @@ __global__ void rr_key_reps_kernel(const void* k, bool bf16_arg, bool vec, int64
             acc[b] += x * x;
           }
       }
+      // The eight warp sums by a transposing reduction: at xor 16, 8 and 4 each lane keeps
+      // half of its keys and adds its partner's values for them (one shuffle per kept key), so
+      // that lane l ends with key (l >> 2) & 7 summed over lanes with l's low two bits; xor 2
+      // and 1 finish it. Every addition is the one the eight full xor butterflies made (own +
+      // partner at the same level; a + b == b + a), so the sums are theirs bit for bit, for 9
+      // shuffles instead of 40. Then lane j0 + b fetches key b's sum from lane 4 b.
+      const bool hi4 = (lane & 16) != 0, hi3 = (lane & 8) != 0, hi2 = (lane & 4) != 0;
+      float t4[4], t2[2];
 #pragma unroll
-      for (int o = 16; o > 0; o >>= 1)
+      for (int b = 0; b < 4; ++b)
+        t4[b] = (hi4 ? acc[b + 4] : acc[b]) +
+                __shfl_xor_sync(0xffffffffu, hi4 ? acc[b] : acc[b + 4], 16);
 #pragma unroll
-        for (int b = 0; b < kKeys; ++b) acc[b] += __shfl_xor_sync(0xffffffffu, acc[b], o);
-#pragma unroll
-      for (int b = 0; b < kKeys; ++b) {
-        const int j = j0 + b;
-        if (j < count && lane == (j & 31)) (j < 32 ? d0 : d1) = acc[b];
-      }
+      for (int b = 0; b < 2; ++b)
+        t2[b] = (hi3 ? t4[b + 2] : t4[b]) +
+                __shfl_xor_sync(0xffffffffu, hi3 ? t4[b] : t4[b + 2], 8);
+      float t1 = (hi2 ? t2[1] : t2[0]) + __shfl_xor_sync(0xffffffffu, hi2 ? t2[0] : t2[1], 4);
+      t1 += __shfl_xor_sync(0xffffffffu, t1, 2);
+      t1 += __shfl_xor_sync(0xffffffffu, t1, 1);
+      const int b = (lane - j0) & (kKeys - 1);
+      const float v = __shfl_sync(0xffffffffu, t1, 4 * b);
+      if (lane >= (j0 & 31) && lane < (j0 & 31) + kKeys && j0 + b < count)
+        (j0 < 32 ? d0 : d1) = v;
     }
     // the outl farthest keys, ties: the earlier key. Each key's rank in that order (farther
     // first, then lower index) from all distances broadcast once; pick t is the key of rank t,
     // as repeated arg-max picks would give. Every lane writes its dimensions of pick t to slot
     // 1 + t.
     int rank0 = 0, rank1 = 0;  // ranks of keys lane and lane + 32
-#pragma unroll kUnrollJ
-    for (int j = 0; j < kJ; ++j) {
-      if (j >= count) break;
-      const float dj = __shfl_sync(0xffffffffu, j < 32 ? d0 : d1, j & 31);
-      rank0 += dj > d0 || (dj == d0 && j < lane);
-      rank1 += dj > d1 || (dj == d1 && j < lane + 32);
-    }
     const bool present0 = lane < count, present1 = lane + 32 < count;
+    if (outl == 1) {
+      // One outlier (the usual setting): the rank-0 key by an arg-max butterfly over (distance,
+      // key) in the same order, farther first, then the lower key. Absent keys read -2 and NaN
+      // distances -1, so the order is total and every lane ends with the same key: a present
+      // one (the earliest, if every present distance is NaN).
+      const auto val = [](bool present, float d) { return !present ? -2.f : d == d ? d : -1.f; };
+      float bv = val(present0, d0);
+      int bk = lane;
+      if (val(present1, d1) > bv) bv = val(present1, d1), bk = lane + 32;
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) {
+        const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+        const int ok = __shfl_xor_sync(0xffffffffu, bk, o);
+        if (ov > bv || (ov == bv && ok < bk)) bv = ov, bk = ok;
+      }
+      rank0 = bk == lane ? 0 : 1;
+      rank1 = bk == lane + 32 ? 0 : 1;
+    } else {
+#pragma unroll kUnrollJ
+      for (int j = 0; j < kJ; ++j) {
+        if (j >= count) break;
+        const float dj = __shfl_sync(0xffffffffu, j < 32 ? d0 : d1, j & 31);
+        rank0 += dj > d0 || (dj == d0 && j < lane);
+        rank1 += dj > d1 || (dj == d1 && j < lane + 32);
+      }
+    }
     for (int t = 0; t < outl; ++t) {
       const uint32_t b0 = __ballot_sync(0xffffffffu, present0 && rank0 == t);
       const uint32_t b1 = __ballot_sync(0xffffffffu, present1 && rank1 == t);
