@@ -396,6 +396,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
 // steps, products (the same wgmma chain) and epilogue as the other instances: the same values.
 // The ping-pong instance's schedule (the values do not depend on it): issue turns between the
 // consumer warpgroups, 64-unit key tiles per CTA.
+constexpr int kTmaTiles = 16;  // key tiles per CTA of the TMA instance (launch_fused_tma_sm90)
 struct PpOptions {
   int pingpong = 1, tiles_per_cta = kTiles;
   int diag = 0;  // kDiag* bits (timing diagnostics only; the statistics are then wrong)
@@ -827,7 +828,11 @@ cudaError_t launch_fused_tma_sm90(const StrideProblem& pb, int W, int W2, int GN
       (R > 1 && !encode_key_map(&maps.rest, k16 + int64_t(pb.units) * W, W2,
                                 int64_t(R - 1) * pb.units / 16, sets, set_stride)))
     return cudaErrorInvalidValue;  // no encoder, or a map the driver rejects: reported, no fallback
-  PpOptions opt;  // the ping-pong defaults (issue turns, 8 tiles per CTA)
+  // Issue turns as the ping-pong instance, 16 key tiles per CTA (its 8 halved the CTAs' fixed
+  // prologue less: rr's selector 4 % faster at 32K and 8 % at 128K, unisparse unchanged, on the
+  // H200 in sessions 23-24, docs/results/gpu-attention.md).
+  PpOptions opt;
+  opt.tiles_per_cta = kTmaTiles;
   opt.pingpong = knob("SIEVE_STATS_PINGPONG", opt.pingpong, 0, 1);  // A/B knobs, same values
   opt.tiles_per_cta = knob("SIEVE_STATS_TILES", opt.tiles_per_cta, 1, 64);
   // Epilogue variant (A/B knob, same values): SIEVE_STATS_EPI=lean (default) | plain.
