@@ -828,9 +828,9 @@ cudaError_t launch_fused_tma_sm90(const StrideProblem& pb, int W, int W2, int GN
       (R > 1 && !encode_key_map(&maps.rest, k16 + int64_t(pb.units) * W, W2,
                                 int64_t(R - 1) * pb.units / 16, sets, set_stride)))
     return cudaErrorInvalidValue;  // no encoder, or a map the driver rejects: reported, no fallback
-  // Issue turns as the ping-pong instance, 16 key tiles per CTA (its 8 halved the CTAs' fixed
-  // prologue less: rr's selector 4 % faster at 32K and 8 % at 128K, unisparse unchanged, on the
-  // H200 in sessions 23-24, docs/results/gpu-attention.md).
+  // Issue turns as the ping-pong instance, but 16 key tiles per CTA instead of its 8: half the
+  // CTAs, so half the fixed prologues (rr's selector 4 % faster at 32K and 8 % at 128K,
+  // unisparse unchanged; H200, sessions 23-24, docs/results/gpu-attention.md).
   PpOptions opt;
   opt.tiles_per_cta = kTmaTiles;
   opt.pingpong = knob("SIEVE_STATS_PINGPONG", opt.pingpong, 0, 1);  // A/B knobs, same values
