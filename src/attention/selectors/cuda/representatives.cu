@@ -297,7 +297,7 @@ __global__ void rr_key_reps_kernel(const void* k, bool bf16_arg, bool vec, int64
       if (i < nd) mean[i] *= 1.0f / float(count);
     // squared distance to the mean of key j: lane j % 32 keeps it (d0: j < 32, d1: j >= 32);
     // distances are >= 0, -1 marks an absent key. Eight keys at a time: their per-lane sums,
-    // then their warp butterflies interleaved (the same sums as one key at a time).
+    // then one transposing warp reduction of the eight (below).
     float d0 = -1.f, d1 = -1.f;
     constexpr int kKeys = 8;
 #pragma unroll(kS > 0 ? (kS + kKeys - 1) / kKeys : 1)

@@ -396,11 +396,11 @@ __global__ void __launch_bounds__(kWsThreads, 1)
 // steps, products (the same wgmma chain) and epilogue as the other instances: the same values.
 // The ping-pong instance's schedule (the values do not depend on it): issue turns between the
 // consumer warpgroups, 64-unit key tiles per CTA.
-constexpr int kTmaTiles = 16;  // key tiles per CTA of the TMA instance (launch_fused_tma_sm90)
 struct PpOptions {
   int pingpong = 1, tiles_per_cta = kTiles;
   int diag = 0;  // kDiag* bits (timing diagnostics only; the statistics are then wrong)
 };
+constexpr int kTmaTiles = 16;  // the TMA instance's tiles_per_cta (launch_fused_tma_sm90)
 
 // Timing diagnostics of the ping-pong instance (SIEVE_STATS_DIAG; W 256, W2 128 only), to tell
 // its two candidate limits apart in one job (docs/cuda.md "wgmma-pp"): kDiagNoLoads copies only
