@@ -161,6 +161,15 @@ TEST_F(GpuSelectors, RRMatchesCpu) {
                  planted_inputs(DType::kF16, 2, 1, 1300, 64, seed + 2), false, "plain means");
   check_selector("rr", {"dense_below=0", "outliers=1", "variance=scalar"},
                  planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed + 3), false, "scalar variance");
+  // one sampled query per 32 rows against stride-16 keys (fused into the key kernel), per 8
+  // (finer than the keys: the separate query kernel), and a last query stride cut short
+  check_selector("rr", {"dense_below=0", "query_stride=32", "outliers=1", "tau=0.98"},
+                 planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed + 4), false, "query stride 32");
+  check_selector("rr", {"dense_below=0", "query_stride=8"},
+                 random_inputs(DType::kF16, 4, 2, 1300, 64, seed + 5), false, "query stride 8");
+  check_selector("rr", {"dense_below=0", "query_stride=64", "outliers=1"},
+                 planted_inputs(DType::kBF16, 4, 1, 1999, 128, seed + 6), false,
+                 "query stride 64, partial");
 }
 
 // Rows of many key blocks: 8-token blocks give 250 blocks per row (the per-warp register sort at
@@ -229,6 +238,9 @@ TEST_P(GpuSelectorsMma, FusedStatisticsAtOtherStrides) {
   check_mma_selector("rr", {"dense_below=0", "stride=16", "outliers=1"},
                      random_inputs(DType::kBF16, 6, 2, 1800, 64, seed + 1),
                      "stride 16 one outlier d64");
+  check_mma_selector("rr", {"dense_below=0", "query_stride=32", "outliers=1", "tau=0.98"},
+                     planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed + 3),
+                     "query stride 32 one outlier");
   check_mma_selector("unisparse", {"dense_below=0", "granularities=32:8,8:32"},
                      planted_inputs(DType::kBF16, 6, 2, 1999, 128, seed + 2),
                      "unisparse 16 and 4 per block");

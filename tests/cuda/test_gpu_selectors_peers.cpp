@@ -270,7 +270,9 @@ TEST_F(GpuPeerSelectors, SampleMassSkipEqualsFull) {
 // compute every value with the same operations in the same order, so the patterns must be
 // identical. Cases: strides 16, 8 (over 48 KiB of shared memory at D 128) and 32; groups of 1,
 // 2, 4 and 32 query heads (8 chunks of 4); partial last strides; chunked prefill with the query
-// offset a whole number of strides (fused) and not (both separate); non-causal; plain means.
+// offset a whole number of strides (fused) and not (both separate); non-causal; plain means;
+// query strides of 32 and 64 rows against 16-key strides (each sampled query written by the warp
+// of its own key stride), cut short at the end, with offsets of whole query strides and not.
 TEST_F(GpuPeerSelectors, RRFusedQueriesEqualSeparate) {
   const uint64_t seed = fresh_seed();
   const std::vector<SwitchCase> cases = {
@@ -291,9 +293,50 @@ TEST_F(GpuPeerSelectors, RRFusedQueriesEqualSeparate) {
        planted_inputs(DType::kF16, 2, 1, 1537, 64, seed + 7), true, "plain means"},
       {{"dense_below=0", "outliers=1", "variance=scalar"},
        planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed + 8), true, "scalar variance"},
+      {{"dense_below=0", "query_stride=32", "outliers=1"},
+       planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed + 9), true, "query stride 32"},
+      {{"dense_below=0", "query_stride=64"}, planted_inputs(DType::kF16, 4, 2, 1300, 64, seed + 10),
+       true, "query stride 64, partial"},
+      {{"dense_below=0", "query_stride=32"},
+       random_inputs(DType::kBF16, 4, 2, 704, 1504, 128, seed + 11), true,
+       "query stride 32, offset 800 (fused)"},
+      {{"dense_below=0", "query_stride=32"},
+       random_inputs(DType::kBF16, 4, 2, 720, 1504, 128, seed + 12), true,
+       "query stride 32, offset 784 (separate)"},
+      {{"dense_below=0", "query_stride=32"}, planted_inputs(DType::kBF16, 2, 2, 1300, 64, seed + 13),
+       false, "query stride 32, non-causal"},
   };
   expect_switch_patterns_equal("rr", cases, seed, "SIEVE_RR_QUERIES", "separate", "fused",
                                "rr queries");
+}
+
+// rr's block sums select the rows in the same kernel where rows have at most 256 key blocks
+// (estimation.cu select_row_sorted from the sums in shared memory; SIEVE_RR_SELECT=separate
+// writes the scores and runs select_rows). Both apply the same code to the same f32 values, so
+// the patterns must be identical: under both block-sum kernels (the CTA kernel, rr's default,
+// and the warp kernel), at 1 to 250 key blocks per row (register-sort widths 1 to 8), causal and
+// not, with an outlier and a query stride of 32, and with tau 1 (every visible block).
+TEST_F(GpuPeerSelectors, RRFusedSelectionEqualsSeparate) {
+  const uint64_t seed = fresh_seed();
+  const std::vector<SwitchCase> cases = {
+      {{"dense_below=0"}, planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed), true, "planted"},
+      {{"dense_below=0", "outliers=1", "query_stride=32", "tau=0.98"},
+       planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed + 1), true, "outlier, query stride 32"},
+      {{"dense_below=0", "outliers=1", "stride=2", "block_q=8", "block_k=8", "tau=0.9"},
+       planted_inputs(DType::kBF16, 2, 1, 2000, 64, seed + 2), true, "250 blocks"},
+      {{"dense_below=0", "stride=4", "block_q=16", "block_k=16"},
+       random_inputs(DType::kF16, 2, 2, 1100, 1100, 64, seed + 3), true, "69 blocks f16"},
+      {{"dense_below=0"}, planted_inputs(DType::kBF16, 2, 2, 1300, 64, seed + 4), false,
+       "non-causal"},
+      {{"dense_below=0", "tau=1"}, random_inputs(DType::kBF16, 4, 2, 1537, 1537, 128, seed + 5),
+       true, "tau 1"},
+  };
+  for (const char* kernel : {"cta", "warp"}) {
+    SCOPED_TRACE(std::string("SIEVE_BLOCK_SCORES=") + kernel);
+    const ScopedEnv env("SIEVE_BLOCK_SCORES", kernel);
+    expect_switch_patterns_equal("rr", cases, seed, "SIEVE_RR_SELECT", "separate", "fused",
+                                 "rr selection");
+  }
 }
 
 // The xattn cases, run once per score kernel (`tag` names the kernel in the trace).

@@ -129,6 +129,7 @@ DevicePattern streaming_tokens(const Inputs& in, const SelectorCommon& c, bool c
 est::RRParams rr_params(const RRConfig& c, int64_t D) {
   est::RRParams p;
   p.S = c.stride;
+  p.Sq = c.query_stride > 0 ? c.query_stride : c.stride;
   p.mean_keys = c.key_agg == RRConfig::KeyAgg::kMean;
   p.outliers = p.mean_keys ? std::min(c.outliers, c.stride - 1) : 0;
   p.reps = 1 + p.outliers;
@@ -168,8 +169,8 @@ DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cu
   const AttentionShape& s = in.shape;
   const est::Geometry g = geometry(s, sel.common(), causal);
   est::RRParams rr = rr_params(sel.config(), s.head_dim);
-  const int D = int(s.head_dim), S = rr.S, R = rr.reps, W = rr.W;
-  const int nks = (g.seq_k + S - 1) / S, nqs = (g.seq_q + S - 1) / S;
+  const int D = int(s.head_dim), S = rr.S, Sq = rr.Sq, R = rr.reps, W = rr.W;
+  const int nks = (g.seq_k + S - 1) / S, nqs = (g.seq_q + Sq - 1) / Sq;
   const int hq = int(s.num_heads_q), group = int(s.group_size());
   const bool mma = use_mma(W);
   StageProfile timer("rr", stream);  // SIEVE_GPU_SELECT_PROFILE
@@ -178,7 +179,7 @@ DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cu
   pb.W = W;
   pb.units = nks;
   pb.reps = R;
-  pb.sq = S;
+  pb.sq = Sq;
   pb.sk = S;
   pb.alpha = in.scale;
   // The fused kernel scores outlier keys (no variance half) at width D: slot-major key
@@ -246,6 +247,9 @@ DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cu
   // SIEVE_RR_QUERIES=separate keeps the two launches (A/B and tests).
   const bool fuse_queries = G >= group && est::rr_queries_fusable(g, rr, D) &&
                             !env_is("SIEVE_RR_QUERIES", "separate");
+  // The block sums' kernel also selects the rows where they fit its register sort (rows of up to
+  // 256 key blocks); SIEVE_RR_SELECT=separate keeps select_rows (A/B and tests).
+  const bool fuse_select = est::block_scores_can_select(g) && !env_is("SIEVE_RR_SELECT", "separate");
   est::RRQueryFusion fq;  // (fq.h: each batch's first query head)
   fq.q = q.data;
   fq.q_head_stride = q.strides[0];
@@ -279,6 +283,18 @@ DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cu
     }
     stride_stats(pb, g, stats, mma, stream, "rr scores");
     timer.mark("scores");
+    if (fuse_select) {
+      est::FusedSelect fs;
+      fs.share = sel.config().tau;
+      fs.head = h;
+      fs.counts = counts;
+      fs.lists = lists;
+      check(est::block_scores(pb, g, stats, scores, est::Combine::kSet, false, 1.f, stream, false,
+                              &fs),
+            "rr block scores and selection");
+      timer.mark("block_sums+selection");
+      continue;
+    }
     check(est::block_scores(pb, g, stats, scores, est::Combine::kSet, false, 1.f, stream), "rr block scores");
     timer.mark("block_sums");
     check(est::select_rows(g, scores, sel.config().tau, h, counts, lists, stream, n, pb.z_out),

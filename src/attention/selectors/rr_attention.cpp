@@ -33,6 +33,8 @@ RRSelector::RRSelector(RRConfig config) : config_(config) {
 void RRSelector::set(std::string_view key, std::string_view value) {
   if (key == "stride" || key == "S") {
     config_.stride = int(parse_setting_int(name(), key, value));
+  } else if (key == "query_stride") {
+    config_.query_stride = int(parse_setting_int(name(), key, value));
   } else if (key == "tau") {
     config_.tau = est::parse_double(name(), key, value);
   } else if (key == "offset") {
@@ -63,6 +65,7 @@ void RRSelector::set(std::string_view key, std::string_view value) {
 std::map<std::string, std::string> RRSelector::settings() const {
   auto s = PatternSelector::settings();
   s["stride"] = std::to_string(config_.stride);
+  s["query_stride"] = std::to_string(config_.query_stride);
   s["tau"] = est::format_double(config_.tau);
   s["offset"] = config_.offset == RRConfig::Offset::kRotate ? "rotate" : "head";
   s["key_agg"] = config_.key_agg == RRConfig::KeyAgg::kMean ? "mean" : "sample";
@@ -78,6 +81,11 @@ void RRSelector::validate_config() const {
   est::check_open_closed(name(), "tau", config_.tau, 0.0, 1.0);
   SIEVE_CHECK(config_.stride >= 1 && config_.stride <= 256,
               "selector 'rr': stride must be in [1, 256], got {}", config_.stride);
+  SIEVE_CHECK(config_.query_stride >= 0 && config_.query_stride <= 256,
+              "selector 'rr': query_stride must be 0 (the stride) or in [1, 256], got {}",
+              config_.query_stride);
+  SIEVE_CHECK(common_.block_q % query_stride() == 0,
+              "selector 'rr': query_stride {} must divide block_q {}", query_stride(), common_.block_q);
   SIEVE_CHECK(config_.outliers >= 0 && config_.outliers < config_.stride,
               "selector 'rr': outliers must be in [0, stride), got {}", config_.outliers);
   SIEVE_CHECK(config_.near >= 0, "selector 'rr': near must be >= 0 tokens, got {}", config_.near);
@@ -155,15 +163,17 @@ SparsePattern RRSelector::estimate(const TensorView& q, const TensorView& k,
   const int64_t group = shape.group_size();
   const float scale = effective_scale(opts, D);
   const int64_t nks = (Lk + S - 1) / S;  // key strides
-  const int64_t nqs = (Lq + S - 1) / S;  // query strides
+  const int64_t Sq = query_stride();
+  const int64_t nqs = (Lq + Sq - 1) / Sq;  // query strides
   const bool mean_keys = config_.key_agg == RRConfig::KeyAgg::kMean;
   const int64_t m = mean_keys ? std::min<int64_t>(config_.outliers, S - 1) : 0;
   const int64_t R = 1 + m;  // representatives per stride
   const int nt = num_threads();
   const int64_t near = config_.near;
   const float ninf = -std::numeric_limits<float>::infinity();
-  const auto offset_of = [&](int64_t h, int64_t t) -> int64_t {
-    return config_.offset == RRConfig::Offset::kRotate ? (h + t) % S : h % S;
+  // offset inside stride t of `stride` rows for head h
+  const auto offset_of = [&](int64_t h, int64_t t, int64_t stride) -> int64_t {
+    return config_.offset == RRConfig::Offset::kRotate ? (h + t) % stride : h % stride;
   };
 
   // With moments every representative row is [key, variance] and every sampled query row
@@ -198,7 +208,7 @@ SparsePattern RRSelector::estimate(const TensorView& q, const TensorView& k,
             stride_representatives(buf.data(), r1 - r0, D, m, &reps[size_t(u * R * 2 * D)],
                                    &log_w[size_t(u * R)], mean, order);
           } else {
-            est::load_row_f32(k, hk, std::min(r0 + offset_of(h, u), r1 - 1),
+            est::load_row_f32(k, hk, std::min(r0 + offset_of(h, u, S), r1 - 1),
                               &reps[size_t(u * 2 * D)]);
             log_w[size_t(u)] = float(std::log(double(r1 - r0)));
           }
@@ -222,7 +232,7 @@ SparsePattern RRSelector::estimate(const TensorView& q, const TensorView& k,
     // Round-robin query sampling: stride t contributes row t*S + r_h(t) (clipped to the stride).
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t t = 0; t < nqs; ++t) {
-      rows[size_t(t)] = std::min(t * S + offset_of(h, t), std::min(t * S + S, Lq) - 1);
+      rows[size_t(t)] = std::min(t * Sq + offset_of(h, t, Sq), std::min(t * Sq + Sq, Lq) - 1);
       float* qr = &sampled[size_t(t * W)];
       est::load_row_f32(q, h, rows[size_t(t)], qr);
       if (scalar) {
@@ -274,7 +284,7 @@ SparsePattern RRSelector::estimate(const TensorView& q, const TensorView& k,
       builder.set_row(int(h), qb, std::move(sel));
     };
     // outlier keys (slots 1..m) have a zero variance half: their products need D columns only
-    est::stride_block_scores(geo, sampled.data(), nqs, S, reps.data(), nks, S, R, W, scale,
+    est::stride_block_scores(geo, sampled.data(), nqs, Sq, reps.data(), nks, S, R, W, scale,
                              visible, fix, emit, moments ? D : W);
   }
   return builder.finish();

@@ -144,6 +144,80 @@ TEST(RRSelector, ScalarVarianceEqualsDiagonalWhenKeysSpreadAlikeInEveryDimension
   }
 }
 
+// query_stride: one sampled query per query_stride rows. 8 heads with the same tensors, offset
+// = head (head h samples rows h, h + Sq, ... of each block). Every query row attends to itself
+// (q_i = g k_i, self logit ~8 g against N(0, g^2) elsewhere), except rows 21 and 69 of each query block from the 6th on,
+// which attend to the keys of blocks 2 and 4 (two clusters of 128 near-equal keys, so that
+// their stride means carry the match). At query_stride 16 head 5 samples rows 5, 21, ..., 117
+// and must keep both clusters; at 64 it samples rows 5 and 69 only and must keep block 4 but
+// not block 2; every other head samples neither planted row and keeps neither.
+TEST(RRSelector, QueryStrideSetsWhichRowsAreSampled) {
+  constexpr int64_t H = 8, L = 2048, D = 64, bq = 128;
+  constexpr double g = 3.0;
+  Rng rng(11);
+  Tensor q(DType::kF32, {H, L, D}), k(DType::kF32, {H, L, D});
+  std::vector<float> kk(static_cast<size_t>(L * D)), qq(static_cast<size_t>(L * D));
+  std::vector<float> ca(static_cast<size_t>(D)), cb(static_cast<size_t>(D));
+  // random directions of norm sqrt(D): self and planted logits exactly 8 g
+  const auto direction = [&](float* v) {
+    double n2 = 0;
+    for (int64_t d = 0; d < D; ++d) n2 += double(v[d] = float(rng.normal())) * v[d];
+    for (int64_t d = 0; d < D; ++d) v[d] = float(v[d] * std::sqrt(double(D) / n2));
+  };
+  direction(ca.data());
+  direction(cb.data());
+  for (int64_t j = 0; j < L; ++j) {
+    float* kr = &kk[size_t(j * D)];
+    direction(kr);
+    const int64_t blk = j / bq;
+    if (blk == 2 || blk == 4)
+      for (int64_t d = 0; d < D; ++d) kr[d] = (blk == 2 ? ca : cb)[size_t(d)] + 0.05f * kr[d];
+  }
+  for (int64_t i = 0; i < L; ++i) {
+    const int64_t r = i % bq;
+    const bool planted = i / bq >= 6 && (r == 21 || r == 69);
+    for (int64_t d = 0; d < D; ++d)
+      qq[size_t(i * D + d)] = float(g) * (!planted ? kk[size_t(i * D + d)]
+                                          : r == 21 ? ca[size_t(d)]
+                                                    : cb[size_t(d)]);
+  }
+  for (int64_t h = 0; h < H; ++h) {
+    std::copy(qq.begin(), qq.end(), q.data_as<float>() + h * L * D);
+    std::copy(kk.begin(), kk.end(), k.data_as<float>() + h * L * D);
+  }
+  const auto kept = [&](const SparsePattern& p, int64_t h, int64_t kb) {
+    int64_t n = 0;  // query blocks 6.. that keep key block kb
+    for (int64_t qb = 6; qb < L / bq; ++qb) n += p.contains(h, qb * bq, kb * bq) ? 1 : 0;
+    return n;
+  };
+  const std::vector<std::string> base = {"dense_below=0", "offset=head", "outliers=0"};
+  auto with = [&](const std::string& qs) {
+    auto v = base;
+    v.push_back("query_stride=" + qs);
+    return make("rr", v)->select(q, k, {});
+  };
+  const SparsePattern s16 = with("16"), s64 = with("64");
+  EXPECT_EQ(kept(s16, 5, 2), 10);
+  EXPECT_EQ(kept(s16, 5, 4), 10);
+  EXPECT_EQ(kept(s64, 5, 2), 0);
+  EXPECT_EQ(kept(s64, 5, 4), 10);
+  for (int64_t h = 0; h < H; ++h) {
+    if (h == 5) continue;
+    SCOPED_TRACE("head " + std::to_string(h));
+    EXPECT_EQ(kept(s16, h, 2) + kept(s16, h, 4) + kept(s64, h, 2) + kept(s64, h, 4), 0);
+  }
+  // 0 is the key stride; an explicit equal value is the same selector
+  const SparsePattern s0 = with("0");
+  EXPECT_EQ(s0.block_indptr, s16.block_indptr);
+  EXPECT_EQ(s0.block_indices, s16.block_indices);
+}
+
+TEST(RRSelector, QueryStrideVariantsAreValidAndQueryIndependent) {
+  check_common("rr", {"dense_below=0", "query_stride=32", "outliers=1", "tau=0.98"});
+  check_common("rr", {"dense_below=0", "query_stride=8"});
+  check_query_independence("rr", {"dense_below=0", "tau=0.8", "query_stride=32"});
+}
+
 TEST(RRSelector, DenseFallbackBelowThreshold) { check_dense_fallback("rr"); }
 
 TEST(RRSelector, RejectsBadSettings) {
@@ -159,6 +233,9 @@ TEST(RRSelector, RejectsBadSettings) {
   expect_rejected("rr", "outliers", "16");  // must be < stride
   expect_rejected("rr", "moments", "maybe");
   expect_rejected("rr", "variance", "full");
+  expect_rejected("rr", "query_stride", "7");  // does not divide block 128
+  expect_rejected("rr", "query_stride", "-1");
+  expect_rejected("rr", "query_stride", "512");
   expect_rejected("rr", "near", "-1");
   expect_rejected("rr", "near", "far");
   expect_rejected("rr", "bogus", "1");
@@ -170,7 +247,8 @@ TEST(RRSelector, RejectsBadSettings) {
 
 TEST(RRSelector, SettingsRoundTrip) {
   auto s = make("rr", {"tau=0.7", "stride=8", "offset=head", "key_agg=sample", "outliers=2",
-                       "moments=false", "near=640", "variance=scalar"});
+                       "moments=false", "near=640", "variance=scalar",
+                       "query_stride=32"});
   const auto m = s->settings();
   EXPECT_EQ(m.at("tau"), "0.7");
   EXPECT_EQ(m.at("stride"), "8");
@@ -180,6 +258,7 @@ TEST(RRSelector, SettingsRoundTrip) {
   EXPECT_EQ(m.at("moments"), "false");
   EXPECT_EQ(m.at("near"), "640");
   EXPECT_EQ(m.at("variance"), "scalar");
+  EXPECT_EQ(m.at("query_stride"), "32");
   EXPECT_EQ(m.at("block_q"), "128");
   auto t = make("rr");
   for (const auto& [k, v] : m) t->set(k, v);

@@ -18,6 +18,9 @@ struct RRConfig {
   /// 0.954 at block density 0.49 on the planted suite at 32K, as S = 8 with 3 outliers does
   /// (0.958 at 0.48), for 0.37x the estimate arithmetic (docs/methods/attention-selectors.md).
   int stride = 16;
+  /// Query stride: one sampled query per query_stride query rows (its offset rotating inside
+  /// that stride as `offset` says); 0 = `stride`, the paper's single stride. Must divide block_q.
+  int query_stride = 0;
   /// Top-tau: per (head, query block) keep the fewest key blocks whose estimated mass reaches
   /// tau of the row total (sink and diagonal counted first). In (0, 1]; 1 keeps every block.
   /// 0.97 with outliers 0 (session 21; 0.98 with 5 outliers in sessions 4-20): mean recall
@@ -64,6 +67,8 @@ class RRSelector final : public PatternSelector {
   std::map<std::string, std::string> settings() const override;
   void validate_config() const override;
   const RRConfig& config() const { return config_; }
+  /// The sampled-query stride in effect (query_stride, or stride where it is 0).
+  int query_stride() const { return config_.query_stride > 0 ? config_.query_stride : config_.stride; }
 
  protected:
   SparsePattern estimate(const TensorView& q, const TensorView& k, const AttentionOptions& opts,

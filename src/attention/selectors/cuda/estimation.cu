@@ -442,6 +442,12 @@ __device__ __forceinline__ void combine_score(float* o, float v, bool normalize,
 // Threads of block_scores_kernel's CTA; the warp kernel reproduces its normaliser's reduction.
 constexpr int kScoreThreads = 256;
 
+// The cumulative rule of select_warp_kernel on one row of block scores s (global or shared
+// memory), by one warp, written as list `row` (defined with that kernel below). keep: the warp's
+// 32 words of shared memory.
+__device__ __forceinline__ void select_row_sorted(const Geometry& geo, const float* s, int qb, double share, int row,
+                                  int* counts, int* lists, uint32_t* keep, int lane);
+
 // One CTA per query block: sum over its rows of the per-row softmax mass of each key block. Each
 // warp first reduces whole rows (max and f64 total of the row, in parallel over rows), then each
 // thread adds its key blocks' shares row by row in row order (the order of the CPU and of the
@@ -451,9 +457,13 @@ constexpr int kScoreThreads = 256;
 // Both read the statistics once and compute each exp once, and both were slower, 32K: 0.079 ->
 // 0.11-0.13 ms, 128K: 0.58 -> 0.66-1.10 ms: this kernel's 32 registers let 8 CTAs share an SM,
 // and the second pass mostly hits the cache.)
+// kSelect (FusedSelect): the row's selection follows in the same CTA (warp 0, from the sums in
+// shared memory) instead of out and select_rows; only with combine kSet and no normalisation,
+// where out would hold the same values.
+template <bool kSelect>
 __global__ void block_scores_kernel(StrideProblem pb, Geometry geo, int parts, int eb,
                                     const GroupStat* stats, float* out, int combine, bool normalize,
-                                    float weight, bool first) {
+                                    float weight, bool first, FusedSelect sel) {
   extern __shared__ float blk[];  // [nkb], then per row of the block: max, 1/total, groups
   __shared__ double dscratch[32];
   batch_head(pb, stats, int(blockIdx.y));
@@ -496,6 +506,14 @@ __global__ void block_scores_kernel(StrideProblem pb, Geometry geo, int parts, i
     }
     blk[kb] = acc;
   }
+  if constexpr (kSelect) {
+    __shared__ uint32_t keep[32];
+    __syncthreads();
+    if (warp == 0)
+      select_row_sorted(geo, blk, qb, sel.share, (sel.head + int(blockIdx.y)) * geo.nqb + qb,
+                        sel.counts, sel.lists, keep, lane);
+    return;
+  }
   double t = 1.0;
   float* o = out + int64_t(qb) * nkb;
   if (normalize) {
@@ -521,11 +539,13 @@ __global__ void block_scores_kernel(StrideProblem pb, Geometry geo, int parts, i
 // sums and rows go to its own slice of shared memory: [nkb], then max, 1/total, groups per row.
 // kUnroll key blocks per lane are in flight together; at 6 CTAs per SM that is 40 registers (2
 // blocks at 8 CTAs: 32 registers with a few bytes spilled, timed the same in session 8).
+// kSelect: as block_scores_kernel's, by the same warp.
 constexpr int kWarpBlocks = 8, kUnroll = 4;
+template <bool kSelect>
 __global__ void __launch_bounds__(32 * kWarpBlocks, 6)
     block_scores_warp_kernel(StrideProblem pb, Geometry geo, int parts, int eb, int max_rows,
                              const GroupStat* stats, float* out, int combine, bool normalize,
-                             float weight, bool first) {
+                             float weight, bool first, FusedSelect sel) {
   extern __shared__ float warp_smem[];
   const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
   const int qb = int(blockIdx.x) * kWarpBlocks + warp, nkb = geo.nkb;
@@ -571,6 +591,12 @@ __global__ void __launch_bounds__(32 * kWarpBlocks, 6)
       if (kb0 + 32 * u + lane < nvis) blk[kb0 + 32 * u + lane] = acc[u];
   }
   __syncwarp();
+  if constexpr (kSelect) {
+    __shared__ uint32_t keep[kWarpBlocks][32];
+    select_row_sorted(geo, blk, qb, sel.share, (sel.head + int(blockIdx.y)) * geo.nqb + qb,
+                      sel.counts, sel.lists, keep[warp], lane);
+    return;
+  }
   double t = 1.0;
   float* o = out + int64_t(qb) * nkb;
   if (normalize) {
@@ -763,20 +789,11 @@ __device__ __forceinline__ double warp_sum_d(double v) {
   return v;  // the xor butterfly leaves the identical value in every lane
 }
 
-__global__ void __launch_bounds__(32 * kSelectWarps)
-    select_warp_kernel(Geometry geo, const float* scores, double share, int head, int* counts,
-                       int* lists, int64_t z_scores) {
-  __shared__ uint32_t s_keep[kSelectWarps][32];
-  scores += blockIdx.y * z_scores;
-  head += int(blockIdx.y);
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int qb = blockIdx.x * kSelectWarps + warp, nkb = geo.nkb;
-  if (qb >= geo.nqb) return;  // the whole warp
-  uint32_t* keep = s_keep[warp];
+__device__ __forceinline__ void select_row_sorted(const Geometry& geo, const float* s, int qb, double share, int row,
+                                  int* counts, int* lists, uint32_t* keep, int lane) {
   keep[lane] = 0;
   __syncwarp();
   const int nvis = visible_blocks(geo, qb);
-  const float* s = scores + int64_t(qb) * nkb;
   int p2 = 32;
   while (p2 < nvis) p2 <<= 1;
   const int kpl = p2 / 32;
@@ -870,7 +887,20 @@ __global__ void __launch_bounds__(32 * kSelectWarps)
     }
   }
   __syncwarp();
-  write_kept_list(keep[lane], lane, head * geo.nqb + qb, nkb, lists, counts);
+  write_kept_list(keep[lane], lane, row, geo.nkb, lists, counts);
+}
+
+__global__ void __launch_bounds__(32 * kSelectWarps)
+    select_warp_kernel(Geometry geo, const float* scores, double share, int head, int* counts,
+                       int* lists, int64_t z_scores) {
+  __shared__ uint32_t s_keep[kSelectWarps][32];
+  scores += blockIdx.y * z_scores;
+  head += int(blockIdx.y);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int qb = blockIdx.x * kSelectWarps + warp;
+  if (qb >= geo.nqb) return;  // the whole warp
+  select_row_sorted(geo, scores + int64_t(qb) * geo.nkb, qb, share, head * geo.nqb + qb, counts,
+                    lists, s_keep[warp], lane);
 }
 
 // ---- selection, one warp per query block: threshold search --------------------------------------
@@ -1170,8 +1200,9 @@ static bool use_block_scores_warp(int rows) {
 static cudaError_t launch_block_scores_warp(const StrideProblem& pb, const Geometry& geo,
                                             int max_rows, size_t smem, const GroupStat* stats,
                                             float* out, Combine combine, bool normalize,
-                                            float weight, cudaStream_t stream, bool first) {
-  const auto kernel = block_scores_warp_kernel;
+                                            float weight, cudaStream_t stream, bool first,
+                                            const FusedSelect* sel) {
+  const auto kernel = sel ? block_scores_warp_kernel<true> : block_scores_warp_kernel<false>;
   if (smem > 48 * 1024) {
     const cudaError_t e =
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
@@ -1180,9 +1211,12 @@ static cudaError_t launch_block_scores_warp(const StrideProblem& pb, const Geome
   const dim3 grid(unsigned((geo.nqb + kWarpBlocks - 1) / kWarpBlocks), unsigned(pb.heads));
   kernel<<<grid, 32 * kWarpBlocks, smem, stream>>>(pb, geo, stats_parts(pb, geo),
                                                    entries_per_block(pb, geo), max_rows, stats,
-                                                   out, int(combine), normalize, weight, first);
+                                                   out, int(combine), normalize, weight, first,
+                                                   sel ? *sel : FusedSelect{});
   return cudaGetLastError();
 }
+
+bool block_scores_can_select(const Geometry& geo) { return geo.nkb <= 32 * kSelectMaxKpl; }
 
 cudaError_t clear_stats(GroupStat* stats, int64_t n, cudaStream_t stream) {
   // 0xff bytes are a NaN, which group_set reads as an empty group (no 32-bit fill in the runtime)
@@ -1192,24 +1226,28 @@ cudaError_t clear_stats(GroupStat* stats, int64_t n, cudaStream_t stream) {
 cudaError_t block_scores(const StrideProblem& pb, const Geometry& geo, const GroupStat* stats,
                          float* out,
                          Combine combine, bool normalize, float weight, cudaStream_t stream,
-                         bool first) {
+                         bool first, const FusedSelect* sel) {
   if (geo.nqb <= 0) return cudaSuccess;
+  if (sel && (!block_scores_can_select(geo) || combine != Combine::kSet || normalize ||
+              sel->counts == nullptr || sel->lists == nullptr))
+    return cudaErrorInvalidValue;
   const int max_rows = (geo.block_q + pb.sq - 1) / pb.sq + 1;  // rows of one query block
   const size_t warp_smem = size_t(geo.nkb + 3 * max_rows) * 4 * kWarpBlocks;
   if (use_block_scores_warp((geo.block_q + pb.sq - 1) / pb.sq) &&
       warp_smem <= 200 * 1024)  // else the CTA kernel (same values)
     return launch_block_scores_warp(pb, geo, max_rows, warp_smem, stats, out, combine, normalize,
-                                    weight, stream, first);
+                                    weight, stream, first, sel);
   const size_t smem = size_t(geo.nkb + 3 * max_rows) * 4;
+  const auto kernel = sel ? block_scores_kernel<true> : block_scores_kernel<false>;
   if (smem > 48 * 1024) {
-    const cudaError_t e = cudaFuncSetAttribute(
-        block_scores_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+    const cudaError_t e =
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
     if (e != cudaSuccess) return e;
   }
   const dim3 grid(unsigned(geo.nqb), unsigned(pb.heads));
-  block_scores_kernel<<<grid, kScoreThreads, smem, stream>>>(
+  kernel<<<grid, kScoreThreads, smem, stream>>>(
       pb, geo, stats_parts(pb, geo), entries_per_block(pb, geo), stats, out, int(combine),
-      normalize, weight, first);
+      normalize, weight, first, sel ? *sel : FusedSelect{});
   return cudaGetLastError();
 }
 

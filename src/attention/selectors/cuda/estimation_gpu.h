@@ -108,9 +108,21 @@ enum class Combine : int { kSet = 0, kMax = 1, kMeanAdd = 2 };
 /// combine into out [nqb][nkb]: set, max, or add value / weight (the mean over `weight` maps).
 /// first: out is taken as zero before combining (the first map; no memset needed), i.e. the
 /// visible entries of every row are written.
+/// sel non-null: the selection of select_rows (share, heads from sel->head) follows in the same
+/// kernel from the sums in shared memory, out is not written (the same lists and counts: the
+/// rows are selected from the values out would hold). Only where block_scores_can_select(geo)
+/// (rows of <= 256 key blocks: the register sort), with combine kSet and no normalisation.
+struct FusedSelect {
+  double share = 1.0;
+  int head = 0;
+  int* counts = nullptr;
+  int* lists = nullptr;
+};
+bool block_scores_can_select(const Geometry& geo);
 cudaError_t block_scores(const StrideProblem& pb, const Geometry& geo, const GroupStat* stats,
                          float* out, Combine combine, bool normalize, float weight,
-                         cudaStream_t stream, bool first = false);
+                         cudaStream_t stream, bool first = false,
+                         const FusedSelect* sel = nullptr);
 
 /// Cumulative rule per query block of one head: forced blocks (sink, diagonal) first, then by
 /// descending score (ties: lower id) until the kept mass reaches share of the total; writes the
@@ -133,6 +145,7 @@ cudaError_t fill_sink_columns(int heads, int sink, int* column_indptr, int* colu
 // ---- RRAttention ------------------------------------------------------------------------------
 struct RRParams {
   int S = 16, outliers = 1, reps = 2, W = 256;
+  int Sq = 16;  // the sampled-query stride (RRSelector::query_stride())
   bool rotate = true, mean_keys = true, moments = true;
   // moments with one variance per stride (RRConfig::Variance::kScalar): the variance half of the
   // mean's row holds the stride's mean variance over dimensions in every column, so that
@@ -160,9 +173,9 @@ struct RRQueryFusion {
   float* own = nullptr;
 };
 /// Whether rr_key_reps can write the sampled queries (RRQueryFusion): key means shared by the
-/// batch's whole KV-head groups (mean_keys), a stride of 8, 16 or 32, a query offset that is a
-/// whole number of strides and every query position a key (causal) or every query stride a key
-/// stride (non-causal).
+/// batch's whole KV-head groups (mean_keys), a stride of 8, 16 or 32, a query stride that is a
+/// whole number of key strides, a query offset that is a whole number of query strides and every
+/// query position a key (causal) or every query row's own stride a key stride (non-causal).
 bool rr_queries_fusable(const Geometry& geo, const RRParams& rr, int D);
 /// Key representatives of KV head hk (mean mode) or of query head h (sample mode):
 /// krep [units * reps][W], log_w [units * reps] (slot_major: StrideProblem::W2's layout,

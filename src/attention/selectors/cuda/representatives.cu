@@ -63,17 +63,17 @@ __device__ __forceinline__ void store_rep(float* dst32, __nv_bfloat16* dst16, in
     dst32[i] = v;
 }
 
-// The round-robin sampled query of query head h in query stride t (rr_attention.cpp's rule; the
-// stride's last row when it is partial): its row, position and visible key strides (of nks).
-// Shared by rr_queries_kernel and fused_queries.
+// The round-robin sampled query of query head h in query stride t of Sq rows (rr_attention.cpp's
+// rule; the stride's last row when it is partial): its row, position and visible key strides (of
+// nks strides of S keys). Shared by rr_queries_kernel and fused_queries.
 struct SampledQuery {
   int row, pos, vis;
 };
-__device__ __forceinline__ SampledQuery sampled_query(const Geometry& geo, bool rotate, int S,
-                                                      int h, int t, int nks) {
+__device__ __forceinline__ SampledQuery sampled_query(const Geometry& geo, bool rotate, int Sq,
+                                                      int S, int h, int t, int nks) {
   SampledQuery r;
-  const int off = rotate ? (h + t) % S : h % S;
-  r.row = min(t * S + off, min(t * S + S, geo.seq_q) - 1);
+  const int off = rotate ? (h + t) % Sq : h % Sq;
+  r.row = min(t * Sq + off, min(t * Sq + Sq, geo.seq_q) - 1);
   r.pos = r.row + geo.q_offset;
   r.vis = geo.causal ? min(max(r.pos / S + 1, 0), nks) : nks;
   return r;
@@ -107,7 +107,9 @@ __device__ __forceinline__ void store8(float* dst, __nv_bfloat16* dst16, int64_t
                                        const float (&v)[8]);
 
 // rr_queries_kernel's outputs for the sampled query of every query head of KV head z's group
-// whose own stride is key stride u (RRQueryFusion), from the stride's keys that this warp staged
+// whose own stride is key stride u (RRQueryFusion; with a query stride of several key strides,
+// the heads whose sampled row falls in another key stride are left to that stride's warp), from
+// the stride's keys that this warp staged
 // (ks, rows of P elements). The same operations in the same order as rr_queries_kernel, so the
 // same values bit for bit:
 // - the chunk's query rows go to s_q [QC][D + 4] f32 (QC = fused_chunk(S)) and, as bf16 or f32,
@@ -121,18 +123,22 @@ __device__ __forceinline__ void fused_queries(const RRQueryFusion& fq, bool bf16
                                               const uint16_t* ks, int P, float* s_q) {
   const int lane = threadIdx.x, W = rr.W, QC = fused_chunk(S), QP = D + 4;
   const Geometry& geo = fq.geo;
-  const int nqs = (geo.seq_q + S - 1) / S, nks = (geo.seq_k + S - 1) / S;
-  const int t = u - geo.q_offset / S;  // the query stride whose own key stride is u
-  if (t < 0 || t >= nqs) return;       // the whole warp
+  const int Sq = rr.Sq, nqs = (geo.seq_q + Sq - 1) / Sq, nks = (geo.seq_k + S - 1) / S;
+  const int first = u * S - geo.q_offset;  // the first query row whose own key stride is u
+  if (first < 0) return;                   // the whole warp
+  const int t = first / Sq;                // its query stride (q_offset % Sq == 0)
+  if (t >= nqs) return;
   auto* qrep16 = static_cast<__nv_bfloat16*>(fq.qrep16);
   // query head i of the chunk at i0: its index in the batch, row, position and visible strides
   struct Row : SampledQuery {
     int hl;
+    bool mine;  // the sampled row's own key stride is u
   };
   const auto row_of = [&](int i) {
     Row r;
     r.hl = z * fq.group + i;
-    static_cast<SampledQuery&>(r) = sampled_query(geo, rr.rotate, S, fq.h + r.hl, t, nks);
+    static_cast<SampledQuery&>(r) = sampled_query(geo, rr.rotate, Sq, S, fq.h + r.hl, t, nks);
+    r.mine = r.pos / S == u;
     return r;
   };
   const int per_row = D / 8;
@@ -141,6 +147,7 @@ __device__ __forceinline__ void fused_queries(const RRQueryFusion& fq, bool bf16
     for (int idx = lane; idx < nc * per_row; idx += 32) {
       const int i = idx / per_row, c = (idx % per_row) * 8;
       const Row r = row_of(i0 + i);
+      if (!r.mine) continue;
       const int64_t qb = int64_t(fq.h + r.hl) * fq.q_head_stride + int64_t(r.row) * fq.q_row_stride;
       float v[8];
       load8(fq.q, bf16, vec, qb + c, v);
@@ -163,8 +170,8 @@ __device__ __forceinline__ void fused_queries(const RRQueryFusion& fq, bool bf16
         const int p = lane + 32 * it, i = p / S, j = p % S;
         float sc = -INFINITY;
         Row r{};
-        if (i < nc) {
-          r = row_of(i0 + i);
+        if (i < nc) r = row_of(i0 + i);
+        if (i < nc && r.mine) {
           // own stride: key stride vis - 1 = u, keys [u S, pos] (rr_queries_fusable)
           const int cnt = min(min(r.pos + 1, geo.seq_k) - (r.vis - 1) * S, kMaxStride);
           if (r.vis > 0 && j < cnt) {
@@ -185,7 +192,7 @@ __device__ __forceinline__ void fused_queries(const RRQueryFusion& fq, bool bf16
           }
         }
         const float lse = segment_lse(sc, -INFINITY, S);
-        if (i < nc && j == 0 && r.vis > 0) fq.own[int64_t(r.hl) * nqs + t] = lse;
+        if (i < nc && r.mine && j == 0 && r.vis > 0) fq.own[int64_t(r.hl) * nqs + t] = lse;
       }
     }
     __syncwarp();
@@ -458,7 +465,7 @@ __global__ void rr_queries_kernel(const void* q, const void* k, bool bf16, bool 
                                   float* qrep, int* visible, float* own, __nv_bfloat16* qrep16) {
   __shared__ float s_q[kQueriesPerCta][128];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int t = blockIdx.x * kQueriesPerCta + warp, S = rr.S, W = rr.W;
+  const int t = blockIdx.x * kQueriesPerCta + warp, S = rr.S, Sq = rr.Sq, W = rr.W;
   if (t >= nqs) return;  // the whole warp
   const int nks = (geo.seq_k + S - 1) / S;
   {  // head z of a batch of query heads: [heads][nqs] outputs
@@ -472,7 +479,7 @@ __global__ void rr_queries_kernel(const void* q, const void* k, bool bf16, bool 
     visible += int64_t(z) * nqs;
     own += int64_t(z) * nqs;
   }
-  const SampledQuery sq = sampled_query(geo, rr.rotate, S, h, t, nks);
+  const SampledQuery sq = sampled_query(geo, rr.rotate, Sq, S, h, t, nks);
   const int64_t qb = int64_t(h) * q_head_stride + int64_t(sq.row) * q_row_stride;
   for (int d = lane; d < D; d += 32) {
     const float qv = load(q, bf16, qb + d);
@@ -692,13 +699,15 @@ bool rows_aligned(const void* p, int64_t head_stride, int64_t row_stride) {
 }  // namespace
 
 bool rr_queries_fusable(const Geometry& geo, const RRParams& rr, int D) {
-  const int S = rr.S;
+  const int S = rr.S, Sq = rr.Sq;
   if (!rr.mean_keys || (S != 8 && S != 16 && S != 32) || D > 128 || D % 32 != 0) return false;
-  if (geo.q_offset < 0 || geo.q_offset % S != 0) return false;
-  const int nqs = (geo.seq_q + S - 1) / S, nks = (geo.seq_k + S - 1) / S;
-  // every query stride t has its key stride t + q_offset / S; causal: each sampled query's own
-  // keys [u S, pos] are keys of that stride
-  return geo.q_offset / S + nqs <= nks && (!geo.causal || geo.seq_q + geo.q_offset <= geo.seq_k);
+  // query strides of whole key strides, starting on a query-stride boundary
+  if (Sq < S || Sq % S != 0 || geo.q_offset < 0 || geo.q_offset % Sq != 0) return false;
+  const int nks = (geo.seq_k + S - 1) / S;
+  // every query row's own key stride (row + q_offset) / S exists; causal: each sampled query's
+  // own keys [u S, pos] are keys of that stride
+  return geo.seq_q > 0 && (geo.seq_q - 1 + geo.q_offset) / S < nks &&
+         (!geo.causal || geo.seq_q + geo.q_offset <= geo.seq_k);
 }
 
 cudaError_t rr_key_reps(const void* k, bool bf16, int64_t head_stride, int64_t row_stride, int D,
@@ -746,9 +755,9 @@ cudaError_t rr_queries(const void* q, const void* k, bool bf16, int64_t q_head_s
                        const Geometry& geo, int h, int hk, float scale, const RRParams& rr,
                        float* qrep, int* visible, float* own, cudaStream_t stream, int heads,
                        int group, void* qrep16) {
-  if (D > 128 || D % 32 != 0 || heads < 1 || group < 1 || rr.S > kMaxStride)
+  if (D > 128 || D % 32 != 0 || heads < 1 || group < 1 || rr.S > kMaxStride || rr.Sq < 1)
     return cudaErrorInvalidValue;
-  const int nqs = (geo.seq_q + rr.S - 1) / rr.S;
+  const int nqs = (geo.seq_q + rr.Sq - 1) / rr.Sq;
   const unsigned ctas = unsigned((nqs + kQueriesPerCta - 1) / kQueriesPerCta);
   rr_queries_kernel<<<dim3(ctas, unsigned(heads)), 32 * kQueriesPerCta, 0, stream>>>(
       q, k, bf16, rows_aligned(k, k_head_stride, k_row_stride), q_head_stride, q_row_stride,
