@@ -339,6 +339,31 @@ TEST_F(GpuPeerSelectors, RRFusedSelectionEqualsSeparate) {
   }
 }
 
+// The block CSR of every GPU selector is assembled in one kernel (estimation.cu
+// csr_lookback_kernel: offsets by a decoupled look-back over tiles of 8 rows, then each row's
+// copy); SIEVE_CSR=two runs the single-CTA scan and the gather kernel. Integer sums and copies:
+// the patterns must be identical. Cases: row counts that are not a multiple of 8 (500 rows),
+// 4096 rows (512 tiles: look-back windows past 32 tiles), several selectors, full rows (tau 1).
+TEST_F(GpuPeerSelectors, OnePassCsrEqualsTwoKernels) {
+  const uint64_t seed = fresh_seed();
+  const std::vector<SwitchCase> cases = {
+      {{"dense_below=0"}, planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed), true, "rr planted"},
+      {{"dense_below=0", "outliers=1", "stride=2", "block_q=8", "block_k=8", "tau=0.9"},
+       planted_inputs(DType::kBF16, 2, 1, 2000, 64, seed + 1), true, "rr 500 rows"},
+      {{"dense_below=0", "block_q=64", "block_k=64", "stride=8"},
+       random_inputs(DType::kBF16, 32, 8, 8192, 8192, 64, seed + 2), true, "rr 4096 rows"},
+      {{"dense_below=0", "tau=1"}, random_inputs(DType::kBF16, 4, 2, 1537, 1537, 128, seed + 3),
+       true, "rr tau 1"},
+      {{"dense_below=0"}, planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed + 4), true,
+       "unisparse", "unisparse"},
+      {{"dense_below=0"}, planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed + 5), true,
+       "xattn", "xattn"},
+      {{"dense_below=0"}, planted_inputs(DType::kF16, 2, 2, 1300, 64, seed + 6), false,
+       "rr non-causal"},
+  };
+  expect_switch_patterns_equal("rr", cases, seed, "SIEVE_CSR", "two", "one", "csr");
+}
+
 // The xattn cases, run once per score kernel (`tag` names the kernel in the trace).
 void xattn_cases(const std::string& tag) {
   const uint64_t seed = fresh_seed();

@@ -247,8 +247,9 @@ DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cu
   // SIEVE_RR_QUERIES=separate keeps the two launches (A/B and tests).
   const bool fuse_queries = G >= group && est::rr_queries_fusable(g, rr, D) &&
                             !env_is("SIEVE_RR_QUERIES", "separate");
-  // The block sums' kernel also selects the rows where they fit its register sort (rows of up to
-  // 256 key blocks); SIEVE_RR_SELECT=separate keeps select_rows (A/B and tests).
+  // The block sums' kernel (one warp per query block) also selects the rows where they fit its
+  // register sort (rows of up to 256 key blocks); SIEVE_RR_SELECT=separate keeps select_rows (A/B
+  // and tests).
   const bool fuse_select = est::block_scores_can_select(g) && !env_is("SIEVE_RR_SELECT", "separate");
   est::RRQueryFusion fq;  // (fq.h: each batch's first query head)
   fq.q = q.data;
@@ -290,12 +291,14 @@ DevicePattern rr_select(const Inputs& in, const RRSelector& sel, bool causal, cu
       fs.counts = counts;
       fs.lists = lists;
       check(est::block_scores(pb, g, stats, scores, est::Combine::kSet, false, 1.f, stream, false,
-                              &fs),
+                              &fs, true),
             "rr block scores and selection");
       timer.mark("block_sums+selection");
       continue;
     }
-    check(est::block_scores(pb, g, stats, scores, est::Combine::kSet, false, 1.f, stream), "rr block scores");
+    check(est::block_scores(pb, g, stats, scores, est::Combine::kSet, false, 1.f, stream, false,
+                            nullptr, true),
+          "rr block scores");
     timer.mark("block_sums");
     check(est::select_rows(g, scores, sel.config().tau, h, counts, lists, stream, n, pb.z_out),
           "rr selection");

@@ -84,8 +84,11 @@ inline DevicePattern allocate_pattern(const est::Geometry& g, const AttentionSha
 inline void assemble_rows(const est::Geometry& g, const DevicePattern& p, const int* counts, const int* lists,
                           cudaStream_t stream) {
   const DevicePatternView& v = p.view();
-  check(est::build_csr(v.num_heads * g.nqb, g.nkb, counts, lists, const_cast<int32_t*>(v.block_indptr),
-                       const_cast<int32_t*>(v.block_indices), stream),
+  const int rows = v.num_heads * g.nqb;
+  Scratch scratch(stream);
+  auto* status = scratch.alloc<unsigned long long>(est::build_csr_status_words(rows));
+  check(est::build_csr(rows, g.nkb, counts, lists, const_cast<int32_t*>(v.block_indptr),
+                       const_cast<int32_t*>(v.block_indices), stream, status),
         "CSR assembly");
 }
 

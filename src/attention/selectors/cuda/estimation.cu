@@ -1071,6 +1071,65 @@ __global__ void gather_rows_kernel(int nkb, const int* counts, const int* lists,
   for (int i = threadIdx.x; i < counts[row]; i += blockDim.x) out[i] = in[i];
 }
 
+// The CSR in one pass (build_csr): tile t = blockIdx.x holds rows [8 t, 8 t + 8), one warp per
+// row. Its rows' exclusive offsets come from a decoupled look-back over the tiles before it:
+// status[t] = flag << 32 | value (one 64-bit word, so flag and value are read together), flag 1:
+// the tile's own total, flag 2: its inclusive prefix. Warp 0 reads 32 predecessors at once; the
+// nearest with a prefix ends the walk, a predecessor that has published nothing yet is read
+// again (CTAs start in blockIdx order, so it is running). Then each warp copies its row's list.
+// The status words must be zero before the launch.
+constexpr int kCsrRowsPerTile = 8;
+__global__ void __launch_bounds__(32 * kCsrRowsPerTile)
+    csr_lookback_kernel(int rows, int nkb, const int* counts, const int* lists, int* indptr,
+                        int* indices, unsigned long long* status) {
+  __shared__ int s_count[kCsrRowsPerTile];
+  __shared__ int s_base;
+  const int tile = int(blockIdx.x), lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
+  const int row = tile * kCsrRowsPerTile + warp;
+  const int c = row < rows ? counts[row] : 0;
+  if (lane == 0) s_count[warp] = c;
+  __syncthreads();
+  if (warp == 0) {
+    int own = lane < kCsrRowsPerTile ? s_count[lane] : 0;  // the tile's total
+    for (int o = 16; o > 0; o >>= 1) own += __shfl_xor_sync(0xffffffffu, own, o);
+    const auto publish = [&](unsigned long long flag, int v) {
+      if (lane == 0) atomicExch(status + tile, (flag << 32) | unsigned(v));
+    };
+    int base = 0;
+    if (tile == 0) {
+      publish(2, own);
+    } else {
+      publish(1, own);
+      for (int p = tile - 1;;) {  // window: predecessors p, p - 1, ..., p - 31
+        const int q = p - lane;
+        unsigned long long v = 2ull << 32;  // before tile 0: a prefix of 0
+        if (q >= 0) v = atomicAdd(status + q, 0ull);
+        const unsigned flag = unsigned(v >> 32);
+        const unsigned pref = __ballot_sync(0xffffffffu, flag == 2);
+        const unsigned none = __ballot_sync(0xffffffffu, flag == 0);
+        const int stop = pref != 0 ? __ffs(int(pref)) - 1 : 31;  // lanes 0..stop count
+        const unsigned upto = stop == 31 ? 0xffffffffu : (2u << stop) - 1u;
+        if ((none & upto) != 0) continue;  // a predecessor not published yet: read again
+        int add = lane <= stop ? int(v & 0xffffffffu) : 0;
+        for (int o = 16; o > 0; o >>= 1) add += __shfl_xor_sync(0xffffffffu, add, o);
+        base += add;
+        if (pref != 0) break;
+        p -= 32;
+      }
+      publish(2, base + own);
+    }
+    if (lane == 0) s_base = base;
+  }
+  __syncthreads();
+  if (row >= rows) return;
+  int start = s_base;
+  for (int w = 0; w < warp; ++w) start += s_count[w];
+  if (lane == 0) indptr[row] = start;
+  if (row == rows - 1 && lane == 0) indptr[rows] = start + c;
+  const int* in = lists + int64_t(row) * nkb;
+  for (int i = lane; i < c; i += 32) indices[start + i] = in[i];
+}
+
 __global__ void sink_columns_kernel(int heads, int sink, int* indptr, int* columns) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i <= heads) indptr[i] = i * sink;
@@ -1189,12 +1248,15 @@ cudaError_t stride_stats_mma(const StrideProblem& pb, const Geometry& geo, Group
 // CTA kernel otherwise (rr's and the 16:16 level's 8 rows: the warp kernel was as fast at 32K and
 // 64K and 10-40 % slower at 128K; docs/results/gpu-attention.md, session 8). SIEVE_BLOCK_SCORES=cta
 // or =warp forces one (same values; read at every launch so that tests can switch it).
+// The caller may ask for the warp kernel at any row count (rr since session 25: at 32K with the
+// selection fused, 0.442-0.446 -> 0.436-0.438 ms for rr with one outlier, the CTA kernel with it
+// 0.488-0.491 ms (63 registers: half the CTAs per SM); at 128K 3.20-3.23 -> 3.15 ms).
 constexpr int kWarpRows = 2;
-static bool use_block_scores_warp(int rows) {
+static bool use_block_scores_warp(int rows, bool prefer_warp) {
   const char* v = std::getenv("SIEVE_BLOCK_SCORES");  // NOLINT(concurrency-mt-unsafe)
   if (v != nullptr && std::strcmp(v, "cta") == 0) return false;
   if (v != nullptr && std::strcmp(v, "warp") == 0) return true;
-  return rows <= kWarpRows;
+  return prefer_warp || rows <= kWarpRows;
 }
 
 static cudaError_t launch_block_scores_warp(const StrideProblem& pb, const Geometry& geo,
@@ -1226,14 +1288,14 @@ cudaError_t clear_stats(GroupStat* stats, int64_t n, cudaStream_t stream) {
 cudaError_t block_scores(const StrideProblem& pb, const Geometry& geo, const GroupStat* stats,
                          float* out,
                          Combine combine, bool normalize, float weight, cudaStream_t stream,
-                         bool first, const FusedSelect* sel) {
+                         bool first, const FusedSelect* sel, bool prefer_warp) {
   if (geo.nqb <= 0) return cudaSuccess;
   if (sel && (!block_scores_can_select(geo) || combine != Combine::kSet || normalize ||
               sel->counts == nullptr || sel->lists == nullptr))
     return cudaErrorInvalidValue;
   const int max_rows = (geo.block_q + pb.sq - 1) / pb.sq + 1;  // rows of one query block
   const size_t warp_smem = size_t(geo.nkb + 3 * max_rows) * 4 * kWarpBlocks;
-  if (use_block_scores_warp((geo.block_q + pb.sq - 1) / pb.sq) &&
+  if (use_block_scores_warp((geo.block_q + pb.sq - 1) / pb.sq, prefer_warp) &&
       warp_smem <= 200 * 1024)  // else the CTA kernel (same values)
     return launch_block_scores_warp(pb, geo, max_rows, warp_smem, stats, out, combine, normalize,
                                     weight, stream, first, sel);
@@ -1286,8 +1348,21 @@ cudaError_t fill_rows(const Geometry& geo, int heads, bool streaming, int sink_b
   return cudaGetLastError();
 }
 
+int64_t build_csr_status_words(int rows) {
+  return std::max<int64_t>(1, (int64_t(rows) + kCsrRowsPerTile - 1) / kCsrRowsPerTile);
+}
+
 cudaError_t build_csr(int rows, int nkb, const int* counts, const int* lists, int* indptr, int* indices,
-                      cudaStream_t stream) {
+                      cudaStream_t stream, unsigned long long* status) {
+  const char* v = std::getenv("SIEVE_CSR");  // NOLINT(concurrency-mt-unsafe)
+  if (status != nullptr && rows > 0 && !(v != nullptr && std::strcmp(v, "two") == 0)) {
+    const int64_t tiles = build_csr_status_words(rows);
+    cudaError_t e = cudaMemsetAsync(status, 0, size_t(tiles) * sizeof(unsigned long long), stream);
+    if (e != cudaSuccess) return e;
+    csr_lookback_kernel<<<unsigned(tiles), 32 * kCsrRowsPerTile, 0, stream>>>(
+        rows, nkb, counts, lists, indptr, indices, status);
+    return cudaGetLastError();
+  }
   scan_counts_kernel<<<1, 1024, 0, stream>>>(rows, counts, indptr);
   cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess || rows == 0) return e;

@@ -112,6 +112,8 @@ enum class Combine : int { kSet = 0, kMax = 1, kMeanAdd = 2 };
 /// kernel from the sums in shared memory, out is not written (the same lists and counts: the
 /// rows are selected from the values out would hold). Only where block_scores_can_select(geo)
 /// (rows of <= 256 key blocks: the register sort), with combine kSet and no normalisation.
+/// prefer_warp: the one-warp-per-query-block kernel whatever the rows per block (same values;
+/// SIEVE_BLOCK_SCORES=cta|warp overrides either way).
 struct FusedSelect {
   double share = 1.0;
   int head = 0;
@@ -122,7 +124,7 @@ bool block_scores_can_select(const Geometry& geo);
 cudaError_t block_scores(const StrideProblem& pb, const Geometry& geo, const GroupStat* stats,
                          float* out, Combine combine, bool normalize, float weight,
                          cudaStream_t stream, bool first = false,
-                         const FusedSelect* sel = nullptr);
+                         const FusedSelect* sel = nullptr, bool prefer_warp = false);
 
 /// Cumulative rule per query block of one head: forced blocks (sink, diagonal) first, then by
 /// descending score (ties: lower id) until the kept mass reaches share of the total; writes the
@@ -136,9 +138,13 @@ cudaError_t select_rows(const Geometry& geo, const float* scores, double share, 
 cudaError_t fill_rows(const Geometry& geo, int heads, bool streaming, int sink_blocks,
                       int local_blocks, int* counts, int* lists, cudaStream_t stream);
 
-/// CSR from per-row lists: indptr [rows + 1] (exclusive scan of counts), indices.
+/// CSR from per-row lists: indptr [rows + 1] (exclusive scan of counts), indices. With `status`
+/// (build_csr_status_words(rows) words of scratch) one kernel does both (a decoupled look-back
+/// over tiles of 8 rows, after a memset of status); without it, or with SIEVE_CSR=two, a
+/// single-CTA scan and a gather kernel (the same output).
+int64_t build_csr_status_words(int rows);
 cudaError_t build_csr(int rows, int nkb, const int* counts, const int* lists, int* indptr,
-                      int* indices, cudaStream_t stream);
+                      int* indices, cudaStream_t stream, unsigned long long* status = nullptr);
 /// Token columns [0, sink) for every head: column_indptr [heads + 1], columns.
 cudaError_t fill_sink_columns(int heads, int sink, int* column_indptr, int* columns, cudaStream_t stream);
 
