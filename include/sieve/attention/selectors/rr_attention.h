@@ -23,10 +23,10 @@ struct RRConfig {
   int query_stride = 0;
   /// Top-tau: per (head, query block) keep the fewest key blocks whose estimated mass reaches
   /// tau of the row total (sink and diagonal counted first). In (0, 1]; 1 keeps every block.
-  /// 0.97 with outliers 0 (session 21; 0.98 with 5 outliers in sessions 4-20): mean recall
-  /// 0.957 at 32K-128K on the 32-head H200 suite (the old default 0.956-0.957) and 0.967 on the
-  /// 8-head CPU suite at 32K (docs/methods/attention-selectors.md).
-  double tau = 0.97;
+  /// 0.9725 with one outlier (session 25; 0.97 with 0 outliers in sessions 21-24, 0.98 with 5
+  /// in sessions 4-20): mean recall 0.958 / 0.953 / 0.958 at 32K / 64K / 128K on the 32-head
+  /// H200 suite (docs/methods/attention-selectors.md).
+  double tau = 0.9725;
   /// Sampling offset inside stride t for head h: kRotate r = (h + t) mod S (the offset moves
   /// along the sequence and across heads), kHead r = h mod S (fixed per head).
   enum class Offset { kRotate, kHead } offset = Offset::kRotate;
@@ -37,10 +37,10 @@ struct RRConfig {
   /// kMean only: the `outliers` keys of each stride farthest from the stride mean are kept as
   /// their own representatives (weight 1) next to the mean of the others, so that single-token
   /// stripes and sinks are not diluted by 1/S. Cost grows by (1 + outliers); still O(L^2/S^2).
-  /// 0 since session 21 (5 in sessions 3-20): with the moment column the stride mean alone holds
-  /// the same recall on the GPU suite for 2/7 of the score arithmetic; the selector then fits
-  /// issue 4's 3 % of dense at 32K and the executor runs its pattern at the dense rate per block.
-  int outliers = 0;
+  /// 1 since session 25 (0 in sessions 21-24, 5 in sessions 3-20): 3-8 % fewer blocks than the
+  /// stride mean alone at the same recall on the GPU suite, for a selector that session 25 made
+  /// fit issue 4's 3 % of dense at 32K (docs/methods/attention-selectors.md).
+  int outliers = 1;
   /// kMean only: score the mean representative with the diagonal-Gaussian log-sum-exp
   /// correction scale^2/2 sum_d q_d^2 var_d (var over the stride's keys), so that strides whose
   /// keys spread get the mass exp(mean logit) misses. Doubles the GEMM width; still O(L^2/S^2).
