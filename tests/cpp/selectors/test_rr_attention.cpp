@@ -161,7 +161,10 @@ TEST(RRSelector, QueryStrideSetsWhichRowsAreSampled) {
   // random directions of norm sqrt(D): self and planted logits exactly 8 g
   const auto direction = [&](float* v) {
     double n2 = 0;
-    for (int64_t d = 0; d < D; ++d) n2 += double(v[d] = float(rng.normal())) * v[d];
+    for (int64_t d = 0; d < D; ++d) {
+      v[d] = float(rng.normal());
+      n2 += double(v[d]) * v[d];
+    }
     for (int64_t d = 0; d < D; ++d) v[d] = float(v[d] * std::sqrt(double(D) / n2));
   };
   direction(ca.data());
