@@ -457,13 +457,9 @@ __device__ __forceinline__ void select_row_sorted(const Geometry& geo, const flo
 // Both read the statistics once and compute each exp once, and both were slower, 32K: 0.079 ->
 // 0.11-0.13 ms, 128K: 0.58 -> 0.66-1.10 ms: this kernel's 32 registers let 8 CTAs share an SM,
 // and the second pass mostly hits the cache.)
-// kSelect (FusedSelect): the row's selection follows in the same CTA (warp 0, from the sums in
-// shared memory) instead of out and select_rows; only with combine kSet and no normalisation,
-// where out would hold the same values.
-template <bool kSelect>
 __global__ void block_scores_kernel(StrideProblem pb, Geometry geo, int parts, int eb,
                                     const GroupStat* stats, float* out, int combine, bool normalize,
-                                    float weight, bool first, FusedSelect sel) {
+                                    float weight, bool first) {
   extern __shared__ float blk[];  // [nkb], then per row of the block: max, 1/total, groups
   __shared__ double dscratch[32];
   batch_head(pb, stats, int(blockIdx.y));
@@ -506,14 +502,6 @@ __global__ void block_scores_kernel(StrideProblem pb, Geometry geo, int parts, i
     }
     blk[kb] = acc;
   }
-  if constexpr (kSelect) {
-    __shared__ uint32_t keep[32];
-    __syncthreads();
-    if (warp == 0)
-      select_row_sorted(geo, blk, qb, sel.share, (sel.head + int(blockIdx.y)) * geo.nqb + qb,
-                        sel.counts, sel.lists, keep, lane);
-    return;
-  }
   double t = 1.0;
   float* o = out + int64_t(qb) * nkb;
   if (normalize) {
@@ -539,7 +527,9 @@ __global__ void block_scores_kernel(StrideProblem pb, Geometry geo, int parts, i
 // sums and rows go to its own slice of shared memory: [nkb], then max, 1/total, groups per row.
 // kUnroll key blocks per lane are in flight together; at 6 CTAs per SM that is 40 registers (2
 // blocks at 8 CTAs: 32 registers with a few bytes spilled, timed the same in session 8).
-// kSelect: as block_scores_kernel's, by the same warp.
+// kSelect (FusedSelect): the query block's row is then selected by the same warp from its sums in
+// shared memory (select_row_sorted) instead of writing out for select_rows; only with combine
+// kSet and no normalisation, where out would hold the same values.
 constexpr int kWarpBlocks = 8, kUnroll = 4;
 template <bool kSelect>
 __global__ void __launch_bounds__(32 * kWarpBlocks, 6)
@@ -1249,8 +1239,9 @@ cudaError_t stride_stats_mma(const StrideProblem& pb, const Geometry& geo, Group
 // 64K and 10-40 % slower at 128K; docs/results/gpu-attention.md, session 8). SIEVE_BLOCK_SCORES=cta
 // or =warp forces one (same values; read at every launch so that tests can switch it).
 // The caller may ask for the warp kernel at any row count (rr since session 25: at 32K with the
-// selection fused, 0.442-0.446 -> 0.436-0.438 ms for rr with one outlier, the CTA kernel with it
-// 0.488-0.491 ms (63 registers: half the CTAs per SM); at 128K 3.20-3.23 -> 3.15 ms).
+// selection fused, 0.442-0.446 -> 0.436-0.438 ms for rr with one outlier; at 128K 3.20-3.23 ->
+// 3.15 ms). The selection fused into the CTA kernel took 63 registers, half the CTAs per SM,
+// and 0.488-0.491 ms, so under the CTA kernel it stays select_rows' launch.
 constexpr int kWarpRows = 2;
 static bool use_block_scores_warp(int rows, bool prefer_warp) {
   const char* v = std::getenv("SIEVE_BLOCK_SCORES");  // NOLINT(concurrency-mt-unsafe)
@@ -1300,17 +1291,19 @@ cudaError_t block_scores(const StrideProblem& pb, const Geometry& geo, const Gro
     return launch_block_scores_warp(pb, geo, max_rows, warp_smem, stats, out, combine, normalize,
                                     weight, stream, first, sel);
   const size_t smem = size_t(geo.nkb + 3 * max_rows) * 4;
-  const auto kernel = sel ? block_scores_kernel<true> : block_scores_kernel<false>;
   if (smem > 48 * 1024) {
-    const cudaError_t e =
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+    const cudaError_t e = cudaFuncSetAttribute(
+        block_scores_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
     if (e != cudaSuccess) return e;
   }
   const dim3 grid(unsigned(geo.nqb), unsigned(pb.heads));
-  kernel<<<grid, kScoreThreads, smem, stream>>>(
+  block_scores_kernel<<<grid, kScoreThreads, smem, stream>>>(
       pb, geo, stats_parts(pb, geo), entries_per_block(pb, geo), stats, out, int(combine),
-      normalize, weight, first, sel ? *sel : FusedSelect{});
-  return cudaGetLastError();
+      normalize, weight, first);
+  const cudaError_t e = cudaGetLastError();
+  if (e != cudaSuccess || sel == nullptr) return e;
+  return select_rows(geo, out, sel->share, sel->head, sel->counts, sel->lists, stream, pb.heads,
+                     pb.z_out);
 }
 
 cudaError_t select_rows(const Geometry& geo, const float* scores, double share, int head, int* counts,

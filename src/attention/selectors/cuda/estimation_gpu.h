@@ -108,9 +108,10 @@ enum class Combine : int { kSet = 0, kMax = 1, kMeanAdd = 2 };
 /// combine into out [nqb][nkb]: set, max, or add value / weight (the mean over `weight` maps).
 /// first: out is taken as zero before combining (the first map; no memset needed), i.e. the
 /// visible entries of every row are written.
-/// sel non-null: the selection of select_rows (share, heads from sel->head) follows in the same
-/// kernel from the sums in shared memory, out is not written (the same lists and counts: the
-/// rows are selected from the values out would hold). Only where block_scores_can_select(geo)
+/// sel non-null: the selection of select_rows (share, heads from sel->head) follows; on the warp
+/// kernel in the same kernel from the sums in shared memory, without writing out (the same lists
+/// and counts: the rows are selected from the values out would hold), on the CTA kernel by
+/// select_rows on out. Only where block_scores_can_select(geo)
 /// (rows of <= 256 key blocks: the register sort), with combine kSet and no normalisation.
 /// prefer_warp: the one-warp-per-query-block kernel whatever the rows per block (same values;
 /// SIEVE_BLOCK_SCORES=cta|warp overrides either way).
