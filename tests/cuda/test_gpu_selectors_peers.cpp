@@ -310,28 +310,38 @@ TEST_F(GpuPeerSelectors, RRFusedQueriesEqualSeparate) {
                                "rr queries");
 }
 
+// Row shapes of the two equality tests below: rr at its defaults on the planted input, 250 key
+// blocks per row (500 rows: not a multiple of 8; register-sort width 8), every visible block
+// (tau 1), and non-causal rows.
+std::vector<SwitchCase> rr_row_cases(uint64_t seed) {
+  return {
+      {{"dense_below=0"}, planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed), true, "planted"},
+      {{"dense_below=0", "outliers=1", "stride=2", "block_q=8", "block_k=8", "tau=0.9"},
+       planted_inputs(DType::kBF16, 2, 1, 2000, 64, seed + 1), true, "250 blocks, 500 rows"},
+      {{"dense_below=0", "tau=1"}, random_inputs(DType::kBF16, 4, 2, 1537, 1537, 128, seed + 2),
+       true, "tau 1"},
+      {{"dense_below=0"}, planted_inputs(DType::kF16, 2, 2, 1300, 64, seed + 3), false,
+       "non-causal"},
+  };
+}
+
 // rr's block sums select the rows in the same kernel where rows have at most 256 key blocks
-// (estimation.cu select_row_sorted from the sums in shared memory; SIEVE_RR_SELECT=separate
-// writes the scores and runs select_rows). Both apply the same code to the same f32 values, so
-// the patterns must be identical: under both block-sum kernels (the CTA kernel, rr's default,
-// and the warp kernel), at 1 to 250 key blocks per row (register-sort widths 1 to 8), causal and
-// not, with an outlier and a query stride of 32, and with tau 1 (every visible block).
+// (estimation.cu select_row_sorted from the warp kernel's sums in shared memory;
+// SIEVE_RR_SELECT=separate writes the scores and runs select_rows). Both apply the same code to
+// the same f32 values, so the patterns must be identical: under both block-sum kernels (the warp
+// kernel, rr's default, and the CTA kernel, where the selection stays select_rows' launch), at 1
+// to 250 key blocks per row (register-sort widths 1 to 8), causal and not, with an outlier and
+// a query stride of 32, and with tau 1 (every visible block).
 TEST_F(GpuPeerSelectors, RRFusedSelectionEqualsSeparate) {
   const uint64_t seed = fresh_seed();
-  const std::vector<SwitchCase> cases = {
-      {{"dense_below=0"}, planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed), true, "planted"},
-      {{"dense_below=0", "outliers=1", "query_stride=32", "tau=0.98"},
-       planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed + 1), true, "outlier, query stride 32"},
-      {{"dense_below=0", "outliers=1", "stride=2", "block_q=8", "block_k=8", "tau=0.9"},
-       planted_inputs(DType::kBF16, 2, 1, 2000, 64, seed + 2), true, "250 blocks"},
-      {{"dense_below=0", "stride=4", "block_q=16", "block_k=16"},
-       random_inputs(DType::kF16, 2, 2, 1100, 1100, 64, seed + 3), true, "69 blocks f16"},
-      {{"dense_below=0"}, planted_inputs(DType::kBF16, 2, 2, 1300, 64, seed + 4), false,
-       "non-causal"},
-      {{"dense_below=0", "tau=1"}, random_inputs(DType::kBF16, 4, 2, 1537, 1537, 128, seed + 5),
-       true, "tau 1"},
-  };
-  for (const char* kernel : {"cta", "warp"}) {
+  std::vector<SwitchCase> cases = rr_row_cases(seed);
+  cases.push_back({{"dense_below=0", "outliers=1", "query_stride=32", "tau=0.98"},
+                   planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed + 4), true,
+                   "outlier, query stride 32"});
+  cases.push_back({{"dense_below=0", "stride=4", "block_q=16", "block_k=16"},
+                   random_inputs(DType::kF16, 2, 2, 1100, 1100, 64, seed + 5), true,
+                   "69 blocks f16"});
+  for (const char* kernel : {"warp", "cta"}) {
     SCOPED_TRACE(std::string("SIEVE_BLOCK_SCORES=") + kernel);
     const ScopedEnv env("SIEVE_BLOCK_SCORES", kernel);
     expect_switch_patterns_equal("rr", cases, seed, "SIEVE_RR_SELECT", "separate", "fused",
@@ -342,25 +352,18 @@ TEST_F(GpuPeerSelectors, RRFusedSelectionEqualsSeparate) {
 // The block CSR of every GPU selector is assembled in one kernel (estimation.cu
 // csr_lookback_kernel: offsets by a decoupled look-back over tiles of 8 rows, then each row's
 // copy); SIEVE_CSR=two runs the single-CTA scan and the gather kernel. Integer sums and copies:
-// the patterns must be identical. Cases: row counts that are not a multiple of 8 (500 rows),
-// 4096 rows (512 tiles: look-back windows past 32 tiles), several selectors, full rows (tau 1).
+// the patterns must be identical. Cases: rr's row shapes above, 4096 rows (512 tiles: look-back
+// windows past 32 tiles), and unisparse's and xattn's patterns.
 TEST_F(GpuPeerSelectors, OnePassCsrEqualsTwoKernels) {
   const uint64_t seed = fresh_seed();
-  const std::vector<SwitchCase> cases = {
-      {{"dense_below=0"}, planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed), true, "rr planted"},
-      {{"dense_below=0", "outliers=1", "stride=2", "block_q=8", "block_k=8", "tau=0.9"},
-       planted_inputs(DType::kBF16, 2, 1, 2000, 64, seed + 1), true, "rr 500 rows"},
-      {{"dense_below=0", "block_q=64", "block_k=64", "stride=8"},
-       random_inputs(DType::kBF16, 32, 8, 8192, 8192, 64, seed + 2), true, "rr 4096 rows"},
-      {{"dense_below=0", "tau=1"}, random_inputs(DType::kBF16, 4, 2, 1537, 1537, 128, seed + 3),
-       true, "rr tau 1"},
-      {{"dense_below=0"}, planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed + 4), true,
-       "unisparse", "unisparse"},
-      {{"dense_below=0"}, planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed + 5), true,
-       "xattn", "xattn"},
-      {{"dense_below=0"}, planted_inputs(DType::kF16, 2, 2, 1300, 64, seed + 6), false,
-       "rr non-causal"},
-  };
+  std::vector<SwitchCase> cases = rr_row_cases(seed);
+  cases.push_back({{"dense_below=0", "block_q=64", "block_k=64", "stride=8"},
+                   random_inputs(DType::kBF16, 32, 8, 8192, 8192, 64, seed + 4), true,
+                   "4096 rows"});
+  cases.push_back({{"dense_below=0"}, planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed + 5),
+                   true, "unisparse", "unisparse"});
+  cases.push_back({{"dense_below=0"}, planted_inputs(DType::kBF16, 4, 2, 2048, 128, seed + 6),
+                   true, "xattn", "xattn"});
   expect_switch_patterns_equal("rr", cases, seed, "SIEVE_CSR", "two", "one", "csr");
 }
 
